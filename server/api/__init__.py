@@ -1,0 +1,54 @@
+"""HTTP handlers, by audience: `public.py` (no token) and `staff.py` (bearer token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.errors import ApiError
+from server.state import AppState
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.sunbid
+    return state
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON: 415 if not JSON, 413 if too large, 400 if malformed."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+    limit = state_of(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > limit):
+        raise ApiError(413, "too_large", f"the body may be at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "too_large", f"the body may be at most {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "malformed", "the body is not valid JSON (UTF-8)") from None
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise ApiError(422, "invalid_parameter", f"{name} must be a whole number from {low} "
+                       f"to {high}", {"field": name})
+    return int(raw)

@@ -1,0 +1,80 @@
+"""Endpoints anyone may call: health, vocabulary, projects, events."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.api import JSONResponse, int_param, state_of
+from server.errors import ApiError
+from server.stream.request import parse_since, parse_stages, parse_topics, split_list
+from server.topics import CODE, STAFF_TOPICS
+
+MAX_QUERY = 100
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "head": state_of(request).store.head})
+
+
+async def categories(request: Request) -> Response:
+    return JSONResponse(state_of(request).domain.as_json())
+
+
+async def list_projects(request: Request) -> Response:
+    state = state_of(request)
+    params = request.query_params
+    filters = {}
+    for name in ("category", "agency", "region", "stage"):
+        value = params.get(name)
+        if value:
+            if not CODE.fullmatch(value):
+                raise ApiError(422, "invalid_parameter", f"{name}: not a valid code",
+                               {"field": name})
+            filters[name] = value
+    query = params.get("q") or None
+    if query is not None and len(query) > MAX_QUERY:
+        raise ApiError(422, "invalid_parameter", f"q: at most {MAX_QUERY} characters",
+                       {"field": "q"})
+    limit = int_param(request, "limit", 20, 1, 100)
+    try:
+        items, next_cursor = await state.store.list_projects(
+            filters, query, params.get("cursor") or None, limit)
+    except ValueError:
+        raise ApiError(422, "invalid_parameter", "cursor: not a cursor this API gave out",
+                       {"field": "cursor"}) from None
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+async def get_project(request: Request) -> Response:
+    state = state_of(request)
+    project_id = request.path_params["project_id"]
+    project = await state.store.get_project(project_id) if CODE.fullmatch(project_id) else None
+    if project is None:
+        raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
+    timeline = await state.store.timeline(project_id)
+    # Events are served as stored: their bytes are spliced in, not re-encoded.
+    project["timeline"] = [orjson.Fragment(event.json) for event in timeline]
+    project["deadlines"] = []
+    return JSONResponse(project)
+
+
+async def list_events(request: Request) -> Response:
+    state = state_of(request)
+    params = request.query_params
+    since = parse_since(params.get("since") or "0") or 0
+    raw_topics = split_list(params.get("topics"))
+    topics = None
+    if raw_topics:
+        names = parse_topics(raw_topics, state.domain, state.settings.max_topics_per_connection)
+        if STAFF_TOPICS.intersection(names):
+            raise ApiError(422, "invalid_topic", "staff topics carry no events")
+        stages = parse_stages(split_list(params.get("stages")), state.domain)
+        topics = dict.fromkeys(names, stages)
+    elif params.get("stages"):
+        topics = {"all": parse_stages(split_list(params.get("stages")), state.domain)}
+    limit = int_param(request, "limit", 100, 1, 1000)
+    head = state.store.head
+    events = await state.store.events_since(since, topics, limit)
+    return JSONResponse({"items": [orjson.Fragment(e.json) for e in events], "head": head})

@@ -1,0 +1,126 @@
+"""`create_app`: routes and wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.api import JSONResponse, pages, public, staff
+from server.api.openapi import openapi
+from server.auth import Authenticator
+from server.bus import open_bus
+from server.clock import Clock
+from server.demo import load_demo
+from server.domain import Domain
+from server.errors import ApiError
+from server.hub import Hub
+from server.settings import Settings
+from server.state import AppState
+from server.store import open_store
+from server.stream.limits import ConnectionLimiter
+from server.stream.sse import SSEStream
+from server.stream.ws import WebSocketStream
+
+log = logging.getLogger("sunbid")
+
+
+class SunbidApp:
+    """The ASGI app: `/ws` straight to the stream, everything else to Starlette."""
+
+    def __init__(self, state: AppState, http: Starlette) -> None:
+        self.state = state
+        self.http = http
+        self.ws = WebSocketStream(state)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await self.ws(scope, receive, send)
+        else:
+            await self.http(scope, receive, send)
+
+    async def close_streams(self) -> None:
+        """Tell every streaming client to reconnect elsewhere (WebSocket 1001)."""
+        connections = list(self.state.connections)
+        await asyncio.gather(*(c.shutdown() for c in connections), return_exceptions=True)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> SunbidApp:
+    settings = settings or Settings.from_env()
+    clock = clock or Clock(settings.timezone)
+    store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
+    state = AppState(
+        settings=settings,
+        domain=Domain.load(),
+        clock=clock,
+        store=store,
+        bus=open_bus(settings.bus_url),
+        hub=Hub(),
+        auth=Authenticator(store),
+        limiter=ConnectionLimiter(settings.max_connections_per_address),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await state.store.open()
+        state.store.on_commit(state.bus.publish)
+        await state.bus.start(state.hub.dispatch)
+        if settings.demo:
+            await load_demo(state.store, state.domain, clock.now())
+        try:
+            yield
+        finally:
+            await app.close_streams()
+            await state.bus.close()
+            await state.store.close()
+
+    routes = [
+        Route("/", pages.home),
+        Route("/healthz", public.healthz),
+        Route("/api/openapi.json", openapi),
+        Route("/api/categories", public.categories),
+        Route("/api/projects", public.list_projects, methods=["GET"]),
+        Route("/api/projects", staff.create_project, methods=["POST"]),
+        Route("/api/projects/{project_id}", public.get_project),
+        Route("/api/projects/{project_id}/events", staff.publish_event, methods=["POST"]),
+        Route("/api/events", public.list_events),
+        Route("/api/stream", SSEStream(state)),
+    ]
+    http = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+    )
+    http.state.sunbid = state
+    app = SunbidApp(state, http)
+    return app
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse({"error": {"code": "internal", "message": "internal error"}},
+                        status_code=500)

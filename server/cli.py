@@ -1,0 +1,150 @@
+"""The `sunbid` command: serve, tokens, verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+
+from server.auth import ROLES, digest, new_token
+from server.clock import Clock
+from server.settings import Settings, SettingsError
+from server.store import EventStore, ProjectExists, open_store
+from server.topics import CODE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sunbid", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API, streams and app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    token = commands.add_parser("token", help="staff tokens").add_subparsers(
+        dest="action", required=True)
+    create = token.add_parser("create", help="issue a token; printed once, on the last line")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--agency", help="the agency code a publisher publishes for")
+    token.add_parser("list", help="list tokens (names and roles, never the tokens)")
+    revoke = token.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+
+    commands.add_parser("verify", help="re-compute the event log's hash chain")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return serve_forever(settings, args.host, args.port)
+    if args.command == "verify":
+        return _with_store(settings, _verify)
+    handlers: dict[str, Callable[[EventStore], Awaitable[int]]] = {
+        "create": lambda store: _token_create(store, args.name, args.role, args.agency),
+        "list": _token_list,
+        "revoke": lambda store: _token_revoke(store, args.name),
+    }
+    return _with_store(settings, handlers[args.action])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but streaming clients hear 1001 "going away" before it stops."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        app = self.config.loaded_app
+        while hasattr(app, "app") and not hasattr(app, "close_streams"):
+            app = app.app  # unwrap uvicorn's middleware
+        if hasattr(app, "close_streams"):
+            await app.close_streams()
+        await super().shutdown(sockets)
+
+
+def serve_forever(settings: Settings, host: str, port: int) -> int:
+    from server.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,  # a compressed frame cannot be shared
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
+        timeout_graceful_shutdown=10,
+        access_log=False,
+        lifespan="on",
+    )
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    print(f"Sunbid: open http://{shown}:{port}/ — data in {settings.data_dir}\n"
+          "Staff token: sunbid token create --name NAME --role admin", flush=True)
+    _Server(config).run()
+    return 0
+
+
+def _with_store(settings: Settings, action: Callable[[EventStore], Awaitable[int]]) -> int:
+    async def run() -> int:
+        store = open_store(settings.database_url, Clock(settings.timezone),
+                           synchronous=settings.sqlite_synchronous)
+        await store.open()
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _token_create(store: EventStore, name: str, role: str, agency: str | None) -> int:
+    if not CODE.fullmatch(name):
+        print("sunbid: --name must be 1-64 characters of A-Z a-z 0-9 . _ -", file=sys.stderr)
+        return 2
+    if role == "publisher" and (agency is None or not CODE.fullmatch(agency)):
+        print("sunbid: a publisher token needs --agency CODE", file=sys.stderr)
+        return 2
+    secret = new_token()
+    try:
+        await store.add_token(name, role, agency if role == "publisher" else agency, digest(secret))
+    except ProjectExists:
+        print(f"sunbid: a token named {name!r} exists already", file=sys.stderr)
+        return 1
+    print(f"Token {name!r} ({role}{', agency ' + agency if agency else ''}). "
+          "It is shown only this once:")
+    print(secret)
+    return 0
+
+
+async def _token_list(store: EventStore) -> int:
+    for token in await store.list_tokens():
+        state = f"revoked {token.revoked_at}" if token.revoked_at else "active"
+        print(f"{token.name}\t{token.role}\t{token.agency or '-'}\t{token.created_at}\t{state}")
+    return 0
+
+
+async def _token_revoke(store: EventStore, name: str) -> int:
+    if await store.revoke_token(name):
+        print(f"revoked {name!r}")
+        return 0
+    print(f"sunbid: no active token named {name!r}", file=sys.stderr)
+    return 1
+
+
+async def _verify(store: EventStore) -> int:
+    report = await store.verify()
+    if report.first_bad_seq is None:
+        print(f"ok: {report.checked} events, head {report.head}, hash chain intact")
+        return 0
+    print(f"BAD at seq {report.first_bad_seq}: {report.reason} "
+          f"({report.checked} events before it are intact)")
+    return 1

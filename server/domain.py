@@ -1,0 +1,234 @@
+"""Categories, their stage vocabularies, and validation of what staff publish.
+
+The vocabulary is data (`data/categories.toml`) so staff can change it; it is
+checked at start-up and a mistake names the file, entry and field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from server.errors import ApiError, invalid
+from server.topics import CODE
+
+CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
+MAX_TITLE = 200
+MAX_BODY = 20_000
+
+
+class DomainFileError(ValueError):
+    """The vocabulary file is malformed; the message names file, entry and field."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    code: str
+    zh: str
+    en: str
+    oversight: bool
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    zh: str
+    en: str
+    board: str
+    lifecycle: tuple[str, ...]
+    stages: frozenset[str]  # lifecycle plus every oversight stage
+
+
+@dataclass(frozen=True)
+class Domain:
+    stages: dict[str, Stage]
+    categories: dict[str, Category]
+
+    @classmethod
+    def load(cls, path: Path = CATEGORIES_FILE) -> Domain:
+        try:
+            raw = tomllib.loads(path.read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise DomainFileError(f"{path}: {exc}") from exc
+        stages = {code: _stage(path, code, entry) for code, entry in _table(path, raw, "stages")}
+        oversight = tuple(s.code for s in stages.values() if s.oversight)
+        categories = {}
+        for code, entry in _table(path, raw, "categories"):
+            lifecycle = entry.get("stages")
+            if not isinstance(lifecycle, list) or not lifecycle:
+                raise DomainFileError(f"{path}: categories.{code}.stages: a non-empty list")
+            for stage in lifecycle:
+                if stage not in stages or stages[stage].oversight:
+                    raise DomainFileError(
+                        f"{path}: categories.{code}.stages: {stage!r} is not a lifecycle stage"
+                    )
+            categories[code] = Category(
+                code=code,
+                zh=_text(path, f"categories.{code}", entry, "zh"),
+                en=_text(path, f"categories.{code}", entry, "en"),
+                board=_text(path, f"categories.{code}", entry, "board"),
+                lifecycle=tuple(lifecycle),
+                stages=frozenset(lifecycle) | frozenset(oversight),
+            )
+        return cls(stages=stages, categories=categories)
+
+    def as_json(self) -> dict[str, Any]:
+        """`GET /api/categories`: lifecycle stages in order, then oversight ones."""
+        oversight = [s for s in self.stages.values() if s.oversight]
+        return {
+            "items": [
+                {
+                    "code": c.code,
+                    "name": {"zh": c.zh, "en": c.en},
+                    "board": c.board,
+                    "stages": [
+                        {
+                            "code": s.code,
+                            "name": {"zh": s.zh, "en": s.en},
+                            "oversight": s.oversight,
+                        }
+                        for s in [self.stages[x] for x in c.lifecycle] + oversight
+                    ],
+                }
+                for c in self.categories.values()
+            ]
+        }
+
+    def is_lifecycle(self, stage: str) -> bool:
+        return not self.stages[stage].oversight
+
+    # --- validation of staff input -------------------------------------
+
+    def project_input(self, body: object) -> dict[str, Any]:
+        fields = _object(body, {"id", "title", "category", "agency", "region", "budget",
+                                "currency"})
+        category = fields.get("category")
+        if category not in self.categories:
+            raise invalid("category", f"one of {', '.join(self.categories)}")
+        budget = fields.get("budget")
+        if budget is not None and (
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not math.isfinite(budget)
+            or budget < 0
+        ):
+            raise invalid("budget", "a non-negative number")
+        currency = fields.get("currency", "CNY")
+        if not (isinstance(currency, str) and len(currency) == 3 and currency.isupper()
+                and currency.isascii() and currency.isalpha()):
+            raise invalid("currency", "an ISO 4217 code such as CNY")
+        region = fields.get("region")
+        return {
+            "id": _code(fields.get("id"), "id"),
+            "title": _line(fields.get("title"), "title", MAX_TITLE),
+            "category": category,
+            "agency": _code(fields.get("agency"), "agency"),
+            "region": None if region is None else _code(region, "region"),
+            "budget": budget,
+            "currency": currency,
+        }
+
+    def event_input(self, body: object, category: str, tz: ZoneInfo) -> dict[str, Any]:
+        """The publishable part of an event; the server fills in the rest."""
+        fields = _object(body, {"stage", "title", "body", "data", "occurred_at"})
+        stage = fields.get("stage")
+        allowed = self.categories[category].stages
+        if stage not in allowed:
+            names = sorted(allowed)
+            raise ApiError(
+                422,
+                "invalid_stage",
+                f"stage must be one of the {category} stages: {', '.join(names)}",
+                {"field": "stage", "allowed": names},
+            )
+        text = fields.get("body", "")
+        if not isinstance(text, str) or len(text) > MAX_BODY:
+            raise invalid("body", f"text of at most {MAX_BODY} characters")
+        data = fields.get("data", {})
+        if not isinstance(data, dict):
+            raise invalid("data", "an object")
+        if stage == "correction":
+            corrects = data.get("corrects")
+            if isinstance(corrects, bool) or not isinstance(corrects, int) or corrects < 1:
+                raise invalid("data.corrects", "the seq of the event this corrects")
+        occurred = fields.get("occurred_at")
+        return {
+            "stage": stage,
+            "title": _line(fields.get("title"), "title", MAX_TITLE),
+            "body": text,
+            "data": data,
+            "occurred_at": None if occurred is None else parse_time(occurred, "occurred_at", tz),
+        }
+
+
+def parse_time(value: object, field: str, tz: ZoneInfo) -> str:
+    """An RFC 3339 time with offset, re-expressed in the server's time zone."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise invalid(field, "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(field, "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00") from None
+    if moment.tzinfo is None:
+        raise invalid(field, "needs a UTC offset, e.g. +08:00")
+    return format_time(moment.astimezone(tz))
+
+
+def format_time(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+
+
+def _object(body: object, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_body", "the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_field",
+            f"unknown field(s): {', '.join(k[:40] for k in unknown[:5])}",
+            {"allowed": sorted(allowed)},
+        )
+    return body
+
+
+def _code(value: object, field: str) -> str:
+    if not isinstance(value, str) or not CODE.fullmatch(value):
+        raise invalid(field, "1-64 characters of A-Z a-z 0-9 . _ -")
+    return value
+
+
+def _line(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise invalid(field, f"non-empty text of at most {limit} characters")
+    return value.strip()
+
+
+def _table(path: Path, raw: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    table = raw.get(name)
+    if not isinstance(table, dict) or not table:
+        raise DomainFileError(f"{path}: [{name}.<code>] tables are missing")
+    for code, entry in table.items():
+        if not CODE.fullmatch(code) or not isinstance(entry, dict):
+            raise DomainFileError(f"{path}: {name}.{code}: not a valid entry")
+    return list(table.items())
+
+
+def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
+    oversight = entry.get("oversight", False)
+    if not isinstance(oversight, bool):
+        raise DomainFileError(f"{path}: stages.{code}.oversight: true or false")
+    return Stage(code, _text(path, f"stages.{code}", entry, "zh"),
+                 _text(path, f"stages.{code}", entry, "en"), oversight)
+
+
+def _text(path: Path, where: str, entry: dict[str, Any], key: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DomainFileError(f"{path}: {where}.{key}: non-empty text required")
+    return value

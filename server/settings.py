@@ -1,0 +1,95 @@
+"""Settings from `SUNBID_*` environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    bus_url: str
+    timezone: ZoneInfo
+    demo: bool
+    vapid_subject: str
+    push_allowed_hosts: tuple[str, ...]
+    # Limits: exceeding one answers with the contract's error, never a crash.
+    max_body_bytes: int
+    max_frame_bytes: int
+    max_topics_per_connection: int
+    max_connections_per_address: int
+    # Frames a connection may have waiting while its socket pushes back; one
+    # more and it is closed with 4008 `lagging` (it resumes with `since`).
+    max_pending_frames: int
+    ws_ping_interval: float
+    sqlite_synchronous: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("SUNBID_DATA_DIR", "./data"))
+        tz_name = env.get("SUNBID_TIMEZONE", "Asia/Shanghai")
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"SUNBID_TIMEZONE: unknown time zone {tz_name!r}") from exc
+        synchronous = env.get("SUNBID_SQLITE_SYNCHRONOUS", "FULL").upper()
+        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            raise SettingsError("SUNBID_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("SUNBID_DATABASE_URL", f"sqlite:///{data_dir / 'sunbid.db'}"),
+            bus_url=env.get("SUNBID_BUS_URL", "memory://"),
+            timezone=timezone,
+            demo=_flag(env, "SUNBID_DEMO", True),
+            vapid_subject=env.get("SUNBID_VAPID_SUBJECT", "mailto:admin@sunbid.invalid"),
+            push_allowed_hosts=tuple(
+                h.strip()
+                for h in env.get(
+                    "SUNBID_PUSH_ALLOWED_HOSTS",
+                    "fcm.googleapis.com,updates.push.services.mozilla.com,"
+                    "*.push.apple.com,*.notify.windows.com",
+                ).split(",")
+                if h.strip()
+            ),
+            max_body_bytes=_int(env, "SUNBID_MAX_BODY_BYTES", 64 * 1024, 1024),
+            max_frame_bytes=_int(env, "SUNBID_MAX_FRAME_BYTES", 16 * 1024, 256),
+            max_topics_per_connection=_int(env, "SUNBID_MAX_TOPICS", 64, 1),
+            max_connections_per_address=_int(env, "SUNBID_MAX_CONNECTIONS_PER_ADDRESS", 256, 1),
+            max_pending_frames=_int(env, "SUNBID_MAX_PENDING_FRAMES", 1024, 1),
+            ws_ping_interval=float(_int(env, "SUNBID_WS_PING_SECONDS", 20, 1)),
+            sqlite_synchronous=synchronous,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be 0 or 1, got {raw!r}")

@@ -1,0 +1,32 @@
+"""Everything a request handler may need, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from server.auth import Authenticator
+from server.bus import Bus
+from server.clock import Clock
+from server.domain import Domain
+from server.hub import Hub
+from server.settings import Settings
+from server.store import EventStore
+from server.stream.limits import ConnectionLimiter
+
+
+class Connection(Protocol):
+    async def shutdown(self) -> None: ...
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    domain: Domain
+    clock: Clock
+    store: EventStore
+    bus: Bus
+    hub: Hub
+    auth: Authenticator
+    limiter: ConnectionLimiter
+    connections: set[Connection] = field(default_factory=set)

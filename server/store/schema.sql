@@ -1,0 +1,54 @@
+-- The event log and the records beside it (SQLite).
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY,       -- gapless, assigned by the single writer
+    project  TEXT NOT NULL REFERENCES projects(id),
+    category TEXT NOT NULL,
+    agency   TEXT NOT NULL,
+    region   TEXT,
+    stage    TEXT NOT NULL,
+    doc      BLOB NOT NULL              -- the event JSON exactly as served, hash included
+);
+CREATE INDEX IF NOT EXISTS events_by_project  ON events(project, seq);
+CREATE INDEX IF NOT EXISTS events_by_category ON events(category, seq);
+CREATE INDEX IF NOT EXISTS events_by_agency   ON events(agency, seq);
+CREATE INDEX IF NOT EXISTS events_by_region   ON events(region, seq);
+
+-- The log is append-only. These stop accidents, not attackers: an attacker
+-- who drops them is caught by `sunbid verify` and the hash chain.
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS projects (
+    id          TEXT PRIMARY KEY,
+    title       TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    agency      TEXT NOT NULL,
+    region      TEXT,
+    budget      REAL,
+    currency    TEXT NOT NULL,
+    stage       TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    activity_us INTEGER NOT NULL,       -- epoch µs of the latest activity: list order
+    last_seq    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS projects_by_activity ON projects(activity_us DESC, id DESC);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    project     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (project, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tokens (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    agency     TEXT,
+    digest     TEXT NOT NULL UNIQUE,    -- SHA-256 of the token; the token itself is never stored
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);

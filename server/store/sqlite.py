@@ -1,0 +1,397 @@
+"""The event log on one SQLite file.
+
+Settings, and why:
+- `journal_mode=WAL`: replays and API reads run beside the writer and never
+  block it (nor it them). WAL persists in the file.
+- `synchronous=FULL` (default, `SUNBID_SQLITE_SYNCHRONOUS`): the WAL is
+  fsynced at every commit, so a 201 means the event survives a power cut,
+  not only a process crash (NORMAL would lose the last commits on power
+  loss). Group commit below pays that fsync once per batch, not per event.
+- `busy_timeout=5000`: the CLI (`sunbid token …`, `sunbid verify`) may use
+  the file while the server runs; it waits instead of failing.
+- One writer connection fed by one task: `seq` and the hash chain are assigned
+  in memory without races, and every publisher waiting at the same moment
+  shares one transaction (group commit). Reads use a separate connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from server.clock import Clock
+from server.domain import format_time
+from server.events import GENESIS_HASH, StoredEvent, chain_hash
+from server.store import (
+    AppendRequest,
+    AppendResult,
+    CommitListener,
+    IdempotencyConflict,
+    ProjectExists,
+    StoreUnavailable,
+    Token,
+    TopicStages,
+    VerifyReport,
+)
+from server.store.verify import verify_rows
+
+SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
+MAX_BATCH = 256
+PROJECT_COLUMNS = (
+    "id, title, category, agency, region, budget, currency, stage, created_at, updated_at,"
+    " last_seq"
+)
+EVENT_COLUMNS = "seq, project, category, agency, region, stage, doc"
+TOPIC_COLUMNS = {"project": "project", "category": "category", "agency": "agency",
+                 "region": "region"}
+
+
+@dataclass
+class _Pending:
+    request: AppendRequest
+    future: asyncio.Future[AppendResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class SQLiteStore:
+    def __init__(self, url: str, clock: Clock, *, synchronous: str = "FULL") -> None:
+        # sqlite:///relative/file.db or sqlite:////absolute/file.db
+        self.path = Path(url.removeprefix("sqlite:///"))
+        self.clock = clock
+        self.synchronous = synchronous
+        self.head = 0
+        self._last_hash = GENESIS_HASH
+        self._listeners: list[CommitListener] = []
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._w: aiosqlite.Connection | None = None
+        self._r: aiosqlite.Connection | None = None
+
+    # --- life cycle -------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._w = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", f"synchronous={self.synchronous}",
+                       "busy_timeout=5000", "foreign_keys=ON"):
+            await self._w.execute(f"PRAGMA {pragma}")
+        await self._w.executescript(SCHEMA)
+        self._r = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._r.execute("PRAGMA busy_timeout=5000")
+        await self._r.execute("PRAGMA query_only=1")
+        rows = await self._w.execute_fetchall("SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1")
+        for seq, doc in rows:
+            self.head = seq
+            self._last_hash = orjson.loads(doc)["hash"]
+        self._writer_task = asyncio.create_task(self._write_loop(), name="sunbid-log-writer")
+
+    async def close(self) -> None:
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+            self._writer_task = None
+        for conn in (self._r, self._w):
+            if conn is not None:
+                await conn.close()
+        self._r = self._w = None
+
+    def on_commit(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        assert self._r is not None, "store is not open"
+        return self._r
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        assert self._w is not None, "store is not open"
+        return self._w
+
+    # --- the log ------------------------------------------------------------
+
+    async def append(self, request: AppendRequest) -> AppendResult:
+        pending = _Pending(request)
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        head, last_hash = self.head, self._last_hash
+        outcomes: list[AppendResult | Exception] = []
+        created: list[StoredEvent] = []
+        try:
+            await self.writer.execute("BEGIN IMMEDIATE")
+            earlier = await self._earlier_keys(batch)
+            event_rows, project_rows, key_rows = [], [], []
+            now = self.clock.now()
+            published_at = now.isoformat(timespec="milliseconds")
+            for pending in batch:
+                req = pending.request
+                key = (req.project["id"], req.idempotency_key)
+                if req.idempotency_key is not None and key in earlier:
+                    fingerprint, previous = earlier[key]
+                    if fingerprint != req.fingerprint:
+                        outcomes.append(IdempotencyConflict())
+                    else:
+                        outcomes.append(AppendResult(previous, created=False))
+                    continue
+                head += 1
+                event = _new_event(head, req, published_at)
+                event["hash"] = last_hash = chain_hash(last_hash, event)
+                stored = StoredEvent.from_dict(event)
+                created.append(stored)
+                outcomes.append(AppendResult(stored, created=True))
+                event_rows.append((head, stored.project, stored.category, stored.agency,
+                                   stored.region, stored.stage, stored.json))
+                project_rows.append((published_at, int(now.timestamp() * 1e6), head,
+                                     req.lifecycle, stored.stage, stored.project))
+                if req.idempotency_key is not None:
+                    key_rows.append((*key, req.fingerprint, head))
+                    earlier[key] = (req.fingerprint, stored)
+            await self.writer.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES "
+                                          "(?,?,?,?,?,?,?)", event_rows)
+            await self.writer.executemany(
+                "UPDATE projects SET updated_at=?, activity_us=?, last_seq=?,"
+                " stage=CASE WHEN ? THEN ? ELSE stage END WHERE id=?", project_rows)
+            await self.writer.executemany("INSERT INTO idempotency VALUES (?,?,?,?)", key_rows)
+            await self.writer.execute("COMMIT")
+        except (sqlite3.Error, ValueError) as exc:
+            await self._rollback()
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(StoreUnavailable(str(exc)))
+            return
+        self.head, self._last_hash = head, last_hash
+        # Subscribers see an event only now that it is durable.
+        if created:
+            for listener in self._listeners:
+                listener(created)
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the publisher went away
+                continue
+            if isinstance(outcome, Exception):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _earlier_keys(
+        self, batch: list[_Pending]
+    ) -> dict[tuple[str, str | None], tuple[str, StoredEvent]]:
+        keys = [(p.request.project["id"], p.request.idempotency_key) for p in batch
+                if p.request.idempotency_key is not None]
+        if not keys:
+            return {}
+        values = ",".join("(?,?)" for _ in keys)
+        rows = await self.writer.execute_fetchall(
+            f"SELECT i.project, i.key, i.fingerprint, {_prefixed('e')} FROM idempotency i"
+            f" JOIN events e ON e.seq = i.seq WHERE (i.project, i.key) IN (VALUES {values})",
+            [part for key in keys for part in key],
+        )
+        return {(r[0], r[1]): (r[2], _event(r[3:])) for r in rows}
+
+    async def _rollback(self) -> None:
+        try:
+            await self.writer.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction was open
+
+    async def get_event(self, seq: int) -> StoredEvent | None:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        return _event(rows[0]) if rows else None
+
+    async def events_since(
+        self, since: int, topics: TopicStages | None, limit: int
+    ) -> list[StoredEvent]:
+        where, params = _topic_condition(topics)
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND ({where})"
+            " ORDER BY seq LIMIT ?",
+            (since, *params, limit),
+        )
+        return [_event(row) for row in rows]
+
+    async def verify(self) -> VerifyReport:
+        # Its own connection: a full scan must not hold up the API's reads.
+        async with aiosqlite.connect(self.path) as conn:
+            cursor = await conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")
+            report = await verify_rows(_batches(cursor))
+            rows = await conn.execute_fetchall("SELECT MAX(last_seq) FROM projects")
+        referenced = rows[0][0] or 0
+        if report.first_bad_seq is None and referenced > report.head:
+            return VerifyReport(report.checked, report.head, report.head + 1,
+                                f"seq {report.head + 1}..{referenced} are missing from the end")
+        return report
+
+    # --- projects -------------------------------------------------------------
+
+    async def create_project(self, project: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock.now()
+        stamp = format_time(now)
+        try:
+            await self.writer.execute(
+                f"INSERT INTO projects ({PROJECT_COLUMNS}, activity_us) VALUES"
+                " (?,?,?,?,?,?,?,?,?,?,0,?)",
+                (project["id"], project["title"], project["category"], project["agency"],
+                 project["region"], project["budget"], project["currency"], None, stamp, stamp,
+                 int(now.timestamp() * 1e6)),
+            )
+        except sqlite3.IntegrityError:
+            raise ProjectExists(project["id"]) from None
+        created = await self.get_project(project["id"])
+        assert created is not None
+        return created
+
+    async def get_project(self, project_id: str) -> dict[str, Any] | None:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,))
+        return _project(rows[0]) if rows else None
+
+    async def list_projects(
+        self, filters: Mapping[str, str], query: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        clauses, params = [], []
+        for column in ("category", "agency", "region", "stage"):
+            if column in filters:
+                clauses.append(f"{column} = ?")
+                params.append(filters[column])
+        if query:
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append("(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')")
+            params += [like, like]
+        if cursor is not None:
+            activity, project_id = _decode_cursor(cursor)
+            clauses.append("(activity_us, id) < (?, ?)")
+            params += [activity, project_id]
+        where = " AND ".join(clauses) or "1"
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {PROJECT_COLUMNS}, activity_us FROM projects WHERE {where}"
+            " ORDER BY activity_us DESC, id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items = [_project(row[:-1]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _encode_cursor(last[-1], last[0])
+        return items, next_cursor
+
+    async def timeline(self, project_id: str) -> list[StoredEvent]:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE project = ? ORDER BY seq", (project_id,))
+        return [_event(row) for row in rows]
+
+    async def count_projects(self) -> int:
+        rows = await self.reader.execute_fetchall("SELECT COUNT(*) FROM projects")
+        return int(rows[0][0])
+
+    # --- tokens ------------------------------------------------------------
+
+    async def add_token(self, name: str, role: str, agency: str | None, digest: str) -> None:
+        try:
+            await self.writer.execute(
+                "INSERT INTO tokens (name, role, agency, digest, created_at) VALUES (?,?,?,?,?)",
+                (name, role, agency, digest, format_time(self.clock.now())),
+            )
+        except sqlite3.IntegrityError:
+            raise ProjectExists(name) from None
+
+    async def list_tokens(self) -> list[Token]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT name, role, agency, created_at, revoked_at FROM tokens ORDER BY name")
+        return [Token(*row) for row in rows]
+
+    async def revoke_token(self, name: str) -> bool:
+        cursor = await self.writer.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            (format_time(self.clock.now()), name),
+        )
+        return cursor.rowcount > 0
+
+    async def token_by_digest(self, digest: str) -> Token | None:
+        rows = await self.reader.execute_fetchall(
+            "SELECT name, role, agency, created_at, revoked_at, digest FROM tokens"
+            " WHERE digest = ?", (digest,))
+        return Token(*rows[0]) if rows else None
+
+
+def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
+    project, draft = req.project, req.draft
+    return {
+        "seq": seq,
+        "project": project["id"],
+        "category": project["category"],
+        "agency": project["agency"],
+        "region": project["region"],
+        "stage": draft["stage"],
+        "title": draft["title"],
+        "body": draft["body"],
+        "data": draft["data"],
+        "occurred_at": draft["occurred_at"] or published_at,
+        "published_at": published_at,
+    }
+
+
+def _topic_condition(topics: TopicStages | None) -> tuple[str, list[Any]]:
+    """SQL selecting the events on any of `topics`, each with its stage filter."""
+    if topics is None:
+        return "1", []
+    clauses, params = [], []
+    for topic, stages in topics.items():
+        kind, _, value = topic.partition(":")
+        clause = "1" if topic == "all" else f"{TOPIC_COLUMNS[kind]} = ?"
+        if topic != "all":
+            params.append(value)
+        if stages is not None:
+            clause += f" AND stage IN ({','.join('?' for _ in stages)})"
+            params += sorted(stages)
+        clauses.append(f"({clause})")
+    return " OR ".join(clauses) or "0", params
+
+
+def _event(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]))
+
+
+def _prefixed(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+
+
+def _project(row: Sequence[Any]) -> dict[str, Any]:
+    keys = [c.strip() for c in PROJECT_COLUMNS.split(",")]
+    return dict(zip(keys, row, strict=True))
+
+
+def _encode_cursor(activity_us: int, project_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{activity_us}:{project_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        activity, _, project_id = raw.partition(":")
+        return int(activity), project_id
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("invalid cursor") from None
+
+
+async def _batches(cursor: aiosqlite.Cursor) -> Any:
+    while rows := await cursor.fetchmany(2000):
+        for row in rows:
+            yield _event(row)

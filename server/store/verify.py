@@ -1,0 +1,44 @@
+"""Re-computing the hash chain over stored rows, for `sunbid verify`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from server.events import GENESIS_HASH, StoredEvent, chain_hash
+from server.store import VerifyReport
+
+
+async def verify_rows(rows: AsyncIterator[StoredEvent]) -> VerifyReport:
+    """Check rows in seq order; report the first seq that is missing or altered.
+
+    An edited row breaks its own hash (or, if the editor re-hashed it, the
+    next row's link); a deleted row leaves a gap in `seq`.
+    """
+    expected, previous = 1, GENESIS_HASH
+    async for row in rows:
+        if row.seq != expected:
+            return VerifyReport(expected - 1, row.seq, expected, f"seq {expected} is missing")
+        problem = _check(row, previous)
+        if problem is not None:
+            return VerifyReport(expected - 1, row.seq, row.seq, problem)
+        previous = orjson.loads(row.json)["hash"]
+        expected += 1
+    return VerifyReport(expected - 1, expected - 1, None, None)
+
+
+def _check(row: StoredEvent, previous: str) -> str | None:
+    try:
+        event = orjson.loads(row.json)
+    except orjson.JSONDecodeError:
+        return "the stored event is not valid JSON"
+    if not isinstance(event, dict) or not isinstance(event.get("hash"), str):
+        return "the stored event has no hash"
+    routing = (event.get("seq"), event.get("project"), event.get("category"),
+               event.get("agency"), event.get("region"), event.get("stage"))
+    if routing != (row.seq, row.project, row.category, row.agency, row.region, row.stage):
+        return "the indexed columns do not match the stored event"
+    if chain_hash(previous, event) != event["hash"]:
+        return "the hash does not match the event and the previous hash"
+    return None

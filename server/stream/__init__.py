@@ -1,0 +1,1 @@
+"""Live streams to clients: WebSocket (`/ws`) and Server-Sent Events (`/api/stream`)."""

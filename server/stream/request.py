@@ -1,0 +1,47 @@
+"""Validating what a client asks to follow, for both stream transports."""
+
+from __future__ import annotations
+
+from server.domain import Domain
+from server.errors import ApiError
+from server.topics import parse_topic
+
+MAX_SEQ = 2**63 - 1
+
+
+def parse_topics(raw: object, domain: Domain, limit: int) -> list[str]:
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(422, "invalid_topic", "topics must be a non-empty list")
+    if len(raw) > limit:
+        raise ApiError(422, "too_many_topics", f"at most {limit} topics per connection")
+    return list(dict.fromkeys(parse_topic(t, domain.categories) for t in raw))
+
+
+def parse_stages(raw: object, domain: Domain) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise ApiError(422, "invalid_stage", "stages must be a list of stage codes")
+    unknown = [s for s in raw if s not in domain.stages]
+    if unknown:
+        raise ApiError(422, "invalid_stage", f"unknown stage {unknown[0][:40]!r}",
+                       {"allowed": sorted(domain.stages)})
+    return frozenset(raw) if raw else None
+
+
+def parse_since(raw: object) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 20 else raw
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_SEQ:
+        raise ApiError(422, "invalid_since", "since must be a seq: a whole number ≥ 0")
+    return raw
+
+
+def split_list(raw: str | None) -> list[str] | None:
+    """`a,b,c` from a query string; None when absent."""
+    if raw is None:
+        return None
+    return [part for part in raw.split(",") if part]
+

@@ -1,0 +1,116 @@
+"""Writing to one client without ever waiting on it in the fan-out loop.
+
+The fan-out loop hands each connection the same pre-built frame. While the
+connection's socket accepts data, its ASGI `send` runs to completion right
+here, synchronously: no queue, no task, no wake-up — that is what keeps the
+cost per delivery close to a bare `websockets.broadcast()`. Only when the
+socket pushes back (uvicorn's `send` would wait for the transport to drain)
+does the suspended `send` move into a task, and later frames wait in a
+bounded backlog until it has drained. A backlog that would exceed its bound
+means the client cannot keep up: it is cut off (`on_overflow`), never
+silently skipped, and never allowed to delay anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from typing import Any
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Sender:
+    def __init__(self, send: Send, limit: int, on_overflow: Callable[[], None]) -> None:
+        self._send = send
+        self._limit = limit
+        self._on_overflow = on_overflow
+        self._backlog: deque[Message] | None = None  # None while the socket keeps up
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task[None] | None = None
+        self.failed = False  # the peer is gone; nothing more will be written
+
+    @property
+    def backlog(self) -> int:
+        return 0 if self._backlog is None else len(self._backlog)
+
+    def offer(self, message: Message) -> None:
+        """Send now if the socket takes it, else queue it; overflow cuts the client off."""
+        if self.failed:
+            return
+        if self._backlog is not None:
+            if len(self._backlog) >= self._limit:
+                self.failed = True
+                self._backlog.clear()
+                self._on_overflow()
+                return
+            self._backlog.append(message)
+            return
+        coroutine = self._send(message)
+        try:
+            blocked_on = coroutine.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return  # written: the common case
+        except Exception:
+            self.failed = True  # the peer disconnected
+            return
+        self._backlog = deque()
+        self._drained.clear()
+        self._task = asyncio.create_task(self._drain(coroutine, blocked_on))
+
+    async def put(self, message: Message) -> None:
+        """Send with back-pressure: for replays, which may wait for the client."""
+        self.offer(message)
+        if self.backlog >= self._limit // 2:
+            await self._drained.wait()
+
+    async def drained(self) -> None:
+        await self._drained.wait()
+
+    async def close(self, message: Message, timeout: float = 5.0) -> None:
+        """Send a last message after whatever is queued; nothing is sent after it.
+
+        A client that has stopped reading altogether cannot be sent even that:
+        after `timeout` we give up and leave it to the keepalive ping, which
+        drops the connection when no pong comes back.
+        """
+        self.failed = True
+        if self._task is not None and not self._task.done():
+            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+            if not done:
+                return
+        try:
+            await asyncio.wait_for(self._send(message), timeout)
+        except Exception:
+            pass  # the peer is already gone, or stalled
+
+    async def _drain(self, coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+        try:
+            await _resume(coroutine, blocked_on)
+            while self._backlog:
+                await self._send(self._backlog.popleft())
+        except Exception:
+            self.failed = True
+        finally:
+            self._backlog = None
+            self._drained.set()
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> Generator[Any, None, None]:
+    """Finish a coroutine that was started by hand and suspended on `blocked_on`.
+
+    Yielding `blocked_on` hands it to the running task exactly as the
+    coroutine itself would have, so the task wakes when it is done; then the
+    coroutine carries on from where it stopped.
+    """
+    try:
+        yield blocked_on
+    except BaseException:
+        coroutine.close()
+        raise
+    yield from coroutine  # type: ignore[misc]

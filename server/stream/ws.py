@@ -1,0 +1,157 @@
+"""`/ws`: the WebSocket protocol of the contract, as a plain ASGI app.
+
+It sits outside Starlette's middleware on purpose: the fan-out writes to
+each connection's raw ASGI `send`, with nothing wrapped around it per frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from server.auth import STAFF_VIEW_ROLES
+from server.errors import ApiError
+from server.stream.feed import Feed
+from server.stream.frames import Frames, Message
+from server.stream.limits import client_address
+from server.stream.request import parse_since, parse_stages, parse_topics, split_list
+from server.topics import STAFF_TOPICS
+
+if TYPE_CHECKING:
+    from server.state import AppState
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_LAGGING = 4008
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+
+
+def _websocket_frame(frames: Frames) -> Message:
+    return frames.websocket()
+
+
+def _op(payload: dict[str, Any]) -> Message:
+    return {"type": "websocket.send", "text": orjson.dumps(payload).decode()}
+
+
+class WebSocketConnection:
+    def __init__(self, state: AppState, send: Any) -> None:
+        self.state = state
+        self.role: str | None = None
+        self.feed = Feed(
+            state.hub,
+            state.store,
+            send,
+            _websocket_frame,
+            {"type": "websocket.close", "code": CLOSE_LAGGING, "reason": "lagging"},
+            state.settings.max_pending_frames,
+        )
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        self.feed.sender.offer(_op(payload))
+
+    def error(self, exc: ApiError) -> None:
+        self.reply({"op": "error", "code": exc.code, "message": exc.message})
+
+    async def shutdown(self) -> None:
+        await self.feed.close({"type": "websocket.close", "code": CLOSE_GOING_AWAY,
+                               "reason": "server shutting down"})
+
+    async def handle(self, text: str | None) -> None:
+        if text is None:
+            raise ApiError(400, "binary_not_supported", "send JSON in text frames")
+        if len(text) > self.state.settings.max_frame_bytes:
+            raise ApiError(413, "frame_too_large", "the frame is too large")
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "malformed", "a frame must be a JSON object") from None
+        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+            raise ApiError(400, "malformed", 'a frame must be a JSON object with an "op"')
+        op = message["op"]
+        if op == "subscribe":
+            await self.subscribe(message.get("topics"), message.get("stages"),
+                                 message.get("since"))
+        elif op == "unsubscribe":
+            topics = parse_topics(message.get("topics"), self.state.domain,
+                                  self.state.settings.max_topics_per_connection)
+            self.feed.unfollow(topics)
+            self.reply({"op": "unsubscribed", "topics": topics})
+        elif op == "ping":
+            self.reply({"op": "pong", "head": self.state.store.head})
+        elif op == "auth":
+            secret = message.get("token")
+            token = await self.state.auth.token(secret) if isinstance(secret, str) else None
+            if token is None:
+                raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+            self.role = token.role
+            self.reply({"op": "authed", "role": token.role})
+        else:
+            raise ApiError(400, "unknown_op", f"unknown op {op[:40]!r}: use subscribe, "
+                           "unsubscribe, ping or auth")
+
+    async def subscribe(self, raw_topics: object, raw_stages: object, raw_since: object) -> None:
+        settings = self.state.settings
+        topics = parse_topics(raw_topics, self.state.domain, settings.max_topics_per_connection)
+        stages = parse_stages(raw_stages, self.state.domain)
+        since = parse_since(raw_since)
+        if len(set(self.feed.filter.stages_by_topic) | set(topics)) > \
+                settings.max_topics_per_connection:
+            raise ApiError(422, "too_many_topics",
+                           f"at most {settings.max_topics_per_connection} topics per connection")
+        if STAFF_TOPICS.intersection(topics) and self.role not in STAFF_VIEW_ROLES:
+            raise ApiError(403, "forbidden", "the supervision topic needs a supervisor or "
+                           'admin token: send {"op":"auth","token":"…"} first')
+        # `head` and joining the hub happen with no await between them, so a
+        # live-only client gets exactly the events after `head`.
+        self.reply({"op": "subscribed", "topics": topics, "head": self.state.store.head})
+        await self.feed.follow(dict.fromkeys(topics, stages), since)
+
+
+class WebSocketStream:
+    """The ASGI app for `/ws`."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        address = client_address(scope)
+        state = self.state
+        if not state.limiter.acquire(address):
+            await send({"type": "websocket.accept"})
+            await send(_op({"op": "error", "code": "too_many_connections",
+                            "message": "too many connections from this address"}))
+            await send({"type": "websocket.close", "code": CLOSE_TOO_MANY_CONNECTIONS,
+                        "reason": "too_many_connections"})
+            return
+        connection = WebSocketConnection(state, send)
+        state.connections.add(connection)
+        try:
+            await send({"type": "websocket.accept"})
+            await self._serve(connection, scope, receive)
+        finally:
+            state.connections.discard(connection)
+            connection.feed.stop()
+            state.limiter.release(address)
+
+    async def _serve(self, connection: WebSocketConnection, scope: Any, receive: Any) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "topics" in query:
+            try:
+                await connection.subscribe(split_list(query["topics"][0]),
+                                           split_list(query.get("stages", [None])[0]),
+                                           query.get("since", [None])[0])
+            except ApiError as exc:
+                connection.error(exc)
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                await connection.handle(message.get("text"))
+            except ApiError as exc:
+                connection.error(exc)
