@@ -1,0 +1,128 @@
+"""Shared fixtures: a real Sunbid server process on a free port, with a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`sunbid serve` in a child process; can be killed and restarted on the same data."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = {**os.environ, "SUNBID_DATA_DIR": str(data_dir), "SUNBID_DEMO": "0",
+                    "PYTHONUNBUFFERED": "1", **env}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=60)
+
+    def token(self, name: str, role: str = "admin", agency: str | None = None) -> str:
+        args = ["token", "create", "--name", name, "--role", role]
+        if agency:
+            args += ["--agency", agency]
+        result = self.cli(*args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    def head(self) -> int:
+        return int(httpx.get(self.url + "/healthz").json()["head"])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "data").start()
+    yield proc
+    if proc.process is not None:
+        proc.stop()
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> str:
+    return server.token("admin-test")
+
+
+class Staff:
+    """A staff member's HTTP client: create projects and publish events."""
+
+    def __init__(self, server: ServerProcess, token: str) -> None:
+        self.server = server
+        self.client = httpx.Client(base_url=server.url,
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def project(self, project_id: str, category: str = "construction",
+                agency: str = "YW-GGZY", region: str | None = "330782") -> dict[str, Any]:
+        response = self.client.post("/api/projects", json={
+            "id": project_id, "title": f"测试项目 {project_id}", "category": category,
+            "agency": agency, "region": region})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def publish(self, project_id: str, stage: str = "notice", **fields: Any) -> dict[str, Any]:
+        response = self.client.post(f"/api/projects/{project_id}/events",
+                                    json={"stage": stage, "title": f"{stage} 公告", **fields})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+
+@pytest.fixture
+def staff(server: ServerProcess, admin: str) -> Iterator[Staff]:
+    member = Staff(server, admin)
+    yield member
+    member.client.close()
