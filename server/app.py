@@ -116,11 +116,15 @@ async def _api_error(_: Request, exc: Exception) -> Response:
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def _internal_error(_: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
-    return JSONResponse({"error": {"code": "internal", "message": "internal error"}},
-                        status_code=500)
+    return JSONResponse(
+        {"error": {"code": "internal", "message": "internal error"}}, status_code=500
+    )

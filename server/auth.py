@@ -45,8 +45,9 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         found = await self.store.token_by_digest(wanted)
-        if found is not None and (found.revoked_at is not None
-                                  or not hmac.compare_digest(found.digest, wanted)):
+        if found is not None and (
+            found.revoked_at is not None or not hmac.compare_digest(found.digest, wanted)
+        ):
             found = None
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -57,13 +58,20 @@ class Authenticator:
         """The token of an `Authorization: Bearer …` header; 401 if absent or bad."""
         scheme, _, secret = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(401, "unauthorized", "a staff token is required: "
-                           "Authorization: Bearer <token>",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a staff token is required: Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         token = await self.token(secret.strip())
         if token is None:
-            raise ApiError(401, "unauthorized", "the token is unknown or revoked",
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the token is unknown or revoked",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         return token
 
 

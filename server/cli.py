@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
 
     token = commands.add_parser("token", help="staff tokens").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     create = token.add_parser("create", help="issue a token; printed once, on the last line")
     create.add_argument("--name", required=True)
     create.add_argument("--role", required=True, choices=ROLES)
@@ -87,16 +88,20 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         lifespan="on",
     )
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    print(f"Sunbid: open http://{shown}:{port}/ — data in {settings.data_dir}\n"
-          "Staff token: sunbid token create --name NAME --role admin", flush=True)
+    print(
+        f"Sunbid: open http://{shown}:{port}/ — data in {settings.data_dir}\n"
+        "Staff token: sunbid token create --name NAME --role admin",
+        flush=True,
+    )
     _Server(config).run()
     return 0
 
 
 def _with_store(settings: Settings, action: Callable[[EventStore], Awaitable[int]]) -> int:
     async def run() -> int:
-        store = open_store(settings.database_url, Clock(settings.timezone),
-                           synchronous=settings.sqlite_synchronous)
+        store = open_store(
+            settings.database_url, Clock(settings.timezone), synchronous=settings.sqlite_synchronous
+        )
         await store.open()
         try:
             return await action(store)
@@ -115,12 +120,14 @@ async def _token_create(store: EventStore, name: str, role: str, agency: str | N
         return 2
     secret = new_token()
     try:
-        await store.add_token(name, role, agency if role == "publisher" else agency, digest(secret))
+        await store.add_token(name, role, agency, digest(secret))
     except ProjectExists:
         print(f"sunbid: a token named {name!r} exists already", file=sys.stderr)
         return 1
-    print(f"Token {name!r} ({role}{', agency ' + agency if agency else ''}). "
-          "It is shown only this once:")
+    print(
+        f"Token {name!r} ({role}{', agency ' + agency if agency else ''}). "
+        "It is shown only this once:"
+    )
     print(secret)
     return 0
 
@@ -145,6 +152,8 @@ async def _verify(store: EventStore) -> int:
     if report.first_bad_seq is None:
         print(f"ok: {report.checked} events, head {report.head}, hash chain intact")
         return 0
-    print(f"BAD at seq {report.first_bad_seq}: {report.reason} "
-          f"({report.checked} events before it are intact)")
+    print(
+        f"BAD at seq {report.first_bad_seq}: {report.reason} "
+        f"({report.checked} events before it are intact)"
+    )
     return 1

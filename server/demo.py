@@ -35,8 +35,11 @@ async def load_demo(store: EventStore, domain: Domain, now: datetime) -> int:
             if corrects is not None:
                 event["data"]["corrects"] = seqs[corrects]
             draft = domain.event_input(event, project["category"], now.tzinfo)  # type: ignore[arg-type]
-            result = await store.append(AppendRequest(
-                project=project, draft=draft, lifecycle=domain.is_lifecycle(draft["stage"])))
+            result = await store.append(
+                AppendRequest(
+                    project=project, draft=draft, lifecycle=domain.is_lifecycle(draft["stage"])
+                )
+            )
             seqs.append(result.event.seq)
     log.info("loaded %d demo projects", len(demo["projects"]))
     return len(demo["projects"])

@@ -105,8 +105,9 @@ class Domain:
     # --- validation of staff input -------------------------------------
 
     def project_input(self, body: object) -> dict[str, Any]:
-        fields = _object(body, {"id", "title", "category", "agency", "region", "budget",
-                                "currency"})
+        fields = _object(
+            body, {"id", "title", "category", "agency", "region", "budget", "currency"}
+        )
         category = fields.get("category")
         if category not in self.categories:
             raise invalid("category", f"one of {', '.join(self.categories)}")
@@ -119,8 +120,13 @@ class Domain:
         ):
             raise invalid("budget", "a non-negative number")
         currency = fields.get("currency", "CNY")
-        if not (isinstance(currency, str) and len(currency) == 3 and currency.isupper()
-                and currency.isascii() and currency.isalpha()):
+        if not (
+            isinstance(currency, str)
+            and len(currency) == 3
+            and currency.isupper()
+            and currency.isascii()
+            and currency.isalpha()
+        ):
             raise invalid("currency", "an ISO 4217 code such as CNY")
         region = fields.get("region")
         return {
@@ -173,7 +179,9 @@ def parse_time(value: object, field: str, tz: ZoneInfo) -> str:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise invalid(field, "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00") from None
+        raise invalid(
+            field, "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00"
+        ) from None
     if moment.tzinfo is None:
         raise invalid(field, "needs a UTC offset, e.g. +08:00")
     return format_time(moment.astimezone(tz))
@@ -223,8 +231,12 @@ def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
     oversight = entry.get("oversight", False)
     if not isinstance(oversight, bool):
         raise DomainFileError(f"{path}: stages.{code}.oversight: true or false")
-    return Stage(code, _text(path, f"stages.{code}", entry, "zh"),
-                 _text(path, f"stages.{code}", entry, "en"), oversight)
+    return Stage(
+        code,
+        _text(path, f"stages.{code}", entry, "zh"),
+        _text(path, f"stages.{code}", entry, "en"),
+        oversight,
+    )
 
 
 def _text(path: Path, where: str, entry: dict[str, Any], key: str) -> str:

@@ -36,9 +36,9 @@ EVENT_FIELDS = (
 
 def canonical_json(event: dict[str, Any]) -> bytes:
     unhashed = {k: v for k, v in event.items() if k != "hash"}
-    return json.dumps(
-        unhashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return json.dumps(unhashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def chain_hash(previous_hash: str, event: dict[str, Any]) -> str:

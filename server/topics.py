@@ -33,8 +33,12 @@ class Routable(Protocol):
 
 def topics_of(event: Routable) -> tuple[str, ...]:
     """Every topic an event is published on."""
-    keys = ("all", "project:" + event.project, "category:" + event.category,
-            "agency:" + event.agency)
+    keys = (
+        "all",
+        "project:" + event.project,
+        "category:" + event.category,
+        "agency:" + event.agency,
+    )
     if event.region:
         return (*keys, "region:" + event.region)
     return keys

@@ -31,7 +31,9 @@ async def read_json(request: Request) -> Any:
         raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
     limit = state_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > limit):
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
+    ):
         raise ApiError(413, "too_large", f"the body may be at most {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -49,6 +51,10 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise ApiError(422, "invalid_parameter", f"{name} must be a whole number from {low} "
-                       f"to {high}", {"field": name})
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"{name} must be a whole number from {low} to {high}",
+            {"field": name},
+        )
     return int(raw)

@@ -30,20 +30,24 @@ async def list_projects(request: Request) -> Response:
         value = params.get(name)
         if value:
             if not CODE.fullmatch(value):
-                raise ApiError(422, "invalid_parameter", f"{name}: not a valid code",
-                               {"field": name})
+                raise ApiError(
+                    422, "invalid_parameter", f"{name}: not a valid code", {"field": name}
+                )
             filters[name] = value
     query = params.get("q") or None
     if query is not None and len(query) > MAX_QUERY:
-        raise ApiError(422, "invalid_parameter", f"q: at most {MAX_QUERY} characters",
-                       {"field": "q"})
+        raise ApiError(
+            422, "invalid_parameter", f"q: at most {MAX_QUERY} characters", {"field": "q"}
+        )
     limit = int_param(request, "limit", 20, 1, 100)
     try:
         items, next_cursor = await state.store.list_projects(
-            filters, query, params.get("cursor") or None, limit)
+            filters, query, params.get("cursor") or None, limit
+        )
     except ValueError:
-        raise ApiError(422, "invalid_parameter", "cursor: not a cursor this API gave out",
-                       {"field": "cursor"}) from None
+        raise ApiError(
+            422, "invalid_parameter", "cursor: not a cursor this API gave out", {"field": "cursor"}
+        ) from None
     return JSONResponse({"items": items, "next_cursor": next_cursor})
 
 

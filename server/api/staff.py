@@ -25,10 +25,10 @@ async def create_project(request: Request) -> Response:
     try:
         created = await state.store.create_project(project)
     except ProjectExists:
-        raise ApiError(409, "project_exists", f"project {project['id']!r} already exists") \
-            from None
-    return JSONResponse(created, status_code=201,
-                        headers={"Location": f"/api/projects/{project['id']}"})
+        raise ApiError(409, "project_exists", f"project {project['id']!r} already exists") from None
+    return JSONResponse(
+        created, status_code=201, headers={"Location": f"/api/projects/{project['id']}"}
+    )
 
 
 async def publish_event(request: Request) -> Response:
@@ -39,8 +39,9 @@ async def publish_event(request: Request) -> Response:
     if project is None:
         raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
     require_publisher_of(token, project["agency"])
-    draft = state.domain.event_input(await read_json(request), project["category"],
-                                     state.settings.timezone)
+    draft = state.domain.event_input(
+        await read_json(request), project["category"], state.settings.timezone
+    )
     if draft["stage"] == "correction":
         corrected = await state.store.get_event(draft["data"]["corrects"])
         if corrected is None or corrected.project != project_id:
@@ -48,24 +49,35 @@ async def publish_event(request: Request) -> Response:
     key = _idempotency_key(request)
     fingerprint = hashlib.sha256(orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)).hexdigest()
     try:
-        result = await state.store.append(AppendRequest(
-            project=project,
-            draft=draft,
-            lifecycle=state.domain.is_lifecycle(draft["stage"]),
-            idempotency_key=key,
-            fingerprint=fingerprint,
-        ))
+        result = await state.store.append(
+            AppendRequest(
+                project=project,
+                draft=draft,
+                lifecycle=state.domain.is_lifecycle(draft["stage"]),
+                idempotency_key=key,
+                fingerprint=fingerprint,
+            )
+        )
     except IdempotencyConflict:
-        raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a "
-                       "different event of this project") from None
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different event of this project",
+        ) from None
     except StoreUnavailable:
-        raise ApiError(503, "unavailable", "the event log cannot be written right now; "
-                       "nothing was published, try again", headers={"Retry-After": "5"}) \
-            from None
+        raise ApiError(
+            503,
+            "unavailable",
+            "the event log cannot be written right now; nothing was published, try again",
+            headers={"Retry-After": "5"},
+        ) from None
     event = result.event
-    return Response(event.json, status_code=201 if result.created else 200,
-                    media_type="application/json",
-                    headers={"Location": f"/api/events?since={event.seq - 1}&limit=1"})
+    return Response(
+        event.json,
+        status_code=201 if result.created else 200,
+        media_type="application/json",
+        headers={"Location": f"/api/events?since={event.seq - 1}&limit=1"},
+    )
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -73,6 +85,10 @@ def _idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
-        raise ApiError(422, "invalid_parameter", "Idempotency-Key: 1-200 printable ASCII "
-                       "characters", {"field": "Idempotency-Key"})
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            "Idempotency-Key: 1-200 printable ASCII characters",
+            {"field": "Idempotency-Key"},
+        )
     return key

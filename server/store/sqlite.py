@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,12 +47,15 @@ from server.store.verify import verify_rows
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 MAX_BATCH = 256
 PROJECT_COLUMNS = (
-    "id, title, category, agency, region, budget, currency, stage, created_at, updated_at,"
-    " last_seq"
+    "id, title, category, agency, region, budget, currency, stage, created_at, updated_at, last_seq"
 )
 EVENT_COLUMNS = "seq, project, category, agency, region, stage, doc"
-TOPIC_COLUMNS = {"project": "project", "category": "category", "agency": "agency",
-                 "region": "region"}
+TOPIC_COLUMNS = {
+    "project": "project",
+    "category": "category",
+    "agency": "agency",
+    "region": "region",
+}
 
 
 @dataclass
@@ -81,14 +85,20 @@ class SQLiteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._w = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", f"synchronous={self.synchronous}",
-                       "busy_timeout=5000", "foreign_keys=ON"):
+        for pragma in (
+            "journal_mode=WAL",
+            f"synchronous={self.synchronous}",
+            "busy_timeout=5000",
+            "foreign_keys=ON",
+        ):
             await self._w.execute(f"PRAGMA {pragma}")
         await self._w.executescript(SCHEMA)
         self._r = await aiosqlite.connect(self.path, isolation_level=None)
         await self._r.execute("PRAGMA busy_timeout=5000")
         await self._r.execute("PRAGMA query_only=1")
-        rows = await self._w.execute_fetchall("SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1")
+        rows = await self._w.execute_fetchall(
+            "SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1"
+        )
         for seq, doc in rows:
             self.head = seq
             self._last_hash = orjson.loads(doc)["hash"]
@@ -157,18 +167,38 @@ class SQLiteStore:
                 stored = StoredEvent.from_dict(event)
                 created.append(stored)
                 outcomes.append(AppendResult(stored, created=True))
-                event_rows.append((head, stored.project, stored.category, stored.agency,
-                                   stored.region, stored.stage, stored.json))
-                project_rows.append((published_at, int(now.timestamp() * 1e6), head,
-                                     req.lifecycle, stored.stage, stored.project))
+                event_rows.append(
+                    (
+                        head,
+                        stored.project,
+                        stored.category,
+                        stored.agency,
+                        stored.region,
+                        stored.stage,
+                        stored.json,
+                    )
+                )
+                project_rows.append(
+                    (
+                        published_at,
+                        int(now.timestamp() * 1e6),
+                        head,
+                        req.lifecycle,
+                        stored.stage,
+                        stored.project,
+                    )
+                )
                 if req.idempotency_key is not None:
                     key_rows.append((*key, req.fingerprint, head))
                     earlier[key] = (req.fingerprint, stored)
-            await self.writer.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES "
-                                          "(?,?,?,?,?,?,?)", event_rows)
+            await self.writer.executemany(
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)", event_rows
+            )
             await self.writer.executemany(
                 "UPDATE projects SET updated_at=?, activity_us=?, last_seq=?,"
-                " stage=CASE WHEN ? THEN ? ELSE stage END WHERE id=?", project_rows)
+                " stage=CASE WHEN ? THEN ? ELSE stage END WHERE id=?",
+                project_rows,
+            )
             await self.writer.executemany("INSERT INTO idempotency VALUES (?,?,?,?)", key_rows)
             await self.writer.execute("COMMIT")
         except (sqlite3.Error, ValueError) as exc:
@@ -193,12 +223,16 @@ class SQLiteStore:
     async def _earlier_keys(
         self, batch: list[_Pending]
     ) -> dict[tuple[str, str | None], tuple[str, StoredEvent]]:
-        keys = [(p.request.project["id"], p.request.idempotency_key) for p in batch
-                if p.request.idempotency_key is not None]
+        keys = [
+            (p.request.project["id"], p.request.idempotency_key)
+            for p in batch
+            if p.request.idempotency_key is not None
+        ]
         if not keys:
             return {}
         values = ",".join("(?,?)" for _ in keys)
-        rows = await self.writer.execute_fetchall(
+        rows = await _fetch(
+            self.writer,
             f"SELECT i.project, i.key, i.fingerprint, {_prefixed('e')} FROM idempotency i"
             f" JOIN events e ON e.seq = i.seq WHERE (i.project, i.key) IN (VALUES {values})",
             [part for key in keys for part in key],
@@ -206,23 +240,22 @@ class SQLiteStore:
         return {(r[0], r[1]): (r[2], _event(r[3:])) for r in rows}
 
     async def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # no transaction was open
             await self.writer.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # no transaction was open
 
     async def get_event(self, seq: int) -> StoredEvent | None:
-        rows = await self.reader.execute_fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        rows = await _fetch(
+            self.reader, f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)
+        )
         return _event(rows[0]) if rows else None
 
     async def events_since(
         self, since: int, topics: TopicStages | None, limit: int
     ) -> list[StoredEvent]:
         where, params = _topic_condition(topics)
-        rows = await self.reader.execute_fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND ({where})"
-            " ORDER BY seq LIMIT ?",
+        rows = await _fetch(
+            self.reader,
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND ({where}) ORDER BY seq LIMIT ?",
             (since, *params, limit),
         )
         return [_event(row) for row in rows]
@@ -232,11 +265,15 @@ class SQLiteStore:
         async with aiosqlite.connect(self.path) as conn:
             cursor = await conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")
             report = await verify_rows(_batches(cursor))
-            rows = await conn.execute_fetchall("SELECT MAX(last_seq) FROM projects")
+            rows = await _fetch(conn, "SELECT MAX(last_seq) FROM projects")
         referenced = rows[0][0] or 0
         if report.first_bad_seq is None and referenced > report.head:
-            return VerifyReport(report.checked, report.head, report.head + 1,
-                                f"seq {report.head + 1}..{referenced} are missing from the end")
+            return VerifyReport(
+                report.checked,
+                report.head,
+                report.head + 1,
+                f"seq {report.head + 1}..{referenced} are missing from the end",
+            )
         return report
 
     # --- projects -------------------------------------------------------------
@@ -248,9 +285,19 @@ class SQLiteStore:
             await self.writer.execute(
                 f"INSERT INTO projects ({PROJECT_COLUMNS}, activity_us) VALUES"
                 " (?,?,?,?,?,?,?,?,?,?,0,?)",
-                (project["id"], project["title"], project["category"], project["agency"],
-                 project["region"], project["budget"], project["currency"], None, stamp, stamp,
-                 int(now.timestamp() * 1e6)),
+                (
+                    project["id"],
+                    project["title"],
+                    project["category"],
+                    project["agency"],
+                    project["region"],
+                    project["budget"],
+                    project["currency"],
+                    None,
+                    stamp,
+                    stamp,
+                    int(now.timestamp() * 1e6),
+                ),
             )
         except sqlite3.IntegrityError:
             raise ProjectExists(project["id"]) from None
@@ -259,14 +306,16 @@ class SQLiteStore:
         return created
 
     async def get_project(self, project_id: str) -> dict[str, Any] | None:
-        rows = await self.reader.execute_fetchall(
-            f"SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,))
+        rows = await _fetch(
+            self.reader, f"SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,)
+        )
         return _project(rows[0]) if rows else None
 
     async def list_projects(
         self, filters: Mapping[str, str], query: str | None, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         for column in ("category", "agency", "region", "stage"):
             if column in filters:
                 clauses.append(f"{column} = ?")
@@ -280,7 +329,8 @@ class SQLiteStore:
             clauses.append("(activity_us, id) < (?, ?)")
             params += [activity, project_id]
         where = " AND ".join(clauses) or "1"
-        rows = await self.reader.execute_fetchall(
+        rows = await _fetch(
+            self.reader,
             f"SELECT {PROJECT_COLUMNS}, activity_us FROM projects WHERE {where}"
             " ORDER BY activity_us DESC, id DESC LIMIT ?",
             (*params, limit + 1),
@@ -293,12 +343,15 @@ class SQLiteStore:
         return items, next_cursor
 
     async def timeline(self, project_id: str) -> list[StoredEvent]:
-        rows = await self.reader.execute_fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE project = ? ORDER BY seq", (project_id,))
+        rows = await _fetch(
+            self.reader,
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE project = ? ORDER BY seq",
+            (project_id,),
+        )
         return [_event(row) for row in rows]
 
     async def count_projects(self) -> int:
-        rows = await self.reader.execute_fetchall("SELECT COUNT(*) FROM projects")
+        rows = await _fetch(self.reader, "SELECT COUNT(*) FROM projects")
         return int(rows[0][0])
 
     # --- tokens ------------------------------------------------------------
@@ -313,8 +366,10 @@ class SQLiteStore:
             raise ProjectExists(name) from None
 
     async def list_tokens(self) -> list[Token]:
-        rows = await self.reader.execute_fetchall(
-            "SELECT name, role, agency, created_at, revoked_at FROM tokens ORDER BY name")
+        rows = await _fetch(
+            self.reader,
+            "SELECT name, role, agency, created_at, revoked_at FROM tokens ORDER BY name",
+        )
         return [Token(*row) for row in rows]
 
     async def revoke_token(self, name: str) -> bool:
@@ -325,9 +380,12 @@ class SQLiteStore:
         return cursor.rowcount > 0
 
     async def token_by_digest(self, digest: str) -> Token | None:
-        rows = await self.reader.execute_fetchall(
+        rows = await _fetch(
+            self.reader,
             "SELECT name, role, agency, created_at, revoked_at, digest FROM tokens"
-            " WHERE digest = ?", (digest,))
+            " WHERE digest = ?",
+            (digest,),
+        )
         return Token(*rows[0]) if rows else None
 
 
@@ -389,6 +447,10 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         return int(activity), project_id
     except (ValueError, UnicodeDecodeError):
         raise ValueError("invalid cursor") from None
+
+
+async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    return list(await conn.execute_fetchall(sql, params))
 
 
 async def _batches(cursor: aiosqlite.Cursor) -> Any:

@@ -35,8 +35,14 @@ def _check(row: StoredEvent, previous: str) -> str | None:
         return "the stored event is not valid JSON"
     if not isinstance(event, dict) or not isinstance(event.get("hash"), str):
         return "the stored event has no hash"
-    routing = (event.get("seq"), event.get("project"), event.get("category"),
-               event.get("agency"), event.get("region"), event.get("stage"))
+    routing = (
+        event.get("seq"),
+        event.get("project"),
+        event.get("category"),
+        event.get("agency"),
+        event.get("region"),
+        event.get("stage"),
+    )
     if routing != (row.seq, row.project, row.category, row.agency, row.region, row.stage):
         return "the indexed columns do not match the stored event"
     if chain_hash(previous, event) != event["hash"]:

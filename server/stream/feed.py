@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from server.hub import Hub
 from server.store import EventStore
-from server.stream.frames import Frames, Message
-from server.stream.sender import Sender
+from server.stream.frames import Frames
+from server.stream.sender import Message, Send, Sender
 from server.topics import TopicFilter
 
 REPLAY_PAGE = 1000
@@ -29,7 +28,7 @@ class Feed:
         self,
         hub: Hub,
         store: EventStore,
-        send: Callable[[Message], Any],
+        send: Send,
         frame: Callable[[Frames], Message],
         lagging: Message,
         limit: int,
@@ -59,9 +58,7 @@ class Feed:
 
     # --- called by the connection ------------------------------------------
 
-    async def follow(
-        self, topics: Mapping[str, frozenset[str] | None], since: int | None
-    ) -> None:
+    async def follow(self, topics: Mapping[str, frozenset[str] | None], since: int | None) -> None:
         """Add topics; with `since`, first send every matching event after it."""
         earlier = TopicFilter(dict(self.filter.stages_by_topic))
         for topic, stages in topics.items():

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.events import StoredEvent
-
-Message = dict[str, Any]
+from server.stream.sender import Message
 
 
 class Frames:
@@ -28,6 +25,10 @@ class Frames:
     def sse(self) -> Message:
         if self._sse is None:
             event = self.event
-            body = b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.stage.encode(), event.json)
+            body = b"id: %d\nevent: %s\ndata: %s\n\n" % (
+                event.seq,
+                event.stage.encode(),
+                event.json,
+            )
             self._sse = {"type": "http.response.body", "body": body, "more_body": True}
         return self._sse

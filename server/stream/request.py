@@ -24,8 +24,12 @@ def parse_stages(raw: object, domain: Domain) -> frozenset[str] | None:
         raise ApiError(422, "invalid_stage", "stages must be a list of stage codes")
     unknown = [s for s in raw if s not in domain.stages]
     if unknown:
-        raise ApiError(422, "invalid_stage", f"unknown stage {unknown[0][:40]!r}",
-                       {"allowed": sorted(domain.stages)})
+        raise ApiError(
+            422,
+            "invalid_stage",
+            f"unknown stage {unknown[0][:40]!r}",
+            {"allowed": sorted(domain.stages)},
+        )
     return frozenset(raw) if raw else None
 
 
@@ -44,4 +48,3 @@ def split_list(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     return [part for part in raw.split(",") if part]
-

@@ -14,13 +14,14 @@ silently skipped, and never allowed to delay anyone else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
+Message = dict[str, Any]  # an ASGI message
+Send = Callable[[Message], Coroutine[Any, Any, None]]
 
 
 class Sender:
@@ -52,7 +53,7 @@ class Sender:
             return
         coroutine = self._send(message)
         try:
-            blocked_on = coroutine.send(None)  # type: ignore[attr-defined]
+            blocked_on = coroutine.send(None)
         except StopIteration:
             return  # written: the common case
         except Exception:
@@ -83,10 +84,8 @@ class Sender:
             done, _ = await asyncio.wait({self._task}, timeout=timeout)
             if not done:
                 return
-        try:
+        with contextlib.suppress(Exception):  # the peer is already gone, or stalled
             await asyncio.wait_for(self._send(message), timeout)
-        except Exception:
-            pass  # the peer is already gone, or stalled
 
     async def _drain(self, coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
         try:
@@ -113,4 +112,4 @@ def _resume(coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> Generator[
     except BaseException:
         coroutine.close()
         raise
-    yield from coroutine  # type: ignore[misc]
+    yield from coroutine

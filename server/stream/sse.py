@@ -14,9 +14,10 @@ import orjson
 
 from server.errors import ApiError
 from server.stream.feed import Feed
-from server.stream.frames import Frames, Message
+from server.stream.frames import Frames
 from server.stream.limits import client_address
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
+from server.stream.sender import Message
 from server.topics import STAFF_TOPICS
 
 if TYPE_CHECKING:
@@ -66,14 +67,16 @@ class SSEStream:
 
     def parse(self, scope: Any) -> tuple[list[str], frozenset[str] | None, int | None]:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        topics = parse_topics(split_list(query.get("topics", ["all"])[0]), self.state.domain,
-                              self.state.settings.max_topics_per_connection)
+        topics = parse_topics(
+            split_list(query.get("topics", ["all"])[0]),
+            self.state.domain,
+            self.state.settings.max_topics_per_connection,
+        )
         if STAFF_TOPICS.intersection(topics):
             raise ApiError(403, "forbidden", "staff topics are served on /ws after auth")
         stages = parse_stages(split_list(query.get("stages", [None])[0]), self.state.domain)
         last_id = dict(scope.get("headers", [])).get(b"last-event-id")
-        since = parse_since(last_id.decode("latin-1") if last_id else query.get("since",
-                                                                                [None])[0])
+        since = parse_since(last_id.decode("latin-1") if last_id else query.get("since", [None])[0])
         return topics, stages, since
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -81,16 +84,21 @@ class SSEStream:
         topics, stages, since = self.parse(scope)  # ApiError → the app's error response
         address = client_address(scope)
         if not state.limiter.acquire(address):
-            raise ApiError(429, "too_many_connections", "too many connections from this "
-                           "address", headers={"Retry-After": "10"})
+            raise ApiError(
+                429,
+                "too_many_connections",
+                "too many connections from this address",
+                headers={"Retry-After": "10"},
+            )
         connection = SSEConnection(state, send)
         state.connections.add(connection)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(connection.feed))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             head = orjson.dumps({"topics": topics, "head": state.store.head})
-            connection.feed.sender.offer(_chunk(b"retry: 3000\nevent: subscribed\ndata: " +
-                                                head + b"\n\n"))
+            connection.feed.sender.offer(
+                _chunk(b"retry: 3000\nevent: subscribed\ndata: " + head + b"\n\n")
+            )
             await connection.feed.follow(dict.fromkeys(topics, stages), since)
             while (await receive())["type"] != "http.disconnect":
                 pass

@@ -14,9 +14,10 @@ import orjson
 from server.auth import STAFF_VIEW_ROLES
 from server.errors import ApiError
 from server.stream.feed import Feed
-from server.stream.frames import Frames, Message
+from server.stream.frames import Frames
 from server.stream.limits import client_address
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
+from server.stream.sender import Message
 from server.topics import STAFF_TOPICS
 
 if TYPE_CHECKING:
@@ -56,8 +57,9 @@ class WebSocketConnection:
         self.reply({"op": "error", "code": exc.code, "message": exc.message})
 
     async def shutdown(self) -> None:
-        await self.feed.close({"type": "websocket.close", "code": CLOSE_GOING_AWAY,
-                               "reason": "server shutting down"})
+        await self.feed.close(
+            {"type": "websocket.close", "code": CLOSE_GOING_AWAY, "reason": "server shutting down"}
+        )
 
     async def handle(self, text: str | None) -> None:
         if text is None:
@@ -72,11 +74,13 @@ class WebSocketConnection:
             raise ApiError(400, "malformed", 'a frame must be a JSON object with an "op"')
         op = message["op"]
         if op == "subscribe":
-            await self.subscribe(message.get("topics"), message.get("stages"),
-                                 message.get("since"))
+            await self.subscribe(message.get("topics"), message.get("stages"), message.get("since"))
         elif op == "unsubscribe":
-            topics = parse_topics(message.get("topics"), self.state.domain,
-                                  self.state.settings.max_topics_per_connection)
+            topics = parse_topics(
+                message.get("topics"),
+                self.state.domain,
+                self.state.settings.max_topics_per_connection,
+            )
             self.feed.unfollow(topics)
             self.reply({"op": "unsubscribed", "topics": topics})
         elif op == "ping":
@@ -89,21 +93,33 @@ class WebSocketConnection:
             self.role = token.role
             self.reply({"op": "authed", "role": token.role})
         else:
-            raise ApiError(400, "unknown_op", f"unknown op {op[:40]!r}: use subscribe, "
-                           "unsubscribe, ping or auth")
+            raise ApiError(
+                400,
+                "unknown_op",
+                f"unknown op {op[:40]!r}: use subscribe, unsubscribe, ping or auth",
+            )
 
     async def subscribe(self, raw_topics: object, raw_stages: object, raw_since: object) -> None:
         settings = self.state.settings
         topics = parse_topics(raw_topics, self.state.domain, settings.max_topics_per_connection)
         stages = parse_stages(raw_stages, self.state.domain)
         since = parse_since(raw_since)
-        if len(set(self.feed.filter.stages_by_topic) | set(topics)) > \
-                settings.max_topics_per_connection:
-            raise ApiError(422, "too_many_topics",
-                           f"at most {settings.max_topics_per_connection} topics per connection")
+        if (
+            len(set(self.feed.filter.stages_by_topic) | set(topics))
+            > settings.max_topics_per_connection
+        ):
+            raise ApiError(
+                422,
+                "too_many_topics",
+                f"at most {settings.max_topics_per_connection} topics per connection",
+            )
         if STAFF_TOPICS.intersection(topics) and self.role not in STAFF_VIEW_ROLES:
-            raise ApiError(403, "forbidden", "the supervision topic needs a supervisor or "
-                           'admin token: send {"op":"auth","token":"…"} first')
+            raise ApiError(
+                403,
+                "forbidden",
+                "the supervision topic needs a supervisor or "
+                'admin token: send {"op":"auth","token":"…"} first',
+            )
         # `head` and joining the hub happen with no await between them, so a
         # live-only client gets exactly the events after `head`.
         self.reply({"op": "subscribed", "topics": topics, "head": self.state.store.head})
@@ -123,10 +139,22 @@ class WebSocketStream:
         state = self.state
         if not state.limiter.acquire(address):
             await send({"type": "websocket.accept"})
-            await send(_op({"op": "error", "code": "too_many_connections",
-                            "message": "too many connections from this address"}))
-            await send({"type": "websocket.close", "code": CLOSE_TOO_MANY_CONNECTIONS,
-                        "reason": "too_many_connections"})
+            await send(
+                _op(
+                    {
+                        "op": "error",
+                        "code": "too_many_connections",
+                        "message": "too many connections from this address",
+                    }
+                )
+            )
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": CLOSE_TOO_MANY_CONNECTIONS,
+                    "reason": "too_many_connections",
+                }
+            )
             return
         connection = WebSocketConnection(state, send)
         state.connections.add(connection)
@@ -142,9 +170,11 @@ class WebSocketStream:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if "topics" in query:
             try:
-                await connection.subscribe(split_list(query["topics"][0]),
-                                           split_list(query.get("stages", [None])[0]),
-                                           query.get("since", [None])[0])
+                await connection.subscribe(
+                    split_list(query["topics"][0]),
+                    split_list(query.get("stages", [None])[0]),
+                    query.get("since", [None])[0],
+                )
             except ApiError as exc:
                 connection.error(exc)
         while True:
