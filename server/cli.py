@@ -14,7 +14,7 @@ import uvicorn
 from server.auth import ROLES, digest, new_token
 from server.clock import Clock
 from server.settings import Settings, SettingsError
-from server.store import EventStore, ProjectExists, open_store
+from server.store import AlreadyExists, EventStore, open_store
 from server.topics import CODE
 
 
@@ -121,7 +121,7 @@ async def _token_create(store: EventStore, name: str, role: str, agency: str | N
     secret = new_token()
     try:
         await store.add_token(name, role, agency, digest(secret))
-    except ProjectExists:
+    except AlreadyExists:
         print(f"sunbid: a token named {name!r} exists already", file=sys.stderr)
         return 1
     print(

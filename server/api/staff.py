@@ -11,7 +11,7 @@ from starlette.responses import Response
 from server.api import JSONResponse, read_json, state_of
 from server.auth import require_publisher_of
 from server.errors import ApiError, invalid
-from server.store import AppendRequest, IdempotencyConflict, ProjectExists, StoreUnavailable
+from server.store import AlreadyExists, AppendRequest, IdempotencyConflict, StoreUnavailable
 from server.topics import CODE
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -24,7 +24,7 @@ async def create_project(request: Request) -> Response:
     require_publisher_of(token, project["agency"])
     try:
         created = await state.store.create_project(project)
-    except ProjectExists:
+    except AlreadyExists:
         raise ApiError(409, "project_exists", f"project {project['id']!r} already exists") from None
     return JSONResponse(
         created, status_code=201, headers={"Location": f"/api/projects/{project['id']}"}

@@ -18,8 +18,8 @@ CommitListener = Callable[[Sequence[StoredEvent]], None]
 TopicStages = Mapping[str, frozenset[str] | None]
 
 
-class ProjectExists(Exception):
-    pass
+class AlreadyExists(Exception):
+    """A project or token with that name exists already."""
 
 
 class IdempotencyConflict(Exception):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +33,11 @@ from server.clock import Clock
 from server.domain import format_time
 from server.events import GENESIS_HASH, StoredEvent, chain_hash
 from server.store import (
+    AlreadyExists,
     AppendRequest,
     AppendResult,
     CommitListener,
     IdempotencyConflict,
-    ProjectExists,
     StoreUnavailable,
     Token,
     TopicStages,
@@ -44,6 +45,7 @@ from server.store import (
 )
 from server.store.verify import verify_rows
 
+log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 MAX_BATCH = 256
 PROJECT_COLUMNS = (
@@ -76,6 +78,9 @@ class SQLiteStore:
         self._last_hash = GENESIS_HASH
         self._listeners: list[CommitListener] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # The writer connection runs one transaction at a time: a project or
+        # token written in the middle of a batch would share its fate.
+        self._write_lock = asyncio.Lock()
         self._writer_task: asyncio.Task[None] | None = None
         self._w: aiosqlite.Connection | None = None
         self._r: aiosqlite.Connection | None = None
@@ -96,12 +101,7 @@ class SQLiteStore:
         self._r = await aiosqlite.connect(self.path, isolation_level=None)
         await self._r.execute("PRAGMA busy_timeout=5000")
         await self._r.execute("PRAGMA query_only=1")
-        rows = await self._w.execute_fetchall(
-            "SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1"
-        )
-        for seq, doc in rows:
-            self.head = seq
-            self._last_hash = orjson.loads(doc)["hash"]
+        await self._reload_head()
         self._writer_task = asyncio.create_task(self._write_loop(), name="sunbid-log-writer")
 
     async def close(self) -> None:
@@ -139,7 +139,22 @@ class SQLiteStore:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._commit(batch)
+            try:
+                async with self._write_lock:
+                    await self._commit(batch)
+            except Exception:  # the one writer must never die
+                log.exception("appending a batch of %d events failed", len(batch))
+                await self._reload_head()
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(StoreUnavailable("internal error"))
+
+    async def _reload_head(self) -> None:
+        """Take `head` and the last hash from the file, after a failed commit."""
+        rows = await _fetch(self.writer, "SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1")
+        self.head, self._last_hash = 0, GENESIS_HASH
+        for seq, doc in rows:
+            self.head, self._last_hash = seq, orjson.loads(doc)["hash"]
 
     async def _commit(self, batch: list[_Pending]) -> None:
         head, last_hash = self.head, self._last_hash
@@ -202,7 +217,9 @@ class SQLiteStore:
             await self.writer.executemany("INSERT INTO idempotency VALUES (?,?,?,?)", key_rows)
             await self.writer.execute("COMMIT")
         except (sqlite3.Error, ValueError) as exc:
+            log.error("appending a batch of %d events failed: %s", len(batch), exc)
             await self._rollback()
+            await self._reload_head()
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(StoreUnavailable(str(exc)))
@@ -211,7 +228,10 @@ class SQLiteStore:
         # Subscribers see an event only now that it is durable.
         if created:
             for listener in self._listeners:
-                listener(created)
+                try:
+                    listener(created)
+                except Exception:
+                    log.exception("a commit listener failed")
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the publisher went away
                 continue
@@ -242,6 +262,11 @@ class SQLiteStore:
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction was open
             await self.writer.execute("ROLLBACK")
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> aiosqlite.Cursor:
+        """One statement outside the log, never inside a batch's transaction."""
+        async with self._write_lock:
+            return await self.writer.execute(sql, params)
 
     async def get_event(self, seq: int) -> StoredEvent | None:
         rows = await _fetch(
@@ -282,7 +307,7 @@ class SQLiteStore:
         now = self.clock.now()
         stamp = format_time(now)
         try:
-            await self.writer.execute(
+            await self._write(
                 f"INSERT INTO projects ({PROJECT_COLUMNS}, activity_us) VALUES"
                 " (?,?,?,?,?,?,?,?,?,?,0,?)",
                 (
@@ -300,7 +325,7 @@ class SQLiteStore:
                 ),
             )
         except sqlite3.IntegrityError:
-            raise ProjectExists(project["id"]) from None
+            raise AlreadyExists(project["id"]) from None
         created = await self.get_project(project["id"])
         assert created is not None
         return created
@@ -358,12 +383,12 @@ class SQLiteStore:
 
     async def add_token(self, name: str, role: str, agency: str | None, digest: str) -> None:
         try:
-            await self.writer.execute(
+            await self._write(
                 "INSERT INTO tokens (name, role, agency, digest, created_at) VALUES (?,?,?,?,?)",
                 (name, role, agency, digest, format_time(self.clock.now())),
             )
         except sqlite3.IntegrityError:
-            raise ProjectExists(name) from None
+            raise AlreadyExists(name) from None
 
     async def list_tokens(self) -> list[Token]:
         rows = await _fetch(
@@ -373,7 +398,7 @@ class SQLiteStore:
         return [Token(*row) for row in rows]
 
     async def revoke_token(self, name: str) -> bool:
-        cursor = await self.writer.execute(
+        cursor = await self._write(
             "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
             (format_time(self.clock.now()), name),
         )

@@ -61,6 +61,7 @@ class Feed:
     async def follow(self, topics: Mapping[str, frozenset[str] | None], since: int | None) -> None:
         """Add topics; with `since`, first send every matching event after it."""
         earlier = TopicFilter(dict(self.filter.stages_by_topic))
+        sent_live = self.seen  # what `earlier` topics have delivered so far
         for topic, stages in topics.items():
             self.filter.add([topic], stages)
         if since is None:
@@ -69,7 +70,7 @@ class Feed:
         self._buffer = []
         self.hub.add(self, topics)
         try:
-            last = await self._replay(since, topics, earlier)
+            last = await self._replay(since, topics, earlier, sent_live)
             for frames in self._buffer:
                 if frames.event.seq > last:
                     self.sender.offer(self.frame(frames))
@@ -91,7 +92,11 @@ class Feed:
         await self.sender.close(message)
 
     async def _replay(
-        self, since: int, topics: Mapping[str, frozenset[str] | None], earlier: TopicFilter
+        self,
+        since: int,
+        topics: Mapping[str, frozenset[str] | None],
+        earlier: TopicFilter,
+        sent_live: int,
     ) -> int:
         last = since
         while True:
@@ -99,7 +104,7 @@ class Feed:
             for event in page:
                 last = event.seq
                 # Already sent live through a topic this connection followed before.
-                if event.seq <= self.seen and earlier.matches(event):
+                if event.seq <= sent_live and earlier.matches(event):
                     continue
                 await self.sender.put(self.frame(Frames(event)))
                 if self.sender.failed:
