@@ -8,34 +8,38 @@ client following several matching topics gets the event once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from server.events import StoredEvent
 from server.stream.frames import Frames
-from server.topics import TopicFilter, topics_of
+from server.topics import topics_of
 
 
 class Subscriber(Protocol):
     seen: int  # highest seq handed to this subscriber
-    filter: TopicFilter
 
     def deliver(self, frames: Frames) -> None: ...
 
 
+Stages = frozenset[str] | None  # the stages wanted on a topic; None: all
+
+
 class Hub:
     def __init__(self) -> None:
-        self._by_topic: dict[str, set[Subscriber]] = {}
+        # topic → subscriber → the stages it wants there. The hot loop reads
+        # both from one dict, with no per-delivery lookups elsewhere.
+        self._by_topic: dict[str, dict[Subscriber, Stages]] = {}
 
-    def add(self, subscriber: Subscriber, topics: Iterable[str]) -> None:
-        for topic in topics:
-            self._by_topic.setdefault(topic, set()).add(subscriber)
+    def add(self, subscriber: Subscriber, topics: Mapping[str, Stages]) -> None:
+        for topic, stages in topics.items():
+            self._by_topic.setdefault(topic, {})[subscriber] = stages
 
     def remove(self, subscriber: Subscriber, topics: Iterable[str]) -> None:
         for topic in topics:
             followers = self._by_topic.get(topic)
             if followers is not None:
-                followers.discard(subscriber)
+                followers.pop(subscriber, None)
                 if not followers:
                     del self._by_topic[topic]
 
@@ -46,7 +50,7 @@ class Hub:
         """Hand committed events, in seq order, to every matching subscriber.
 
         Subscribers must not add or remove themselves synchronously from
-        `deliver` (they schedule it), so the sets can be iterated in place.
+        `deliver` (they schedule it), so the dicts can be iterated in place.
         """
         for event in events:
             frames = Frames(event)
@@ -55,10 +59,9 @@ class Hub:
                 followers = self._by_topic.get(topic)
                 if not followers:
                     continue
-                for subscriber in followers:
+                for subscriber, stages in followers.items():
                     if subscriber.seen >= seq:
                         continue
-                    stages = subscriber.filter.stages_by_topic.get(topic)
                     if stages is None or stage in stages:
                         subscriber.seen = seq
                         subscriber.deliver(frames)

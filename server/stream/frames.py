@@ -7,21 +7,17 @@ from server.stream.sender import Message
 
 
 class Frames:
-    """Lazily built ASGI messages for an event, one per transport."""
+    """The ASGI messages for an event, one per transport (SSE's built on demand)."""
 
-    __slots__ = ("_sse", "_ws", "event")
+    __slots__ = ("_sse", "event", "websocket")
 
     def __init__(self, event: StoredEvent) -> None:
         self.event = event
-        self._ws: Message | None = None
+        text = '{"op":"event","event":' + event.json.decode("utf-8") + "}"
+        self.websocket: Message = {"type": "websocket.send", "text": text}
         self._sse: Message | None = None
 
-    def websocket(self) -> Message:
-        if self._ws is None:
-            text = '{"op":"event","event":' + self.event.json.decode("utf-8") + "}"
-            self._ws = {"type": "websocket.send", "text": text}
-        return self._ws
-
+    @property
     def sse(self) -> Message:
         if self._sse is None:
             event = self.event

@@ -24,6 +24,9 @@ Message = dict[str, Any]  # an ASGI message
 Send = Callable[[Message], Coroutine[Any, Any, None]]
 
 
+_NOTHING: deque[Message] = deque(maxlen=0)  # the backlog of a stopped sender
+
+
 class Sender:
     def __init__(self, send: Send, limit: int, on_overflow: Callable[[], None]) -> None:
         self._send = send
@@ -41,27 +44,33 @@ class Sender:
 
     def offer(self, message: Message) -> None:
         """Send now if the socket takes it, else queue it; overflow cuts the client off."""
-        if self.failed:
-            return
-        if self._backlog is not None:
-            if len(self._backlog) >= self._limit:
-                self.failed = True
-                self._backlog.clear()
-                self._on_overflow()
+        backlog = self._backlog
+        if backlog is None:  # the socket keeps up: write right here
+            coroutine = self._send(message)
+            try:
+                blocked_on = coroutine.send(None)
+            except StopIteration:
+                return  # written: the common case
+            except Exception:
+                self._stop()  # the peer disconnected
                 return
-            self._backlog.append(message)
+            self._backlog = deque()
+            self._drained.clear()
+            self._task = asyncio.create_task(self._drain(coroutine, blocked_on))
+        elif self.failed:
             return
-        coroutine = self._send(message)
-        try:
-            blocked_on = coroutine.send(None)
-        except StopIteration:
-            return  # written: the common case
-        except Exception:
-            self.failed = True  # the peer disconnected
-            return
-        self._backlog = deque()
-        self._drained.clear()
-        self._task = asyncio.create_task(self._drain(coroutine, blocked_on))
+        elif len(backlog) < self._limit:
+            backlog.append(message)
+        else:
+            backlog.clear()
+            self._stop()
+            self._on_overflow()
+
+    def _stop(self) -> None:
+        """Accept nothing more (what is already queued may still be flushed)."""
+        self.failed = True
+        if self._backlog is None:
+            self._backlog = _NOTHING
 
     async def put(self, message: Message) -> None:
         """Send with back-pressure: for replays, which may wait for the client."""
@@ -79,7 +88,7 @@ class Sender:
         after `timeout` we give up and leave it to the keepalive ping, which
         drops the connection when no pong comes back.
         """
-        self.failed = True
+        self._stop()
         if self._task is not None and not self._task.done():
             done, _ = await asyncio.wait({self._task}, timeout=timeout)
             if not done:
@@ -93,9 +102,10 @@ class Sender:
             while self._backlog:
                 await self._send(self._backlog.popleft())
         except Exception:
-            self.failed = True
+            self._stop()
         finally:
-            self._backlog = None
+            if not self.failed:
+                self._backlog = None
             self._drained.set()
 
 

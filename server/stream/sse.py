@@ -7,6 +7,7 @@ like `since` on the WebSocket.
 from __future__ import annotations
 
 import asyncio
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -14,7 +15,6 @@ import orjson
 
 from server.errors import ApiError
 from server.stream.feed import Feed
-from server.stream.frames import Frames
 from server.stream.limits import client_address
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.stream.sender import Message
@@ -29,10 +29,6 @@ HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
 ]
-
-
-def _sse_frame(frames: Frames) -> Message:
-    return frames.sse()
 
 
 def _chunk(body: bytes, more: bool = True) -> Message:
@@ -50,7 +46,7 @@ class SSEConnection:
             state.hub,
             state.store,
             send,
-            _sse_frame,
+            attrgetter("sse"),
             _closing("lagging", "too slow to keep up: reconnect with Last-Event-ID"),
             state.settings.max_pending_frames,
         )

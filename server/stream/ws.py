@@ -6,6 +6,7 @@ each connection's raw ASGI `send`, with nothing wrapped around it per frame.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -14,7 +15,6 @@ import orjson
 from server.auth import STAFF_VIEW_ROLES
 from server.errors import ApiError
 from server.stream.feed import Feed
-from server.stream.frames import Frames
 from server.stream.limits import client_address
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.stream.sender import Message
@@ -29,10 +29,6 @@ CLOSE_LAGGING = 4008
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 
 
-def _websocket_frame(frames: Frames) -> Message:
-    return frames.websocket()
-
-
 def _op(payload: dict[str, Any]) -> Message:
     return {"type": "websocket.send", "text": orjson.dumps(payload).decode()}
 
@@ -45,7 +41,7 @@ class WebSocketConnection:
             state.hub,
             state.store,
             send,
-            _websocket_frame,
+            attrgetter("websocket"),
             {"type": "websocket.close", "code": CLOSE_LAGGING, "reason": "lagging"},
             state.settings.max_pending_frames,
         )
