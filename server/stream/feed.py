@@ -70,7 +70,7 @@ class Feed:
         self._buffer = []
         self.hub.add(self, topics)
         try:
-            last = await self._replay(since, topics, earlier, sent_live)
+            last = await self._replay(since, earlier, sent_live)
             for frames in self._buffer:
                 if frames.event.seq > last:
                     self.sender.offer(self.frame(frames))
@@ -91,19 +91,19 @@ class Feed:
         self.stop()
         await self.sender.close(message)
 
-    async def _replay(
-        self,
-        since: int,
-        topics: Mapping[str, frozenset[str] | None],
-        earlier: TopicFilter,
-        sent_live: int,
-    ) -> int:
+    async def _replay(self, since: int, earlier: TopicFilter, sent_live: int) -> int:
+        """Send the log after `since` on every followed topic; return the last seq read.
+
+        Topics followed before this call were live until now: what they already
+        delivered (up to `sent_live`) is skipped; what arrived for them since is
+        in the buffer, or in the log if the buffer was dropped, and is sent here
+        in order with the rest.
+        """
         last = since
         while True:
-            page = await self.store.events_since(last, topics, REPLAY_PAGE)
+            page = await self.store.events_since(last, self.filter.public(), REPLAY_PAGE)
             for event in page:
                 last = event.seq
-                # Already sent live through a topic this connection followed before.
                 if event.seq <= sent_live and earlier.matches(event):
                     continue
                 await self.sender.put(self.frame(Frames(event)))
