@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -87,12 +87,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/healthz", public.healthz),
         Route("/api/openapi.json", openapi),
         Route("/api/categories", public.categories),
-        Route("/api/projects", public.list_projects, methods=["GET"]),
-        Route("/api/projects", staff.create_project, methods=["POST"]),
+        Route(
+            "/api/projects",
+            _by_method(GET=public.list_projects, POST=staff.create_project),
+            methods=["GET", "POST"],
+        ),
         Route("/api/projects/{project_id}", public.get_project),
         Route("/api/projects/{project_id}/events", staff.publish_event, methods=["POST"]),
         Route("/api/events", public.list_events),
-        Route("/api/stream", SSEStream(state)),
+        Route("/api/stream", SSEStream(state), methods=["GET"]),
     ]
     http = Starlette(
         routes=routes,
@@ -106,6 +109,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     http.state.sunbid = state
     app = SunbidApp(state, http)
     return app
+
+
+def _by_method(
+    **handlers: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """One route serving several methods, so a 405 lists them all in `Allow`."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return endpoint
 
 
 async def _api_error(_: Request, exc: Exception) -> Response:

@@ -20,6 +20,7 @@ from server.topics import CODE
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200
 MAX_BODY = 20_000
+MAX_DATA_DEPTH = 32
 
 
 class DomainFileError(ValueError):
@@ -55,6 +56,11 @@ class Domain:
             raw = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise DomainFileError(f"{path}: {exc}") from exc
+        unknown = sorted(set(raw) - {"stages", "categories"})
+        if unknown:
+            raise DomainFileError(
+                f"{path}: unknown table [{unknown[0]}]: use [stages.<code>] and [categories.<code>]"
+            )
         stages = {code: _stage(path, code, entry) for code, entry in _table(path, raw, "stages")}
         oversight = tuple(s.code for s in stages.values() if s.oversight)
         categories = {}
@@ -109,7 +115,7 @@ class Domain:
             body, {"id", "title", "category", "agency", "region", "budget", "currency"}
         )
         category = fields.get("category")
-        if category not in self.categories:
+        if not isinstance(category, str) or category not in self.categories:
             raise invalid("category", f"one of {', '.join(self.categories)}")
         budget = fields.get("budget")
         if budget is not None and (
@@ -135,7 +141,7 @@ class Domain:
             "category": category,
             "agency": _code(fields.get("agency"), "agency"),
             "region": None if region is None else _code(region, "region"),
-            "budget": budget,
+            "budget": None if budget is None else float(budget),
             "currency": currency,
         }
 
@@ -144,7 +150,7 @@ class Domain:
         fields = _object(body, {"stage", "title", "body", "data", "occurred_at"})
         stage = fields.get("stage")
         allowed = self.categories[category].stages
-        if stage not in allowed:
+        if not isinstance(stage, str) or stage not in allowed:
             names = sorted(allowed)
             raise ApiError(
                 422,
@@ -158,9 +164,15 @@ class Domain:
         data = fields.get("data", {})
         if not isinstance(data, dict):
             raise invalid("data", "an object")
+        if _depth(data) > MAX_DATA_DEPTH:
+            raise invalid("data", f"nested at most {MAX_DATA_DEPTH} levels deep")
         if stage == "correction":
             corrects = data.get("corrects")
-            if isinstance(corrects, bool) or not isinstance(corrects, int) or corrects < 1:
+            if (
+                isinstance(corrects, bool)
+                or not isinstance(corrects, int)
+                or not 1 <= corrects < 2**63
+            ):
                 raise invalid("data.corrects", "the seq of the event this corrects")
         occurred = fields.get("occurred_at")
         return {
@@ -184,11 +196,27 @@ def parse_time(value: object, field: str, tz: ZoneInfo) -> str:
         ) from None
     if moment.tzinfo is None:
         raise invalid(field, "needs a UTC offset, e.g. +08:00")
-    return format_time(moment.astimezone(tz))
+    try:
+        return format_time(moment.astimezone(tz))
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is past year 9999 here
+        raise invalid(field, "a time between the years 1 and 9999") from None
 
 
 def format_time(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+
+
+def _depth(value: object) -> int:
+    """How deeply objects and arrays nest (iterative: input may nest 1,000 deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _object(body: object, allowed: set[str]) -> dict[str, Any]:

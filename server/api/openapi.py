@@ -364,7 +364,7 @@ RESPONSES: dict[str, Any] = {
 RESPONSES["TooMany"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 RESPONSES["Unavailable"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
 
-STAFF = [{"bearer": []}]
+STAFF: list[dict[str, list[str]]] = [{"bearer": []}]
 
 PATHS: dict[str, Any] = {
     "/": {

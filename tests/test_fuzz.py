@@ -1,0 +1,681 @@
+"""Property tests: garbage thrown at one real server never breaks it.
+
+After every example: the server still answers `/healthz`; every HTTP answer
+of 400 or more is exactly the contract's error shape with a status from the
+contract's list (never a 500, never a stack trace); every WebSocket answer
+to garbage is an `error` op and the connection stays usable; and the event
+log changes only by the publications the server accepted (201) — checked
+again at the end with `sunbid verify`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import string
+from collections.abc import Iterator
+from datetime import timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import httpx
+import pytest
+import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import ROOT, ServerProcess
+
+CONTRACT_STATUSES = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
+LEAKS = re.compile(
+    r"Traceback|File \"|\.py\b|sqlite|SELECT |INSERT |Error:|/work/|/tmp/|"
+    r"site-packages|" + re.escape(str(ROOT))
+)
+SERVER_OPS = {"subscribed", "unsubscribed", "pong", "authed", "error", "event", "warning"}
+CLIENT_OPS = {"subscribe", "unsubscribe", "ping", "auth"}
+CATEGORIES = [
+    "construction",
+    "gov_procurement",
+    "state_assets",
+    "land",
+    "mining",
+    "soe_procurement",
+    "rural_property",
+    "emission_rights",
+]
+STAGES = [
+    "plan",
+    "prequalification",
+    "notice",
+    "clarification",
+    "bid_opening",
+    "auction",
+    "evaluation",
+    "candidates",
+    "award",
+    "contract",
+    "performance",
+    "failed",
+    "objection",
+    "objection_reply",
+    "complaint",
+    "complaint_decision",
+    "penalty",
+    "correction",
+]
+MAX_FRAME = 16 * 1024  # the server's default SUNBID_MAX_FRAME_BYTES
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
+
+
+class Target:
+    """The server under test and what it has legitimately accepted so far."""
+
+    def __init__(
+        self, server: ServerProcess, admin: str, client: httpx.Client, initial_head: int
+    ) -> None:
+        self.server = server
+        self.admin = admin
+        self.client = client
+        self.initial_head = initial_head
+        self.accepted: dict[int, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<server {self.server.url}, {len(self.accepted)} accepted>"
+
+    def alive(self) -> None:
+        response = self.client.get("/healthz")
+        assert response.status_code == 200, response.text
+        assert response.json()["head"] == self.initial_head + len(self.accepted), (
+            "the log changed without an accepted publication"
+        )
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    server = ServerProcess(Path(tmp_path_factory.mktemp("fuzz")) / "data").start()
+    admin = server.token("fuzz-admin")
+    # `Connection: close`: a failed example must not poison the next one's connection.
+    client = httpx.Client(base_url=server.url, timeout=30, headers={"Connection": "close"})
+    auth = {"Authorization": f"Bearer {admin}"}
+    for project_id, category in (("FZ-1", "construction"), ("FZ-2", "land")):
+        created = client.post(
+            "/api/projects",
+            headers=auth,
+            json={
+                "id": project_id,
+                "title": "模糊测试",
+                "category": category,
+                "agency": "FZ",
+                "region": "330782",
+            },
+        )
+        assert created.status_code == 201, created.text
+    first = client.post(
+        "/api/projects/FZ-1/events", headers=auth, json={"stage": "notice", "title": "招标公告"}
+    )
+    assert first.status_code == 201, first.text
+    target = Target(server, admin, client, initial_head=server.head())
+    yield target
+    client.close()
+    if server.process is not None:
+        server.stop()
+
+
+def check_http(target: Target, response: httpx.Response, ok: set[int]) -> None:
+    status = response.status_code
+    assert status != 500, f"500 for {response.request.method} {response.request.url}"
+    if status < 400:
+        assert status in ok, (status, response.text[:300])
+        return
+    assert status in CONTRACT_STATUSES, (status, response.text[:300])
+    assert response.headers.get("content-type", "").startswith("application/json")
+    body = response.json()
+    assert isinstance(body, dict) and list(body) == ["error"], body
+    error = body["error"]
+    assert isinstance(error, dict), body
+    assert isinstance(error.get("code"), str) and error["code"], body
+    assert isinstance(error.get("message"), str) and error["message"], body
+    assert set(error) <= {"code", "message", "details"}, body
+    assert LEAKS.search(response.text) is None, response.text[:300]
+    if status == 429:
+        assert response.headers.get("retry-after"), response.headers
+
+
+# --- strategies -----------------------------------------------------------------------
+
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    leaves,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+codes = st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True) | st.sampled_from(
+    ["FZ-1", "FZ-2", "", " ", "a" * 65, "中文", "a/b", "..", "-"]
+)
+texts = st.text(max_size=50) | st.sampled_from(["", "  ", "x" * 201, "招标公告", "\x00", "\ud7ff"])
+offsets = st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+).map(timezone)
+times = (
+    st.datetimes(timezones=offsets | st.none()).map(lambda d: d.isoformat())
+    | st.sampled_from(
+        [
+            "9999-12-31T23:59:59-12:00",
+            "0001-01-01T00:00:00+14:00",
+            "2026-12-01T09:30:00",
+            "2026-12-01T09:30:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-12-01T24:00:00+08:00",
+            "20261201T093000+0800",
+        ]
+    )
+    | st.text(max_size=45)
+)
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A plausible value most of the time, anything at all otherwise."""
+    return st.one_of(strategy, strategy, json_values)
+
+
+def with_junk(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrategy[Any]:
+    objects = st.fixed_dictionaries(required, optional=optional)
+    junk = st.dictionaries(st.text(max_size=10), json_values, max_size=2)
+    return st.one_of(
+        objects,
+        objects,
+        st.tuples(objects, junk).map(lambda pair: {**pair[0], **pair[1]}),
+        json_values,
+    )
+
+
+project_bodies = with_junk(
+    {},
+    {
+        "id": maybe(codes),
+        "title": maybe(texts),
+        "category": maybe(st.sampled_from(CATEGORIES) | st.text(max_size=20)),
+        "agency": maybe(codes),
+        "region": maybe(st.none() | codes),
+        "budget": maybe(
+            st.none() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        ),
+        "currency": maybe(st.sampled_from(["CNY", "USD", "cny", "RMB1", ""])),
+    },
+)
+
+event_data = st.dictionaries(st.text(max_size=10), json_values, max_size=3) | st.fixed_dictionaries(
+    {"corrects": maybe(st.integers())}
+)
+event_bodies = with_junk(
+    {},
+    {
+        "stage": maybe(st.sampled_from(STAGES) | st.text(max_size=20)),
+        "title": maybe(texts),
+        "body": maybe(st.text(max_size=200) | st.just("x" * 20_001)),
+        "data": maybe(event_data),
+        "occurred_at": maybe(times),
+    },
+)
+
+literal = st.sampled_from(
+    [
+        b"NaN",
+        b"-NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"1e999",
+        b"-1e999",
+        b"9" * 40,
+        b"-" + b"9" * 40,
+        b"18446744073709551616",
+        b"9223372036854775808",
+        b"-9223372036854775809",
+        b"0x10",
+        b"01",
+        b"1.",
+        b".5",
+        b"+1",
+        b"true",
+        b"undefined",
+        b"'x'",
+    ]
+)
+raw_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    # a well-formed object with one value replaced by a non-JSON or extreme literal
+    st.tuples(
+        st.sampled_from(["id", "title", "budget", "stage", "data", "occurred_at"]), literal
+    ).map(
+        lambda kv: (
+            b'{"id":"FZ-9","title":"t","category":"land",'
+            b'"agency":"FZ","stage":"notice","' + kv[0].encode() + b'":' + kv[1] + b"}"
+        )
+    ),
+    st.tuples(st.sampled_from([b"corrects", b"x"]), literal).map(
+        lambda kv: b'{"stage":"correction","title":"t","data":{"' + kv[0] + b'":' + kv[1] + b"}}"
+    ),
+    # deep nesting, up to and beyond the body limit
+    st.integers(1, 40_000).map(
+        lambda n: b'{"stage":"notice","title":"t","data":' + b'{"a":' * n + b"1" + b"}" * n + b"}"
+    ),
+    st.integers(1, 40_000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(1, 40_000).map(lambda n: b"[" * n),
+    # huge strings
+    st.integers(0, 100_000).map(lambda n: b'{"stage":"notice","title":"' + b"x" * n + b'"}'),
+    # invalid UTF-8 and lone surrogates inside otherwise valid JSON
+    st.binary(min_size=1, max_size=8).map(lambda b: b'{"stage":"notice","title":"' + b + b'"}'),
+    st.sampled_from(
+        [
+            b'{"stage":"notice","title":"\\ud800"}',
+            b'{"title":"\xed\xa0\x80"}',
+            b'\xef\xbb\xbf{"stage":"notice","title":"t"}',
+            b"{}" * 3,
+            b" ",
+            b"",
+            b'{"a":1,"a":2}',
+        ]
+    ),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json",
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/json; charset=latin-1",
+        "text/plain",
+        "",
+        "application/jsonx",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        ";",
+        "json",
+    ]
+)
+
+QUERY_KEYS = [
+    "category",
+    "agency",
+    "region",
+    "stage",
+    "q",
+    "cursor",
+    "limit",
+    "since",
+    "topics",
+    "stages",
+]
+query_values = st.one_of(
+    st.text(max_size=40),
+    st.integers().map(str),
+    st.sampled_from(
+        [
+            "all",
+            "supervision",
+            "project:FZ-1",
+            "category:land",
+            "agency:FZ",
+            "region:330782",
+            "category:nope",
+            "project:",
+            "notice",
+            "notice,award",
+            "bogus",
+            "0",
+            "-1",
+            "1000",
+            "1001",
+            "99999999999999999999",
+            "1e3",
+            "٣",
+            "MTox",
+            "%",
+            "_",
+            "\x00",
+            ",",
+            ",,,",
+            "all,all",
+            "a:b:c",
+        ]
+    ),
+    st.lists(
+        st.sampled_from(["all", "project:FZ-1", "category:land", "x", "supervision"]), max_size=70
+    ).map(",".join),
+)
+queries = st.one_of(
+    st.lists(
+        st.tuples(st.sampled_from(QUERY_KEYS) | st.text(max_size=8), query_values), max_size=5
+    ).map(lambda pairs: urlencode(pairs)),
+    # arbitrary bytes, percent-encoded: invalid UTF-8 once decoded
+    st.binary(max_size=60).map(lambda b: "".join(f"%{c:02X}" for c in b)),
+    st.text(alphabet=string.printable, max_size=60).map(lambda t: quote(t, safe="=&,:%")),
+)
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+def publish(target: Target, response: httpx.Response) -> None:
+    """Account for a publication the server accepted."""
+    if response.status_code == 201:
+        event = response.json()
+        assert event["seq"] == target.initial_head + len(target.accepted) + 1, event
+        target.accepted[event["seq"]] = event
+
+
+@FUZZ
+@given(body=project_bodies)
+def test_create_project_with_any_json(target: Target, body: Any) -> None:
+    response = target.client.post(
+        "/api/projects", json=body, headers={"Authorization": f"Bearer {target.admin}"}
+    )
+    check_http(target, response, {201})
+    if response.status_code == 201:
+        assert response.json()["id"] == body["id"]
+    target.alive()
+
+
+@FUZZ
+@given(body=event_bodies, project=st.sampled_from(["FZ-1", "FZ-2"]))
+def test_publish_with_any_json(target: Target, body: Any, project: str) -> None:
+    response = target.client.post(
+        f"/api/projects/{project}/events",
+        json=body,
+        headers={"Authorization": f"Bearer {target.admin}"},
+    )
+    check_http(target, response, {201})
+    publish(target, response)
+    target.alive()
+
+
+@FUZZ
+@given(
+    content=raw_bodies,
+    content_type=content_types,
+    path=st.sampled_from(["/api/projects", "/api/projects/FZ-1/events"]),
+)
+def test_post_any_bytes(target: Target, content: bytes, content_type: str, path: str) -> None:
+    response = target.client.post(
+        path,
+        content=content,
+        headers={"Authorization": f"Bearer {target.admin}", "Content-Type": content_type},
+    )
+    check_http(target, response, {201})
+    if path.endswith("/events"):
+        publish(target, response)
+    target.alive()
+
+
+@FUZZ
+@given(
+    authorization=st.one_of(
+        st.none(),
+        st.text(alphabet=string.printable.strip() + " ", max_size=80),
+        st.text(alphabet=string.ascii_letters + string.digits + "-_", max_size=60).map(
+            lambda t: "Bearer sb_" + t
+        ),
+    ),
+    idempotency_key=st.none() | st.text(alphabet=string.printable.strip() + " ", max_size=210),
+    path=st.sampled_from(["/api/projects", "/api/projects/FZ-1/events"]),
+)
+def test_post_with_any_credentials(
+    target: Target, authorization: str | None, idempotency_key: str | None, path: str
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization.strip()
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key.strip()
+    body = (
+        {"stage": "notice", "title": "t"}
+        if path.endswith("events")
+        else {"id": "FZ-AUTH", "title": "t", "category": "land", "agency": "FZ"}
+    )
+    response = target.client.post(path, json=body, headers=headers)
+    check_http(target, response, set())  # no valid token, no success
+    assert response.status_code in {401, 422}, response.text
+    target.alive()
+
+
+@FUZZ
+@given(
+    query=queries,
+    path=st.sampled_from(["/api/projects", "/api/events", "/api/categories", "/healthz", "/"]),
+)
+def test_get_with_any_query(target: Target, query: str, path: str) -> None:
+    response = target.client.get(f"{path}?{query}")
+    check_http(target, response, {200})
+    if response.status_code == 200 and path == "/api/events":
+        body = response.json()
+        seqs = [e["seq"] for e in body["items"]]
+        assert seqs == sorted(set(seqs)) and len(seqs) <= 1000
+    target.alive()
+
+
+@FUZZ
+@given(
+    project=st.text(min_size=1, max_size=80) | st.binary(min_size=1, max_size=40).map(bytes.hex),
+    method=st.sampled_from(["GET", "POST"]),
+)
+def test_any_project_path(target: Target, project: str, method: str) -> None:
+    path = "/api/projects/" + quote(project, safe="")
+    if method == "POST":
+        path += "/events"
+    response = target.client.request(
+        method,
+        path,
+        json={"stage": "notice", "title": "t"},
+        headers={"Authorization": f"Bearer {target.admin}"},
+    )
+    check_http(target, response, {200, 201, 307})  # 307: an empty segment, e.g. "/"
+    publish(target, response)
+    target.alive()
+
+
+@FUZZ
+@given(
+    query=queries, last_event_id=st.none() | st.text(alphabet=string.printable.strip(), max_size=25)
+)
+def test_stream_with_any_query(target: Target, query: str, last_event_id: str | None) -> None:
+    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    with target.client.stream("GET", f"/api/stream?{query}", headers=headers) as response:
+        if response.status_code == 200:  # a live stream: leave it at that
+            assert response.headers["content-type"].startswith("text/event-stream")
+        else:
+            response.read()
+            check_http(target, response, set())
+    target.alive()
+
+
+# --- WebSocket ----------------------------------------------------------------------------
+
+op_objects = st.fixed_dictionaries(
+    {"op": st.sampled_from(sorted(CLIENT_OPS)) | st.text(max_size=12) | json_values},
+    optional={
+        "topics": maybe(
+            st.lists(
+                st.sampled_from(
+                    ["all", "project:FZ-1", "category:land", "supervision", "agency:", "x:y"]
+                )
+                | st.text(max_size=20),
+                max_size=70,
+            )
+        ),
+        "stages": maybe(st.lists(st.sampled_from(STAGES) | st.text(max_size=10), max_size=5)),
+        "since": maybe(st.integers() | st.floats()),
+        "token": maybe(st.text(max_size=60)),
+    },
+)
+text_frames = st.one_of(
+    st.text(max_size=200),
+    json_values.map(json.dumps),
+    op_objects.map(json.dumps),
+    st.tuples(op_objects, st.dictionaries(st.text(max_size=8), json_values, max_size=3)).map(
+        lambda pair: json.dumps({**pair[1], **pair[0]})
+    ),
+    literal.map(lambda lit: '{"op":"subscribe","topics":["all"],"since":' + lit.decode() + "}"),
+    st.integers(1, 3000).map(lambda n: '{"op":' + "[" * n + "]" * n + "}"),
+    st.integers(0, MAX_FRAME - 100).map(lambda n: json.dumps({"op": "x" * n})),
+)
+
+
+def is_client_op(frame: str) -> bool:
+    try:
+        message = json.loads(frame)
+    except (ValueError, RecursionError):
+        return False
+    return (
+        isinstance(message, dict)
+        and isinstance(message.get("op"), str)
+        and message["op"] in CLIENT_OPS
+    )
+
+
+async def until_pong(ws: Any) -> list[dict[str, Any]]:
+    """Every message up to the next pong (which is left out), each checked."""
+    answers = []
+    while True:
+        raw = await asyncio.wait_for(ws.recv(), 10)
+        assert isinstance(raw, str), raw
+        message = json.loads(raw)
+        assert isinstance(message, dict) and message.get("op") in SERVER_OPS, message
+        if message["op"] == "error":
+            assert isinstance(message.get("code"), str) and message["code"], message
+            assert isinstance(message.get("message"), str) and message["message"], message
+            assert LEAKS.search(raw) is None, raw
+        if message["op"] == "pong":
+            assert isinstance(message.get("head"), int), message
+            return answers
+        answers.append(message)
+
+
+async def exchange(target: Target, frame: str | bytes, query: str) -> list[dict[str, Any]]:
+    """Connect (with `query`), send one frame, then a ping; return what came before the pong."""
+    url = target.server.ws_url + (f"?{query}" if query else "")
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send('{"op":"ping"}')
+        opening = await until_pong(ws)
+        if "topics" in parse_qs(query):  # the URL acted as a first subscribe
+            assert opening and opening[0]["op"] in {"subscribed", "error"}, opening
+            assert all(m["op"] == "event" for m in opening[1:]), opening
+        else:
+            assert opening == [], opening
+        await ws.send(frame)
+        await ws.send('{"op":"ping"}')
+        return await until_pong(ws)
+
+
+ws_queries = st.one_of(
+    st.just(""),
+    queries,
+    st.sampled_from(
+        [
+            "topics=all&since=0",
+            "topics=supervision",
+            "topics=project:FZ-1&stages=notice&since=0",
+            "topics=nope",
+            "since=-1&topics=all",
+        ]
+    ),
+)
+
+
+@FUZZ
+@given(frame=text_frames, query=ws_queries)
+def test_ws_any_text_frame(target: Target, frame: str, query: str) -> None:
+    answers = asyncio.run(exchange(target, frame, query))
+    if not is_client_op(frame):
+        assert [a["op"] for a in answers] == ["error"], (frame[:200], answers)
+    elif answers:  # a ping's own pong ends the list at once
+        assert answers[0]["op"] in {"subscribed", "unsubscribed", "authed", "error"}, answers
+        assert all(a["op"] == "event" for a in answers[1:]), answers
+    target.alive()
+
+
+@FUZZ
+@given(frame=st.binary(max_size=500) | text_frames.map(str.encode))
+def test_ws_any_binary_frame(target: Target, frame: bytes) -> None:
+    answers = asyncio.run(exchange(target, frame, ""))
+    assert [a["op"] for a in answers] == ["error"], answers
+    target.alive()
+
+
+async def send_invalid_utf8(target: Target, frame: bytes) -> int | None:
+    async with websockets.connect(target.server.ws_url) as ws:
+        await ws.send(frame, text=True)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        except ConnectionClosed:
+            return ws.close_code
+
+
+@settings(FUZZ, max_examples=30)
+@given(
+    prefix=st.binary(max_size=20),
+    bad=st.sampled_from([b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"]),
+)
+def test_ws_text_frame_with_invalid_utf8_is_closed_1007(
+    target: Target, prefix: bytes, bad: bytes
+) -> None:
+    # RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007.
+    assert asyncio.run(send_invalid_utf8(target, prefix + bad)) == 1007
+    target.alive()
+
+
+async def send_oversized(target: Target, size: int) -> tuple[int | None, list[str]]:
+    async with websockets.connect(target.server.ws_url, max_size=None) as ws:
+        await ws.send(json.dumps({"op": "ping", "pad": "x" * size}))
+        received = []
+        try:
+            while True:
+                received.append(await asyncio.wait_for(ws.recv(), 10))
+        except ConnectionClosed:
+            return ws.close_code, received
+
+
+@settings(FUZZ, max_examples=20)
+@given(size=st.integers(MAX_FRAME, 4 * MAX_FRAME))
+def test_ws_oversized_frame_is_closed_1009(target: Target, size: int) -> None:
+    code, received = asyncio.run(send_oversized(target, size))
+    assert (code, received) == (1009, [])
+    target.alive()
+
+
+# --- the log, at the end ------------------------------------------------------------------
+
+
+def test_log_is_intact_after_fuzzing(target: Target) -> None:
+    """Runs last in this module: only accepted publications are in the log, unaltered."""
+    target.alive()
+    response = target.client.get(
+        "/api/events", params={"since": str(target.initial_head), "limit": "1000"}
+    )
+    items = response.json()["items"]
+    assert {e["seq"]: e for e in items} == target.accepted
+    verify = target.server.cli("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

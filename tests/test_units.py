@@ -1,0 +1,804 @@
+"""Fast in-process tests of the pure parts: topics, the hub, the vocabulary and
+input validation, settings, and the per-connection sender. No server, no sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from server.domain import CATEGORIES_FILE, Domain, DomainFileError
+from server.errors import ApiError
+from server.events import StoredEvent
+from server.hub import Hub
+from server.settings import Settings, SettingsError
+from server.stream.frames import Frames
+from server.stream.sender import Sender
+from server.topics import TopicFilter, parse_topic, topics_of
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DOMAIN = Domain.load()
+
+
+def event(
+    seq: int,
+    project: str = "P-1",
+    category: str = "construction",
+    agency: str = "AG-1",
+    region: str | None = "330782",
+    stage: str = "notice",
+) -> StoredEvent:
+    return StoredEvent.from_dict(
+        {
+            "seq": seq,
+            "project": project,
+            "category": category,
+            "agency": agency,
+            "region": region,
+            "stage": stage,
+            "title": "t",
+            "body": "",
+            "data": {},
+            "occurred_at": "2026-12-01T09:30:00+08:00",
+            "published_at": "2026-12-01T09:30:00+08:00",
+            "hash": "0" * 64,
+        }
+    )
+
+
+# --- topics --------------------------------------------------------------------------
+
+
+def test_topics_of_an_event() -> None:
+    assert topics_of(event(1)) == (
+        "all",
+        "project:P-1",
+        "category:construction",
+        "agency:AG-1",
+        "region:330782",
+    )
+    assert topics_of(event(1, region=None)) == (
+        "all",
+        "project:P-1",
+        "category:construction",
+        "agency:AG-1",
+    )
+    assert "region:" not in topics_of(event(1, region=""))
+
+
+def test_topic_filter_matches_topics_and_stages() -> None:
+    follow = TopicFilter()
+    assert not follow.matches(event(1))
+    follow.add(["category:construction"], frozenset({"notice"}))
+    assert follow.matches(event(1, stage="notice"))
+    assert not follow.matches(event(2, stage="award"))
+    assert not follow.matches(event(3, category="land", stage="notice"))
+    # Another topic with no stage filter widens the match for its events only.
+    follow.add(["project:P-9"], None)
+    assert follow.matches(event(4, project="P-9", stage="award"))
+    assert not follow.matches(event(5, project="P-8", stage="award"))
+    follow.add(["region:330782"], frozenset({"award", "objection"}))
+    assert follow.matches(event(6, project="P-8", stage="award"))
+    assert not follow.matches(event(7, project="P-8", stage="bid_opening"))
+    assert not follow.matches(event(8, project="P-8", region=None, stage="award"))
+    # Re-adding a topic replaces its stages; removing it stops the match.
+    follow.add(["category:construction"], None)
+    assert follow.matches(event(9, stage="bid_opening"))
+    follow.remove(["category:construction", "region:330782", "never-followed"])
+    assert not follow.matches(event(10, stage="bid_opening"))
+    assert len(follow) == 1
+
+
+def test_topic_filter_all_and_staff_topics() -> None:
+    follow = TopicFilter()
+    follow.add(["all"], frozenset({"award"}))
+    follow.add(["supervision"], None)
+    assert follow.matches(event(1, category="land", stage="award"))
+    assert not follow.matches(event(2, stage="notice"))
+    assert dict(follow.public()) == {"all": frozenset({"award"})}
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["all", "supervision", "project:YW-2026.1_a", "category:land", "agency:X", "region:330782"],
+)
+def test_parse_topic_accepts(topic: str) -> None:
+    assert parse_topic(topic, DOMAIN.categories) == topic
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "",
+        "ALL",
+        "project:",
+        "project",
+        "category:roads",
+        "kind:x",
+        "project:a b",
+        "project:" + "x" * 65,
+        5,
+        None,
+        ["all"],
+        "region:中文",
+    ],
+)
+def test_parse_topic_rejects(topic: object) -> None:
+    with pytest.raises(ApiError) as caught:
+        parse_topic(topic, DOMAIN.categories)
+    assert caught.value.status == 422 and caught.value.code == "invalid_topic"
+
+
+# --- the hub ---------------------------------------------------------------------------
+
+
+class Recorder:
+    """A subscriber that records the seqs it is handed."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.got: list[int] = []
+        self.frames: list[Frames] = []
+
+    def deliver(self, frames: Frames) -> None:
+        self.got.append(frames.event.seq)
+        self.frames.append(frames)
+
+
+def test_hub_delivers_once_across_matching_topics() -> None:
+    hub = Hub()
+    both, project_only, other = Recorder(), Recorder(), Recorder()
+    hub.add(both, {"all": None, "project:P-1": None, "agency:AG-1": None})
+    hub.add(project_only, {"project:P-1": None})
+    hub.add(other, {"project:P-2": None})
+    hub.dispatch([event(1), event(2, project="P-2"), event(3)])
+    assert both.got == [1, 2, 3]
+    assert project_only.got == [1, 3]
+    assert other.got == [2]
+    # Every recipient shares the one frame built for the event.
+    assert both.frames[0] is project_only.frames[0]
+    assert both.frames[0].websocket["text"].startswith('{"op":"event","event":{"seq":1,')
+
+
+def test_hub_never_delivers_a_seq_twice_or_backwards() -> None:
+    hub = Hub()
+    subscriber = Recorder()
+    hub.add(subscriber, {"all": None})
+    hub.dispatch([event(1), event(2)])
+    hub.dispatch([event(2), event(1)])  # already seen
+    subscriber.seen = 5  # e.g. a replay got that far
+    hub.dispatch([event(4), event(5), event(6)])
+    assert subscriber.got == [1, 2, 6]
+
+
+def test_hub_stage_filters_per_topic() -> None:
+    hub = Hub()
+    tenders, follower = Recorder(), Recorder()
+    hub.add(tenders, {"category:construction": frozenset({"notice"})})
+    hub.add(follower, {"category:construction": frozenset({"notice"}), "project:P-7": None})
+    hub.dispatch(
+        [
+            event(1, stage="notice"),
+            event(2, stage="award"),
+            event(3, project="P-7", stage="award"),
+            event(4, category="land", stage="notice"),
+            event(5, project="P-7", stage="notice"),
+        ]
+    )
+    assert tenders.got == [1, 5]
+    assert follower.got == [1, 3, 5]
+
+
+def test_hub_unsubscribe() -> None:
+    hub = Hub()
+    subscriber, stays = Recorder(), Recorder()
+    hub.add(subscriber, {"project:P-1": None, "agency:AG-1": None})
+    hub.add(stays, {"project:P-1": None})
+    assert hub.subscriber_count("project:P-1") == 2
+    hub.dispatch([event(1)])
+    hub.remove(subscriber, ["project:P-1"])
+    hub.dispatch([event(2)])  # still on agency:AG-1
+    hub.remove(subscriber, ["agency:AG-1", "never-followed"])
+    hub.dispatch([event(3)])
+    assert subscriber.got == [1, 2]
+    assert stays.got == [1, 2, 3]
+    assert hub.subscriber_count("agency:AG-1") == 0
+    assert hub.subscriber_count("project:P-1") == 1
+    hub.remove(stays, ["project:P-1"])
+    assert hub.subscriber_count("project:P-1") == 0
+    hub.dispatch([event(4)])
+    assert stays.got == [1, 2, 3]
+
+
+def test_hub_resubscribe_changes_stages() -> None:
+    hub = Hub()
+    subscriber = Recorder()
+    hub.add(subscriber, {"all": frozenset({"award"})})
+    hub.dispatch([event(1, stage="notice"), event(2, stage="award")])
+    hub.add(subscriber, {"all": None})
+    hub.dispatch([event(3, stage="notice")])
+    assert subscriber.got == [2, 3]
+
+
+# --- the vocabulary file ------------------------------------------------------------------
+
+
+def test_the_shipped_vocabulary() -> None:
+    assert list(DOMAIN.categories) == [
+        "construction",
+        "gov_procurement",
+        "state_assets",
+        "land",
+        "mining",
+        "soe_procurement",
+        "rural_property",
+        "emission_rights",
+    ]
+    oversight = {
+        "objection",
+        "objection_reply",
+        "complaint",
+        "complaint_decision",
+        "penalty",
+        "correction",
+    }
+    assert {s.code for s in DOMAIN.stages.values() if s.oversight} == oversight
+    for category in DOMAIN.categories.values():
+        assert oversight <= category.stages
+        assert {"notice", "clarification", "award", "contract", "performance", "failed"} <= set(
+            category.lifecycle
+        )
+    assert "bid_opening" in DOMAIN.categories["construction"].lifecycle
+    assert "auction" not in DOMAIN.categories["construction"].stages
+    assert "auction" in DOMAIN.categories["land"].lifecycle
+    assert DOMAIN.categories["gov_procurement"].lifecycle[0] == "plan"
+    assert DOMAIN.is_lifecycle("award") and not DOMAIN.is_lifecycle("objection")
+
+
+def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = CATEGORIES_FILE.read_text("utf-8")
+    assert old in text, old
+    path = tmp_path / "categories.toml"
+    path.write_text(text.replace(old, new, 1), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "names"),
+    [
+        ('zh = "招标/采购/出让/挂牌公告"\n', "", ["stages.notice.zh"]),
+        ('en = "Bid opening"', 'en = ""', ["stages.bid_opening.en"]),
+        (
+            'en = "Objection / challenge"\noversight = true',
+            'en = "Objection / challenge"\noversight = "yes"',
+            ["stages.objection.oversight"],
+        ),
+        (
+            'stages = ["notice", "clarification", "auction", "award", "contract", "performance",'
+            ' "failed"]\n\n[categories.mining]',
+            'stages = ["notice", "bogus"]\n\n[categories.mining]',
+            ["categories.land.stages", "bogus"],
+        ),
+        (
+            'stages = ["notice", "clarification", "auction", "award", "contract", "performance",'
+            ' "failed"]\n\n[categories.mining]',
+            'stages = ["notice", "objection"]\n\n[categories.mining]',
+            ["categories.land.stages", "objection"],
+        ),
+        (
+            'stages = ["notice", "clarification", "auction", "award", "contract", "performance",'
+            ' "failed"]\n\n[categories.mining]',
+            "stages = []\n\n[categories.mining]",
+            ["categories.land.stages"],
+        ),
+        ('board = "KYQ"\n', "", ["categories.mining.board"]),
+        ('board = "KYQ"', "board = 7", ["categories.mining.board"]),
+        ("[stages.plan]", '[stages."no spaces allowed"]', ["stages.no spaces allowed"]),
+    ],
+)
+def test_a_broken_vocabulary_names_file_entry_and_field(
+    tmp_path: Path, old: str, new: str, names: list[str]
+) -> None:
+    path = broken_copy(tmp_path, old, new)
+    with pytest.raises(DomainFileError) as caught:
+        Domain.load(path)
+    message = str(caught.value)
+    assert str(path) in message
+    for name in names:
+        assert name in message, message
+
+
+def test_a_vocabulary_without_categories(tmp_path: Path) -> None:
+    path = tmp_path / "categories.toml"
+    path.write_text(
+        CATEGORIES_FILE.read_text("utf-8").replace("[categories.", "[category."), "utf-8"
+    )
+    with pytest.raises(DomainFileError) as caught:
+        Domain.load(path)
+    assert str(path) in str(caught.value) and "categories" in str(caught.value)
+
+
+def test_a_misspelled_table_is_not_silently_ignored(tmp_path: Path) -> None:
+    """A typo in one table header must not make a category (or stage) vanish."""
+    path = broken_copy(tmp_path, "[categories.mining]", "[categoris.mining]")
+    with pytest.raises(DomainFileError) as caught:
+        Domain.load(path)
+    assert str(path) in str(caught.value) and "categoris" in str(caught.value)
+
+
+def test_a_vocabulary_that_is_not_toml_or_missing(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, "[stages.plan]", "[stages.plan")
+    with pytest.raises(DomainFileError) as caught:
+        Domain.load(path)
+    assert str(path) in str(caught.value) and "line" in str(caught.value)
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(DomainFileError) as caught:
+        Domain.load(missing)
+    assert str(missing) in str(caught.value)
+
+
+def test_a_changed_vocabulary_is_used(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, 'en = "Land use rights"', 'en = "Land use rights (edited)"')
+    assert Domain.load(path).categories["land"].en == "Land use rights (edited)"
+
+
+# --- validation of what staff post ----------------------------------------------------------
+
+
+def project(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "YW-1",
+        "title": " 某道路工程 ",
+        "category": "construction",
+        "agency": "YW-GGZY",
+    }
+    body.update(fields)
+    return body
+
+
+def test_project_input_normalises() -> None:
+    assert DOMAIN.project_input(project()) == {
+        "id": "YW-1",
+        "title": "某道路工程",
+        "category": "construction",
+        "agency": "YW-GGZY",
+        "region": None,
+        "budget": None,
+        "currency": "CNY",
+    }
+    full = DOMAIN.project_input(project(region="330782", budget=12.5, currency="USD"))
+    assert (full["region"], full["budget"], full["currency"]) == ("330782", 12.5, "USD")
+    assert DOMAIN.project_input(project(budget=0))["budget"] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", None),
+        ("id", ""),
+        ("id", "a b"),
+        ("id", "x" * 65),
+        ("id", 1),
+        ("title", None),
+        ("title", " "),
+        ("title", "x" * 201),
+        ("title", ["t"]),
+        ("category", None),
+        ("category", "roads"),
+        ("category", "Construction"),
+        ("category", ["land"]),
+        ("category", {"code": "land"}),
+        ("agency", None),
+        ("agency", "中"),
+        ("region", ""),
+        ("region", 1),
+        ("budget", -0.01),
+        ("budget", "1"),
+        ("budget", True),
+        ("budget", float("nan")),
+        ("budget", float("inf")),
+        ("currency", "cny"),
+        ("currency", "CN"),
+        ("currency", None),
+        ("currency", "ÄÖÜ"),
+    ],
+)
+def test_project_input_rejects_naming_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ApiError) as caught:
+        DOMAIN.project_input(project(**{field: value}))
+    assert caught.value.status == 422
+    assert caught.value.details == {"field": field}
+    assert caught.value.message.startswith(field)
+
+
+@pytest.mark.parametrize("body", [None, [], "x", 1, True])
+def test_project_input_needs_an_object(body: Any) -> None:
+    with pytest.raises(ApiError) as caught:
+        DOMAIN.project_input(body)
+    assert caught.value.status == 422
+
+
+def test_project_input_names_unknown_fields() -> None:
+    with pytest.raises(ApiError) as caught:
+        DOMAIN.project_input(project(colour="red", size=1))
+    assert caught.value.status == 422 and caught.value.code == "unknown_field"
+    assert "colour" in caught.value.message and "size" in caught.value.message
+    assert "title" in caught.value.details["allowed"]
+
+
+def test_event_input_normalises() -> None:
+    draft = DOMAIN.event_input(
+        {
+            "stage": "bid_opening",
+            "title": " 开标 ",
+            "body": "正文",
+            "data": {"bidders": 7},
+            "occurred_at": "2026-12-01T01:30:00Z",
+        },
+        "construction",
+        SHANGHAI,
+    )
+    assert draft == {
+        "stage": "bid_opening",
+        "title": "开标",
+        "body": "正文",
+        "data": {"bidders": 7},
+        "occurred_at": "2026-12-01T09:30:00+08:00",
+    }
+    minimal = DOMAIN.event_input({"stage": "objection", "title": "异议"}, "land", SHANGHAI)
+    assert minimal == {
+        "stage": "objection",
+        "title": "异议",
+        "body": "",
+        "data": {},
+        "occurred_at": None,
+    }
+    fraction = DOMAIN.event_input(
+        {"stage": "notice", "title": "t", "occurred_at": "2026-12-01T09:30:00.250+08:00"},
+        "land",
+        SHANGHAI,
+    )
+    assert fraction["occurred_at"] == "2026-12-01T09:30:00.250+08:00"
+    utc = DOMAIN.event_input(
+        {"stage": "notice", "title": "t", "occurred_at": "2026-12-01T09:30:00+08:00"},
+        "land",
+        ZoneInfo("UTC"),
+    )
+    assert utc["occurred_at"] == "2026-12-01T01:30:00+00:00"
+
+
+def test_event_input_stage_must_be_in_the_category() -> None:
+    for stage in ("auction", "plan", "nope", None, 1):
+        with pytest.raises(ApiError) as caught:
+            DOMAIN.event_input({"stage": stage, "title": "t"}, "construction", SHANGHAI)
+        assert caught.value.status == 422 and caught.value.details["field"] == "stage"
+        assert set(caught.value.details["allowed"]) == DOMAIN.categories["construction"].stages
+    # Oversight stages are allowed in every category.
+    for category in DOMAIN.categories:
+        assert (
+            DOMAIN.event_input({"stage": "complaint", "title": "t"}, category, SHANGHAI)["stage"]
+            == "complaint"
+        )
+
+
+@pytest.mark.parametrize("stage", [["notice"], {"notice": 1}])
+def test_event_input_unhashable_stage_is_an_invalid_field(stage: Any) -> None:
+    with pytest.raises(ApiError) as caught:
+        DOMAIN.event_input({"stage": stage, "title": "t"}, "construction", SHANGHAI)
+    assert caught.value.status == 422 and caught.value.details["field"] == "stage"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"stage": "notice"}, "title"),
+        ({"stage": "notice", "title": "t", "body": None}, "body"),
+        ({"stage": "notice", "title": "t", "body": "x" * 20_001}, "body"),
+        ({"stage": "notice", "title": "t", "data": None}, "data"),
+        ({"stage": "notice", "title": "t", "data": []}, "data"),
+        ({"stage": "correction", "title": "t", "data": {}}, "data.corrects"),
+        ({"stage": "correction", "title": "t", "data": {"corrects": True}}, "data.corrects"),
+        ({"stage": "correction", "title": "t", "data": {"corrects": 1.0}}, "data.corrects"),
+        ({"stage": "correction", "title": "t", "data": {"corrects": -3}}, "data.corrects"),
+        ({"stage": "notice", "title": "t", "occurred_at": "2026-12-01T09:30:00"}, "occurred_at"),
+        ({"stage": "notice", "title": "t", "occurred_at": "2026-12-01"}, "occurred_at"),
+        ({"stage": "notice", "title": "t", "occurred_at": "soon"}, "occurred_at"),
+        ({"stage": "notice", "title": "t", "occurred_at": 0}, "occurred_at"),
+        (
+            {
+                "stage": "notice",
+                "title": "t",
+                "occurred_at": "2026-12-01T09:30:00+08:00" + " " * 30,
+            },
+            "occurred_at",
+        ),
+        (
+            {"stage": "notice", "title": "t", "occurred_at": "9999-12-31T23:59:59-12:00"},
+            "occurred_at",
+        ),
+        (
+            {"stage": "notice", "title": "t", "occurred_at": "0001-01-01T00:00:00+14:00"},
+            "occurred_at",
+        ),
+    ],
+)
+def test_event_input_rejects_naming_the_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        DOMAIN.event_input(body, "construction", SHANGHAI)
+    assert caught.value.status == 422
+    assert caught.value.details == {"field": field}
+
+
+def test_event_input_correction_carries_its_target() -> None:
+    draft = DOMAIN.event_input(
+        {"stage": "correction", "title": "更正", "data": {"corrects": 12, "reason": "错字"}},
+        "mining",
+        SHANGHAI,
+    )
+    assert draft["data"] == {"corrects": 12, "reason": "错字"}
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_settings_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.data_dir == Path("./data")
+    assert settings.database_url == f"sqlite:///{Path('./data') / 'sunbid.db'}"
+    assert settings.bus_url == "memory://"
+    assert settings.timezone == SHANGHAI
+    assert settings.demo is True
+    assert settings.max_body_bytes == 65536 and settings.max_frame_bytes == 16384
+    assert settings.max_topics_per_connection == 64
+    assert settings.max_connections_per_address == 256
+    assert settings.sqlite_synchronous == "FULL"
+    assert "fcm.googleapis.com" in settings.push_allowed_hosts
+
+
+def test_settings_from_values() -> None:
+    settings = Settings.from_env(
+        {
+            "SUNBID_DATA_DIR": "/srv/sunbid",
+            "SUNBID_TIMEZONE": "UTC",
+            "SUNBID_DEMO": "off",
+            "SUNBID_MAX_BODY_BYTES": "2048",
+            "SUNBID_MAX_TOPICS": "3",
+            "SUNBID_SQLITE_SYNCHRONOUS": "normal",
+            "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
+        }
+    )
+    assert settings.database_url == "sqlite:////srv/sunbid/sunbid.db"
+    assert settings.timezone == ZoneInfo("UTC") and settings.demo is False
+    assert settings.max_body_bytes == 2048 and settings.max_topics_per_connection == 3
+    assert settings.sqlite_synchronous == "NORMAL"
+    assert settings.push_allowed_hosts == ("a.example", "*.b.example")
+    for on in ("1", "true", "YES", "On"):
+        assert Settings.from_env({"SUNBID_DEMO": on}).demo is True
+    assert Settings.from_env({"SUNBID_MAX_BODY_BYTES": ""}).max_body_bytes == 65536
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SUNBID_TIMEZONE", "Mars/Olympus"),
+        ("SUNBID_TIMEZONE", "../../etc/passwd"),
+        ("SUNBID_TIMEZONE", "+08:00"),
+        ("SUNBID_SQLITE_SYNCHRONOUS", "OFF"),
+        ("SUNBID_SQLITE_SYNCHRONOUS", "sometimes"),
+        ("SUNBID_DEMO", "maybe"),
+        ("SUNBID_DEMO", "2"),
+        ("SUNBID_MAX_BODY_BYTES", "lots"),
+        ("SUNBID_MAX_BODY_BYTES", "1023"),
+        ("SUNBID_MAX_BODY_BYTES", "64k"),
+        ("SUNBID_MAX_FRAME_BYTES", "1.5"),
+        ("SUNBID_MAX_FRAME_BYTES", "100"),
+        ("SUNBID_MAX_TOPICS", "0"),
+        ("SUNBID_MAX_CONNECTIONS_PER_ADDRESS", "-3"),
+        ("SUNBID_MAX_PENDING_FRAMES", "x"),
+        ("SUNBID_WS_PING_SECONDS", "0"),
+        ("SUNBID_WS_PING_SECONDS", "soon"),
+    ],
+)
+def test_bad_setting_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert name in str(caught.value)
+
+
+# --- the sender -------------------------------------------------------------------------------
+
+
+def message(n: int) -> dict[str, Any]:
+    return {"type": "websocket.send", "text": str(n)}
+
+
+class Socket:
+    """A fake ASGI `send`: completes at once while open, waits while `blocked`."""
+
+    def __init__(self) -> None:
+        self.written: list[dict[str, Any]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail = False
+
+    def block(self) -> None:
+        self.gate.clear()
+
+    def unblock(self) -> None:
+        self.gate.set()
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if self.fail:
+            raise OSError("peer gone")
+        if not self.gate.is_set():
+            await self.gate.wait()
+        self.written.append(msg)
+
+    def texts(self) -> list[str]:
+        return [m.get("text", m.get("type", "")) for m in self.written]
+
+
+class Overflow:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_sender_writes_synchronously_while_the_socket_keeps_up() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 4, overflow)
+    tasks_before = len(asyncio.all_tasks())
+    for n in range(100):
+        sender.offer(message(n))
+        assert len(socket.written) == n + 1  # written before offer returns
+    assert socket.texts() == [str(n) for n in range(100)]
+    assert sender.backlog == 0 and not sender.failed and overflow.calls == 0
+    assert len(asyncio.all_tasks()) == tasks_before  # no task was needed
+
+
+async def test_sender_keeps_order_under_back_pressure() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 8, overflow)
+    sender.offer(message(0))
+    socket.block()
+    sender.offer(message(1))  # suspends: moves to a task
+    for n in range(2, 9):
+        sender.offer(message(n))
+    assert sender.backlog == 7
+    assert socket.texts() == ["0"]
+    socket.unblock()
+    await sender.drained()
+    assert socket.texts() == [str(n) for n in range(9)]
+    assert sender.backlog == 0 and not sender.failed and overflow.calls == 0
+    # Back to writing synchronously.
+    sender.offer(message(9))
+    assert socket.texts()[-1] == "9"
+
+
+async def test_sender_overflow_cuts_off_exactly_once() -> None:
+    socket, overflow = Socket(), Overflow()
+    limit = 5
+    sender = Sender(socket.send, limit, overflow)
+    socket.block()
+    sender.offer(message(0))  # in flight
+    for n in range(1, limit + 1):
+        sender.offer(message(n))  # fills the backlog to its bound
+    assert sender.backlog == limit and overflow.calls == 0 and not sender.failed
+    sender.offer(message(limit + 1))  # one too many
+    assert overflow.calls == 1 and sender.failed
+    for n in range(limit + 2, limit + 50):
+        sender.offer(message(n))
+    assert overflow.calls == 1
+    socket.unblock()
+    await settle()
+    # Only what was already on its way went out; nothing after the cut-off.
+    assert socket.texts() == ["0"]
+    await sender.close({"type": "websocket.close", "code": 4008})
+    assert socket.texts() == ["0", "websocket.close"]
+    sender.offer(message(999))
+    assert socket.texts() == ["0", "websocket.close"]
+    assert overflow.calls == 1
+
+
+async def test_sender_put_waits_for_the_socket_to_drain() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 4, overflow)
+    await sender.put(message(0))  # written at once
+    socket.block()
+    await asyncio.wait_for(sender.put(message(1)), 1)  # in flight, nothing queued
+    await asyncio.wait_for(sender.put(message(2)), 1)  # backlog 1 < 4 // 2
+    waiting = asyncio.create_task(sender.put(message(3)))  # backlog 2: must wait
+    await settle()
+    assert not waiting.done()
+    assert socket.texts() == ["0"]
+    socket.unblock()
+    await asyncio.wait_for(waiting, 1)
+    assert socket.texts() == ["0", "1", "2", "3"]
+    assert overflow.calls == 0 and not sender.failed
+
+
+async def test_sender_put_never_overflows_a_slow_but_live_client() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 4, overflow)
+
+    async def reader() -> None:  # drains a little at a time
+        for _ in range(200):
+            socket.block()
+            await asyncio.sleep(0)
+            socket.unblock()
+            await asyncio.sleep(0)
+
+    draining = asyncio.create_task(reader())
+    for n in range(100):
+        await asyncio.wait_for(sender.put(message(n)), 5)
+    socket.unblock()
+    await sender.drained()
+    await draining
+    assert socket.texts() == [str(n) for n in range(100)]
+    assert overflow.calls == 0 and not sender.failed
+
+
+async def test_sender_stops_quietly_when_the_peer_is_gone() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 4, overflow)
+    socket.fail = True
+    sender.offer(message(0))  # raises inside send: no exception escapes
+    assert sender.failed
+    socket.fail = False
+    sender.offer(message(1))
+    assert socket.written == [] and overflow.calls == 0
+
+
+async def test_sender_peer_gone_while_draining() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 4, overflow)
+    socket.block()
+    sender.offer(message(0))
+    sender.offer(message(1))
+    socket.fail = True  # the queued frame will fail
+    socket.unblock()
+    await asyncio.wait_for(sender.drained(), 1)
+    assert sender.failed
+    assert socket.texts() == ["0"]
+    socket.fail = False
+    sender.offer(message(2))
+    assert socket.texts() == ["0"] and overflow.calls == 0
+
+
+async def test_sender_close_sends_last_after_the_backlog() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 8, overflow)
+    socket.block()
+    for n in range(4):
+        sender.offer(message(n))
+    closing = asyncio.create_task(sender.close({"type": "websocket.close", "code": 1001}))
+    await settle()
+    sender.offer(message(99))  # after close: never written
+    assert not closing.done()
+    socket.unblock()
+    await asyncio.wait_for(closing, 1)
+    assert socket.texts() == ["0", "1", "2", "3", "websocket.close"]
+
+
+async def test_sender_close_gives_up_on_a_stalled_client() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = Sender(socket.send, 8, overflow)
+    socket.block()
+    sender.offer(message(0))
+    started = asyncio.get_running_loop().time()
+    await sender.close({"type": "websocket.close", "code": 1001}, timeout=0.05)
+    assert asyncio.get_running_loop().time() - started < 1
+    assert socket.written == []
+    socket.unblock()
+    await settle()
