@@ -62,7 +62,7 @@ def parse_topic(topic: object, categories: Iterable[str]) -> str:
     return topic
 
 
-@dataclass
+@dataclass(slots=True)
 class TopicFilter:
     """Topics with, for each, the stages wanted (None: every stage)."""
 

@@ -24,6 +24,20 @@ REPLAY_PAGE = 1000
 
 
 class Feed:
+    __slots__ = (
+        "_buffer",
+        "_buffer_dropped",
+        "_closing",
+        "_lagging",
+        "_limit",
+        "filter",
+        "frame",
+        "hub",
+        "seen",
+        "sender",
+        "store",
+    )
+
     def __init__(
         self,
         hub: Hub,

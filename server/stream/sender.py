@@ -28,13 +28,15 @@ _NOTHING: deque[Message] = deque(maxlen=0)  # the backlog of a stopped sender
 
 
 class Sender:
+    # Slots: one of these per connection, thousands per process.
+    __slots__ = ("_backlog", "_drained", "_limit", "_on_overflow", "_send", "_task", "failed")
+
     def __init__(self, send: Send, limit: int, on_overflow: Callable[[], None]) -> None:
         self._send = send
         self._limit = limit
         self._on_overflow = on_overflow
         self._backlog: deque[Message] | None = None  # None while the socket keeps up
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._drained: asyncio.Event | None = None  # exists while a backlog drains
         self._task: asyncio.Task[None] | None = None
         self.failed = False  # the peer is gone; nothing more will be written
 
@@ -55,7 +57,7 @@ class Sender:
                 self._stop()  # the peer disconnected
                 return
             self._backlog = deque()
-            self._drained.clear()
+            self._drained = asyncio.Event()
             self._task = asyncio.create_task(self._drain(coroutine, blocked_on))
         elif self.failed:
             return
@@ -75,11 +77,13 @@ class Sender:
     async def put(self, message: Message) -> None:
         """Send with back-pressure: for replays, which may wait for the client."""
         self.offer(message)
-        if self.backlog >= self._limit // 2:
+        if self._drained is not None and self.backlog >= self._limit // 2:
             await self._drained.wait()
 
     async def drained(self) -> None:
-        await self._drained.wait()
+        """Wait until nothing is queued for this client."""
+        if self._drained is not None:
+            await self._drained.wait()
 
     async def close(self, message: Message, timeout: float = 5.0) -> None:
         """Send a last message after whatever is queued; nothing is sent after it.
@@ -106,7 +110,9 @@ class Sender:
         finally:
             if not self.failed:
                 self._backlog = None
-            self._drained.set()
+            if self._drained is not None:
+                self._drained.set()
+                self._drained = None
 
 
 @types.coroutine

@@ -40,19 +40,25 @@ def _closing(code: str, message: str) -> Message:
     return _chunk(b"event: error\ndata: " + data + b"\n\n", more=False)
 
 
+LAGGING = _closing("lagging", "too slow to keep up: reconnect with Last-Event-ID")
+GOING_AWAY = _closing("going_away", "server shutting down: reconnect")
+
+
 class SSEConnection:
+    __slots__ = ("feed",)
+
     def __init__(self, state: AppState, send: Any) -> None:
         self.feed = Feed(
             state.hub,
             state.store,
             send,
             attrgetter("sse"),
-            _closing("lagging", "too slow to keep up: reconnect with Last-Event-ID"),
+            LAGGING,
             state.settings.max_pending_frames,
         )
 
     async def shutdown(self) -> None:
-        await self.feed.close(_closing("going_away", "server shutting down: reconnect"))
+        await self.feed.close(GOING_AWAY)
 
 
 class SSEStream:

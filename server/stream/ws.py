@@ -33,7 +33,13 @@ def _op(payload: dict[str, Any]) -> Message:
     return {"type": "websocket.send", "text": orjson.dumps(payload).decode()}
 
 
+LAGGING = {"type": "websocket.close", "code": CLOSE_LAGGING, "reason": "lagging"}
+GOING_AWAY = {"type": "websocket.close", "code": CLOSE_GOING_AWAY, "reason": "server shutting down"}
+
+
 class WebSocketConnection:
+    __slots__ = ("feed", "role", "state")
+
     def __init__(self, state: AppState, send: Any) -> None:
         self.state = state
         self.role: str | None = None
@@ -42,7 +48,7 @@ class WebSocketConnection:
             state.store,
             send,
             attrgetter("websocket"),
-            {"type": "websocket.close", "code": CLOSE_LAGGING, "reason": "lagging"},
+            LAGGING,
             state.settings.max_pending_frames,
         )
 
@@ -53,9 +59,7 @@ class WebSocketConnection:
         self.reply({"op": "error", "code": exc.code, "message": exc.message})
 
     async def shutdown(self) -> None:
-        await self.feed.close(
-            {"type": "websocket.close", "code": CLOSE_GOING_AWAY, "reason": "server shutting down"}
-        )
+        await self.feed.close(GOING_AWAY)
 
     async def handle(self, text: str | None) -> None:
         if text is None:
