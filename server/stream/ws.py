@@ -160,28 +160,30 @@ class WebSocketStream:
         state.connections.add(connection)
         try:
             await send({"type": "websocket.accept"})
-            await self._serve(connection, scope, receive)
+            await _subscribe_from_url(connection, scope)
+            # This loop's frame lives as long as the connection: it keeps no
+            # more than it needs (memory per idle connection is a budget).
+            while (message := await receive())["type"] != "websocket.disconnect":
+                try:
+                    await connection.handle(message.get("text"))
+                except ApiError as exc:
+                    connection.error(exc)
         finally:
             state.connections.discard(connection)
             connection.feed.stop()
             state.limiter.release(address)
 
-    async def _serve(self, connection: WebSocketConnection, scope: Any, receive: Any) -> None:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if "topics" in query:
-            try:
-                await connection.subscribe(
-                    split_list(query["topics"][0]),
-                    split_list(query.get("stages", [None])[0]),
-                    query.get("since", [None])[0],
-                )
-            except ApiError as exc:
-                connection.error(exc)
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            try:
-                await connection.handle(message.get("text"))
-            except ApiError as exc:
-                connection.error(exc)
+
+async def _subscribe_from_url(connection: WebSocketConnection, scope: Any) -> None:
+    """`/ws?topics=a,b&stages=x&since=S` acts as a first subscribe."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if "topics" not in query:
+        return
+    try:
+        await connection.subscribe(
+            split_list(query["topics"][0]),
+            split_list(query.get("stages", [None])[0]),
+            query.get("since", [None])[0],
+        )
+    except ApiError as exc:
+        connection.error(exc)
