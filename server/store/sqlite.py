@@ -75,6 +75,7 @@ class SQLiteStore:
         self.clock = clock
         self.synchronous = synchronous
         self.head = 0
+        self.commits = 0  # transactions that appended events: shows group commit at work
         self._last_hash = GENESIS_HASH
         self._listeners: list[CommitListener] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -225,6 +226,7 @@ class SQLiteStore:
                     pending.future.set_exception(StoreUnavailable(str(exc)))
             return
         self.head, self._last_hash = head, last_hash
+        self.commits += 1
         # Subscribers see an event only now that it is durable.
         if created:
             for listener in self._listeners:
