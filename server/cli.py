@@ -83,7 +83,7 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=3,  # after streams were told to go (cli._Server)
         access_log=False,
         lifespan="on",
     )
@@ -102,8 +102,8 @@ def _with_store(settings: Settings, action: Callable[[EventStore], Awaitable[int
         store = open_store(
             settings.database_url, Clock(settings.timezone), synchronous=settings.sqlite_synchronous
         )
-        await store.open()
         try:
+            await store.open()
             return await action(store)
         finally:
             await store.close()

@@ -7,7 +7,7 @@ the store (replay queries) and both stream transports.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,13 +77,16 @@ class TopicFilter:
             self.stages_by_topic.pop(topic, None)
 
     def matches(self, event: Routable) -> bool:
+        return any(True for _ in self.matching(event))
+
+    def matching(self, event: Routable) -> Iterator[str]:
+        """The followed topics through which this event reaches the client."""
         wanted = self.stages_by_topic
         for topic in topics_of(event):
             if topic in wanted:
                 stages = wanted[topic]
                 if stages is None or event.stage in stages:
-                    return True
-        return False
+                    yield topic
 
     def public(self) -> Mapping[str, frozenset[str] | None]:
         """The topics that select events from the log (staff topics do not)."""

@@ -30,8 +30,13 @@ class ServerProcess:
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.env = {**os.environ, "SUNBID_DATA_DIR": str(data_dir), "SUNBID_DEMO": "0",
-                    "PYTHONUNBUFFERED": "1", **env}
+        self.env = {
+            **os.environ,
+            "SUNBID_DATA_DIR": str(data_dir),
+            "SUNBID_DEMO": "0",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 
@@ -48,7 +53,10 @@ class ServerProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -70,8 +78,14 @@ class ServerProcess:
         return code
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "server", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def token(self, name: str, role: str = "admin", agency: str | None = None) -> str:
         args = ["token", "create", "--name", name, "--role", role]
@@ -103,20 +117,35 @@ class Staff:
 
     def __init__(self, server: ServerProcess, token: str) -> None:
         self.server = server
-        self.client = httpx.Client(base_url=server.url,
-                                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.client = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
 
-    def project(self, project_id: str, category: str = "construction",
-                agency: str = "YW-GGZY", region: str | None = "330782") -> dict[str, Any]:
-        response = self.client.post("/api/projects", json={
-            "id": project_id, "title": f"测试项目 {project_id}", "category": category,
-            "agency": agency, "region": region})
+    def project(
+        self,
+        project_id: str,
+        category: str = "construction",
+        agency: str = "YW-GGZY",
+        region: str | None = "330782",
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            "/api/projects",
+            json={
+                "id": project_id,
+                "title": f"测试项目 {project_id}",
+                "category": category,
+                "agency": agency,
+                "region": region,
+            },
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 
     def publish(self, project_id: str, stage: str = "notice", **fields: Any) -> dict[str, Any]:
-        response = self.client.post(f"/api/projects/{project_id}/events",
-                                    json={"stage": stage, "title": f"{stage} 公告", **fields})
+        response = self.client.post(
+            f"/api/projects/{project_id}/events",
+            json={"stage": stage, "title": f"{stage} 公告", **fields},
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 

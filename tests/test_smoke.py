@@ -11,18 +11,29 @@ def test_health_and_categories(server: ServerProcess) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok", "head": 0}
     items = httpx.get(server.url + "/api/categories").json()["items"]
     assert [c["code"] for c in items] == [
-        "construction", "gov_procurement", "state_assets", "land", "mining",
-        "soe_procurement", "rural_property", "emission_rights"]
+        "construction",
+        "gov_procurement",
+        "state_assets",
+        "land",
+        "mining",
+        "soe_procurement",
+        "rural_property",
+        "emission_rights",
+    ]
     construction = items[0]
-    assert construction["name"] == {"zh": "工程建设项目招标投标",
-                                    "en": "Construction project tendering"}
+    assert construction["name"] == {
+        "zh": "工程建设项目招标投标",
+        "en": "Construction project tendering",
+    }
     codes = [s["code"] for s in construction["stages"]]
     assert "bid_opening" in codes and "objection" in codes and "auction" not in codes
 
 
 def test_publish_then_read(staff: Staff) -> None:
     staff.project("YW-T-1")
-    event = staff.publish("YW-T-1", "notice", body="正文", data={"deadline": "2026-12-30T09:30:00+08:00"})
+    event = staff.publish(
+        "YW-T-1", "notice", body="正文", data={"deadline": "2026-12-30T09:30:00+08:00"}
+    )
     assert event["seq"] == 1 and event["project"] == "YW-T-1" and event["region"] == "330782"
     project = staff.client.get("/api/projects/YW-T-1").json()
     assert project["stage"] == "notice"

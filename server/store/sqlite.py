@@ -76,7 +76,7 @@ class SQLiteStore:
         self.synchronous = synchronous
         self.head = 0
         self.commits = 0  # transactions that appended events: shows group commit at work
-        self._last_hash = GENESIS_HASH
+        self._last_hash: str | None = GENESIS_HASH  # None: the chain's tip is damaged
         self._listeners: list[CommitListener] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         # The writer connection runs one transaction at a time: a project or
@@ -151,14 +151,29 @@ class SQLiteStore:
                         pending.future.set_exception(StoreUnavailable("internal error"))
 
     async def _reload_head(self) -> None:
-        """Take `head` and the last hash from the file, after a failed commit."""
+        """Take `head` and the last hash from the file (at open, after a failed commit).
+
+        If the last stored event is unreadable the chain cannot be extended:
+        reads and `verify` still work, appends answer "unavailable".
+        """
         rows = await _fetch(self.writer, "SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1")
         self.head, self._last_hash = 0, GENESIS_HASH
         for seq, doc in rows:
-            self.head, self._last_hash = seq, orjson.loads(doc)["hash"]
+            self.head = seq
+            try:
+                self._last_hash = str(orjson.loads(doc)["hash"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.error("the last event (seq %d) is unreadable: run `sunbid verify`", seq)
+                self._last_hash = None
 
     async def _commit(self, batch: list[_Pending]) -> None:
         head, last_hash = self.head, self._last_hash
+        if last_hash is None:
+            for pending in batch:
+                pending.future.set_exception(
+                    StoreUnavailable("the log's last event is damaged: run `sunbid verify`")
+                )
+            return
         outcomes: list[AppendResult | Exception] = []
         created: list[StoredEvent] = []
         try:

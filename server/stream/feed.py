@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
+from server.events import StoredEvent
 from server.hub import Hub
 from server.store import EventStore
 from server.stream.frames import Frames
@@ -21,6 +22,8 @@ from server.stream.sender import Message, Send, Sender
 from server.topics import TopicFilter
 
 REPLAY_PAGE = 1000
+# On server shutdown, how long a client may take to receive its close frame.
+SHUTDOWN_SECONDS = 2.0
 
 
 class Feed:
@@ -30,6 +33,7 @@ class Feed:
         "_closing",
         "_lagging",
         "_limit",
+        "_live_from",
         "filter",
         "frame",
         "hub",
@@ -58,6 +62,8 @@ class Feed:
         self._buffer: list[Frames] | None = None  # live events held back during a replay
         self._buffer_dropped = False
         self._closing: asyncio.Task[None] | None = None
+        # topic → the seq after which its events have been (or are being) sent
+        self._live_from: dict[str, int] = {}
 
     # --- called by the hub -----------------------------------------------
 
@@ -74,17 +80,21 @@ class Feed:
 
     async def follow(self, topics: Mapping[str, frozenset[str] | None], since: int | None) -> None:
         """Add topics; with `since`, first send every matching event after it."""
-        earlier = TopicFilter(dict(self.filter.stages_by_topic))
-        sent_live = self.seen  # what `earlier` topics have delivered so far
+        earlier = TopicFilter(
+            {t: s for t, s in self.filter.stages_by_topic.items() if t not in topics}
+        )
+        sent_live = self.seen  # the last event sent through `earlier` topics
+        start = self.store.head if since is None else since
         for topic, stages in topics.items():
-            self.filter.add([topic], stages)
+            self.filter.stages_by_topic[topic] = stages
+            self._live_from[topic] = start
         if since is None:
-            self.hub.add(self, topics)
+            self.hub.add(self, topics)  # no await since `head` was read: no gap
             return
         self._buffer = []
         self.hub.add(self, topics)
         try:
-            last = await self._replay(since, earlier, sent_live)
+            last = await self._replay(since, topics, earlier, sent_live)
             for frames in self._buffer:
                 if frames.event.seq > last:
                     self.sender.offer(self.frame(frames))
@@ -96,39 +106,63 @@ class Feed:
     def unfollow(self, topics: list[str]) -> None:
         self.filter.remove(topics)
         self.hub.remove(self, topics)
+        for topic in topics:
+            self._live_from.pop(topic, None)
 
     def stop(self) -> None:
         self.hub.remove(self, list(self.filter.stages_by_topic))
         self.filter = TopicFilter()
 
-    async def close(self, message: Message) -> None:
+    async def close(self, message: Message, timeout: float | None = None) -> None:
         self.stop()
-        await self.sender.close(message)
+        await self.sender.close(message, timeout)
 
-    async def _replay(self, since: int, earlier: TopicFilter, sent_live: int) -> int:
-        """Send the log after `since` on every followed topic; return the last seq read.
+    async def _replay(
+        self,
+        since: int,
+        topics: Mapping[str, frozenset[str] | None],
+        earlier: TopicFilter,
+        sent_live: int,
+    ) -> int:
+        """Send the log after `since`; return the last seq read.
 
-        Topics followed before this call were live until now: what they already
-        delivered (up to `sent_live`) is skipped; what arrived for them since is
-        in the buffer, or in the log if the buffer was dropped, and is sent here
-        in order with the rest.
+        The connection may already follow other topics (`earlier`), live until
+        this call. Their events up to `sent_live` were either sent already or
+        never asked for; later ones are held in the buffer (or, if it was
+        dropped, are in the log) and go out here, in order with the rest.
         """
-        last = since
+        new = TopicFilter(dict(topics))
+        last = min(since, sent_live) if earlier else since
         while True:
             page = await self.store.events_since(last, self.filter.public(), REPLAY_PAGE)
             for event in page:
                 last = event.seq
-                if event.seq <= sent_live and earlier.matches(event):
-                    continue
-                await self.sender.put(self.frame(Frames(event)))
-                if self.sender.failed:
-                    return last
+                if self._wanted(event, since, new, earlier, sent_live):
+                    await self.sender.put(self.frame(Frames(event)))
+                    if self.sender.failed:
+                        return last
             if len(page) == REPLAY_PAGE:
                 continue
             if self._buffer_dropped:
                 self._buffer_dropped = False
                 continue
             return last
+
+    def _wanted(
+        self,
+        event: StoredEvent,
+        since: int,
+        new: TopicFilter,
+        earlier: TopicFilter,
+        sent_live: int,
+    ) -> bool:
+        seq = event.seq
+        live_earlier = any(
+            seq > self._live_from.get(topic, seq) for topic in earlier.matching(event)
+        )
+        if live_earlier and seq <= sent_live:
+            return False  # sent live already
+        return live_earlier or (seq > since and new.matches(event))
 
     def _on_overflow(self) -> None:
         # Called from inside the hub's loop: leave the hub later, not now.

@@ -85,12 +85,13 @@ class Sender:
         if self._drained is not None:
             await self._drained.wait()
 
-    async def close(self, message: Message, timeout: float = 5.0) -> None:
+    async def close(self, message: Message, timeout: float | None = None) -> None:
         """Send a last message after whatever is queued; nothing is sent after it.
 
-        A client that has stopped reading altogether cannot be sent even that:
-        after `timeout` we give up and leave it to the keepalive ping, which
-        drops the connection when no pong comes back.
+        Without a timeout this waits as long as the client does: one that
+        reads again gets the message; one that never does stops answering
+        pings, and the keepalive drops it. With a timeout (server shutdown)
+        it gives up and leaves the socket to the server's own shutdown.
         """
         self._stop()
         if self._task is not None and not self._task.done():

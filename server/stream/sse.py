@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from server.errors import ApiError
-from server.stream.feed import Feed
+from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.stream.sender import Message
@@ -58,7 +58,7 @@ class SSEConnection:
         )
 
     async def shutdown(self) -> None:
-        await self.feed.close(GOING_AWAY)
+        await self.feed.close(GOING_AWAY, SHUTDOWN_SECONDS)
 
 
 class SSEStream:

@@ -14,7 +14,7 @@ import orjson
 
 from server.auth import STAFF_VIEW_ROLES
 from server.errors import ApiError
-from server.stream.feed import Feed
+from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.stream.sender import Message
@@ -59,7 +59,7 @@ class WebSocketConnection:
         self.reply({"op": "error", "code": exc.code, "message": exc.message})
 
     async def shutdown(self) -> None:
-        await self.feed.close(GOING_AWAY)
+        await self.feed.close(GOING_AWAY, SHUTDOWN_SECONDS)
 
     async def handle(self, text: str | None) -> None:
         if text is None:
