@@ -33,13 +33,12 @@ class Feed:
         "_closing",
         "_lagging",
         "_limit",
-        "_live_from",
-        "filter",
         "frame",
         "hub",
         "seen",
         "sender",
         "store",
+        "topics",
     )
 
     def __init__(
@@ -53,7 +52,8 @@ class Feed:
     ) -> None:
         self.hub = hub
         self.store = store
-        self.filter = TopicFilter()
+        # topic → (stages wanted, the seq after which its events were or are being sent)
+        self.topics: dict[str, tuple[frozenset[str] | None, int]] = {}
         self.seen = 0
         self.frame = frame
         self.sender = Sender(send, limit, self._on_overflow)
@@ -62,8 +62,6 @@ class Feed:
         self._buffer: list[Frames] | None = None  # live events held back during a replay
         self._buffer_dropped = False
         self._closing: asyncio.Task[None] | None = None
-        # topic → the seq after which its events have been (or are being) sent
-        self._live_from: dict[str, int] = {}
 
     # --- called by the hub -----------------------------------------------
 
@@ -80,14 +78,11 @@ class Feed:
 
     async def follow(self, topics: Mapping[str, frozenset[str] | None], since: int | None) -> None:
         """Add topics; with `since`, first send every matching event after it."""
-        earlier = TopicFilter(
-            {t: s for t, s in self.filter.stages_by_topic.items() if t not in topics}
-        )
+        earlier = self.following(exclude=topics)
         sent_live = self.seen  # the last event sent through `earlier` topics
         start = self.store.head if since is None else since
         for topic, stages in topics.items():
-            self.filter.stages_by_topic[topic] = stages
-            self._live_from[topic] = start
+            self.topics[topic] = (stages, start)
         if since is None:
             self.hub.add(self, topics)  # no await since `head` was read: no gap
             return
@@ -103,15 +98,18 @@ class Feed:
             self._buffer = None
         self.seen = max(self.seen, last)
 
+    def following(self, exclude: Mapping[str, object] = {}) -> TopicFilter:
+        """The followed topics with their stages (but those in `exclude`)."""
+        return TopicFilter({t: s for t, (s, _) in self.topics.items() if t not in exclude})
+
     def unfollow(self, topics: list[str]) -> None:
-        self.filter.remove(topics)
         self.hub.remove(self, topics)
         for topic in topics:
-            self._live_from.pop(topic, None)
+            self.topics.pop(topic, None)
 
     def stop(self) -> None:
-        self.hub.remove(self, list(self.filter.stages_by_topic))
-        self.filter = TopicFilter()
+        self.hub.remove(self, list(self.topics))
+        self.topics = {}
 
     async def close(self, message: Message, timeout: float | None = None) -> None:
         self.stop()
@@ -134,7 +132,7 @@ class Feed:
         new = TopicFilter(dict(topics))
         last = min(since, sent_live) if earlier else since
         while True:
-            page = await self.store.events_since(last, self.filter.public(), REPLAY_PAGE)
+            page = await self.store.events_since(last, self.following().public(), REPLAY_PAGE)
             for event in page:
                 last = event.seq
                 if self._wanted(event, since, new, earlier, sent_live):
@@ -158,7 +156,7 @@ class Feed:
     ) -> bool:
         seq = event.seq
         live_earlier = any(
-            seq > self._live_from.get(topic, seq) for topic in earlier.matching(event)
+            seq > self.topics[topic][1] for topic in earlier.matching(event) if topic in self.topics
         )
         if live_earlier and seq <= sent_live:
             return False  # sent live already

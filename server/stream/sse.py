@@ -40,6 +40,7 @@ def _closing(code: str, message: str) -> Message:
     return _chunk(b"event: error\ndata: " + data + b"\n\n", more=False)
 
 
+SSE_FRAME = attrgetter("sse")
 LAGGING = _closing("lagging", "too slow to keep up: reconnect with Last-Event-ID")
 GOING_AWAY = _closing("going_away", "server shutting down: reconnect")
 
@@ -52,7 +53,7 @@ class SSEConnection:
             state.hub,
             state.store,
             send,
-            attrgetter("sse"),
+            SSE_FRAME,
             LAGGING,
             state.settings.max_pending_frames,
         )

@@ -33,6 +33,7 @@ def _op(payload: dict[str, Any]) -> Message:
     return {"type": "websocket.send", "text": orjson.dumps(payload).decode()}
 
 
+WEBSOCKET_FRAME = attrgetter("websocket")
 LAGGING = {"type": "websocket.close", "code": CLOSE_LAGGING, "reason": "lagging"}
 GOING_AWAY = {"type": "websocket.close", "code": CLOSE_GOING_AWAY, "reason": "server shutting down"}
 
@@ -47,7 +48,7 @@ class WebSocketConnection:
             state.hub,
             state.store,
             send,
-            attrgetter("websocket"),
+            WEBSOCKET_FRAME,
             LAGGING,
             state.settings.max_pending_frames,
         )
@@ -104,10 +105,7 @@ class WebSocketConnection:
         topics = parse_topics(raw_topics, self.state.domain, settings.max_topics_per_connection)
         stages = parse_stages(raw_stages, self.state.domain)
         since = parse_since(raw_since)
-        if (
-            len(set(self.feed.filter.stages_by_topic) | set(topics))
-            > settings.max_topics_per_connection
-        ):
+        if len(set(self.feed.topics) | set(topics)) > settings.max_topics_per_connection:
             raise ApiError(
                 422,
                 "too_many_topics",
