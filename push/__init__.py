@@ -1,0 +1,1 @@
+"""Web Push: keys, payloads, sending, and the durable delivery queue."""
