@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.api import JSONResponse, pages, public, staff
+from push.service import PushService
+from server.api import JSONResponse, pages, public, push, staff
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
@@ -73,12 +74,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await state.store.open()
         state.store.on_commit(state.bus.publish)
         await state.bus.start(state.hub.dispatch)
+        state.push = await PushService.open(
+            settings.data_dir, settings.vapid_subject, settings.push_allowed_hosts, state.store
+        )
         if settings.demo:
             await load_demo(state.store, state.domain, clock.now())
         try:
             yield
         finally:
             await app.close_streams()
+            await state.push.close()
             await state.bus.close()
             await state.store.close()
 
@@ -96,6 +101,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/api/projects/{project_id}/events", staff.publish_event, methods=["POST"]),
         Route("/api/events", public.list_events),
         Route("/api/stream", SSEStream(state), methods=["GET"]),
+        Route("/api/push/vapid-key", push.vapid_key),
+        Route(
+            "/api/push/subscriptions",
+            _by_method(POST=push.subscribe, DELETE=push.unsubscribe),
+            methods=["POST", "DELETE"],
+        ),
+        Route("/api/events/{seq}/deliveries", push.deliveries),
     ]
     http = Starlette(
         routes=routes,

@@ -11,6 +11,9 @@ from typing import Any
 
 import uvicorn
 
+from push.queue import PushQueue
+from push.service import QUEUE_FILE
+from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
 from server.clock import Clock
 from server.settings import Settings, SettingsError
@@ -39,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("verify", help="re-compute the event log's hash chain")
 
+    vapid = commands.add_parser("vapid", help="the Web Push (VAPID) key").add_subparsers(
+        dest="action", required=True
+    )
+    vapid.add_parser("show", help="print the public applicationServerKey")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_forever(settings, args.host, args.port)
     if args.command == "verify":
         return _with_store(settings, _verify)
+    if args.command == "vapid":
+        return asyncio.run(_vapid_show(settings))
     handlers: dict[str, Callable[[EventStore], Awaitable[int]]] = {
         "create": lambda store: _token_create(store, args.name, args.role, args.agency),
         "list": _token_list,
@@ -145,6 +155,20 @@ async def _token_revoke(store: EventStore, name: str) -> int:
         return 0
     print(f"sunbid: no active token named {name!r}", file=sys.stderr)
     return 1
+
+
+async def _vapid_show(settings: Settings) -> int:
+    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    await queue.open()
+    try:
+        key = load_or_create_key(settings.data_dir, subscriptions_exist=await queue.count() > 0)
+    except VapidKeyError as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await queue.close()
+    print(key.application_server_key)
+    return 0
 
 
 async def _verify(store: EventStore) -> int:

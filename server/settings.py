@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from push.endpoints import AllowList, AllowListError
+from push.vapid import VapidSubjectError, validate_subject
+
+DEFAULT_PUSH_HOSTS = (
+    "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com"
+)
+
 
 class SettingsError(ValueError):
     """A setting has a value the server cannot run with."""
@@ -42,6 +49,20 @@ class Settings:
             timezone = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SettingsError(f"SUNBID_TIMEZONE: unknown time zone {tz_name!r}") from exc
+        subject = env.get("SUNBID_VAPID_SUBJECT", "mailto:admin@sunbid.invalid")
+        try:
+            subject = validate_subject(subject)
+        except VapidSubjectError as exc:
+            raise SettingsError(f"SUNBID_VAPID_SUBJECT: {exc}") from None
+        allowed = tuple(
+            h.strip()
+            for h in env.get("SUNBID_PUSH_ALLOWED_HOSTS", DEFAULT_PUSH_HOSTS).split(",")
+            if h.strip()
+        )
+        try:
+            AllowList.from_entries(allowed)
+        except AllowListError as exc:
+            raise SettingsError(f"SUNBID_PUSH_ALLOWED_HOSTS: {exc}") from None
         synchronous = env.get("SUNBID_SQLITE_SYNCHRONOUS", "FULL").upper()
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise SettingsError("SUNBID_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
@@ -51,16 +72,8 @@ class Settings:
             bus_url=env.get("SUNBID_BUS_URL", "memory://"),
             timezone=timezone,
             demo=_flag(env, "SUNBID_DEMO", True),
-            vapid_subject=env.get("SUNBID_VAPID_SUBJECT", "mailto:admin@sunbid.invalid"),
-            push_allowed_hosts=tuple(
-                h.strip()
-                for h in env.get(
-                    "SUNBID_PUSH_ALLOWED_HOSTS",
-                    "fcm.googleapis.com,updates.push.services.mozilla.com,"
-                    "*.push.apple.com,*.notify.windows.com",
-                ).split(",")
-                if h.strip()
-            ),
+            vapid_subject=subject,
+            push_allowed_hosts=allowed,
             max_body_bytes=_int(env, "SUNBID_MAX_BODY_BYTES", 64 * 1024, 1024),
             max_frame_bytes=_int(env, "SUNBID_MAX_FRAME_BYTES", 16 * 1024, 256),
             max_topics_per_connection=_int(env, "SUNBID_MAX_TOPICS", 64, 1),

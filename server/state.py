@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from push.service import PushService
 from server.auth import Authenticator
 from server.bus import Bus
 from server.clock import Clock
 from server.domain import Domain
 from server.hub import Hub
+from server.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store import EventStore
 from server.stream.limits import ConnectionLimiter
@@ -30,3 +32,5 @@ class AppState:
     auth: Authenticator
     limiter: ConnectionLimiter
     connections: set[Connection] = field(default_factory=set)
+    push: PushService | None = None  # set once the app has started
+    subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)

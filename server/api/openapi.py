@@ -55,6 +55,14 @@ TIME = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "PushSubscriptionResult": {
+        "type": "object",
+        "required": ["id", "topics"],
+        "properties": {
+            "id": {"type": "integer"},
+            "topics": {"type": "array", "items": {"type": "string"}},
+        },
+    },
     "Error": {
         "type": "object",
         "description": "Every answer with a status of 400 or more.",
@@ -511,6 +519,123 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_schema("EventPage"), "Events in seq order."),
                 **_errors(422),
+            },
+        },
+    },
+    "/api/push/vapid-key": {
+        "get": {
+            "operationId": "vapidKey",
+            "summary": "The VAPID applicationServerKey for PushManager.subscribe()",
+            "tags": ["push"],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["publicKey"],
+                        "properties": {
+                            "publicKey": {
+                                "type": "string",
+                                "description": "base64url uncompressed P-256 point",
+                            }
+                        },
+                    },
+                    "The public key.",
+                ),
+                **_errors(503),
+            },
+        },
+    },
+    "/api/push/subscriptions": {
+        "post": {
+            "operationId": "subscribePush",
+            "summary": "Subscribe a browser to push notifications (upsert by endpoint)",
+            "description": "Only https endpoints on port 443 of the allowed push services "
+            "(SUNBID_PUSH_ALLOWED_HOSTS) that resolve to public addresses are accepted. "
+            "Rate-limited per client address.",
+            "tags": ["push"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["subscription", "topics"],
+                            "properties": {
+                                "subscription": {
+                                    "type": "object",
+                                    "required": ["endpoint", "keys"],
+                                    "properties": {
+                                        "endpoint": {"type": "string", "format": "uri"},
+                                        "expirationTime": {"type": ["number", "null"]},
+                                        "keys": {
+                                            "type": "object",
+                                            "required": ["p256dh", "auth"],
+                                            "properties": {
+                                                "p256dh": {"type": "string"},
+                                                "auth": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                },
+                                "topics": {"type": "array", "items": {"type": "string"}},
+                                "stages": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(_schema("PushSubscriptionResult"), "Subscribed."),
+                "200": _json(_schema("PushSubscriptionResult"), "Updated (same endpoint)."),
+                **_errors(400, 413, 415, 422, 429, 503),
+            },
+        },
+        "delete": {
+            "operationId": "unsubscribePush",
+            "summary": "Forget a push subscription (204 also when already gone)",
+            "tags": ["push"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["endpoint"],
+                            "properties": {"endpoint": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+            "responses": {"204": {"description": "Gone."}, **_errors(400, 415, 422, 503)},
+        },
+    },
+    "/api/events/{seq}/deliveries": {
+        "get": {
+            "operationId": "eventDeliveries",
+            "summary": "Push delivery counts for one event",
+            "tags": ["staff"],
+            "security": STAFF,
+            "parameters": [
+                {
+                    "name": "seq",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["seq", "queued", "delivered", "failed", "gone"],
+                        "properties": {
+                            name: {"type": "integer", "minimum": 0}
+                            for name in ("seq", "queued", "delivered", "failed", "gone")
+                        },
+                    },
+                    "Counts by outcome.",
+                ),
+                **_errors(401, 404, 503),
             },
         },
     },

@@ -1,0 +1,327 @@
+"""Turning the log into push notifications, and sending them.
+
+Two loops and a flusher share one aiohttp session:
+
+- derive: after every commit (and at start), read the log past the queue's
+  cursor and queue a delivery per matching subscription (push/queue.py);
+- send: take due deliveries, encrypt each for its subscriber, POST it with
+  bounded concurrency overall and per push service; never more than one
+  attempt of a delivery in flight;
+- flush: store outcomes in batches (every few ms), and only then let the
+  send loop see those rows again.
+
+Publishing never waits for any of this: the commit listener only sets an
+event. A crash loses nothing: undelivered rows stay queued, and the cursor
+lets the log be re-derived. What may repeat after a crash are the requests in
+flight and those answered within the last flush interval — once each, and
+the `Topic` header lets the push service collapse the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from push.crypto import encrypt
+from push.endpoints import AllowList, GuardedResolver
+from push.payload import build_payload
+from push.policy import PushPolicy
+from push.queue import Due, Outcome, Pending, PushQueue, State
+from push.vapid import VapidSigner
+from server.store import EventStore
+from server.topics import topics_of
+
+log = logging.getLogger("sunbid.push")
+
+DERIVE_PAGE = 500
+DUE_PAGE = 1000
+FLUSH_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """429, 5xx and network errors are retried with exponential backoff and
+    jitter (honouring `Retry-After`), at most `max_attempts` times and never
+    after the message's TTL has run out."""
+
+    max_attempts: int = 8
+    base_seconds: float = 2.0
+    cap_seconds: float = 600.0
+
+    def delay(self, attempts: int, retry_after: float | None) -> float:
+        backoff = min(self.cap_seconds, self.base_seconds * 2.0**attempts)
+        backoff *= random.uniform(0.5, 1.5)
+        return max(backoff, retry_after or 0.0)
+
+
+@dataclass
+class _Message:
+    """What every subscriber of one event gets: built once per event."""
+
+    payload: bytes
+    headers: Mapping[str, str]  # Urgency and Topic; TTL is computed per attempt
+
+
+class PushWorker:
+    def __init__(
+        self,
+        queue: PushQueue,
+        store: EventStore,
+        signer: VapidSigner,
+        policy: PushPolicy,
+        allow: AllowList,
+        *,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = 256,
+        per_host: int = 128,
+        timeout: float = 15.0,
+        retry: RetryPolicy = RetryPolicy(),
+        stage_names: Mapping[str, str] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.signer = signer
+        self.policy = policy
+        self.allow = allow
+        self.clock = clock
+        self.retry = retry
+        self.stage_names = stage_names
+        self._concurrency = concurrency
+        self._per_host = per_host
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(concurrency)
+        self._derive_wanted = asyncio.Event()
+        self._send_wanted = asyncio.Event()
+        self._in_flight: set[tuple[int, int]] = set()
+        self._outcomes: list[Outcome] = []
+        self._messages: dict[int, _Message] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sends: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- life cycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._concurrency,
+            limit_per_host=self._per_host,
+            resolver=GuardedResolver(self.allow),
+            ttl_dns_cache=60,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            skip_auto_headers=("User-Agent",),
+        )
+        self._derive_wanted.set()  # catch up with what was published while down
+        self._send_wanted.set()
+        for loop in (self._derive_loop, self._send_loop, self._flush_loop):
+            self._tasks.append(asyncio.create_task(loop(), name=f"push-{loop.__name__}"))
+
+    async def close(self) -> None:
+        for task in [*self._tasks, *self._sends]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._sends, return_exceptions=True)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self._flush()
+        if self._session is not None:
+            await self._session.close()
+
+    def notify(self, *_: object) -> None:
+        """A commit happened: derive deliveries soon (never waits)."""
+        self._derive_wanted.set()
+
+    # --- derive ----------------------------------------------------------------
+
+    async def _derive_loop(self) -> None:
+        while True:
+            await self._derive_wanted.wait()
+            self._derive_wanted.clear()
+            try:
+                while await self._derive_page():
+                    pass
+            except Exception:
+                log.exception("deriving push deliveries failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                self._derive_wanted.set()
+
+    async def _derive_page(self) -> bool:
+        cursor = await self.queue.cursor()
+        events = await self.store.events_since(cursor, None, DERIVE_PAGE)
+        if not events:
+            return False
+        pending = []
+        for event in events:
+            ttl = self.policy.for_stage(event.stage).ttl
+            published = _published_at(event.json)
+            pending.append(Pending(event.seq, topics_of(event), event.stage, published + ttl))
+        added = await self.queue.enqueue(pending, up_to=events[-1].seq, now=self.clock())
+        if added:
+            self._send_wanted.set()
+        return len(events) == DERIVE_PAGE
+
+    # --- send --------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            self._send_wanted.clear()
+            now = self.clock()
+            started = 0
+            try:
+                for due in await self.queue.due(now, DUE_PAGE):
+                    key = (due.seq, due.subscription_id)
+                    if key in self._in_flight:
+                        continue
+                    await self._slots.acquire()
+                    self._in_flight.add(key)
+                    task = asyncio.create_task(self._attempt(due))
+                    self._sends.add(task)
+                    task.add_done_callback(self._sends.discard)
+                    started += 1
+            except Exception:
+                log.exception("reading due push deliveries failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            if started:
+                continue
+            next_at = await self.queue.next_due_at()
+            wait = None if next_at is None else max(0.0, next_at - self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._send_wanted.wait(), wait if wait else None)
+
+    async def _attempt(self, due: Due) -> None:
+        try:
+            outcome = await self._deliver(due)
+        except Exception:
+            log.exception("push attempt failed unexpectedly")
+            outcome = self._retry_or_fail(due, None, None)
+        finally:
+            self._slots.release()
+        self._outcomes.append(outcome)
+
+    async def _deliver(self, due: Due) -> Outcome:
+        now = self.clock()
+        if now >= due.expires_at:
+            return Outcome(due.seq, due.subscription_id, State.FAILED, None)
+        message = await self._message(due.seq)
+        headers = {
+            **message.headers,
+            **self.signer.headers_for(due.endpoint),
+            "TTL": str(max(1, int(due.expires_at - now))),
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+        }
+        body = encrypt(message.payload, due.p256dh, due.auth)
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                due.endpoint, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"), now)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            _log(due, None, f"network: {type(exc).__name__}")
+            return self._retry_or_fail(due, None, None)
+        _log(due, status, "")
+        if 200 <= status < 300:
+            return Outcome(due.seq, due.subscription_id, State.DELIVERED, status)
+        if status in (404, 410):
+            return Outcome(due.seq, due.subscription_id, State.GONE, status)
+        if status == 429 or status >= 500:
+            return self._retry_or_fail(due, status, retry_after)
+        return Outcome(due.seq, due.subscription_id, State.FAILED, status)
+
+    def _retry_or_fail(self, due: Due, status: int | None, retry_after: float | None) -> Outcome:
+        attempts = due.attempts + 1
+        next_at = self.clock() + self.retry.delay(due.attempts, retry_after)
+        if attempts >= self.retry.max_attempts or next_at >= due.expires_at:
+            return Outcome(due.seq, due.subscription_id, State.FAILED, status)
+        return Outcome(due.seq, due.subscription_id, State.QUEUED, status, next_at=next_at)
+
+    async def _message(self, seq: int) -> _Message:
+        message = self._messages.get(seq)
+        if message is None:
+            event = await self.store.get_event(seq)
+            assert event is not None, f"seq {seq} is queued but not in the log"
+            doc = orjson.loads(event.json)
+            message = _Message(
+                payload=build_payload(doc, stage_names=self.stage_names),
+                headers={
+                    k: v
+                    for k, v in self.policy.headers(event.stage, event.project).items()
+                    if k != "TTL"
+                },
+            )
+            if len(self._messages) > 256:
+                self._messages.clear()
+            self._messages[seq] = message
+        return message
+
+    # --- flush -----------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("storing push outcomes failed; retrying")
+
+    async def _flush(self) -> None:
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        try:
+            await self.queue.record(batch)
+        except BaseException:
+            self._outcomes[:0] = batch
+            raise
+        for outcome in batch:
+            self._in_flight.discard((outcome.seq, outcome.subscription_id))
+        self._send_wanted.set()
+
+
+def _published_at(event_json: bytes) -> float:
+    published = orjson.loads(event_json)["published_at"]
+    return datetime.fromisoformat(published).timestamp()
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    return None
+
+
+def _log(due: Due, status: int | None, detail: str) -> None:
+    """One line per attempt: origin and a digest of the endpoint, never keys or the full URL."""
+    parts = urlsplit(due.endpoint)
+    endpoint_id = hashlib.sha256(due.endpoint.encode()).hexdigest()[:12]
+    log.info(
+        "push seq=%d sub=%d origin=%s://%s endpoint=%s attempt=%d status=%s %s",
+        due.seq,
+        due.subscription_id,
+        parts.scheme,
+        parts.netloc,
+        endpoint_id,
+        due.attempts + 1,
+        status,
+        detail,
+    )

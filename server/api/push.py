@@ -1,0 +1,103 @@
+"""Web Push endpoints: the public key, subscribing, unsubscribing, delivery counts."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from push.endpoints import (
+    EndpointRejected,
+    EndpointUnresolvable,
+    KeysRejected,
+    validate_endpoint,
+    validate_keys,
+)
+from push.service import PushService
+from server.api import JSONResponse, read_json, state_of
+from server.domain import format_time
+from server.errors import ApiError, invalid
+from server.stream.limits import client_address
+from server.stream.request import parse_stages, parse_topics
+from server.topics import STAFF_TOPICS
+
+
+def _push(request: Request) -> PushService:
+    push = state_of(request).push
+    if push is None:
+        raise ApiError(503, "unavailable", "push notifications are not running")
+    return push
+
+
+async def vapid_key(request: Request) -> Response:
+    return JSONResponse({"publicKey": _push(request).key.application_server_key})
+
+
+async def subscribe(request: Request) -> Response:
+    state, push = state_of(request), _push(request)
+    wait = state.subscribe_limiter.take(client_address(request.scope))
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "too many subscriptions from this address",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("subscription"), dict):
+        raise invalid("subscription", "a PushSubscription: {endpoint, keys: {p256dh, auth}}")
+    subscription = body["subscription"]
+    keys = subscription.get("keys")
+    topics = parse_topics(
+        body.get("topics"), state.domain, state.settings.max_topics_per_connection
+    )
+    if STAFF_TOPICS.intersection(topics):
+        raise invalid("topics", "staff topics cannot be followed by push")
+    stages = parse_stages(body.get("stages"), state.domain)
+    try:
+        p256dh, auth = validate_keys(
+            keys.get("p256dh") if isinstance(keys, dict) else None,
+            keys.get("auth") if isinstance(keys, dict) else None,
+        )
+        endpoint = await validate_endpoint(subscription.get("endpoint"), push.allow)
+    except EndpointUnresolvable as exc:
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"subscription.endpoint: {exc}",
+            {"field": "subscription.endpoint"},
+        ) from None
+    except EndpointRejected as exc:
+        raise invalid("subscription.endpoint", str(exc)) from None
+    except KeysRejected as exc:
+        raise invalid("subscription.keys", str(exc)) from None
+    sub_id, created = await push.queue.upsert(
+        endpoint,
+        p256dh,
+        auth,
+        topics,
+        None if stages is None else sorted(stages),
+        format_time(state.clock.now()),
+    )
+    return JSONResponse({"id": sub_id, "topics": topics}, status_code=201 if created else 200)
+
+
+async def unsubscribe(request: Request) -> Response:
+    push = _push(request)
+    body = await read_json(request)
+    endpoint = body.get("endpoint") if isinstance(body, dict) else None
+    if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 2048:
+        raise invalid("endpoint", "the subscription's endpoint URL")
+    # Browsers send back the endpoint exactly as they subscribed with it, and
+    # a real push service's URL is stored unchanged: forget it as given.
+    await push.queue.delete(endpoint)
+    return Response(status_code=204)
+
+
+async def deliveries(request: Request) -> Response:
+    state, push = state_of(request), _push(request)
+    await state.auth.from_header(request.headers.get("authorization"))
+    raw = request.path_params["seq"]
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= state.store.head:
+        raise ApiError(404, "not_found", f"no event with seq {raw[:20]!r}")
+    seq = int(raw)
+    return JSONResponse({"seq": seq, **await push.queue.counts(seq)})
