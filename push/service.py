@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from push.endpoints import AllowList
 from push.policy import PushPolicy
 from push.queue import PushQueue
 from push.vapid import VapidKey, VapidSigner, is_placeholder_subject, load_or_create_key
-from push.worker import PushWorker
+from push.worker import PushWorker, RetryPolicy
+from server.settings import Settings
 from server.store import EventStore
 
 log = logging.getLogger("sunbid.push")
@@ -26,11 +25,10 @@ class PushService:
     worker: PushWorker
 
     @classmethod
-    async def open(
-        cls, data_dir: Path, subject: str, allowed_hosts: Iterable[str], store: EventStore
-    ) -> PushService:
+    async def open(cls, settings: Settings, store: EventStore) -> PushService:
         """Open the queue and the key (loud errors, never a silent new key), start sending."""
-        allow = AllowList.from_entries(allowed_hosts)
+        data_dir, subject = settings.data_dir, settings.vapid_subject
+        allow = AllowList.from_entries(settings.push_allowed_hosts)
         queue = PushQueue(data_dir / QUEUE_FILE)
         await queue.open()
         try:
@@ -45,7 +43,17 @@ class PushService:
                 "it; set a real mailto: or https: contact",
                 subject,
             )
-        worker = PushWorker(queue, store, signer, PushPolicy.load(), allow)
+        worker = PushWorker(
+            queue,
+            store,
+            signer,
+            PushPolicy.load(),
+            allow,
+            concurrency=settings.push_concurrency,
+            per_host=max(1, settings.push_concurrency // 2),
+            timeout=settings.push_timeout,
+            retry=RetryPolicy(settings.push_max_attempts, settings.push_retry_base),
+        )
         store.on_commit(worker.notify)
         await worker.start()
         return cls(queue, key, allow, worker)

@@ -74,9 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await state.store.open()
         state.store.on_commit(state.bus.publish)
         await state.bus.start(state.hub.dispatch)
-        state.push = await PushService.open(
-            settings.data_dir, settings.vapid_subject, settings.push_allowed_hosts, state.store
-        )
+        state.push = await PushService.open(settings, state.store)
         if settings.demo:
             await load_demo(state.store, state.domain, clock.now())
         try:

@@ -39,6 +39,11 @@ class Settings:
     max_pending_frames: int
     ws_ping_interval: float
     sqlite_synchronous: str
+    # Web Push sending (push/worker.py)
+    push_concurrency: int
+    push_timeout: float
+    push_retry_base: float
+    push_max_attempts: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +86,10 @@ class Settings:
             max_pending_frames=_int(env, "SUNBID_MAX_PENDING_FRAMES", 1024, 1),
             ws_ping_interval=float(_int(env, "SUNBID_WS_PING_SECONDS", 20, 1)),
             sqlite_synchronous=synchronous,
+            push_concurrency=_int(env, "SUNBID_PUSH_CONCURRENCY", 256, 1),
+            push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
+            push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
+            push_max_attempts=_int(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
         )
 
 
@@ -94,6 +103,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value < 3600:
+        raise SettingsError(f"{name} must be between 0 and 3600, got {value}")
     return value
 
 
