@@ -98,9 +98,10 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         lifespan="on",
     )
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    command = sys.argv[0] if sys.argv[0].endswith("sunbid") else "sunbid"
     print(
         f"Sunbid: open http://{shown}:{port}/ — data in {settings.data_dir}\n"
-        "Staff token: sunbid token create --name NAME --role admin",
+        f"Staff token: {command} token create --name NAME --role admin",
         flush=True,
     )
     _Server(config).run()

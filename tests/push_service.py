@@ -20,6 +20,9 @@ without checking or decrypting, for throughput benchmarks.
 
     with PushService.in_thread() as service:      # in a sync test
         ...
+
+`stop()` then `start()` takes the service down and brings it back on the same
+port with the same subscribers (from a sync test: `service.call(service.stop())`).
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -48,6 +51,7 @@ from push.crypto import DecryptError, decrypt, public_bytes
 
 MAX_BODY = 4096
 MAX_EXP_AHEAD = 24 * 3600
+T = TypeVar("T")
 URGENCIES = frozenset({"very-low", "low", "normal", "high"})
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -96,6 +100,7 @@ class Attempt:
     reason: str  # why it was refused, or "" when verified (any answer)
     verified: bool
     peer: tuple[str, int] | None  # the client's address: one per TCP connection
+    at: float = 0.0  # when it was answered, by the service's clock
 
 
 @dataclass
@@ -145,7 +150,8 @@ class PushService:
         app.router.add_post("/push/{id}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # A fresh service gets a free port; a restarted one listens where it did.
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self
@@ -179,6 +185,11 @@ class PushService:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        """Run `coroutine` on the service's own loop and wait for it (for `in_thread`)."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     # --- set-up by tests ----------------------------------------------------------------
 
@@ -309,6 +320,7 @@ class PushService:
     def _record(
         self, attempt: Attempt, *, created: bool = False, headers: Mapping[str, str] | None = None
     ) -> web.Response:
+        attempt = replace(attempt, at=self.clock())
         with self._lock:
             self.attempts.append(attempt)
         extra = dict(headers or {})
