@@ -48,6 +48,7 @@ log = logging.getLogger("sunbid.push")
 DERIVE_PAGE = 500
 DUE_PAGE = 1000
 FLUSH_SECONDS = 0.01
+DERIVE_DELAY = 0.02
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class PushWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._derive_wanted = asyncio.Event()
         self._send_wanted = asyncio.Event()
+        self._flush_wanted = asyncio.Event()
         self._in_flight: set[tuple[int, int]] = set()
         self._outcomes: list[Outcome] = []
         self._messages: dict[int, _Message] = {}
@@ -149,6 +151,9 @@ class PushWorker:
     async def _derive_loop(self) -> None:
         while True:
             await self._derive_wanted.wait()
+            # A moment's delay costs a push nothing and lets a burst of
+            # commits share one read of the log and one transaction.
+            await asyncio.sleep(DERIVE_DELAY)
             self._derive_wanted.clear()
             try:
                 while await self._derive_page():
@@ -211,6 +216,7 @@ class PushWorker:
         finally:
             self._slots.release()
         self._outcomes.append(outcome)
+        self._flush_wanted.set()
 
     async def _deliver(self, due: Due) -> Outcome:
         now = self.clock()
@@ -274,7 +280,9 @@ class PushWorker:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await self._flush_wanted.wait()  # idle servers do not wake up for nothing
+            await asyncio.sleep(FLUSH_SECONDS)  # then gather a batch
+            self._flush_wanted.clear()
             try:
                 await self._flush()
             except Exception:
@@ -288,6 +296,7 @@ class PushWorker:
             await self.queue.record(batch)
         except BaseException:
             self._outcomes[:0] = batch
+            self._flush_wanted.set()
             raise
         for outcome in batch:
             self._in_flight.discard((outcome.seq, outcome.subscription_id))
