@@ -183,19 +183,8 @@ class PushWorker:
     async def _send_loop(self) -> None:
         while True:
             self._send_wanted.clear()
-            now = self.clock()
-            started = 0
             try:
-                for due in await self.queue.due(now, DUE_PAGE):
-                    key = (due.seq, due.subscription_id)
-                    if key in self._in_flight:
-                        continue
-                    await self._slots.acquire()
-                    self._in_flight.add(key)
-                    task = asyncio.create_task(self._attempt(due))
-                    self._sends.add(task)
-                    task.add_done_callback(self._sends.discard)
-                    started += 1
+                started = await self._start_due()
             except Exception:
                 log.exception("reading due push deliveries failed; retrying in 1 s")
                 await asyncio.sleep(1)
@@ -203,9 +192,31 @@ class PushWorker:
             if started:
                 continue
             next_at = await self.queue.next_due_at()
-            wait = None if next_at is None else max(0.0, next_at - self.clock())
+            if next_at is None:
+                timeout = None  # nothing queued: sleep until woken
+            else:
+                # A row due now may be one in flight: its outcome's flush wakes
+                # us; otherwise look again shortly.
+                timeout = max(next_at - self.clock(), 0.05 if self._in_flight else 0.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._send_wanted.wait(), wait if wait else None)
+                await asyncio.wait_for(self._send_wanted.wait(), timeout)
+
+    async def _start_due(self) -> int:
+        """Start an attempt for each due delivery not already in flight."""
+        due = [
+            d
+            for d in await self.queue.due(self.clock(), DUE_PAGE)
+            if (d.seq, d.subscription_id) not in self._in_flight
+        ]
+        # Claimed at once: a row read now must not be sent again after its
+        # outcome is stored while this loop waits for a free slot.
+        self._in_flight.update((d.seq, d.subscription_id) for d in due)
+        for delivery in due:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._attempt(delivery))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+        return len(due)
 
     async def _attempt(self, due: Due) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -71,19 +71,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await state.store.open()
-        state.store.on_commit(state.bus.publish)
-        await state.bus.start(state.hub.dispatch)
-        state.push = await PushService.open(settings, state.store)
-        if settings.demo:
-            await load_demo(state.store, state.domain, clock.now())
-        try:
+        # Everything opened is closed again, also when a later step refuses to
+        # start (a missing VAPID key …): otherwise the store's threads would
+        # keep a failed process alive.
+        async with AsyncExitStack() as stack:
+            await state.store.open()
+            stack.push_async_callback(state.store.close)
+            state.store.on_commit(state.bus.publish)
+            await state.bus.start(state.hub.dispatch)
+            stack.push_async_callback(state.bus.close)
+            state.push = await PushService.open(settings, state.store)
+            stack.push_async_callback(state.push.close)
+            stack.push_async_callback(app.close_streams)
+            if settings.demo:
+                await load_demo(state.store, state.domain, clock.now())
             yield
-        finally:
-            await app.close_streams()
-            await state.push.close()
-            await state.bus.close()
-            await state.store.close()
 
     routes = [
         Route("/", pages.home),

@@ -74,7 +74,8 @@ class SQLiteStore:
         self.path = Path(url.removeprefix("sqlite:///"))
         self.clock = clock
         self.synchronous = synchronous
-        self.head = 0
+        self.head = 0  # the last event handed to listeners: what clients can see
+        self._written = 0  # the last event committed: where the writer continues
         self.commits = 0  # transactions that appended events: shows group commit at work
         self._last_hash: str | None = GENESIS_HASH  # None: the chain's tip is damaged
         self._listeners: list[CommitListener] = []
@@ -157,9 +158,10 @@ class SQLiteStore:
         reads and `verify` still work, appends answer "unavailable".
         """
         rows = await _fetch(self.writer, "SELECT seq, doc FROM events ORDER BY seq DESC LIMIT 1")
-        self.head, self._last_hash = 0, GENESIS_HASH
+        self.head = self._written = 0
+        self._last_hash = GENESIS_HASH
         for seq, doc in rows:
-            self.head = seq
+            self.head = self._written = seq
             try:
                 self._last_hash = str(orjson.loads(doc)["hash"])
             except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -167,7 +169,7 @@ class SQLiteStore:
                 self._last_hash = None
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        head, last_hash = self.head, self._last_hash
+        head, last_hash = self._written, self._last_hash
         if last_hash is None:
             for pending in batch:
                 pending.future.set_exception(
@@ -240,15 +242,14 @@ class SQLiteStore:
                 if not pending.future.done():
                     pending.future.set_exception(StoreUnavailable(str(exc)))
             return
-        self.head, self._last_hash = head, last_hash
+        self._written, self._last_hash = head, last_hash
         self.commits += 1
-        # Subscribers see an event only now that it is durable.
+        # Durable now: answer the publishers first, then hand the events to
+        # the listeners in a callback of their own, so a fan-out to thousands
+        # does not hold back the 201s. Callbacks run in order, so batches
+        # reach listeners in seq order.
         if created:
-            for listener in self._listeners:
-                try:
-                    listener(created)
-                except Exception:
-                    log.exception("a commit listener failed")
+            asyncio.get_running_loop().call_soon(self._announce, created)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the publisher went away
                 continue
@@ -256,6 +257,16 @@ class SQLiteStore:
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
+
+    def _announce(self, created: list[StoredEvent]) -> None:
+        # `head` moves with no await before the listeners run: a client that
+        # reads `head` and then joins the hub misses nothing and gets nothing twice.
+        self.head = created[-1].seq
+        for listener in self._listeners:
+            try:
+                listener(created)
+            except Exception:
+                log.exception("a commit listener failed")
 
     async def _earlier_keys(
         self, batch: list[_Pending]
