@@ -248,8 +248,6 @@ class SQLiteStore:
         # the listeners in a callback of their own, so a fan-out to thousands
         # does not hold back the 201s. Callbacks run in order, so batches
         # reach listeners in seq order.
-        if created:
-            asyncio.get_running_loop().call_soon(self._announce, created)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the publisher went away
                 continue
@@ -257,6 +255,8 @@ class SQLiteStore:
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
+        if created:  # after the publishers' wake-ups, which are queued first
+            asyncio.get_running_loop().call_soon(self._announce, created)
 
     def _announce(self, created: list[StoredEvent]) -> None:
         # `head` moves with no await before the listeners run: a client that
