@@ -68,14 +68,6 @@ class TopicFilter:
 
     stages_by_topic: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
-    def add(self, topics: Iterable[str], stages: frozenset[str] | None) -> None:
-        for topic in topics:
-            self.stages_by_topic[topic] = stages
-
-    def remove(self, topics: Iterable[str]) -> None:
-        for topic in topics:
-            self.stages_by_topic.pop(topic, None)
-
     def matches(self, event: Routable) -> bool:
         return any(True for _ in self.matching(event))
 
@@ -91,6 +83,3 @@ class TopicFilter:
     def public(self) -> Mapping[str, frozenset[str] | None]:
         """The topics that select events from the log (staff topics do not)."""
         return {t: s for t, s in self.stages_by_topic.items() if t not in STAFF_TOPICS}
-
-    def __len__(self) -> int:
-        return len(self.stages_by_topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +24,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def close_clients(opened: list[Any]) -> None:
+    """Close what a test opened (sockets, WebSocket and HTTP clients), pass or fail."""
+    while opened:
+        thing = opened.pop()
+        with contextlib.suppress(Exception):
+            if isinstance(thing, socket.socket):
+                thing.close()
+            elif isinstance(thing, ClientConnection):
+                thing.transport.abort()  # a peer that stopped reading would not answer a close
+                await thing.close()
+            else:
+                await thing.aclose()
 
 
 class ServerProcess:

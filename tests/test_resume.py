@@ -9,7 +9,6 @@ computed from the log (`GET /api/events`), never from what the stream said.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import signal
@@ -24,7 +23,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ServerProcess, Staff
+from tests.conftest import ServerProcess, Staff, close_clients
 
 TIMEOUT = 10.0  # on every single receive: a hang fails fast
 BIG_BODY = "开标记录及评标情况公示。" * 1500  # ~54 KB of UTF-8: replays take a while
@@ -38,16 +37,7 @@ _opened: list[Any] = []  # clients a test opened: closed after it, pass or fail
 @pytest.fixture(autouse=True)
 async def _close_clients() -> AsyncIterator[None]:
     yield
-    while _opened:
-        thing = _opened.pop()
-        with contextlib.suppress(Exception):
-            if isinstance(thing, socket.socket):
-                thing.close()
-            elif isinstance(thing, ClientConnection):
-                thing.transport.abort()  # a peer that stopped reading would not answer a close
-                await thing.close()
-            else:
-                await thing.aclose()
+    await close_clients(_opened)
 
 
 class Publisher:

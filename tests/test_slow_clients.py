@@ -25,7 +25,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, close_clients
 
 TIMEOUT = 10.0
 BIG_BODY = "中标候选人公示：" + "投标报价及评审得分明细。" * 1500  # ~54 KB per event
@@ -37,16 +37,7 @@ _opened: list[Any] = []
 @pytest.fixture(autouse=True)
 async def _close_clients() -> AsyncIterator[None]:
     yield
-    while _opened:
-        thing = _opened.pop()
-        with contextlib.suppress(Exception):
-            if isinstance(thing, socket.socket):
-                thing.close()
-            elif isinstance(thing, ClientConnection):
-                thing.transport.abort()  # a peer that stopped reading would not answer a close
-                await thing.close()
-            else:
-                await thing.aclose()
+    await close_clients(_opened)
 
 
 @pytest.fixture

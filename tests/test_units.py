@@ -73,30 +73,31 @@ def test_topics_of_an_event() -> None:
 def test_topic_filter_matches_topics_and_stages() -> None:
     follow = TopicFilter()
     assert not follow.matches(event(1))
-    follow.add(["category:construction"], frozenset({"notice"}))
+    follow.stages_by_topic["category:construction"] = frozenset({"notice"})
     assert follow.matches(event(1, stage="notice"))
     assert not follow.matches(event(2, stage="award"))
     assert not follow.matches(event(3, category="land", stage="notice"))
     # Another topic with no stage filter widens the match for its events only.
-    follow.add(["project:P-9"], None)
+    follow.stages_by_topic["project:P-9"] = None
     assert follow.matches(event(4, project="P-9", stage="award"))
     assert not follow.matches(event(5, project="P-8", stage="award"))
-    follow.add(["region:330782"], frozenset({"award", "objection"}))
+    follow.stages_by_topic["region:330782"] = frozenset({"award", "objection"})
     assert follow.matches(event(6, project="P-8", stage="award"))
     assert not follow.matches(event(7, project="P-8", stage="bid_opening"))
     assert not follow.matches(event(8, project="P-8", region=None, stage="award"))
-    # Re-adding a topic replaces its stages; removing it stops the match.
-    follow.add(["category:construction"], None)
+    # Replacing a topic's stages widens it; removing the topic stops the match.
+    follow.stages_by_topic["category:construction"] = None
     assert follow.matches(event(9, stage="bid_opening"))
-    follow.remove(["category:construction", "region:330782", "never-followed"])
+    for topic in ("category:construction", "region:330782"):
+        del follow.stages_by_topic[topic]
     assert not follow.matches(event(10, stage="bid_opening"))
-    assert len(follow) == 1
+    assert list(follow.stages_by_topic) == ["project:P-9"]
 
 
 def test_topic_filter_all_and_staff_topics() -> None:
     follow = TopicFilter()
-    follow.add(["all"], frozenset({"award"}))
-    follow.add(["supervision"], None)
+    follow.stages_by_topic["all"] = frozenset({"award"})
+    follow.stages_by_topic["supervision"] = None
     assert follow.matches(event(1, category="land", stage="award"))
     assert not follow.matches(event(2, stage="notice"))
     assert dict(follow.public()) == {"all": frozenset({"award"})}
