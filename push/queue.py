@@ -22,6 +22,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+QUEUE_FILE = "push.db"  # in the data directory
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 
 

@@ -1,4 +1,8 @@
-"""Web Push assembled: the queue, the VAPID key and signer, and the worker."""
+"""Web Push in the web server: the queue, the VAPID key, and the worker process.
+
+The web server keeps what its API needs (subscriptions, the public key,
+delivery counts); sending happens in the worker process (push/process.py).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,13 @@ import logging
 from dataclasses import dataclass
 
 from push.endpoints import AllowList
-from push.policy import PushPolicy
-from push.queue import PushQueue
-from push.vapid import VapidKey, VapidSigner, is_placeholder_subject, load_or_create_key
-from push.worker import PushWorker, RetryPolicy
+from push.process import PushProcess
+from push.queue import QUEUE_FILE, PushQueue
+from push.vapid import VapidKey, is_placeholder_subject, load_or_create_key
 from server.settings import Settings
 from server.store import EventStore
 
 log = logging.getLogger("sunbid.push")
-QUEUE_FILE = "push.db"
 
 
 @dataclass
@@ -22,7 +24,7 @@ class PushService:
     queue: PushQueue
     key: VapidKey
     allow: AllowList
-    worker: PushWorker
+    worker: PushProcess
 
     @classmethod
     async def open(cls, settings: Settings, store: EventStore) -> PushService:
@@ -33,7 +35,6 @@ class PushService:
         await queue.open()
         try:
             key = load_or_create_key(data_dir, subscriptions_exist=await queue.count() > 0)
-            signer = VapidSigner(key, subject)
         except BaseException:
             await queue.close()
             raise
@@ -43,19 +44,13 @@ class PushService:
                 "it; set a real mailto: or https: contact",
                 subject,
             )
-        worker = PushWorker(
-            queue,
-            store,
-            signer,
-            PushPolicy.load(),
-            allow,
-            concurrency=settings.push_concurrency,
-            per_host=max(1, settings.push_concurrency // 2),
-            timeout=settings.push_timeout,
-            retry=RetryPolicy(settings.push_max_attempts, settings.push_retry_base),
-        )
+        worker = PushProcess(settings)
+        try:
+            await worker.start()
+        except BaseException:
+            await queue.close()
+            raise
         store.on_commit(worker.notify)
-        await worker.start()
         return cls(queue, key, allow, worker)
 
     async def close(self) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from push.queue import PushQueue
-from push.service import QUEUE_FILE
+from push.queue import QUEUE_FILE, PushQueue
 from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
 from server.clock import Clock

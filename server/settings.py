@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,11 +39,14 @@ class Settings:
     max_pending_frames: int
     ws_ping_interval: float
     sqlite_synchronous: str
-    # Web Push sending (push/worker.py)
+    # Web Push sending (push/worker.py, in the process of push/process.py)
     push_concurrency: int
     push_timeout: float
     push_retry_base: float
     push_max_attempts: int
+    # The SUNBID_* variables these settings came from: a helper process (the
+    # push worker) is started with them, so it runs with exactly these.
+    environ: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +93,7 @@ class Settings:
             push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
             push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
             push_max_attempts=_int(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
+            environ={k: v for k, v in env.items() if k.startswith("SUNBID_")},
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import os
 import re
 import signal
 import stat
@@ -755,6 +756,49 @@ def test_sigkill_with_deliveries_queued_loses_none(service: PushService, tmp_pat
         assert service.rejections == []
     finally:
         service.release()
+        stop(push)
+
+
+def worker_pid(server: ServerProcess) -> int:
+    """The push worker process the server started (its only child)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children: list[str] = []
+
+    def found() -> bool:
+        children[:] = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return len(children) == 1
+
+    wait_until(found, "the server to start its push worker")
+    assert "push.process" in Path(f"/proc/{children[0]}/cmdline").read_text()
+    return int(children[0])
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_dead_worker_is_restarted_and_never_outlives_the_server(
+    service: PushService, tmp_path: Path
+) -> None:
+    push = start_push_server(tmp_path / "data", service)
+    try:
+        push.staff.project("DU-PROC")
+        endpoint = push.follow(service, ["project:DU-PROC"])
+        first = worker_pid(push.server)
+        os.kill(first, signal.SIGKILL)
+        # Published while no worker runs: the log keeps it, the next worker sends it.
+        seq = push.publish("DU-PROC")["seq"]
+        wait_until(lambda: seqs(service, endpoint) == [seq], "the push after the restart")
+        second = worker_pid(push.server)
+        assert second != first
+
+        assert push.server.stop(signal.SIGKILL) == -signal.SIGKILL
+        wait_until(lambda: not alive(second), "the worker to exit with its server", 5)
+    finally:
         stop(push)
 
 

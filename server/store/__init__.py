@@ -91,10 +91,14 @@ class EventStore(Protocol):
     async def token_by_digest(self, digest: str) -> Token | None: ...
 
 
-def open_store(url: str, clock: Clock, *, synchronous: str = "FULL") -> EventStore:
+def open_store(
+    url: str, clock: Clock, *, synchronous: str = "FULL", readonly: bool = False
+) -> EventStore:
+    """The store for `url`; `readonly` for a process that only reads the log
+    another process writes (appends then raise StoreUnavailable)."""
     scheme = url.partition(":")[0]
     if scheme == "sqlite":
         from server.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url, clock, synchronous=synchronous)
+        return SQLiteStore(url, clock, synchronous=synchronous, readonly=readonly)
     raise ValueError(f"SUNBID_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path)")

@@ -69,11 +69,14 @@ class _Pending:
 
 
 class SQLiteStore:
-    def __init__(self, url: str, clock: Clock, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, url: str, clock: Clock, *, synchronous: str = "FULL", readonly: bool = False
+    ) -> None:
         # sqlite:///relative/file.db or sqlite:////absolute/file.db
         self.path = Path(url.removeprefix("sqlite:///"))
         self.clock = clock
         self.synchronous = synchronous
+        self.readonly = readonly  # a reader beside the process that writes (the push worker)
         self.head = 0  # the last event handed to listeners: what clients can see
         self._written = 0  # the last event committed: where the writer continues
         self.commits = 0  # transactions that appended events: shows group commit at work
@@ -90,6 +93,12 @@ class SQLiteStore:
     # --- life cycle -------------------------------------------------------
 
     async def open(self) -> None:
+        if self.readonly:
+            # Only the reader: no schema script, no writer task, no write lock taken.
+            self._r = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._r.execute("PRAGMA busy_timeout=5000")
+            await self._r.execute("PRAGMA query_only=1")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._w = await aiosqlite.connect(self.path, isolation_level=None)
         for pragma in (
@@ -132,6 +141,8 @@ class SQLiteStore:
     # --- the log ------------------------------------------------------------
 
     async def append(self, request: AppendRequest) -> AppendResult:
+        if self.readonly:
+            raise StoreUnavailable("this store was opened read-only")
         pending = _Pending(request)
         self._queue.put_nowait(pending)
         return await pending.future

@@ -1,0 +1,176 @@
+"""The push worker runs in a process of its own, beside the web server.
+
+Each notification costs about 90 µs of encryption and as much again of HTTP
+client work. On the web server's event loop a 10,000-subscriber fan-out
+would be two seconds of CPU in small slices, and every WebSocket frame would
+wait its turn behind them. In its own process, at a lower scheduling
+priority, the worker uses a second core where there is one and yields the
+core to the web server where there is not (docs/benchmarks.md, "Push").
+
+Nothing is handed over in memory: the worker reads the log and push.db
+itself, so the web server only has to say "something was committed" — one
+byte on the worker's stdin, and a lost or merged byte costs nothing. When
+stdin closes (the server stopped, or was killed) the worker stores the
+outcomes it has, drops what is in flight (still queued, sent again later)
+and exits: it never outlives the server that started it.
+
+    python -m push.process      # started by PushService; settings from SUNBID_*
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from push.endpoints import AllowList
+from push.policy import PushPolicy
+from push.queue import QUEUE_FILE, PushQueue
+from push.vapid import VapidSigner, load_or_create_key
+from push.worker import PushWorker, RetryPolicy
+from server.clock import Clock
+from server.settings import Settings
+from server.store import open_store
+
+log = logging.getLogger("sunbid.push")
+
+NICENESS = 10  # below the web server: a shared core goes to the streams first
+RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)  # after unexpected exits in a row
+STOP_SECONDS = 5.0  # to store outcomes after stdin closed, before a SIGKILL
+
+
+class PushProcess:
+    """The web server's handle on the worker process: start, wake, restart, stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="push-supervisor")
+
+    def notify(self, *_: object) -> None:
+        """A commit happened (store listener: never waits, never raises)."""
+        process = self._process
+        if process is None or process.stdin is None or process.returncode is not None:
+            return
+        stdin = process.stdin
+        # One byte is enough however many commits it stands for: skip the
+        # write while an earlier byte is still waiting to be read.
+        if not stdin.is_closing() and stdin.transport.get_write_buffer_size() == 0:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                stdin.write(b".")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # the worker's signal to finish
+        try:
+            await asyncio.wait_for(process.wait(), STOP_SECONDS)
+        except TimeoutError:
+            log.warning("push worker did not stop in %.0f s; killing it", STOP_SECONDS)
+            process.kill()
+            await process.wait()
+
+    async def _spawn(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "push.process",
+            stdin=asyncio.subprocess.PIPE,
+            env={**os.environ, **self.settings.environ},
+        )
+        log.info("push worker started (pid %d)", self._process.pid)
+
+    async def _supervise(self) -> None:
+        """Start the worker again if it dies: queued deliveries wait in push.db meanwhile."""
+        failures = 0
+        while True:
+            assert self._process is not None
+            started = asyncio.get_running_loop().time()
+            code = await self._process.wait()
+            if asyncio.get_running_loop().time() - started > 60:
+                failures = 0  # it ran fine for a while: this is a new problem
+            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
+            failures += 1
+            log.error("push worker exited with code %s; starting it again in %s s", code, delay)
+            await asyncio.sleep(delay)
+            await self._spawn()
+            self.notify()  # whatever was committed meanwhile
+
+
+# --- the worker process ------------------------------------------------------------
+
+
+async def _run(settings: Settings) -> None:
+    store = open_store(settings.database_url, Clock(settings.timezone), readonly=True)
+    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    async with contextlib.AsyncExitStack() as stack:
+        await store.open()
+        stack.push_async_callback(store.close)
+        await queue.open()
+        stack.push_async_callback(queue.close)
+        # The web server created the key before starting us: a missing one
+        # here is an error, never a reason to make another.
+        key = load_or_create_key(settings.data_dir, subscriptions_exist=True)
+        worker = PushWorker(
+            queue,
+            store,
+            VapidSigner(key, settings.vapid_subject),
+            PushPolicy.load(),
+            AllowList.from_entries(settings.push_allowed_hosts),
+            concurrency=settings.push_concurrency,
+            per_host=max(1, settings.push_concurrency // 2),
+            timeout=settings.push_timeout,
+            retry=RetryPolicy(settings.push_max_attempts, settings.push_retry_base),
+        )
+        await worker.start()
+        stack.push_async_callback(worker.close)
+        await _follow_commits(worker)
+
+
+async def _follow_commits(worker: PushWorker) -> None:
+    """Wake the worker for every byte on stdin; return at end of file or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reading = asyncio.ensure_future(_read_until_eof(reader, worker))
+    loop.add_signal_handler(signal.SIGTERM, reading.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading
+
+
+async def _read_until_eof(reader: asyncio.StreamReader, worker: PushWorker) -> None:
+    while await reader.read(4096):
+        worker.notify()
+
+
+def main() -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the web server
+    # decides when the worker stops (by closing stdin), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        import uvloop  # as uvicorn uses for the web server, when installed
+
+        uvloop.run(_run(Settings.from_env()))
+    except ImportError:
+        asyncio.run(_run(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()
