@@ -8,7 +8,8 @@ declarative members are added only when the app's public origin is known: a
 declarative message with a relative `navigate` is invalid there, while a
 plain message still reaches the service worker everywhere.
 
-Fitting (plaintext at most 3,993 bytes, never split into records) removes the
+Fitting (plaintext at most 3,993 bytes, never split into records; 2,744 for
+Mozilla's push service, see `plaintext_limit`) removes the
 least useful bytes first: the event's `body`, then its `data`, then the
 displayed texts. Cuts fall between characters (and not inside an emoji
 sequence), and the event copy says `"truncated": true` so the app knows to
@@ -34,6 +35,10 @@ NOTIFICATION_BODY = 120  # characters; a lock screen shows about three lines
 MIN_TITLE = 12  # characters kept of the displayed title: Safari needs a non-empty one
 ELLIPSIS = "…"
 LANG = "zh-CN"
+# Firefox on Android receives pushes through a bridge that takes about this
+# much plaintext; a Mozilla endpoint does not say whether a phone is behind it.
+MOZILLA_PLAINTEXT = 2744
+MOZILLA_HOSTS = ("updates.push.services.mozilla.com", ".push.services.mozilla.com")
 
 
 class PayloadError(ValueError):
@@ -60,6 +65,14 @@ def check_origin(origin: str) -> str:
     ):
         raise ValueError(f"{origin!r} is not an origin such as https://sunbid.example.org")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def plaintext_limit(endpoint: str) -> int:
+    """The most plaintext bytes a push through `endpoint` may carry."""
+    host = urlsplit(endpoint).hostname or ""
+    if host == MOZILLA_HOSTS[0] or host.endswith(MOZILLA_HOSTS[1]):
+        return MOZILLA_PLAINTEXT
+    return MAX_PLAINTEXT
 
 
 def build_payload(

@@ -1,30 +1,7 @@
 """Push headers per stage: `TTL`, `Urgency` and a per-project `Topic`.
 
 The values live in `policy.toml` beside this module so staff can change them;
-this table is what ships, and a test keeps the two in step.
-
-| stage              | TTL     | Urgency | why the TTL                                      |
-| ------------------ | ------- | ------- | ------------------------------------------------ |
-| plan               | 604800  | normal  | 7 d: precedes the notice by 30 days or more      |
-| prequalification   | 259200  | normal  | 3 d: application windows are about 5 days        |
-| notice             | 604800  | normal  | 7 d: the bid deadline is 20 days or more away    |
-| clarification      | 604800  | normal  | 7 d: matters until the bid deadline              |
-| bid_opening        | 86400   | high    | 1 d: news of the moment; then the timeline       |
-| auction            | 86400   | normal  | 1 d: as bid opening                              |
-| evaluation         | 259200  | normal  | 3 d                                              |
-| candidates         | 259200  | normal  | 3 d: the publicity period is 3 days or more      |
-| award              | 864000  | high    | 10 d: the 7-working-day objection window         |
-| contract           | 604800  | normal  | 7 d                                              |
-| performance        | 604800  | normal  | 7 d                                              |
-| failed             | 604800  | normal  | 7 d: bidders must learn the tender is void       |
-| objection          | 604800  | normal  | 7 d: the reply is due within days                |
-| objection_reply    | 864000  | normal  | 10 d: a complaint may follow in 15 working days  |
-| complaint          | 604800  | normal  | 7 d                                              |
-| complaint_decision | 864000  | normal  | 10 d: review deadlines run from it               |
-| penalty            | 604800  | normal  | 7 d                                              |
-| correction         | 604800  | normal  | 7 d                                              |
-| (warning)          | 86400   | high    | 1 d: compliance warnings for supervisors         |
-| (any other stage)  | 259200  | normal  | 3 d                                              |
+docs/push.md tables what ships and why, and a test keeps the two in step.
 
 A TTL is how long the push service keeps a message for a device that is
 offline; after it the message is dropped and the app's timeline is the only

@@ -135,6 +135,7 @@ async def _run(settings: Settings) -> None:
             per_host=max(1, settings.push_concurrency // 2),
             timeout=settings.push_timeout,
             retry=RetryPolicy(settings.push_max_attempts, settings.push_retry_base),
+            public_origin=settings.public_url,
         )
         await worker.start()
         stack.push_async_callback(worker.close)
@@ -142,25 +143,21 @@ async def _run(settings: Settings) -> None:
 
 
 async def _follow_commits(worker: PushWorker) -> None:
-    """Wake the worker for every byte on stdin; return at end of file or SIGTERM."""
-    loop = asyncio.get_running_loop()
+    """Wake the worker for every byte on stdin; return at end of file."""
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    reading = asyncio.ensure_future(_read_until_eof(reader, worker))
-    loop.add_signal_handler(signal.SIGTERM, reading.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await reading
-
-
-async def _read_until_eof(reader: asyncio.StreamReader, worker: PushWorker) -> None:
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
     while await reader.read(4096):
         worker.notify()
 
 
 def main() -> None:
-    # Ctrl-C in a terminal reaches the whole process group: the web server
-    # decides when the worker stops (by closing stdin), not the keyboard.
+    # Ctrl-C in a terminal, `timeout` and systemd signal the whole process
+    # group: the web server decides when the worker stops, by closing stdin
+    # once its own shutdown is under way (a SIGKILL of the server closes it too).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -22,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import hashlib
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -36,7 +38,7 @@ import orjson
 
 from push.crypto import encrypt
 from push.endpoints import AllowList, GuardedResolver
-from push.payload import build_payload
+from push.payload import build_payload, plaintext_limit
 from push.policy import PushPolicy
 from push.queue import Due, Outcome, Pending, PushQueue, State
 from push.vapid import VapidSigner
@@ -69,10 +71,18 @@ class RetryPolicy:
 
 @dataclass
 class _Message:
-    """What every subscriber of one event gets: built once per event."""
+    """What every subscriber of one event gets: built once per event (and size)."""
 
-    payload: bytes
+    build: Callable[[int], bytes]  # the payload fitted to a plaintext limit
     headers: Mapping[str, str]  # Urgency and Topic; TTL is computed per attempt
+    payloads: dict[int, bytes] = field(default_factory=dict)
+
+    def payload(self, endpoint: str) -> bytes:
+        limit = plaintext_limit(endpoint)
+        payload = self.payloads.get(limit)
+        if payload is None:
+            payload = self.payloads[limit] = self.build(limit)
+        return payload
 
 
 class PushWorker:
@@ -90,6 +100,7 @@ class PushWorker:
         timeout: float = 15.0,
         retry: RetryPolicy = RetryPolicy(),
         stage_names: Mapping[str, str] | None = None,
+        public_origin: str | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -99,6 +110,7 @@ class PushWorker:
         self.clock = clock
         self.retry = retry
         self.stage_names = stage_names
+        self.public_origin = public_origin  # for Safari's declarative `navigate`
         self._concurrency = concurrency
         self._per_host = per_host
         self._timeout = timeout
@@ -241,7 +253,7 @@ class PushWorker:
             "Content-Encoding": "aes128gcm",
             "Content-Type": "application/octet-stream",
         }
-        body = encrypt(message.payload, due.p256dh, due.auth)
+        body = encrypt(message.payload(due.endpoint), due.p256dh, due.auth)
         assert self._session is not None
         try:
             async with self._session.post(
@@ -275,7 +287,9 @@ class PushWorker:
             assert event is not None, f"seq {seq} is queued but not in the log"
             doc = orjson.loads(event.json)
             message = _Message(
-                payload=build_payload(doc, stage_names=self.stage_names),
+                build=functools.partial(
+                    _fitted, doc, stage_names=self.stage_names, origin=self.public_origin
+                ),
                 headers={
                     k: v
                     for k, v in self.policy.headers(event.stage, event.project).items()
@@ -312,6 +326,12 @@ class PushWorker:
         for outcome in batch:
             self._in_flight.discard((outcome.seq, outcome.subscription_id))
         self._send_wanted.set()
+
+
+def _fitted(
+    doc: Mapping[str, Any], limit: int, *, stage_names: Mapping[str, str] | None, origin: str | None
+) -> bytes:
+    return build_payload(doc, stage_names=stage_names, origin=origin, max_bytes=limit)
 
 
 def _published_at(event_json: bytes) -> float:

@@ -78,6 +78,19 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class _NoConnectionLines(logging.Filter):
+    """Drop the lines uvicorn and websockets log for every WebSocket: 10,000
+    phones reconnecting after a deploy would write 20,000 of them (HTTP
+    access lines are off too)."""
+
+    PER_CONNECTION = frozenset(
+        {'%s - "WebSocket %s" [accepted]', "connection open", "connection closed"}
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.PER_CONNECTION
+
+
 def serve_forever(settings: Settings, host: str, port: int) -> int:
     from server.app import create_app
 
@@ -96,6 +109,9 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         access_log=False,
         lifespan="on",
     )
+    logging.getLogger("uvicorn.error").addFilter(
+        _NoConnectionLines()
+    )  # after Config set up logging
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     command = sys.argv[0] if sys.argv[0].endswith("sunbid") else "sunbid"
     print(

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from push.endpoints import AllowList, AllowListError
+from push.payload import check_origin
 from push.vapid import VapidSubjectError, validate_subject
 
 DEFAULT_PUSH_HOSTS = (
@@ -29,6 +30,9 @@ class Settings:
     demo: bool
     vapid_subject: str
     push_allowed_hosts: tuple[str, ...]
+    # Where people open the app (https://host): lets Safari show a push
+    # without the service worker (Declarative Web Push needs an absolute URL).
+    public_url: str | None
     # Limits: exceeding one answers with the contract's error, never a crash.
     max_body_bytes: int
     max_frame_bytes: int
@@ -71,6 +75,12 @@ class Settings:
             AllowList.from_entries(allowed)
         except AllowListError as exc:
             raise SettingsError(f"SUNBID_PUSH_ALLOWED_HOSTS: {exc}") from None
+        public_url = env.get("SUNBID_PUBLIC_URL") or None
+        if public_url is not None:
+            try:
+                public_url = check_origin(public_url)
+            except ValueError as exc:
+                raise SettingsError(f"SUNBID_PUBLIC_URL: {exc}") from None
         synchronous = env.get("SUNBID_SQLITE_SYNCHRONOUS", "FULL").upper()
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise SettingsError("SUNBID_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
@@ -82,6 +92,7 @@ class Settings:
             demo=_flag(env, "SUNBID_DEMO", True),
             vapid_subject=subject,
             push_allowed_hosts=allowed,
+            public_url=public_url,
             max_body_bytes=_int(env, "SUNBID_MAX_BODY_BYTES", 64 * 1024, 1024),
             max_frame_bytes=_int(env, "SUNBID_MAX_FRAME_BYTES", 16 * 1024, 256),
             max_topics_per_connection=_int(env, "SUNBID_MAX_TOPICS", 64, 1),
