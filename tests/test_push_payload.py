@@ -10,7 +10,13 @@ import orjson
 import pytest
 
 from push.crypto import MAX_PLAINTEXT
-from push.payload import build_payload, check_origin, default_stage_names
+from push.payload import (
+    MOZILLA_PLAINTEXT,
+    build_payload,
+    check_origin,
+    default_stage_names,
+    plaintext_limit,
+)
 from server.domain import Domain
 
 ORIGIN = "https://sunbid.example.org"
@@ -153,6 +159,20 @@ def test_smaller_limits_are_honoured(limit: int) -> None:
     payload = build_payload(event(body="正文😀" * 3000), origin=ORIGIN, max_bytes=limit)
     assert len(payload) <= limit
     parse(payload)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "limit"),
+    [
+        ("https://updates.push.services.mozilla.com/wpush/v2/gAAA", MOZILLA_PLAINTEXT),
+        ("https://eu.push.services.mozilla.com/wpush/v2/gAAA", MOZILLA_PLAINTEXT),
+        ("https://fcm.googleapis.com/fcm/send/abc", MAX_PLAINTEXT),
+        ("https://web.push.apple.com/QGx", MAX_PLAINTEXT),
+        ("https://push.services.mozilla.com.evil.example/x", MAX_PLAINTEXT),
+    ],
+)
+def test_mozilla_endpoints_get_the_size_its_android_bridge_takes(endpoint: str, limit: int) -> None:
+    assert plaintext_limit(endpoint) == limit
 
 
 def test_emoji_sequences_are_never_cut_in_half() -> None:

@@ -558,6 +558,7 @@ def test_settings_defaults() -> None:
     assert settings.max_connections_per_address == 256
     assert settings.sqlite_synchronous == "FULL"
     assert "fcm.googleapis.com" in settings.push_allowed_hosts
+    assert settings.public_url is None
 
 
 def test_settings_from_values() -> None:
@@ -570,8 +571,10 @@ def test_settings_from_values() -> None:
             "SUNBID_MAX_TOPICS": "3",
             "SUNBID_SQLITE_SYNCHRONOUS": "normal",
             "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
+            "SUNBID_PUBLIC_URL": "https://JY.Example.gov.cn/",
         }
     )
+    assert settings.public_url == "https://jy.example.gov.cn"
     assert settings.database_url == "sqlite:////srv/sunbid/sunbid.db"
     assert settings.timezone == ZoneInfo("UTC") and settings.demo is False
     assert settings.max_body_bytes == 2048 and settings.max_topics_per_connection == 3
@@ -589,6 +592,8 @@ def test_settings_from_values() -> None:
         ("SUNBID_TIMEZONE", "../../etc/passwd"),
         ("SUNBID_TIMEZONE", "+08:00"),
         ("SUNBID_SQLITE_SYNCHRONOUS", "OFF"),
+        ("SUNBID_PUBLIC_URL", "jy.example.gov.cn"),
+        ("SUNBID_PUBLIC_URL", "https://jy.example.gov.cn/app"),
         ("SUNBID_SQLITE_SYNCHRONOUS", "sometimes"),
         ("SUNBID_DEMO", "maybe"),
         ("SUNBID_DEMO", "2"),
