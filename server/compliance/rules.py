@@ -1,0 +1,204 @@
+"""The statutory time limits as data (`data/rules.toml`), checked at start-up.
+
+A rule joins two moments of a project, `trigger` and `target`, each written
+as a reference:
+
+- `award`                  the publication of the project's `award` event;
+- `contract.data.signed_at` the time in that event's `data.signed_at`;
+- `*.occurred_at` / `*`    for rules on every event: its `occurred_at` (when
+                           the fact arose) and its own publication.
+
+`due_within`: the target must come within `amount` after the trigger (the
+watchdog warns before the deadline and reports a breach when it passes).
+`at_least`: the target must not come earlier than `amount` after the trigger
+(checked when the target is known). Counting is the calendar's business.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from server.compliance.calendar import Unit
+from server.compliance.datafile import DataFileError, Entry, entries, read_toml
+from server.domain import Domain
+
+RULES_FILE = Path(__file__).parent.parent / "data" / "rules.toml"
+ALL = "all"  # the category of rules that apply in every category
+ANY = "*"  # the stage of rules that apply to every event
+MAX_AMOUNT = 3650
+RULE_ID = re.compile(r"(?P<category>[a-z][a-z0-9_]*)\.[a-z0-9]+(?:-[a-z0-9]+)*")
+REFERENCE = re.compile(
+    r"(?P<stage>\*|[a-z][a-z0-9_]*)(?:\.(?P<field>occurred_at|data\.[a-z][a-z0-9_]*))?"
+)
+FIELDS = ("id", "name", "category", "trigger", "target", "kind", "amount", "unit", "basis")
+
+
+class RuleFileError(DataFileError):
+    """`rules.toml` is malformed; the message names file, entry and field."""
+
+
+class Kind(StrEnum):
+    DUE_WITHIN = "due_within"
+    AT_LEAST = "at_least"
+
+
+class Confidence(StrEnum):
+    STATUTE = "statute"  # ✔ read in the statute's text
+    SECONDARY = "secondary"  # ◐ a local or secondary source
+    MEMORY = "memory"  # ○ from memory: to be checked
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A moment of a project: a stage's publication, its `occurred_at`, or a data field."""
+
+    stage: str  # a stage code, or "*": the event the rule is looking at
+    field: str = "published_at"  # or "occurred_at", or "data.<name>"
+
+    @property
+    def data_key(self) -> str | None:
+        return self.field.removeprefix("data.") if self.field.startswith("data.") else None
+
+    def __str__(self) -> str:
+        return self.stage if self.field == "published_at" else f"{self.stage}.{self.field}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str  # short Chinese label for display
+    category: str  # a category code, or "all"
+    trigger: Ref
+    target: Ref
+    kind: Kind
+    amount: int
+    unit: Unit
+    basis: str
+    confidence: Confidence
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "category": self.category,
+            "trigger": str(self.trigger),
+            "target": str(self.target),
+            "kind": str(self.kind),
+            "amount": self.amount,
+            "unit": str(self.unit),
+            "basis": self.basis,
+            "confidence": str(self.confidence),
+        }
+
+
+class Rules:
+    """All rules, with the two lookups the watchdog needs already resolved for
+    `all` and `*`: what an event starts, and what an event answers."""
+
+    def __init__(self, rules: Iterable[Rule], domain: Domain) -> None:
+        self._rules = {rule.id: rule for rule in rules}
+        starts: dict[tuple[str, str], list[Rule]] = {}
+        answers: dict[tuple[str, str], list[Rule]] = {}
+        for code, category in domain.categories.items():
+            for stage in sorted(category.stages):
+                key = (code, stage)
+                for rule in self._rules.values():
+                    if rule.category in (code, ALL):
+                        if rule.trigger.stage in (stage, ANY):
+                            starts.setdefault(key, []).append(rule)
+                        if rule.target.stage in (stage, ANY):
+                            answers.setdefault(key, []).append(rule)
+        self._starts = {key: tuple(found) for key, found in starts.items()}
+        self._answers = {key: tuple(found) for key, found in answers.items()}
+
+    @classmethod
+    def load(cls, path: Path = RULES_FILE, domain: Domain | None = None) -> Rules:
+        domain = domain or Domain.load()
+        raw = read_toml(path, RuleFileError, ("rule",))
+        rules: dict[str, Rule] = {}
+        for entry in entries(path, raw, "rule", "id", RuleFileError):
+            rule = _rule(entry, domain)
+            if rule.id in rules:
+                raise entry.fail("id", f"{rule.id!r} is used by an earlier rule")
+            rules[rule.id] = rule
+        if not rules:
+            raise RuleFileError(f"{path}: rule: no [[rule]] entries")
+        return cls(rules.values(), domain)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules.values())
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._rules
+
+    def __getitem__(self, rule_id: str) -> Rule:
+        return self._rules[rule_id]
+
+    def triggered_by(self, category: str, stage: str) -> tuple[Rule, ...]:
+        """Rules whose period an event of this stage starts (or may start)."""
+        return self._starts.get((category, stage), ())
+
+    def targeting(self, category: str, stage: str) -> tuple[Rule, ...]:
+        """Rules an event of this stage answers (or is measured by)."""
+        return self._answers.get((category, stage), ())
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The `rules` of `GET /api/catalog`."""
+        return [rule.to_json() for rule in self._rules.values()]
+
+
+def _rule(entry: Entry, domain: Domain) -> Rule:
+    entry.check_keys((*FIELDS, "confidence"))
+    rule_id = entry.text("id")
+    match = RULE_ID.fullmatch(rule_id)
+    if not match:
+        raise entry.fail("id", f"a slug such as construction.award-contract; not {rule_id!r}")
+    category = entry.text("category")
+    if category != ALL and category not in domain.categories:
+        raise entry.fail("category", f"one of {ALL}, {', '.join(domain.categories)}")
+    if match["category"] != category:
+        raise entry.fail("id", f"should start with its category: {category}.…")
+    trigger = _reference(entry, "trigger", category, domain)
+    target = _reference(entry, "target", category, domain)
+    if (trigger.stage == ANY) != (target.stage == ANY):
+        raise entry.fail("target", "a rule on every event (*) uses * on both sides")
+    if trigger == target:
+        raise entry.fail("target", "the same moment as trigger")
+    return Rule(
+        id=rule_id,
+        name=entry.text("name"),
+        category=category,
+        trigger=trigger,
+        target=target,
+        kind=Kind(entry.choice("kind", list(Kind))),
+        amount=entry.whole("amount", 1, MAX_AMOUNT),
+        unit=Unit(entry.choice("unit", list(Unit))),
+        basis=entry.text("basis"),
+        confidence=Confidence(entry.choice("confidence", list(Confidence))),
+    )
+
+
+def _reference(entry: Entry, field: str, category: str, domain: Domain) -> Ref:
+    text = entry.text(field)
+    match = REFERENCE.fullmatch(text)
+    if not match:
+        raise entry.fail(field, f"a stage, stage.data.<name> or stage.occurred_at; not {text!r}")
+    stage = match["stage"]
+    if stage == ANY:
+        if category != ALL:
+            raise entry.fail(field, f"* (every event) is only for category {ALL}")
+    elif category == ALL:
+        if not all(stage in c.stages for c in domain.categories.values()):
+            raise entry.fail(field, f"{stage!r} is not a stage of every category")
+    elif stage not in domain.categories[category].stages:
+        allowed = ", ".join(sorted(domain.categories[category].stages))
+        raise entry.fail(field, f"{stage!r} is not a {category} stage ({allowed})")
+    return Ref(stage, match["field"] or "published_at")

@@ -1,0 +1,280 @@
+"""The shipped time-limit rules and disclosure catalogue: complete against DOMAIN.md's
+table, editable by staff, and refused with a precise message when malformed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from server.compliance.catalog import CATALOG_FILE, Catalog, CatalogFileError
+from server.compliance.rules import RULES_FILE, Kind, RuleFileError, Rules
+from server.domain import Domain
+
+DOMAIN = Domain.load()
+RULES = Rules.load(RULES_FILE, DOMAIN)
+CATALOG = Catalog.load(CATALOG_FILE, DOMAIN, RULES)
+
+# DOMAIN.md "Statutory time limits", row by row:
+# (category, trigger, target, kind, amount, unit, confidence)
+CONSTRUCTION = [
+    ("notice", "notice.data.deadline", "at_least", 20, "day"),
+    ("clarification", "notice.data.deadline", "at_least", 15, "day"),
+    ("objection", "objection_reply", "due_within", 3, "day"),
+    ("evaluation", "candidates", "due_within", 3, "day"),
+    ("candidates", "award", "at_least", 3, "day"),
+    ("award", "contract.data.signed_at", "due_within", 30, "day"),
+    ("complaint", "complaint_decision", "due_within", 30, "workday"),
+]
+TABLE = [
+    *(("construction", *row, c) for row, c in zip(CONSTRUCTION, "◐✔✔✔✔◐✔", strict=True)),
+    ("gov_procurement", "plan", "notice", "at_least", 30, "day", "○"),
+    ("gov_procurement", "notice", "notice.data.deadline", "at_least", 20, "day", "✔"),
+    ("gov_procurement", "clarification", "notice.data.deadline", "at_least", 15, "day", "✔"),
+    ("gov_procurement", "evaluation", "award", "due_within", 9, "workday", "✔"),  # 2 + 5 + 2
+    ("gov_procurement", "award", "contract.data.signed_at", "due_within", 30, "day", "✔"),
+    ("gov_procurement", "contract.data.signed_at", "contract", "due_within", 2, "workday", "✔"),
+    ("gov_procurement", "objection", "objection_reply", "due_within", 7, "workday", "✔"),
+    ("gov_procurement", "complaint", "complaint_decision", "due_within", 30, "workday", "✔"),
+    ("land", "notice", "auction", "at_least", 20, "day", "○"),
+    ("land", "auction", "auction.data.listing_ends", "at_least", 10, "day", "○"),
+    ("land", "auction", "award", "due_within", 10, "workday", "◐"),
+    ("mining", "notice", "auction", "at_least", 20, "day", "○"),
+    ("mining", "auction", "award", "due_within", 5, "workday", "◐"),
+    ("mining", "award", "award.data.publicity_ends", "at_least", 10, "workday", "◐"),
+    ("state_assets", "notice", "auction", "at_least", 20, "workday", "○"),
+    ("state_assets", "award", "award.data.publicity_ends", "at_least", 5, "workday", "○"),
+    # soe_procurement: "as construction" for tenders the law requires
+    *(("soe_procurement", *row, "◐") for row in CONSTRUCTION),
+    ("all", "*.occurred_at", "*", "due_within", 20, "workday", "○"),
+    ("all", "penalty.data.decided_at", "penalty", "due_within", 7, "workday", "◐"),
+]
+CONFIDENCE = {"✔": "statute", "◐": "secondary", "○": "memory"}
+
+
+def rule_text(**changes: str | None) -> str:
+    """One valid rule, with fields changed (a value is a TOML literal) or removed (None)."""
+    fields: dict[str, str | None] = {
+        "id": '"construction.award-contract"',
+        "name": '"中标通知书发出之日起30日内订立书面合同"',
+        "category": '"construction"',
+        "trigger": '"award"',
+        "target": '"contract.data.signed_at"',
+        "kind": '"due_within"',
+        "amount": "30",
+        "unit": '"day"',
+        "basis": '"招标投标法 §46"',
+        "confidence": '"secondary"',
+    }
+    fields.update(changes)
+    lines = [f"{k} = {v}" for k, v in fields.items() if v is not None]
+    return "[[rule]]\n" + "\n".join(lines) + "\n"
+
+
+# --- the shipped rules --------------------------------------------------------
+
+
+def test_every_row_of_the_statutory_table_is_a_rule() -> None:
+    shipped = {
+        (r.category, str(r.trigger), str(r.target), str(r.kind), r.amount, str(r.unit)): r
+        for r in RULES
+    }
+    for category, trigger, target, kind, amount, unit, mark in TABLE:
+        rule = shipped.get((category, trigger, target, kind, amount, unit))
+        assert rule is not None, (category, trigger, target)
+        assert str(rule.confidence) == CONFIDENCE[mark], rule.id
+        assert rule.basis and rule.name
+
+
+def test_configurable_categories_have_rules_to_adjust() -> None:
+    for category in ("rural_property", "emission_rights"):
+        rules = [r for r in RULES if r.category == category]
+        assert rules and all(str(r.confidence) == "memory" for r in rules)
+
+
+def test_lookups_resolve_all_and_every_event() -> None:
+    ids = {r.id for r in RULES.triggered_by("gov_procurement", "contract")}
+    assert ids == {"gov_procurement.contract-published", "all.information-published"}
+    ids = {r.id for r in RULES.targeting("land", "penalty")}
+    assert ids == {"all.penalty-published", "all.information-published"}
+    ids = {r.id for r in RULES.triggered_by("construction", "evaluation")}
+    assert ids == {"construction.evaluation-candidates", "all.information-published"}
+    assert "construction.candidates-publicity" in {
+        r.id for r in RULES.targeting("construction", "award")
+    }
+    assert RULES.triggered_by("construction", "no_such_stage") == ()
+
+
+def test_rules_serialise_with_the_contract_field_names() -> None:
+    body = RULES.to_json()
+    assert len(body) == len(RULES)
+    keys = {"id", "category", "trigger", "target", "kind", "amount", "unit", "basis"}
+    assert all(keys | {"confidence"} <= set(rule) for rule in body)
+    award = next(r for r in body if r["id"] == "construction.award-contract")
+    assert award["target"] == "contract.data.signed_at" and award["kind"] == "due_within"
+
+
+def test_a_changed_rule_file_loads_the_changed_value(tmp_path: Path) -> None:
+    text = RULES_FILE.read_text("utf-8")
+    block = re.search(r'id = "construction\.award-contract"(.*?)\n\n', text, re.S)
+    assert block is not None and "amount = 30" in block[0]
+    changed = text.replace(block[0], block[0].replace("amount = 30", "amount = 45"))
+    path = tmp_path / "rules.toml"
+    path.write_text(changed, "utf-8")
+    rules = Rules.load(path, DOMAIN)
+    assert rules["construction.award-contract"].amount == 45
+    assert rules["gov_procurement.award-contract"].amount == 30
+    assert rules["construction.award-contract"].kind is Kind.DUE_WITHIN
+
+
+BAD_RULES = [
+    (rule_text(deadline="3"), "'construction.award-contract': deadline"),
+    (rule_text(basis=None), "'construction.award-contract': basis"),
+    (rule_text(name='""'), "'construction.award-contract': name"),
+    (rule_text(amount='"30"'), "'construction.award-contract': amount"),
+    (rule_text(amount="0"), "'construction.award-contract': amount"),
+    (rule_text(amount="2.5"), "'construction.award-contract': amount"),
+    (rule_text(amount="true"), "'construction.award-contract': amount"),
+    (rule_text(kind='"within"'), "'construction.award-contract': kind"),
+    (rule_text(unit='"week"'), "'construction.award-contract': unit"),
+    (rule_text(confidence='"sure"'), "'construction.award-contract': confidence"),
+    (rule_text(category='"airport"'), "'construction.award-contract': category"),
+    (rule_text(trigger='"auction"'), "'construction.award-contract': trigger"),  # not a stage here
+    (rule_text(trigger='"bidding"'), "'construction.award-contract': trigger"),  # no such stage
+    (rule_text(target='"contract.signed_at"'), "'construction.award-contract': target"),
+    (rule_text(target='"contract.data."'), "'construction.award-contract': target"),
+    (rule_text(target='"contract.data.Signed-At"'), "'construction.award-contract': target"),
+    (rule_text(target='"award"'), "'construction.award-contract': target"),  # same as trigger
+    (rule_text(target='"*"'), "'construction.award-contract': target"),  # * outside "all"
+    (rule_text(id='"Award contract"'), "rule #1 'Award contract': id"),
+    (rule_text(id='"land.award-contract"'), "'land.award-contract': id"),  # wrong category
+    (rule_text(id="7"), "rule #1: id"),
+    (
+        rule_text(id='"all.plan"', category='"all"', trigger='"plan"', target='"notice"'),
+        "'all.plan': trigger",  # plan is not a stage of every category
+    ),
+    (
+        rule_text(id='"all.any"', category='"all"', trigger='"*.occurred_at"', target='"penalty"'),
+        "'all.any': target",  # * on one side only
+    ),
+    (rule_text() + rule_text(), "rule #2 'construction.award-contract': id"),  # duplicate
+    ("[rules]\nid = 1\n", "rules: unknown key"),
+    ("rule = 1\n", "rule: write each entry"),
+    ("", "no [[rule]]"),
+]
+
+
+@pytest.mark.parametrize(("text", "where"), BAD_RULES)
+def test_a_malformed_rule_names_file_entry_and_field(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(RuleFileError) as caught:
+        Rules.load(path, DOMAIN)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    assert where in message, message
+
+
+def test_the_minimal_valid_rule_loads(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(rule_text(), "utf-8")
+    assert len(Rules.load(path, DOMAIN)) == 1
+
+
+# --- the catalogue -------------------------------------------------------------
+
+
+def test_catalogue_links_are_valid_and_every_rule_is_linked() -> None:
+    linked: set[str] = set()
+    for item in CATALOG:
+        linked.update(item.rules)
+        for rule_id in item.rules:
+            assert RULES[rule_id].category in ("all", *item.categories), (item.code, rule_id)
+        for stage in item.stages:
+            assert any(stage in DOMAIN.categories[c].stages for c in item.categories)
+    assert linked == {r.id for r in RULES}
+
+
+def test_catalogue_covers_the_seed_items_and_every_stage() -> None:
+    groups = {item.name[0] for item in CATALOG}
+    seed = {"交易前提条件", "交易信息", "交易过程", "交易结果", "合同及履约", "信用信息"}
+    seed |= {"异议质疑", "投诉处理", "行政处罚", "服务收费", "专家抽取", "交易场所"}
+    assert seed <= groups
+    for code, category in DOMAIN.categories.items():
+        for stage in category.lifecycle:
+            assert CATALOG.for_stage(code, stage), (code, stage)
+    carried = {stage for item in CATALOG for stage in item.stages}
+    assert {s for s in DOMAIN.stages if not DOMAIN.is_lifecycle(s)} <= carried
+    assert 20 <= len(CATALOG) <= 40
+
+
+def test_catalogue_serialises_with_the_contract_field_names() -> None:
+    fields = {"code", "name", "content", "basis", "time_limit", "body", "channel"}
+    fields |= {"audience", "mode", "level", "stages"}
+    for item in CATALOG.to_json():
+        assert fields <= set(item)
+        assert 1 <= len(item["name"]) <= 3
+        assert item["audience"] in ("全社会", "特定对象") and item["mode"] in ("主动", "依申请")
+    penalty = CATALOG["GGZY-09-01"].to_json()
+    assert penalty["rules"] == ["all.penalty-published"] and penalty["stages"] == ["penalty"]
+
+
+def item_text(**changes: str | None) -> str:
+    fields: dict[str, str | None] = {
+        "code": '"GGZY-09-01"',
+        "name": '["行政处罚", "行政处罚决定"]',
+        "content": '"决定书文号、违法事实、处罚内容"',
+        "basis": '"《行政处罚法》第四十八条"',
+        "time_limit": '"作出决定之日起7个工作日内"',
+        "rules": '["all.penalty-published"]',
+        "body": '"行业监管部门"',
+        "channel": '"义乌市公共资源交易网"',
+        "audience": '"全社会"',
+        "mode": '"主动"',
+        "level": '["市", "县"]',
+        "stages": '["penalty"]',
+    }
+    fields.update(changes)
+    lines = [f"{k} = {v}" for k, v in fields.items() if v is not None]
+    return "[[item]]\n" + "\n".join(lines) + "\n"
+
+
+BAD_ITEMS = [
+    (item_text(rules='["all.no-such-rule"]'), "'GGZY-09-01': rules"),
+    (item_text(rules='["land.auction-award"]', categories='["construction"]'), "rules"),
+    (item_text(stages='["bidding"]'), "'GGZY-09-01': stages"),
+    (item_text(stages='["candidates"]', categories='["land"]'), "'GGZY-09-01': stages"),
+    (item_text(stages='["penalty", "penalty"]'), "'GGZY-09-01': stages"),
+    (item_text(categories='["airport"]'), "'GGZY-09-01': categories"),
+    (item_text(audience='"公众"'), "'GGZY-09-01': audience"),
+    (item_text(mode='"被动"'), "'GGZY-09-01': mode"),
+    (item_text(level='["省"]'), "'GGZY-09-01': level"),
+    (item_text(level="[]"), "'GGZY-09-01': level"),
+    (item_text(name='["一", "二", "三", "四"]'), "'GGZY-09-01': name"),
+    (item_text(name='"行政处罚"'), "'GGZY-09-01': name"),
+    (item_text(content=None), "'GGZY-09-01': content"),
+    (item_text(owner='"x"'), "'GGZY-09-01': owner"),
+    (item_text(code='"行政处罚"'), "item #1 '行政处罚': code"),
+    (item_text() + item_text(), "item #2 'GGZY-09-01': code"),
+]
+
+
+@pytest.mark.parametrize(("text", "where"), BAD_ITEMS)
+def test_a_malformed_catalogue_item_names_file_item_and_field(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(CatalogFileError) as caught:
+        Catalog.load(path, DOMAIN, RULES)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    assert where in message, message
+
+
+def test_the_minimal_valid_item_loads(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(item_text(), "utf-8")
+    assert len(Catalog.load(path, DOMAIN, RULES)) == 1
