@@ -15,11 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from push.service import PushService
-from server.api import JSONResponse, pages, public, push, staff
+from server.api import JSONResponse, compliance, pages, public, push, staff
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
 from server.clock import Clock
+from server.compliance.service import Compliance
 from server.demo import load_demo
 from server.domain import Domain
 from server.errors import ApiError
@@ -58,15 +59,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or Settings.from_env()
     clock = clock or Clock(settings.timezone)
     store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
+    domain = Domain.load()
+    hub = Hub()
     state = AppState(
         settings=settings,
-        domain=Domain.load(),
+        domain=domain,
         clock=clock,
         store=store,
         bus=open_bus(settings.bus_url),
-        hub=Hub(),
+        hub=hub,
         auth=Authenticator(store),
         limiter=ConnectionLimiter(settings.max_connections_per_address),
+        compliance=Compliance.load(settings, domain, clock, hub.warn),
     )
 
     @asynccontextmanager
@@ -80,11 +84,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             state.store.on_commit(state.bus.publish)
             await state.bus.start(state.hub.dispatch)
             stack.push_async_callback(state.bus.close)
+            if settings.demo:
+                # Before the watchdog starts: it judges the demo's past weeks as
+                # history, rather than watching them go by in a moment.
+                await load_demo(state.store, state.domain, clock.now())
+            await state.compliance.open(state.store)
+            stack.push_async_callback(state.compliance.close)
             state.push = await PushService.open(settings, state.store)
             stack.push_async_callback(state.push.close)
             stack.push_async_callback(app.close_streams)
-            if settings.demo:
-                await load_demo(state.store, state.domain, clock.now())
             yield
 
     routes = [
@@ -108,6 +116,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             methods=["POST", "DELETE"],
         ),
         Route("/api/events/{seq}/deliveries", push.deliveries),
+        Route("/api/catalog", compliance.catalog),
+        Route("/api/compliance", compliance.scorecard),
+        Route("/api/supervision/warnings", compliance.warnings),
     ]
     http = Starlette(
         routes=routes,

@@ -15,6 +15,8 @@ from push.queue import QUEUE_FILE, PushQueue
 from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
 from server.clock import Clock
+from server.compliance.datafile import DataFileError
+from server.domain import DomainFileError
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
 from server.topics import CODE
@@ -95,7 +97,11 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
     from server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (DomainFileError, DataFileError) as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)  # names the file, entry and field
+        return 2
     config = uvicorn.Config(
         app,
         host=host,

@@ -2,6 +2,10 @@
 
 Dates in `data/demo.json` are relative (`{"$day": -3, "$time": "09:30"}`:
 three days before today, 09:30 local time), so the demo always looks current.
+The events go into the log in time order, each published when it occurred,
+as if the log had grown over the past weeks: the compliance watchdog then
+judges the demo's history as it would a real one (on time, mostly; one
+contract late, on purpose).
 """
 
 from __future__ import annotations
@@ -25,22 +29,30 @@ async def load_demo(store: EventStore, domain: Domain, now: datetime) -> int:
     if await store.count_projects() > 0:
         return 0
     demo = orjson.loads(DEMO_FILE.read_bytes())
-    for entry in demo["projects"]:
+    history: list[tuple[datetime, int, int, dict[str, Any], dict[str, Any]]] = []
+    for p, entry in enumerate(demo["projects"]):
         raw = {k: v for k, v in entry.items() if k != "events"}
         project = await store.create_project(domain.project_input(raw))
-        seqs: list[int] = []
-        for raw_event in entry["events"]:
+        for e, raw_event in enumerate(entry["events"]):
             event = _resolve_dates(raw_event, now)
-            corrects = event.get("data", {}).pop("corrects_event", None)
-            if corrects is not None:
-                event["data"]["corrects"] = seqs[corrects]
-            draft = domain.event_input(event, project["category"], now.tzinfo)  # type: ignore[arg-type]
-            result = await store.append(
-                AppendRequest(
-                    project=project, draft=draft, lifecycle=domain.is_lifecycle(draft["stage"])
-                )
+            occurred = event.get("occurred_at")  # as format_time wrote it
+            published = min(datetime.fromisoformat(occurred), now) if occurred else now
+            history.append((published, p, e, project, event))
+    seqs: dict[tuple[int, int], int] = {}  # (project, event) in the file → seq
+    for published, p, e, project, event in sorted(history, key=lambda h: (h[0], h[1], h[2])):
+        corrects = event.get("data", {}).pop("corrects_event", None)
+        if corrects is not None:
+            event["data"]["corrects"] = seqs[(p, corrects)]
+        draft = domain.event_input(event, project["category"], now.tzinfo)  # type: ignore[arg-type]
+        result = await store.append(
+            AppendRequest(
+                project=project,
+                draft=draft,
+                lifecycle=domain.is_lifecycle(draft["stage"]),
+                published_at=published,
             )
-            seqs.append(result.event.seq)
+        )
+        seqs[(p, e)] = result.event.seq
     log.info("loaded %d demo projects", len(demo["projects"]))
     return len(demo["projects"])
 

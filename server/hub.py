@@ -13,13 +13,15 @@ from typing import Protocol
 
 from server.events import StoredEvent
 from server.stream.frames import Frames
-from server.topics import topics_of
+from server.stream.sender import Message
+from server.topics import SUPERVISION, topics_of
 
 
 class Subscriber(Protocol):
     seen: int  # highest seq handed to this subscriber
 
     def deliver(self, frames: Frames) -> None: ...
+    def notice(self, message: Message) -> None: ...
 
 
 Stages = frozenset[str] | None  # the stages wanted on a topic; None: all
@@ -45,6 +47,15 @@ class Hub:
 
     def subscriber_count(self, topic: str) -> int:
         return len(self._by_topic.get(topic, ()))
+
+    def warn(self, message: Message) -> None:
+        """A compliance warning, to every connection following `supervision`.
+
+        Warnings are not events: no seq, no stages, no replay (the list is at
+        /api/supervision/warnings), so they skip all the event bookkeeping.
+        """
+        for subscriber in self._by_topic.get(SUPERVISION, ()):
+            subscriber.notice(message)
 
     def dispatch(self, events: Sequence[StoredEvent]) -> None:
         """Hand committed events, in seq order, to every matching subscriber.

@@ -43,6 +43,8 @@ class Settings:
     max_pending_frames: int
     ws_ping_interval: float
     sqlite_synchronous: str
+    # Compliance: warn this many working days before a statutory deadline (0: only breaches)
+    warn_lead_workdays: int
     # Web Push sending (push/worker.py, in the process of push/process.py)
     push_concurrency: int
     push_timeout: float
@@ -100,6 +102,7 @@ class Settings:
             max_pending_frames=_int(env, "SUNBID_MAX_PENDING_FRAMES", 1024, 1),
             ws_ping_interval=float(_int(env, "SUNBID_WS_PING_SECONDS", 20, 1)),
             sqlite_synchronous=synchronous,
+            warn_lead_workdays=_int(env, "SUNBID_WARN_LEAD_WORKDAYS", 1, 0),
             push_concurrency=_int(env, "SUNBID_PUSH_CONCURRENCY", 256, 1),
             push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
             push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),

@@ -9,6 +9,7 @@ from push.service import PushService
 from server.auth import Authenticator
 from server.bus import Bus
 from server.clock import Clock
+from server.compliance.service import Compliance
 from server.domain import Domain
 from server.hub import Hub
 from server.ratelimit import RateLimiter
@@ -31,6 +32,7 @@ class AppState:
     hub: Hub
     auth: Authenticator
     limiter: ConnectionLimiter
+    compliance: Compliance
     connections: set[Connection] = field(default_factory=set)
     push: PushService | None = None  # set once the app has started
     subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)

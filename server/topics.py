@@ -15,7 +15,8 @@ from server.errors import ApiError
 
 CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PUBLIC_KINDS = ("project", "category", "agency", "region")
-STAFF_TOPICS = frozenset({"supervision"})
+SUPERVISION = "supervision"  # compliance warnings, for supervisors and admins
+STAFF_TOPICS = frozenset({SUPERVISION})
 
 
 class Routable(Protocol):

@@ -144,10 +144,25 @@ class Recorder:
         self.seen = 0
         self.got: list[int] = []
         self.frames: list[Frames] = []
+        self.notices: list[Any] = []
 
     def deliver(self, frames: Frames) -> None:
         self.got.append(frames.event.seq)
         self.frames.append(frames)
+
+    def notice(self, message: Any) -> None:
+        self.notices.append(message)
+
+
+def test_hub_sends_warnings_only_to_supervision_followers() -> None:
+    hub = Hub()
+    supervisor, bidder = Recorder(), Recorder()
+    hub.add(supervisor, {"supervision": None, "all": None})
+    hub.add(bidder, {"all": None})
+    message = {"type": "websocket.send", "text": '{"op":"warning"}'}
+    hub.warn(message)
+    assert supervisor.notices == [message] and bidder.notices == []
+    assert supervisor.got == [] and supervisor.seen == 0  # not an event: no seq moves
 
 
 def test_hub_delivers_once_across_matching_topics() -> None:

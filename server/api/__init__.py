@@ -1,4 +1,6 @@
-"""HTTP handlers, by audience: `public.py` (no token) and `staff.py` (bearer token)."""
+"""HTTP handlers, by audience: `public.py` (no token), `staff.py` (bearer token),
+`compliance.py` (the catalogue and scorecard for all, warnings for supervisors),
+`push.py` (Web Push subscriptions)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from starlette.responses import Response
 
 from server.errors import ApiError
 from server.state import AppState
+from server.topics import CODE
 
 
 class JSONResponse(Response):
@@ -58,3 +61,26 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
             {"field": name},
         )
     return int(raw)
+
+
+def code_params(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters among `names` that are given, each checked to be a code."""
+    found = {}
+    for name in names:
+        value = request.query_params.get(name)
+        if value:
+            if not CODE.fullmatch(value):
+                raise ApiError(
+                    422, "invalid_parameter", f"{name}: not a valid code", {"field": name}
+                )
+            found[name] = value
+    return found
+
+
+def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and value not in choices:
+        raise ApiError(
+            422, "invalid_parameter", f"{name}: one of {', '.join(choices)}", {"field": name}
+        )
+    return value

@@ -214,11 +214,68 @@ SCHEMAS: dict[str, Any] = {
     },
     "Deadline": {
         "type": "object",
-        "description": "An open statutory deadline.",
+        "description": "An open statutory deadline: a stage awaited by `due` (due_within), "
+        "or a stage that may not come before `not_before` (at_least). Times are Beijing "
+        "time, as statutory days are.",
+        "required": ["rule", "name", "kind", "target", "trigger", "due", "not_before", "basis"],
         "properties": {
-            "rule": {"type": "string"},
-            "due": _schema("Time"),
+            "rule": {"type": "string", "examples": ["construction.award-contract"]},
+            "name": {"type": "string"},
+            "kind": {"enum": ["due_within", "at_least"]},
+            "target": {"type": "string", "description": "The stage (or stage.data.field)."},
+            "trigger": {"type": "integer", "description": "The seq that started it."},
+            "due": {"oneOf": [_schema("Time"), {"type": "null"}]},
+            "not_before": {"oneOf": [_schema("Time"), {"type": "null"}]},
             "basis": {"type": "string"},
+            "confidence": {"enum": ["statute", "secondary", "memory"]},
+            "estimated": {
+                "type": "boolean",
+                "description": "Counted Monday–Friday for days no holiday calendar covers yet.",
+            },
+            "status": {"enum": ["open", "approaching", "overdue"]},
+        },
+    },
+    "Warning": {
+        "type": "object",
+        "description": "A compliance warning; `due` is null for a rule broken by a "
+        "publication itself. Streamed on the `supervision` topic as "
+        '`{"op":"warning","warning":…}`, again when resolved.',
+        "required": [
+            "id",
+            "rule",
+            "project",
+            "agency",
+            "due",
+            "basis",
+            "level",
+            "message",
+            "created_at",
+            "resolved_at",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "rule": {"type": "string"},
+            "project": {"type": "string"},
+            "agency": {"type": "string"},
+            "category": {"type": "string"},
+            "due": {"oneOf": [_schema("Time"), {"type": "null"}]},
+            "basis": {"type": "string"},
+            "level": {"enum": ["approaching", "breach", "data_incomplete"]},
+            "message": {"type": "string"},
+            "created_at": _schema("Time"),
+            "resolved_at": {"oneOf": [_schema("Time"), {"type": "null"}]},
+        },
+    },
+    "Score": {
+        "type": "object",
+        "required": ["due", "on_time", "late", "open_breaches", "on_time_rate"],
+        "properties": {
+            "due": {"type": "integer", "description": "Disclosures whose time limit has come."},
+            "on_time": {"type": "integer"},
+            "late": {"type": "integer", "description": "Made late, or too early for a minimum."},
+            "open_breaches": {"type": "integer", "description": "Overdue and still not made."},
+            "on_time_rate": {"type": ["number", "null"]},
+            "completed": {"type": "integer"},
         },
     },
     "ProjectDetail": {
@@ -607,6 +664,112 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {"204": {"description": "Gone."}, **_errors(400, 415, 422, 503)},
+        },
+    },
+    "/api/catalog": {
+        "get": {
+            "operationId": "catalog",
+            "summary": "The disclosure catalogue and the statutory time-limit rules",
+            "tags": ["public"],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["items", "rules"],
+                        "properties": {
+                            "items": {"type": "array", "items": {"type": "object"}},
+                            "rules": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                    "Catalogue items (code, name, content, basis, time_limit, body, channel, "
+                    "audience, mode, level, stages) and rules (id, category, trigger, target, "
+                    "kind, amount, unit, basis, confidence).",
+                )
+            },
+        },
+    },
+    "/api/compliance": {
+        "get": {
+            "operationId": "complianceScorecard",
+            "summary": "Each agency's disclosure record: due, on time, late, open breaches",
+            "tags": ["public"],
+            "parameters": [
+                {"name": name, "in": "query", "schema": {"type": "string"}}
+                for name in ("agency", "category")
+            ]
+            + [
+                {
+                    "name": "period",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                    "description": "A month, by the deadline's day.",
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["as_of", "agencies"],
+                        "properties": {
+                            "as_of": _schema("Time"),
+                            "agencies": {
+                                "type": "array",
+                                "items": {
+                                    "allOf": [
+                                        _schema("Score"),
+                                        {
+                                            "type": "object",
+                                            "required": ["agency", "by_category", "by_period"],
+                                        },
+                                    ]
+                                },
+                            },
+                        },
+                    },
+                    "The scorecard.",
+                ),
+                **_errors(422),
+            },
+        },
+    },
+    "/api/supervision/warnings": {
+        "get": {
+            "operationId": "supervisionWarnings",
+            "summary": "Compliance warnings, newest first",
+            "tags": ["staff"],
+            "security": STAFF,
+            "parameters": [
+                {"name": name, "in": "query", "schema": {"type": "string"}}
+                for name in ("agency", "category", "project")
+            ]
+            + [
+                {
+                    "name": "level",
+                    "in": "query",
+                    "schema": {"enum": ["approaching", "breach", "data_incomplete"]},
+                },
+                {"name": "state", "in": "query", "schema": {"enum": ["open", "resolved"]}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["items", "next_cursor"],
+                        "properties": {
+                            "items": {"type": "array", "items": _schema("Warning")},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    },
+                    "A page of warnings (supervisor or admin token).",
+                ),
+                **_errors(401, 403, 422),
+            },
         },
     },
     "/api/events/{seq}/deliveries": {

@@ -6,7 +6,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api import JSONResponse, int_param, state_of
+from server.api import JSONResponse, code_params, int_param, state_of
 from server.errors import ApiError
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.topics import CODE, STAFF_TOPICS
@@ -25,15 +25,7 @@ async def categories(request: Request) -> Response:
 async def list_projects(request: Request) -> Response:
     state = state_of(request)
     params = request.query_params
-    filters = {}
-    for name in ("category", "agency", "region", "stage"):
-        value = params.get(name)
-        if value:
-            if not CODE.fullmatch(value):
-                raise ApiError(
-                    422, "invalid_parameter", f"{name}: not a valid code", {"field": name}
-                )
-            filters[name] = value
+    filters = code_params(request, ("category", "agency", "region", "stage"))
     query = params.get("q") or None
     if query is not None and len(query) > MAX_QUERY:
         raise ApiError(
@@ -60,7 +52,7 @@ async def get_project(request: Request) -> Response:
     timeline = await state.store.timeline(project_id)
     # Events are served as stored: their bytes are spliced in, not re-encoded.
     project["timeline"] = [orjson.Fragment(event.json) for event in timeline]
-    project["deadlines"] = []
+    project["deadlines"] = state.compliance.watchdog.deadlines(project_id, state.clock.now())
     return JSONResponse(project)
 
 

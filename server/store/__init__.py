@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from server.clock import Clock
@@ -37,6 +38,9 @@ class AppendRequest:
     lifecycle: bool  # whether the stage moves the project's `stage`
     idempotency_key: str | None = None
     fingerprint: str = ""  # digest of the request, to tell a true repeat from a reuse
+    # Only the demo loader sets this, to lay out a history of past weeks in
+    # time order; the API never does: a publication is stamped when committed.
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,11 @@ class SQLiteStore:
                         outcomes.append(AppendResult(previous, created=False))
                     continue
                 head += 1
-                event = _new_event(head, req, published_at)
+                published, activity_us = published_at, int(now.timestamp() * 1e6)
+                if req.published_at is not None:  # the demo's history
+                    published = req.published_at.isoformat(timespec="milliseconds")
+                    activity_us = int(req.published_at.timestamp() * 1e6)
+                event = _new_event(head, req, published)
                 event["hash"] = last_hash = chain_hash(last_hash, event)
                 stored = StoredEvent.from_dict(event)
                 created.append(stored)
@@ -224,8 +228,8 @@ class SQLiteStore:
                 )
                 project_rows.append(
                     (
-                        published_at,
-                        int(now.timestamp() * 1e6),
+                        published,
+                        activity_us,
                         head,
                         req.lifecycle,
                         stored.stage,

@@ -74,6 +74,10 @@ class Feed:
             self._buffer.clear()
             self._buffer_dropped = True
 
+    def notice(self, message: Message) -> None:
+        """A message outside the log (a compliance warning): sent at once, even mid-replay."""
+        self.sender.offer(message)
+
     # --- called by the connection ------------------------------------------
 
     async def follow(self, topics: Mapping[str, frozenset[str] | None], since: int | None) -> None:

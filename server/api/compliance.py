@@ -1,0 +1,64 @@
+"""The disclosure catalogue and scorecard (public) and the warnings (supervisors)."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.api import JSONResponse, choice_param, code_params, int_param, state_of
+from server.auth import STAFF_VIEW_ROLES, require_role
+from server.errors import ApiError
+
+PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+LEVELS = ("approaching", "breach", "data_incomplete")
+STATES = ("open", "resolved")
+
+
+async def catalog(request: Request) -> Response:
+    compliance = state_of(request).compliance
+    return JSONResponse(
+        {"items": compliance.catalog.to_json(), "rules": compliance.rules.to_json()}
+    )
+
+
+async def scorecard(request: Request) -> Response:
+    """Per agency: disclosures due, on time, late and open breaches, by category and month."""
+    state = state_of(request)
+    filters = code_params(request, ("agency", "category"))
+    period = request.query_params.get("period") or None
+    if period is not None and not PERIOD.fullmatch(period):
+        raise ApiError(
+            422, "invalid_parameter", "period: a month such as 2026-11", {"field": "period"}
+        )
+    agencies = state.compliance.watchdog.scorecard(
+        filters.get("agency"), filters.get("category"), period
+    )
+    return JSONResponse({"as_of": state.clock.now().isoformat(), "agencies": agencies})
+
+
+async def warnings(request: Request) -> Response:
+    state = state_of(request)
+    token = await state.auth.from_header(request.headers.get("authorization"))
+    require_role(token, STAFF_VIEW_ROLES)
+    filters = code_params(request, ("agency", "category", "project"))
+    level = choice_param(request, "level", LEVELS)
+    if level is not None:
+        filters["level"] = level
+    cursor = request.query_params.get("cursor") or None
+    try:
+        items, next_cursor = await state.compliance.warnings.list(
+            filters,
+            choice_param(request, "state", STATES),
+            cursor,
+            int_param(request, "limit", 50, 1, 500),
+        )
+    except ValueError:
+        raise ApiError(
+            422, "invalid_parameter", "cursor: not a cursor this API gave out", {"field": "cursor"}
+        ) from None
+    return JSONResponse(
+        {"items": [orjson.Fragment(doc) for doc in items], "next_cursor": next_cursor}
+    )

@@ -1,0 +1,139 @@
+"""Compliance warnings on disk (`compliance.db` in the data directory).
+
+The watchdog can always recompute its warnings from the log; they are stored
+so that supervisors have a record that does not shift when a rule is edited
+later, and so that the list can be filtered and paged with SQL. Ids are made
+of what caused a warning, so writing one twice (a rebuild after a restart)
+changes nothing, and a resolution only ever fills `resolved_at` in.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from server.compliance.watchdog import Warning
+
+WARNINGS_FILE = "compliance.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS warnings (
+    id          TEXT PRIMARY KEY,   -- rule/project/cause/level: the same on every rebuild
+    project     TEXT NOT NULL,
+    agency      TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    level       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,      -- RFC 3339 with +08:00: sorts as text
+    resolved_at TEXT,
+    doc         BLOB NOT NULL       -- the warning JSON as served
+);
+CREATE INDEX IF NOT EXISTS warnings_by_time ON warnings(created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS warnings_by_agency ON warnings(agency, created_at DESC);
+"""
+UPSERT = """
+INSERT INTO warnings (id, project, agency, category, level, created_at, resolved_at, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET resolved_at = excluded.resolved_at, doc = excluded.doc
+WHERE warnings.resolved_at IS NULL AND excluded.resolved_at IS NOT NULL
+"""
+FILTERS = ("agency", "category", "level", "project")
+
+
+class WarningStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
+            await self._db.execute(f"PRAGMA {pragma}")
+        await self._db.executescript(SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        assert self._db is not None, "warning store is not open"
+        return self._db
+
+    async def save(self, warnings: Iterable[Warning]) -> None:
+        """Insert new warnings and fill in resolutions, in one transaction."""
+        rows = [_row(w) for w in warnings]
+        if not rows:
+            return
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.executemany(UPSERT, rows)
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        await self.db.execute("COMMIT")
+
+    async def list(
+        self, filters: Mapping[str, str], state: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[bytes], str | None]:
+        """Newest first; `state` is open, resolved or None (both). ValueError for a bad cursor."""
+        where: list[str] = []
+        params: list[Any] = []
+        for name in FILTERS:
+            if name in filters:
+                where.append(f"{name} = ?")
+                params.append(filters[name])
+        if state == "open":
+            where.append("resolved_at IS NULL")
+        elif state == "resolved":
+            where.append("resolved_at IS NOT NULL")
+        if cursor is not None:
+            created_at, warning_id = _decode_cursor(cursor)
+            where.append("(created_at, id) < (?, ?)")
+            params += [created_at, warning_id]
+        sql = "SELECT created_at, id, doc FROM warnings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        rows: Sequence[Any] = list(await self.db.execute_fetchall(sql, [*params, limit + 1]))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1][0], rows[-1][1]) if more else None
+        return [bytes(row[2]) for row in rows], next_cursor
+
+    async def count(self) -> int:
+        rows = list(await self.db.execute_fetchall("SELECT COUNT(*) FROM warnings"))
+        return int(rows[0][0])
+
+
+def _row(warning: Warning) -> tuple[Any, ...]:
+    doc = warning.to_json()
+    return (
+        warning.id,
+        warning.project,
+        warning.agency,
+        warning.category,
+        str(warning.level),
+        doc["created_at"],
+        doc["resolved_at"],
+        orjson.dumps(doc),
+    )
+
+
+def _encode_cursor(created_at: str, warning_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, warning_id])).decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created_at, warning_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, TypeError, UnicodeError, orjson.JSONDecodeError):
+        raise ValueError("not a cursor") from None
+    if not isinstance(created_at, str) or not isinstance(warning_id, str):
+        raise ValueError("not a cursor")
+    return created_at, warning_id

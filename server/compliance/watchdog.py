@@ -1,0 +1,593 @@
+"""The compliance watchdog: statutory deadlines and warnings, derived from the log.
+
+Everything here is a function of the events (in seq order) and the time: no
+I/O, no clock of its own. `observe` takes each event once; `fire` takes the
+current time and returns the warnings that became true by then. The same
+code rebuilds the state from the whole log at start-up and follows it live,
+and every warning gets an id made of what caused it (rule, project, the
+events involved, level) and the moment it became true as `created_at` — so
+a rebuild finds exactly the warnings a running server found, and a restart
+neither loses nor doubles one.
+
+Two kinds of rule (rules.py):
+
+- `due_within`: an event opens a deadline; the awaited stage closes it. The
+  watchdog warns `approaching` at the start of the working day `lead`
+  working days before the last day, and `breach` once the last day is over.
+  Both are resolved when the awaited stage is published.
+- `at_least`: checked when both moments are known (usually when the later
+  one is published); a violation is a `breach` with no due time. It stays
+  open: publishing cannot undo it, a supervisor has to look at it.
+
+An event missing a time a rule needs (`notice.data.deadline`, …) is still a
+disclosure: it gets a `data_incomplete` warning, resolved when a later event
+of that stage brings the time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from server.compliance.calendar import LEGAL_TZ, WorkCalendar
+from server.compliance.rules import ANY, Kind, Ref, Rule, Rules
+from server.domain import Domain
+from server.events import StoredEvent
+
+
+class Level(StrEnum):
+    APPROACHING = "approaching"
+    BREACH = "breach"
+    DATA_INCOMPLETE = "data_incomplete"
+
+
+class Incomplete(ValueError):
+    """An event lacks a time a rule needs, or has one that is not a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What the watchdog keeps of one event: its moments and the data times rules read."""
+
+    seq: int
+    project: str
+    category: str
+    agency: str
+    stage: str
+    published_at: datetime
+    occurred_at: datetime
+    data: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, event: StoredEvent, keep: frozenset[str] = frozenset()) -> Fact:
+        doc = orjson.loads(event.json)
+        published = datetime.fromisoformat(doc["published_at"])
+        occurred = doc.get("occurred_at")
+        data = doc.get("data")
+        return cls(
+            seq=event.seq,
+            project=event.project,
+            category=event.category,
+            agency=event.agency,
+            stage=event.stage,
+            published_at=published,
+            occurred_at=datetime.fromisoformat(occurred) if occurred else published,
+            data={k: data[k] for k in keep if k in data} if isinstance(data, dict) else {},
+        )
+
+    def moment(self, ref: Ref) -> datetime:
+        """The time `ref` names in this event; Incomplete if the data lacks it."""
+        if ref.field == "published_at":
+            return self.published_at
+        if ref.field == "occurred_at":
+            return self.occurred_at
+        key = ref.data_key
+        assert key is not None, ref
+        return _parse_time(self.data.get(key), f"{self.stage}.data.{key}")
+
+
+@dataclass(slots=True, eq=False)
+class Warning:
+    id: str
+    rule: Rule
+    project: str
+    agency: str
+    category: str
+    level: Level
+    due: datetime | None
+    message: str
+    created_at: datetime
+    resolved_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule": self.rule.id,
+            "project": self.project,
+            "agency": self.agency,
+            "category": self.category,
+            "due": _iso(self.due),
+            "basis": self.rule.basis,
+            "level": str(self.level),
+            "message": self.message,
+            "created_at": _iso(self.created_at),
+            "resolved_at": _iso(self.resolved_at),
+        }
+
+
+@dataclass(slots=True, eq=False)
+class Deadline:
+    """An open `due_within` obligation: the awaited stage has not come yet."""
+
+    rule: Rule
+    project: _Project
+    trigger_seq: int
+    due: datetime  # the last instant of the last day
+    estimated: bool
+    approaching_at: datetime | None
+    fired: dict[Level, Warning] = field(default_factory=dict)
+    closed: bool = False
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        status = "open"
+        if now > self.due:
+            status = "overdue"
+        elif self.approaching_at is not None and now >= self.approaching_at:
+            status = "approaching"
+        return {
+            **_rule_json(self.rule),
+            "trigger": self.trigger_seq,
+            "due": _iso(self.due),
+            "not_before": None,
+            "estimated": self.estimated,
+            "status": status,
+        }
+
+
+@dataclass(slots=True)
+class _Project:
+    id: str
+    category: str
+    agency: str
+    # The latest event of each stage an `at_least` rule may read later.
+    latest: dict[str, Fact] = field(default_factory=dict)
+    # Open deadlines per rule id, oldest first (each objection awaits its reply).
+    open: dict[str, list[Deadline]] = field(default_factory=dict)
+    # data_incomplete warnings per (rule id, stage), until that stage brings the time.
+    incomplete: dict[tuple[str, str], Warning] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Tally:
+    """One agency's record in one category and month: the public scorecard's cells."""
+
+    on_time: int = 0
+    late: int = 0
+    open_breaches: int = 0
+
+
+class Watchdog:
+    def __init__(
+        self, rules: Rules, calendar: WorkCalendar, domain: Domain, *, lead_workdays: int = 1
+    ) -> None:
+        self.rules = rules
+        self.calendar = calendar
+        self.domain = domain
+        self.lead = lead_workdays
+        self.head = 0  # the last seq observed
+        self._projects: dict[str, _Project] = {}
+        self._timers: list[tuple[datetime, int, Deadline, Level]] = []
+        self._counter = itertools.count()
+        self.tallies: dict[tuple[str, str, str], Tally] = {}  # (agency, category, "YYYY-MM")
+        # What to keep of each stage's events: the data keys rules read, and
+        # whether an `at_least` rule reads the stage after its event passed.
+        self._keep: dict[str, set[str]] = {}
+        self._remembered: set[tuple[str, str]] = set()  # (category, stage)
+        self._at_least: dict[str, list[Rule]] = {}  # category → its at_least rules
+        for rule in rules:
+            for ref in (rule.trigger, rule.target):
+                if ref.data_key is not None:
+                    self._keep.setdefault(ref.stage, set()).add(ref.data_key)
+        for code in domain.categories:
+            for rule in rules:
+                if rule.kind is Kind.AT_LEAST and rule.category in (code, "all"):
+                    self._at_least.setdefault(code, []).append(rule)
+                    for ref in (rule.trigger, rule.target):
+                        self._remembered.add((code, ref.stage))
+        self._keep_frozen = {stage: frozenset(keys) for stage, keys in self._keep.items()}
+
+    def fact(self, event: StoredEvent) -> Fact:
+        return Fact.of(event, self._keep_frozen.get(event.stage, frozenset()))
+
+    # --- following the log -------------------------------------------------------
+
+    def observe(self, fact: Fact) -> list[Warning]:
+        """Take one event (in seq order); return the warnings it created or resolved."""
+        self.head = fact.seq
+        project = self._projects.get(fact.project)
+        if project is None:
+            project = self._projects[fact.project] = _Project(
+                fact.project, fact.category, fact.agency
+            )
+        changes: list[Warning] = []
+        answers = self.rules.targeting(fact.category, fact.stage)
+        starts = self.rules.triggered_by(fact.category, fact.stage)
+        for rule in answers:
+            if rule.kind is not Kind.DUE_WITHIN:
+                continue
+            if rule.trigger.stage in (fact.stage, ANY):
+                self._check_at_once(rule, project, fact, changes)
+            else:
+                self._close(rule, project, fact, changes)
+        checked: set[str] = set()
+        for rule in itertools.chain(answers, starts):
+            if rule.kind is Kind.AT_LEAST and rule.id not in checked:
+                checked.add(rule.id)
+                self._check_at_least(rule, project, fact, changes)
+        for rule in starts:
+            if rule.kind is Kind.DUE_WITHIN and rule.target.stage not in (fact.stage, ANY):
+                self._open(rule, project, fact, changes)
+        if (fact.category, fact.stage) in self._remembered:
+            project.latest[fact.stage] = fact
+        return changes
+
+    def fire(self, now: datetime) -> list[Warning]:
+        """The timers due by `now`: warnings that became true, in time order."""
+        fired: list[Warning] = []
+        while self._timers and self._timers[0][0] <= now:
+            at, _, deadline, level = heapq.heappop(self._timers)
+            if not deadline.closed and level not in deadline.fired:
+                fired.append(self._fire(deadline, level, at))
+        return fired
+
+    def next_timer(self) -> datetime | None:
+        while self._timers and self._timers[0][2].closed:
+            heapq.heappop(self._timers)  # closed already: nothing to fire
+        return self._timers[0][0] if self._timers else None
+
+    # --- what the API shows --------------------------------------------------------
+
+    def deadlines(self, project_id: str, now: datetime) -> list[dict[str, Any]]:
+        """Open deadlines of one project: awaited stages (due) and earliest allowed ones."""
+        project = self._projects.get(project_id)
+        if project is None:
+            return []
+        shown = [d.to_json(now) for ds in project.open.values() for d in ds]
+        for rule in self._at_least.get(project.category, ()):
+            pending = self._not_before(rule, project)
+            if pending is not None:
+                shown.append(pending)
+        shown.sort(key=lambda d: d["due"] or d["not_before"])
+        return shown
+
+    def scorecard(
+        self, agency: str | None = None, category: str | None = None, period: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per agency: totals, by category and by month (the public scorecard)."""
+        agencies: dict[str, dict[str, Any]] = {}
+        for (a, c, p), tally in sorted(self.tallies.items()):
+            if (agency and a != agency) or (category and c != category) or (period and p != period):
+                continue
+            entry = agencies.setdefault(
+                a, {"agency": a, "totals": Tally(), "by_category": {}, "by_period": {}}
+            )
+            for total in (
+                entry["totals"],
+                entry["by_category"].setdefault(c, Tally()),
+                entry["by_period"].setdefault(p, Tally()),
+            ):
+                total.on_time += tally.on_time
+                total.late += tally.late
+                total.open_breaches += tally.open_breaches
+        return [
+            {
+                "agency": a,
+                **_score(entry["totals"]),
+                "by_category": [
+                    {"category": c, **_score(t)} for c, t in entry["by_category"].items()
+                ],
+                "by_period": [{"period": p, **_score(t)} for p, t in entry["by_period"].items()],
+            }
+            for a, entry in agencies.items()
+        ]
+
+    # --- due_within ------------------------------------------------------------------
+
+    def _open(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+        try:
+            start = fact.moment(rule.trigger)
+        except Incomplete as exc:
+            self._incomplete(rule, project, fact, rule.trigger, exc, changes)
+            return
+        self._complete(rule, project, fact, rule.trigger, changes)
+        due = self.calendar.due(start, rule.amount, rule.unit)
+        approaching_at = None
+        if self.lead > 0:
+            last_day = due.at.astimezone(LEGAL_TZ).date()
+            warn_day = self.calendar.shift_workdays(last_day, -self.lead)
+            approaching_at = _start_of(warn_day)
+            if approaching_at <= start:
+                approaching_at = None  # too short a period to warn ahead of it
+        deadline = Deadline(rule, project, fact.seq, due.at, due.estimated, approaching_at)
+        project.open.setdefault(rule.id, []).append(deadline)
+        if approaching_at is not None:
+            self._timer(approaching_at, deadline, Level.APPROACHING)
+        self._timer(due.at, deadline, Level.BREACH)
+
+    def _close(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+        waiting = project.open.get(rule.id)
+        if not waiting:
+            return  # nothing awaited it (a contract with no award in the log …)
+        deadline = waiting.pop(0)
+        if not waiting:
+            del project.open[rule.id]
+        try:
+            done = fact.moment(rule.target)
+            self._complete(rule, project, fact, rule.target, changes)
+        except Incomplete as exc:
+            self._incomplete(rule, project, fact, rule.target, exc, changes)
+            done = fact.published_at  # done no later than it was published
+        # Warnings that became true before the stage came, found only now
+        # (while rebuilding, or within the timer's last second).
+        warn_at = deadline.approaching_at
+        if warn_at is not None and warn_at <= done and Level.APPROACHING not in deadline.fired:
+            self._fire(deadline, Level.APPROACHING, warn_at)
+        if deadline.due < done and Level.BREACH not in deadline.fired:
+            self._fire(deadline, Level.BREACH, deadline.due)
+        deadline.closed = True
+        tally = self._tally(project, deadline.due)
+        if Level.BREACH in deadline.fired:
+            tally.open_breaches -= 1
+        if done <= deadline.due:
+            tally.on_time += 1
+        else:
+            tally.late += 1
+        for warning in deadline.fired.values():
+            warning.resolved_at = fact.published_at
+            changes.append(warning)
+
+    def _check_at_once(
+        self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
+    ) -> None:
+        """Both moments are in this event (e.g. contract.data.signed_at → contract)."""
+        try:
+            start, done = fact.moment(rule.trigger), fact.moment(rule.target)
+        except Incomplete as exc:
+            ref = rule.trigger if rule.trigger.data_key else rule.target
+            self._incomplete(rule, project, fact, ref, exc, changes)
+            return
+        self._complete(rule, project, fact, rule.trigger, changes)
+        if rule.trigger.stage == ANY and (done.date() - start.date()).days <= rule.amount:
+            # Within `amount` calendar days is within `amount` days of any kind:
+            # the common case for the rule on every event, without the calendar.
+            self._tally(project, done).on_time += 1
+            return
+        due = self.calendar.due(start, rule.amount, rule.unit)
+        if done <= due.at:
+            self._tally(project, due.at).on_time += 1
+            return
+        self._tally(project, due.at).late += 1
+        warning = self._warning(
+            rule,
+            project,
+            f"{fact.seq}",
+            Level.BREACH,
+            due.at,
+            fact.published_at,
+            f"{self._what(rule)}：应于 {_day(due.at)} 前完成，实际 {_day(done)}",
+        )
+        warning.resolved_at = fact.published_at  # late, but done: nothing left to await
+        changes.append(warning)
+
+    def _fire(self, deadline: Deadline, level: Level, at: datetime) -> Warning:
+        rule, project = deadline.rule, deadline.project
+        if level is Level.BREACH:
+            self._tally(project, deadline.due).open_breaches += 1
+            message = f"{self._what(rule)}：已超过期限 {_day(deadline.due)}，尚未发布"
+        else:
+            message = f"{self._what(rule)}：将于 {_day(deadline.due)} 到期，尚未发布"
+        warning = self._warning(
+            rule, project, f"{deadline.trigger_seq}", level, deadline.due, at, message
+        )
+        deadline.fired[level] = warning
+        return warning
+
+    # --- at_least --------------------------------------------------------------------
+
+    def _check_at_least(
+        self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
+    ) -> None:
+        moments = []
+        for ref in (rule.trigger, rule.target):
+            source = fact if ref.stage == fact.stage else project.latest.get(ref.stage)
+            if source is None:
+                return  # the other moment is not known yet: checked when it comes
+            try:
+                moments.append((source, source.moment(ref)))
+            except Incomplete as exc:
+                if source is fact:
+                    self._incomplete(rule, project, fact, ref, exc, changes)
+                return  # an earlier event's gap was reported when it came
+            if source is fact:
+                self._complete(rule, project, fact, ref, changes)
+        (first, start), (second, end) = moments
+        check = self.calendar.at_least_met(start, end, rule.amount, rule.unit)
+        tally = self._tally(project, fact.published_at)
+        if check.met:
+            tally.on_time += 1
+            return
+        tally.late += 1
+        tally.open_breaches += 1
+        changes.append(
+            self._warning(
+                rule,
+                project,
+                f"{first.seq}-{second.seq}",
+                Level.BREACH,
+                None,
+                fact.published_at,
+                f"{self._what(rule)}：最早应为 {_day(check.earliest)}，实际 {_day(end)}",
+            )
+        )
+
+    def _not_before(self, rule: Rule, project: _Project) -> dict[str, Any] | None:
+        """An at_least rule whose trigger came and whose target stage is awaited."""
+        trigger = project.latest.get(rule.trigger.stage)
+        if trigger is None or rule.target.data_key is not None or rule.target.stage == ANY:
+            return None
+        target = project.latest.get(rule.target.stage)
+        if target is not None and target.seq > trigger.seq:
+            return None
+        try:
+            start = trigger.moment(rule.trigger)
+        except Incomplete:
+            return None
+        check = self.calendar.at_least_met(start, start, rule.amount, rule.unit)
+        return {
+            **_rule_json(rule),
+            "trigger": trigger.seq,
+            "due": None,
+            "not_before": _iso(check.earliest),
+            "estimated": check.estimated,
+            "status": "open",
+        }
+
+    # --- data_incomplete -------------------------------------------------------------
+
+    def _incomplete(
+        self,
+        rule: Rule,
+        project: _Project,
+        fact: Fact,
+        ref: Ref,
+        reason: Incomplete,
+        changes: list[Warning],
+    ) -> None:
+        key = (rule.id, ref.stage)
+        if key in project.incomplete:
+            return  # one open warning per rule and stage is enough
+        warning = self._warning(
+            rule,
+            project,
+            f"{fact.seq}",
+            Level.DATA_INCOMPLETE,
+            None,
+            fact.published_at,
+            f"{self._what(rule)}：无法检查，{reason}",
+        )
+        project.incomplete[key] = warning
+        changes.append(warning)
+
+    def _complete(
+        self, rule: Rule, project: _Project, fact: Fact, ref: Ref, changes: list[Warning]
+    ) -> None:
+        """`fact` has the time `ref` names: resolve the stage's data_incomplete warning."""
+        if ref.data_key is None or not project.incomplete:
+            return
+        warning = project.incomplete.pop((rule.id, ref.stage), None)
+        if warning is not None:
+            warning.resolved_at = fact.published_at
+            changes.append(warning)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _timer(self, at: datetime, deadline: Deadline, level: Level) -> None:
+        heapq.heappush(self._timers, (at, next(self._counter), deadline, level))
+
+    def _tally(self, project: _Project, moment: datetime) -> Tally:
+        month = moment.astimezone(LEGAL_TZ).strftime("%Y-%m")
+        key = (project.agency, project.category, month)
+        tally = self.tallies.get(key)
+        if tally is None:
+            tally = self.tallies[key] = Tally()
+        return tally
+
+    def _warning(
+        self,
+        rule: Rule,
+        project: _Project,
+        cause: str,
+        level: Level,
+        due: datetime | None,
+        created_at: datetime,
+        message: str,
+    ) -> Warning:
+        return Warning(
+            id=f"{rule.id}/{project.id}/{cause}/{level}",
+            rule=rule,
+            project=project.id,
+            agency=project.agency,
+            category=project.category,
+            level=level,
+            due=due,
+            message=message,
+            created_at=created_at,
+        )
+
+    def _what(self, rule: Rule) -> str:
+        return f"「{rule.name}」（{rule.basis}）"
+
+
+def iter_open(watchdog: Watchdog) -> Iterable[Deadline]:
+    """Every open deadline (for tests and diagnostics)."""
+    for project in watchdog._projects.values():
+        for deadlines in project.open.values():
+            yield from deadlines
+
+
+def _parse_time(value: object, name: str) -> datetime:
+    if value is None:
+        raise Incomplete(f"缺少 {name}")
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            # A bare date or a time without offset is a Beijing time.
+            return moment if moment.tzinfo else moment.replace(tzinfo=LEGAL_TZ)
+    raise Incomplete(f"{name} 不是时间（应为 RFC 3339，如 2026-12-21T09:30:00+08:00）")
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, LEGAL_TZ)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """Beijing time, as statutory days are: every compliance time sorts as text."""
+    return None if moment is None else moment.astimezone(LEGAL_TZ).isoformat()
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(LEGAL_TZ).strftime("%Y-%m-%d")
+
+
+def _rule_json(rule: Rule) -> dict[str, Any]:
+    return {
+        "rule": rule.id,
+        "name": rule.name,
+        "kind": str(rule.kind),
+        "target": str(rule.target),
+        "basis": rule.basis,
+        "confidence": str(rule.confidence),
+    }
+
+
+def _score(tally: Tally) -> dict[str, Any]:
+    due = tally.on_time + tally.late + tally.open_breaches
+    done = tally.on_time + tally.late
+    return {
+        "due": due,
+        "on_time": tally.on_time,
+        "late": tally.late,
+        "open_breaches": tally.open_breaches,
+        "on_time_rate": None if due == 0 else round(tally.on_time / due, 4),
+        "completed": done,
+    }
