@@ -45,6 +45,10 @@ class Settings:
     sqlite_synchronous: str
     # Compliance: warn this many working days before a statutory deadline (0: only breaches)
     warn_lead_workdays: int
+    # Staff-edited data files; None: the ones shipped in server/data/
+    rules_file: Path | None
+    catalog_file: Path | None
+    workdays_file: Path | None
     # Web Push sending (push/worker.py, in the process of push/process.py)
     push_concurrency: int
     push_timeout: float
@@ -103,6 +107,9 @@ class Settings:
             ws_ping_interval=float(_int(env, "SUNBID_WS_PING_SECONDS", 20, 1)),
             sqlite_synchronous=synchronous,
             warn_lead_workdays=_int(env, "SUNBID_WARN_LEAD_WORKDAYS", 1, 0),
+            rules_file=_path(env, "SUNBID_RULES_FILE"),
+            catalog_file=_path(env, "SUNBID_CATALOG_FILE"),
+            workdays_file=_path(env, "SUNBID_WORKDAYS_FILE"),
             push_concurrency=_int(env, "SUNBID_PUSH_CONCURRENCY", 256, 1),
             push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
             push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
@@ -135,6 +142,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value < 3600:
         raise SettingsError(f"{name} must be between 0 and 3600, got {value}")
     return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

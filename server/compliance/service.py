@@ -21,9 +21,9 @@ from datetime import datetime
 import orjson
 
 from server.clock import Clock
-from server.compliance.calendar import WorkCalendar
-from server.compliance.catalog import Catalog
-from server.compliance.rules import Rules
+from server.compliance.calendar import WORKDAYS_FILE, WorkCalendar
+from server.compliance.catalog import CATALOG_FILE, Catalog
+from server.compliance.rules import RULES_FILE, Rules
 from server.compliance.warnings import WARNINGS_FILE, WarningStore
 from server.compliance.watchdog import Warning, Watchdog
 from server.domain import Domain
@@ -64,13 +64,12 @@ class Compliance:
     ) -> Compliance:
         """Read and check the data files (a mistake stops the server, naming file,
         entry and field); nothing is opened yet."""
-        rules = Rules.load(domain=domain)
-        watchdog = Watchdog(
-            rules, WorkCalendar.load(), domain, lead_workdays=settings.warn_lead_workdays
-        )
+        rules = Rules.load(settings.rules_file or RULES_FILE, domain)
+        calendar = WorkCalendar.load(settings.workdays_file or WORKDAYS_FILE)
+        watchdog = Watchdog(rules, calendar, domain, lead_workdays=settings.warn_lead_workdays)
         return cls(
             rules,
-            Catalog.load(domain=domain, rules=rules),
+            Catalog.load(settings.catalog_file or CATALOG_FILE, domain, rules),
             watchdog,
             WarningStore(settings.data_dir / WARNINGS_FILE),
             clock,
