@@ -101,15 +101,24 @@ class Compliance:
         changes: list[Warning] = []
         for event in events:
             if event.seq > self.watchdog.head:
-                changes += self.watchdog.observe(self.watchdog.fact(event))
+                changes += self._check(event)
         self._emit(changes)
+
+    def _check(self, event: StoredEvent) -> list[Warning]:
+        try:
+            return self.watchdog.observe(self.watchdog.fact(event))
+        except Exception:
+            # A bug in one rule must not stop the log, the others, or a restart.
+            log.exception("compliance: checking event %d failed; it is skipped", event.seq)
+            self.watchdog.head = event.seq
+            return []
 
     async def _rebuild(self, store: EventStore) -> None:
         started = asyncio.get_running_loop().time()
         changes: list[Warning] = []
         while page := await store.events_since(self.watchdog.head, None, REBUILD_PAGE):
             for event in page:
-                changes += self.watchdog.observe(self.watchdog.fact(event))
+                changes += self._check(event)
         changes += self.watchdog.fire(self.clock.now())
         await self.warnings.save(changes)
         log.info(

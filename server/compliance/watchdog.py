@@ -30,7 +30,7 @@ import heapq
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +40,9 @@ from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.compliance.rules import ANY, Kind, Ref, Rule, Rules
 from server.domain import Domain
 from server.events import StoredEvent
+
+YEARS = (1990, 2199)  # data times outside these are mistakes, reported as data_incomplete
+AFTER = timedelta(microseconds=1)  # from a period's last instant to the breach
 
 
 class Level(StrEnum):
@@ -319,38 +322,45 @@ class Watchdog:
         project.open.setdefault(rule.id, []).append(deadline)
         if approaching_at is not None:
             self._timer(approaching_at, deadline, Level.APPROACHING)
-        self._timer(due.at, deadline, Level.BREACH)
+        self._timer(due.at + AFTER, deadline, Level.BREACH)
 
     def _close(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+        try:
+            done: datetime | None = fact.moment(rule.target)
+            self._complete(rule, project, fact, rule.target, changes)
+        except Incomplete as exc:
+            done, missing = None, exc
         waiting = project.open.get(rule.id)
         if not waiting:
             return  # nothing awaited it (a contract with no award in the log …)
         deadline = waiting.pop(0)
         if not waiting:
             del project.open[rule.id]
-        try:
-            done = fact.moment(rule.target)
-            self._complete(rule, project, fact, rule.target, changes)
-        except Incomplete as exc:
-            self._incomplete(rule, project, fact, rule.target, exc, changes)
+        if done is None:
+            self._incomplete(rule, project, fact, rule.target, missing, changes)
             done = fact.published_at  # done no later than it was published
-        # Warnings that became true before the stage came, found only now
-        # (while rebuilding, or within the timer's last second).
+        # Warnings that became true before the stage was published, found only
+        # now (while rebuilding, or within the timer's last second): judged by
+        # the publication, as the timers were, so a rebuild finds what a
+        # running server found.
+        published = fact.published_at
         warn_at = deadline.approaching_at
-        if warn_at is not None and warn_at <= done and Level.APPROACHING not in deadline.fired:
+        if warn_at is not None and warn_at <= published and Level.APPROACHING not in deadline.fired:
             self._fire(deadline, Level.APPROACHING, warn_at)
-        if deadline.due < done and Level.BREACH not in deadline.fired:
-            self._fire(deadline, Level.BREACH, deadline.due)
+        if deadline.due < published and Level.BREACH not in deadline.fired:
+            self._fire(deadline, Level.BREACH, deadline.due + AFTER)
         deadline.closed = True
         tally = self._tally(project, deadline.due)
         if Level.BREACH in deadline.fired:
             tally.open_breaches -= 1
+        # Whether the obligation was met is the data's word (signed on time,
+        # published a day later, is on time); the warnings above stand anyway.
         if done <= deadline.due:
             tally.on_time += 1
         else:
             tally.late += 1
         for warning in deadline.fired.values():
-            warning.resolved_at = fact.published_at
+            warning.resolved_at = published
             changes.append(warning)
 
     def _check_at_once(
@@ -423,8 +433,7 @@ class Watchdog:
         if check.met:
             tally.on_time += 1
             return
-        tally.late += 1
-        tally.open_breaches += 1
+        tally.late += 1  # done, too early: not an open (overdue) breach in the scorecard
         changes.append(
             self._warning(
                 rule,
@@ -552,7 +561,11 @@ def _parse_time(value: object, name: str) -> datetime:
             pass
         else:
             # A bare date or a time without offset is a Beijing time.
-            return moment if moment.tzinfo else moment.replace(tzinfo=LEGAL_TZ)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=LEGAL_TZ)
+            if YEARS[0] <= moment.year <= YEARS[1]:
+                return moment
+            # Year 1 or 9999 would overflow the day arithmetic: it is a typo anyway.
+            raise Incomplete(f"{name} 不在 {YEARS[0]}–{YEARS[1]} 年之间")
     raise Incomplete(f"{name} 不是时间（应为 RFC 3339，如 2026-12-21T09:30:00+08:00）")
 
 
@@ -561,8 +574,11 @@ def _start_of(day: date) -> datetime:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    """Beijing time, as statutory days are: every compliance time sorts as text."""
-    return None if moment is None else moment.astimezone(LEGAL_TZ).isoformat()
+    """Beijing time, as statutory days are, in milliseconds as event times are:
+    every compliance time sorts as text."""
+    if moment is None:
+        return None
+    return moment.astimezone(LEGAL_TZ).isoformat(timespec="milliseconds")
 
 
 def _day(moment: datetime) -> str:
