@@ -44,6 +44,7 @@ def leaked(answer: str, sent: str) -> list[str]:
     """
     return [m.group() for m in LEAKS.finditer(answer) if m.group() not in sent]
 
+
 SERVER_OPS = {"subscribed", "unsubscribed", "pong", "authed", "error", "event", "warning"}
 CLIENT_OPS = {"subscribe", "unsubscribe", "ping", "auth"}
 CATEGORIES = [
