@@ -12,6 +12,7 @@ power cut could at worst re-send what the log still holds — never lose it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class PushQueue:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,13 +104,16 @@ class PushQueue:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> Any:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        await self.db.execute("COMMIT")
+        # One connection serves the worker's derive, send and flush loops: a
+        # transaction must not begin while another task's is still open on it.
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
 
     # --- subscriptions ---------------------------------------------------------
 
