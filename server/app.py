@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from push.service import PushService
 from server.api import JSONResponse, compliance, pages, public, push, staff
@@ -95,8 +95,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             stack.push_async_callback(app.close_streams)
             yield
 
+    app_pages = pages.AppPages()
     routes = [
-        Route("/", pages.home),
+        # The app: one shell for every page, the worker and manifest at the root.
+        *(Route(path, app_pages.shell) for path in pages.SHELL_PATHS),
+        Route("/sw.js", app_pages.service_worker),
+        Route("/manifest.webmanifest", app_pages.manifest),
+        Mount("/static", app=app_pages.static_files),
         Route("/healthz", public.healthz),
         Route("/api/openapi.json", openapi),
         Route("/api/categories", public.categories),

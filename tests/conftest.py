@@ -17,6 +17,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, BrowserErrors, require_chromium, watch
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -171,3 +173,59 @@ def staff(server: ServerProcess, admin: str) -> Iterator[Staff]:
     member = Staff(server, admin)
     yield member
     member.client.close()
+
+
+# --- the app in a real browser (tests/browser.py) --------------------------------------------
+
+
+# Per module, not per session: while Playwright's sync driver is up, its event loop counts as
+# running in this thread, and the asyncio tests of later modules could not start theirs.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=10_000)  # a loaded CI machine is slower than a phone
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    """One headless chromium per test module; each test gets its own context."""
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def browser_errors() -> BrowserErrors:
+    return BrowserErrors()
+
+
+@pytest.fixture
+def context(browser: Any, browser_errors: BrowserErrors) -> Iterator[Any]:
+    """A fresh phone-sized profile (storage, caches, service workers) for one test."""
+    phone = browser.new_context(**PHONE)
+    phone.set_default_timeout(10_000)
+    watch(phone, browser_errors)
+    yield phone
+    phone.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Any:
+    return context.new_page()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test whose pages logged an error or threw fails, even if its assertions held."""
+    result = yield
+    errors = getattr(item, "funcargs", {}).get("browser_errors")
+    if isinstance(errors, BrowserErrors) and errors.unexpected():
+        listed = "\n  ".join(errors.unexpected())
+        pytest.fail(f"the browser reported errors:\n  {listed}", pytrace=False)
+    return result

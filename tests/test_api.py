@@ -2,7 +2,7 @@
 
 Every check here is something a client would see: statuses, the error shape,
 who may do what, filters and pagination, the WebSocket ops and limits, the
-home page, the demo data and the OpenAPI document.
+app's pages and files, the demo data and the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -1220,17 +1220,17 @@ async def test_ws_auth_and_the_supervision_topic(server: ServerProcess) -> None:
         await ws.send(subscribe)
         assert_error_op(await recv(ws), "forbidden")
         await ws.send(json.dumps({"op": "auth", "token": publisher}))
-        assert await recv(ws) == {"op": "authed", "role": "publisher"}
+        assert await recv(ws) == {"op": "authed", "role": "publisher", "agency": "AG-1"}
         await ws.send(subscribe)
         assert_error_op(await recv(ws), "forbidden")
         await ws.send(json.dumps({"op": "auth", "token": supervisor}))
-        assert await recv(ws) == {"op": "authed", "role": "supervisor"}
+        assert await recv(ws) == {"op": "authed", "role": "supervisor", "agency": None}
         await ws.send(subscribe)
         assert await recv(ws) == {"op": "subscribed", "topics": ["supervision"], "head": 0}
         assert await ping(ws) == []
     async with websockets.connect(server.ws_url) as ws:
         await ws.send(json.dumps({"op": "auth", "token": admin}))
-        assert await recv(ws) == {"op": "authed", "role": "admin"}
+        assert await recv(ws) == {"op": "authed", "role": "admin", "agency": None}
         await ws.send(subscribe)
         assert (await recv(ws))["op"] == "subscribed"
     # A revoked token no longer authenticates.
@@ -1376,25 +1376,135 @@ async def test_ws_frame_limit_follows_the_setting(
         assert ws.close_code == 1009
 
 
-# --- the home page --------------------------------------------------------------------
+# --- the app ---------------------------------------------------------------------------
+
+APP_PAGES = ["/", "/p/YW-GC-2026-0141", "/follows", "/catalog", "/staff"]
 
 
-def test_home_page_lists_projects_escaped(staff: Staff) -> None:
-    staff.client.post("/api/projects", json=new_project("H-1", title="<script>x</script>"))
-    staff.client.post("/api/projects", json=new_project("H-2", title='义乌 "引号" & 符号'))
-    staff.project("H-3")
-    staff.publish("H-1", "notice")  # latest activity: first on the page
-    response = httpx.get(staff.server.url + "/")
+@pytest.mark.parametrize("path", APP_PAGES)
+def test_every_page_is_the_app_shell(shared: ServerProcess, path: str) -> None:
+    response = httpx.get(shared.url + path + "?category=land")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["cache-control"] == "no-cache"
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "connect-src 'self' ws: wss:" in policy and "unsafe-inline" not in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
     page = response.text
-    assert "<script>x</script>" not in page
-    assert "&lt;script&gt;x&lt;/script&gt;" in page
-    assert "义乌 &quot;引号&quot; &amp; 符号" in page
-    positions = [
-        page.index(marker) for marker in ("&lt;script&gt;", "测试项目 H-3", "义乌 &quot;引号")
-    ]
-    assert positions == sorted(positions)
+    assert '<html lang="zh-CN">' in page
+    assert '<link rel="manifest" href="/manifest.webmanifest">' in page
+    assert '<script type="module" src="/static/js/app.js"></script>' in page
+    assert response.content == httpx.get(shared.url + "/").content
+    for url in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):
+        assert httpx.get(shared.url + url).status_code == 200, url
+
+
+def test_the_shell_is_revalidated_not_refetched(shared: ServerProcess) -> None:
+    first = httpx.get(shared.url + "/staff")
+    again = httpx.get(shared.url + "/staff", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+def test_service_worker_at_the_root_lists_every_static_file(shared: ServerProcess) -> None:
+    worker = httpx.get(shared.url + "/sw.js")
+    assert worker.status_code == 200
+    assert worker.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert worker.headers["cache-control"] == "no-cache"
+    build = re.search(r'^const BUILD = "([0-9a-f]{16})";$', worker.text, re.MULTILINE)
+    assets = re.search(r"^const ASSETS = (\[.*\]);$", worker.text, re.MULTILINE)
+    assert build and assets, "the server fills in the worker's build and file list"
+    files = json.loads(assets.group(1))
+    on_disk = sorted(
+        "/static/" + p.relative_to(ROOT / "pwa" / "static").as_posix()
+        for p in (ROOT / "pwa" / "static").rglob("*")
+        if p.is_file()
+    )
+    assert files == on_disk
+    for url in files:
+        response = httpx.get(shared.url + url)
+        assert response.status_code == 200, url
+        assert response.headers["cache-control"] == "no-cache", url
+        assert response.headers["x-content-type-options"] == "nosniff", url
+    # The same build while nothing changed.
+    assert httpx.get(shared.url + "/sw.js").text == worker.text
+
+
+def test_manifest_makes_the_app_installable(shared: ServerProcess) -> None:
+    response = httpx.get(shared.url + "/manifest.webmanifest")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/manifest+json"
+    manifest = response.json()
+    assert manifest["name"] == "阳光交易" and manifest["short_name"]
+    assert manifest["start_url"] == "/" and manifest["scope"] == "/"
+    assert manifest["display"] == "standalone" and manifest["lang"] == "zh-CN"
+    assert manifest["theme_color"] and manifest["background_color"]
+    found = set()
+    for icon in manifest["icons"]:
+        image = httpx.get(shared.url + icon["src"])
+        assert image.status_code == 200, icon
+        assert image.headers["content-type"] == icon["type"], icon
+        if icon["type"] == "image/png":
+            assert image.content[:8] == b"\x89PNG\r\n\x1a\n", icon
+            width, height = (int.from_bytes(image.content[i : i + 4]) for i in (16, 20))
+            assert icon["sizes"] == f"{width}x{height}", icon
+            found.add((icon["sizes"], icon["purpose"]))
+    assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= found
+
+
+def test_static_files_modules_and_caching(shared: ServerProcess) -> None:
+    script = httpx.get(shared.url + "/static/js/app.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert script.headers["etag"] and script.headers["last-modified"]
+    again = httpx.get(
+        shared.url + "/static/js/app.js", headers={"If-None-Match": script.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert httpx.get(shared.url + "/static/app.css").headers["content-type"].startswith("text/css")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/",
+        "/static/js",
+        "/static/js/",
+        "/static/nope.js",
+        "/static/%2e%2e/pyproject.toml",
+        "/static/..%2f..%2fpyproject.toml",
+        "/static/js/..%2f..%2f..%2fserver%2fapp.py",
+        "/p/X/more",
+    ],
+)
+def test_static_files_have_no_listing_and_no_way_out(shared: ServerProcess, path: str) -> None:
+    response = httpx.get(shared.url + path)
+    assert response.status_code == 404, (path, response.text[:200])
+    assert_error(response, 404)
+
+
+async def test_app_pages_answer_503_when_the_files_are_not_installed(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+
+    from server.api.pages import AppPages
+
+    missing = AppPages(tmp_path / "no-pwa")
+    app = Starlette(
+        routes=[
+            Route("/", missing.shell),
+            Route("/sw.js", missing.service_worker),
+            Mount("/static", app=missing.static_files),
+        ]
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        for path in ("/", "/sw.js", "/static/js/app.js"):
+            response = await client.get(path)
+            assert response.status_code == 503, path
+            assert response.json()["error"]["code"] == "unavailable"
 
 
 # --- demo data ------------------------------------------------------------------------

@@ -438,7 +438,7 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         websockets.connect(shared.ws_url) as bidder,
     ):
         await desk.send(json.dumps({"op": "auth", "token": tokens["supervisor"]}))
-        assert await recv(desk) == {"op": "authed", "role": "supervisor"}
+        assert await recv(desk) == {"op": "authed", "role": "supervisor", "agency": None}
         await desk.send(json.dumps({"op": "subscribe", "topics": ["supervision"]}))
         assert (await recv(desk))["op"] == "subscribed"
         await bidder.send(json.dumps({"op": "subscribe", "topics": ["all"]}))

@@ -1,6 +1,6 @@
 """HTTP handlers, by audience: `public.py` (no token), `staff.py` (bearer token),
 `compliance.py` (the catalogue and scorecard for all, warnings for supervisors),
-`push.py` (Web Push subscriptions)."""
+`push.py` (Web Push subscriptions), `pages.py` (the app: pwa/ as it is served)."""
 
 from __future__ import annotations
 

@@ -432,12 +432,60 @@ RESPONSES["Unavailable"]["headers"] = {"Retry-After": {"schema": {"type": "integ
 STAFF: list[dict[str, list[str]]] = [{"bearer": []}]
 
 PATHS: dict[str, Any] = {
-    "/": {
+    **{
+        path: {
+            "get": {
+                "operationId": operation,
+                "summary": summary,
+                "description": "The app's shell (the same HTML for every page; the app "
+                "routes on the client), with a Content-Security-Policy.",
+                "tags": ["app"],
+                **({"parameters": [_ref("parameters", "ProjectId")]} if "{" in path else {}),
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            },
+        }
+        for path, operation, summary in (
+            ("/", "appHome", "Projects, newest activity first; filters and search"),
+            ("/p/{project_id}", "appProject", "One transaction's whole process, live"),
+            ("/follows", "appFollows", "What this device follows; notification settings"),
+            ("/catalog", "appCatalog", "The disclosure catalogue and the agencies' scorecards"),
+            ("/staff", "appStaff", "Staff console: create projects, publish, warnings"),
+        )
+    },
+    "/sw.js": {
         "get": {
-            "operationId": "home",
-            "summary": "The home page: projects, latest activity first",
+            "operationId": "appServiceWorker",
+            "summary": "The app's service worker (scope /): offline shell, cached data, push",
             "tags": ["app"],
-            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {}}}},
+        },
+    },
+    "/manifest.webmanifest": {
+        "get": {
+            "operationId": "appManifest",
+            "summary": "The web app manifest (installing to the Home Screen)",
+            "tags": ["app"],
+            "responses": {
+                "200": {
+                    "description": "The manifest.",
+                    "content": {"application/manifest+json": {"schema": {"type": "object"}}},
+                }
+            },
+        },
+    },
+    "/static": {
+        "get": {
+            "operationId": "appStatic",
+            "summary": "The app's files: GET /static/<path> (scripts, styles, icons)",
+            "description": "Served as they are (no build step), with ETag and "
+            "Last-Modified; `Cache-Control: no-cache`, so browsers revalidate. "
+            "No directory listings.",
+            "tags": ["app"],
+            "responses": {
+                "200": {"description": "The file."},
+                "304": {"description": "Not modified."},
+                **_errors(404),
+            },
         },
     },
     "/healthz": {

@@ -1,39 +1,230 @@
-"""`/`: a plain, honest page listing the projects, until the app is served here."""
+"""The app (`pwa/`): the shell for every page, the service worker, the manifest, static files.
+
+The app has no build step: its files are served as they lie in `pwa/`, which
+sits beside this package in a checkout, in an editable install and in a
+wheel (where it is shipped as data). Every page path answers with the same
+shell; the app routes on the client.
+
+Nothing here is cached for long: the file names carry no version, so every
+answer says `no-cache` and carries an `ETag`, and a browser revalidates with
+a cheap 304. Offline and fast starts are the service worker's job: `/sw.js`
+is served with a digest of all the app's files and the list of them spliced
+in, so any change to any file is a new worker with a new cache.
+"""
 
 from __future__ import annotations
 
-from html import escape
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
-from server.api import state_of
+from server.api import JSONResponse
 
-PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>阳光交易 Sunbid · 公共资源交易公开</title>
-<style>
-body{{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:48rem;padding:1rem}}
-li{{margin:.6rem 0}} small{{color:#555}} code{{background:#eee;padding:0 .2rem}}
-</style></head><body>
-<h1>公共资源交易公开 <small>Sunbid</small></h1>
-<p>最新动态在前。实时订阅：<code>/ws</code> 或 <code>/api/stream</code>；接口说明：
-<a href="/api/openapi.json">/api/openapi.json</a>。</p>
-<ol>{items}</ol>
-</body></html>"""
+log = logging.getLogger("sunbid")
 
+PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
+STATIC = "static"
+# Every path the app routes on the client (pwa/static/js/router.js) answers with the shell.
+SHELL_PATHS = ("/", "/p/{project_id}", "/follows", "/catalog", "/staff")
+# The placeholders in pwa/sw.js that each answer fills in.
+BUILD_LINE = 'const BUILD = "dev";'
+ASSETS_LINE = "const ASSETS = [];"
 
-async def home(request: Request) -> Response:
-    state = state_of(request)
-    projects, _ = await state.store.list_projects({}, None, None, 100)
-    categories = state.domain.categories
-    stages = state.domain.stages
-    items = "".join(
-        f'<li><a href="/api/projects/{escape(p["id"])}">{escape(p["title"])}</a><br>'
-        f"<small>{escape(categories[p['category']].zh)} · "
-        f"{escape(stages[p['stage']].zh if p['stage'] in stages else '未发布')} · "
-        f"{escape(p['agency'])} · {escape(p['updated_at'])}</small></li>"
-        for p in projects
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self' ws: wss:",
+        "manifest-src 'self'",
+        "worker-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
     )
-    return HTMLResponse(PAGE.format(items=items or "<li>暂无项目</li>"))
+)
+COMMON_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+}
+SHELL_HEADERS = {
+    **COMMON_HEADERS,
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+# Python 3.11's mimetypes says application/javascript; the HTML standard says text/javascript.
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".webmanifest": "application/manifest+json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    body: bytes
+    etag: str
+    last_modified: str
+    stamp: tuple[int, int]  # (mtime_ns, size): reloaded when either changes
+
+
+class AppPages:
+    """The handlers for the app's routes, reading from one `pwa/` directory.
+
+    The files are few and small (about 170 KB in all): each answer checks them
+    with a `stat` and rereads one only when it changed, so an edit shows on
+    the next request without a restart, at a cost of microseconds.
+    """
+
+    def __init__(self, root: Path = PWA_DIR) -> None:
+        self.root = root
+        self.available = (root / "index.html").is_file()
+        if not self.available:
+            log.warning(
+                "the app's files are not at %s: pages answer 503 (install the project "
+                "from a checkout, or a wheel built from one, to get them)",
+                root,
+            )
+        self._files: dict[str, LoadedFile] = {}
+        self._worker: tuple[tuple[tuple[str, int, int], ...], LoadedFile] | None = None
+        self.static = StaticAssets(directory=root / STATIC, check_dir=False)
+
+    async def shell(self, request: Request) -> Response:
+        return self._answer(request, self._load("index.html"), "text/html; charset=utf-8")
+
+    async def manifest(self, request: Request) -> Response:
+        return self._answer(
+            request, self._load("manifest.webmanifest"), MEDIA_TYPES[".webmanifest"]
+        )
+
+    async def service_worker(self, request: Request) -> Response:
+        return self._answer(request, self._worker_file(), MEDIA_TYPES[".js"])
+
+    async def static_files(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.available:
+            await _missing()(scope, receive, send)
+            return
+        await self.static(scope, receive, send)
+
+    # --- files ---------------------------------------------------------------------
+
+    def _load(self, name: str) -> LoadedFile | None:
+        path = self.root / name
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self._files.get(name)
+        if cached is None or cached.stamp != stamp:
+            cached = _loaded(path.read_bytes(), stamp)
+            self._files[name] = cached
+        return cached
+
+    def _worker_file(self) -> LoadedFile | None:
+        """sw.js with BUILD (a digest of every app file) and ASSETS (the static files)."""
+        source = self._load("sw.js")
+        if source is None:
+            return None
+        assets = sorted(self._static_names())
+        files = ["index.html", "manifest.webmanifest", "sw.js", *(f"{STATIC}/{a}" for a in assets)]
+        stamps = tuple((name, *self._stat(name)) for name in files)
+        if self._worker is not None and self._worker[0] == stamps:
+            return self._worker[1]
+        digest = hashlib.sha256()
+        for name in files:
+            digest.update(name.encode() + b"\0")
+            loaded = self._load(name)
+            digest.update(loaded.body if loaded else b"")
+        build = digest.hexdigest()[:16]
+        urls = orjson.dumps([f"/{STATIC}/{a}" for a in assets]).decode()
+        body = source.body.replace(BUILD_LINE.encode(), f'const BUILD = "{build}";'.encode(), 1)
+        body = body.replace(ASSETS_LINE.encode(), f"const ASSETS = {urls};".encode(), 1)
+        worker = _loaded(body, source.stamp)
+        self._worker = (stamps, worker)
+        return worker
+
+    def _static_names(self) -> list[str]:
+        base = self.root / STATIC
+        names = []
+        for directory, _, files in os.walk(base):
+            for file in files:
+                if not file.startswith("."):
+                    names.append((Path(directory) / file).relative_to(base).as_posix())
+        return names
+
+    def _stat(self, name: str) -> tuple[int, int]:
+        try:
+            stat = (self.root / name).stat()
+        except OSError:
+            return (0, 0)
+        return (stat.st_mtime_ns, stat.st_size)
+
+    # --- answers -------------------------------------------------------------------
+
+    def _answer(self, request: Request, file: LoadedFile | None, media_type: str) -> Response:
+        if file is None:
+            return _missing()
+        headers = {
+            **(SHELL_HEADERS if media_type.startswith("text/html") else COMMON_HEADERS),
+            "ETag": file.etag,
+            "Last-Modified": file.last_modified,
+        }
+        wanted = request.headers.get("if-none-match", "")
+        if file.etag in (tag.strip().removeprefix("W/") for tag in wanted.split(",")):
+            return Response(status_code=304, headers=headers)
+        return Response(file.body, media_type=media_type, headers=headers)
+
+
+class StaticAssets(StaticFiles):
+    """`/static/…`: Starlette's StaticFiles (no listing, no escaping the directory,
+    ETag and Last-Modified with 304s) with the app's headers and media types."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        media_type = MEDIA_TYPES.get(Path(full_path).suffix)
+        if media_type is not None and response.status_code == 200:
+            response.headers["content-type"] = media_type
+        response.headers.update(COMMON_HEADERS)
+        return response
+
+
+def _loaded(body: bytes, stamp: tuple[int, int]) -> LoadedFile:
+    return LoadedFile(
+        body=body,
+        etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+        last_modified=formatdate(stamp[0] / 1e9, usegmt=True),
+        stamp=stamp,
+    )
+
+
+def _missing() -> Response:
+    return JSONResponse(
+        {
+            "error": {
+                "code": "unavailable",
+                "message": "the app's files are not installed on this server",
+            }
+        },
+        status_code=503,
+    )

@@ -92,7 +92,8 @@ class WebSocketConnection:
             if token is None:
                 raise ApiError(401, "unauthorized", "the token is unknown or revoked")
             self.role = token.role
-            self.reply({"op": "authed", "role": token.role})
+            # The agency lets a console show a publisher what it may publish for.
+            self.reply({"op": "authed", "role": token.role, "agency": token.agency})
         else:
             raise ApiError(
                 400,

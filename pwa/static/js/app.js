@@ -1,0 +1,119 @@
+// The app's entry: language, the live connection, the pages, the service
+// worker, and notifications kept in step with what this device follows.
+import { L, current, locale, setLang } from './i18n.js';
+import { h, $, toast, updateBanner, showingCopy, isShowingCopy, failure } from './ui.js';
+import { start, refresh, match, loadFully } from './router.js';
+import { live } from './live.js';
+import { loadVocab, stageName } from './vocab.js';
+import * as follows from './follows.js';
+import * as push from './push.js';
+import list from './views/list.js';
+import project from './views/project.js';
+import followsPage from './views/follows.js';
+import catalog from './views/catalog.js';
+
+// Tests (and anything else) can wait for the render of the current page:
+// `ready` is a new promise for each page the app shows.
+let rendered;
+window.sunbid = { ready: new Promise((resolve) => { rendered = resolve; }) };
+
+// The staff console is most of the app's code and few people need it: loaded on demand.
+const staff = async (main, ctx) => (await import('./views/staff.js')).default(main, ctx);
+const missing = async (main) => {
+  main.replaceChildren(h('h1', { tabindex: -1 }, L('找不到这个页面', 'Page not found')),
+    h('p', null, h('a', { href: '/' }, L('回到项目列表', 'Back to the projects'))));
+};
+// Each page says itself whether it shows a kept copy; a new page starts without the banner.
+// A page that fails outright (its code could not even be loaded) still says so.
+const fresh = (view) => async (main, ctx) => {
+  let shown;
+  const ready = new Promise((resolve) => { shown = resolve; });
+  if (rendered === null) window.sunbid.ready = ready; // the first page keeps the first promise
+  showingCopy(null);
+  toast();
+  try {
+    await view(main, ctx);
+  } catch (error) {
+    if (!ctx.signal.aborted) main.replaceChildren(h('h1', { tabindex: -1 }, L('页面没能打开', 'The page could not open')), failure(error, () => location.reload()));
+  } finally {
+    shown();
+  }
+};
+const VIEWS = Object.fromEntries(Object.entries({ list, project, follows: followsPage, catalog, staff, missing })
+  .map(([name, view]) => [name, fresh(view)]));
+
+function labelChrome() {
+  const lang = $('[data-testid=lang]');
+  lang.textContent = L('English', '中文');
+  lang.lang = L('en', 'zh-CN');
+  lang.setAttribute('aria-label', L('Switch to English', '切换到中文'));
+  $('.skip').textContent = L('跳到正文', 'Skip to content');
+  $('nav.tabs').setAttribute('aria-label', L('主导航', 'Main'));
+  const names = { list: L('项目', 'Projects'), follows: L('我的关注', 'Following'), catalog: L('公开目录', 'Catalogue'), staff: L('工作人员', 'Staff') };
+  for (const link of document.querySelectorAll('[data-nav]')) link.textContent = names[link.dataset.nav];
+  showLive(live.state());
+  updateBanner();
+}
+
+// data-state is exact at every moment; the words change a little later when
+// leaving 'live', so subscribing to one more topic does not make them flicker.
+let wording = 0;
+function showLive(state) {
+  const box = $('[data-testid=live-status]');
+  box.dataset.state = state;
+  clearTimeout(wording);
+  const words = () => {
+    box.querySelector('.live-text').textContent = { live: L('实时', 'Live'), connecting: L('连接中', 'Connecting'), offline: L('离线', 'Offline') }[state];
+    box.title = { live: L('实时更新已连接', 'Live updates on'), connecting: L('正在连接实时更新', 'Connecting live updates'), offline: L('未连接：恢复网络后自动重连', 'Not connected: reconnects when the network is back') }[state];
+  };
+  if (state === 'live' || !box.title) words();
+  else wording = setTimeout(words, 400);
+}
+
+$('[data-testid=lang]').addEventListener('click', async () => {
+  setLang(current() === 'zh' ? 'en' : 'zh');
+  labelChrome();
+  await refresh();
+  document.documentElement.lang = locale();
+});
+
+// Events of followed topics while another page is on screen: one line at the
+// bottom (the project page announces its own).
+live.on('event', (event) => {
+  const route = match(location.pathname);
+  if (route?.name === 'project' && route.params[0] === event.project) return;
+  toast(h('a', { href: `/p/${encodeURIComponent(event.project)}` }, L('关注的项目有新进展：', 'Update: ') + `【${stageName(event.stage)}】${event.title}`));
+});
+live.on('status', (state) => {
+  showLive(state);
+  // Back online while showing a saved copy: fetch the page again, in place.
+  if (state === 'live' && isShowingCopy()) refresh();
+});
+addEventListener('online', updateBanner);
+addEventListener('offline', updateBanner);
+follows.changes.addEventListener('change', () => push.sync().catch(() => {}));
+
+labelChrome();
+live.start();
+try {
+  await loadVocab();
+} catch {
+  // no network and nothing kept: the pages say so in their own words
+}
+await start($('#main'), VIEWS);
+rendered();
+rendered = null; // from now on each page replaces `window.sunbid.ready`
+
+if ('serviceWorker' in navigator) {
+  // A new version took over (not the first worker claiming this page): this
+  // page's modules are the old ones, so the next page change loads in full.
+  let controlled = Boolean(navigator.serviceWorker.controller);
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (controlled) loadFully();
+    controlled = true;
+  });
+  navigator.serviceWorker.register('/sw.js', { scope: '/' })
+    // Re-sync on every start: the server may have dropped the subscription, or the browser renewed it.
+    .then(() => push.sync())
+    .catch(() => {});
+}

@@ -1,0 +1,122 @@
+// The staff session and what the publish form needs to know: where the token
+// is kept, which data fields a stage asks for, and API refusals in plain words.
+import { L } from './i18n.js';
+import { dataLabel } from './vocab.js';
+
+const TOKEN = 'sunbid.token';
+const AGENCY = 'sunbid.agency';
+// Statutory times are Beijing time; a datetime-local field has no zone, so it gets this one.
+export const BEIJING = '+08:00';
+
+// The token stays for this browser session only, unless the person asks this
+// device to remember it; it never goes anywhere but the Authorization header.
+const storages = () => [sessionStorage, localStorage];
+export const savedToken = () => storages().map((s) => s.getItem(TOKEN)).find(Boolean) ?? null;
+export const savedAgency = () => storages().map((s) => s.getItem(AGENCY)).find(Boolean) ?? '';
+
+export function keep(token, remember) {
+  const [session, device] = storages();
+  (remember ? device : session).setItem(TOKEN, token);
+  (remember ? session : device).removeItem(TOKEN);
+}
+
+export function keepAgency(agency) {
+  const store = localStorage.getItem(TOKEN) ? localStorage : sessionStorage;
+  if (agency) store.setItem(AGENCY, agency);
+  else storages().forEach((s) => s.removeItem(AGENCY));
+}
+
+export function forget() {
+  for (const store of storages()) {
+    store.removeItem(TOKEN);
+    store.removeItem(AGENCY);
+  }
+}
+
+export const roleName = (role) =>
+  ({ publisher: L('发布人员', 'Publisher'), supervisor: L('监督人员', 'Supervisor'), admin: L('管理员', 'Administrator') })[role] ?? role;
+
+// Fields every use of a stage should carry, beyond those the time-limit rules read.
+const USUAL = {
+  notice: ['deadline'],
+  contract: ['signed_at'],
+  penalty: ['decided_at'],
+  award: ['winner', 'amount'],
+  correction: ['corrects'],
+};
+const TYPES = { winner: 'text', amount: 'number', corrects: 'seq' };
+
+/**
+ * The data fields of a stage in a category: the usual ones, plus every
+ * `<stage>.data.<field>` the category's time-limit rules read (those are times,
+ * and required: without them the watchdog cannot check the deadline).
+ */
+export function fieldsFor(category, stage, rules) {
+  const needed = new Set();
+  for (const rule of rules) {
+    if (rule.category !== category && rule.category !== 'all') continue;
+    for (const ref of [rule.trigger, rule.target]) {
+      const [refStage, kind, field] = ref.split('.');
+      if (refStage === stage && kind === 'data' && field) needed.add(field);
+    }
+  }
+  return [...new Set([...(USUAL[stage] ?? []), ...needed])].map((name) => ({
+    name,
+    type: TYPES[name] ?? 'datetime',
+    required: needed.has(name) || name === 'corrects',
+  }));
+}
+
+const FIELD_NAMES = () => ({
+  id: L('项目编号', 'Project code'),
+  title: L('标题', 'Title'),
+  category: L('类别', 'Category'),
+  agency: L('机构代码', 'Agency code'),
+  region: L('地区代码', 'Region code'),
+  budget: L('预算', 'Budget'),
+  stage: L('阶段', 'Stage'),
+  body: L('正文', 'Text'),
+  occurred_at: L('发生时间', 'Occurred at'),
+});
+export const fieldName = (name) =>
+  name.startsWith('data.') ? dataLabel(name.slice(5)) : FIELD_NAMES()[name] ?? name;
+
+/** {field, text}: what went wrong, for the person at the form, and which field it concerns. */
+export function explain(error, stageNames = (codes) => codes.join('、')) {
+  const details = error.details ?? {};
+  const field = details.field ?? null;
+  switch (error.status) {
+    case 0: return { field: null, text: L('连不上服务器，没有保存。网络恢复后再点一次即可，不会重复发布。', 'Cannot reach the server; nothing was saved. Try again when the network is back: it will not be published twice.') };
+    case 401: return { field: null, text: L('令牌无效或已被撤销，请重新登录。', 'The token is unknown or revoked; sign in again.') };
+    case 403: return { field: null, text: L('这个令牌无权为该机构操作：发布人员只能为本机构的项目发布，监督人员不能发布。', 'This token may not act for that agency: publishers act only for their own agency, supervisors not at all.') };
+    case 409: return error.code === 'project_exists'
+      ? { field: 'id', text: L('这个项目编号已经存在，请换一个。', 'A project with this code exists; choose another.') }
+      : { field: null, text: L('这次提交与上一次的内容不同，请再点一次。', 'This differs from the earlier attempt; submit again.') };
+    case 413: return { field: null, text: L('内容太长了，请精简正文。', 'Too long; shorten the text.') };
+    case 429: return { field: null, text: L(`操作太频繁，请 ${error.retryAfter ?? '几'} 秒后再试。`, `Too many requests; try again in ${error.retryAfter ?? 'a few'} s.`) };
+    case 503: return { field: null, text: L('服务器暂时无法保存，没有发布任何内容，请稍后再试。', 'The server cannot save right now; nothing was published. Try again shortly.') };
+  }
+  if (error.status === 422) {
+    if (error.code === 'invalid_stage') {
+      return { field: 'stage', text: L(`这个项目的类别不能发布该阶段。可选：${stageNames(details.allowed ?? [])}`, `This project's category does not have that stage. Allowed: ${stageNames(details.allowed ?? [])}`) };
+    }
+    const hints = {
+      id: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
+      agency: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
+      region: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
+      title: L('请填写标题，最多 200 字。', 'Fill in a title of at most 200 characters.'),
+      budget: L('请填写不小于 0 的数字（元）。', 'Enter a number, 0 or more (yuan).'),
+      body: L('正文最多 20000 字。', 'At most 20,000 characters.'),
+      occurred_at: L('请填写完整的日期和时间。', 'Enter a full date and time.'),
+      'data.corrects': L('请填写本项目一条已发布信息的序号（#后面的数字）。', 'Enter the number (#) of an earlier item of this project.'),
+    };
+    if (field) return { field, text: `${fieldName(field)}：${hints[field] ?? error.message}` };
+  }
+  return { field, text: L('服务器没有接受：', 'The server did not accept this: ') + error.message };
+}
+
+/** A key that makes a retried submission safe: the same until the form changes or succeeds. */
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}

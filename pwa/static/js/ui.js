@@ -1,0 +1,124 @@
+// Small DOM and formatting helpers the views share.
+import { L, locale, current } from './i18n.js';
+
+/** h('a', {href: '/'}, 'text', child…): an element; null, false and undefined children are skipped. */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs ?? {})) {
+    if (value == null || value === false) continue;
+    if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else el.setAttribute(key, value === true ? '' : value);
+  }
+  el.append(...children.flat(Infinity).filter((c) => c != null && c !== false));
+  return el;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+// --- times -----------------------------------------------------------------------
+
+// Times arrive as RFC 3339 in the server's zone, Beijing time for statutory
+// periods. They are shown as written there, not converted to the phone's zone,
+// so a deadline reads exactly as on the paper notice.
+export const when = (text) => (text ? `${text.slice(0, 10)} ${text.slice(11, 16)}` : '');
+
+/** A deadline's moment; the last instant of a day reads 24:00, as notices write it. */
+export const dueTime = (text) => (text.slice(11, 19) === '23:59:59' ? `${text.slice(0, 10)} 24:00` : when(text));
+
+/** A Date; extra fraction digits (…59.999999) are cut, which not every engine parses. */
+export const parseTime = (text) => new Date(text.replace(/(\.\d{3})\d+/, '$1'));
+
+/** "2 天 5 小时" / "2 days 5 h": how long `ms` is, roughly, for a countdown. */
+export function span(ms) {
+  const minutes = Math.max(1, Math.round(Math.abs(ms) / 60000));
+  const days = Math.floor(minutes / 1440);
+  const hours = Math.floor((minutes % 1440) / 60);
+  if (days) return L(`${days} 天${hours ? ` ${hours} 小时` : ''}`, `${days} d${hours ? ` ${hours} h` : ''}`);
+  if (hours) return L(`${hours} 小时 ${minutes % 60} 分`, `${hours} h ${minutes % 60} min`);
+  return L(`${minutes} 分钟`, `${minutes} min`);
+}
+
+// --- numbers ---------------------------------------------------------------------
+
+export function money(amount, currency = 'CNY') {
+  if (typeof amount !== 'number') return '';
+  if (current() === 'zh' && currency === 'CNY') {
+    const format = new Intl.NumberFormat('zh-CN', { maximumFractionDigits: 2 });
+    return amount >= 1e4 ? `${format.format(amount / 1e4)} 万元` : `${format.format(amount)} 元`;
+  }
+  return new Intl.NumberFormat(locale(), {
+    style: 'currency',
+    currency,
+    notation: amount >= 1e6 ? 'compact' : 'standard',
+    maximumFractionDigits: amount >= 1e6 ? 2 : 0,
+  }).format(amount);
+}
+
+export const number = (value) => new Intl.NumberFormat(locale()).format(value);
+
+// --- things every page shares ----------------------------------------------------
+
+/**
+ * Change the page without moving what the reader looks at. Chrome and
+ * Firefox anchor scrolling themselves; Safari does not, so the element at the
+ * top of the view is measured before and after and the difference scrolled.
+ */
+export function keepInPlace(change) {
+  const anchor = document.elementFromPoint(innerWidth / 2, Math.min(120, innerHeight / 3));
+  const before = anchor?.getBoundingClientRect().top;
+  change();
+  if (anchor?.isConnected && scrollY > 0) {
+    const moved = anchor.getBoundingClientRect().top - before;
+    if (moved) scrollBy(0, moved);
+  }
+}
+
+let toastTimer = 0;
+/** A short message at the bottom (fixed: nothing else moves), read out by screen readers. */
+export function toast(...content) {
+  clearTimeout(toastTimer);
+  // A new box each time: an element that appears is not a layout shift, one that grows is.
+  $('#toast').replaceChildren(...(content.length ? [h('div', { class: 'toast-box' }, ...content)] : []));
+  if (content.length) toastTimer = setTimeout(() => toast(), 8000);
+}
+
+// The offline banner shows when the page shows a kept copy or the device is offline.
+let keptAt = null;
+export function showingCopy(at) {
+  keptAt = at;
+  updateBanner();
+}
+export const isShowingCopy = () => keptAt !== null;
+export function updateBanner() {
+  const banner = $('[data-testid=offline]');
+  banner.hidden = !(keptAt || navigator.onLine === false);
+  // When the copy was saved, in the phone's own clock: that is the reader's frame here.
+  const date = new Date(keptAt);
+  const saved = Number.isNaN(date.getTime())
+    ? L('之前', 'earlier')
+    : date.toLocaleString(locale(), { dateStyle: 'short', timeStyle: 'short' });
+  banner.textContent = keptAt
+    ? L(`离线：显示的是 ${saved} 保存的内容，可能不是最新。`, `Offline: showing what was saved ${saved}; it may be out of date.`)
+    : L('网络已断开，恢复后会自动更新。', 'You are offline; the page updates when the network is back.');
+}
+
+/** A plain sentence for a failed request, for people, not programmers. */
+export function problem(error) {
+  if (typeof error?.status !== 'number') return L('出了点问题，请稍后再试。', 'Something went wrong; try again later.');
+  if (error.status === 0) {
+    return L('连不上服务器。请检查网络后再试。', 'Cannot reach the server. Check the network and try again.');
+  }
+  if (error.status === 404) return L('没有找到。可能编号有误，或已被删除。', 'Not found. The code may be wrong.');
+  if (error.status === 429) {
+    return L(`操作太频繁，请 ${error.retryAfter || '几'} 秒后再试。`, `Too many requests; try again in ${error.retryAfter || 'a few'} s.`);
+  }
+  if (error.status >= 500) return L('服务器暂时出了问题，请稍后再试。', 'The server has a problem right now; try again later.');
+  return L('服务器拒绝了这个请求：', 'The server refused this: ') + error.message;
+}
+
+/** The block a page shows instead of its content when it has nothing to show. */
+export const failure = (error, retry) =>
+  h('div', { class: 'notice', role: 'alert' },
+    h('p', null, problem(error)),
+    retry && h('button', { type: 'button', onclick: retry }, L('重试', 'Try again')));

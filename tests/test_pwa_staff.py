@@ -1,0 +1,123 @@
+"""The staff console in a real browser: sign in, create a project, publish, see warnings live."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.browser import BrowserErrors, unnamed_controls, visit, wait_until
+from tests.conftest import ServerProcess, Staff
+
+WARNING_WITHIN = 5.0  # seconds: the contract's bound for a compliance warning
+
+
+def sign_in(page: Any, server: ServerProcess, token: str) -> None:
+    visit(page, server.url + "/staff")
+    form = page.locator("form[data-testid=signin]")
+    form.locator("input[name=token]").fill(token)
+    expect(form.locator("input[type=checkbox][name=remember]")).not_to_be_checked()
+    form.locator("button[type=submit], input[type=submit]").first.click()
+    expect(page.locator("[data-testid=staff-role]")).to_be_visible()
+    assert page.locator("[data-testid=staff-role]").inner_text().strip()
+
+
+def submit(form: Any) -> None:
+    form.locator("button[type=submit], input[type=submit]").first.click()
+
+
+def test_staff_signs_in_creates_a_project_and_publishes_a_notice(
+    server: ServerProcess, admin: str, page: Any, browser_errors: BrowserErrors
+) -> None:
+    sign_in(page, server, admin)
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert admin not in stored, "without 'remember', the token is kept for the session only"
+
+    create = page.locator("form[data-testid=create-project]")
+    create.locator("[name=id]").fill("PW-STAFF-1")
+    create.locator("[name=title]").fill("义乌市某道路照明工程施工")
+    create.locator("select[name=category]").select_option("construction")
+    create.locator("[name=agency]").fill("YW-GGZY")
+    create.locator("[name=region]").fill("330782")
+    create.locator("[name=budget]").fill("1250000")
+    submit(create)
+    project = _wait_project(server, "PW-STAFF-1")
+    assert project["title"] == "义乌市某道路照明工程施工"
+    assert (project["category"], project["agency"], project["region"]) == (
+        "construction",
+        "YW-GGZY",
+        "330782",
+    )
+    assert float(project["budget"]) == 1250000
+
+    publish = page.locator("form[data-testid=publish]")
+    expect(publish.locator('select[name=project] option[value="PW-STAFF-1"]')).to_have_count(1)
+    publish.locator("select[name=project]").select_option("PW-STAFF-1")
+    categories = httpx.get(server.url + "/api/categories", timeout=10).json()["items"]
+    valid = {s["code"] for c in categories if c["code"] == "construction" for s in c["stages"]}
+    offered = set(
+        publish.locator("select[name=stage] option").evaluate_all(
+            "options => options.map(o => o.value).filter(v => v)"
+        )
+    )
+    assert "notice" in offered and offered <= valid, (offered, valid)
+    publish.locator("select[name=stage]").select_option("notice")
+    publish.locator("input[name=title]").fill("义乌市某道路照明工程施工招标公告")
+    publish.locator("textarea[name=body]").fill("投标截止前递交投标文件。")
+    deadline = (datetime.now() + timedelta(days=40)).replace(hour=9, minute=30)
+    deadline_input = publish.locator('input[name="data.deadline"]')
+    expect(deadline_input).to_have_attribute("type", "datetime-local")
+    deadline_input.fill(deadline.strftime("%Y-%m-%dT%H:%M"))
+    submit(publish)
+
+    result = page.locator("[data-testid=publish-result]")
+    expect(result).to_contain_text(re.compile(r"\d+"))
+    seqs = [int(n) for n in re.findall(r"\d+", result.inner_text())]
+    timeline = _wait_project(server, "PW-STAFF-1", events=1)["timeline"]
+    [event] = timeline
+    assert event["seq"] in seqs, (result.inner_text(), event)
+    assert event["stage"] == "notice" and event["title"] == "义乌市某道路照明工程施工招标公告"
+    assert event["body"] == "投标截止前递交投标文件。"
+    assert event["data"]["deadline"].startswith(deadline.strftime("%Y-%m-%dT%H:%M")), event
+
+    # The server refuses a second project with the same id; the person is told so.
+    browser_errors.expect(r"status of 409 \(Conflict\) \(.*/api/projects\)")
+    create.locator("[name=id]").fill("PW-STAFF-1")
+    create.locator("[name=title]").fill("重复")
+    submit(create)
+    expect(page.locator("[role=alert]").filter(has_text=re.compile(r"\S"))).not_to_have_count(0)
+    assert unnamed_controls(page) == []
+
+
+def test_supervisor_sees_a_broken_rule_within_five_seconds(
+    server: ServerProcess, staff: Staff, page: Any
+) -> None:
+    sign_in(page, server, server.token("pw-supervisor", "supervisor"))
+    warnings = page.locator("[data-testid=warnings]")
+    expect(warnings).to_be_attached()
+    # Let the console's live subscription settle before the rule is broken.
+    expect(page.locator("[data-testid=live-status]")).to_have_attribute("data-state", "live")
+
+    staff.project("PW-SUP-1")
+    staff.publish("PW-SUP-1", "candidates")
+    staff.publish("PW-SUP-1", "award")  # the same day: 公示期不少于3日 is broken at once
+    published = time.monotonic()
+    warning = warnings.locator("[data-testid=warning]").filter(has_text="PW-SUP-1")
+    warning.first.wait_for(state="attached", timeout=WARNING_WITHIN * 1000)
+    assert time.monotonic() - published < WARNING_WITHIN
+
+
+def _wait_project(server: ServerProcess, project: str, events: int = 0) -> Any:
+    """The project as the API serves it, once it exists with at least `events` events."""
+
+    def fetch() -> Any:
+        response = httpx.get(f"{server.url}/api/projects/{project}", timeout=10)
+        if response.status_code == 200 and len(response.json()["timeline"]) >= events:
+            return response.json()
+        return None
+
+    return wait_until(fetch, f"{project} with {events} events in the API")
