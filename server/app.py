@@ -22,6 +22,7 @@ from server.bus import open_bus
 from server.clock import Clock
 from server.compliance.service import Compliance
 from server.demo import load_demo
+from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.errors import ApiError
 from server.hub import Hub
@@ -60,10 +61,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     clock = clock or Clock(settings.timezone)
     store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
     domain = Domain.load()
+    directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
     hub = Hub()
     state = AppState(
         settings=settings,
         domain=domain,
+        directory=directory,
         clock=clock,
         store=store,
         bus=open_bus(settings.bus_url),
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/healthz", public.healthz),
         Route("/api/openapi.json", openapi),
         Route("/api/categories", public.categories),
+        Route("/api/directory", public.directory),
         Route(
             "/api/projects",
             _by_method(GET=public.list_projects, POST=staff.create_project),

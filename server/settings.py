@@ -49,6 +49,7 @@ class Settings:
     rules_file: Path | None
     catalog_file: Path | None
     workdays_file: Path | None
+    directory_file: Path | None
     # Web Push sending (push/worker.py, in the process of push/process.py)
     push_concurrency: int
     push_timeout: float
@@ -110,6 +111,7 @@ class Settings:
             rules_file=_path(env, "SUNBID_RULES_FILE"),
             catalog_file=_path(env, "SUNBID_CATALOG_FILE"),
             workdays_file=_path(env, "SUNBID_WORKDAYS_FILE"),
+            directory_file=_path(env, "SUNBID_DIRECTORY_FILE"),
             push_concurrency=_int(env, "SUNBID_PUSH_CONCURRENCY", 256, 1),
             push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
             push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),

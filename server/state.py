@@ -10,6 +10,7 @@ from server.auth import Authenticator
 from server.bus import Bus
 from server.clock import Clock
 from server.compliance.service import Compliance
+from server.directory import Directory
 from server.domain import Domain
 from server.hub import Hub
 from server.ratelimit import RateLimiter
@@ -26,6 +27,7 @@ class Connection(Protocol):
 class AppState:
     settings: Settings
     domain: Domain
+    directory: Directory
     clock: Clock
     store: EventStore
     bus: Bus

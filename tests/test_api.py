@@ -11,7 +11,10 @@ import asyncio
 import hashlib
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -1549,6 +1552,92 @@ def test_no_demo_data_when_turned_off(server: ServerProcess) -> None:
     assert httpx.get(server.url + "/api/projects").json() == {"items": [], "next_cursor": None}
 
 
+# --- the directory ---------------------------------------------------------------------
+
+
+def test_directory_names_agencies_and_regions(shared: ServerProcess) -> None:
+    response = httpx.get(shared.url + "/api/directory")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert "max-age=300" in response.headers["cache-control"]
+    body = response.json()
+    assert set(body) == {"agencies", "regions"}
+    for item in body["agencies"]:
+        assert set(item) == {"code", "zh", "en", "region"}, item
+    for item in body["regions"]:
+        assert set(item) == {"code", "zh", "en", "parent"}, item
+    agencies = {a["code"]: a for a in body["agencies"]}
+    regions = {r["code"]: r for r in body["regions"]}
+    assert agencies["YW-GGZY"]["zh"] == "义乌市公共资源交易中心"
+    assert agencies["YW-GGZY"]["en"] == "Yiwu Public Resources Trading Center"
+    assert regions["330782001"] == {
+        "code": "330782001",
+        "zh": "稠城街道",
+        "en": "Choucheng Subdistrict",
+        "parent": "330782",
+    }
+    assert regions["330782"]["parent"] is None
+    # Every agency and region the demo projects use has a name.
+    demo = json.loads((ROOT / "server" / "data" / "demo.json").read_text("utf-8"))
+    for project in demo["projects"]:
+        assert project["agency"] in agencies, project["id"]
+        assert project.get("region") is None or project["region"] in regions, project["id"]
+
+    etag = response.headers["etag"]
+    again = httpx.get(shared.url + "/api/directory", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    weak = httpx.get(shared.url + "/api/directory", headers={"If-None-Match": f'"x", W/{etag}'})
+    assert weak.status_code == 304
+    other = httpx.get(shared.url + "/api/directory", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200 and other.content == response.content
+
+
+def test_a_project_may_use_an_agency_not_in_the_directory(shared_staff: Staff) -> None:
+    project = unique("DIR")
+    created = shared_staff.project(project, agency="NEW-AGENCY-1", region="999999")
+    assert created["agency"] == "NEW-AGENCY-1" and created["region"] == "999999"
+
+
+def test_an_edited_directory_file_is_served(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    path = tmp_path / "directory.toml"
+    path.write_text(
+        '[agencies.JH-GGZY]\nzh = "金华市交易中心"\nen = "Jinhua PRTC"\nregion = "330700"\n'
+        '[regions.330700]\nzh = "金华市"\nen = "Jinhua"\n',
+        "utf-8",
+    )
+    server = start_server(SUNBID_DIRECTORY_FILE=str(path))
+    assert httpx.get(server.url + "/api/directory").json() == {
+        "agencies": [
+            {"code": "JH-GGZY", "zh": "金华市交易中心", "en": "Jinhua PRTC", "region": "330700"}
+        ],
+        "regions": [{"code": "330700", "zh": "金华市", "en": "Jinhua", "parent": None}],
+    }
+
+
+def test_a_malformed_directory_file_stops_the_server(tmp_path: Path) -> None:
+    path = tmp_path / "directory.toml"
+    path.write_text('[agencies.YW-GGZY]\nzh = "义乌"\nen = "Yiwu"\nregion = "nowhere"\n', "utf-8")
+    env = {
+        **os.environ,
+        "SUNBID_DATA_DIR": str(tmp_path / "data"),
+        "SUNBID_DIRECTORY_FILE": str(path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{path}: agencies.YW-GGZY.region" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 # --- the OpenAPI document ----------------------------------------------------------
 
 
@@ -1704,6 +1793,7 @@ def test_openapi_schemas_match_what_the_server_serves(staff: Staff) -> None:
     check("EventPage", staff.client.get("/api/events").json())
     check("Health", staff.client.get("/healthz").json())
     check("Categories", staff.client.get("/api/categories").json())
+    check("Directory", staff.client.get("/api/directory").json())
     check("Error", staff.client.get("/api/projects/NOPE").json())
     check("Error", staff.client.post("/api/projects", json={"id": "x"}).json())
     check(

@@ -139,6 +139,15 @@ def test_list_shows_latest_activity_first_and_filters(site: Site, page: Any) -> 
     shows("q=排污权")
 
 
+def test_list_names_agencies_and_regions(site: Site, page: Any) -> None:
+    visit(page, f"{site.url}/?q={DEMO_PROJECT}")
+    card = page.locator(f'a[data-testid=project-link][href="/p/{DEMO_PROJECT}"]')
+    expect(card).to_contain_text("义乌市公共资源交易中心 · 稠城街道")
+    expect(card).not_to_contain_text("YW-GGZY")
+    option = page.locator("select[name=agency] option[value=YW-GGZY]")
+    expect(option).to_have_text("义乌市公共资源交易中心")
+
+
 # --- follow and live ------------------------------------------------------------------------
 
 

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
+from server.compliance.datafile import DataFileError
+from server.directory import DIRECTORY_FILE, Directory, DirectoryFileError
 from server.domain import CATEGORIES_FILE, Domain, DomainFileError
 from server.errors import ApiError
 from server.events import StoredEvent
@@ -362,6 +365,105 @@ def test_a_changed_vocabulary_is_used(tmp_path: Path) -> None:
     assert Domain.load(path).categories["land"].en == "Land use rights (edited)"
 
 
+# --- the directory of agencies and regions ---------------------------------------------------
+
+
+def test_the_shipped_directory() -> None:
+    directory = Directory.load()
+    assert directory.agencies["YW-GGZY"].zh == "义乌市公共资源交易中心"
+    assert directory.agencies["YW-GGZY"].link == "330782"
+    assert directory.regions["330782001"].en == "Choucheng Subdistrict"
+    assert directory.regions["330782001"].link == "330782"
+    assert directory.regions["330782"].link is None
+    body = orjson.loads(directory.body)
+    assert [a["code"] for a in body["agencies"]] == list(directory.agencies)
+    yiwu = {"code": "330782", "zh": "义乌市", "en": "Yiwu City", "parent": None}
+    assert body["regions"][0] == yiwu
+    assert directory.etag.startswith('"') and directory.etag.endswith('"')
+
+
+def directory_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = DIRECTORY_FILE.read_text("utf-8")
+    assert old in text, old
+    path = tmp_path / "directory.toml"
+    path.write_text(text.replace(old, new, 1), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        ('zh = "义乌市政府采购中心"\n', "", "agencies.YW-ZFCG.zh"),
+        ('en = "Yiwu Government Procurement Center"', 'en = "  "', "agencies.YW-ZFCG.en"),
+        ('zh = "义乌产权交易所"', "zh = 7", "agencies.YW-CQJYS.zh"),
+        ('en = "Yiwu City"\n', 'en = "Yiwu City"\nname = "义乌"\n', "regions.330782.name"),
+        (
+            'en = "Yiwu Property Rights Exchange"\nregion = "330782"',
+            'en = "Yiwu Property Rights Exchange"\nregion = "330799"',
+            "agencies.YW-CQJYS.region",
+        ),
+        (
+            'en = "Yiwu Property Rights Exchange"\nregion = "330782"',
+            'en = "Yiwu Property Rights Exchange"\nregion = "no spaces"',
+            "agencies.YW-CQJYS.region",
+        ),
+        (
+            'en = "Yiwu Property Rights Exchange"\nregion = "330782"',
+            'en = "Yiwu Property Rights Exchange"\nregion = 330782',
+            "agencies.YW-CQJYS.region",
+        ),
+        (
+            'en = "Choujiang Subdistrict"\nparent = "330782"',
+            'en = "Choujiang Subdistrict"\nparent = "123"',
+            "regions.330782003.parent",
+        ),
+        (
+            'en = "Choujiang Subdistrict"\nparent = "330782"',
+            'en = "Choujiang Subdistrict"\nparent = "330782003"',
+            "regions.330782003.parent",
+        ),
+        ('en = "Yiwu City"\n', 'en = "Yiwu City"\nparent = "330782001"\n', "regions.330782"),
+        ("[agencies.YW-PWQ]", '[agencies."YW PWQ"]', "agencies.YW PWQ"),
+        ("[regions.330782106]", '[regions."330782/106"]', "regions.330782/106"),
+        ("[agencies.YW-PWQ]", "[agency.YW-PWQ]", "agency"),
+        ("[agencies.YW-PWQ]\n", "agencies = 3\n[agencie.YW-PWQ]\n", "agencies"),
+        ("[regions.330782106]", "[regions.330782106", "line"),
+    ],
+)
+def test_a_broken_directory_names_file_entry_and_field(
+    tmp_path: Path, old: str, new: str, named: str
+) -> None:
+    path = directory_copy(tmp_path, old, new)
+    with pytest.raises(DirectoryFileError) as caught:
+        Directory.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    assert named in message, message
+    assert isinstance(caught.value, DataFileError)  # `sunbid serve` stops with the message
+
+
+def test_a_missing_directory_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(DirectoryFileError) as caught:
+        Directory.load(missing)
+    assert str(missing) in str(caught.value)
+
+
+def test_an_empty_directory_is_allowed(tmp_path: Path) -> None:
+    """A centre may start without names: every code is then shown as it is."""
+    path = tmp_path / "directory.toml"
+    path.write_text("# nothing named yet\n", "utf-8")
+    directory = Directory.load(path)
+    assert directory.agencies == {} and directory.regions == {}
+    assert orjson.loads(directory.body) == {"agencies": [], "regions": []}
+
+
+def test_an_edited_directory_is_used(tmp_path: Path) -> None:
+    path = directory_copy(tmp_path, 'zh = "稠城街道"', 'zh = "稠城街道（改）"')
+    assert Directory.load(path).regions["330782001"].zh == "稠城街道（改）"
+    assert Directory.load(path).etag != Directory.load().etag
+
+
 # --- validation of what staff post ----------------------------------------------------------
 
 
@@ -574,6 +676,7 @@ def test_settings_defaults() -> None:
     assert settings.sqlite_synchronous == "FULL"
     assert "fcm.googleapis.com" in settings.push_allowed_hosts
     assert settings.public_url is None
+    assert settings.directory_file is None  # the shipped server/data/directory.toml
 
 
 def test_settings_from_values() -> None:
@@ -587,8 +690,10 @@ def test_settings_from_values() -> None:
             "SUNBID_SQLITE_SYNCHRONOUS": "normal",
             "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
             "SUNBID_PUBLIC_URL": "https://JY.Example.gov.cn/",
+            "SUNBID_DIRECTORY_FILE": "/etc/sunbid/directory.toml",
         }
     )
+    assert settings.directory_file == Path("/etc/sunbid/directory.toml")
     assert settings.public_url == "https://jy.example.gov.cn"
     assert settings.database_url == "sqlite:////srv/sunbid/sunbid.db"
     assert settings.timezone == ZoneInfo("UTC") and settings.demo is False

@@ -161,6 +161,44 @@ SCHEMAS: dict[str, Any] = {
         "required": ["items"],
         "properties": {"items": {"type": "array", "items": _schema("Category")}},
     },
+    "Directory": {
+        "type": "object",
+        "required": ["agencies", "regions"],
+        "properties": {
+            "agencies": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "zh", "en", "region"],
+                    "properties": {
+                        "code": _schema("Code"),
+                        "zh": {"type": "string"},
+                        "en": {"type": "string"},
+                        "region": {
+                            "oneOf": [_schema("Code"), {"type": "null"}],
+                            "description": "The region the agency serves, one of `regions`.",
+                        },
+                    },
+                },
+            },
+            "regions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "zh", "en", "parent"],
+                    "properties": {
+                        "code": _schema("Code"),
+                        "zh": {"type": "string"},
+                        "en": {"type": "string"},
+                        "parent": {
+                            "oneOf": [_schema("Code"), {"type": "null"}],
+                            "description": "The enclosing region, one of `regions`.",
+                        },
+                    },
+                },
+            },
+        },
+    },
     "ProjectInput": {
         "type": "object",
         "required": ["id", "title", "category", "agency"],
@@ -510,6 +548,20 @@ PATHS: dict[str, Any] = {
             "summary": "The eight trading categories and their stage vocabularies",
             "tags": ["public"],
             "responses": {"200": _json(_schema("Categories"), "The vocabulary.")},
+        },
+    },
+    "/api/directory": {
+        "get": {
+            "operationId": "getDirectory",
+            "summary": "Agencies and regions by code, with their names (zh and en)",
+            "description": "Reference data (server/data/directory.toml). Projects may "
+            "carry codes not listed here: show the code then. With an `ETag` and "
+            "`Cache-Control: public, max-age=300`; `If-None-Match` answers 304.",
+            "tags": ["public"],
+            "responses": {
+                "200": _json(_schema("Directory"), "The directory."),
+                "304": {"description": "Not modified."},
+            },
         },
     },
     "/api/projects": {

@@ -1,4 +1,4 @@
-"""Endpoints anyone may call: health, vocabulary, projects, events."""
+"""Endpoints anyone may call: health, vocabulary, directory, projects, events."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ async def healthz(request: Request) -> Response:
 
 async def categories(request: Request) -> Response:
     return JSONResponse(state_of(request).domain.as_json())
+
+
+async def directory(request: Request) -> Response:
+    """Agencies' and regions' names: reference data that changes with a restart
+    at most, so a client may keep it five minutes and then revalidate."""
+    found = state_of(request).directory
+    headers = {"ETag": found.etag, "Cache-Control": "public, max-age=300"}
+    wanted = request.headers.get("if-none-match", "")
+    if found.etag in (tag.strip().removeprefix("W/") for tag in wanted.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(found.body, media_type="application/json", headers=headers)
 
 
 async def list_projects(request: Request) -> Response:

@@ -1,6 +1,6 @@
 // The data last seen, kept in IndexedDB so that a reload without a network
 // still shows the project list and every project visited. One key-value store:
-// 'list:<query>', 'project:<id>', 'categories', 'catalog', 'compliance',
+// 'list:<query>', 'project:<id>', 'categories', 'directory', 'catalog', 'compliance',
 // and 'follows' (which the service worker reads to re-subscribe to pushes).
 // sw.js opens the same database with the same code; keep the two in step.
 

@@ -1,22 +1,41 @@
-// The categories and their stages (GET /api/categories), loaded once and kept
-// offline like any other data. Every page names stages and categories with it.
+// The categories and their stages (GET /api/categories) and the directory of
+// agencies and regions (GET /api/directory), loaded once and kept offline like
+// any other data. Every page names stages, categories, agencies and regions with it.
 import { load } from './api.js';
 import { pick, L } from './i18n.js';
 
 let categories = [];
 const stages = new Map();
+let agencies = [];
+let regions = [];
+const places = { agency: new Map(), region: new Map() };
 
 export async function loadVocab() {
   if (categories.length) return;
-  const { data } = await load('/api/categories', 'categories');
-  categories = data.items;
+  // The directory only adds names: without it every agency and region shows its code.
+  const [vocab, directory] = await Promise.all([
+    load('/api/categories', 'categories'),
+    load('/api/directory', 'directory').catch(() => null),
+  ]);
+  categories = vocab.data.items;
   for (const category of categories) for (const stage of category.stages) stages.set(stage.code, stage);
+  if (directory) {
+    ({ agencies, regions } = directory.data);
+    for (const a of agencies) places.agency.set(a.code, a);
+    for (const r of regions) places.region.set(r.code, r);
+  }
 }
 
 export const allCategories = () => categories;
 export const category = (code) => categories.find((c) => c.code === code);
 export const categoryName = (code) => pick(category(code)?.name) || code;
 export const stageName = (code) => (code ? pick(stages.get(code)?.name) || code : L('尚未发布', 'Nothing published yet'));
+/** The directory's agencies and regions, as listed there: [{code, zh, en, …}]. */
+export const allAgencies = () => agencies;
+export const allRegions = () => regions;
+/** An agency's or region's name in the current language; its code when the directory has none. */
+export const agencyName = (code) => pick(places.agency.get(code)) || code || '';
+export const regionName = (code) => pick(places.region.get(code)) || code || '';
 export const isOversight = (code) => Boolean(stages.get(code)?.oversight);
 /** Every stage a project of this category may publish: its lifecycle in order, then oversight. */
 export const stagesOf = (code) => category(code)?.stages ?? [];

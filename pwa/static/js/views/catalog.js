@@ -3,7 +3,7 @@
 import { h, when, showingCopy, failure } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
-import { allCategories, categoryName, stageName } from '../vocab.js';
+import { allCategories, categoryName, stageName, agencyName } from '../vocab.js';
 
 export default async function catalog(main, ctx) {
   main.replaceChildren(h('h1', { tabindex: -1 }, L('公开目录与考核', 'Catalogue and scorecard')),
@@ -49,7 +49,7 @@ export default async function catalog(main, ctx) {
 function agency(a) {
   const rate = a.on_time_rate == null ? null : Math.round(a.on_time_rate * 100);
   return h('li', { class: 'score' },
-    h('h3', null, a.agency),
+    h('h3', null, agencyName(a.agency)),
     h('p', null, rate == null ? L('尚无到期事项', 'Nothing due yet') : [
       h('strong', { class: rate < 90 ? 'bad' : 'good' }, `${rate}%`), L(' 按时公开', ' on time')]),
     rate != null && h('meter', { min: 0, max: 100, value: rate, 'aria-label': L('按时率', 'On-time rate') }),

@@ -3,15 +3,22 @@
 import { h, when, money, keepInPlace, showingCopy, failure } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
-import { allCategories, categoryName, stageName, stagesOf, everyStage, isOversight } from '../vocab.js';
+import {
+  allCategories, categoryName, stageName, stagesOf, everyStage, isOversight,
+  allAgencies, allRegions, agencyName, regionName,
+} from '../vocab.js';
 import { live } from '../live.js';
 import { describeTopic, followToggle } from './parts.js';
 
 const PAGE = 20;
 const FILTERS = ['category', 'region', 'agency', 'stage'];
-// Regions and agencies have no list of their own in the API: the filters offer
-// those seen in a sample of the most active projects (fetched once per visit).
-let sample = null;
+// The region and agency filters offer the directory's (GET /api/directory),
+// named, with codes as values; a code the directory lacks is added, as it is,
+// once a project on the page shows it (or the URL asks for it).
+const PLACES = {
+  region: { all: allRegions, name: regionName },
+  agency: { all: allAgencies, name: agencyName },
+};
 
 export default async function list(main, ctx) {
   const chosen = Object.fromEntries([...FILTERS, 'q'].map((k) => [k, ctx.query.get(k) ?? '']));
@@ -51,6 +58,9 @@ export default async function list(main, ctx) {
   h('div', { class: 'field wide' }, h('label', { for: 'f-q' }, L('搜索', 'Search')), search));
 
   for (const c of allCategories()) selects.category.append(h('option', { value: c.code }, categoryName(c.code)));
+  for (const [name, place] of Object.entries(PLACES)) {
+    selects[name].append(...place.all().map((p) => h('option', { value: p.code }, place.name(p.code))));
+  }
   fillStages();
   addPlaces([]);
 
@@ -77,7 +87,7 @@ export default async function list(main, ctx) {
     for (const name of ['region', 'agency']) {
       const known = new Set([...selects[name].options].map((o) => o.value));
       const found = [...new Set([chosen[name], ...projects.map((p) => p[name])])].filter((v) => v && !known.has(v)).sort();
-      selects[name].append(...found.map((v) => h('option', { value: v }, v)));
+      selects[name].append(...found.map((v) => h('option', { value: v }, PLACES[name].name(v))));
       selects[name].value = chosen[name];
     }
   }
@@ -148,8 +158,6 @@ export default async function list(main, ctx) {
 
   showFollows();
   await page(true);
-  sample ??= load('/api/projects?limit=100', 'list:sample').catch(() => null);
-  sample.then((answer) => answer && !ctx.signal.aborted && addPlaces(answer.data.items));
 }
 
 function row(project) {
@@ -158,6 +166,6 @@ function row(project) {
       h('span', { class: 'title' }, project.title),
       h('span', { class: 'meta' }, h('span', { class: 'stage' }, stageName(project.stage)), ' ', categoryName(project.category)),
       h('span', { class: 'meta muted updated' }, L('最近动态 ', 'Latest ') + when(project.updated_at)),
-      h('span', { class: 'meta muted' }, [project.id, project.agency, project.region].filter(Boolean).join(' · '),
+      h('span', { class: 'meta muted' }, [project.id, agencyName(project.agency), regionName(project.region)].filter(Boolean).join(' · '),
         project.budget != null ? ` · ${L('预算', 'Budget')} ${money(project.budget, project.currency)}` : '')));
 }

@@ -1,7 +1,7 @@
 // Pieces several pages show: follow toggles, topic names, the notification switch.
 import { h, problem } from '../ui.js';
 import { L } from '../i18n.js';
-import { categoryName } from '../vocab.js';
+import { categoryName, agencyName, regionName } from '../vocab.js';
 import * as follows from '../follows.js';
 import * as push from '../push.js';
 
@@ -11,8 +11,8 @@ export function describeTopic(topic) {
   switch (kind) {
     case 'project': return [L('项目', 'Project'), value, `/p/${encodeURIComponent(value)}`];
     case 'category': return [L('类别', 'Category'), categoryName(value), `/?category=${value}`];
-    case 'agency': return [L('机构', 'Agency'), value, `/?agency=${encodeURIComponent(value)}`];
-    case 'region': return [L('地区', 'Region'), value, `/?region=${encodeURIComponent(value)}`];
+    case 'agency': return [L('机构', 'Agency'), agencyName(value), `/?agency=${encodeURIComponent(value)}`];
+    case 'region': return [L('地区', 'Region'), regionName(value), `/?region=${encodeURIComponent(value)}`];
     default: return [L('全部', 'Everything'), '', '/'];
   }
 }

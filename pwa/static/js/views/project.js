@@ -4,7 +4,7 @@ import { h, $, when, dueTime, money, number, parseTime, span, keepInPlace, showi
 import { L } from '../i18n.js';
 import { load } from '../api.js';
 import * as db from '../db.js';
-import { categoryName, stageName, isOversight, isOptional, lifecycle, dataLabel } from '../vocab.js';
+import { categoryName, stageName, isOversight, isOptional, lifecycle, dataLabel, agencyName, regionName } from '../vocab.js';
 import { live } from '../live.js';
 import * as follows from '../follows.js';
 import { followToggle, pushControl } from './parts.js';
@@ -62,8 +62,8 @@ export default async function project(main, ctx) {
       h('p', { class: 'meta' }, h('span', { class: 'stage', id: 'current-stage' }, stageName(p.stage)), h('br'), categoryName(p.category)),
       h('dl', { class: 'facts' },
         fact(L('项目编号', 'Code'), p.id),
-        fact(L('发布机构', 'Agency'), p.agency),
-        p.region && fact(L('地区', 'Region'), p.region),
+        fact(L('发布机构', 'Agency'), place(agencyName, p.agency)),
+        p.region && fact(L('地区', 'Region'), place(regionName, p.region)),
         p.budget != null && fact(L('预算', 'Budget'), money(p.budget, p.currency)),
         fact(L('最近动态', 'Latest activity'), h('span', { id: 'updated' }, when(p.updated_at)))),
       h('div', { class: 'actions' },
@@ -186,6 +186,8 @@ export default async function project(main, ctx) {
 }
 
 const fact = (term, value) => [h('dt', null, term), h('dd', null, value)];
+/** An agency or region by name, its code beside it (alone when the directory has no name). */
+const place = (name, code) => (name(code) === code ? code : [name(code), h('span', { class: 'small muted' }, ` ${code}`)]);
 
 function eventItem(event, isNew) {
   const oversight = isOversight(event.stage);

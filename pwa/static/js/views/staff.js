@@ -4,7 +4,10 @@ import { h, when, dueTime, keepInPlace, problem, failure } from '../ui.js';
 import { L } from '../i18n.js';
 import { request, load } from '../api.js';
 import { live } from '../live.js';
-import { allCategories, categoryName, stageName, stagesOf, lifecycle, nextStage, dataLabel } from '../vocab.js';
+import {
+  allCategories, categoryName, stageName, stagesOf, lifecycle, nextStage, dataLabel,
+  allAgencies, allRegions, agencyName, regionName,
+} from '../vocab.js';
 import * as staff from '../staff.js';
 
 export default async function staffPage(main, ctx) {
@@ -107,7 +110,9 @@ function publishing(ctx, token, role, rules) {
 
   // Which agency a token belongs to is not something the API tells: the
   // person says it once here, and it is kept with the token.
-  const agencyInput = h('input', { id: 'a-agency', name: 'my-agency', value: agency, autocomplete: 'organization', placeholder: 'YW-GGZY' });
+  // The directory's codes are suggested, named; any other code is still accepted.
+  const choices = (id, places, name) => h('datalist', { id }, places.map((p) => h('option', { value: p.code }, name(p.code))));
+  const agencyInput = h('input', { id: 'a-agency', name: 'my-agency', value: agency, autocomplete: 'organization', placeholder: 'YW-GGZY', list: 'agency-codes' });
   const agencyForm = h('form', { class: 'inline', onsubmit: (event) => {
     event.preventDefault();
     agency = agencyInput.value.trim();
@@ -147,8 +152,8 @@ function publishing(ctx, token, role, rules) {
     field('c-title', L('项目名称', 'Title'), h('input', { id: 'c-title', name: 'title', maxlength: 200 })),
     field('c-category', L('类别', 'Category'), h('select', { id: 'c-category', name: 'category' },
       allCategories().map((c) => h('option', { value: c.code }, categoryName(c.code))))),
-    field('c-agency', L('机构代码', 'Agency code'), h('input', { id: 'c-agency', name: 'agency', value: agency, maxlength: 64 })),
-    field('c-region', L('地区代码（可选）', 'Region code (optional)'), h('input', { id: 'c-region', name: 'region', maxlength: 64, inputmode: 'numeric', placeholder: '330782' })),
+    field('c-agency', L('机构代码', 'Agency code'), h('input', { id: 'c-agency', name: 'agency', value: agency, maxlength: 64, list: 'agency-codes' })),
+    field('c-region', L('地区代码（可选）', 'Region code (optional)'), h('input', { id: 'c-region', name: 'region', maxlength: 64, inputmode: 'numeric', placeholder: '330782', list: 'region-codes' })),
     field('c-budget', L('预算（元，可选）', 'Budget (yuan, optional)'), h('input', { id: 'c-budget', name: 'budget', type: 'number', min: 0, step: 'any', inputmode: 'decimal' })),
     h('button', { type: 'submit', class: 'primary' }, L('新建项目', 'Create project')),
     h('p', { class: 'error', role: 'alert' }),
@@ -159,6 +164,7 @@ function publishing(ctx, token, role, rules) {
 
   return [
     h('section', { 'aria-labelledby': 'h-agency', class: 'compact' }, h('h2', { id: 'h-agency', class: 'visually-hidden' }, L('本机构', 'My agency')), agencyForm),
+    choices('agency-codes', allAgencies(), agencyName), choices('region-codes', allRegions(), regionName),
     h('section', { 'aria-labelledby': 'h-publish' }, h('h2', { id: 'h-publish' }, L('发布进展', 'Publish a stage')), publishForm),
     h('section', { 'aria-labelledby': 'h-create' }, h('h2', { id: 'h-create' }, L('新建项目', 'New project')), createForm),
     h('section', { 'aria-labelledby': 'h-projects' }, h('h2', { id: 'h-projects' }, L('项目', 'Projects')), links),
@@ -183,7 +189,7 @@ function publishing(ctx, token, role, rules) {
   function showProjects(select) {
     links.replaceChildren(...(projects.length
       ? projects.map((p) => h('li', null, h('a', { href: `/p/${encodeURIComponent(p.id)}` }, p.title), h('span', { class: 'small muted' }, ` ${p.id} · ${stageName(p.stage)}`)))
-      : [h('li', null, agency ? L(`机构 ${agency} 还没有项目。`, `Agency ${agency} has no projects yet.`) : L('还没有项目。', 'No projects yet.'))]));
+      : [h('li', null, agency ? L(`机构 ${agencyName(agency)} 还没有项目。`, `Agency ${agencyName(agency)} has no projects yet.`) : L('还没有项目。', 'No projects yet.'))]));
     projectSelect.replaceChildren(h('option', { value: '' }, L('请选择项目', 'Choose a project')),
       ...projects.map((p) => h('option', { value: p.id }, `${p.id} · ${p.title}`)));
     projectSelect.value = projects.some((p) => p.id === select) ? select : '';
@@ -363,7 +369,7 @@ function warningItem(w, isNew) {
     h('p', null, isNew && h('span', { class: 'new' }, L('新', 'New')), h('span', { class: 'level' }, L(...(LEVELS[w.level] ?? [w.level, w.level]))),
       ' ', h('span', { lang: 'zh-CN' }, w.message)),
     // The message already names the rule and its legal basis.
-    h('p', { class: 'small' }, h('a', { href: `/p/${encodeURIComponent(w.project)}` }, w.project), ` · ${w.agency}`,
+    h('p', { class: 'small' }, h('a', { href: `/p/${encodeURIComponent(w.project)}` }, w.project), ` · ${agencyName(w.agency)}`,
       w.due ? ` · ${L('期限', 'due')} ${dueTime(w.due)}` : ''),
     w.resolved_at && h('p', { class: 'small good' }, L(`已于 ${when(w.resolved_at)} 解决`, `Resolved ${when(w.resolved_at)}`)));
 }
