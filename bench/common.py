@@ -9,7 +9,9 @@ child process pinned to core 0, so the server's CPU time is read from
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 import os
 import platform
 import resource
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -154,19 +156,36 @@ async def wait_quiet(threshold: float = 0.15, sample: float = 1.0, max_wait: flo
 
 class CpuWindow:
     """CPU used by the server, by this load generator and by anything else on the
-    machine over a window; "other" shows whether a run was disturbed."""
+    machine over a window; "other" shows whether a run was disturbed.
 
-    def __init__(self, server: Server) -> None:
+    `also` names further processes of the benchmark (e.g. a push service) by a
+    function reading their CPU seconds: each is reported as `<name>_cpu_s` and
+    `<name>_util` and not counted as "other". With `split`, the server's own
+    process and its children (e.g. a push worker) are also reported apart."""
+
+    def __init__(
+        self,
+        server: Server,
+        also: dict[str, Callable[[], float]] | None = None,
+        split: bool = False,
+    ) -> None:
         self.server = server
+        self.also = dict(also or {})
+        if split:
+            self.also["server_main"] = lambda: proc_cpu_own(server.pid)
         self.t0 = time.perf_counter()
+        self.a0 = {name: f() for name, f in self.also.items()}
         self.s0, self.c0, self.b0 = server.cpu(), self_cpu(), machine_busy()
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self.t0
         server = self.server.cpu() - self.s0
         client = self_cpu() - self.c0
-        other = max(0.0, machine_busy() - self.b0 - server - client)
-        return {
+        busy = machine_busy() - self.b0
+        extra = {name: f() - self.a0[name] for name, f in self.also.items()}
+        counted = server + client + sum(v for k, v in extra.items() if k != "server_main")
+        other = max(0.0, busy - counted)
+        out = {
             "wall_s": wall,
             "server_cpu_s": server,
             "client_cpu_s": client,
@@ -175,6 +194,12 @@ class CpuWindow:
             "client_util": client / wall,
             "other_util": other / wall,
         }
+        for name, v in extra.items():
+            out[f"{name}_cpu_s"] = v
+            out[f"{name}_util"] = v / wall
+        if "server_main" in extra:
+            out["server_children_cpu_s"] = server - extra["server_main"]
+        return out
 
 
 def _children(pid: int) -> list[int]:
@@ -204,6 +229,14 @@ def proc_cpu(pid: int) -> float:
             rest = f.read().rsplit(")", 1)[1].split()
             ticks += int(rest[11]) + int(rest[12])  # fields 14 and 15
     return ticks / CLK_TCK
+
+
+def proc_cpu_own(pid: int) -> float:
+    """utime+stime (all threads) of one process, without its children, in seconds."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return 0.0
 
 
 def proc_rss_kib(pid: int) -> int:
@@ -320,8 +353,27 @@ class Server:
             print(f"  ! {self.label} logged {len(problems)} error line(s):", file=sys.stderr)
             for line in problems[:5]:
                 print(f"    {line}", file=sys.stderr)
+            for line in sorted(set(_exception_lines(self.log(200_000))))[:5]:
+                print(f"    raised: {line}", file=sys.stderr)
+            if os.environ.get("BENCH_KEEP_LOGS") and self.log_path is not None:
+                kept = BENCH / "results" / f"{self.kind}-{self.pid}.log"
+                kept.parent.mkdir(exist_ok=True)
+                shutil.copy2(self.log_path, kept)
+                print(f"    whole log kept in {kept}", file=sys.stderr)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _exception_lines(log: str) -> list[str]:
+    """The closing line of each traceback in a log: what was raised."""
+    out, inside = [], False
+    for line in log.splitlines():
+        if line.startswith("Traceback"):
+            inside = True
+        elif inside and line and not line.startswith((" ", "\t")):
+            out.append(line[:300])
+            inside = False
+    return out
 
 
 def _healthz(port: int) -> bool:
@@ -366,15 +418,26 @@ def sunbid_available() -> bool:
     return (BIN / "sunbid").exists()
 
 
-async def start_server(kind: str, extra_env: dict[str, str] | None = None) -> Server:
-    """Start a server (blocking the loop while it boots; nothing else runs yet)."""
+async def start_server(
+    kind: str,
+    extra_env: dict[str, str] | None = None,
+    prepare: Callable[[Server], Awaitable[None]] | None = None,
+    projects: Iterable[str] = (PROJECT,),
+) -> Server:
+    """Start a server (blocking the loop while it boots; nothing else runs yet).
+
+    `prepare` runs after Sunbid's admin token is made and before the server
+    starts (e.g. to fill its data directory); `projects` are created on Sunbid."""
     server = make_server(kind, extra_env)
     try:
         if kind == "sunbid":
             server.token = _sunbid_token(server)
+        if prepare is not None:
+            await prepare(server)
         server.start()
         if kind == "sunbid":
-            await _sunbid_project(server)
+            for project in projects:
+                await create_project(server, project)
     except BaseException:
         server.stop()
         raise
@@ -395,10 +458,10 @@ def _sunbid_token(server: Server) -> str:
     return out.stdout.strip().splitlines()[-1].strip()
 
 
-async def _sunbid_project(server: Server) -> None:
+async def create_project(server: Server, project: str = PROJECT) -> None:
     http = await HttpConn.open(server.port)
     body = {
-        "id": PROJECT,
+        "id": project,
         "title": "基准测试项目",
         "category": "construction",
         "agency": "YW-GGZY",
@@ -464,14 +527,16 @@ class Publisher:
       it sends is broadcast verbatim to /ws subscribers. No reply.
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, project: str = PROJECT) -> None:
         self.server = server
+        self.project = project  # Sunbid only
         self.http: HttpConn | None = None
         self.ws: WSConn | None = None
+        self.last: dict[str, Any] = {}  # Sunbid: the last event answered with 201
 
     @classmethod
-    async def open(cls, server: Server) -> Publisher:
-        self = cls(server)
+    async def open(cls, server: Server, project: str = PROJECT) -> Publisher:
+        self = cls(server, project)
         if server.kind == "websockets":
             self.ws = await connect_ws(server.port, "/publish", on_text=lambda c, p: None)
         else:
@@ -483,10 +548,10 @@ class Publisher:
         if self.server.kind == "sunbid":
             assert self.http is not None
             status, body = await self.http.post_json(
-                f"/api/projects/{PROJECT}/events", sunbid_post(t_ns, size), self.server.token
+                f"/api/projects/{self.project}/events", sunbid_post(t_ns, size), self.server.token
             )
-            seq = orjson.loads(body).get("seq", 0) if status in (200, 201) else 0
-            return status, seq
+            self.last = orjson.loads(body) if status in (200, 201) else {}
+            return status, int(self.last.get("seq", 0))
         self.server.seq += 1
         seq = self.server.seq
         ev = baseline_event(seq, t_ns, size)
@@ -514,9 +579,9 @@ async def healthz_head(port: int) -> int:
         http.close()
 
 
-def subscriber_path(kind: str, since: int | None = None) -> str:
+def subscriber_path(kind: str, since: int | None = None, topic: str = TOPIC) -> str:
     if kind == "sunbid":
-        return f"/ws?topics={TOPIC}" + (f"&since={since}" if since is not None else "")
+        return f"/ws?topics={topic}" + (f"&since={since}" if since is not None else "")
     if kind == "websockets":
         return "/ws"
     return f"/socket.io/?EIO=4&transport=websocket&room={TOPIC}"
@@ -566,8 +631,11 @@ def subscriber_handler(
 class Tracker:
     """Counts deliveries per seq; an event is complete when all N have it."""
 
-    def __init__(self, n: int, latency: bool = False) -> None:
+    def __init__(self, n: int, latency: bool = False, gaps_ok: bool = False) -> None:
         self.n = n
+        # With other projects' events in the log, a topic's seqs have gaps:
+        # then only increasing order is checked.
+        self.gaps_ok = gaps_ok
         self.counts: dict[int, int] = {}
         self.completed = 0
         self.progress = asyncio.Event()
@@ -576,7 +644,7 @@ class Tracker:
 
     def on_event(self, conn: WSConn, ev: dict[str, Any]) -> None:
         seq = ev["seq"]
-        if conn.last and seq != conn.last + 1:
+        if conn.last and (seq <= conn.last if self.gaps_ok else seq != conn.last + 1):
             conn.errors += 1
         conn.last = seq
         conn.count += 1
@@ -633,14 +701,14 @@ async def drive(
 
 
 async def publish_at_rate(
-    server: Server, rate: float, duration: float, publishers: int = 8
+    server: Server, rate: float, duration: float, publishers: int = 8, project: str = PROJECT
 ) -> tuple[int, list[float], list[int]]:
     """Publish at `rate`/s for `duration` s from a small pool of connections, so one
     slow answer never delays the schedule. Returns (sent, answer times in s, bad statuses).
     Each event carries `data.t` = time.time_ns() taken just before it is sent."""
     pool: asyncio.Queue[Publisher] = asyncio.Queue()
     for _ in range(publishers):
-        pool.put_nowait(await Publisher.open(server))
+        pool.put_nowait(await Publisher.open(server, project))
     answered: list[float] = []
     bad: list[int] = []
 
@@ -708,9 +776,10 @@ async def open_subscribers(
     concurrency: int = 100,
     since: int | None = None,
     timeout: float = 60.0,
+    topic: str = TOPIC,
 ) -> list[WSConn]:
-    """Open n subscribers to the benchmark topic, each ready to receive."""
-    path = subscriber_path(server.kind, since)
+    """Open n subscribers to the benchmark topic (Sunbid: `topic`), each ready to receive."""
+    path = subscriber_path(server.kind, since, topic)
     handler = subscriber_handler(server.kind, on_event)
     sem = asyncio.Semaphore(concurrency)
 
@@ -735,14 +804,297 @@ def close_all(conns: Iterable[WSConn]) -> None:
         c.abort()
 
 
+# --------------------------------------------------------------------------
+# Web Push: a local push service, subscriptions pointing at it, delivery counts
+
+PUSH_SUBJECT = "mailto:bench@sunbid.org"
+PUSH_QUEUE_FILE = "push.db"  # in the server's data directory
+VAPID_KEY_FILE = "vapid_private.pem"
+PUSH_STATES = ("queued", "delivered", "failed", "gone")
+
+
+class PushSink:
+    """The push service of tests/push_service.py in `fast` mode (201 without
+    verifying or decrypting), in a child process pinned to the load generator's
+    core (bench/push_sink.py). With `nice`, it runs at a lower priority, so
+    that on the shared core the generator's own timing goes first."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, origin: str) -> None:
+        self.proc = proc
+        self.port = port
+        self.origin = origin
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-push-sink-"))
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def start(cls, nice: int = 0) -> PushSink:
+        def pin() -> None:
+            os.sched_setaffinity(0, {CLIENT_CORE})
+            if nice:
+                os.nice(nice)
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(BENCH / "push_sink.py"),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=pin,
+        )
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not first:
+            raise ServerError(f"the push sink exited with {await proc.wait()}")
+        info = orjson.loads(first)
+        return cls(proc, int(info["port"]), str(info["origin"]))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return proc_cpu(self.pid)
+
+    def endpoint(self, i: int) -> str:
+        """The endpoint of benchmark subscriber i; its id at the sink is `b{i:06d}`."""
+        return f"{self.origin}/push/b{i:06d}"
+
+    async def _ask(self, line: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        async with self._lock:
+            self.proc.stdin.write(line.encode() + b"\n")
+            await self.proc.stdin.drain()
+            answer = await self.proc.stdout.readline()
+        if not answer:
+            raise ServerError("the push sink has exited")
+        return dict(orjson.loads(answer))
+
+    async def count(self) -> int:
+        """Requests received so far."""
+        return int((await self._ask("count"))["n"])
+
+    async def attempts(self, start: int = 0) -> list[list[Any]]:
+        """[[subscriber id, time answered (time.time()), status, client port], ...]
+        for the requests from the `start`-th on."""
+        path = self.workdir / "dump.json"
+        await self._ask(f"dump {start} {path}")
+        return list(orjson.loads(path.read_bytes()))
+
+    async def wait_count(self, n: int, timeout: float, poll: float = 0.02) -> bool:
+        deadline = time.monotonic() + timeout
+        while await self.count() < n:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(poll)
+        return True
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await self._ask("quit")
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def push_env(sink: PushSink) -> dict[str, str]:
+    """Server settings that admit the sink (an explicit origin) as a push service."""
+    return {"SUNBID_PUSH_ALLOWED_HOSTS": sink.origin, "SUNBID_VAPID_SUBJECT": PUSH_SUBJECT}
+
+
+@dataclass(frozen=True)
+class PushKeys:
+    """One subscriber key pair (p256dh, auth): valid, shared by every benchmark
+    subscriber (the sink does not decrypt; encryption still runs per message)."""
+
+    p256dh: bytes
+    auth: bytes
+
+    @classmethod
+    def new(cls) -> PushKeys:
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        return cls(point, os.urandom(16))
+
+    def json(self) -> dict[str, str]:
+        return {"p256dh": b64url(self.p256dh), "auth": b64url(self.auth)}
+
+    def subscription(self, endpoint: str) -> dict[str, Any]:
+        """As `PushSubscription.toJSON()` gives it."""
+        return {"endpoint": endpoint, "expirationTime": None, "keys": self.json()}
+
+
+def b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def push_address(i: int) -> str:
+    """Source address i of 127.1.0.0/16: subscribing is rate-limited per address."""
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
+async def subscribe_http(
+    server: Server,
+    endpoints: list[str],
+    topic: str,
+    keys: PushKeys,
+    per_address: int = 20,
+    connections: int = 1,
+) -> dict[str, Any]:
+    """POST /api/push/subscriptions for every endpoint, `per_address` from each
+    source address (the burst of the per-address limit; a 429 moves on to a
+    fresh address), on `connections` keep-alive connections at a time."""
+    pending = collections.deque(endpoints)
+    addresses = itertools.count()
+    statuses: collections.Counter[int] = collections.Counter()
+    t0 = time.perf_counter()
+
+    async def worker() -> None:
+        while pending:
+            n = next(addresses)
+            if n >= 250 * 256:
+                raise ServerError("ran out of source addresses in 127.1.0.0/16")
+            http = await HttpConn.open(server.port, push_address(n))
+            try:
+                for _ in range(per_address):
+                    if not pending:
+                        break
+                    endpoint = pending.popleft()
+                    body = {"subscription": keys.subscription(endpoint), "topics": [topic]}
+                    status, resp = await http.post_json("/api/push/subscriptions", body)
+                    statuses[status] += 1
+                    if status == 429:
+                        pending.append(endpoint)
+                        break
+                    if status != 201:
+                        raise ServerError(
+                            f"POST /api/push/subscriptions -> {status}: {resp[:300]!r}"
+                        )
+            finally:
+                http.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    took = time.perf_counter() - t0
+    return {
+        "via": "http",
+        "subscriptions": len(endpoints),
+        "seconds": took,
+        "per_second": len(endpoints) / took,
+        "addresses": next(addresses),
+        "statuses": dict(statuses),
+    }
+
+
+async def prepopulate_push(
+    data_dir: Path, endpoints: list[str], topic: str, keys: PushKeys
+) -> dict[str, Any]:
+    """Write subscriptions straight into a stopped server's push.db.
+
+    The file is opened with push.queue.PushQueue (its schema and settings) and
+    the rows are inserted in one transaction, as `PushQueue.upsert` would write
+    them one by one. The VAPID key is created first: a server refuses to start
+    with subscriptions and no key."""
+    from push.queue import PushQueue
+    from push.vapid import load_or_create_key
+
+    t0 = time.perf_counter()
+    load_or_create_key(data_dir, subscriptions_exist=False)
+    queue = PushQueue(data_dir / PUSH_QUEUE_FILE)
+    await queue.open()
+    try:
+        now = "2026-12-01T09:00:00.000+08:00"
+        topics = orjson.dumps([topic]).decode()
+        db = queue.db
+        await db.execute("BEGIN IMMEDIATE")
+        await db.executemany(
+            "INSERT INTO subscriptions (endpoint, p256dh, auth, topics, stages, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            [(e, keys.p256dh, keys.auth, topics, now, now) for e in endpoints],
+        )
+        await db.execute(
+            "INSERT OR IGNORE INTO subscription_topics (topic, subscription_id)"
+            " SELECT ?, id FROM subscriptions",
+            (topic,),
+        )
+        await db.execute("COMMIT")
+        count = await queue.count()
+    finally:
+        await queue.close()
+    if count != len(endpoints):
+        raise ServerError(f"push.db holds {count} subscriptions, wanted {len(endpoints)}")
+    took = time.perf_counter() - t0
+    return {"via": "push.db", "subscriptions": count, "seconds": took, "per_second": count / took}
+
+
+async def delivery_counts(http: HttpConn, server: Server, seq: int) -> dict[str, int]:
+    """GET /api/events/{seq}/deliveries: {"queued", "delivered", "failed", "gone"}."""
+    status, body = await http.get(f"/api/events/{seq}/deliveries", server.token)
+    if status != 200:
+        raise ServerError(f"GET /api/events/{seq}/deliveries -> {status}: {body[:300]!r}")
+    doc = orjson.loads(body)
+    return {k: int(doc.get(k, 0)) for k in PUSH_STATES}
+
+
+async def wait_deliveries(
+    http: HttpConn,
+    server: Server,
+    seq: int,
+    done: Callable[[dict[str, int]], bool],
+    timeout: float,
+    poll: float = 0.1,
+) -> tuple[bool, dict[str, int]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await delivery_counts(http, server, seq)
+        if done(counts):
+            return True, counts
+        if time.monotonic() > deadline:
+            return False, counts
+        await asyncio.sleep(poll)
+
+
+def fanout_check(rows: list[list[Any]], expected: set[str]) -> dict[str, Any]:
+    """Who the sink heard from: every expected subscriber exactly once?"""
+    seen = collections.Counter(r[0] for r in rows)
+    return {
+        "requests": len(rows),
+        "distinct": len(seen),
+        "missing": len(expected - seen.keys()),
+        "duplicated": sum(1 for n in seen.values() if n > 1),
+        "unexpected": len(seen.keys() - expected),
+        "not_201": sum(1 for r in rows if r[2] != 201),
+        "client_ports": len({r[3] for r in rows}),
+        "ok": len(rows) == len(expected) and seen.keys() == expected,
+    }
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median and range of a few repeats."""
+    import statistics
+
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def run(coro: Any) -> Any:
     import uvloop
 
     return uvloop.run(coro)
 
 
-def start_profiler(server: Server, seconds: float) -> subprocess.Popen[bytes] | None:
-    """py-spy (if installed in the venv) sampling the server; runs on the client core."""
+def start_profiler(
+    server: Server, seconds: float, name: str = "", subprocesses: bool = False
+) -> subprocess.Popen[bytes] | None:
+    """py-spy (if installed in the venv) sampling the server (with `subprocesses`,
+    its child processes too) into bench/results/profile-<name or kind>.txt;
+    runs on the client core."""
     spy = BIN / "py-spy"
     if not spy.exists():
         print("! --profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
@@ -753,7 +1105,8 @@ def start_profiler(server: Server, seconds: float) -> subprocess.Popen[bytes] | 
         [
             str(spy), "record", "--pid", str(server.pid), "--rate", "250", "--nonblocking",
             "--format", "raw", "--duration", str(max(1, int(seconds))),
-            "--output", str(out / f"profile-{server.kind}.txt"),
+            "--output", str(out / f"profile-{name or server.kind}.txt"),
+            *(["--subprocesses"] if subprocesses else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -765,13 +1118,14 @@ def start_profiler(server: Server, seconds: float) -> subprocess.Popen[bytes] | 
 IDLE_FRAMES = {"_connection_worker_thread (aiosqlite/core.py:59)"}
 
 
-def profile_summary(kind: str, top: int = 12) -> str:
+def profile_summary(kind: str, top: int = 12, name: str = "") -> str:
     """Where the server's samples were: functions by self and by inclusive share."""
-    path = BENCH / "results" / f"profile-{kind}.txt"
+    path = BENCH / "results" / f"profile-{name or kind}.txt"
     if not path.exists():
         return "(no profile)"
     own: dict[str, int] = {}
     incl: dict[str, int] = {}
+    processes: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -782,11 +1136,21 @@ def profile_summary(kind: str, top: int = 12) -> str:
         if frames and frames[-1] in IDLE_FRAMES:
             continue  # a thread blocked waiting for work, not running
         total += n
+        procs = [f for f in stack.split(";") if f.startswith("process ")]
+        if procs:  # py-spy --subprocesses: the innermost is the sampled one
+            processes[procs[-1]] = processes.get(procs[-1], 0) + n
+        if not frames:
+            frames = ["(no Python frame: native code, e.g. the event loop's own I/O)"]
         if frames:
             own[frames[-1]] = own.get(frames[-1], 0) + n
         for f in set(frames):
             incl[f] = incl.get(f, 0) + n
-    lines = [f"profile of {LABELS[kind]} ({total} busy samples at 250 Hz), self time:"]
+    lines = [f"profile of {LABELS[kind]} ({total} busy samples at 250 Hz)"]
+    if len(processes) > 1:
+        lines.append("by process:")
+        for p, n in sorted(processes.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {n / total:6.1%}  {p[:120]}")
+    lines.append("self time:")
     for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {n / total:6.1%}  {f}")
     lines.append("inclusive:")

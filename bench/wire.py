@@ -24,11 +24,16 @@ HOST = "127.0.0.1"
 class HttpConn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int):
         self.reader, self.writer, self.port = reader, writer, port
+        self.src: str | None = None
 
     @classmethod
-    async def open(cls, port: int) -> HttpConn:
-        reader, writer = await asyncio.open_connection(HOST, port)
-        return cls(reader, writer, port)
+    async def open(cls, port: int, src: str | None = None) -> HttpConn:
+        """A connection to HOST:port, from source address `src` if given."""
+        local = (src, 0) if src else None
+        reader, writer = await asyncio.open_connection(HOST, port, local_addr=local)
+        self = cls(reader, writer, port)
+        self.src = src
+        return self
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -78,10 +83,12 @@ class HttpConn:
 
     async def reconnect(self) -> None:
         self.writer.close()
-        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        local = (self.src, 0) if self.src else None
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port, local_addr=local)
 
-    async def get(self, path: str) -> tuple[int, bytes]:
-        return await self.request("GET", path)
+    async def get(self, path: str, token: str = "") -> tuple[int, bytes]:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        return await self.request("GET", path, headers=headers)
 
     async def post_json(self, path: str, obj: Any, token: str = "") -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"}

@@ -43,6 +43,7 @@ from server.events import StoredEvent
 
 YEARS = (1990, 2199)  # data times outside these are mistakes, reported as data_incomplete
 AFTER = timedelta(microseconds=1)  # from a period's last instant to the breach
+BEIJING = timedelta(hours=8)  # China has kept one offset, without summer time, since 1991
 
 
 class Level(StrEnum):
@@ -188,7 +189,7 @@ class Watchdog:
         self._projects: dict[str, _Project] = {}
         self._timers: list[tuple[datetime, int, Deadline, Level]] = []
         self._counter = itertools.count()
-        self.tallies: dict[tuple[str, str, str], Tally] = {}  # (agency, category, "YYYY-MM")
+        self.tallies: dict[tuple[str, str, int], Tally] = {}  # (agency, category, YYYYMM)
         # What to keep of each stage's events: the data keys rules read, and
         # whether an `at_least` rule reads the stage after its event passed.
         self._keep: dict[str, set[str]] = {}
@@ -275,7 +276,8 @@ class Watchdog:
     ) -> list[dict[str, Any]]:
         """Per agency: totals, by category and by month (the public scorecard)."""
         agencies: dict[str, dict[str, Any]] = {}
-        for (a, c, p), tally in sorted(self.tallies.items()):
+        for (a, c, month), tally in sorted(self.tallies.items()):
+            p = f"{month // 100:04d}-{month % 100:02d}"
             if (agency and a != agency) or (category and c != category) or (period and p != period):
                 continue
             entry = agencies.setdefault(
@@ -511,8 +513,10 @@ class Watchdog:
         heapq.heappush(self._timers, (at, next(self._counter), deadline, level))
 
     def _tally(self, project: _Project, moment: datetime) -> Tally:
-        month = moment.astimezone(LEGAL_TZ).strftime("%Y-%m")
-        key = (project.agency, project.category, month)
+        # Once per event at start-up: the month as a number, and no zone
+        # conversion for the common case of a time already in Beijing time.
+        local = moment if moment.utcoffset() == BEIJING else moment.astimezone(LEGAL_TZ)
+        key = (project.agency, project.category, local.year * 100 + local.month)
         tally = self.tallies.get(key)
         if tally is None:
             tally = self.tallies[key] = Tally()
