@@ -689,3 +689,28 @@ def test_a_changed_rule_file_moves_the_deadline(tmp_path: Path) -> None:
     now = at("2026-03-20T10:00")
     assert shipped.fire(now) == []
     assert [w.level for w in edited.fire(now)] == [Level.APPROACHING, Level.BREACH]
+
+
+def test_a_failed_transaction_voids_its_open_deadlines() -> None:
+    history, dog = History(), watchdog()
+    dog.observe(history("P", "evaluation", "2026-03-02T15:00"))  # candidates due in 3 日
+    dog.observe(history("Q", "award", "2026-03-02T10:00"))  # contract due 1 Apr
+    [approaching] = dog.fire(start_of("2026-03-04"))
+    assert approaching.project == "P"
+    failed = history("P", "failed", "2026-03-04T11:00")
+    resolved = dog.observe(failed)
+    assert ids(resolved) == [approaching.id] and approaching.resolved_at == failed.published_at
+    assert dog.deadlines("P", at("2026-03-04T11:00")) == []
+    assert dog.fire(at("2026-03-10T00:00")) == [], "no breach for a void deadline"
+    assert len(dog.deadlines("Q", at("2026-03-10T00:00"))) == 1, "other projects untouched"
+    assert totals(dog.scorecard(period="2026-03"), "YW-GGZY")["open_breaches"] == 0
+
+
+def test_a_breach_before_the_failure_stays_counted_late() -> None:
+    history, dog = History(), watchdog()
+    dog.observe(history("P", "evaluation", "2026-03-02T15:00"))
+    breach = next(w for w in dog.fire(at("2026-03-06T00:00")) if w.level is Level.BREACH)
+    dog.observe(history("P", "failed", "2026-03-09T10:00"))
+    assert breach.resolved_at == at("2026-03-09T10:00")
+    card = totals(dog.scorecard(period="2026-03"), "YW-GGZY")
+    assert card["open_breaches"] == 0 and card["late"] == 1

@@ -121,7 +121,13 @@ class Compliance:
         # runs would rescan them again and again (seconds for a million events).
         gc.disable()
         try:
-            while page := await store.events_since(self.watchdog.head, None, REBUILD_PAGE):
+            # Read the next page (in the database's thread) while checking this one.
+            head = self.watchdog.head
+            following = asyncio.ensure_future(store.events_since(head, None, REBUILD_PAGE))
+            while page := await following:
+                following = asyncio.ensure_future(
+                    store.events_since(page[-1].seq, None, REBUILD_PAGE)
+                )
                 for event in page:
                     changes += self._check(event)
         finally:

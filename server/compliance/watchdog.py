@@ -15,6 +15,7 @@ Two kinds of rule (rules.py):
   watchdog warns `approaching` at the start of the working day `lead`
   working days before the last day, and `breach` once the last day is over.
   Both are resolved when the awaited stage is published.
+  A `failed` event (流标, 终止) voids the project's open deadlines.
 - `at_least`: checked when both moments are known (usually when the later
   one is published); a violation is a `breach` with no due time. It stays
   open: publishing cannot undo it, a supervisor has to look at it.
@@ -43,6 +44,7 @@ from server.events import StoredEvent
 
 YEARS = (1990, 2199)  # data times outside these are mistakes, reported as data_incomplete
 AFTER = timedelta(microseconds=1)  # from a period's last instant to the breach
+ENDED = "failed"  # the stage that ends a transaction early: its deadlines are void
 BEIJING = timedelta(hours=8)  # China has kept one offset, without summer time, since 1991
 
 
@@ -56,7 +58,7 @@ class Incomplete(ValueError):
     """An event lacks a time a rule needs, or has one that is not a time."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to build, a million at start-up
 class Fact:
     """What the watchdog keeps of one event: its moments and the data times rules read."""
 
@@ -235,6 +237,8 @@ class Watchdog:
             if rule.kind is Kind.AT_LEAST and rule.id not in checked:
                 checked.add(rule.id)
                 self._check_at_least(rule, project, fact, changes)
+        if fact.stage == ENDED and project.open:
+            self._void(project, fact, changes)
         for rule in starts:
             if rule.kind is Kind.DUE_WITHIN and rule.target.stage not in (fact.stage, ANY):
                 self._open(rule, project, fact, changes)
@@ -364,6 +368,23 @@ class Watchdog:
         for warning in deadline.fired.values():
             warning.resolved_at = published
             changes.append(warning)
+
+    def _void(self, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+        """The transaction ended (流标, 终止): nothing it awaited will come now.
+
+        Its open deadlines close without counting as met; one already overdue
+        stays counted as late. Their warnings are resolved by the publication.
+        """
+        for deadline in (d for waiting in project.open.values() for d in waiting):
+            deadline.closed = True
+            if Level.BREACH in deadline.fired:
+                tally = self._tally(project, deadline.due)
+                tally.open_breaches -= 1
+                tally.late += 1
+            for warning in deadline.fired.values():
+                warning.resolved_at = fact.published_at
+                changes.append(warning)
+        project.open.clear()
 
     def _check_at_once(
         self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
