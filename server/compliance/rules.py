@@ -16,6 +16,7 @@ watchdog warns before the deadline and reports a breach when it passes).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class Ref:
     stage: str  # a stage code, or "*": the event the rule is looking at
     field: str = "published_at"  # or "occurred_at", or "data.<name>"
 
-    @property
+    @functools.cached_property  # read for every event at start-up
     def data_key(self) -> str | None:
         return self.field.removeprefix("data.") if self.field.startswith("data.") else None
 

@@ -44,6 +44,7 @@ from server.events import StoredEvent
 
 YEARS = (1990, 2199)  # data times outside these are mistakes, reported as data_incomplete
 AFTER = timedelta(microseconds=1)  # from a period's last instant to the breach
+NOTHING: frozenset[str] = frozenset()
 ENDED = "failed"  # the stage that ends a transaction early: its deadlines are void
 BEIJING = timedelta(hours=8)  # China has kept one offset, without summer time, since 1991
 
@@ -77,6 +78,8 @@ class Fact:
         published = datetime.fromisoformat(doc["published_at"])
         occurred = doc.get("occurred_at")
         data = doc.get("data")
+        if occurred == doc["published_at"]:
+            occurred = None  # the common case: one parse is enough
         return cls(
             seq=event.seq,
             project=event.project,
@@ -170,6 +173,15 @@ class _Project:
     incomplete: dict[tuple[str, str], Warning] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    at_once: tuple[Rule, ...]  # due_within with both moments in the event itself
+    closes: tuple[Rule, ...]  # due_within deadlines the event may close
+    at_least: tuple[Rule, ...]  # minimum intervals the event is one end of
+    opens: tuple[Rule, ...]  # due_within deadlines the event opens
+    remember: bool  # an at_least rule reads this stage later
+
+
 @dataclass(slots=True)
 class Tally:
     """One agency's record in one category and month: the public scorecard's cells."""
@@ -208,9 +220,38 @@ class Watchdog:
                     for ref in (rule.trigger, rule.target):
                         self._remembered.add((code, ref.stage))
         self._keep_frozen = {stage: frozenset(keys) for stage, keys in self._keep.items()}
+        self._plans: dict[tuple[str, str], _Plan] = {}
 
     def fact(self, event: StoredEvent) -> Fact:
-        return Fact.of(event, self._keep_frozen.get(event.stage, frozenset()))
+        return Fact.of(event, self._keep_frozen.get(event.stage, NOTHING))
+
+    def _plan(self, category: str, stage: str) -> _Plan:
+        """Which rules an event of this category and stage concerns, and how: worked
+        out once per pair, since every event asks (a million at start-up)."""
+        answers = self.rules.targeting(category, stage)
+        starts = self.rules.triggered_by(category, stage)
+        at_once: list[Rule] = []
+        closes: list[Rule] = []
+        opens: list[Rule] = []
+        at_least: list[Rule] = []
+        for rule in answers:
+            if rule.kind is Kind.DUE_WITHIN:
+                (at_once if rule.trigger.stage in (stage, ANY) else closes).append(rule)
+        for rule in dict.fromkeys((*answers, *starts)):
+            if rule.kind is Kind.AT_LEAST:
+                at_least.append(rule)
+        for rule in starts:
+            if rule.kind is Kind.DUE_WITHIN and rule.target.stage not in (stage, ANY):
+                opens.append(rule)
+        plan = _Plan(
+            tuple(at_once),
+            tuple(closes),
+            tuple(at_least),
+            tuple(opens),
+            (category, stage) in self._remembered,
+        )
+        self._plans[category, stage] = plan
+        return plan
 
     # --- following the log -------------------------------------------------------
 
@@ -223,26 +264,18 @@ class Watchdog:
                 fact.project, fact.category, fact.agency
             )
         changes: list[Warning] = []
-        answers = self.rules.targeting(fact.category, fact.stage)
-        starts = self.rules.triggered_by(fact.category, fact.stage)
-        for rule in answers:
-            if rule.kind is not Kind.DUE_WITHIN:
-                continue
-            if rule.trigger.stage in (fact.stage, ANY):
-                self._check_at_once(rule, project, fact, changes)
-            else:
-                self._close(rule, project, fact, changes)
-        checked: set[str] = set()
-        for rule in itertools.chain(answers, starts):
-            if rule.kind is Kind.AT_LEAST and rule.id not in checked:
-                checked.add(rule.id)
-                self._check_at_least(rule, project, fact, changes)
+        plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
+        for rule in plan.at_once:
+            self._check_at_once(rule, project, fact, changes)
+        for rule in plan.closes:
+            self._close(rule, project, fact, changes)
+        for rule in plan.at_least:
+            self._check_at_least(rule, project, fact, changes)
         if fact.stage == ENDED and project.open:
             self._void(project, fact, changes)
-        for rule in starts:
-            if rule.kind is Kind.DUE_WITHIN and rule.target.stage not in (fact.stage, ANY):
-                self._open(rule, project, fact, changes)
-        if (fact.category, fact.stage) in self._remembered:
+        for rule in plan.opens:
+            self._open(rule, project, fact, changes)
+        if plan.remember:
             project.latest[fact.stage] = fact
         return changes
 
@@ -396,10 +429,11 @@ class Watchdog:
             ref = rule.trigger if rule.trigger.data_key else rule.target
             self._incomplete(rule, project, fact, ref, exc, changes)
             return
-        self._complete(rule, project, fact, rule.trigger, changes)
-        if rule.trigger.stage == ANY and (done.date() - start.date()).days <= rule.amount:
-            # Within `amount` calendar days is within `amount` days of any kind:
-            # the common case for the rule on every event, without the calendar.
+        if rule.trigger.data_key is not None:
+            self._complete(rule, project, fact, rule.trigger, changes)
+        if rule.trigger.stage == ANY and done - start <= timedelta(days=rule.amount):
+            # Within `amount` × 24 h is within `amount` days of any kind: the
+            # common case for the rule on every event, without the calendar.
             self._tally(project, done).on_time += 1
             return
         due = self.calendar.due(start, rule.amount, rule.unit)
