@@ -819,9 +819,11 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
     rss_store = vm("VmRSS")
 
     # Instrumentation (no change to what runs): time spent reading pages of the
-    # log and storing warnings, inside compliance.open.
+    # log and storing warnings, inside compliance.open. The rebuild reads the
+    # next page while checking the current one: "read" is the time the pages
+    # took to arrive, overlapping "check", which is everything but storing.
     spent = Counter[str]()
-    events_since = store.events_since
+    events_since = store.event_times_since
 
     rss_pages: list[int] = []  # VmRSS as each page of the log is asked for
 
@@ -833,7 +835,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             spent["read"] += time.perf_counter() - t
 
-    store.events_since = timed_read  # type: ignore[method-assign]
+    store.event_times_since = timed_read  # type: ignore[method-assign]
     gcw.on = True
     c0, t0 = cpu_s(), time.perf_counter()
     compliance = Compliance.load(settings, domain, clock, broadcast)
@@ -879,7 +881,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
     gcw.on = False
     rss_open = vm("VmRSS")
     hwm_open = vm("VmHWM")  # the peak of load + open (read before anything else is measured)
-    store.events_since = events_since  # type: ignore[method-assign]
+    store.event_times_since = events_since  # type: ignore[method-assign]
 
     wd = compliance.watchdog
     now = clock.now()
@@ -925,7 +927,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_s": c1 - c0,
         "read_s": spent["read"],
         "save_s": spent["save"],
-        "check_s": (t1 - t_loaded) - spent["read"] - spent["save"],
+        "check_s": (t1 - t_loaded) - spent["save"],
         "rss_start_kib": rss0,
         "rss_store_kib": rss_store,
         "rss_loaded_kib": rss_loaded,
@@ -1379,7 +1381,7 @@ def print_report(
             "",
             "wall s",
             "CPU s",
-            "read log s",
+            "read log s (overlaps)",
             "check s",
             "store warnings s",
             "peak RSS MiB",

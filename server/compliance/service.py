@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from server.compliance.calendar import WORKDAYS_FILE, WorkCalendar
 from server.compliance.catalog import CATALOG_FILE, Catalog
 from server.compliance.rules import RULES_FILE, Rules
 from server.compliance.warnings import WARNINGS_FILE, WarningStore
-from server.compliance.watchdog import Warning, Watchdog
+from server.compliance.watchdog import Fact, Warning, Watchdog
 from server.domain import Domain
 from server.events import StoredEvent
 from server.settings import Settings
@@ -102,16 +103,16 @@ class Compliance:
         changes: list[Warning] = []
         for event in events:
             if event.seq > self.watchdog.head:
-                changes += self._check(event)
+                changes += self._check(event.seq, functools.partial(self.watchdog.fact, event))
         self._emit(changes)
 
-    def _check(self, event: StoredEvent) -> list[Warning]:
+    def _check(self, seq: int, fact: Callable[[], Fact]) -> list[Warning]:
         try:
-            return self.watchdog.observe(self.watchdog.fact(event))
+            return self.watchdog.observe(fact())
         except Exception:
             # A bug in one rule must not stop the log, the others, or a restart.
-            log.exception("compliance: checking event %d failed; it is skipped", event.seq)
-            self.watchdog.head = event.seq
+            log.exception("compliance: checking event %d failed; it is skipped", seq)
+            self.watchdog.head = seq
             return []
 
     async def _rebuild(self, store: EventStore) -> None:
@@ -122,14 +123,16 @@ class Compliance:
         gc.disable()
         try:
             # Read the next page (in the database's thread) while checking this one.
-            head = self.watchdog.head
-            following = asyncio.ensure_future(store.events_since(head, None, REBUILD_PAGE))
+            keys, fact = self.watchdog.data_keys, self.watchdog.fact_of_row
+            following = asyncio.ensure_future(
+                store.event_times_since(self.watchdog.head, keys, REBUILD_PAGE)
+            )
             while page := await following:
                 following = asyncio.ensure_future(
-                    store.events_since(page[-1].seq, None, REBUILD_PAGE)
+                    store.event_times_since(page[-1][0], keys, REBUILD_PAGE)
                 )
-                for event in page:
-                    changes += self._check(event)
+                for row in page:
+                    changes += self._check(row[0], functools.partial(fact, row))
         finally:
             gc.enable()
         # What was built lives as long as the server: keep it out of every later
