@@ -12,16 +12,14 @@ power cut could at worst re-send what the log still holds — never lose it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import orjson
+
+from server.store.sidefile import SideFile
 
 QUEUE_FILE = "push.db"  # in the data directory
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
@@ -76,44 +74,9 @@ class Outcome:
     next_at: float = 0.0  # for a retry (state QUEUED)
 
 
-class PushQueue:
+class PushQueue(SideFile):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
-            await self._db.execute(f"PRAGMA {pragma}")
-        await self._db.executescript(SCHEMA)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        assert self._db is not None, "push queue is not open"
-        return self._db
-
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(await self.db.execute_fetchall(sql, params))
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> Any:
-        # One connection serves the worker's derive, send and flush loops: a
-        # transaction must not begin while another task's is still open on it.
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
+        super().__init__(path, SCHEMA)
 
     # --- subscriptions ---------------------------------------------------------
 
@@ -128,8 +91,8 @@ class PushQueue:
     ) -> tuple[int, bool]:
         """Create or replace the subscription for this endpoint; (id, created)."""
         stage_list = None if not stages else "," + ",".join(sorted(set(stages))) + ","
-        async with self._transaction():
-            rows = await self._rows("SELECT id FROM subscriptions WHERE endpoint = ?", (endpoint,))
+        async with self.transaction():
+            rows = await self.rows("SELECT id FROM subscriptions WHERE endpoint = ?", (endpoint,))
             if rows:
                 sub_id, created = int(rows[0][0]), False
                 await self.db.execute(
@@ -154,7 +117,7 @@ class PushQueue:
         return sub_id, created
 
     async def delete(self, endpoint: str) -> bool:
-        rows = await self._rows("SELECT id FROM subscriptions WHERE endpoint = ?", (endpoint,))
+        rows = await self.rows("SELECT id FROM subscriptions WHERE endpoint = ?", (endpoint,))
         if not rows:
             return False
         await self._forget(int(rows[0][0]))
@@ -162,7 +125,7 @@ class PushQueue:
 
     async def _forget(self, sub_id: int) -> None:
         """Remove a subscription and give up its queued deliveries (as gone)."""
-        async with self._transaction():
+        async with self.transaction():
             await self.db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
             await self.db.execute(
                 "DELETE FROM subscription_topics WHERE subscription_id = ?", (sub_id,)
@@ -173,11 +136,11 @@ class PushQueue:
             )
 
     async def count(self) -> int:
-        rows = await self._rows("SELECT COUNT(*) FROM subscriptions")
+        rows = await self.rows("SELECT COUNT(*) FROM subscriptions")
         return int(rows[0][0])
 
     async def get(self, endpoint: str) -> Subscription | None:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT id, endpoint, p256dh, auth, topics, stages FROM subscriptions"
             " WHERE endpoint = ?",
             (endpoint,),
@@ -197,7 +160,7 @@ class PushQueue:
     # --- deriving deliveries from the log -----------------------------------------
 
     async def cursor(self) -> int:
-        rows = await self._rows("SELECT seq FROM cursor WHERE id = 1")
+        rows = await self.rows("SELECT seq FROM cursor WHERE id = 1")
         return int(rows[0][0]) if rows else 0
 
     async def enqueue(self, events: Iterable[Pending], up_to: int, now: float) -> int:
@@ -207,7 +170,7 @@ class PushQueue:
         index, in SQLite, so 100,000 rows cost one round trip, not 100,000.
         """
         added = 0
-        async with self._transaction():
+        async with self.transaction():
             for event in events:
                 marks = ",".join("?" for _ in event.topics)
                 cursor = await self.db.execute(
@@ -229,7 +192,7 @@ class PushQueue:
     # --- sending --------------------------------------------------------------------
 
     async def due(self, now: float, limit: int) -> list[Due]:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT d.seq, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.attempts,"
             " d.expires_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id"
             " WHERE d.state = 0 AND d.next_at <= ? ORDER BY d.next_at, d.seq LIMIT ?",
@@ -238,13 +201,13 @@ class PushQueue:
         return [Due(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
 
     async def next_due_at(self) -> float | None:
-        rows = await self._rows("SELECT MIN(next_at) FROM deliveries WHERE state = 0")
+        rows = await self.rows("SELECT MIN(next_at) FROM deliveries WHERE state = 0")
         return None if rows[0][0] is None else float(rows[0][0])
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Store what happened to a batch of attempts, in one transaction."""
         gone = {o.subscription_id for o in outcomes if o.state is State.GONE}
-        async with self._transaction():
+        async with self.transaction():
             await self.db.executemany(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
                 " next_at = CASE WHEN ? > 0 THEN ? ELSE next_at END"
@@ -258,7 +221,7 @@ class PushQueue:
             await self._forget(sub_id)
 
     async def counts(self, seq: int) -> dict[str, int]:
-        rows = await self._rows(
+        rows = await self.rows(
             "SELECT state, COUNT(*) FROM deliveries WHERE seq = ? GROUP BY state", (seq,)
         )
         by_state = {State(state): int(n) for state, n in rows}

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +229,19 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         listed = "\n  ".join(errors.unexpected())
         pytest.fail(f"the browser reported errors:\n  {listed}", pytrace=False)
     return result
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start extra servers with particular settings; all are stopped afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(data: str = "data", **env: str) -> ServerProcess:
+        proc = ServerProcess(tmp_path / data, **env).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.process is not None:
+            proc.stop()

@@ -150,22 +150,6 @@ def assert_error_op(message: dict[str, Any], code: str | None = None) -> None:
     assert_no_leak(json.dumps(message, ensure_ascii=False))
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start extra servers with particular settings; all are stopped afterwards."""
-    started: list[ServerProcess] = []
-
-    def start(data: str = "data", **env: str) -> ServerProcess:
-        proc = ServerProcess(tmp_path / data, **env).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.process is not None:
-            proc.stop()
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the many checks that only need to be refused (no shared state)."""

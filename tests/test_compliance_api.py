@@ -222,21 +222,6 @@ def supervisor(shared: ServerProcess, tokens: dict[str, str]) -> Iterator[Superv
     member.client.close()
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start(data: str = "data", **env: str) -> ServerProcess:
-        proc = ServerProcess(tmp_path / data, **env).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.process is not None:
-            proc.stop()
-
-
 # --- the catalogue and the scorecard (public) ------------------------------------------
 
 

@@ -10,14 +10,14 @@ changes nothing, and a resolution only ever fills `resolved_at` in.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import orjson
 
 from server.compliance.watchdog import Warning
+from server.store.sidefile import SideFile
 
 WARNINGS_FILE = "compliance.db"
 SCHEMA = """
@@ -43,40 +43,17 @@ WHERE warnings.resolved_at IS NULL AND excluded.resolved_at IS NOT NULL
 FILTERS = ("agency", "category", "level", "project")
 
 
-class WarningStore:
+class WarningStore(SideFile):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
-            await self._db.execute(f"PRAGMA {pragma}")
-        await self._db.executescript(SCHEMA)
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        assert self._db is not None, "warning store is not open"
-        return self._db
+        super().__init__(path, SCHEMA)
 
     async def save(self, warnings: Iterable[Warning]) -> None:
         """Insert new warnings and fill in resolutions, in one transaction."""
         rows = [_row(w) for w in warnings]
         if not rows:
             return
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self.transaction():
             await self.db.executemany(UPSERT, rows)
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        await self.db.execute("COMMIT")
 
     async def list(
         self, filters: Mapping[str, str], state: str | None, cursor: str | None, limit: int
@@ -100,14 +77,14 @@ class WarningStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        rows: Sequence[Any] = list(await self.db.execute_fetchall(sql, [*params, limit + 1]))
+        rows = await self.rows(sql, [*params, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _encode_cursor(rows[-1][0], rows[-1][1]) if more else None
         return [bytes(row[2]) for row in rows], next_cursor
 
     async def count(self) -> int:
-        rows = list(await self.db.execute_fetchall("SELECT COUNT(*) FROM warnings"))
+        rows = await self.rows("SELECT COUNT(*) FROM warnings")
         return int(rows[0][0])
 
 
