@@ -120,13 +120,13 @@ class Compliance:
         changes: list[Warning] = []
         # The rebuild only adds long-lived objects: collecting garbage while it
         # runs would rescan them again and again (seconds for a million events).
+        # Read the next page (in the database's thread) while checking this one.
+        keys, fact = self.watchdog.data_keys, self.watchdog.fact_of_row
+        following = asyncio.ensure_future(
+            store.event_times_since(self.watchdog.head, keys, REBUILD_PAGE)
+        )
         gc.disable()
         try:
-            # Read the next page (in the database's thread) while checking this one.
-            keys, fact = self.watchdog.data_keys, self.watchdog.fact_of_row
-            following = asyncio.ensure_future(
-                store.event_times_since(self.watchdog.head, keys, REBUILD_PAGE)
-            )
             while page := await following:
                 following = asyncio.ensure_future(
                     store.event_times_since(page[-1][0], keys, REBUILD_PAGE)
@@ -135,6 +135,7 @@ class Compliance:
                     changes += self._check(row[0], functools.partial(fact, row))
         finally:
             gc.enable()
+            following.cancel()  # a failed rebuild leaves no read behind
         # What was built lives as long as the server: keep it out of every later
         # full collection, so those stay short pauses for the streams. (The
         # rebuild makes next to no cyclic garbage: no collection first.)
