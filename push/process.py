@@ -12,7 +12,8 @@ itself, so the web server only has to say "something was committed" — one
 byte on the worker's stdin, and a lost or merged byte costs nothing. When
 stdin closes (the server stopped, or was killed) the worker stores the
 outcomes it has, drops what is in flight (still queued, sent again later)
-and exits: it never outlives the server that started it.
+and exits; it also checks every second that the server is still its parent.
+It never outlives the server that started it.
 
     python -m push.process      # started by PushService; settings from SUNBID_*
 """
@@ -39,7 +40,8 @@ log = logging.getLogger("sunbid.push")
 
 NICENESS = 10  # below the web server: a shared core goes to the streams first
 RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)  # after unexpected exits in a row
-STOP_SECONDS = 5.0  # to store outcomes after stdin closed, before a SIGKILL
+STOP_SECONDS = 5.0
+PARENT_CHECK_SECONDS = 1.0  # to store outcomes after stdin closed, before a SIGKILL
 
 
 class PushProcess:
@@ -143,13 +145,28 @@ async def _run(settings: Settings) -> None:
 
 
 async def _follow_commits(worker: PushWorker) -> None:
-    """Wake the worker for every byte on stdin; return at end of file."""
+    """Wake the worker for every byte on stdin; return at end of file, or
+    once the web server is gone (adopted by another parent), whichever is seen
+    first: a missed end of file must not leave a worker sending on its own."""
     reader = asyncio.StreamReader()
     await asyncio.get_running_loop().connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
     )
-    while await reader.read(4096):
-        worker.notify()
+
+    async def read() -> None:
+        while await reader.read(4096):
+            worker.notify()
+
+    async def orphaned(parent: int) -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_SECONDS)
+
+    watches = [asyncio.ensure_future(read()), asyncio.ensure_future(orphaned(os.getppid()))]
+    try:
+        await asyncio.wait(watches, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for watch in watches:
+            watch.cancel()
 
 
 def main() -> None:
