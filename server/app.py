@@ -29,6 +29,7 @@ from server.hub import Hub
 from server.settings import Settings
 from server.state import AppState
 from server.store import open_store
+from server.stream import peer
 from server.stream.limits import ConnectionLimiter
 from server.stream.sse import SSEStream
 from server.stream.ws import WebSocketStream
@@ -45,6 +46,8 @@ class SunbidApp:
         self.ws = WebSocketStream(state)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Here `send` is still the server's own: the streams find their socket through it.
+        scope[peer.SCOPE_KEY] = peer.transport_of(send)
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             await self.ws(scope, receive, send)
         else:

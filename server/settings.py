@@ -38,9 +38,13 @@ class Settings:
     max_frame_bytes: int
     max_topics_per_connection: int
     max_connections_per_address: int
-    # Frames a connection may have waiting while its socket pushes back; one
-    # more and it is closed with 4008 `lagging` (it resumes with `since`).
-    max_pending_frames: int
+    # Bytes a connection may have waiting while its socket pushes back (replay
+    # included); one frame more and it is closed with 4008 `lagging` (it
+    # resumes with `since`).
+    max_pending_bytes: int
+    # A stream whose socket takes no data for this long is aborted (not closed:
+    # a close would wait for a peer that does not read).
+    send_timeout: float
     ws_ping_interval: float
     sqlite_synchronous: str
     # Compliance: warn this many working days before a statutory deadline (0: only breaches)
@@ -91,6 +95,15 @@ class Settings:
         synchronous = env.get("SUNBID_SQLITE_SYNCHRONOUS", "FULL").upper()
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise SettingsError("SUNBID_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        max_body_bytes = _int(env, "SUNBID_MAX_BODY_BYTES", 64 * 1024, 1024)
+        max_pending_bytes = _int(env, "SUNBID_MAX_PENDING_BYTES", 1024 * 1024, 1024)
+        if max_pending_bytes < 2 * max_body_bytes:
+            # An event carries at most a body's worth: room for two, or a client
+            # that is merely one frame behind would be cut off.
+            raise SettingsError(
+                "SUNBID_MAX_PENDING_BYTES must be at least twice SUNBID_MAX_BODY_BYTES "
+                f"({2 * max_body_bytes}), got {max_pending_bytes}"
+            )
         return cls(
             data_dir=data_dir,
             database_url=env.get("SUNBID_DATABASE_URL", f"sqlite:///{data_dir / 'sunbid.db'}"),
@@ -100,11 +113,12 @@ class Settings:
             vapid_subject=subject,
             push_allowed_hosts=allowed,
             public_url=public_url,
-            max_body_bytes=_int(env, "SUNBID_MAX_BODY_BYTES", 64 * 1024, 1024),
+            max_body_bytes=max_body_bytes,
             max_frame_bytes=_int(env, "SUNBID_MAX_FRAME_BYTES", 16 * 1024, 256),
             max_topics_per_connection=_int(env, "SUNBID_MAX_TOPICS", 64, 1),
             max_connections_per_address=_int(env, "SUNBID_MAX_CONNECTIONS_PER_ADDRESS", 256, 1),
-            max_pending_frames=_int(env, "SUNBID_MAX_PENDING_FRAMES", 1024, 1),
+            max_pending_bytes=max_pending_bytes,
+            send_timeout=float(_int(env, "SUNBID_SEND_TIMEOUT_SECONDS", 30, 1)),
             ws_ping_interval=float(_int(env, "SUNBID_WS_PING_SECONDS", 20, 1)),
             sqlite_synchronous=synchronous,
             warn_lead_workdays=_int(env, "SUNBID_WARN_LEAD_WORKDAYS", 1, 0),

@@ -368,11 +368,11 @@ def _seed(server: ServerProcess, token: str) -> None:
     asyncio.run(run())
 
 
-@pytest.fixture(scope="module", params=["default", "pending16"])
+@pytest.fixture(scope="module", params=["default", "pending128k"])
 def big_log(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BigLog]:
-    env = {"SUNBID_MAX_PENDING_FRAMES": "16"} if request.param == "pending16" else {}
+    env = {"SUNBID_MAX_PENDING_BYTES": "131072"} if request.param == "pending128k" else {}
     server = ServerProcess(tmp_path_factory.mktemp("big") / "data", **env).start()
     try:
         token = server.token("admin-big")
@@ -516,8 +516,9 @@ async def test_subscribing_while_publishing_never_leaves_a_hole(
         assert set(acked) <= set(got)
 
 
-@pytest.mark.parametrize("big_log", ["pending16"], indirect=True)
-@pytest.mark.parametrize("arriving", [5, 40])  # fewer / more than the 16 a feed holds back
+@pytest.mark.parametrize("big_log", ["pending128k"], indirect=True)
+# Fewer / more bytes than the 128 KiB a feed holds back: small events, or big ones.
+@pytest.mark.parametrize("arriving", [5, 6])
 async def test_live_events_arriving_while_the_last_replay_page_is_held_up_follow_it(
     big_log: BigLog, arriving: int
 ) -> None:
@@ -543,7 +544,11 @@ async def test_live_events_arriving_while_the_last_replay_page_is_held_up_follow
     )
     _opened.append(ws)
     await asyncio.sleep(0.5)  # not reading: the server's replay is now held up
-    live = [await pub.publish(project, "clarification", data={"n": n}) for n in range(arriving)]
+    body = BIG_BODY if arriving == 6 else "澄清"
+    live = [
+        await pub.publish(project, "clarification", body=body, data={"n": n})
+        for n in range(arriving)
+    ]
     assert await subscribed(ws) == max(seqs(replayed))
     got = await until_pong(ws)
     assert seqs(got) == sorted(seqs(replayed)) + seqs(live)

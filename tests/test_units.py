@@ -20,6 +20,7 @@ from server.events import StoredEvent
 from server.hub import Hub
 from server.settings import Settings, SettingsError
 from server.stream.frames import Frames
+from server.stream.peer import Peer
 from server.stream.sender import Sender
 from server.topics import TopicFilter, parse_topic, topics_of
 
@@ -724,7 +725,9 @@ def test_settings_from_values() -> None:
         ("SUNBID_MAX_FRAME_BYTES", "100"),
         ("SUNBID_MAX_TOPICS", "0"),
         ("SUNBID_MAX_CONNECTIONS_PER_ADDRESS", "-3"),
-        ("SUNBID_MAX_PENDING_FRAMES", "x"),
+        ("SUNBID_MAX_PENDING_BYTES", "x"),
+        ("SUNBID_MAX_PENDING_BYTES", "65536"),  # less than two bodies of 64 KiB
+        ("SUNBID_SEND_TIMEOUT_SECONDS", "0"),
         ("SUNBID_WS_PING_SECONDS", "0"),
         ("SUNBID_WS_PING_SECONDS", "soon"),
     ],
@@ -739,7 +742,15 @@ def test_bad_setting_names_the_variable(name: str, value: str) -> None:
 
 
 def message(n: int) -> dict[str, Any]:
-    return {"type": "websocket.send", "text": str(n)}
+    return {"type": "websocket.send", "text": f"{n:<{MESSAGE_BYTES}}"}
+
+
+MESSAGE_BYTES = 10
+
+
+def sender_for(socket: Socket, frames: int, overflow: Overflow, timeout: float = 30.0) -> Sender:
+    """A sender whose byte limit holds one frame in flight and `frames` queued."""
+    return Sender(socket.send, Peer(None, timeout), (frames + 1) * MESSAGE_BYTES, overflow)
 
 
 class Socket:
@@ -765,7 +776,7 @@ class Socket:
         self.written.append(msg)
 
     def texts(self) -> list[str]:
-        return [m.get("text", m.get("type", "")) for m in self.written]
+        return [m.get("text", m.get("type", "")).strip() for m in self.written]
 
 
 class Overflow:
@@ -783,7 +794,7 @@ async def settle() -> None:
 
 async def test_sender_writes_synchronously_while_the_socket_keeps_up() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 4, overflow)
+    sender = sender_for(socket, 4, overflow)
     tasks_before = len(asyncio.all_tasks())
     for n in range(100):
         sender.offer(message(n))
@@ -795,7 +806,7 @@ async def test_sender_writes_synchronously_while_the_socket_keeps_up() -> None:
 
 async def test_sender_keeps_order_under_back_pressure() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 8, overflow)
+    sender = sender_for(socket, 8, overflow)
     sender.offer(message(0))
     socket.block()
     sender.offer(message(1))  # suspends: moves to a task
@@ -815,7 +826,7 @@ async def test_sender_keeps_order_under_back_pressure() -> None:
 async def test_sender_overflow_cuts_off_exactly_once() -> None:
     socket, overflow = Socket(), Overflow()
     limit = 5
-    sender = Sender(socket.send, limit, overflow)
+    sender = sender_for(socket, limit, overflow)
     socket.block()
     sender.offer(message(0))  # in flight
     for n in range(1, limit + 1):
@@ -839,7 +850,7 @@ async def test_sender_overflow_cuts_off_exactly_once() -> None:
 
 async def test_sender_put_waits_for_the_socket_to_drain() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 4, overflow)
+    sender = sender_for(socket, 4, overflow)
     await sender.put(message(0))  # written at once
     socket.block()
     await asyncio.wait_for(sender.put(message(1)), 1)  # in flight, nothing queued
@@ -856,7 +867,7 @@ async def test_sender_put_waits_for_the_socket_to_drain() -> None:
 
 async def test_sender_put_never_overflows_a_slow_but_live_client() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 4, overflow)
+    sender = sender_for(socket, 4, overflow)
 
     async def reader() -> None:  # drains a little at a time
         for _ in range(200):
@@ -877,7 +888,7 @@ async def test_sender_put_never_overflows_a_slow_but_live_client() -> None:
 
 async def test_sender_stops_quietly_when_the_peer_is_gone() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 4, overflow)
+    sender = sender_for(socket, 4, overflow)
     socket.fail = True
     sender.offer(message(0))  # raises inside send: no exception escapes
     assert sender.failed
@@ -888,7 +899,7 @@ async def test_sender_stops_quietly_when_the_peer_is_gone() -> None:
 
 async def test_sender_peer_gone_while_draining() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 4, overflow)
+    sender = sender_for(socket, 4, overflow)
     socket.block()
     sender.offer(message(0))
     sender.offer(message(1))
@@ -904,7 +915,7 @@ async def test_sender_peer_gone_while_draining() -> None:
 
 async def test_sender_close_sends_last_after_the_backlog() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 8, overflow)
+    sender = sender_for(socket, 8, overflow)
     socket.block()
     for n in range(4):
         sender.offer(message(n))
@@ -919,7 +930,7 @@ async def test_sender_close_sends_last_after_the_backlog() -> None:
 
 async def test_sender_close_gives_up_on_a_stalled_client() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = Sender(socket.send, 8, overflow)
+    sender = sender_for(socket, 8, overflow)
     socket.block()
     sender.offer(message(0))
     started = asyncio.get_running_loop().time()
@@ -928,3 +939,41 @@ async def test_sender_close_gives_up_on_a_stalled_client() -> None:
     assert socket.written == []
     socket.unblock()
     await settle()
+
+
+async def test_sender_aborts_a_socket_that_takes_nothing_for_the_send_timeout() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = sender_for(socket, 8, overflow, timeout=0.2)
+    socket.block()
+    sender.offer(message(0))
+    sender.offer(message(1))
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(sender.drained(), 2)
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.2 <= waited < 0.2 * 1.5, waited  # between 1 and 1 + 1/WATCHES timeouts
+    assert sender.failed and sender.backlog == 0 and overflow.calls == 0
+    socket.unblock()
+    sender.offer(message(2))
+    await settle()
+    assert socket.written == []
+
+
+async def test_sender_keeps_a_slow_socket_that_still_takes_data() -> None:
+    socket, overflow = Socket(), Overflow()
+    sender = sender_for(socket, 40, overflow, timeout=0.3)
+    socket.block()
+    for n in range(8):
+        sender.offer(message(n))
+
+    async def trickle() -> None:  # one frame every 0.1 s: slower than nothing, yet alive
+        while sender.backlog or not socket.written or len(socket.written) < 8:
+            socket.unblock()
+            await asyncio.sleep(0)
+            socket.block()
+            await asyncio.sleep(0.1)
+        socket.unblock()
+
+    await asyncio.wait_for(trickle(), 5)
+    await asyncio.wait_for(sender.drained(), 1)
+    assert socket.texts() == [str(n) for n in range(8)]
+    assert not sender.failed

@@ -7,6 +7,10 @@ the replay already sent, and goes live — all without an `await` between the
 last read and going live, so no event can slip between the two. If the
 buffer outgrows its bound during a long replay it is dropped and the replay
 simply reads further: every event is in the log anyway.
+
+Memory per connection is bounded by bytes, not counts: a replay reads pages
+of about `limit / 4` bytes (an event may be 1 KB or 60 KB), waits while half
+of `limit` is unsent, and the live buffer holds at most `limit` bytes.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from server.events import StoredEvent
 from server.hub import Hub
 from server.store import EventStore
 from server.stream.frames import Frames
+from server.stream.peer import Peer
 from server.stream.sender import Message, Send, Sender
 from server.topics import TopicFilter
 
-REPLAY_PAGE = 1000
+REPLAY_PAGE = 1000  # events at most per read of the log …
+FIRST_PAGE = 64  # … and in the first read, before the events' size is known
 # On server shutdown, how long a client may take to receive its close frame.
 SHUTDOWN_SECONDS = 2.0
 
@@ -29,6 +35,7 @@ SHUTDOWN_SECONDS = 2.0
 class Feed:
     __slots__ = (
         "_buffer",
+        "_buffer_bytes",
         "_buffer_dropped",
         "_closing",
         "_lagging",
@@ -46,6 +53,7 @@ class Feed:
         hub: Hub,
         store: EventStore,
         send: Send,
+        peer: Peer,
         frame: Callable[[Frames], Message],
         lagging: Message,
         limit: int,
@@ -56,10 +64,11 @@ class Feed:
         self.topics: dict[str, tuple[frozenset[str] | None, int]] = {}
         self.seen = 0
         self.frame = frame
-        self.sender = Sender(send, limit, self._on_overflow)
+        self.sender = Sender(send, peer, limit, self._on_overflow)
         self._lagging = lagging
         self._limit = limit
         self._buffer: list[Frames] | None = None  # live events held back during a replay
+        self._buffer_bytes = 0
         self._buffer_dropped = False
         self._closing: asyncio.Task[None] | None = None
 
@@ -68,10 +77,12 @@ class Feed:
     def deliver(self, frames: Frames) -> None:
         if self._buffer is None:
             self.sender.offer(self.frame(frames))
-        elif len(self._buffer) < self._limit:
+        elif self._buffer_bytes < self._limit:
             self._buffer.append(frames)
+            self._buffer_bytes += len(frames.event.json)
         else:
             self._buffer.clear()
+            self._buffer_bytes = 0
             self._buffer_dropped = True
 
     def notice(self, message: Message) -> None:
@@ -100,6 +111,7 @@ class Feed:
                     last = frames.event.seq
         finally:
             self._buffer = None
+            self._buffer_bytes = 0
         self.seen = max(self.seen, last)
 
     def following(self, exclude: Mapping[str, object] = {}) -> TopicFilter:
@@ -135,15 +147,23 @@ class Feed:
         """
         new = TopicFilter(dict(topics))
         last = min(since, sent_live) if earlier else since
+        page_size = FIRST_PAGE
         while True:
-            page = await self.store.events_since(last, self.following().public(), REPLAY_PAGE)
+            page = await self.store.events_since(last, self.following().public(), page_size)
+            if page:
+                page_bytes = sum(len(event.json) for event in page)
+                fit = (self._limit // 4) * len(page) // max(page_bytes, 1)
+                full, page_size = len(page) == page_size, max(1, min(REPLAY_PAGE, fit))
+            else:
+                full = False
             for event in page:
                 last = event.seq
                 if self._wanted(event, since, new, earlier, sent_live):
                     await self.sender.put(self.frame(Frames(event)))
                     if self.sender.failed:
                         return last
-            if len(page) == REPLAY_PAGE:
+            del page  # sent: no need to hold it while the next page is read
+            if full:
                 continue
             if self._buffer_dropped:
                 self._buffer_dropped = False

@@ -6,43 +6,90 @@ here, synchronously: no queue, no task, no wake-up — that is what keeps the
 cost per delivery close to a bare `websockets.broadcast()`. Only when the
 socket pushes back (uvicorn's `send` would wait for the transport to drain)
 does the suspended `send` move into a task, and later frames wait in a
-bounded backlog until it has drained. A backlog that would exceed its bound
-means the client cannot keep up: it is cut off (`on_overflow`), never
-silently skipped, and never allowed to delay anyone else.
+backlog until it has drained.
+
+Two bounds keep one client from costing the server more than its share:
+
+- bytes: what waits for the client (the backlog, the suspended frame and the
+  transport's buffer) never exceeds `limit` bytes. One more frame means the
+  client cannot keep up: it is cut off (`on_overflow`), never silently
+  skipped, and never allowed to delay anyone else;
+- time: a socket that accepts no data for the peer's timeout is aborted, so
+  a client that stopped reading frees its memory and its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from server.stream.peer import Peer
+
 Message = dict[str, Any]  # an ASGI message
 Send = Callable[[Message], Coroutine[Any, Any, None]]
 
 
-_NOTHING: deque[Message] = deque(maxlen=0)  # the backlog of a stopped sender
+# How often, per send timeout, a draining connection is looked at: a socket
+# that stalls is aborted between 1 and 1 + 1/WATCHES timeouts after it stalled.
+WATCHES = 4
+_NOTHING: deque[tuple[Message, int]] = deque(maxlen=0)  # the backlog of a stopped sender
+
+
+def size_of(message: Message) -> int:
+    """The bytes a message puts on the wire, near enough (frame headers aside)."""
+    text = message.get("text")
+    if text is not None:
+        return len(text) if text.isascii() else len(text.encode())
+    body = message.get("body")
+    return len(body) if body else 0
 
 
 class Sender:
     # Slots: one of these per connection, thousands per process.
-    __slots__ = ("_backlog", "_drained", "_limit", "_on_overflow", "_send", "_task", "failed")
+    __slots__ = (
+        "_backlog",
+        "_drained",
+        "_limit",
+        "_on_overflow",
+        "_progress",
+        "_progress_at",
+        "_queued",
+        "_send",
+        "_task",
+        "_watch",
+        "_written",
+        "failed",
+        "peer",
+    )
 
-    def __init__(self, send: Send, limit: int, on_overflow: Callable[[], None]) -> None:
+    def __init__(self, send: Send, peer: Peer, limit: int, on_overflow: Callable[[], None]) -> None:
         self._send = send
+        self.peer = peer
         self._limit = limit
         self._on_overflow = on_overflow
-        self._backlog: deque[Message] | None = None  # None while the socket keeps up
+        # While the socket keeps up, all of these stay as they are: None or 0.
+        self._backlog: deque[tuple[Message, int]] | None = None
+        self._queued = 0  # bytes of the backlog and of the suspended frame
         self._drained: asyncio.Event | None = None  # exists while a backlog drains
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._written = 0  # bytes the drain handed to the transport
+        self._progress = 0  # bytes the transport had passed on at the last look …
+        self._progress_at = 0.0  # … and when that was more than at the look before
         self.failed = False  # the peer is gone; nothing more will be written
 
     @property
     def backlog(self) -> int:
+        """Frames queued behind the one in flight."""
         return 0 if self._backlog is None else len(self._backlog)
+
+    @property
+    def pending(self) -> int:
+        """Bytes written for this client that it has not taken yet (in user space)."""
+        return self._queued + self.peer.buffered()
 
     def offer(self, message: Message) -> None:
         """Send now if the socket takes it, else queue it; overflow cuts the client off."""
@@ -56,17 +103,29 @@ class Sender:
             except Exception:
                 self._stop()  # the peer disconnected
                 return
-            self._backlog = deque()
-            self._drained = asyncio.Event()
-            self._task = asyncio.create_task(self._drain(coroutine, blocked_on))
+            self._start_drain(coroutine, blocked_on, size_of(message))
         elif self.failed:
             return
-        elif len(backlog) < self._limit:
-            backlog.append(message)
         else:
-            backlog.clear()
-            self._stop()
-            self._on_overflow()
+            size = size_of(message)
+            if self.pending + size <= self._limit:
+                backlog.append((message, size))
+                self._queued += size
+            else:
+                backlog.clear()
+                self._stop()
+                self._on_overflow()
+
+    def _start_drain(
+        self, coroutine: Coroutine[Any, Any, None], blocked_on: Any, size: int
+    ) -> None:
+        self._backlog = deque()
+        self._queued = size
+        self._drained = asyncio.Event()
+        self._task = asyncio.create_task(self._drain(coroutine, blocked_on, size))
+        loop = asyncio.get_running_loop()
+        self._progress, self._progress_at = self._written - self.peer.buffered(), loop.time()
+        self._watch = loop.call_later(self.peer.timeout / WATCHES, self._check_progress)
 
     def _stop(self) -> None:
         """Accept nothing more (what is already queued may still be flushed)."""
@@ -77,7 +136,7 @@ class Sender:
     async def put(self, message: Message) -> None:
         """Send with back-pressure: for replays, which may wait for the client."""
         self.offer(message)
-        if self._drained is not None and self.backlog >= self._limit // 2:
+        if self._drained is not None and self.pending >= self._limit // 2:
             await self._drained.wait()
 
     async def drained(self) -> None:
@@ -88,29 +147,63 @@ class Sender:
     async def close(self, message: Message, timeout: float | None = None) -> None:
         """Send a last message after whatever is queued; nothing is sent after it.
 
-        Without a timeout this waits as long as the client does: one that
-        reads again gets the message; one that never does stops answering
-        pings, and the keepalive drops it. With a timeout (server shutdown)
-        it gives up and leaves the socket to the server's own shutdown.
+        A client that reads gets the message; one that does not is aborted
+        once its socket has taken nothing for the peer's timeout (or sooner,
+        with `timeout`: at server shutdown).
         """
         self._stop()
+        timeout = self.peer.timeout if timeout is None else min(timeout, self.peer.timeout)
         if self._task is not None and not self._task.done():
             done, _ = await asyncio.wait({self._task}, timeout=timeout)
             if not done:
                 return
-        with contextlib.suppress(Exception):  # the peer is already gone, or stalled
+        try:
             await asyncio.wait_for(self._send(message), timeout)
+        except TimeoutError:
+            self.peer.abort()  # it would not even take the close
+        except Exception:
+            return  # the peer is already gone
+        else:
+            self.peer.abort_later()
 
-    async def _drain(self, coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+    def _check_progress(self) -> None:
+        """While a backlog drains: abort a socket that took nothing for the timeout."""
+        loop = asyncio.get_running_loop()
+        progress = self._written - self.peer.buffered()
+        if progress > self._progress:
+            self._progress, self._progress_at = progress, loop.time()
+        if loop.time() - self._progress_at < self.peer.timeout:
+            self._watch = loop.call_later(self.peer.timeout / WATCHES, self._check_progress)
+            return
+        self._watch = None
+        if self._backlog:
+            self._backlog.clear()
+        self._stop()
+        self.peer.abort()
+        if self._task is not None:
+            self._task.cancel()  # also where the transport cannot be aborted
+
+    async def _drain(
+        self, coroutine: Coroutine[Any, Any, None], blocked_on: Any, size: int
+    ) -> None:
         try:
             await _resume(coroutine, blocked_on)
+            self._written += size
+            self._queued -= size
             while self._backlog:
-                await self._send(self._backlog.popleft())
+                message, size = self._backlog.popleft()
+                await self._send(message)
+                self._written += size
+                self._queued -= size
         except Exception:
             self._stop()
         finally:
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch = None
             if not self.failed:
                 self._backlog = None
+                self._queued = 0
             if self._drained is not None:
                 self._drained.set()
                 self._drained = None

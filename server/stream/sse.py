@@ -16,6 +16,7 @@ import orjson
 from server.errors import ApiError
 from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
+from server.stream.peer import Peer
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.stream.sender import Message
 from server.topics import STAFF_TOPICS
@@ -48,14 +49,15 @@ GOING_AWAY = _closing("going_away", "server shutting down: reconnect")
 class SSEConnection:
     __slots__ = ("feed",)
 
-    def __init__(self, state: AppState, send: Any) -> None:
+    def __init__(self, state: AppState, send: Any, peer: Peer) -> None:
         self.feed = Feed(
             state.hub,
             state.store,
             send,
+            peer,
             SSE_FRAME,
             LAGGING,
-            state.settings.max_pending_frames,
+            state.settings.max_pending_bytes,
         )
 
     async def shutdown(self) -> None:
@@ -93,7 +95,7 @@ class SSEStream:
                 "too many connections from this address",
                 headers={"Retry-After": "10"},
             )
-        connection = SSEConnection(state, send)
+        connection = SSEConnection(state, send, Peer.of(scope, state.settings.send_timeout))
         state.connections.add(connection)
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(connection.feed))
         try:

@@ -16,6 +16,7 @@ from server.auth import STAFF_VIEW_ROLES
 from server.errors import ApiError
 from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
+from server.stream.peer import Peer
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 from server.stream.sender import Message
 from server.topics import STAFF_TOPICS
@@ -41,16 +42,17 @@ GOING_AWAY = {"type": "websocket.close", "code": CLOSE_GOING_AWAY, "reason": "se
 class WebSocketConnection:
     __slots__ = ("feed", "role", "state")
 
-    def __init__(self, state: AppState, send: Any) -> None:
+    def __init__(self, state: AppState, send: Any, peer: Peer) -> None:
         self.state = state
         self.role: str | None = None
         self.feed = Feed(
             state.hub,
             state.store,
             send,
+            peer,
             WEBSOCKET_FRAME,
             LAGGING,
-            state.settings.max_pending_frames,
+            state.settings.max_pending_bytes,
         )
 
     def reply(self, payload: dict[str, Any]) -> None:
@@ -155,7 +157,7 @@ class WebSocketStream:
                 }
             )
             return
-        connection = WebSocketConnection(state, send)
+        connection = WebSocketConnection(state, send, Peer.of(scope, state.settings.send_timeout))
         state.connections.add(connection)
         try:
             await send({"type": "websocket.accept"})
