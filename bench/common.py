@@ -286,6 +286,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     seq: int = 0  # baselines: the publishers number events themselves
+    cwd: Path = ROOT  # another checkout's, to measure an earlier version of Sunbid
 
     @property
     def pid(self) -> int:
@@ -309,7 +310,7 @@ class Server:
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
             self.argv,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
