@@ -11,7 +11,7 @@ frames plus one replay page (a quarter of it) plus the transport's buffer;
 after SUNBID_SEND_TIMEOUT_SECONDS without progress its socket is reset.
 
     .venv/bin/python bench/stalled.py [--stalled 200] [--events 10000] [--bytes 20000]
-    .venv/bin/python bench/stalled.py --checkout /path/to/older/sunbid   # the same on another version
+    .venv/bin/python bench/stalled.py --checkout /path/to/older/sunbid  # an earlier version
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from typing import Any
 from common import (
     HOST,
     Publisher,
+    _sunbid_token,
+    create_project,
     make_server,
     pin_self,
     print_machine,
     raise_nofile,
     run,
     save_results,
-    _sunbid_token,
-    create_project,
 )
 
 MiB = 1024 * 1024
@@ -98,9 +98,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         await create_project(server)
         started = time.monotonic()
         await seed(server, args.events, args.bytes)
-        print(
-            f"  seeded {args.events} events of ~{args.bytes} B in {time.monotonic() - started:.1f} s"
-        )
+        took = time.monotonic() - started
+        print(f"  seeded {args.events} events of ~{args.bytes} B in {took:.1f} s")
         await asyncio.sleep(2)
         baseline = server.rss_kib() * 1024
         socks = [stalled_socket(server.port, i) for i in range(args.stalled)]
