@@ -48,19 +48,15 @@ def size_of(message: Message) -> int:
 
 
 class Sender:
-    # Slots: one of these per connection, thousands per process.
+    # Slots: one of these per connection, thousands per process; what only a
+    # draining connection needs lives in its `_Drain`, made when needed.
     __slots__ = (
         "_backlog",
-        "_drained",
+        "_drain",
         "_limit",
         "_on_overflow",
-        "_progress",
-        "_progress_at",
         "_queued",
         "_send",
-        "_task",
-        "_watch",
-        "_written",
         "failed",
         "peer",
     )
@@ -70,15 +66,9 @@ class Sender:
         self.peer = peer
         self._limit = limit
         self._on_overflow = on_overflow
-        # While the socket keeps up, all of these stay as they are: None or 0.
-        self._backlog: deque[tuple[Message, int]] | None = None
+        self._backlog: deque[tuple[Message, int]] | None = None  # None while the socket keeps up
         self._queued = 0  # bytes of the backlog and of the suspended frame
-        self._drained: asyncio.Event | None = None  # exists while a backlog drains
-        self._task: asyncio.Task[None] | None = None
-        self._watch: asyncio.TimerHandle | None = None
-        self._written = 0  # bytes the drain handed to the transport
-        self._progress = 0  # bytes the transport had passed on at the last look …
-        self._progress_at = 0.0  # … and when that was more than at the look before
+        self._drain: _Drain | None = None  # exists while a backlog drains
         self.failed = False  # the peer is gone; nothing more will be written
 
     @property
@@ -103,7 +93,10 @@ class Sender:
             except Exception:
                 self._stop()  # the peer disconnected
                 return
-            self._start_drain(coroutine, blocked_on, size_of(message))
+            size = size_of(message)
+            self._backlog, self._queued = deque(), size
+            drain = self._drain = _Drain(self)
+            drain.task = asyncio.create_task(self._run_drain(drain, coroutine, blocked_on, size))
         elif self.failed:
             return
         else:
@@ -116,17 +109,6 @@ class Sender:
                 self._stop()
                 self._on_overflow()
 
-    def _start_drain(
-        self, coroutine: Coroutine[Any, Any, None], blocked_on: Any, size: int
-    ) -> None:
-        self._backlog = deque()
-        self._queued = size
-        self._drained = asyncio.Event()
-        self._task = asyncio.create_task(self._drain(coroutine, blocked_on, size))
-        loop = asyncio.get_running_loop()
-        self._progress, self._progress_at = self._written - self.peer.buffered(), loop.time()
-        self._watch = loop.call_later(self.peer.timeout / WATCHES, self._check_progress)
-
     def _stop(self) -> None:
         """Accept nothing more (what is already queued may still be flushed)."""
         self.failed = True
@@ -136,13 +118,13 @@ class Sender:
     async def put(self, message: Message) -> None:
         """Send with back-pressure: for replays, which may wait for the client."""
         self.offer(message)
-        if self._drained is not None and self.pending >= self._limit // 2:
-            await self._drained.wait()
+        if self._drain is not None and self.pending >= self._limit // 2:
+            await self._drain.done.wait()
 
     async def drained(self) -> None:
         """Wait until nothing is queued for this client."""
-        if self._drained is not None:
-            await self._drained.wait()
+        if self._drain is not None:
+            await self._drain.done.wait()
 
     async def close(self, message: Message, timeout: float | None = None) -> None:
         """Send a last message after whatever is queued; nothing is sent after it.
@@ -153,8 +135,8 @@ class Sender:
         """
         self._stop()
         timeout = self.peer.timeout if timeout is None else min(timeout, self.peer.timeout)
-        if self._task is not None and not self._task.done():
-            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        if self._drain is not None:
+            done, _ = await asyncio.wait({self._drain.task}, timeout=timeout)
             if not done:
                 return
         try:
@@ -166,47 +148,71 @@ class Sender:
         else:
             self.peer.abort_later()
 
-    def _check_progress(self) -> None:
-        """While a backlog drains: abort a socket that took nothing for the timeout."""
-        loop = asyncio.get_running_loop()
-        progress = self._written - self.peer.buffered()
-        if progress > self._progress:
-            self._progress, self._progress_at = progress, loop.time()
-        if loop.time() - self._progress_at < self.peer.timeout:
-            self._watch = loop.call_later(self.peer.timeout / WATCHES, self._check_progress)
-            return
-        self._watch = None
+    def _stalled(self) -> None:
+        """The socket took nothing for the send timeout: cut the client off."""
         if self._backlog:
             self._backlog.clear()
         self._stop()
         self.peer.abort()
-        if self._task is not None:
-            self._task.cancel()  # also where the transport cannot be aborted
+        if self._drain is not None:
+            self._drain.task.cancel()  # also where the transport cannot be aborted
 
-    async def _drain(
-        self, coroutine: Coroutine[Any, Any, None], blocked_on: Any, size: int
+    async def _run_drain(
+        self, drain: _Drain, coroutine: Coroutine[Any, Any, None], blocked_on: Any, size: int
     ) -> None:
         try:
             await _resume(coroutine, blocked_on)
-            self._written += size
             self._queued -= size
+            drain.written += size
             while self._backlog:
                 message, size = self._backlog.popleft()
                 await self._send(message)
-                self._written += size
                 self._queued -= size
+                drain.written += size
         except Exception:
             self._stop()
         finally:
-            if self._watch is not None:
-                self._watch.cancel()
-                self._watch = None
+            drain.finish()
+            self._drain = None
             if not self.failed:
                 self._backlog = None
                 self._queued = 0
-            if self._drained is not None:
-                self._drained.set()
-                self._drained = None
+
+
+class _Drain:
+    """A backlog being written out, and the watch on the socket's progress."""
+
+    __slots__ = ("done", "progress", "progress_at", "sender", "task", "watch", "written")
+
+    task: asyncio.Task[None]  # the drain itself, set right after
+
+    def __init__(self, sender: Sender) -> None:
+        loop = asyncio.get_running_loop()
+        self.sender = sender
+        self.done = asyncio.Event()
+        self.written = 0  # bytes handed to the transport by this drain
+        # Bytes the transport had passed on to the kernel at the last look, and
+        # when that last grew.
+        self.progress, self.progress_at = -sender.peer.buffered(), loop.time()
+        self.watch: asyncio.TimerHandle | None = loop.call_later(
+            sender.peer.timeout / WATCHES, self.look
+        )
+
+    def look(self) -> None:
+        loop = asyncio.get_running_loop()
+        progress = self.written - self.sender.peer.buffered()
+        if progress > self.progress:
+            self.progress, self.progress_at = progress, loop.time()
+        if loop.time() - self.progress_at < self.sender.peer.timeout:
+            self.watch = loop.call_later(self.sender.peer.timeout / WATCHES, self.look)
+        else:
+            self.watch = None
+            self.sender._stalled()
+
+    def finish(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+        self.done.set()
 
 
 @types.coroutine
