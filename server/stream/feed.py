@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from server.events import StoredEvent
 from server.hub import Hub
 from server.store import EventStore
+from server.stream.counters import TransportCounters
 from server.stream.frames import Frames
 from server.stream.sender import Message, Send, Sender
 from server.topics import TopicFilter
@@ -33,6 +34,8 @@ class Feed:
         "_closing",
         "_lagging",
         "_limit",
+        "counters",
+        "delivered",
         "frame",
         "hub",
         "seen",
@@ -49,6 +52,7 @@ class Feed:
         frame: Callable[[Frames], Message],
         lagging: Message,
         limit: int,
+        counters: TransportCounters,
     ) -> None:
         self.hub = hub
         self.store = store
@@ -62,12 +66,15 @@ class Feed:
         self._buffer: list[Frames] | None = None  # live events held back during a replay
         self._buffer_dropped = False
         self._closing: asyncio.Task[None] | None = None
+        self.counters = counters
+        self.delivered = 0  # events sent, for /metrics (server/stream/counters.py)
 
     # --- called by the hub -----------------------------------------------
 
     def deliver(self, frames: Frames) -> None:
         if self._buffer is None:
             self.sender.offer(self.frame(frames))
+            self.delivered += 1
         elif len(self._buffer) < self._limit:
             self._buffer.append(frames)
         else:
@@ -97,6 +104,7 @@ class Feed:
             for frames in self._buffer:
                 if frames.event.seq > last:
                     self.sender.offer(self.frame(frames))
+                    self.delivered += 1
                     last = frames.event.seq
         finally:
             self._buffer = None
@@ -114,6 +122,9 @@ class Feed:
     def stop(self) -> None:
         self.hub.remove(self, list(self.topics))
         self.topics = {}
+        # Moved, not copied: stop may run twice (a close, then the connection's end).
+        self.counters.closed_deliveries += self.delivered
+        self.delivered = 0
 
     async def close(self, message: Message, timeout: float | None = None) -> None:
         self.stop()
@@ -141,6 +152,7 @@ class Feed:
                 last = event.seq
                 if self._wanted(event, since, new, earlier, sent_live):
                     await self.sender.put(self.frame(Frames(event)))
+                    self.delivered += 1
                     if self.sender.failed:
                         return last
             if len(page) == REPLAY_PAGE:
@@ -169,4 +181,5 @@ class Feed:
     def _on_overflow(self) -> None:
         # Called from inside the hub's loop: leave the hub later, not now.
         if self._closing is None:
+            self.counters.lagging_closes += 1
             self._closing = asyncio.get_running_loop().create_task(self.close(self._lagging))

@@ -56,6 +56,7 @@ class SSEConnection:
             SSE_FRAME,
             LAGGING,
             state.settings.max_pending_frames,
+            state.stream_counters.sse,
         )
 
     async def shutdown(self) -> None:

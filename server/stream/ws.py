@@ -51,6 +51,7 @@ class WebSocketConnection:
             WEBSOCKET_FRAME,
             LAGGING,
             state.settings.max_pending_frames,
+            state.stream_counters.ws,
         )
 
     def reply(self, payload: dict[str, Any]) -> None:
