@@ -101,7 +101,10 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
     try:
         app = create_app(settings)
     except (DomainFileError, DataFileError) as exc:
-        print(f"sunbid: {exc}", file=sys.stderr)  # names the file, entry and field
+        if settings.log_format == "json":
+            logging.getLogger("sunbid").critical("%s", exc)
+        else:
+            print(f"sunbid: {exc}", file=sys.stderr)  # names the file, entry and field
         return 2
     config = uvicorn.Config(
         app,

@@ -45,8 +45,16 @@ def configure_logging(log_format: str) -> None:
         root = logging.getLogger()
         root.handlers[:] = [handler]
         root.setLevel(logging.INFO)
+        # What Python itself would write to stderr goes through the log too:
+        # warnings, and the traceback of an exception that ends the process.
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
     else:
         logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    logging.getLogger("sunbid").critical("uncaught exception", exc_info=(kind, exc, tb))
 
 
 def uvicorn_log_config(log_format: str) -> dict[str, Any] | None:
