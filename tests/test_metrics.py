@@ -254,7 +254,7 @@ async def _until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)  # unlike wait_until, lets the SSE reader run
 
 
-def _stalled_websocket(server: ServerProcess, query: str) -> socket.socket:
+def stalled_websocket(server: ServerProcess, query: str) -> socket.socket:
     """A WebSocket upgraded by hand on a socket with a tiny receive buffer, never read."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -281,7 +281,7 @@ def test_a_client_cut_off_for_lagging_is_counted(
     staff = Staff(server, server.token("lag-admin"))
     try:
         staff.project("MT-LAG")
-        _stalled_websocket(server, "topics=project:MT-LAG")
+        stalled_websocket(server, "topics=project:MT-LAG")
         deadline = time.monotonic() + 60
         while value(scrape(server), "sunbid_stream_lagging_closes_total", transport="ws") == 0:
             assert time.monotonic() < deadline, "the stalled client was never cut off"

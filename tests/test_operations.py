@@ -19,7 +19,7 @@ from server.logs import JsonFormatter
 from server.settings import Settings, SettingsError
 from tests.conftest import ServerProcess, Staff
 from tests.push_service import PushService
-from tests.test_metrics import BIG_BODY, _stalled_websocket
+from tests.test_metrics import BIG_BODY, stalled_websocket
 from tests.test_push_e2e import alive, assert_error, start_push_server, stop, wait_until, worker_pid
 
 
@@ -74,7 +74,7 @@ def test_not_ready_once_a_shutdown_has_begun(server: ServerProcess) -> None:
         staff.project("RZ-1")
         # A client that never reads, with frames queued for it: its close takes the
         # whole shutdown allowance.
-        stalled = _stalled_websocket(server, "topics=project:RZ-1")
+        stalled = stalled_websocket(server, "topics=project:RZ-1")
         for _ in range(100):
             staff.publish("RZ-1", body=BIG_BODY)
         assert readyz(server).status_code == 200
