@@ -3,8 +3,9 @@
 The worker is a process of its own (push/process.py), so its counters cannot
 live in the web server's memory. It counts with prometheus_client in its
 multiprocess mode: each count is a write into a small memory-mapped file in
-a directory the web server creates for it (a fresh one per server start) and
-hands over in `PROMETHEUS_MULTIPROC_DIR`; the server's `/metrics` reads the
+a directory the web server creates for it (a fresh one per server start;
+those of servers killed before they could remove theirs go at the next
+start) and hands over in `PROMETHEUS_MULTIPROC_DIR`; the server's `/metrics` reads the
 files at scrape time. Why this rather than asking the worker, or push.db:
 
 - nothing crosses between the processes while sending: a count is a write
@@ -18,6 +19,7 @@ files at scrape time. Why this rather than asking the worker, or push.db:
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,6 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from push.queue import Outcome, State
 
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client at import
+DIRECTORY_PREFIX = "sunbid-push-metrics-"  # then the web server's pid
 OUTCOMES = ("delivered", "gone", "failed", "retry")
 
 # Counted in the worker process only; `registry=None`: the worker serves no
@@ -55,7 +58,9 @@ class WorkerMetrics:
     """The web server's side: the directory the worker writes to, read at scrape time."""
 
     def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="sunbid-push-metrics-"))
+        _remove_abandoned()
+        prefix = f"{DIRECTORY_PREFIX}{os.getpid()}-"
+        self.directory = Path(tempfile.mkdtemp(prefix=prefix))
 
     def environ(self) -> dict[str, str]:
         return {DIRECTORY_VARIABLE: str(self.directory)}
@@ -76,3 +81,21 @@ class WorkerMetrics:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _remove_abandoned() -> None:
+    """Remove the directories of servers that were killed before they could (by pid)."""
+    for directory in Path(tempfile.gettempdir()).glob(DIRECTORY_PREFIX + "*"):
+        pid = directory.name.removeprefix(DIRECTORY_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

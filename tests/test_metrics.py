@@ -194,6 +194,8 @@ async def test_metrics_follow_publishing_streams_pushes_and_warnings(
             service.tries(gone)
         )
         assert 1 <= len(service.tries(gone)) <= 3
+        directory = _metrics_directory(server)
+        assert list(directory.glob("counter_*.db")), "no counts written by the worker"
 
         # A worker restarted after a crash leaves the totals as they were, and adds to them.
         first = worker_pid(server)
@@ -227,6 +229,7 @@ async def test_metrics_follow_publishing_streams_pushes_and_warnings(
     finally:
         service.release()
         stop(push)
+    assert not directory.exists(), "a clean stop removes the worker's metrics directory"
 
 
 def _running_worker(server: ServerProcess) -> int | None:
@@ -240,6 +243,16 @@ def _running_worker(server: ServerProcess) -> int | None:
         except FileNotFoundError:
             continue
     return None
+
+
+def _metrics_directory(server: ServerProcess) -> Path:
+    """Where the server's push worker writes its counts (from the worker's environment)."""
+    pid = _running_worker(server)
+    assert pid is not None
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    found = [v for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    assert len(found) == 1, "the worker was not given a metrics directory"
+    return Path(found[0].split(b"=", 1)[1].decode())
 
 
 def _pushes(samples: Samples) -> dict[str, float]:
@@ -290,6 +303,7 @@ def test_a_client_cut_off_for_lagging_is_counted(
         samples = scrape(server)
         assert value(samples, "sunbid_stream_lagging_closes_total", transport="ws") == 1
         assert value(samples, "sunbid_stream_lagging_closes_total", transport="sse") == 0
+        directory = _metrics_directory(server)
     finally:
         staff.client.close()
         for thing in _opened:
@@ -297,6 +311,10 @@ def test_a_client_cut_off_for_lagging_is_counted(
                 thing.close()
         if server.process is not None:
             server.stop(signal.SIGKILL)  # a stalled peer would hold up a graceful stop
+    # A killed server leaves its worker's directory; the next server started removes it.
+    assert directory.exists()
+    start_server("next")
+    assert not directory.exists()
 
 
 def test_with_a_token_set_metrics_need_it(start_server: Callable[..., ServerProcess]) -> None:
