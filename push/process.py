@@ -28,11 +28,13 @@ import signal
 import sys
 
 from push.endpoints import AllowList
+from push.metrics import WorkerMetrics
 from push.policy import PushPolicy
 from push.queue import QUEUE_FILE, PushQueue
 from push.vapid import VapidSigner, load_or_create_key
 from push.worker import PushWorker, RetryPolicy
 from server.clock import Clock
+from server.logs import configure_logging
 from server.settings import Settings
 from server.store import open_store
 
@@ -52,9 +54,20 @@ class PushProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self.metrics = WorkerMetrics()
+
+    @property
+    def alive(self) -> bool:
+        """The worker process is running (false while it is being restarted)."""
+        process = self._process
+        return process is not None and process.returncode is None
 
     async def start(self) -> None:
-        await self._spawn()
+        try:
+            await self._spawn()
+        except BaseException:
+            self.metrics.remove()
+            raise
         self._supervisor = asyncio.create_task(self._supervise(), name="push-supervisor")
 
     def notify(self, *_: object) -> None:
@@ -74,6 +87,12 @@ class PushProcess:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
+        try:
+            await self._stop()
+        finally:
+            self.metrics.remove()
+
+    async def _stop(self) -> None:
         process = self._process
         if process is None or process.returncode is not None:
             return
@@ -92,7 +111,7 @@ class PushProcess:
             "-m",
             "push.process",
             stdin=asyncio.subprocess.PIPE,
-            env={**os.environ, **self.settings.environ},
+            env={**os.environ, **self.settings.environ, **self.metrics.environ()},
         )
         log.info("push worker started (pid %d)", self._process.pid)
 
@@ -177,13 +196,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
     try:
         import uvloop  # as uvicorn uses for the web server, when installed
 
-        uvloop.run(_run(Settings.from_env()))
+        uvloop.run(_run(settings))
     except ImportError:
-        asyncio.run(_run(Settings.from_env()))
+        asyncio.run(_run(settings))
 
 
 if __name__ == "__main__":

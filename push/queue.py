@@ -204,6 +204,11 @@ class PushQueue(SideFile):
         rows = await self.rows("SELECT MIN(next_at) FROM deliveries WHERE state = 0")
         return None if rows[0][0] is None else float(rows[0][0])
 
+    async def depth(self) -> int:
+        """Deliveries waiting to be sent or retried (read through the due index)."""
+        rows = await self.rows("SELECT COUNT(*) FROM deliveries WHERE state = 0")
+        return int(rows[0][0])
+
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Store what happened to a batch of attempts, in one transaction."""
         gone = {o.subscription_id for o in outcomes if o.state is State.GONE}

@@ -38,6 +38,7 @@ import orjson
 
 from push.crypto import encrypt
 from push.endpoints import AllowList, GuardedResolver
+from push.metrics import DELIVERIES, outcome_label
 from push.payload import build_payload, plaintext_limit
 from push.policy import PushPolicy
 from push.queue import Due, Outcome, Pending, PushQueue, State
@@ -238,6 +239,7 @@ class PushWorker:
             outcome = self._retry_or_fail(due, None, None)
         finally:
             self._slots.release()
+        DELIVERIES.labels(outcome_label(outcome)).inc()  # a write to shared memory
         self._outcomes.append(outcome)
         self._flush_wanted.set()
 

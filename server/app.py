@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from push.service import PushService
-from server.api import JSONResponse, compliance, pages, public, push, staff
+from server.api import JSONResponse, compliance, operations, pages, public, push, staff
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
@@ -55,6 +55,7 @@ class SunbidApp:
 
     async def close_streams(self) -> None:
         """Tell every streaming client to reconnect elsewhere (WebSocket 1001)."""
+        self.state.shutting_down = True  # /readyz: the load balancer stops sending
         connections = list(self.state.connections)
         await asyncio.gather(*(c.shutdown() for c in connections), return_exceptions=True)
 
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/manifest.webmanifest", app_pages.manifest),
         Mount("/static", app=app_pages.static_files),
         Route("/healthz", public.healthz),
+        Route("/readyz", operations.readyz),
+        Route("/metrics", operations.metrics),
         Route("/api/openapi.json", openapi),
         Route("/api/categories", public.categories),
         Route("/api/directory", public.directory),

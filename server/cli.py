@@ -17,6 +17,7 @@ from server.auth import ROLES, digest, new_token
 from server.clock import Clock
 from server.compliance.datafile import DataFileError
 from server.domain import DomainFileError
+from server.logs import configure_logging, uvicorn_log_config
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
 from server.topics import CODE
@@ -96,11 +97,14 @@ class _NoConnectionLines(logging.Filter):
 def serve_forever(settings: Settings, host: str, port: int) -> int:
     from server.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
     try:
         app = create_app(settings)
     except (DomainFileError, DataFileError) as exc:
-        print(f"sunbid: {exc}", file=sys.stderr)  # names the file, entry and field
+        if settings.log_format == "json":
+            logging.getLogger("sunbid").critical("%s", exc)
+        else:
+            print(f"sunbid: {exc}", file=sys.stderr)  # names the file, entry and field
         return 2
     config = uvicorn.Config(
         app,
@@ -114,17 +118,21 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         timeout_graceful_shutdown=3,  # after streams were told to go (cli._Server)
         access_log=False,
         lifespan="on",
+        log_config=uvicorn_log_config(settings.log_format),
     )
     logging.getLogger("uvicorn.error").addFilter(
         _NoConnectionLines()
     )  # after Config set up logging
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     command = sys.argv[0] if sys.argv[0].endswith("sunbid") else "sunbid"
-    print(
+    banner = (
         f"Sunbid: open http://{shown}:{port}/ — data in {settings.data_dir}\n"
-        f"Staff token: {command} token create --name NAME --role admin",
-        flush=True,
+        f"Staff token: {command} token create --name NAME --role admin"
     )
+    if settings.log_format == "json":
+        logging.getLogger("sunbid").info(banner)  # a log pipeline reads only JSON lines
+    else:
+        print(banner, flush=True)
     _Server(config).run()
     return 0
 

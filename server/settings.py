@@ -16,6 +16,9 @@ DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com"
 )
 
+LOG_FORMATS = ("text", "json")
+MIN_TOKEN_LENGTH = 16
+
 
 class SettingsError(ValueError):
     """A setting has a value the server cannot run with."""
@@ -59,6 +62,10 @@ class Settings:
     push_timeout: float
     push_retry_base: float
     push_max_attempts: int
+    # Operations: log lines as text or one JSON object each; the bearer token
+    # /metrics asks for (None: open, for a scraper on a private network).
+    log_format: str
+    metrics_token: str | None
     # The SUNBID_* variables these settings came from: a helper process (the
     # push worker) is started with them, so it runs with exactly these.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -104,6 +111,9 @@ class Settings:
                 "SUNBID_MAX_PENDING_BYTES must be at least twice SUNBID_MAX_BODY_BYTES "
                 f"({2 * max_body_bytes}), got {max_pending_bytes}"
             )
+        log_format = env.get("SUNBID_LOG_FORMAT", "text").lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError("SUNBID_LOG_FORMAT must be text or json")
         return cls(
             data_dir=data_dir,
             database_url=env.get("SUNBID_DATABASE_URL", f"sqlite:///{data_dir / 'sunbid.db'}"),
@@ -130,6 +140,8 @@ class Settings:
             push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
             push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
             push_max_attempts=_int(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
+            log_format=log_format,
+            metrics_token=_token(env, "SUNBID_METRICS_TOKEN"),
             environ={k: v for k, v in env.items() if k.startswith("SUNBID_")},
         )
 
@@ -163,6 +175,19 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
     return Path(raw) if raw else None
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    """A secret a client sends in a header: long enough not to be guessed, and
+    printable ASCII without spaces so it survives `Authorization: Bearer …`."""
+    raw = env.get(name)
+    if not raw:
+        return None
+    if len(raw) < MIN_TOKEN_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in raw):
+        raise SettingsError(
+            f"{name} must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, no spaces"
+        )
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -13,13 +13,18 @@ from server.compliance.service import Compliance
 from server.directory import Directory
 from server.domain import Domain
 from server.hub import Hub
+from server.metrics import Metrics
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store import EventStore
+from server.stream.counters import StreamCounters
+from server.stream.feed import Feed
 from server.stream.limits import ConnectionLimiter
 
 
 class Connection(Protocol):
+    feed: Feed
+
     async def shutdown(self) -> None: ...
 
 
@@ -38,3 +43,6 @@ class AppState:
     connections: set[Connection] = field(default_factory=set)
     push: PushService | None = None  # set once the app has started
     subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)
+    stream_counters: StreamCounters = field(default_factory=StreamCounters)
+    metrics: Metrics = field(default_factory=Metrics)
+    shutting_down: bool = False  # /readyz answers 503 from the start of a shutdown

@@ -130,6 +130,14 @@ SCHEMAS: dict[str, Any] = {
             "head": {"type": "integer", "minimum": 0, "description": "The latest seq."},
         },
     },
+    "Ready": {
+        "type": "object",
+        "required": ["status", "head"],
+        "properties": {
+            "status": {"const": "ready"},
+            "head": {"type": "integer", "minimum": 0, "description": "The latest seq."},
+        },
+    },
     "Category": {
         "type": "object",
         "required": ["code", "name", "stages"],
@@ -532,6 +540,47 @@ PATHS: dict[str, Any] = {
             "summary": "Liveness and the latest seq",
             "tags": ["public"],
             "responses": {"200": _json(_schema("Health"), "Up.")},
+        },
+    },
+    "/readyz": {
+        "get": {
+            "operationId": "ready",
+            "summary": "Readiness: whether this process can serve now",
+            "description": "200 when the log is open and answers a read within 2 s, the "
+            "compliance watchdog has rebuilt and runs, the push worker process runs, and no "
+            "shutdown has begun. Otherwise 503 `not_ready` with `Retry-After` and "
+            "`details.reasons`, a list of `store_unreadable`, `compliance_not_running`, "
+            "`push_worker_down`, `shutting_down`. `/healthz` is liveness only.",
+            "tags": ["operations"],
+            "responses": {
+                "200": _json(_schema("Ready"), "Ready."),
+                "503": {
+                    "description": "Not ready; `details.reasons` says why.",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    "content": {JSON: {"schema": _schema("Error")}},
+                },
+            },
+        },
+    },
+    "/metrics": {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics (text exposition format 0.0.4)",
+            "description": "The metrics of this process and of its push worker "
+            "(docs/operations.md lists them). With SUNBID_METRICS_TOKEN set, "
+            "`Authorization: Bearer <that token>` is required.",
+            "tags": ["operations"],
+            "security": [{"metricsToken": []}, {}],
+            "responses": {
+                "200": {
+                    "description": "The metrics.",
+                    "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+                },
+                "401": {
+                    "description": "SUNBID_METRICS_TOKEN is set and was not sent.",
+                    "content": {JSON: {"schema": _schema("Error")}},
+                },
+            },
         },
     },
     "/api/openapi.json": {
@@ -971,6 +1020,7 @@ SPEC: dict[str, Any] = {
         {"name": "public", "description": "No token needed."},
         {"name": "staff", "description": "Authorization: Bearer <token>."},
         {"name": "app", "description": "Pages for people."},
+        {"name": "operations", "description": "For monitoring and load balancers."},
     ],
     "paths": PATHS,
     "components": {
@@ -982,6 +1032,11 @@ SPEC: dict[str, Any] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "A staff token from `sunbid token create`.",
+            },
+            "metricsToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "SUNBID_METRICS_TOKEN, when it is set.",
             },
         },
     },

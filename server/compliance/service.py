@@ -89,6 +89,11 @@ class Compliance:
         store.on_commit(self.observe)
         self._ticker = asyncio.create_task(self._tick(), name="compliance-timers")
 
+    @property
+    def running(self) -> bool:
+        """Rebuilt from the log and following it, its timers ticking."""
+        return self._ticker is not None and not self._ticker.done()
+
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()

@@ -87,6 +87,13 @@ class WarningStore(SideFile):
         rows = await self.rows("SELECT COUNT(*) FROM warnings")
         return int(rows[0][0])
 
+    async def open_by_level(self) -> dict[str, int]:
+        """Warnings not resolved yet, by level (the levels with none are absent)."""
+        rows = await self.rows(
+            "SELECT level, COUNT(*) FROM warnings WHERE resolved_at IS NULL GROUP BY level"
+        )
+        return {str(level): int(n) for level, n in rows}
+
 
 def _row(warning: Warning) -> tuple[Any, ...]:
     doc = warning.to_json()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from server.events import StoredEvent
 from server.hub import Hub
 from server.store import EventStore
+from server.stream.counters import TransportCounters
 from server.stream.frames import Frames
 from server.stream.peer import Peer
 from server.stream.sender import Message, Send, Sender
@@ -40,6 +41,8 @@ class Feed:
         "_closing",
         "_lagging",
         "_limit",
+        "counters",
+        "delivered",
         "frame",
         "hub",
         "seen",
@@ -57,6 +60,7 @@ class Feed:
         frame: Callable[[Frames], Message],
         lagging: Message,
         limit: int,
+        counters: TransportCounters,
     ) -> None:
         self.hub = hub
         self.store = store
@@ -71,12 +75,15 @@ class Feed:
         self._buffer_bytes = 0
         self._buffer_dropped = False
         self._closing: asyncio.Task[None] | None = None
+        self.counters = counters
+        self.delivered = 0  # events sent, for /metrics (server/stream/counters.py)
 
     # --- called by the hub -----------------------------------------------
 
     def deliver(self, frames: Frames) -> None:
         if self._buffer is None:
             self.sender.offer(self.frame(frames))
+            self.delivered += 1
         elif self._buffer_bytes < self._limit:
             self._buffer.append(frames)
             self._buffer_bytes += len(frames.event.json)
@@ -108,6 +115,7 @@ class Feed:
             for frames in self._buffer:
                 if frames.event.seq > last:
                     self.sender.offer(self.frame(frames))
+                    self.delivered += 1
                     last = frames.event.seq
         finally:
             self._buffer = None
@@ -126,6 +134,9 @@ class Feed:
     def stop(self) -> None:
         self.hub.remove(self, list(self.topics))
         self.topics = {}
+        # Moved, not copied: stop may run twice (a close, then the connection's end).
+        self.counters.closed_deliveries += self.delivered
+        self.delivered = 0
 
     async def close(self, message: Message, timeout: float | None = None) -> None:
         self.stop()
@@ -160,6 +171,7 @@ class Feed:
                 last = event.seq
                 if self._wanted(event, since, new, earlier, sent_live):
                     await self.sender.put(self.frame(Frames(event)))
+                    self.delivered += 1
                     if self.sender.failed:
                         return last
             del page  # sent: no need to hold it while the next page is read
@@ -189,4 +201,5 @@ class Feed:
     def _on_overflow(self) -> None:
         # Called from inside the hub's loop: leave the hub later, not now.
         if self._closing is None:
+            self.counters.lagging_closes += 1
             self._closing = asyncio.get_running_loop().create_task(self.close(self._lagging))

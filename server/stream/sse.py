@@ -58,6 +58,7 @@ class SSEConnection:
             SSE_FRAME,
             LAGGING,
             state.settings.max_pending_bytes,
+            state.stream_counters.sse,
         )
 
     async def shutdown(self) -> None:

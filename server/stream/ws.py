@@ -53,6 +53,7 @@ class WebSocketConnection:
             WEBSOCKET_FRAME,
             LAGGING,
             state.settings.max_pending_bytes,
+            state.stream_counters.ws,
         )
 
     def reply(self, payload: dict[str, Any]) -> None:
