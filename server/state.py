@@ -17,6 +17,7 @@ from server.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store import EventStore
 from server.stream.limits import ConnectionLimiter
+from server.stream.revocation import RevocationWatch
 
 
 class Connection(Protocol):
@@ -35,6 +36,7 @@ class AppState:
     auth: Authenticator
     limiter: ConnectionLimiter
     compliance: Compliance
+    revocations: RevocationWatch
     connections: set[Connection] = field(default_factory=set)
     push: PushService | None = None  # set once the app has started
     subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)
