@@ -16,6 +16,7 @@ from push.service import PushService
 from server.api import JSONResponse, read_json, state_of
 from server.domain import format_time
 from server.errors import ApiError, invalid
+from server.numbers import MAX_SEQ, whole_number
 from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 from server.topics import STAFF_TOPICS
@@ -97,7 +98,9 @@ async def deliveries(request: Request) -> Response:
     state, push = state_of(request), _push(request)
     await state.auth.from_header(request.headers.get("authorization"))
     raw = request.path_params["seq"]
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= state.store.head:
-        raise ApiError(404, "not_found", f"no event with seq {raw[:20]!r}")
-    seq = int(raw)
+    seq = whole_number(raw, 0, MAX_SEQ)
+    if seq is None:
+        raise invalid("seq", f"a whole number from 0 to {MAX_SEQ}")
+    if not 1 <= seq <= state.store.head:
+        raise ApiError(404, "not_found", f"no event with seq {seq}")
     return JSONResponse({"seq": seq, **await push.queue.counts(seq)})

@@ -32,6 +32,7 @@ import orjson
 from server.clock import Clock
 from server.domain import format_time
 from server.events import GENESIS_HASH, StoredEvent, chain_hash
+from server.numbers import MAX_SEQ, whole_number
 from server.store import (
     AlreadyExists,
     AppendRequest,
@@ -44,6 +45,7 @@ from server.store import (
     VerifyReport,
 )
 from server.store.verify import verify_rows
+from server.topics import CODE
 
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
@@ -545,12 +547,17 @@ def _encode_cursor(activity_us: int, project_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
+    """ValueError unless `cursor` is one `_encode_cursor` could have written: a
+    forged one must not reach SQLite with a number it cannot bind (≥ 2^63)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        activity, _, project_id = raw.partition(":")
-        return int(activity), project_id
     except (ValueError, UnicodeDecodeError):
         raise ValueError("invalid cursor") from None
+    text, _, project_id = raw.partition(":")
+    activity = whole_number(text, 0, MAX_SEQ)
+    if activity is None or not CODE.fullmatch(project_id):
+        raise ValueError("invalid cursor")
+    return activity, project_id
 
 
 async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
