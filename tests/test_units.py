@@ -428,6 +428,10 @@ def directory_copy(tmp_path: Path, old: str, new: str) -> Path:
         ("[agencies.YW-PWQ]", "[agency.YW-PWQ]", "agency"),
         ("[agencies.YW-PWQ]\n", "agencies = 3\n[agencie.YW-PWQ]\n", "agencies"),
         ("[regions.330782106]", "[regions.330782106", "line"),
+        # Names that would display as something else (bidi override, control character).
+        ('en = "Yiwu City"', 'en = "Yiwu \\u202eytiC"', "regions.330782.en"),
+        ('zh = "义乌产权交易所"', 'zh = "义乌\\u0000产权交易所"', "agencies.YW-CQJYS.zh"),
+        ('zh = "义乌产权交易所"', 'zh = "义乌\\u2067产权交易所"', "agencies.YW-CQJYS.zh"),
     ],
 )
 def test_a_broken_directory_names_file_entry_and_field(

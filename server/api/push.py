@@ -21,6 +21,9 @@ from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 from server.topics import STAFF_TOPICS
 
+# After a failed look-up of a push service's name: when the browser may ask again.
+RESOLVE_RETRY_SECONDS = 30
+
 
 def _push(request: Request) -> PushService:
     push = state_of(request).push
@@ -61,11 +64,14 @@ async def subscribe(request: Request) -> Response:
         )
         endpoint = await validate_endpoint(subscription.get("endpoint"), push.allow)
     except EndpointUnresolvable as exc:
+        # The push service's name did not resolve: most likely our DNS, for a
+        # moment. Nothing is wrong with the request, so the browser may retry.
         raise ApiError(
-            422,
-            "invalid_field",
-            f"subscription.endpoint: {exc}",
+            503,
+            "unavailable",
+            f"subscription.endpoint: {exc}; try again later",
             {"field": "subscription.endpoint"},
+            headers={"Retry-After": str(RESOLVE_RETRY_SECONDS)},
         ) from None
     except EndpointRejected as exc:
         raise invalid("subscription.endpoint", str(exc)) from None
