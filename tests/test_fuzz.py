@@ -80,6 +80,12 @@ STAGES = [
 ]
 MAX_FRAME = 16 * 1024  # the server's default SUNBID_MAX_FRAME_BYTES
 
+UVICORN_UTF8_TRACEBACK = re.compile(
+    r"ERROR:\s+Invalid UTF-8 sequence received from client\.\nTraceback.*?\n"
+    r"UnicodeDecodeError: [^\n]*\n",
+    re.DOTALL,
+)
+
 FUZZ = settings(
     max_examples=150,
     deadline=None,
@@ -108,8 +114,12 @@ class Target:
         return f"<server {self.server.url}, {len(self.accepted)} accepted>"
 
     def no_traceback(self) -> None:
-        """Nothing the clients sent made the server log a traceback (an unhandled error)."""
-        log = self.server.log.read_text("utf-8", "replace")
+        """Nothing the clients sent made the server log a traceback (an unhandled error).
+
+        uvicorn itself logs one for a WebSocket text frame that is not UTF-8, after
+        closing the connection with 1007 as it should: that one is not ours.
+        """
+        log = UVICORN_UTF8_TRACEBACK.sub("", self.server.log.read_text("utf-8", "replace"))
         assert "Traceback" not in log, log[log.index("Traceback") - 300 :][:3000]
 
     def alive(self) -> None:
