@@ -18,9 +18,11 @@ from server.domain import CATEGORIES_FILE, Domain, DomainFileError
 from server.errors import ApiError
 from server.events import StoredEvent
 from server.hub import Hub
+from server.numbers import whole_number
 from server.settings import Settings, SettingsError
 from server.stream.frames import Frames
 from server.stream.sender import Sender
+from server.text import line_problem, text_problem
 from server.topics import TopicFilter, parse_topic, topics_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -932,3 +934,49 @@ async def test_sender_close_gives_up_on_a_stalled_client() -> None:
     assert socket.written == []
     socket.unblock()
     await settle()
+
+
+# --- numbers and display-safe text ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0", 0),
+        ("7", 7),
+        ("007", 7),
+        ("0" * 5_000 + "1", 1),
+        ("9223372036854775807", 2**63 - 1),
+        ("9223372036854775808", None),
+        ("9" * 4_301, None),
+        ("", None),
+        ("-1", None),
+        ("+1", None),
+        (" 1", None),
+        ("1_000", None),
+        ("1e3", None),
+        ("١٢٣", None),
+        ("²", None),
+    ],
+)
+def test_whole_number(raw: str, expected: int | None) -> None:
+    assert whole_number(raw, 0, 2**63 - 1) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "line_ok", "text_ok"),
+    [
+        ("义乌市某道路工程 Yiwu road", True, True),
+        ("مرحبا 123", True, True),
+        ("a\nb\tc\r", False, True),
+        ("a\u200fb", False, True),
+        ("a\u202eb", False, False),
+        ("a\u2066b\u2069", False, False),
+        ("a\x00b", False, False),
+        ("a\x1bb", False, False),
+        ("a\x85b", False, False),
+    ],
+)
+def test_display_safe_text(value: str, line_ok: bool, text_ok: bool) -> None:
+    assert (line_problem(value) is None) is line_ok
+    assert (text_problem(value) is None) is text_ok
