@@ -193,7 +193,7 @@ class Domain:
             raise invalid("data", f"nested at most {MAX_DATA_DEPTH} levels deep")
         _check_data_text(data)
         for key in (time_fields or {}).get(stage, ()):
-            if key in data:
+            if data.get(key) is not None:  # absent or null: the watchdog reports it missing
                 parse_time(data[key], f"data.{key}", tz)
         if stage == "correction":
             corrects = data.get("corrects")

@@ -196,9 +196,11 @@ def test_data_times_are_checked_where_the_rules_read_them(
         422,
         "data.signed_at",
     )
-    # A field no rule reads as a time is the publisher's own text.
+    # A field no rule reads as a time is the publisher's own text; null is "not known yet".
     free = publish(client, project, data={"opening": "2026-W49-2", "signed_at": 7})
     assert free.status_code == 201, free.text
+    unknown = publish(client, project, data={"deadline": None})
+    assert unknown.status_code == 201, unknown.text
 
 
 # --- (c) push endpoints: a failed look-up is temporary --------------------------------------
