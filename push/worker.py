@@ -345,7 +345,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
     """`Retry-After` as seconds from now: delta-seconds or an HTTP date."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():
         return float(value.strip())
     with contextlib.suppress(TypeError, ValueError):
         return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)

@@ -31,6 +31,7 @@ from server.state import AppState
 from server.store import open_store
 from server.stream import peer
 from server.stream.limits import ConnectionLimiter
+from server.stream.revocation import RevocationWatch
 from server.stream.sse import SSEStream
 from server.stream.ws import WebSocketStream
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     domain = Domain.load()
     directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
     hub = Hub()
+    auth = Authenticator(store)
     state = AppState(
         settings=settings,
         domain=domain,
@@ -75,9 +77,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         store=store,
         bus=open_bus(settings.bus_url),
         hub=hub,
-        auth=Authenticator(store),
+        auth=auth,
         limiter=ConnectionLimiter(settings.max_connections_per_address),
         compliance=Compliance.load(settings, domain, clock, hub.warn),
+        revocations=RevocationWatch(store, auth),
     )
 
     @asynccontextmanager
@@ -91,6 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             state.store.on_commit(state.bus.publish)
             await state.bus.start(state.hub.dispatch)
             stack.push_async_callback(state.bus.close)
+            state.revocations.start()
+            stack.push_async_callback(state.revocations.close)
             if settings.demo:
                 # Before the watchdog starts: it judges the demo's past weeks as
                 # history, rather than watching them go by in a moment.

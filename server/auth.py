@@ -54,6 +54,10 @@ class Authenticator:
         self._cache[wanted] = (found, now + CACHE_SECONDS)
         return found
 
+    def forget(self, digest: str) -> None:
+        """Drop a cached answer for this digest (its token was found revoked)."""
+        self._cache.pop(digest, None)
+
     async def from_header(self, header: str | None) -> Token:
         """The token of an `Authorization: Bearer …` header; 401 if absent or bad."""
         scheme, _, secret = (header or "").partition(" ")

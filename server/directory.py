@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from server.compliance.datafile import DataFileError, read_toml
+from server.text import line_problem
 from server.topics import CODE
 
 DIRECTORY_FILE = Path(__file__).parent / "data" / "directory.toml"
@@ -103,6 +104,8 @@ def _entries(path: Path, raw: dict[str, Any], table: str) -> dict[str, Place]:
             value = entry.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise _fail(path, table, code, key, "non-empty text required")
+            if problem := line_problem(value.strip()):
+                raise _fail(path, table, code, key, problem)
             names.append(value.strip())
         target = entry.get(link)
         if target is not None and (not isinstance(target, str) or not CODE.fullmatch(target)):

@@ -7,7 +7,9 @@ checked at start-up and a mistake names the file, entry and field.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +17,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.errors import ApiError, invalid
+from server.text import line_problem, text_problem
 from server.topics import CODE
 
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200
 MAX_BODY = 20_000
 MAX_DATA_DEPTH = 32
+# RFC 3339 `date-time` with an offset. Only the upper-case `T` and `Z`, and no
+# space for `T` (RFC 3339 allows both): Python's own parser and the app read
+# only these, and one spelling per moment keeps the log plain. No week dates,
+# ordinal dates or basic format (`20261201T0930`), which ISO 8601 has and
+# `datetime.fromisoformat` takes. [0-9], not \d: no other scripts' digits.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?")
+TIME_HINT = "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00"
 
 
 class DomainFileError(ValueError):
@@ -145,8 +158,18 @@ class Domain:
             "currency": currency,
         }
 
-    def event_input(self, body: object, category: str, tz: ZoneInfo) -> dict[str, Any]:
-        """The publishable part of an event; the server fills in the rest."""
+    def event_input(
+        self,
+        body: object,
+        category: str,
+        tz: ZoneInfo,
+        time_fields: Mapping[str, Collection[str]] | None = None,
+    ) -> dict[str, Any]:
+        """The publishable part of an event; the server fills in the rest.
+
+        `time_fields`: stage → the data fields read as times in its events
+        (by the time-limit rules); where present they must be RFC 3339 times.
+        """
         fields = _object(body, {"stage", "title", "body", "data", "occurred_at"})
         stage = fields.get("stage")
         allowed = self.categories[category].stages
@@ -161,11 +184,17 @@ class Domain:
         text = fields.get("body", "")
         if not isinstance(text, str) or len(text) > MAX_BODY:
             raise invalid("body", f"text of at most {MAX_BODY} characters")
+        if problem := text_problem(text):
+            raise invalid("body", problem)
         data = fields.get("data", {})
         if not isinstance(data, dict):
             raise invalid("data", "an object")
         if _depth(data) > MAX_DATA_DEPTH:
             raise invalid("data", f"nested at most {MAX_DATA_DEPTH} levels deep")
+        _check_data_text(data)
+        for key in (time_fields or {}).get(stage, ()):
+            if data.get(key) is not None:  # absent or null: the watchdog reports it missing
+                parse_time(data[key], f"data.{key}", tz)
         if stage == "correction":
             corrects = data.get("corrects")
             if (
@@ -187,15 +216,15 @@ class Domain:
 def parse_time(value: object, field: str, tz: ZoneInfo) -> str:
     """An RFC 3339 time with offset, re-expressed in the server's time zone."""
     if not isinstance(value, str) or len(value) > 40:
-        raise invalid(field, "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00")
+        raise invalid(field, TIME_HINT)
+    if not RFC3339.fullmatch(value):
+        if LOCAL_TIME.fullmatch(value):
+            raise invalid(field, f"needs a time of day and a UTC offset: {TIME_HINT}")
+        raise invalid(field, TIME_HINT)
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid(
-            field, "an RFC 3339 time with offset, e.g. 2026-12-01T09:30:00+08:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise invalid(field, "needs a UTC offset, e.g. +08:00")
+    except ValueError:  # e.g. February 30th, 24:00, a leap second, offset +25:00
+        raise invalid(field, f"not a real date and time: {TIME_HINT}") from None
     try:
         return format_time(moment.astimezone(tz))
     except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is past year 9999 here
@@ -242,7 +271,27 @@ def _code(value: object, field: str) -> str:
 def _line(value: object, field: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise invalid(field, f"non-empty text of at most {limit} characters")
+    if problem := line_problem(value.strip()):
+        raise invalid(field, problem)
     return value.strip()
+
+
+def _check_data_text(data: dict[str, Any]) -> None:
+    """Data keys are shown as names and string values as text: both must display
+    as what they hold. The error names the path, e.g. `data.bidders[2].name`."""
+    stack: list[tuple[object, str]] = [(data, "data")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if problem := text_problem(item):
+                raise invalid(path, problem)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if problem := line_problem(key):
+                    raise invalid(path, f"a field name {problem}")
+                stack.append((value, f"{path}.{key[:40]}"))
+        elif isinstance(item, list):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(item))
 
 
 def _table(path: Path, raw: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:

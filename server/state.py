@@ -20,6 +20,7 @@ from server.store import EventStore
 from server.stream.counters import StreamCounters
 from server.stream.feed import Feed
 from server.stream.limits import ConnectionLimiter
+from server.stream.revocation import RevocationWatch
 
 
 class Connection(Protocol):
@@ -40,6 +41,7 @@ class AppState:
     auth: Authenticator
     limiter: ConnectionLimiter
     compliance: Compliance
+    revocations: RevocationWatch
     connections: set[Connection] = field(default_factory=set)
     push: PushService | None = None  # set once the app has started
     subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)

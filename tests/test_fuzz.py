@@ -11,6 +11,7 @@ again at the end with `sunbid verify`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import string
@@ -79,6 +80,12 @@ STAGES = [
 ]
 MAX_FRAME = 16 * 1024  # the server's default SUNBID_MAX_FRAME_BYTES
 
+UVICORN_UTF8_TRACEBACK = re.compile(
+    r"ERROR:\s+Invalid UTF-8 sequence received from client\.\nTraceback.*?\n"
+    r"UnicodeDecodeError: [^\n]*\n",
+    re.DOTALL,
+)
+
 FUZZ = settings(
     max_examples=150,
     deadline=None,
@@ -105,6 +112,15 @@ class Target:
 
     def __repr__(self) -> str:
         return f"<server {self.server.url}, {len(self.accepted)} accepted>"
+
+    def no_traceback(self) -> None:
+        """Nothing the clients sent made the server log a traceback (an unhandled error).
+
+        uvicorn itself logs one for a WebSocket text frame that is not UTF-8, after
+        closing the connection with 1007 as it should: that one is not ours.
+        """
+        log = UVICORN_UTF8_TRACEBACK.sub("", self.server.log.read_text("utf-8", "replace"))
+        assert "Traceback" not in log, log[log.index("Traceback") - 300 :][:3000]
 
     def alive(self) -> None:
         response = self.client.get("/healthz")
@@ -525,6 +541,147 @@ def test_stream_with_any_query(target: Target, query: str, last_event_id: str | 
     target.alive()
 
 
+# --- numbers and cursors out of range -----------------------------------------------------
+
+UNICODE_DIGITS = "٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹०१२३४५६७८९０１２３４５６７８９"
+number_texts = st.one_of(
+    st.integers(4_290, 6_000).map(lambda n: "9" * n),  # int() refuses more than 4,300 digits
+    st.integers(4_290, 6_000).map(lambda n: "-" + "1" * n),
+    st.integers(2**63, 2**80).map(str),  # past SQLite's integers
+    st.integers(max_value=-1).map(str),
+    st.integers(0, 2**63 - 1).map(str),
+    st.floats().map(repr),
+    st.text(alphabet=UNICODE_DIGITS, min_size=1, max_size=25),
+    st.sampled_from(
+        [
+            "9223372036854775807",
+            "9223372036854775808",
+            "0" * 5_000 + "1",
+            "1_000",
+            " 1",
+            "+1",
+            "0x10",
+            "1e3",
+            "١٢٣",
+            "-0",
+            "∞",
+            "²",
+        ]
+    ),
+)
+
+
+def b64(raw: bytes, padded: bool = False) -> str:
+    text = base64.urlsafe_b64encode(raw).decode()
+    return text if padded else text.rstrip("=")
+
+
+# /api/projects' cursors are base64 of "<activity>:<id>"; warnings' of a JSON pair.
+project_cursors = st.one_of(
+    st.tuples(number_texts, codes).map(lambda p: b64(f"{p[0]}:{p[1]}".encode())),
+    st.binary(max_size=60).map(b64),
+    st.text(max_size=60),
+    st.sampled_from(["", "=", "====", "%", b64(b":"), b64(b"1:"), b64(b"1:FZ-1\x00")]),
+)
+warning_cursors = st.one_of(
+    st.tuples(number_texts | json_values, number_texts | json_values).map(
+        lambda p: b64(json.dumps(list(p)).encode(), padded=True)
+    ),
+    json_values.map(lambda v: b64(json.dumps(v).encode(), padded=True)),
+    st.binary(max_size=60).map(lambda b: b64(b, padded=True)),
+    st.text(max_size=60),
+)
+
+# Where the API reads a number or a cursor: (path template, how it is sent, the field an
+# error must name, whether the staff token goes along).
+NUMBER_PLACES = [
+    ("/api/events", "limit", "limit", False),
+    ("/api/events", "since", "since", False),
+    ("/api/projects", "limit", "limit", False),
+    ("/api/supervision/warnings", "limit", "limit", True),
+    ("/api/events/{}/deliveries", "path", "seq", True),
+    ("/api/stream", "since", "since", False),
+    ("/api/stream", "header", "Last-Event-ID", False),
+]
+CURSOR_PLACES = [("/api/projects", project_cursors), ("/api/supervision/warnings", warning_cursors)]
+
+
+def ask(target: Target, path: str, how: str, value: str, staff: bool) -> httpx.Response:
+    headers: dict[str, str | bytes] = {"Authorization": f"Bearer {target.admin}"} if staff else {}
+    params = {}
+    if how == "path":
+        path = path.format(quote(value, safe=""))
+    elif how == "header":
+        headers["Last-Event-ID"] = value.strip().encode()  # a header value has no outer spaces
+    else:
+        params[how] = value
+    with target.client.stream("GET", path, params=params, headers=headers) as response:
+        if response.status_code != 200 or not path.endswith("/stream"):
+            response.read()  # a live stream that was accepted is left at its first bytes
+        return response
+
+
+def check_number_answer(target: Target, response: httpx.Response, field: str) -> None:
+    check_http(target, response, {200})
+    if response.status_code >= 400:
+        allowed = {404} if field == "seq" else set()  # a seq that is no event
+        assert response.status_code in {422} | allowed, response.text[:300]
+    if response.status_code == 422:
+        assert response.json()["error"].get("details", {}).get("field") == field, response.text
+
+
+@pytest.mark.parametrize(("path", "how", "field", "staff"), NUMBER_PLACES)
+@pytest.mark.parametrize(
+    "value", ["9" * 4_301, "-" + "9" * 4_301, str(2**63), str(2**64), "1.5", "-1", "١٢٣"]
+)
+def test_numbers_out_of_range_are_422_naming_the_field(
+    target: Target, path: str, how: str, field: str, staff: bool, value: str
+) -> None:
+    response = ask(target, path, how, value, staff)
+    check_number_answer(target, response, field)
+    assert response.status_code == 422, (response.status_code, response.text[:300])
+    target.no_traceback()
+
+
+@pytest.mark.parametrize("path", ["/api/projects", "/api/supervision/warnings"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        b64(f"{2**63}:FZ-1".encode()),
+        b64(f"{'9' * 4_301}:FZ-1".encode()),
+        b64(b"-1:FZ-1"),
+        b64(b64(json.dumps([2**64, "x"]).encode()).encode()),
+        b64(json.dumps(["2026-12-01T00:00:00+08:00", 2**70]).encode(), padded=True),
+        b64(json.dumps([10**400, "x"]).encode(), padded=True),
+        "not a cursor",
+    ],
+)
+def test_forged_cursors_are_422_naming_the_cursor(target: Target, path: str, cursor: str) -> None:
+    response = ask(target, path, "cursor", cursor, staff=True)
+    check_number_answer(target, response, "cursor")
+    assert response.status_code == 422, (response.status_code, response.text[:300])
+    target.no_traceback()
+
+
+@FUZZ
+@given(place=st.sampled_from(NUMBER_PLACES), value=number_texts)
+def test_any_number_anywhere(target: Target, place: tuple[str, str, str, bool], value: str) -> None:
+    path, how, field, staff = place
+    check_number_answer(target, ask(target, path, how, value, staff), field)
+    target.alive()
+    target.no_traceback()
+
+
+@FUZZ
+@given(data=st.data(), place=st.sampled_from(CURSOR_PLACES))
+def test_any_cursor(target: Target, data: st.DataObject, place: tuple[str, Any]) -> None:
+    path, cursors = place
+    cursor = data.draw(cursors)
+    check_number_answer(target, ask(target, path, "cursor", cursor, staff=True), "cursor")
+    target.alive()
+    target.no_traceback()
+
+
 # --- WebSocket ----------------------------------------------------------------------------
 
 op_objects = st.fixed_dictionaries(
@@ -617,6 +774,9 @@ ws_queries = st.one_of(
             "topics=project:FZ-1&stages=notice&since=0",
             "topics=nope",
             "since=-1&topics=all",
+            "topics=all&since=" + "9" * 4_301,
+            f"topics=all&since={2**63}",
+            "topics=all&since=١٢٣",
         ]
     ),
 )
@@ -695,5 +855,6 @@ def test_log_is_intact_after_fuzzing(target: Target) -> None:
     )
     items = response.json()["items"]
     assert {e["seq"]: e for e in items} == target.accepted
+    target.no_traceback()
     verify = target.server.cli("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr

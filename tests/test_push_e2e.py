@@ -671,8 +671,11 @@ def test_deliveries_needs_staff_and_a_known_seq(push: Push) -> None:
     assert response.json() == {"seq": seq, "queued": 0, "delivered": 0, "failed": 0, "gone": 0}
 
     head = push.server.head()
-    for unknown in (head + 1, head + 1000, 0, "abc", "-1", "1.5"):
+    for unknown in (head + 1, head + 1000, 0, 2**63 - 1):
         assert_error(push.staff.client.get(f"/api/events/{unknown}/deliveries"), 404)
+    for not_a_seq in ("abc", "-1", "1.5", "١٢٣", 2**63, "9" * 4_301):
+        response = push.staff.client.get(f"/api/events/{not_a_seq}/deliveries")
+        assert_error(response, 422, "seq")
 
 
 # --- 4. durability ----------------------------------------------------------------------------

@@ -18,10 +18,12 @@ from server.domain import CATEGORIES_FILE, Domain, DomainFileError
 from server.errors import ApiError
 from server.events import StoredEvent
 from server.hub import Hub
+from server.numbers import whole_number
 from server.settings import Settings, SettingsError
 from server.stream.frames import Frames
 from server.stream.peer import Peer
 from server.stream.sender import Sender
+from server.text import line_problem, text_problem
 from server.topics import TopicFilter, parse_topic, topics_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -429,6 +431,10 @@ def directory_copy(tmp_path: Path, old: str, new: str) -> Path:
         ("[agencies.YW-PWQ]", "[agency.YW-PWQ]", "agency"),
         ("[agencies.YW-PWQ]\n", "agencies = 3\n[agencie.YW-PWQ]\n", "agencies"),
         ("[regions.330782106]", "[regions.330782106", "line"),
+        # Names that would display as something else (bidi override, control character).
+        ('en = "Yiwu City"', 'en = "Yiwu \\u202eytiC"', "regions.330782.en"),
+        ('zh = "义乌产权交易所"', 'zh = "义乌\\u0000产权交易所"', "agencies.YW-CQJYS.zh"),
+        ('zh = "义乌产权交易所"', 'zh = "义乌\\u2067产权交易所"', "agencies.YW-CQJYS.zh"),
     ],
 )
 def test_a_broken_directory_names_file_entry_and_field(
@@ -977,3 +983,49 @@ async def test_sender_keeps_a_slow_socket_that_still_takes_data() -> None:
     await asyncio.wait_for(sender.drained(), 1)
     assert socket.texts() == [str(n) for n in range(8)]
     assert not sender.failed
+
+
+# --- numbers and display-safe text ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0", 0),
+        ("7", 7),
+        ("007", 7),
+        ("0" * 5_000 + "1", 1),
+        ("9223372036854775807", 2**63 - 1),
+        ("9223372036854775808", None),
+        ("9" * 4_301, None),
+        ("", None),
+        ("-1", None),
+        ("+1", None),
+        (" 1", None),
+        ("1_000", None),
+        ("1e3", None),
+        ("١٢٣", None),
+        ("²", None),
+    ],
+)
+def test_whole_number(raw: str, expected: int | None) -> None:
+    assert whole_number(raw, 0, 2**63 - 1) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "line_ok", "text_ok"),
+    [
+        ("义乌市某道路工程 Yiwu road", True, True),
+        ("مرحبا 123", True, True),
+        ("a\nb\tc\r", False, True),
+        ("a\u200fb", False, True),
+        ("a\u202eb", False, False),
+        ("a\u2066b\u2069", False, False),
+        ("a\x00b", False, False),
+        ("a\x1bb", False, False),
+        ("a\x85b", False, False),
+    ],
+)
+def test_display_safe_text(value: str, line_ok: bool, text_ok: bool) -> None:
+    assert (line_problem(value) is None) is line_ok
+    assert (text_problem(value) is None) is text_ok

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.errors import ApiError
+from server.numbers import whole_number
 from server.state import AppState
 from server.topics import CODE
 
@@ -34,9 +35,7 @@ async def read_json(request: Request) -> Any:
         raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
     limit = state_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and (
-        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
-    ):
+    if declared is not None and (whole_number(declared, 0, limit) is None):
         raise ApiError(413, "too_large", f"the body may be at most {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -53,14 +52,15 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         raise ApiError(
             422,
             "invalid_parameter",
             f"{name} must be a whole number from {low} to {high}",
             {"field": name},
         )
-    return int(raw)
+    return value
 
 
 def code_params(request: Request, names: tuple[str, ...]) -> dict[str, str]:

@@ -47,15 +47,14 @@ async def warnings(request: Request) -> Response:
     level = choice_param(request, "level", LEVELS)
     if level is not None:
         filters["level"] = level
+    chosen_state = choice_param(request, "state", STATES)
+    limit = int_param(request, "limit", 50, 1, 500)
     cursor = request.query_params.get("cursor") or None
     try:
         items, next_cursor = await state.compliance.warnings.list(
-            filters,
-            choice_param(request, "state", STATES),
-            cursor,
-            int_param(request, "limit", 50, 1, 500),
+            filters, chosen_state, cursor, limit
         )
-    except ValueError:
+    except ValueError:  # only the cursor is decoded in there
         raise ApiError(
             422, "invalid_parameter", "cursor: not a cursor this API gave out", {"field": "cursor"}
         ) from None

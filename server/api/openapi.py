@@ -50,7 +50,9 @@ ERROR_RESPONSES = {
 TIME = {
     "type": "string",
     "format": "date-time",
-    "description": "RFC 3339 with the offset of SUNBID_TIMEZONE (default +08:00).",
+    "description": "RFC 3339 with the offset of SUNBID_TIMEZONE (default +08:00). Sent "
+    "times must be YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM): upper-case T and Z, no week "
+    "or ordinal dates.",
     "examples": ["2026-12-01T09:30:00+08:00"],
 }
 
@@ -947,7 +949,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Counts by outcome.",
                 ),
-                **_errors(401, 404, 503),
+                **_errors(401, 404, 422, 503),
             },
         },
     },

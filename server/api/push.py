@@ -16,9 +16,13 @@ from push.service import PushService
 from server.api import JSONResponse, read_json, state_of
 from server.domain import format_time
 from server.errors import ApiError, invalid
+from server.numbers import MAX_SEQ, whole_number
 from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 from server.topics import STAFF_TOPICS
+
+# After a failed look-up of a push service's name: when the browser may ask again.
+RESOLVE_RETRY_SECONDS = 30
 
 
 def _push(request: Request) -> PushService:
@@ -60,11 +64,14 @@ async def subscribe(request: Request) -> Response:
         )
         endpoint = await validate_endpoint(subscription.get("endpoint"), push.allow)
     except EndpointUnresolvable as exc:
+        # The push service's name did not resolve: most likely our DNS, for a
+        # moment. Nothing is wrong with the request, so the browser may retry.
         raise ApiError(
-            422,
-            "invalid_field",
-            f"subscription.endpoint: {exc}",
+            503,
+            "unavailable",
+            f"subscription.endpoint: {exc}; try again later",
             {"field": "subscription.endpoint"},
+            headers={"Retry-After": str(RESOLVE_RETRY_SECONDS)},
         ) from None
     except EndpointRejected as exc:
         raise invalid("subscription.endpoint", str(exc)) from None
@@ -97,7 +104,9 @@ async def deliveries(request: Request) -> Response:
     state, push = state_of(request), _push(request)
     await state.auth.from_header(request.headers.get("authorization"))
     raw = request.path_params["seq"]
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= state.store.head:
-        raise ApiError(404, "not_found", f"no event with seq {raw[:20]!r}")
-    seq = int(raw)
+    seq = whole_number(raw, 0, MAX_SEQ)
+    if seq is None:
+        raise invalid("seq", f"a whole number from 0 to {MAX_SEQ}")
+    if not 1 <= seq <= state.store.head:
+        raise ApiError(404, "not_found", f"no event with seq {seq}")
     return JSONResponse({"seq": seq, **await push.queue.counts(seq)})

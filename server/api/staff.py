@@ -42,7 +42,10 @@ async def publish_event(request: Request) -> Response:
         raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
     require_publisher_of(token, project["agency"])
     draft = state.domain.event_input(
-        await read_json(request), project["category"], state.settings.timezone
+        await read_json(request),
+        project["category"],
+        state.settings.timezone,
+        state.compliance.watchdog.time_fields,
     )
     if draft["stage"] == "correction":
         corrected = await state.store.get_event(draft["data"]["corrects"])

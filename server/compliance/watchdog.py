@@ -233,6 +233,12 @@ class Watchdog:
         """Every data field some rule reads: what a rebuild asks the store for."""
         return self._data_keys
 
+    @property
+    def time_fields(self) -> Mapping[str, frozenset[str]]:
+        """Stage → the data fields rules read as times in its events: the API
+        accepts only RFC 3339 times there."""
+        return self._keep_frozen
+
     def fact_of_row(self, row: Sequence[Any]) -> Fact:
         """A Fact from a row of `EventStore.event_times_since(…, self.data_keys, …)`."""
         seq, project, category, agency, stage, published, occurred = row[:7]

@@ -7,7 +7,7 @@ the same contract tests (tests/test_store.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -96,6 +96,7 @@ class EventStore(Protocol):
     async def list_tokens(self) -> list[Token]: ...
     async def revoke_token(self, name: str) -> bool: ...
     async def token_by_digest(self, digest: str) -> Token | None: ...
+    async def live_digests(self, digests: Collection[str]) -> set[str]: ...
 
 
 def open_store(

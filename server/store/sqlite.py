@@ -21,7 +21,7 @@ import base64
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import orjson
 from server.clock import Clock
 from server.domain import format_time
 from server.events import GENESIS_HASH, StoredEvent, chain_hash
+from server.numbers import MAX_SEQ, whole_number
 from server.store import (
     AlreadyExists,
     AppendRequest,
@@ -44,6 +45,7 @@ from server.store import (
     VerifyReport,
 )
 from server.store.verify import verify_rows
+from server.topics import CODE
 
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
@@ -477,6 +479,21 @@ class SQLiteStore:
         )
         return Token(*rows[0]) if rows else None
 
+    async def live_digests(self, digests: Collection[str]) -> set[str]:
+        """Those of `digests` that belong to tokens not revoked: one query per
+        few hundred, however many connections share them."""
+        wanted, live = list(digests), set[str]()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = await _fetch(
+                self.reader,
+                "SELECT digest FROM tokens WHERE revoked_at IS NULL"
+                f" AND digest IN ({','.join('?' for _ in chunk)})",
+                chunk,
+            )
+            live.update(row[0] for row in rows)
+        return live
+
 
 def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
     project, draft = req.project, req.draft
@@ -530,12 +547,17 @@ def _encode_cursor(activity_us: int, project_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
+    """ValueError unless `cursor` is one `_encode_cursor` could have written: a
+    forged one must not reach SQLite with a number it cannot bind (≥ 2^63)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        activity, _, project_id = raw.partition(":")
-        return int(activity), project_id
     except (ValueError, UnicodeDecodeError):
         raise ValueError("invalid cursor") from None
+    text, _, project_id = raw.partition(":")
+    activity = whole_number(text, 0, MAX_SEQ)
+    if activity is None or not CODE.fullmatch(project_id):
+        raise ValueError("invalid cursor")
+    return activity, project_id
 
 
 async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from server.domain import Domain
 from server.errors import ApiError
+from server.numbers import MAX_SEQ, whole_number
 from server.topics import parse_topic
-
-MAX_SEQ = 2**63 - 1
 
 
 def parse_topics(raw: object, domain: Domain, limit: int) -> list[str]:
@@ -33,13 +32,22 @@ def parse_stages(raw: object, domain: Domain) -> frozenset[str] | None:
     return frozenset(raw) if raw else None
 
 
-def parse_since(raw: object) -> int | None:
+def parse_since(raw: object, field: str = "since") -> int | None:
+    """A seq to resume after: a JSON integer or, from a URL or header, its digits.
+
+    `field` names where it came from (`since`, or SSE's `Last-Event-ID`).
+    """
     if raw is None:
         return None
     if isinstance(raw, str):
-        raw = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 20 else raw
+        raw = whole_number(raw, 0, MAX_SEQ)
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_SEQ:
-        raise ApiError(422, "invalid_since", "since must be a seq: a whole number ≥ 0")
+        raise ApiError(
+            422,
+            "invalid_since",
+            f"{field} must be a seq: a whole number from 0 to {MAX_SEQ}",
+            {"field": field},
+        )
     return raw
 
 

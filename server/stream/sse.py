@@ -82,7 +82,10 @@ class SSEStream:
             raise ApiError(403, "forbidden", "staff topics are served on /ws after auth")
         stages = parse_stages(split_list(query.get("stages", [None])[0]), self.state.domain)
         last_id = dict(scope.get("headers", [])).get(b"last-event-id")
-        since = parse_since(last_id.decode("latin-1") if last_id else query.get("since", [None])[0])
+        if last_id:
+            since = parse_since(last_id.decode("latin-1"), "Last-Event-ID")
+        else:
+            since = parse_since(query.get("since", [None])[0])
         return topics, stages, since
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

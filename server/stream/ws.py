@@ -62,6 +62,26 @@ class WebSocketConnection:
     def error(self, exc: ApiError) -> None:
         self.reply({"op": "error", "code": exc.code, "message": exc.message})
 
+    def sign_out(self) -> None:
+        """No role any more, and none of the topics that needed one."""
+        self.role = None
+        self.state.revocations.forget(self)
+        staff = [topic for topic in self.feed.topics if topic in STAFF_TOPICS]
+        if staff:
+            self.feed.unfollow(staff)
+
+    def token_revoked(self) -> None:
+        """Called by the revocation watch: the token this connection signed in with is gone."""
+        self.sign_out()
+        self.reply(
+            {
+                "op": "error",
+                "code": "token_revoked",
+                "message": "the token was revoked: staff topics are no longer followed;"
+                ' send {"op":"auth","token":"…"} with a valid token to follow them again',
+            }
+        )
+
     async def shutdown(self) -> None:
         await self.feed.close(GOING_AWAY, SHUTDOWN_SECONDS)
 
@@ -93,8 +113,14 @@ class WebSocketConnection:
             secret = message.get("token")
             token = await self.state.auth.token(secret) if isinstance(secret, str) else None
             if token is None:
-                raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+                self.sign_out()
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "the token is unknown or revoked: signed out, staff topics dropped",
+                )
             self.role = token.role
+            self.state.revocations.watch(self, token.digest)
             # The agency lets a console show a publisher what it may publish for.
             self.reply({"op": "authed", "role": token.role, "agency": token.agency})
         else:
@@ -172,6 +198,7 @@ class WebSocketStream:
                     connection.error(exc)
         finally:
             state.connections.discard(connection)
+            state.revocations.forget(connection)
             connection.feed.stop()
             state.limiter.release(address)
 

@@ -177,8 +177,8 @@ function receive(text) {
       settleAuth(message.role, null);
       break;
     case 'error':
-      if (message.code === 'unauthorized') {
-        token = null; // revoked since it was checked, or never valid
+      if (message.code === 'unauthorized' || message.code === 'token_revoked') {
+        token = null; // revoked since it was checked (or while signed in), or never valid
         settleAuth(null, 'unauthorized');
       } else {
         answered(); // a refused subscription must not leave the page "connecting"

@@ -1,0 +1,115 @@
+"""Signing out on an open WebSocket: a token revoked with `sunbid token revoke` (another
+process, writing only the database) stops working on connections that signed in with
+it within 5 s, and a failed `auth` signs a connection out at once. Either way the
+connection loses its role and the staff topics, so no warning reaches it any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from typing import Any
+
+import websockets
+
+from tests.conftest import ServerProcess, Staff
+
+_ids = itertools.count(1)
+
+
+async def recv(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+
+
+async def before_pong(ws: Any) -> list[dict[str, Any]]:
+    await ws.send('{"op":"ping"}')
+    seen = []
+    while (message := await recv(ws))["op"] != "pong":
+        seen.append(message)
+    return seen
+
+
+async def sign_in(ws: Any, token: str) -> dict[str, Any]:
+    await ws.send(json.dumps({"op": "auth", "token": token}))
+    return await recv(ws)
+
+
+async def follow_supervision(ws: Any) -> dict[str, Any]:
+    await ws.send(json.dumps({"op": "subscribe", "topics": ["supervision"]}))
+    return await recv(ws)
+
+
+def break_a_rule(staff: Staff) -> str:
+    """A breach the watchdog reports at once: the award on the candidates' own day."""
+    project = f"REV-{next(_ids)}"
+    staff.project(project, "construction")
+    staff.publish(project, "candidates")
+    staff.publish(project, "award")
+    return project
+
+
+async def assert_only_control_warned(desk: Any, control: Any, staff: Staff) -> None:
+    project = break_a_rule(staff)
+    warning = await recv(control)
+    assert warning["op"] == "warning" and warning["warning"]["project"] == project, warning
+    # Warnings go to every follower at the same moment: the desk would have it by now.
+    assert await before_pong(desk) == []
+
+
+async def test_a_revoked_token_stops_working_on_an_open_websocket(
+    server: ServerProcess, staff: Staff
+) -> None:
+    desk_token = server.token("desk", "supervisor")
+    control_token = server.token("control", "supervisor")
+    async with (
+        websockets.connect(server.ws_url) as desk,
+        websockets.connect(server.ws_url) as control,
+    ):
+        for ws, token in ((desk, desk_token), (control, control_token)):
+            assert (await sign_in(ws, token))["op"] == "authed"
+            assert (await follow_supervision(ws))["op"] == "subscribed"
+        project = break_a_rule(staff)
+        for ws in (desk, control):
+            assert (await recv(ws))["warning"]["project"] == project
+
+        revoked = server.cli("token", "revoke", "desk")
+        assert revoked.returncode == 0, revoked.stderr
+        since = time.monotonic()
+        notice = await recv(desk, timeout=10)
+        assert time.monotonic() - since < 5, "the revocation took too long to arrive"
+        assert notice["op"] == "error" and notice["code"] == "token_revoked", notice
+        assert notice["message"]
+
+        await assert_only_control_warned(desk, control, staff)
+        refused = await follow_supervision(desk)
+        assert refused["op"] == "error" and refused["code"] == "forbidden", refused
+        again = await sign_in(desk, desk_token)
+        assert again["op"] == "error" and again["code"] == "unauthorized", again
+        assert (await follow_supervision(desk))["code"] == "forbidden"
+        assert await before_pong(control) == [], "the control keeps its role, and hears once"
+
+
+async def test_a_failed_auth_signs_the_connection_out(server: ServerProcess, staff: Staff) -> None:
+    desk_token = server.token("desk", "supervisor")
+    control_token = server.token("control", "supervisor")
+    async with (
+        websockets.connect(server.ws_url) as desk,
+        websockets.connect(server.ws_url) as control,
+    ):
+        for ws, token in ((desk, desk_token), (control, control_token)):
+            assert (await sign_in(ws, token))["op"] == "authed"
+            assert (await follow_supervision(ws))["op"] == "subscribed"
+
+        failed = await sign_in(desk, "sb_" + "x" * 43)
+        assert failed["op"] == "error" and failed["code"] == "unauthorized", failed
+        await assert_only_control_warned(desk, control, staff)
+        assert (await follow_supervision(desk))["code"] == "forbidden"
+
+        # Signing in again with a good token gives the role back.
+        assert (await sign_in(desk, desk_token))["role"] == "supervisor"
+        assert (await follow_supervision(desk))["op"] == "subscribed"
+        project = break_a_rule(staff)
+        for ws in (desk, control):
+            assert (await recv(ws))["warning"]["project"] == project
