@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 
 from push.service import PushService
 from server.api import JSONResponse, compliance, pages, public, push, staff
+from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
@@ -41,7 +42,7 @@ class SunbidApp:
 
     def __init__(self, state: AppState, http: Starlette) -> None:
         self.state = state
-        self.http = http
+        self.http = ApiHeaders(http)
         self.ws = WebSocketStream(state)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -37,4 +37,9 @@ class AppState:
     compliance: Compliance
     connections: set[Connection] = field(default_factory=set)
     push: PushService | None = None  # set once the app has started
-    subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)
+    subscribe_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.subscribe_limiter = RateLimiter(
+            self.settings.subscribe_burst, self.settings.subscribe_refill_seconds
+        )
