@@ -42,14 +42,15 @@ class SunbidApp:
 
     def __init__(self, state: AppState, http: Starlette) -> None:
         self.state = state
-        self.http = ApiHeaders(http)
+        self.http = http
+        self._http = ApiHeaders(http)
         self.ws = WebSocketStream(state)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             await self.ws(scope, receive, send)
         else:
-            await self.http(scope, receive, send)
+            await self._http(scope, receive, send)
 
     async def close_streams(self) -> None:
         """Tell every streaming client to reconnect elsewhere (WebSocket 1001)."""
