@@ -415,7 +415,7 @@ def test_subscription_creation_is_rate_limited_per_address(
         response = push.subscribe(service.new_subscriber(), [f"project:RL-{n}"], address=address)
         assert response.status_code == 201, (n, response.text)
     # The bucket refills meanwhile (one every few seconds): a few more may pass.
-    for n in range(burst // 4):
+    for _ in range(burst // 4):
         refused = service.new_subscriber()
         limited = push.subscribe(refused, ["project:RL-X"], address=address)
         if limited.status_code != 201:
