@@ -166,7 +166,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
-    """`*`, or IP addresses and networks separated by commas (as uvicorn takes them)."""
+    """`*`, or IP addresses and networks separated by commas (as uvicorn takes them).
+
+    uvicorn silently treats an entry it cannot parse (`10.0.0.1/8`, a host
+    name) as a literal string that no peer ever matches: refuse it here.
+    """
     name = "SUNBID_FORWARDED_ALLOW_IPS"
     raw = env.get(name, "127.0.0.1").strip()
     if raw == "*":
@@ -174,10 +178,13 @@ def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
     entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
     for entry in entries:
         try:
-            ipaddress.ip_network(entry, strict=False)
+            if "/" in entry:
+                ipaddress.ip_network(entry)
+            else:
+                ipaddress.ip_address(entry)
         except ValueError:
             raise SettingsError(
-                f"{name}: {entry!r} is not an IP address or network (or give *)"
+                f"{name}: {entry!r} is not an IP address or network such as 10.0.0.0/8 (or give *)"
             ) from None
     return ",".join(entries)
 
