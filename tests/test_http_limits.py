@@ -108,6 +108,9 @@ def test_an_ipv6_client_counts_by_its_64() -> None:
     assert one == client_address({"client": ("2001:db8:1:2:ffff::9", 5001)})
     assert one != client_address({"client": ("2001:db8:1:3::1", 5000)})
     assert client_address({"client": ("203.0.113.5", 1)}) == "203.0.113.5"
+    # A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d: each counts alone.
+    assert client_address({"client": ("::ffff:203.0.113.5", 1)}) == "203.0.113.5"
+    assert client_address({"client": ("::ffff:203.0.113.6", 1)}) == "203.0.113.6"
 
 
 # --- 2. idle and slow connections, the connection cap ------------------------------------------

@@ -38,6 +38,9 @@ def client_address(scope: Mapping[str, Any]) -> str:
     if ":" not in host:
         return host
     try:
-        return str(ipaddress.IPv6Network((host, 64), strict=False))
+        address = ipaddress.IPv6Address(host)
     except ValueError:
         return host
+    if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is an IPv4 client
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
