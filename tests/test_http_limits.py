@@ -161,6 +161,15 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off(timeouts: ServerProcess) -> N
         assert closed_within(sock, 6, drip=slow) < 2.5
 
 
+def test_a_slow_second_request_on_a_kept_connection_is_cut_off(timeouts: ServerProcess) -> None:
+    with raw_socket(timeouts) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in sock.recv(4096)
+        # Its first byte ends the keep-alive wait; the header timeout (1 s) takes over.
+        slow = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
+        assert closed_within(sock, 6, drip=slow) < 2.5
+
+
 def test_a_keep_alive_client_is_served_then_closed_when_idle(timeouts: ServerProcess) -> None:
     with httpx.Client(base_url=timeouts.url) as client:
         for _ in range(3):  # one connection, requests 0.6 s apart: longer than nothing
