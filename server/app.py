@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 
 from push.service import PushService
 from server.api import JSONResponse, compliance, operations, pages, public, push, staff
+from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
@@ -44,6 +45,7 @@ class SunbidApp:
     def __init__(self, state: AppState, http: Starlette) -> None:
         self.state = state
         self.http = http
+        self._http = ApiHeaders(http)
         self.ws = WebSocketStream(state)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -52,7 +54,7 @@ class SunbidApp:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             await self.ws(scope, receive, send)
         else:
-            await self.http(scope, receive, send)
+            await self._http(scope, receive, send)
 
     async def close_streams(self) -> None:
         """Tell every streaming client to reconnect elsewhere (WebSocket 1001)."""

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 
 from server.errors import ApiError
 from server.store import EventStore, Token
@@ -20,6 +21,9 @@ STAFF_VIEW_ROLES = frozenset({"supervisor", "admin"})
 # A revoked token stops working within this many seconds in a running server.
 CACHE_SECONDS = 2.0
 TOKEN_PREFIX = "sb_"
+# Secrets remembered at most; beyond, the least recently used is forgotten (a
+# flood of made-up tokens must not evict the real ones all at once).
+CACHE_SIZE = 10_000
 
 
 def new_token() -> str:
@@ -33,7 +37,7 @@ def digest(token: str) -> str:
 class Authenticator:
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self._cache: dict[str, tuple[Token | None, float]] = {}
+        self._cache: OrderedDict[str, tuple[Token | None, float]] = OrderedDict()
 
     async def token(self, secret: str) -> Token | None:
         """The live token for this secret, or None."""
@@ -43,15 +47,17 @@ class Authenticator:
         now = time.monotonic()
         cached = self._cache.get(wanted)
         if cached is not None and cached[1] > now:
+            self._cache.move_to_end(wanted)
             return cached[0]
         found = await self.store.token_by_digest(wanted)
         if found is not None and (
             found.revoked_at is not None or not hmac.compare_digest(found.digest, wanted)
         ):
             found = None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
         self._cache[wanted] = (found, now + CACHE_SECONDS)
+        self._cache.move_to_end(wanted)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
         return found
 
     def forget(self, digest: str) -> None:

@@ -17,6 +17,7 @@ from server.auth import ROLES, digest, new_token
 from server.clock import Clock
 from server.compliance.datafile import DataFileError
 from server.domain import DomainFileError
+from server.http_protocol import fit_open_files, protocol_class
 from server.logs import configure_logging, uvicorn_log_config
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
@@ -106,10 +107,17 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         else:
             print(f"sunbid: {exc}", file=sys.stderr)  # names the file, entry and field
         return 2
+    max_connections = fit_open_files(settings.max_connections)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol_class(settings.http_header_timeout, max_connections),
+        # The client address per-address limits count: X-Forwarded-For's,
+        # but only when the peer is one of these proxies.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_keep_alive=settings.http_keepalive_seconds,
         ws="websockets-sansio",
         ws_per_message_deflate=False,  # a compressed frame cannot be shared
         ws_max_size=settings.max_frame_bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,18 @@ class Settings:
     # A stream whose socket takes no data for this long is aborted (not closed:
     # a close would wait for a peer that does not read).
     send_timeout: float
+    # Proxies whose X-Forwarded-For names the client ("*": any peer); the
+    # address every per-address limit counts comes from it (docs: doc-http).
+    forwarded_allow_ips: str
+    # Push subscriptions created per address: a burst, refilled one per this many seconds.
+    subscribe_burst: int
+    subscribe_refill_seconds: float
+    # HTTP connections: idle time between requests, time for a request's headers
+    # to arrive whole (from the connection's start or the request's first byte),
+    # and open connections in all (streams included) before new ones get 503.
+    http_keepalive_seconds: int
+    http_header_timeout: float
+    max_connections: int
     ws_ping_interval: float
     sqlite_synchronous: str
     # Compliance: warn this many working days before a statutory deadline (0: only breaches)
@@ -115,6 +128,12 @@ class Settings:
         if log_format not in LOG_FORMATS:
             raise SettingsError("SUNBID_LOG_FORMAT must be text or json")
         return cls(
+            forwarded_allow_ips=_forwarded_allow_ips(env),
+            subscribe_burst=_int(env, "SUNBID_SUBSCRIBE_BURST", 60, 1),
+            subscribe_refill_seconds=_float(env, "SUNBID_SUBSCRIBE_REFILL_SECONDS", 2.0),
+            http_keepalive_seconds=_int(env, "SUNBID_HTTP_KEEPALIVE_SECONDS", 20, 1),
+            http_header_timeout=float(_int(env, "SUNBID_HTTP_HEADER_TIMEOUT_SECONDS", 10, 1)),
+            max_connections=_int(env, "SUNBID_MAX_CONNECTIONS", 12_000, 16),
             data_dir=data_dir,
             database_url=env.get("SUNBID_DATABASE_URL", f"sqlite:///{data_dir / 'sunbid.db'}"),
             bus_url=env.get("SUNBID_BUS_URL", "memory://"),
@@ -170,6 +189,30 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value < 3600:
         raise SettingsError(f"{name} must be between 0 and 3600, got {value}")
     return value
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    """`*`, or IP addresses and networks separated by commas (as uvicorn takes them).
+
+    uvicorn silently treats an entry it cannot parse (`10.0.0.1/8`, a host
+    name) as a literal string that no peer ever matches: refuse it here.
+    """
+    name = "SUNBID_FORWARDED_ALLOW_IPS"
+    raw = env.get(name, "127.0.0.1").strip()
+    if raw == "*":
+        return raw
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            if "/" in entry:
+                ipaddress.ip_network(entry)
+            else:
+                ipaddress.ip_address(entry)
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {entry!r} is not an IP address or network such as 10.0.0.0/8 (or give *)"
+            ) from None
+    return ",".join(entries)
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -44,7 +44,12 @@ class AppState:
     revocations: RevocationWatch
     connections: set[Connection] = field(default_factory=set)
     push: PushService | None = None  # set once the app has started
-    subscribe_limiter: RateLimiter = field(default_factory=RateLimiter)
+    subscribe_limiter: RateLimiter = field(init=False)
     stream_counters: StreamCounters = field(default_factory=StreamCounters)
     metrics: Metrics = field(default_factory=Metrics)
     shutting_down: bool = False  # /readyz answers 503 from the start of a shutdown
+
+    def __post_init__(self) -> None:
+        self.subscribe_limiter = RateLimiter(
+            self.settings.subscribe_burst, self.settings.subscribe_refill_seconds
+        )

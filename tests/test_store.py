@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -15,7 +17,8 @@ from server.clock import FrozenClock
 from server.domain import Domain
 from server.events import GENESIS_HASH, chain_hash
 from server.store import AppendRequest, IdempotencyConflict
-from server.store.sqlite import SQLiteStore
+from server.store.readers import Readers
+from server.store.sqlite import SCHEMA, SQLiteStore, _events_query
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()
@@ -137,3 +140,102 @@ async def test_reopening_continues_the_chain(tmp_path: Path) -> None:
         assert (await second.verify()).first_bad_seq is None
     finally:
         await second.close()
+
+
+# --- reads answered by indexes, and readers that long reads cannot take over ---------------
+
+FILTERS: list[dict[str, frozenset[str] | None] | None] = [
+    None,
+    {"all": None},
+    {"all": frozenset({"penalty"})},
+    {"all": frozenset({"notice", "award"})},
+    {"project:ROAD": None},
+    {"project:ROAD": frozenset({"award"})},
+    {"category:land": None},
+    {"category:land": frozenset({"auction", "notice"})},
+    {"agency:YW-GGZY": frozenset({"notice"}), "region:330782": None},
+    {"all": frozenset({"award"}), "project:LAND": None},
+    {"all": None, "project:LAND": frozenset({"notice"})},
+    {f"project:P{i}": frozenset({"notice", "award"}) for i in range(40)},  # beyond MAX_BRANCHES
+]
+
+
+@pytest.mark.parametrize("topics", FILTERS)
+def test_every_event_filter_is_answered_by_an_index(
+    topics: dict[str, frozenset[str] | None] | None,
+) -> None:
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    sql, params = _events_query(10, topics, 100)
+    plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    # (SCAN of a subquery walks its few rows; SCAN of `events` would read the log.)
+    assert not [step for step in plan if step.startswith("SCAN events")], plan
+
+
+async def test_event_filters_give_the_first_matches_in_order(store: SQLiteStore) -> None:
+    road = await new_project(store, "ROAD")
+    land = await new_project(store, "LAND", category="land", region=None)
+    stages = ["notice", "award", "penalty", "notice", "auction", "notice", "award"]
+    written = []
+    for i in range(60):
+        project = road if i % 3 else land
+        stage = stages[i % len(stages)]
+        if stage == "auction" and project is road:
+            stage = "notice"
+        written.append((await store.append(request(project, stage))).event)
+
+    def wanted(event: Any, topics: dict[str, frozenset[str] | None] | None) -> bool:
+        if topics is None:
+            return True
+        fields = {
+            "all": "all",
+            "project": event.project,
+            "category": event.category,
+            "agency": event.agency,
+            "region": event.region,
+        }
+        for topic, only in topics.items():
+            kind, _, value = topic.partition(":")
+            if (topic == "all" or fields[kind] == value) and (only is None or event.stage in only):
+                return True
+        return False
+
+    for topics in FILTERS:
+        for since, limit in ((0, 100), (5, 3), (20, 7), (59, 5)):
+            got = [e.seq for e in await store.events_since(since, topics, limit)]
+            expected = [e.seq for e in written if e.seq > since and wanted(e, topics)][:limit]
+            assert got == expected, (topics, since, limit)
+
+
+async def test_an_existing_log_gets_the_stage_index(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace("CREATE INDEX IF NOT EXISTS events_by_stage", "-- "))
+    assert "events_by_stage" not in str(old.execute("SELECT name FROM sqlite_master").fetchall())
+    old.close()
+    store = SQLiteStore(f"sqlite:///{path}", FrozenClock(TZ, datetime(2026, 12, 1, tzinfo=TZ)))
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+    assert "events_by_stage" in names
+
+
+async def test_long_reads_leave_a_reader_for_short_ones(tmp_path: Path) -> None:
+    readers = await Readers.open(tmp_path / "r.db", count=3)
+    try:
+        async with readers.connection(long=True), readers.connection(long=True):
+            third_long = asyncio.create_task(_hold(readers, long=True))
+            await asyncio.sleep(0.05)
+            assert not third_long.done(), "a third long read must wait"
+            # A short read finds the connection kept free.
+            async with asyncio.timeout(1), readers.connection() as conn:
+                assert await conn.execute_fetchall("SELECT 1") == [(1,)]
+        await asyncio.wait_for(third_long, 1)  # and the long one goes once one is back
+    finally:
+        await readers.close()
+
+
+async def _hold(readers: Readers, *, long: bool) -> None:
+    async with readers.connection(long=long):
+        pass

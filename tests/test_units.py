@@ -684,6 +684,10 @@ def test_settings_defaults() -> None:
     assert "fcm.googleapis.com" in settings.push_allowed_hosts
     assert settings.public_url is None
     assert settings.directory_file is None  # the shipped server/data/directory.toml
+    assert settings.forwarded_allow_ips == "127.0.0.1"
+    assert (settings.subscribe_burst, settings.subscribe_refill_seconds) == (60, 2.0)
+    assert settings.http_keepalive_seconds == 20 and settings.http_header_timeout == 10
+    assert settings.max_connections == 12_000
 
 
 def test_settings_from_values() -> None:
@@ -710,6 +714,9 @@ def test_settings_from_values() -> None:
     for on in ("1", "true", "YES", "On"):
         assert Settings.from_env({"SUNBID_DEMO": on}).demo is True
     assert Settings.from_env({"SUNBID_MAX_BODY_BYTES": ""}).max_body_bytes == 65536
+    proxies = Settings.from_env({"SUNBID_FORWARDED_ALLOW_IPS": " 10.0.0.0/8, ::1 ,192.0.2.7,"})
+    assert proxies.forwarded_allow_ips == "10.0.0.0/8,::1,192.0.2.7"
+    assert Settings.from_env({"SUNBID_FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == "*"
 
 
 @pytest.mark.parametrize(
@@ -736,6 +743,14 @@ def test_settings_from_values() -> None:
         ("SUNBID_SEND_TIMEOUT_SECONDS", "0"),
         ("SUNBID_WS_PING_SECONDS", "0"),
         ("SUNBID_WS_PING_SECONDS", "soon"),
+        ("SUNBID_FORWARDED_ALLOW_IPS", "proxy.example"),
+        ("SUNBID_FORWARDED_ALLOW_IPS", "10.0.0.1/8"),  # uvicorn would never match it
+        ("SUNBID_FORWARDED_ALLOW_IPS", "127.0.0.1,*"),
+        ("SUNBID_SUBSCRIBE_BURST", "0"),
+        ("SUNBID_SUBSCRIBE_REFILL_SECONDS", "0"),
+        ("SUNBID_HTTP_KEEPALIVE_SECONDS", "0"),
+        ("SUNBID_HTTP_HEADER_TIMEOUT_SECONDS", "1.5"),
+        ("SUNBID_MAX_CONNECTIONS", "15"),
     ],
 )
 def test_bad_setting_names_the_variable(name: str, value: str) -> None:

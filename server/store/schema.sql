@@ -12,6 +12,8 @@ CREATE INDEX IF NOT EXISTS events_by_project  ON events(project, seq);
 CREATE INDEX IF NOT EXISTS events_by_category ON events(category, seq);
 CREATE INDEX IF NOT EXISTS events_by_agency   ON events(agency, seq);
 CREATE INDEX IF NOT EXISTS events_by_region   ON events(region, seq);
+-- `stages=` filters (the API's and replays'); existing files get it at the next start.
+CREATE INDEX IF NOT EXISTS events_by_stage    ON events(stage, seq);
 
 -- The log is append-only. These stop accidents, not attackers: an attacker
 -- who drops them is caught by `sunbid verify` and the hash chain.

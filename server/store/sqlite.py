@@ -11,7 +11,8 @@ Settings, and why:
   the file while the server runs; it waits instead of failing.
 - One writer connection fed by one task: `seq` and the hash chain are assigned
   in memory without races, and every publisher waiting at the same moment
-  shares one transaction (group commit). Reads use a separate connection.
+  shares one transaction (group commit). Reads use their own connections
+  (store/readers.py), so long reads cannot starve short ones.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from server.store import (
     TopicStages,
     VerifyReport,
 )
+from server.store.readers import Readers
 from server.store.verify import verify_rows
 from server.topics import CODE
 
@@ -54,6 +56,8 @@ PROJECT_COLUMNS = (
     "id, title, category, agency, region, budget, currency, stage, created_at, updated_at, last_seq"
 )
 EVENT_COLUMNS = "seq, project, category, agency, region, stage, doc"
+# Lookups in one events query; beyond, one query with OR (still indexed, sorted in full).
+MAX_BRANCHES = 64
 TOPIC_COLUMNS = {
     "project": "project",
     "category": "category",
@@ -90,16 +94,14 @@ class SQLiteStore:
         self._write_lock = asyncio.Lock()
         self._writer_task: asyncio.Task[None] | None = None
         self._w: aiosqlite.Connection | None = None
-        self._r: aiosqlite.Connection | None = None
+        self._readers: Readers | None = None
 
     # --- life cycle -------------------------------------------------------
 
     async def open(self) -> None:
         if self.readonly:
-            # Only the reader: no schema script, no writer task, no write lock taken.
-            self._r = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._r.execute("PRAGMA busy_timeout=5000")
-            await self._r.execute("PRAGMA query_only=1")
+            # Only readers: no schema script, no writer task, no write lock taken.
+            self._readers = await Readers.open(self.path, count=1)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._w = await aiosqlite.connect(self.path, isolation_level=None)
@@ -111,9 +113,7 @@ class SQLiteStore:
         ):
             await self._w.execute(f"PRAGMA {pragma}")
         await self._w.executescript(SCHEMA)
-        self._r = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._r.execute("PRAGMA busy_timeout=5000")
-        await self._r.execute("PRAGMA query_only=1")
+        self._readers = await Readers.open(self.path)
         await self._reload_head()
         self._writer_task = asyncio.create_task(self._write_loop(), name="sunbid-log-writer")
 
@@ -122,18 +122,21 @@ class SQLiteStore:
             self._writer_task.cancel()
             await asyncio.gather(self._writer_task, return_exceptions=True)
             self._writer_task = None
-        for conn in (self._r, self._w):
-            if conn is not None:
-                await conn.close()
-        self._r = self._w = None
+        if self._readers is not None:
+            await self._readers.close()
+        if self._w is not None:
+            await self._w.close()
+        self._readers, self._w = None, None
 
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        assert self._r is not None, "store is not open"
-        return self._r
+    async def _read(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Any]:
+        """Rows of one query on a reader connection; `long` for the reads that
+        may take a while (scans of many events), which leave one reader free."""
+        assert self._readers is not None, "store is not open"
+        async with self._readers.connection(long=long) as conn:
+            return await _fetch(conn, sql, params)
 
     @property
     def writer(self) -> aiosqlite.Connection:
@@ -314,20 +317,14 @@ class SQLiteStore:
             return await self.writer.execute(sql, params)
 
     async def get_event(self, seq: int) -> StoredEvent | None:
-        rows = await _fetch(
-            self.reader, f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)
-        )
+        rows = await self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
         return _event(rows[0]) if rows else None
 
     async def events_since(
         self, since: int, topics: TopicStages | None, limit: int
     ) -> list[StoredEvent]:
-        where, params = _topic_condition(topics)
-        rows = await _fetch(
-            self.reader,
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND ({where}) ORDER BY seq LIMIT ?",
-            (since, *params, limit),
-        )
+        sql, params = _events_query(since, topics, limit)
+        rows = await self._read(sql, params, long=True)
         return [_event(row) for row in rows]
 
     async def event_times_since(
@@ -343,12 +340,12 @@ class SQLiteStore:
         """
         fields = ["$.published_at", "$.occurred_at", *(f"$.data.{key}" for key in data_keys)]
         extracts = ", ".join("json_extract(d, ?)" for _ in fields)
-        return await _fetch(
-            self.reader,
+        return await self._read(
             f"SELECT seq, project, category, agency, stage, {extracts} FROM"
             " (SELECT seq, project, category, agency, stage, CAST(doc AS TEXT) AS d"
             "  FROM events WHERE seq > ? ORDER BY seq LIMIT ?)",
             (*fields, since, limit),
+            long=True,
         )
 
     async def verify(self) -> VerifyReport:
@@ -397,8 +394,8 @@ class SQLiteStore:
         return created
 
     async def get_project(self, project_id: str) -> dict[str, Any] | None:
-        rows = await _fetch(
-            self.reader, f"SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,)
+        rows = await self._read(
+            f"SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,)
         )
         return _project(rows[0]) if rows else None
 
@@ -420,11 +417,11 @@ class SQLiteStore:
             clauses.append("(activity_us, id) < (?, ?)")
             params += [activity, project_id]
         where = " AND ".join(clauses) or "1"
-        rows = await _fetch(
-            self.reader,
+        rows = await self._read(
             f"SELECT {PROJECT_COLUMNS}, activity_us FROM projects WHERE {where}"
             " ORDER BY activity_us DESC, id DESC LIMIT ?",
             (*params, limit + 1),
+            long=query is not None,  # a search reads every project
         )
         items = [_project(row[:-1]) for row in rows[:limit]]
         next_cursor = None
@@ -434,15 +431,14 @@ class SQLiteStore:
         return items, next_cursor
 
     async def timeline(self, project_id: str) -> list[StoredEvent]:
-        rows = await _fetch(
-            self.reader,
+        rows = await self._read(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE project = ? ORDER BY seq",
             (project_id,),
         )
         return [_event(row) for row in rows]
 
     async def count_projects(self) -> int:
-        rows = await _fetch(self.reader, "SELECT COUNT(*) FROM projects")
+        rows = await self._read("SELECT COUNT(*) FROM projects")
         return int(rows[0][0])
 
     # --- tokens ------------------------------------------------------------
@@ -457,8 +453,7 @@ class SQLiteStore:
             raise AlreadyExists(name) from None
 
     async def list_tokens(self) -> list[Token]:
-        rows = await _fetch(
-            self.reader,
+        rows = await self._read(
             "SELECT name, role, agency, created_at, revoked_at FROM tokens ORDER BY name",
         )
         return [Token(*row) for row in rows]
@@ -471,8 +466,7 @@ class SQLiteStore:
         return cursor.rowcount > 0
 
     async def token_by_digest(self, digest: str) -> Token | None:
-        rows = await _fetch(
-            self.reader,
+        rows = await self._read(
             "SELECT name, role, agency, created_at, revoked_at, digest FROM tokens"
             " WHERE digest = ?",
             (digest,),
@@ -485,8 +479,7 @@ class SQLiteStore:
         wanted, live = list(digests), set[str]()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = await _fetch(
-                self.reader,
+            rows = await self._read(
                 "SELECT digest FROM tokens WHERE revoked_at IS NULL"
                 f" AND digest IN ({','.join('?' for _ in chunk)})",
                 chunk,
@@ -512,21 +505,49 @@ def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any
     }
 
 
-def _topic_condition(topics: TopicStages | None) -> tuple[str, list[Any]]:
-    """SQL selecting the events on any of `topics`, each with its stage filter."""
-    if topics is None:
-        return "1", []
-    clauses, params = [], []
+def _events_query(since: int, topics: TopicStages | None, limit: int) -> tuple[str, list[Any]]:
+    """SQL for the first `limit` events after `since` on any of `topics`.
+
+    Every filter is answered by an index (schema.sql), never by a scan of the
+    log: a topic by its column's index, a stage by events_by_stage. Several
+    topics or stages are several lookups, each stopping after `limit` rows;
+    the first `limit` of their union is the answer. (One query with `OR` or
+    `stage IN` would read *every* match after `since` to sort them.)
+    """
+    if topics is None or topics.get("all", ()) is None:  # everything: the seq range alone
+        return f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [
+            since,
+            limit,
+        ]
+    branches: list[tuple[str, list[Any]]] = []
     for topic, stages in topics.items():
         kind, _, value = topic.partition(":")
-        clause = "1" if topic == "all" else f"{TOPIC_COLUMNS[kind]} = ?"
-        if topic != "all":
-            params.append(value)
-        if stages is not None:
-            clause += f" AND stage IN ({','.join('?' for _ in stages)})"
-            params += sorted(stages)
-        clauses.append(f"({clause})")
-    return " OR ".join(clauses) or "0", params
+        column = None if topic == "all" else TOPIC_COLUMNS[kind]
+        for stage in sorted(stages) if stages is not None else [None]:
+            conditions, params = [], []
+            if column is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+            if stage is not None:
+                # `+stage` when a project is named: its few events beat all of a stage's.
+                conditions.append("+stage = ?" if kind == "project" else "stage = ?")
+                params.append(stage)
+            branches.append((" AND ".join(conditions), params))
+    if len(branches) > MAX_BRANCHES:  # SQLite allows 500 per compound query
+        where = " OR ".join(f"({condition})" for condition, _ in branches)
+        return (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND ({where}) ORDER BY seq LIMIT ?",
+            [since, *(p for _, params in branches for p in params), limit],
+        )
+    union = " UNION ".join(
+        f"SELECT seq FROM (SELECT seq FROM events WHERE seq > ? AND {condition}"
+        " ORDER BY seq LIMIT ?)"
+        for condition, _ in branches
+    )
+    return (
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({union}) ORDER BY seq LIMIT ?",
+        [*(p for _, params in branches for p in (since, *params, limit)), limit],
+    )
 
 
 def _event(row: Sequence[Any]) -> StoredEvent:

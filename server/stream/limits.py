@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -25,5 +26,21 @@ class ConnectionLimiter:
 
 
 def client_address(scope: Mapping[str, Any]) -> str:
+    """The address per-address limits count: the peer's, or X-Forwarded-For's
+    when the peer is a trusted proxy (uvicorn puts that in `client`, see
+    SUNBID_FORWARDED_ALLOW_IPS). An IPv6 client counts by its /64: one
+    subscriber (a phone, a home) is given a whole /64, so counting single
+    addresses would give one device 2^64 allowances."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client:
+        return "unknown"
+    host = str(client[0])
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is an IPv4 client
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
