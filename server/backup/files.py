@@ -264,8 +264,12 @@ def check_chain(path: Path, timezone: ZoneInfo) -> tuple[int, str]:
 
     try:
         return asyncio.run(verify())
-    except sqlite3.DatabaseError as exc:
-        raise BackupError(f"the log {path} cannot be read: {exc}") from None
+    except BackupError:
+        raise
+    except Exception as exc:  # a damaged file may fail in any way; never a traceback
+        raise BackupError(
+            f"the log {path} cannot be checked: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def read_head(path: Path) -> tuple[int, str]:
