@@ -115,9 +115,10 @@ class _NoConnectionLines(logging.Filter):
 def serve_forever(settings: Settings, host: str, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        # Held until this process exits: one server per data directory, and
+        # Held until this process exits: one server per SQLite log, and
         # `sunbid restore` can tell that one runs.
-        lock = lock_data_dir(settings.data_dir, "sunbid serve")
+        shared = is_postgres(settings.database_url)
+        lock = lock_data_dir(settings.data_dir, "sunbid serve", shared=shared)
     except DataDirBusy as exc:
         print(f"sunbid: {exc}", file=sys.stderr)
         return 1

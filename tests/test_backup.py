@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from server.backup.files import MANIFEST, sha256_of
+from server.backup.make import copy_database
 from server.datalock import LOCK_FILE
 from tests.conftest import ServerProcess, Staff
 from tests.push_service import PushService
@@ -173,6 +174,59 @@ def test_a_backup_taken_while_publishing_restores_every_acknowledged_event(
     finally:
         restored.stop()
     assert restored.cli("verify").returncode == 0
+
+
+def test_a_database_copy_finishes_while_another_process_keeps_committing(tmp_path: Path) -> None:
+    """A stepped copy outside a held snapshot starts over at every commit made
+    elsewhere, and under steady writing never ends; this one must end, and
+    hold the database as of one commit."""
+    source = tmp_path / "busy.db"
+    setup = sqlite3.connect(source, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, total INTEGER NOT NULL, pad BLOB)")
+    setup.execute("CREATE TABLE sums (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER)")
+    setup.execute("INSERT INTO sums VALUES (1, 0)")
+    for _ in range(500):
+        setup.execute("INSERT INTO t (total, pad) VALUES (1, randomblob(4000))")
+    setup.execute("UPDATE sums SET total = 500")
+    setup.close()
+
+    stop = threading.Event()
+    commits = 0
+
+    def write() -> None:  # each commit adds a row and moves the sum with it
+        nonlocal commits
+        writer = sqlite3.connect(source, isolation_level=None, timeout=10)
+        while not stop.is_set():
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("INSERT INTO t (total, pad) VALUES (1, randomblob(4000))")
+            writer.execute("UPDATE sums SET total = total + 1")
+            writer.execute("COMMIT")
+            commits += 1
+            time.sleep(0.001)
+        writer.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    copied = threading.Thread(
+        target=copy_database, args=(source, tmp_path / "copy.db"), kwargs={"pages_per_step": 16}
+    )
+    try:
+        wait_until(lambda: commits > 20, "the writer to get going")
+        before = commits
+        copied.start()
+        copied.join(30)
+        during = commits - before
+    finally:
+        stop.set()
+        writer.join(10)
+    assert not copied.is_alive(), "the copy never finished while the writer committed"
+    assert during > 0, "nothing was committed while the copy ran"
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    rows, total = copy.execute("SELECT count(*), (SELECT total FROM sums) FROM t").fetchone()
+    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # no -wal beside it
+    copy.close()
+    assert rows == total and rows > 500, (rows, total)
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def copy_file(file: DataFile, destination: Path) -> None:
     sync_file(destination)
 
 
-def copy_database(source: Path, destination: Path) -> None:
+def copy_database(source: Path, destination: Path, pages_per_step: int = PAGES_PER_STEP) -> None:
     try:
         reader = sqlite3.connect(source, isolation_level=None, timeout=10)
     except sqlite3.Error as exc:
@@ -89,7 +89,7 @@ def copy_database(source: Path, destination: Path) -> None:
         reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the snapshot
         copy = sqlite3.connect(destination, isolation_level=None)
         try:
-            reader.backup(copy, pages=PAGES_PER_STEP)
+            reader.backup(copy, pages=pages_per_step)
             # One self-contained file: no -wal or -shm beside the copy. A
             # server started on it switches it back to WAL.
             copy.execute("PRAGMA journal_mode=DELETE")
