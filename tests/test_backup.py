@@ -176,7 +176,7 @@ def test_a_backup_taken_while_publishing_restores_every_acknowledged_event(
     assert restored.cli("verify").returncode == 0
 
 
-def test_a_database_copy_finishes_while_another_process_keeps_committing(tmp_path: Path) -> None:
+def test_a_database_copy_finishes_while_another_connection_keeps_committing(tmp_path: Path) -> None:
     """A stepped copy outside a held snapshot starts over at every commit made
     elsewhere, and under steady writing never ends; this one must end, and
     hold the database as of one commit."""
@@ -186,9 +186,9 @@ def test_a_database_copy_finishes_while_another_process_keeps_committing(tmp_pat
     setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, total INTEGER NOT NULL, pad BLOB)")
     setup.execute("CREATE TABLE sums (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER)")
     setup.execute("INSERT INTO sums VALUES (1, 0)")
-    for _ in range(500):
+    for _ in range(3000):  # ~3,000 pages: ~200 steps of 16, while the writer commits
         setup.execute("INSERT INTO t (total, pad) VALUES (1, randomblob(4000))")
-    setup.execute("UPDATE sums SET total = 500")
+    setup.execute("UPDATE sums SET total = 3000")
     setup.close()
 
     stop = threading.Event()
@@ -209,24 +209,29 @@ def test_a_database_copy_finishes_while_another_process_keeps_committing(tmp_pat
     writer = threading.Thread(target=write)
     writer.start()
     copied = threading.Thread(
-        target=copy_database, args=(source, tmp_path / "copy.db"), kwargs={"pages_per_step": 16}
+        target=copy_database,
+        args=(source, tmp_path / "copy.db"),
+        kwargs={"pages_per_step": 16},
+        daemon=True,
     )
     try:
         wait_until(lambda: commits > 20, "the writer to get going")
         before = commits
         copied.start()
-        copied.join(30)
+        copied.join(20)
         during = commits - before
+        finished = not copied.is_alive()
     finally:
         stop.set()
         writer.join(10)
-    assert not copied.is_alive(), "the copy never finished while the writer committed"
+        copied.join(10)  # without the writer it ends
+    assert finished, "the copy never finished while the writer committed"
     assert during > 0, "nothing was committed while the copy ran"
     copy = sqlite3.connect(tmp_path / "copy.db")
     rows, total = copy.execute("SELECT count(*), (SELECT total FROM sums) FROM t").fetchone()
     assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # no -wal beside it
     copy.close()
-    assert rows == total and rows > 500, (rows, total)
+    assert rows == total and rows > 3000, (rows, total)
 
 
 # --- refusals ---------------------------------------------------------------------------------
