@@ -1,4 +1,4 @@
-"""The `sunbid` command: serve, tokens, verify."""
+"""The `sunbid` command: serve, tokens, verify, backup and restore."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -14,8 +15,13 @@ import uvicorn
 from push.queue import QUEUE_FILE, PushQueue
 from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
+from server.backup import BackupError
+from server.backup.files import is_postgres, log_path
+from server.backup.make import TargetNotEmpty, make_backup
+from server.backup.restore import restore_backup
 from server.clock import Clock
 from server.compliance.datafile import DataFileError
+from server.datalock import DataDirBusy, lock_data_dir, unlock_data_dir
 from server.domain import DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
 from server.logs import configure_logging, uvicorn_log_config
@@ -45,6 +51,15 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("verify", help="re-compute the event log's hash chain")
 
+    backup = commands.add_parser(
+        "backup", help="copy all data into PATH, consistently, while the server runs; verified"
+    )
+    backup.add_argument("path", type=Path, help="a new or empty directory")
+    restore = commands.add_parser(
+        "restore", help="check the backup in PATH and put it in place (server stopped)"
+    )
+    restore.add_argument("path", type=Path, help="a directory written by `sunbid backup`")
+
     vapid = commands.add_parser("vapid", help="the Web Push (VAPID) key").add_subparsers(
         dest="action", required=True
     )
@@ -60,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve_forever(settings, args.host, args.port)
     if args.command == "verify":
         return _with_store(settings, _verify)
+    if args.command == "backup":
+        return _backup(settings, args.path)
+    if args.command == "restore":
+        return _restore(settings, args.path)
     if args.command == "vapid":
         return asyncio.run(_vapid_show(settings))
     handlers: dict[str, Callable[[EventStore], Awaitable[int]]] = {
@@ -96,9 +115,24 @@ class _NoConnectionLines(logging.Filter):
 
 
 def serve_forever(settings: Settings, host: str, port: int) -> int:
+    configure_logging(settings.log_format)
+    try:
+        # Held until this process exits: one server per SQLite log, and
+        # `sunbid restore` can tell that one runs.
+        shared = is_postgres(settings.database_url)
+        lock = lock_data_dir(settings.data_dir, "sunbid serve", shared=shared)
+    except DataDirBusy as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _serve(settings, host, port)
+    finally:
+        unlock_data_dir(lock)
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
     from server.app import create_app
 
-    configure_logging(settings.log_format)
     try:
         app = create_app(settings)
     except (DomainFileError, DataFileError) as exc:
@@ -207,6 +241,76 @@ async def _vapid_show(settings: Settings) -> int:
         await queue.close()
     print(key.application_server_key)
     return 0
+
+
+POSTGRES_NOTE = (
+    "SUNBID_DATABASE_URL points to PostgreSQL: `sunbid {command}` handles only the "
+    "files in the data directory ({data_dir}: push.db, compliance.db, keys), not the "
+    "event log. {what} See 'Backup and restore' in the operations documentation."
+)
+
+
+def _backup(settings: Settings, target: Path) -> int:
+    postgres = is_postgres(settings.database_url)
+    if postgres:
+        what = "Back up the log with pg_dump (or pg_basebackup) AFTER this command finishes."
+        note = POSTGRES_NOTE.format(command="backup", data_dir=settings.data_dir, what=what)
+        print(f"sunbid: {note}", file=sys.stderr)
+    try:
+        log = log_path(settings.database_url)
+        manifest = make_backup(settings.data_dir, log, target, settings.timezone)
+    except TargetNotEmpty as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)
+        return 2
+    except (BackupError, OSError) as exc:
+        print(f"sunbid: backup failed, nothing was written to {target}: {exc}", file=sys.stderr)
+        return 1
+    head = "no log (PostgreSQL)" if postgres else f"head {manifest.head_seq}"
+    print(
+        f"backup {target}: {head}, {len(manifest.files)} files, "
+        f"{_size(manifest.total_bytes)}, checked (checksums, integrity"
+        f"{'' if postgres else ', hash chain'})"
+    )
+    return 0
+
+
+def _restore(settings: Settings, source: Path) -> int:
+    postgres = is_postgres(settings.database_url)
+    if postgres:
+        what = "Restore the log with pg_restore (or from the base backup) as well."
+        note = POSTGRES_NOTE.format(command="restore", data_dir=settings.data_dir, what=what)
+        print(f"sunbid: {note}", file=sys.stderr)
+    try:
+        log = log_path(settings.database_url)
+        restored = restore_backup(source, settings.data_dir, log, settings.timezone)
+    except DataDirBusy as exc:
+        print(
+            f"sunbid: nothing was restored (a restore needs the server stopped): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except (BackupError, OSError) as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)
+        return 1
+    manifest = restored.manifest
+    head = "" if manifest.head_seq is None else f" head {manifest.head_seq},"
+    aside = f"; the files it replaced are in {restored.set_aside}" if restored.set_aside else ""
+    print(
+        f"restored {source} (made {manifest.created_at}):{head} "
+        f"{len(manifest.files)} files into {settings.data_dir}{aside}"
+    )
+    return 0
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    value, unit = count / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
 
 
 async def _verify(store: EventStore) -> int:
