@@ -117,7 +117,7 @@ AWKWARD_DATA: dict[str, Any] = {
                     "更深": [
                         "emoji 😀🇨🇳",
                         "line\u2028separator",
-                        "nul\u0000char",
+                        "nbsp\u00a0zwsp\u200bzwj\u200d",  # control characters are refused
                         "tab\tand\nnewline",
                         'quote " and backslash \\',
                         "</script>",

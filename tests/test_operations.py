@@ -110,6 +110,8 @@ def test_json_logs_every_line_of_the_server_and_its_push_worker_is_an_object(
         endpoint = push.follow(service, ["project:JL-1"])
         seq = push.publish("JL-1")["seq"]
         wait_until(lambda: len(service.received(endpoint)) == 1, "the push")
+        # The worker logs an attempt once it has the answer: let it, before killing it.
+        wait_until(lambda: f"push seq={seq} " in push.server.log.read_text("utf-8"), "its log line")
         os.kill(worker_pid(push.server), signal.SIGKILL)  # an error line, logged by the server
         wait_until(lambda: readyz(push.server).status_code == 200, "the worker's restart")
         # A request the server refuses logs nothing, and a bad one no traceback.
