@@ -738,8 +738,11 @@ async def publish_at_rate(
     return total, answered, bad
 
 
-async def publish_many(server: Server, count: int, publishers: int = 16) -> list[int]:
-    """Publish exactly `count` events from `publishers` connections; returns bad statuses."""
+async def publish_many(
+    server: Server, count: int, publishers: int = 16, size: int = EVENT_BYTES
+) -> list[int]:
+    """Publish exactly `count` events of about `size` bytes from `publishers`
+    connections; returns bad statuses."""
     pubs = [await Publisher.open(server) for _ in range(publishers)]
     left = count
     bad: list[int] = []
@@ -748,7 +751,7 @@ async def publish_many(server: Server, count: int, publishers: int = 16) -> list
         nonlocal left
         while left > 0:
             left -= 1
-            status, _ = await pub.publish()
+            status, _ = await pub.publish(size=size)
             if status not in (0, 201):
                 bad.append(status)
 

@@ -28,34 +28,18 @@ from typing import Any
 
 from common import (
     HOST,
-    Publisher,
     _sunbid_token,
     create_project,
     make_server,
     pin_self,
     print_machine,
+    publish_many,
     raise_nofile,
     run,
     save_results,
 )
 
 MiB = 1024 * 1024
-
-
-async def seed(server: Any, events: int, size: int, publishers: int = 8) -> None:
-    pubs = [await Publisher.open(server) for _ in range(publishers)]
-    left = events
-
-    async def loop(pub: Publisher) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            status, _ = await pub.publish(size=size)
-            assert status == 201, status
-
-    await asyncio.gather(*(loop(p) for p in pubs))
-    for p in pubs:
-        p.close()
 
 
 def stalled_socket(port: int, i: int) -> socket.socket:
@@ -97,7 +81,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         server.start()
         await create_project(server)
         started = time.monotonic()
-        await seed(server, args.events, args.bytes)
+        bad = await publish_many(server, args.events, publishers=8, size=args.bytes)
+        assert not bad, bad[:5]
         took = time.monotonic() - started
         print(f"  seeded {args.events} events of ~{args.bytes} B in {took:.1f} s")
         await asyncio.sleep(2)

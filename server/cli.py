@@ -250,12 +250,21 @@ POSTGRES_NOTE = (
 )
 
 
+def _postgres_note(settings: Settings, command: str, what: str) -> bool:
+    """Say what a command leaves to PostgreSQL's tools; whether the log is there."""
+    if not is_postgres(settings.database_url):
+        return False
+    note = POSTGRES_NOTE.format(command=command, data_dir=settings.data_dir, what=what)
+    print(f"sunbid: {note}", file=sys.stderr)
+    return True
+
+
 def _backup(settings: Settings, target: Path) -> int:
-    postgres = is_postgres(settings.database_url)
-    if postgres:
-        what = "Back up the log with pg_dump (or pg_basebackup) AFTER this command finishes."
-        note = POSTGRES_NOTE.format(command="backup", data_dir=settings.data_dir, what=what)
-        print(f"sunbid: {note}", file=sys.stderr)
+    postgres = _postgres_note(
+        settings,
+        "backup",
+        "Back up the log with pg_dump (or pg_basebackup) AFTER this command finishes.",
+    )
     try:
         log = log_path(settings.database_url)
         manifest = make_backup(settings.data_dir, log, target, settings.timezone)
@@ -275,11 +284,9 @@ def _backup(settings: Settings, target: Path) -> int:
 
 
 def _restore(settings: Settings, source: Path) -> int:
-    postgres = is_postgres(settings.database_url)
-    if postgres:
-        what = "Restore the log with pg_restore (or from the base backup) as well."
-        note = POSTGRES_NOTE.format(command="restore", data_dir=settings.data_dir, what=what)
-        print(f"sunbid: {note}", file=sys.stderr)
+    _postgres_note(
+        settings, "restore", "Restore the log with pg_restore (or from the base backup) as well."
+    )
     try:
         log = log_path(settings.database_url)
         restored = restore_backup(source, settings.data_dir, log, settings.timezone)

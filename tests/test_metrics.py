@@ -201,7 +201,9 @@ async def test_metrics_follow_publishing_streams_pushes_and_warnings(
         first = worker_pid(server)
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: _running_worker(server) not in (None, first), "a new worker")
-        wait_until(lambda: httpx.get(server.url + "/readyz").status_code == 200, "readiness")
+        wait_until(
+            lambda: "degraded" not in httpx.get(server.url + "/readyz").json(), "the restart"
+        )
         assert _pushes(scrape(server)) == _pushes(pushed)
         service.answer(ACCEPT, hanging)  # no more holding
         push.publish(project, "notice")
@@ -290,7 +292,7 @@ def stalled_websocket(server: ServerProcess, query: str) -> socket.socket:
 def test_a_client_cut_off_for_lagging_is_counted(
     start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server(SUNBID_MAX_PENDING_FRAMES="4")
+    server = start_server(SUNBID_MAX_PENDING_BYTES="131072")
     staff = Staff(server, server.token("lag-admin"))
     try:
         staff.project("MT-LAG")

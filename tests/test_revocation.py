@@ -6,29 +6,19 @@ connection loses its role and the staff topics, so no warning reaches it any mor
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import itertools
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import websockets
 
 from tests.conftest import ServerProcess, Staff
+from tests.test_compliance_api import before_pong, recv
 
 _ids = itertools.count(1)
-
-
-async def recv(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
-    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
-
-
-async def before_pong(ws: Any) -> list[dict[str, Any]]:
-    await ws.send('{"op":"ping"}')
-    seen = []
-    while (message := await recv(ws))["op"] != "pong":
-        seen.append(message)
-    return seen
 
 
 async def sign_in(ws: Any, token: str) -> dict[str, Any]:
@@ -58,10 +48,9 @@ async def assert_only_control_warned(desk: Any, control: Any, staff: Staff) -> N
     assert await before_pong(desk) == []
 
 
-async def test_a_revoked_token_stops_working_on_an_open_websocket(
-    server: ServerProcess, staff: Staff
-) -> None:
-    desk_token = server.token("desk", "supervisor")
+@contextlib.asynccontextmanager
+async def two_supervisors(server: ServerProcess, desk_token: str) -> AsyncIterator[tuple[Any, Any]]:
+    """The desk under test and a control, both signed in and following `supervision`."""
     control_token = server.token("control", "supervisor")
     async with (
         websockets.connect(server.ws_url) as desk,
@@ -70,6 +59,14 @@ async def test_a_revoked_token_stops_working_on_an_open_websocket(
         for ws, token in ((desk, desk_token), (control, control_token)):
             assert (await sign_in(ws, token))["op"] == "authed"
             assert (await follow_supervision(ws))["op"] == "subscribed"
+        yield desk, control
+
+
+async def test_a_revoked_token_stops_working_on_an_open_websocket(
+    server: ServerProcess, staff: Staff
+) -> None:
+    desk_token = server.token("desk", "supervisor")
+    async with two_supervisors(server, desk_token) as (desk, control):
         project = break_a_rule(staff)
         for ws in (desk, control):
             assert (await recv(ws))["warning"]["project"] == project
@@ -93,15 +90,7 @@ async def test_a_revoked_token_stops_working_on_an_open_websocket(
 
 async def test_a_failed_auth_signs_the_connection_out(server: ServerProcess, staff: Staff) -> None:
     desk_token = server.token("desk", "supervisor")
-    control_token = server.token("control", "supervisor")
-    async with (
-        websockets.connect(server.ws_url) as desk,
-        websockets.connect(server.ws_url) as control,
-    ):
-        for ws, token in ((desk, desk_token), (control, control_token)):
-            assert (await sign_in(ws, token))["op"] == "authed"
-            assert (await follow_supervision(ws))["op"] == "subscribed"
-
+    async with two_supervisors(server, desk_token) as (desk, control):
         failed = await sign_in(desk, "sb_" + "x" * 43)
         assert failed["op"] == "error" and failed["code"] == "unauthorized", failed
         await assert_only_control_warned(desk, control, staff)

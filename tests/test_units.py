@@ -869,24 +869,26 @@ async def test_sender_overflow_cuts_off_exactly_once() -> None:
     assert overflow.calls == 1
 
 
-async def test_sender_put_waits_for_the_socket_to_drain() -> None:
+async def test_sender_is_congested_once_half_its_limit_waits() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = sender_for(socket, 4, overflow)
-    await sender.put(message(0))  # written at once
+    sender = sender_for(socket, 4, overflow)  # 50 bytes: congested from 25
+    sender.offer(message(0))  # written at once
+    assert not sender.congested
     socket.block()
-    await asyncio.wait_for(sender.put(message(1)), 1)  # in flight, nothing queued
-    await asyncio.wait_for(sender.put(message(2)), 1)  # backlog 1 < 4 // 2
-    waiting = asyncio.create_task(sender.put(message(3)))  # backlog 2: must wait
-    await settle()
-    assert not waiting.done()
+    sender.offer(message(1))  # in flight: 10 bytes wait
+    sender.offer(message(2))  # 20
+    assert not sender.congested
+    sender.offer(message(3))  # 30: a replay should wait now
+    assert sender.congested
     assert socket.texts() == ["0"]
     socket.unblock()
-    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(sender.drained(), 1)
+    assert not sender.congested
     assert socket.texts() == ["0", "1", "2", "3"]
     assert overflow.calls == 0 and not sender.failed
 
 
-async def test_sender_put_never_overflows_a_slow_but_live_client() -> None:
+async def test_sender_waiting_while_congested_never_overflows_a_slow_but_live_client() -> None:
     socket, overflow = Socket(), Overflow()
     sender = sender_for(socket, 4, overflow)
 
@@ -898,8 +900,10 @@ async def test_sender_put_never_overflows_a_slow_but_live_client() -> None:
             await asyncio.sleep(0)
 
     draining = asyncio.create_task(reader())
-    for n in range(100):
-        await asyncio.wait_for(sender.put(message(n)), 5)
+    for n in range(100):  # what a replay does
+        if sender.congested:
+            await asyncio.wait_for(sender.drained(), 5)
+        sender.offer(message(n))
     socket.unblock()
     await sender.drained()
     await draining

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The event stream sets its own (server/stream/sse.py): wrapping its `send`
+# would add a coroutine to every event sent to every SSE client.
+STREAM_PATH = "/api/stream"
 STAFF_PATH_PREFIXES = ("/api/supervision/",)
 STAFF_PATH_SUFFIXES = ("/deliveries",)
 
@@ -22,7 +25,7 @@ class ApiHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/api/"):
+        if scope["type"] != "http" or not path.startswith("/api/") or path == STREAM_PATH:
             await self.app(scope, receive, send)
             return
         no_store = _private(scope, path)

@@ -138,6 +138,11 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"const": "ready"},
             "head": {"type": "integer", "minimum": 0, "description": "The latest seq."},
+            "degraded": {
+                "type": "array",
+                "items": {"enum": ["push_worker_down"]},
+                "description": "What does not work now, though the process serves.",
+            },
         },
     },
     "Category": {
@@ -549,10 +554,11 @@ PATHS: dict[str, Any] = {
             "operationId": "ready",
             "summary": "Readiness: whether this process can serve now",
             "description": "200 when the log is open and answers a read within 2 s, the "
-            "compliance watchdog has rebuilt and runs, the push worker process runs, and no "
-            "shutdown has begun. Otherwise 503 `not_ready` with `Retry-After` and "
-            "`details.reasons`, a list of `store_unreadable`, `compliance_not_running`, "
-            "`push_worker_down`, `shutting_down`. `/healthz` is liveness only.",
+            "compliance watchdog has rebuilt and runs, and no shutdown has begun; "
+            "`degraded` lists what does not work meanwhile without stopping service "
+            "(`push_worker_down`: it is being restarted). Otherwise 503 `not_ready` with "
+            "`Retry-After` and `details.reasons`, a list of `store_unreadable`, "
+            "`compliance_not_running`, `shutting_down`. `/healthz` is liveness only.",
             "tags": ["operations"],
             "responses": {
                 "200": _json(_schema("Ready"), "Ready."),

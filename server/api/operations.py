@@ -57,7 +57,20 @@ async def readyz(request: Request) -> Response:
             {"reasons": reasons},
             headers={"Retry-After": "5"},
         )
-    return JSONResponse({"status": "ready", "head": state.store.head})
+    answer: dict[str, object] = {"status": "ready", "head": state.store.head}
+    if degraded := degradations(state):
+        answer["degraded"] = degraded
+    return JSONResponse(answer)
+
+
+def degradations(state: AppState) -> list[str]:
+    """What does not work now but does not stop this process from serving.
+
+    The push worker is restarted within a second and its queue waits for it:
+    taking the one server out of rotation for it would stop the streams and
+    the API as well, for everyone.
+    """
+    return [] if state.push is not None and state.push.worker.alive else ["push_worker_down"]
 
 
 async def not_ready(state: AppState) -> list[str]:
@@ -67,8 +80,6 @@ async def not_ready(state: AppState) -> list[str]:
         reasons.append("shutting_down")
     if not state.compliance.running:
         reasons.append("compliance_not_running")
-    if state.push is None or not state.push.worker.alive:
-        reasons.append("push_worker_down")
     try:
         # One indexed read through the same reader as every API answer.
         await asyncio.wait_for(state.store.get_event(max(state.store.head, 1)), STORE_READ_SECONDS)

@@ -8,9 +8,12 @@ last read and going live, so no event can slip between the two. If the
 buffer outgrows its bound during a long replay it is dropped and the replay
 simply reads further: every event is in the log anyway.
 
-Memory per connection is bounded by bytes, not counts: a replay reads pages
-of about `limit / 4` bytes (an event may be 1 KB or 60 KB), waits while half
-of `limit` is unsent, and the live buffer holds at most `limit` bytes.
+Memory per connection is bounded by bytes, not counts: the live buffer holds
+at most `limit` bytes; a replay reads pages of about `limit / 4` bytes (sized
+from the events it read last: an event may be 1 KB or 60 KB), and never holds
+a page while it waits for the client. Once half of `limit` is unsent it lets
+go of the rest of the page, waits for the client to take what it has, and
+reads on from the last event sent.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from server.stream.peer import Peer
 from server.stream.sender import Message, Send, Sender
 from server.topics import TopicFilter
 
-REPLAY_PAGE = 1000  # events at most per read of the log …
-FIRST_PAGE = 64  # … and in the first read, before the events' size is known
+# Events per read of the log: a small first read, then as many as fit in a
+# quarter of the limit, growing at most fourfold a read, up to REPLAY_PAGE.
+FIRST_PAGE, REPLAY_PAGE = 16, 1000
 # On server shutdown, how long a client may take to receive its close frame.
 SHUTDOWN_SECONDS = 2.0
 
@@ -161,20 +165,27 @@ class Feed:
         page_size = FIRST_PAGE
         while True:
             page = await self.store.events_since(last, self.following().public(), page_size)
-            if page:
-                page_bytes = sum(len(event.json) for event in page)
-                fit = (self._limit // 4) * len(page) // max(page_bytes, 1)
-                full, page_size = len(page) == page_size, max(1, min(REPLAY_PAGE, fit))
-            else:
-                full = False
+            taken = 0
             for event in page:
+                if self.sender.congested:
+                    break
+                taken += 1
                 last = event.seq
                 if self._wanted(event, since, new, earlier, sent_live):
-                    await self.sender.put(self.frame(Frames(event)))
+                    self.sender.offer(self.frame(Frames(event)))
                     self.delivered += 1
                     if self.sender.failed:
                         return last
-            del page  # sent: no need to hold it while the next page is read
+            full = len(page) == page_size
+            if page:
+                fit = (self._limit // 4) * len(page) // sum(len(event.json) for event in page)
+                page_size = max(1, min(REPLAY_PAGE, 4 * page_size, fit))
+            if taken < len(page):  # the client is behind: let go of the page meanwhile
+                del page
+                await self.sender.drained()
+                if self.sender.failed:
+                    return last
+                continue
             if full:
                 continue
             if self._buffer_dropped:

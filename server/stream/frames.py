@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.events import StoredEvent
-from server.stream.sender import Message
+from server.stream.sender import SIZE, Message
 
 
 class Frames:
@@ -13,8 +13,9 @@ class Frames:
 
     def __init__(self, event: StoredEvent) -> None:
         self.event = event
-        text = '{"op":"event","event":' + event.json.decode("utf-8") + "}"
-        self.websocket: Message = {"type": "websocket.send", "text": text}
+        json = event.json
+        text = '{"op":"event","event":' + json.decode("utf-8") + "}"
+        self.websocket: Message = {"type": "websocket.send", "text": text, SIZE: len(json) + 23}
         self._sse: Message | None = None
 
     @property

@@ -30,6 +30,8 @@ from typing import Any, Protocol
 # where `send` is still the server's own, before any middleware wraps it).
 SCOPE_KEY = "sunbid.transport"
 _LINGER_RESET = struct.pack("ii", 1, 0)
+# Not every platform has it (macOS has not): there the send timeout alone acts.
+_TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
 
 
 class Transport(Protocol):
@@ -52,10 +54,8 @@ class Peer:
     def __init__(self, transport: Transport | None, timeout: float) -> None:
         self.transport = transport
         self.timeout = timeout
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout * 1000))
+        if _TCP_USER_TIMEOUT is not None:
+            self._set(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT, int(timeout * 1000))
 
     @classmethod
     def of(cls, scope: Any, timeout: float) -> Peer:
@@ -68,14 +68,19 @@ class Peer:
 
     def abort(self) -> None:
         """Reset the connection now, dropping whatever is queued for it."""
-        transport = self.transport
-        if transport is None:
+        if self.transport is not None:
+            self._set(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            self.transport.abort()
+
+    def _set(self, level: int, option: int, value: int | bytes) -> None:
+        """Set a TCP socket option, if the socket is still there (the peer may be gone)."""
+        if self.transport is None:
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        transport.abort()
+        # uvloop raises ValueError for a closed socket, asyncio OSError.
+        with contextlib.suppress(OSError, ValueError):
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(level, option, value)
 
     def abort_later(self) -> None:
         """After a last message: whatever the peer does, its socket is gone in `timeout`.

@@ -38,8 +38,16 @@ WATCHES = 4
 _NOTHING: deque[tuple[Message, int]] = deque(maxlen=0)  # the backlog of a stopped sender
 
 
+# A message may carry its size in bytes (ASGI servers ignore keys they do not
+# know): an event's frame is sized once, not per slow client that queues it.
+SIZE = "sunbid.size"
+
+
 def size_of(message: Message) -> int:
     """The bytes a message puts on the wire, near enough (frame headers aside)."""
+    size = message.get(SIZE)
+    if size is not None:
+        return int(size)
     text = message.get("text")
     if text is not None:
         return len(text) if text.isascii() else len(text.encode())
@@ -115,11 +123,10 @@ class Sender:
         if self._backlog is None:
             self._backlog = _NOTHING
 
-    async def put(self, message: Message) -> None:
-        """Send with back-pressure: for replays, which may wait for the client."""
-        self.offer(message)
-        if self._drain is not None and self.pending >= self._limit // 2:
-            await self._drain.done.wait()
+    @property
+    def congested(self) -> bool:
+        """Half the limit waits for the client: a replay should wait before sending more."""
+        return self._drain is not None and self.pending >= self._limit // 2
 
     async def drained(self) -> None:
         """Wait until nothing is queued for this client."""

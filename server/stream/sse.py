@@ -28,7 +28,12 @@ HEARTBEAT_SECONDS = 15.0
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),  # as every /api/ answer (server/api/headers.py)
     (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
+    # A stream that ends (lagging, shutdown) ends its connection too: an
+    # EventSource reconnects anyway, and a cut-off client's socket can then be
+    # aborted later without hitting a request that reused it.
+    (b"connection", b"close"),
 ]
 
 
