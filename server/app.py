@@ -37,6 +37,7 @@ from server.stream.sse import SSEStream
 from server.stream.ws import WebSocketStream
 
 log = logging.getLogger("sunbid")
+STREAM_PATHS = frozenset({"/ws", "/api/stream"})
 
 
 class SunbidApp:
@@ -49,8 +50,9 @@ class SunbidApp:
         self.ws = WebSocketStream(state)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # Here `send` is still the server's own: the streams find their socket through it.
-        scope[peer.SCOPE_KEY] = peer.transport_of(send)
+        if scope.get("path") in STREAM_PATHS:
+            # Here `send` is still the server's own: a stream finds its socket through it.
+            scope[peer.SCOPE_KEY] = peer.transport_of(send)
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             await self.ws(scope, receive, send)
         else:

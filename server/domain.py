@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.errors import ApiError, invalid
-from server.text import line_problem, text_problem
+from server.text import LINE_UNSAFE, TEXT_UNSAFE, line_problem, text_problem
 from server.topics import CODE
 
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
@@ -189,9 +189,11 @@ class Domain:
         data = fields.get("data", {})
         if not isinstance(data, dict):
             raise invalid("data", "an object")
-        if _depth(data) > MAX_DATA_DEPTH:
+        depth, safe = _data_shape(data)
+        if depth > MAX_DATA_DEPTH:
             raise invalid("data", f"nested at most {MAX_DATA_DEPTH} levels deep")
-        _check_data_text(data)
+        if not safe:
+            _check_data_text(data)  # raises, naming where
         for key in (time_fields or {}).get(stage, ()):
             if data.get(key) is not None:  # absent or null: the watchdog reports it missing
                 parse_time(data[key], f"data.{key}", tz)
@@ -235,17 +237,23 @@ def format_time(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
 
 
-def _depth(value: object) -> int:
-    """How deeply objects and arrays nest (iterative: input may nest 1,000 deep)."""
-    deepest, stack = 0, [(value, 0)]
+def _data_shape(value: object) -> tuple[int, bool]:
+    """How deeply objects and arrays nest (iterative: input may nest 1,000 deep),
+    and whether every key and string displays as what it holds: one pass, as
+    every publication goes through it."""
+    deepest, safe, stack = 0, True, [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            safe = safe and TEXT_UNSAFE.search(item) is None
+            continue
         if isinstance(item, dict):
+            safe = safe and not any(LINE_UNSAFE.search(key) for key in item)
             item = list(item.values())
         if isinstance(item, list):
             deepest = max(deepest, depth + 1)
             stack.extend((child, depth + 1) for child in item)
-    return deepest
+    return deepest, safe
 
 
 def _object(body: object, allowed: set[str]) -> dict[str, Any]:

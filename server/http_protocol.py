@@ -60,26 +60,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # When the headers being read are due (None: none are being read), and
+        # the timer that checks it. The timer is not moved for every request
+        # (a timer per request costs the publishing path): when it fires early
+        # it sets itself for the later deadline, and it stops when none is due.
+        self._headers_due: float | None = None
         self._header_timer: asyncio.TimerHandle | None = None
         self._full = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_timer()
-
-    def data_received(self, data: bytes) -> None:
-        # Bytes between requests (the start of the next one, or stray CRLFs)
-        # end the keep-alive wait: the next request's headers are now due.
-        if self.cycle is None or self.cycle.response_complete:
-            self._arm_header_timer()
-        super().data_received(data)
+        self._headers_now_due()
 
     def on_message_begin(self) -> None:
+        # The first byte of a later request on the connection (pipelined or
+        # after a keep-alive wait): its headers are now due.
         super().on_message_begin()
-        self._arm_header_timer()  # a pipelined request while the previous one runs
+        self._headers_now_due()
 
     def on_headers_complete(self) -> None:
-        self._cancel_header_timer()
+        self._headers_due = None
         # This connection is in `connections` too: refuse beyond the cap.
         self._full = len(self.connections) > self.MAX_CONNECTIONS
         self.app = _refuse if self._full else self.config.loaded_app
@@ -100,21 +100,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
-
-    def _arm_header_timer(self) -> None:
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.HEADER_TIMEOUT, self._headers_late)
-
-    def _cancel_header_timer(self) -> None:
+        self._headers_due = None
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        super().connection_lost(exc)
 
-    def _headers_late(self) -> None:
-        self._header_timer = None
-        if not self.transport.is_closing():
+    def _headers_now_due(self) -> None:
+        self._headers_due = self.loop.time() + self.HEADER_TIMEOUT
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(self._headers_due, self._check_headers)
+
+    def _check_headers(self) -> None:
+        due, self._header_timer = self._headers_due, None
+        if due is None:
+            return  # the headers came: nothing to watch until the next request
+        if self.loop.time() < due:
+            self._header_timer = self.loop.call_at(due, self._check_headers)
+        elif not self.transport.is_closing():
             self.transport.close()
 
 

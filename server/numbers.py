@@ -9,14 +9,16 @@ takes `١٢٣`, ` 7`, `+7` and `1_000`, none of which a client should rely on.
 from __future__ import annotations
 
 MAX_SEQ = 2**63 - 1  # SQLite's largest integer
+MAX_DIGITS = len(str(MAX_SEQ))  # no range asked for here goes beyond it
 
 
 def whole_number(raw: str, low: int, high: int) -> int | None:
     """`raw` as an int from `low` to `high` (both ≥ 0) if it is plain ASCII digits; else None."""
     if not (raw.isascii() and raw.isdigit()):
         return None
-    digits = raw.lstrip("0") or "0"
-    if len(digits) > len(str(high)):  # out of range: never handed to int()
-        return None
-    value = int(digits)
+    if len(raw) > MAX_DIGITS:
+        raw = raw.lstrip("0") or "0"
+        if len(raw) > MAX_DIGITS:  # out of any range here: never handed to int()
+            return None
+    value = int(raw)
     return value if low <= value <= high else None

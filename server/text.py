@@ -16,18 +16,18 @@ import re
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 _BIDI_MARKS = "\u200e\u200f\u061c"
 # Cc: C0, DEL and C1.
-_LINE_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}{_BIDI_MARKS}]")
-_TEXT_UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+LINE_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}{_BIDI_MARKS}]")
+TEXT_UNSAFE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
 
 
 def line_problem(value: str) -> str | None:
     """Why `value` may not be a one-line name, or None if it may."""
-    return _problem(_LINE_UNSAFE.search(value))
+    return _problem(LINE_UNSAFE.search(value))
 
 
 def text_problem(value: str) -> str | None:
     """Why `value` may not be shown as (multi-line) text, or None if it may."""
-    return _problem(_TEXT_UNSAFE.search(value))
+    return _problem(TEXT_UNSAFE.search(value))
 
 
 def _problem(found: re.Match[str] | None) -> str | None:

@@ -221,21 +221,21 @@ async def test_an_existing_log_gets_the_stage_index(tmp_path: Path) -> None:
     assert "events_by_stage" in names
 
 
-async def test_long_reads_leave_a_reader_for_short_ones(tmp_path: Path) -> None:
+async def test_long_reads_never_hold_up_short_ones(tmp_path: Path) -> None:
     readers = await Readers.open(tmp_path / "r.db", count=3)
     try:
-        async with readers.connection(long=True), readers.connection(long=True):
-            third_long = asyncio.create_task(_hold(readers, long=True))
+        async with readers.long(), readers.long():
+            third_long = asyncio.create_task(_hold(readers))
             await asyncio.sleep(0.05)
             assert not third_long.done(), "a third long read must wait"
-            # A short read finds the connection kept free.
-            async with asyncio.timeout(1), readers.connection() as conn:
-                assert await conn.execute_fetchall("SELECT 1") == [(1,)]
+            # A short read has a connection of its own.
+            async with asyncio.timeout(1):
+                assert await readers.short.execute_fetchall("SELECT 1") == [(1,)]
         await asyncio.wait_for(third_long, 1)  # and the long one goes once one is back
     finally:
         await readers.close()
 
 
-async def _hold(readers: Readers, *, long: bool) -> None:
-    async with readers.connection(long=long):
+async def _hold(readers: Readers) -> None:
+    async with readers.long():
         pass

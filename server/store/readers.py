@@ -3,10 +3,13 @@
 With one reader connection every read queued behind the one before it: eight
 clients looping on a filtered event list made a project page wait 150 ms for
 a 1 ms query. WAL lets several connections read at once, each in its own
-aiosqlite thread (SQLite releases the interpreter lock while it works). Long
-reads (replay pages, event lists, project searches) may hold all connections
-but one, so a short read (a project, a timeline, a token) finds a free
-connection within one short query's time, however many long ones wait.
+aiosqlite thread (SQLite releases the interpreter lock while it works).
+
+Short reads (a project, a timeline, a token) all go to one connection of
+their own, queued in its thread as before: none of them waits behind a long
+read, and they keep to one thread (more threads taking turns at the
+interpreter lock cost the publishing path a tenth of its throughput). Long
+reads (replay pages, event lists, project searches) share the others.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ READERS = 4
 class Readers:
     def __init__(self, connections: list[aiosqlite.Connection]) -> None:
         self._all = connections
+        self.short = connections[0]  # for short reads: aiosqlite queues them in order
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        for conn in connections:
+        for conn in connections[1:] or connections:  # with one, it serves both kinds
             self._idle.put_nowait(conn)
-        self._long = asyncio.Semaphore(max(1, len(connections) - 1))
 
     @classmethod
     async def open(cls, path: Path, count: int = READERS) -> Readers:
@@ -47,15 +50,15 @@ class Readers:
         return cls(connections)
 
     @contextlib.asynccontextmanager
-    async def connection(self, *, long: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._long if long else contextlib.nullcontext():
-            conn = await self._idle.get()
-            try:
-                yield conn
-            finally:
-                # Also when cancelled mid-query: the connection's own thread
-                # finishes the query before it runs the next one.
-                self._idle.put_nowait(conn)
+    async def long(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A connection for a long read, held until the read is done."""
+        conn = await self._idle.get()
+        try:
+            yield conn
+        finally:
+            # Also when cancelled mid-query: the connection's own thread
+            # finishes the query before it runs the next one.
+            self._idle.put_nowait(conn)
 
     async def close(self) -> None:
         for conn in self._all:

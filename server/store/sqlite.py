@@ -133,9 +133,11 @@ class SQLiteStore:
 
     async def _read(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Any]:
         """Rows of one query on a reader connection; `long` for the reads that
-        may take a while (scans of many events), which leave one reader free."""
+        may take a while (scans of many events), which never hold up short ones."""
         assert self._readers is not None, "store is not open"
-        async with self._readers.connection(long=long) as conn:
+        if not long:
+            return await _fetch(self._readers.short, sql, params)
+        async with self._readers.long() as conn:
             return await _fetch(conn, sql, params)
 
     @property
