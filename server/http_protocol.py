@@ -87,6 +87,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         if not self._full:
+            # This protocol object is done with: its timer must not keep it
+            # (and its parser) in memory beside the WebSocket's for seconds.
+            self._stop_header_timer()
             super().handle_websocket_upgrade()
             return
         # An upgrade request has no body: answer and close, never upgrade.
@@ -100,11 +103,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def _stop_header_timer(self) -> None:
         self._headers_due = None
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        super().connection_lost(exc)
 
     def _headers_now_due(self) -> None:
         self._headers_due = self.loop.time() + self.HEADER_TIMEOUT
