@@ -113,6 +113,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app_pages = pages.AppPages()
     routes = [
+        # Publishing first: Starlette tries the routes in order, and a publish
+        # should not pay for matching every page and endpoint before it.
+        Route("/api/projects/{project_id}/events", staff.publish_event, methods=["POST"]),
         # The app: one shell for every page, the worker and manifest at the root.
         *(Route(path, app_pages.shell) for path in pages.SHELL_PATHS),
         Route("/sw.js", app_pages.service_worker),
@@ -130,7 +133,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             methods=["GET", "POST"],
         ),
         Route("/api/projects/{project_id}", public.get_project),
-        Route("/api/projects/{project_id}/events", staff.publish_event, methods=["POST"]),
         Route("/api/events", public.list_events),
         Route("/api/stream", SSEStream(state), methods=["GET"]),
         Route("/api/push/vapid-key", push.vapid_key),
