@@ -11,9 +11,9 @@ simply reads further: every event is in the log anyway.
 Memory per connection is bounded by bytes, not counts: the live buffer holds
 at most `limit` bytes; a replay reads pages of about `limit / 4` bytes (sized
 from the events it read last: an event may be 1 KB or 60 KB), and never holds
-a page while it waits for the client. Once half of `limit` is unsent it lets
-go of the rest of the page, waits for the client to take what it has, and
-reads on from the last event sent.
+more than that of a page while it waits for the client: once half of `limit`
+is unsent it waits for the client to take what it has, keeping the rest of
+the page only if it is that small, else reading it again afterwards.
 """
 
 from __future__ import annotations
@@ -165,10 +165,20 @@ class Feed:
         page_size = FIRST_PAGE
         while True:
             page = await self.store.events_since(last, self.following().public(), page_size)
+            full = len(page) == page_size
+            if page:
+                fit = (self._limit // 4) * len(page) // sum(len(event.json) for event in page)
+                page_size = max(1, min(REPLAY_PAGE, 4 * page_size, fit))
             taken = 0
-            for event in page:
+            while taken < len(page):
                 if self.sender.congested:
-                    break
+                    if sum(len(event.json) for event in page[taken:]) > self._limit // 4:
+                        break  # too much to hold while the client catches up
+                    await self.sender.drained()
+                    if self.sender.failed:
+                        return last
+                    continue
+                event = page[taken]
                 taken += 1
                 last = event.seq
                 if self._wanted(event, since, new, earlier, sent_live):
@@ -176,11 +186,7 @@ class Feed:
                     self.delivered += 1
                     if self.sender.failed:
                         return last
-            full = len(page) == page_size
-            if page:
-                fit = (self._limit // 4) * len(page) // sum(len(event.json) for event in page)
-                page_size = max(1, min(REPLAY_PAGE, 4 * page_size, fit))
-            if taken < len(page):  # the client is behind: let go of the page meanwhile
+            if taken < len(page):  # let go of the rest, and read it again once it fits
                 del page
                 await self.sender.drained()
                 if self.sender.failed:
