@@ -30,7 +30,9 @@ class Readers:
     def __init__(self, connections: list[aiosqlite.Connection]) -> None:
         self._all = connections
         self.short = connections[0]  # for short reads: aiosqlite queues them in order
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # Last in, first out: one reader after another gets the connection whose
+        # page cache is warm, rather than each in turn a cold one.
+        self._idle: asyncio.LifoQueue[aiosqlite.Connection] = asyncio.LifoQueue()
         for conn in connections[1:] or connections:  # with one, it serves both kinds
             self._idle.put_nowait(conn)
 

@@ -535,6 +535,13 @@ def _events_query(since: int, topics: TopicStages | None, limit: int) -> tuple[s
                 conditions.append("+stage = ?" if kind == "project" else "stage = ?")
                 params.append(stage)
             branches.append((" AND ".join(conditions), params))
+    if len(branches) == 1:  # one lookup: no union to gather
+        condition, params = branches[0]
+        return (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {condition}"
+            " ORDER BY seq LIMIT ?",
+            [since, *params, limit],
+        )
     if len(branches) > MAX_BRANCHES:  # SQLite allows 500 per compound query
         where = " OR ".join(f"({condition})" for condition, _ in branches)
         return (
