@@ -50,7 +50,7 @@ class Settings:
     # a close would wait for a peer that does not read).
     send_timeout: float
     # Proxies whose X-Forwarded-For names the client ("*": any peer); the
-    # address every per-address limit counts comes from it (docs: doc-http).
+    # address every per-address limit counts comes from it (docs/operations.md).
     forwarded_allow_ips: str
     # Push subscriptions created per address: a burst, refilled one per this many seconds.
     subscribe_burst: int
