@@ -104,10 +104,12 @@ def test_stalled_replaying_clients_cost_bounded_memory_and_are_aborted(
     ports = {s.getsockname()[1] for s in socks}
     try:
         time.sleep(1)
-        # Each holds at most its byte cap (1 MiB) plus a replay page (¼ of it) in the
-        # server; before the caps, 20 such clients took the server from 111 to 628 MB.
+        # Each holds at most its byte cap (1 MiB), a quarter of it of a replay page
+        # and the transport's 64 KiB (about 1.3 MiB; 2 MiB leaves the allocator
+        # room); before the caps, 20 such clients took the server from 111 to 628 MB.
         grown = rss(server.process.pid) - before
-        assert grown < STALLED * 1.5 * MiB, f"RSS grew by {grown / MiB:.0f} MiB"
+        print(f"RSS grew by {grown / MiB:.1f} MiB for {STALLED} stalled clients")
+        assert grown < STALLED * 2 * MiB, f"RSS grew by {grown / MiB:.0f} MiB"
         assert len(server_side(server.port, ports)) == STALLED
 
         # Aborted, not closed: gone within the send timeout (plus a quarter, the
