@@ -242,7 +242,7 @@ def _running_worker(server: ServerProcess) -> int | None:
         try:
             if "push.process" in Path(f"/proc/{child}/cmdline").read_text():
                 return int(child)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone while being looked at
             continue
     return None
 
