@@ -250,17 +250,15 @@ POSTGRES_NOTE = (
 )
 
 
-def _postgres_note(settings: Settings, command: str, what: str) -> bool:
-    """Say what a command leaves to PostgreSQL's tools; whether the log is there."""
-    if not is_postgres(settings.database_url):
-        return False
-    note = POSTGRES_NOTE.format(command=command, data_dir=settings.data_dir, what=what)
-    print(f"sunbid: {note}", file=sys.stderr)
-    return True
+def _postgres_note(settings: Settings, command: str, what: str) -> None:
+    """Say what a command leaves to PostgreSQL's tools, when the log is there."""
+    if is_postgres(settings.database_url):
+        note = POSTGRES_NOTE.format(command=command, data_dir=settings.data_dir, what=what)
+        print(f"sunbid: {note}", file=sys.stderr)
 
 
 def _backup(settings: Settings, target: Path) -> int:
-    postgres = _postgres_note(
+    _postgres_note(
         settings,
         "backup",
         "Back up the log with pg_dump (or pg_basebackup) AFTER this command finishes.",
@@ -274,11 +272,12 @@ def _backup(settings: Settings, target: Path) -> int:
     except (BackupError, OSError) as exc:
         print(f"sunbid: backup failed, nothing was written to {target}: {exc}", file=sys.stderr)
         return 1
-    head = "no log (PostgreSQL)" if postgres else f"head {manifest.head_seq}"
+    no_log = manifest.head_seq is None  # the log is in PostgreSQL
+    head = "no log (PostgreSQL)" if no_log else f"head {manifest.head_seq}"
     print(
         f"backup {target}: {head}, {len(manifest.files)} files, "
         f"{_size(manifest.total_bytes)}, checked (checksums, integrity"
-        f"{'' if postgres else ', hash chain'})"
+        f"{'' if no_log else ', hash chain'})"
     )
     return 0
 

@@ -215,14 +215,19 @@ def read_manifest(directory: Path) -> Manifest:
 
 def check_backup(directory: Path, manifest: Manifest, timezone: ZoneInfo) -> None:
     """Raise BackupError unless every file is whole and sound: sizes and
-    checksums as listed, `PRAGMA integrity_check` on each database, and the
-    log's hash chain intact up to the head the manifest names."""
+    checksums as listed, then `check_sound`."""
     for entry in manifest.files:
         path = directory / entry["name"]
         if not path.is_file():
             raise BackupError(f"{path} is missing")
         if path.stat().st_size != int(entry["bytes"]) or sha256_of(path) != entry["sha256"]:
             raise BackupError(f"{path} differs from the manifest (size or SHA-256): damaged")
+    check_sound(directory, manifest, timezone)
+
+
+def check_sound(directory: Path, manifest: Manifest, timezone: ZoneInfo) -> None:
+    """`PRAGMA integrity_check` on each database, and the log's hash chain
+    intact up to the head the manifest names."""
     for entry in manifest.files:
         if entry["kind"] != "file":
             check_integrity(directory / entry["name"])

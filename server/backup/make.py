@@ -7,8 +7,8 @@ and never wait for it (the WAL only grows meanwhile, as no checkpoint can
 pass the snapshot). Without the held snapshot a stepped backup starts over
 whenever another process commits, and under steady publishing it never ends.
 
-The copy is built in a hidden folder beside PATH, checked as a restore would
-check it, and given its name only when whole (manifest last): a failed or
+The copy is built in a hidden folder beside PATH, checked (integrity and the
+hash chain), and given its name only when whole (manifest last): a failed or
 interrupted backup leaves nothing that looks like a backup.
 """
 
@@ -26,7 +26,7 @@ from server.backup import BackupError
 from server.backup.files import (
     DataFile,
     Manifest,
-    check_backup,
+    check_sound,
     data_files,
     read_head,
     sync_file,
@@ -60,7 +60,9 @@ def make_backup(data_dir: Path, log: Path | None, target: Path, timezone: ZoneIn
             copy_file(file, building / file.name)
         head = read_head(building / files[-1].name) if log is not None else None
         manifest = write_manifest(building, files, head)
-        check_backup(building, manifest, timezone)  # the hash chain up to that head included
+        # The manifest's checksums were just read from these very copies: what
+        # is left to check is that they are sound (a restore checks both).
+        check_sound(building, manifest, timezone)
         sync_file(building)
         os.rename(building, target)  # replaces an empty directory, refuses anything else
         sync_file(target.parent)
