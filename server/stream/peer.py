@@ -14,7 +14,8 @@ transport under its connection once, at the start, and can:
 
 The transport is found through the server's `send` (uvicorn's protocols keep
 it as `.transport`). Under a server that hides it (a test client calling the
-app in-process), `Peer` still works but cannot abort: closes are then graceful.
+app in-process), `Peer` cannot abort: a stalled stream then only stops being
+written to, and its socket is left to the server.
 """
 
 from __future__ import annotations

@@ -136,9 +136,11 @@ class Sender:
     async def close(self, message: Message, timeout: float | None = None) -> None:
         """Send a last message after whatever is queued; nothing is sent after it.
 
-        A client that reads gets the message; one that does not is aborted
-        once its socket has taken nothing for the peer's timeout (or sooner,
-        with `timeout`: at server shutdown).
+        A client that reads gets the message. One whose socket takes nothing
+        is aborted by the drain's watch (the send timeout); the close itself
+        waits at most `timeout` (shorter at server shutdown) for what is
+        queued, and once the message is written the socket is aborted after
+        the send timeout in any case (`Peer.abort_later`).
         """
         self._stop()
         timeout = self.peer.timeout if timeout is None else min(timeout, self.peer.timeout)
