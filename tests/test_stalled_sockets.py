@@ -21,6 +21,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import ServerProcess, Staff
+from tests.test_metrics import scrape, value
 
 SEND_TIMEOUT = 2  # seconds (the default is 30; short here so the test is quick)
 STALLED = 20
@@ -139,12 +140,17 @@ def test_a_stalled_live_client_cut_off_as_lagging_loses_its_socket_too(
     ports = {s.getsockname()[1] for s in socks}
     try:
         time.sleep(0.3)
+        assert len(server_side(server.port, ports)) == len(socks)
+        lagging_before = value(scrape(server), "sunbid_stream_lagging_closes_total", transport="ws")
         staff = Staff(server, server.token(f"admin-live-{time.monotonic_ns()}"))
-        for i in range(80):  # ~1.6 MB each: past the 1 MiB cap and the kernel's buffers
+        # ~5 MB each: past the kernel's buffers (~2.8 MB on loopback) and then the 1 MiB cap.
+        for i in range(250):
             staff.publish("STALL-1", body=BODY, data={"live": i})
         staff.client.close()
-        queued = server_side(server.port, ports)
-        assert len(queued) == len(socks)
+        # Each was cut off for overflowing its cap (not merely timed out) ...
+        lagging = value(scrape(server), "sunbid_stream_lagging_closes_total", transport="ws")
+        assert lagging - lagging_before == len(socks)
+        # ... and its socket goes all the same, though it never reads the 4008.
         wait_gone(server, ports, within=SEND_TIMEOUT * 2.5 + 2)
     finally:
         for sock in socks:
