@@ -137,6 +137,9 @@ def test_json_logs_every_line_of_the_server_and_its_push_worker_is_an_object(
         r["level"] == "ERROR" and r["message"].startswith("push worker exited") for r in records
     )
     assert any(m.startswith("Sunbid: open http://") for m in messages)
+    # The refused request left no line at all, and nothing logged a traceback.
+    assert not [m for m in messages if "limit=x" in m], messages
+    assert not [r for r in records if "exception" in r], records
 
 
 def test_a_json_line_carries_the_exception_with_its_traceback() -> None:
