@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import ServerProcess
+from tests.test_api import assert_error
 
 # `.invalid` never resolves (RFC 2606); `localhost` resolves to a loopback address.
 UNRESOLVABLE = "push.sunbid-test.invalid"
@@ -54,17 +55,6 @@ def project(client: httpx.Client) -> str:
     )
     assert created.status_code == 201, created.text
     return "IN-1"
-
-
-def assert_error(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.text[:500])
-    body = response.json()
-    assert list(body) == ["error"], body
-    error: dict[str, Any] = body["error"]
-    assert error["code"] and error["message"], body
-    if field is not None:
-        assert error["details"]["field"] == field, body
-    return error
 
 
 def new_project(client: httpx.Client, title: str) -> httpx.Response:
@@ -102,8 +92,8 @@ def test_titles_refuse_bidi_and_control_characters(
     client: httpx.Client, project: str, char: str
 ) -> None:
     title = f"义乌市某道路工程{char}中标公告"
-    assert_error(new_project(client, title), 422, "title")
-    assert_error(publish(client, project, title=title), 422, "title")
+    assert_error(new_project(client, title), 422, field="title")
+    assert_error(publish(client, project, title=title), 422, field="title")
 
 
 @pytest.mark.parametrize("char", SPOOFS + CONTROLS)
@@ -111,11 +101,11 @@ def test_bodies_and_data_refuse_bidi_overrides_and_controls(
     client: httpx.Client, project: str, char: str
 ) -> None:
     text = f"开标时间 2026-12-01 09:30{char}，地点 …"
-    assert_error(publish(client, project, body=text), 422, "body")
-    assert_error(publish(client, project, data={"winner": text}), 422, "data.winner")
+    assert_error(publish(client, project, body=text), 422, field="body")
+    assert_error(publish(client, project, data={"winner": text}), 422, field="data.winner")
     nested = {"bidders": [{"name": "甲公司"}, {"name": text}]}
-    assert_error(publish(client, project, data=nested), 422, "data.bidders[1].name")
-    assert_error(publish(client, project, data={f"win{char}ner": "甲公司"}), 422, "data")
+    assert_error(publish(client, project, data=nested), 422, field="data.bidders[1].name")
+    assert_error(publish(client, project, data={f"win{char}ner": "甲公司"}), 422, field="data")
 
 
 def test_multi_line_text_keeps_its_lines_tabs_and_marks(client: httpx.Client, project: str) -> None:
@@ -180,8 +170,8 @@ NOT_RFC3339 = [
 def test_other_time_spellings_are_refused_naming_the_field(
     client: httpx.Client, project: str, sent: str
 ) -> None:
-    assert_error(publish(client, project, occurred_at=sent), 422, "occurred_at")
-    assert_error(publish(client, project, data={"deadline": sent}), 422, "data.deadline")
+    assert_error(publish(client, project, occurred_at=sent), 422, field="occurred_at")
+    assert_error(publish(client, project, data={"deadline": sent}), 422, field="data.deadline")
 
 
 def test_data_times_are_checked_where_the_rules_read_them(
@@ -194,7 +184,7 @@ def test_data_times_are_checked_where_the_rules_read_them(
             json={"stage": "contract", "title": "合同", "data": signed},
         ),
         422,
-        "data.signed_at",
+        field="data.signed_at",
     )
     # A field no rule reads as a time is the publisher's own text; null is "not known yet".
     free = publish(client, project, data={"opening": "2026-W49-2", "signed_at": 7})
@@ -244,5 +234,5 @@ def test_an_endpoint_resolving_to_a_private_address_stays_a_422(shared: ServerPr
         json=subscription("https://localhost/push/abc"),
         timeout=30,
     )
-    error = assert_error(response, 422, "subscription.endpoint")
+    error = assert_error(response, 422, field="subscription.endpoint")
     assert "non-public" in error["message"]
