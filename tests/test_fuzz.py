@@ -11,7 +11,6 @@ again at the end with `sunbid verify`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import string
@@ -30,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.numbers import MAX_SEQ, whole_number
 from tests.conftest import ROOT, ServerProcess
+from tests.test_push_endpoints import b64
 
 CONTRACT_STATUSES = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
 LEAKS = re.compile(
@@ -570,11 +570,6 @@ number_texts = st.one_of(
         ]
     ),
 )
-
-
-def b64(raw: bytes, padded: bool = False) -> str:
-    text = base64.urlsafe_b64encode(raw).decode()
-    return text if padded else text.rstrip("=")
 
 
 # /api/projects' cursors are base64 of "<activity>:<id>"; warnings' of a JSON pair.

@@ -7,7 +7,6 @@ to hosts that resolve to private addresses (422, never).
 
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 from collections.abc import Iterator
@@ -16,11 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import ServerProcess
 from tests.test_api import assert_error
+from tests.test_push_endpoints import b64, point
 
 # `.invalid` never resolves (RFC 2606); `localhost` resolves to a loopback address.
 UNRESOLVABLE = "push.sunbid-test.invalid"
@@ -197,18 +195,10 @@ def test_data_times_are_checked_where_the_rules_read_them(
 
 
 def subscription(endpoint: str) -> dict[str, Any]:
-    key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    point = key.public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
     return {
         "subscription": {
             "endpoint": endpoint,
-            "keys": {"p256dh": b64(point), "auth": b64(os.urandom(16))},
+            "keys": {"p256dh": b64(point()), "auth": b64(os.urandom(16))},
         },
         "topics": ["all"],
     }
