@@ -566,7 +566,7 @@ def cache_valid(paths: dict[str, Path], events: int, projects: int) -> dict[str,
 
 
 async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
-    from server.clock import Clock
+    from server.core.clock import Clock
     from server.domain import Domain
     from server.store import AppendRequest
     from server.store.sqlite import SQLiteStore
@@ -780,9 +780,9 @@ class GcWatch:
 
 
 async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
-    from server.clock import Clock
     from server.compliance.service import Compliance
     from server.compliance.watchdog import Level, iter_open
+    from server.core.clock import Clock
     from server.domain import Domain
     from server.settings import Settings
     from server.store import open_store

@@ -33,8 +33,8 @@ from push.policy import PushPolicy
 from push.queue import QUEUE_FILE, PushQueue
 from push.vapid import VapidSigner, load_or_create_key
 from push.worker import PushWorker, RetryPolicy
-from server.clock import Clock
-from server.logs import configure_logging
+from server.core.clock import Clock
+from server.core.logs import configure_logging
 from server.settings import Settings
 from server.store import open_store
 

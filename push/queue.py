@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from server.store.sidefile import SideFile
+from server.core.sidefile import SideFile
 
 QUEUE_FILE = "push.db"  # in the data directory
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")

@@ -13,8 +13,8 @@ from push.endpoints import AllowList
 from push.process import PushProcess
 from push.queue import QUEUE_FILE, PushQueue
 from push.vapid import VapidKey, is_placeholder_subject, load_or_create_key
+from server.bus import Bus
 from server.settings import Settings
-from server.store import EventStore
 
 log = logging.getLogger("sunbid.push")
 
@@ -27,7 +27,7 @@ class PushService:
     worker: PushProcess
 
     @classmethod
-    async def open(cls, settings: Settings, store: EventStore) -> PushService:
+    async def open(cls, settings: Settings, bus: Bus) -> PushService:
         """Open the queue and the key (loud errors, never a silent new key), start sending."""
         data_dir, subject = settings.data_dir, settings.vapid_subject
         allow = AllowList.from_entries(settings.push_allowed_hosts)
@@ -50,7 +50,7 @@ class PushService:
         except BaseException:
             await queue.close()
             raise
-        store.on_commit(worker.notify)
+        bus.subscribe(worker.notify)
         return cls(queue, key, allow, worker)
 
     async def close(self) -> None:

@@ -43,8 +43,8 @@ from push.payload import build_payload, plaintext_limit
 from push.policy import PushPolicy
 from push.queue import Due, Outcome, Pending, PushQueue, State
 from push.vapid import VapidSigner
+from server.core.topics import topics_of
 from server.store import EventStore
-from server.topics import topics_of
 
 log = logging.getLogger("sunbid.push")
 

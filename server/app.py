@@ -20,8 +20,8 @@ from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
-from server.clock import Clock
 from server.compliance.service import Compliance
+from server.core.clock import Clock
 from server.demo import load_demo
 from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
@@ -96,7 +96,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await state.store.open()
             stack.push_async_callback(state.store.close)
             state.store.on_commit(state.bus.publish)
-            await state.bus.start(state.hub.dispatch)
+            state.bus.subscribe(state.hub.dispatch)
+            await state.bus.start()
             stack.push_async_callback(state.bus.close)
             state.revocations.start()
             stack.push_async_callback(state.revocations.close)
@@ -104,9 +105,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 # Before the watchdog starts: it judges the demo's past weeks as
                 # history, rather than watching them go by in a moment.
                 await load_demo(state.store, state.domain, clock.now())
-            await state.compliance.open(state.store)
+            await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
-            state.push = await PushService.open(settings, state.store)
+            state.push = await PushService.open(settings, state.bus)
             stack.push_async_callback(state.push.close)
             stack.push_async_callback(app.close_streams)
             yield

@@ -19,15 +19,15 @@ from server.backup import BackupError
 from server.backup.files import is_postgres, log_path
 from server.backup.make import TargetNotEmpty, make_backup
 from server.backup.restore import restore_backup
-from server.clock import Clock
-from server.compliance.datafile import DataFileError
+from server.core.clock import Clock
+from server.core.datafile import DataFileError
+from server.core.logs import configure_logging, uvicorn_log_config
+from server.core.topics import CODE
 from server.datalock import DataDirBusy, lock_data_dir, unlock_data_dir
 from server.domain import DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
-from server.logs import configure_logging, uvicorn_log_config
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
-from server.topics import CODE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from server.compliance.datafile import DataFileError, read_toml
-from server.text import line_problem
-from server.topics import CODE
+from server.core.datafile import DataFileError, read_toml
+from server.core.text import line_problem
+from server.core.topics import CODE
 
 DIRECTORY_FILE = Path(__file__).parent / "data" / "directory.toml"
 TABLES = {"agencies": "region", "regions": "parent"}  # table → its optional link to a region

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from server.events import StoredEvent
-from server.stream.frames import Frames
-from server.stream.sender import Message
-from server.topics import SUPERVISION, topics_of
+from server.core.events import StoredEvent
+from server.core.frames import Frames, Message
+from server.core.topics import SUPERVISION, topics_of
 
 
 class Subscriber(Protocol):

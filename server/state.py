@@ -8,8 +8,8 @@ from typing import Protocol
 from push.service import PushService
 from server.auth import Authenticator
 from server.bus import Bus
-from server.clock import Clock
 from server.compliance.service import Compliance
+from server.core.clock import Clock
 from server.directory import Directory
 from server.domain import Domain
 from server.hub import Hub

@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from server.clock import FrozenClock
+from server.bus import open_bus
 from server.compliance.service import MAX_SLEEP, Compliance
+from server.core.clock import FrozenClock
+from server.core.frames import Message
 from server.demo import load_demo
 from server.domain import Domain
 from server.settings import Settings
 from server.store import AppendRequest, EventStore, open_store
-from server.stream.sender import Message
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()
@@ -50,9 +51,12 @@ class Server:
         settings = Settings.from_env({"SUNBID_DATA_DIR": str(self.data_dir)})
         self.store = open_store(settings.database_url, self.clock)
         await self.store.open()
+        bus = open_bus("memory://")
+        self.store.on_commit(bus.publish)
+        await bus.start()
         self.compliance = Compliance.load(settings, DOMAIN, self.clock, self._broadcast)
         try:
-            await self.compliance.open(self.store)
+            await self.compliance.open(self.store, bus)
         except BaseException:
             self.compliance = None
             await self.stop()
@@ -307,7 +311,7 @@ async def test_the_demo_breaks_only_its_deliberate_rule_whatever_the_date(
     compliance = Compliance.load(settings, DOMAIN, clock, lambda message: None)
     try:
         await load_demo(store, DOMAIN, now)
-        await compliance.open(store)
+        await compliance.open(store, open_bus("memory://"))
         docs, _ = await compliance.warnings.list({"level": "breach"}, None, None, 500)
     finally:
         await compliance.close()

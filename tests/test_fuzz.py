@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from server.numbers import MAX_SEQ, whole_number
+from server.core.numbers import MAX_SEQ, whole_number
 from tests.conftest import ROOT, ServerProcess
 from tests.test_push_endpoints import b64
 

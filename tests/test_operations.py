@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.logs import JsonFormatter
+from server.core.logs import JsonFormatter
 from server.settings import Settings, SettingsError
 from tests.conftest import ServerProcess, Staff
 from tests.push_service import PushService

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from server.clock import FrozenClock
+from server.core.clock import FrozenClock
+from server.core.events import GENESIS_HASH, chain_hash
 from server.domain import Domain
-from server.events import GENESIS_HASH, chain_hash
 from server.store import AppendRequest, IdempotencyConflict
 from server.store.readers import Readers
 from server.store.sqlite import SCHEMA, SQLiteStore, _events_query

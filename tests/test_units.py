@@ -12,19 +12,19 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from server.compliance.datafile import DataFileError
+from server.core.datafile import DataFileError
+from server.core.events import StoredEvent
+from server.core.frames import Frames
+from server.core.numbers import whole_number
+from server.core.text import line_problem, text_problem
+from server.core.topics import TopicFilter, parse_topic, topics_of
 from server.directory import DIRECTORY_FILE, Directory, DirectoryFileError
 from server.domain import CATEGORIES_FILE, Domain, DomainFileError
 from server.errors import ApiError
-from server.events import StoredEvent
 from server.hub import Hub
-from server.numbers import whole_number
 from server.settings import Settings, SettingsError
-from server.stream.frames import Frames
 from server.stream.peer import Peer
 from server.stream.sender import Sender
-from server.text import line_problem, text_problem
-from server.topics import TopicFilter, parse_topic, topics_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()

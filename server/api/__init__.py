@@ -10,10 +10,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.core.numbers import whole_number
+from server.core.topics import CODE
 from server.errors import ApiError
-from server.numbers import whole_number
 from server.state import AppState
-from server.topics import CODE
 
 
 class JSONResponse(Response):

@@ -14,12 +14,12 @@ from push.endpoints import (
 )
 from push.service import PushService
 from server.api import JSONResponse, read_json, state_of
+from server.core.numbers import MAX_SEQ, whole_number
+from server.core.topics import STAFF_TOPICS
 from server.domain import format_time
 from server.errors import ApiError, invalid
-from server.numbers import MAX_SEQ, whole_number
 from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
-from server.topics import STAFF_TOPICS
 
 # After a failed look-up of a push service's name: when the browser may ask again.
 RESOLVE_RETRY_SECONDS = 30

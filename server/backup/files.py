@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from server.backup import BackupError
-from server.clock import Clock
+from server.core.clock import Clock
+from server.core.events import GENESIS_HASH
 from server.datalock import LOCK_FILE
-from server.events import GENESIS_HASH
 from server.store import open_store
 
 MANIFEST = "manifest.json"

@@ -1,7 +1,11 @@
-"""Carrying committed events to every server process's hub.
+"""Carrying committed events to every server process's followers.
 
 Chosen by `SUNBID_BUS_URL`'s scheme: `memory://` (default: one process, the
-writer hands events straight to the hub) and, later, `redis://` (scale-out).
+writer hands events straight to the subscribers) and, later, `redis://`
+(scale-out). The store's commits reach the rest of the server only through
+the bus: the hub, the compliance watchdog, the projects record and the push
+worker's wake-up are all subscribers, so a second process sees what the
+first one does.
 """
 
 from __future__ import annotations
@@ -9,13 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from server.events import StoredEvent
+from server.core.events import StoredEvent
 
 Deliver = Callable[[Sequence[StoredEvent]], None]
 
 
 class Bus(Protocol):
-    async def start(self, deliver: Deliver) -> None: ...
+    def subscribe(self, deliver: Deliver) -> None:
+        """Call `deliver` with every batch published from now on (never raises into the bus)."""
+        ...
+
+    async def start(self) -> None: ...
     def publish(self, events: Sequence[StoredEvent]) -> None: ...
     async def close(self) -> None: ...
 

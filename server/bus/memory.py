@@ -1,23 +1,36 @@
-"""The single-process bus: committed events go straight to the local hub."""
+"""The single-process bus: committed events go straight to the local subscribers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from server.bus import Deliver
-from server.events import StoredEvent
+from server.core.events import StoredEvent
+
+log = logging.getLogger("sunbid.bus")
 
 
 class MemoryBus:
     def __init__(self) -> None:
-        self._deliver: Deliver | None = None
+        self._subscribers: list[Deliver] = []
+        self._started = False
 
-    async def start(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+    def subscribe(self, deliver: Deliver) -> None:
+        self._subscribers.append(deliver)
+
+    async def start(self) -> None:
+        self._started = True
 
     def publish(self, events: Sequence[StoredEvent]) -> None:
-        if self._deliver is not None:
-            self._deliver(events)
+        if not self._started:
+            return
+        for deliver in self._subscribers:
+            try:
+                deliver(events)
+            except Exception:  # one failing subscriber must not starve the others
+                log.exception("a bus subscriber failed")
 
     async def close(self) -> None:
-        self._deliver = None
+        self._started = False
+        self._subscribers.clear()

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from server.compliance.datafile import DataFileError, Entry, entries, read_toml
+from server.core.datafile import DataFileError, Entry, entries, read_toml
 
 LEGAL_TZ = ZoneInfo("Asia/Shanghai")
 WORKDAYS_FILE = Path(__file__).parent.parent / "data" / "workdays.toml"

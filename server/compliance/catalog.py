@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.compliance.datafile import DataFileError, Entry, entries, read_toml
 from server.compliance.rules import ALL, Rules
+from server.core.datafile import DataFileError, Entry, entries, read_toml
+from server.core.topics import CODE
 from server.domain import Domain
-from server.topics import CODE
 
 CATALOG_FILE = Path(__file__).parent.parent / "data" / "catalog.toml"
 AUDIENCES = ("全社会", "特定对象")

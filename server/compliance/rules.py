@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from server.compliance.calendar import Unit
-from server.compliance.datafile import DataFileError, Entry, entries, read_toml
+from server.core.datafile import DataFileError, Entry, entries, read_toml
 from server.domain import Domain
 
 RULES_FILE = Path(__file__).parent.parent / "data" / "rules.toml"

@@ -22,17 +22,18 @@ from datetime import datetime
 
 import orjson
 
-from server.clock import Clock
+from server.bus import Bus
 from server.compliance.calendar import WORKDAYS_FILE, WorkCalendar
 from server.compliance.catalog import CATALOG_FILE, Catalog
 from server.compliance.rules import RULES_FILE, Rules
 from server.compliance.warnings import WARNINGS_FILE, WarningStore
 from server.compliance.watchdog import Fact, Warning, Watchdog
+from server.core.clock import Clock
+from server.core.events import StoredEvent
+from server.core.frames import Message
 from server.domain import Domain
-from server.events import StoredEvent
 from server.settings import Settings
 from server.store import EventStore
-from server.stream.sender import Message
 
 log = logging.getLogger("sunbid.compliance")
 
@@ -78,7 +79,7 @@ class Compliance:
             broadcast,
         )
 
-    async def open(self, store: EventStore) -> None:
+    async def open(self, store: EventStore, bus: Bus) -> None:
         """Rebuild from the whole log, then follow it and start the timers."""
         await self.warnings.open()
         try:
@@ -86,7 +87,7 @@ class Compliance:
         except BaseException:
             await self.warnings.close()
             raise
-        store.on_commit(self.observe)
+        bus.subscribe(self.observe)
         self._ticker = asyncio.create_task(self._tick(), name="compliance-timers")
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from server.compliance.watchdog import Warning
-from server.store.sidefile import SideFile
+from server.core.sidefile import SideFile
 
 WARNINGS_FILE = "compliance.db"
 SCHEMA = """

@@ -40,8 +40,8 @@ import orjson
 
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.compliance.rules import ANY, Kind, Ref, Rule, Rules
+from server.core.events import StoredEvent
 from server.domain import Domain
-from server.events import StoredEvent
 
 YEARS = (1990, 2199)  # data times outside these are mistakes, reported as data_incomplete
 AFTER = timedelta(microseconds=1)  # from a period's last instant to the breach

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from server.clock import Clock
-from server.events import StoredEvent
+from server.core.clock import Clock
+from server.core.events import StoredEvent
 
 CommitListener = Callable[[Sequence[StoredEvent]], None]
 TopicStages = Mapping[str, frozenset[str] | None]

@@ -30,10 +30,11 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from server.clock import Clock
+from server.core.clock import Clock
+from server.core.events import GENESIS_HASH, StoredEvent, chain_hash
+from server.core.numbers import MAX_SEQ, whole_number
+from server.core.topics import CODE
 from server.domain import format_time
-from server.events import GENESIS_HASH, StoredEvent, chain_hash
-from server.numbers import MAX_SEQ, whole_number
 from server.store import (
     AlreadyExists,
     AppendRequest,
@@ -47,7 +48,6 @@ from server.store import (
 )
 from server.store.readers import Readers
 from server.store.verify import verify_rows
-from server.topics import CODE
 
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")

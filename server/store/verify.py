@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from server.events import GENESIS_HASH, StoredEvent, chain_hash
+from server.core.events import GENESIS_HASH, StoredEvent, chain_hash
 from server.store import VerifyReport
 
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from server.events import StoredEvent
+from server.core.events import StoredEvent
+from server.core.frames import Frames, Message
+from server.core.topics import TopicFilter
 from server.hub import Hub
 from server.store import EventStore
 from server.stream.counters import TransportCounters
-from server.stream.frames import Frames
 from server.stream.peer import Peer
-from server.stream.sender import Message, Send, Sender
-from server.topics import TopicFilter
+from server.stream.sender import Send, Sender
 
 # Events per read of the log: a small first read, then as many as fit in a
 # quarter of the limit, growing at most fourfold a read, up to REPLAY_PAGE.

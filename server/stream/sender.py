@@ -26,9 +26,9 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from server.core.frames import SIZE, Message
 from server.stream.peer import Peer
 
-Message = dict[str, Any]  # an ASGI message
 Send = Callable[[Message], Coroutine[Any, Any, None]]
 
 
@@ -36,11 +36,6 @@ Send = Callable[[Message], Coroutine[Any, Any, None]]
 # that stalls is aborted between 1 and 1 + 1/WATCHES timeouts after it stalled.
 WATCHES = 4
 _NOTHING: deque[tuple[Message, int]] = deque(maxlen=0)  # the backlog of a stopped sender
-
-
-# A message may carry its size in bytes (ASGI servers ignore keys they do not
-# know): an event's frame is sized once, not per slow client that queues it.
-SIZE = "sunbid.size"
 
 
 def size_of(message: Message) -> int:

@@ -13,13 +13,13 @@ from urllib.parse import parse_qs
 import orjson
 
 from server.auth import STAFF_VIEW_ROLES
+from server.core.frames import Message
+from server.core.topics import STAFF_TOPICS
 from server.errors import ApiError
 from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
 from server.stream.peer import Peer
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
-from server.stream.sender import Message
-from server.topics import STAFF_TOPICS
 
 if TYPE_CHECKING:
     from server.state import AppState

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from server.events import StoredEvent
-from server.stream.sender import SIZE, Message
+from typing import Any
+
+from server.core.events import StoredEvent
+
+Message = dict[str, Any]  # an ASGI message
+
+# A message may carry its size in bytes (ASGI servers ignore keys they do not
+# know): an event's frame is sized once, not per slow client that queues it.
+SIZE = "sunbid.size"
 
 
 class Frames:
