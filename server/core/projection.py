@@ -111,3 +111,18 @@ class Follower:
             log.exception("%s: reading the log after a gap failed", self.projection.name)
         finally:
             self._gap = None
+
+
+class DerivedRecord(Protocol):
+    """A stored projection as `sunbid verify` and `sunbid rebuild` see it."""
+
+    name: str
+
+    async def check(self, log_reader: LogReader) -> str | None:
+        """None if the stored record equals what the log yields; otherwise a
+        message naming the first entry that differs (and how)."""
+        ...
+
+    async def rebuild(self, log_reader: LogReader) -> None:
+        """Recompute the stored record from the log alone."""
+        ...
