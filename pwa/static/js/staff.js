@@ -77,6 +77,9 @@ const FIELD_NAMES = () => ({
   stage: L('阶段', 'Stage'),
   body: L('正文', 'Text'),
   occurred_at: L('发生时间', 'Occurred at'),
+  currency: L('币种', 'Currency'),
+  must_tender: L('依法必须招标', 'Tender required by law'),
+  reason: L('变更原因', 'Reason'),
 });
 export const fieldName = (name) =>
   name.startsWith('data.') ? dataLabel(name.slice(5)) : FIELD_NAMES()[name] ?? name;
@@ -88,7 +91,8 @@ export function explain(error, stageNames = (codes) => codes.join('、')) {
   switch (error.status) {
     case 0: return { field: null, text: L('连不上服务器，没有保存。网络恢复后再点一次即可，不会重复发布。', 'Cannot reach the server; nothing was saved. Try again when the network is back: it will not be published twice.') };
     case 401: return { field: null, text: L('令牌无效或已被撤销，请重新登录。', 'The token is unknown or revoked; sign in again.') };
-    case 403: return { field: null, text: L('这个令牌无权为该机构操作：发布人员只能为本机构的项目发布，监督人员不能发布。', 'This token may not act for that agency: publishers act only for their own agency, supervisors not at all.') };
+    case 403: return { field: null, text: L('这个令牌无权为该机构操作：发布人员只能为本机构的项目发布或变更信息，监督人员不能。', 'This token may not act for that agency: publishers publish and amend only for their own agency, supervisors not at all.') };
+    case 404: return { field: null, text: L('没有找到这个项目，可能编号有误。请刷新项目列表后再试。', 'There is no such project; the code may be wrong. Reload the list and try again.') };
     case 409: return error.code === 'project_exists'
       ? { field: 'id', text: L('这个项目编号已经存在，请换一个。', 'A project with this code exists; choose another.') }
       : { field: null, text: L('这次提交与上一次的内容不同，请再点一次。', 'This differs from the earlier attempt; submit again.') };
@@ -106,6 +110,8 @@ export function explain(error, stageNames = (codes) => codes.join('、')) {
       region: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
       title: L('请填写标题，最多 200 字。', 'Fill in a title of at most 200 characters.'),
       budget: L('请填写不小于 0 的数字（元）。', 'Enter a number, 0 or more (yuan).'),
+      currency: L('请填写三位大写字母的币种代码，如 CNY。', 'Enter a three-letter code in capitals, such as CNY.'),
+      reason: L(`请填写简短的变更原因（${error.message}）。`, `Give a short reason for the change (${error.message}).`),
       body: L('正文最多 20000 字。', 'At most 20,000 characters.'),
       occurred_at: L('请填写完整的日期和时间。', 'Enter a full date and time.'),
       'data.corrects': L('请填写本项目一条已发布信息的序号（#后面的数字）。', 'Enter the number (#) of an earlier item of this project.'),

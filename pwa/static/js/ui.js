@@ -55,6 +55,12 @@ export function money(amount, currency = 'CNY') {
   }).format(amount);
 }
 
+/** To the cent, with the currency's sign (¥1,200,000.00): for a figure someone changed on record. */
+export function exactMoney(amount, currency = 'CNY') {
+  if (typeof amount !== 'number') return '';
+  return new Intl.NumberFormat(locale(), { style: 'currency', currency, minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(amount);
+}
+
 export const number = (value) => new Intl.NumberFormat(locale()).format(value);
 
 // --- things every page shares ----------------------------------------------------

@@ -37,8 +37,16 @@ export const allRegions = () => regions;
 export const agencyName = (code) => pick(places.agency.get(code)) || code || '';
 export const regionName = (code) => pick(places.region.get(code)) || code || '';
 export const isOversight = (code) => Boolean(stages.get(code)?.oversight);
+// Stages that record the project itself — its registration and each amendment
+// of its details — rather than a step of the transaction: in every category's
+// list, yet never the project's stage, never "what comes next", and never
+// published through the publish form (only POST and PATCH /api/projects append them).
+const RECORDS = new Set(['registered', 'amended']);
+export const isRecord = (code) => RECORDS.has(code);
+/** Whether an event of this stage becomes the project's current stage. */
+export const movesStage = (code) => Boolean(code) && !isOversight(code) && !isRecord(code);
 /** Every stage a project of this category may publish: its lifecycle in order, then oversight. */
-export const stagesOf = (code) => category(code)?.stages ?? [];
+export const stagesOf = (code) => (category(code)?.stages ?? []).filter((s) => !isRecord(s.code));
 export const lifecycle = (code) => stagesOf(code).filter((s) => !s.oversight).map((s) => s.code);
 // Stages a transaction may well skip: shown among the next ones as "if any",
 // and not proposed as the next stage to publish.
@@ -50,7 +58,7 @@ export function nextStage(categoryCode, stage) {
   return order.slice(order.indexOf(stage) + 1).find((s) => !OPTIONAL.has(s)) ?? null;
 }
 /** Every stage of every category, lifecycle ones first (for the list's stage filter). */
-export const everyStage = () => [...stages.values()].sort((a, b) => a.oversight - b.oversight);
+export const everyStage = () => [...stages.values()].filter((s) => !isRecord(s.code)).sort((a, b) => a.oversight - b.oversight);
 
 // Names for the facts staff put in an event's `data`. Unknown keys show as written.
 const DATA = {
@@ -79,6 +87,10 @@ const DATA = {
   bid_bond: ['投标保证金', 'Bid bond'],
   deposit: ['保证金', 'Deposit'],
   budget: ['预算', 'Budget'],
+  title: ['项目名称', 'Title'],
+  currency: ['币种', 'Currency'],
+  region: ['地区', 'Region'],
+  must_tender: ['依法必须招标', 'Tender required by law'],
   fine: ['罚款', 'Fine'],
   party: ['当事人', 'Party'],
   authority: ['处理机关', 'Authority'],

@@ -4,7 +4,7 @@ import { h, when, money, keepInPlace, showingCopy, failure } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
 import {
-  allCategories, categoryName, stageName, stagesOf, everyStage, isOversight,
+  allCategories, categoryName, stageName, stagesOf, everyStage, movesStage,
   allAgencies, allRegions, agencyName, regionName,
 } from '../vocab.js';
 import { live } from '../live.js';
@@ -150,7 +150,9 @@ export default async function list(main, ctx) {
     const item = items.querySelector(`li[data-project="${CSS.escape(event.project)}"]`);
     if (!item) return;
     keepInPlace(() => {
-      if (!isOversight(event.stage)) item.querySelector('.stage').textContent = stageName(event.stage);
+      if (movesStage(event.stage)) item.querySelector('.stage').textContent = stageName(event.stage);
+      const title = event.stage === 'amended' ? event.data?.changes?.title : null;
+      if (typeof title === 'string') item.querySelector('.title').textContent = title;
       item.querySelector('.updated').textContent = L('最近动态 ', 'Latest ') + when(event.published_at);
       item.classList.add('is-new');
     });

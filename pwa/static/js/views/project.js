@@ -1,16 +1,18 @@
 // `/p/{id}`: one transaction's whole process — what happened (the timeline),
 // the open statutory deadlines, what comes next — kept live over the WebSocket.
-import { h, $, when, dueTime, money, number, parseTime, span, keepInPlace, showingCopy, failure, toast } from '../ui.js';
+import { h, $, when, dueTime, money, exactMoney, number, parseTime, span, keepInPlace, showingCopy, failure, toast } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
 import * as db from '../db.js';
-import { categoryName, stageName, isOversight, isOptional, lifecycle, dataLabel, agencyName, regionName } from '../vocab.js';
+import { categoryName, stageName, isOversight, isRecord, movesStage, isOptional, lifecycle, dataLabel, agencyName, regionName } from '../vocab.js';
 import { live } from '../live.js';
 import * as follows from '../follows.js';
 import { followToggle, pushControl } from './parts.js';
 
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
 const MONEY = /(price|amount|bond|deposit|budget|fine|paid|increment)/;
+// The project's own fields, as registered and amended, in the order they are listed.
+const FIELDS = ['title', 'budget', 'currency', 'region', 'must_tender'];
 const CONFIDENCE = {
   statute: ['依据法规原文', 'from the statute text'],
   secondary: ['依据二手资料', 'from a secondary source'],
@@ -57,35 +59,72 @@ export default async function project(main, ctx) {
     const p = shown;
     main.replaceChildren(
       h('p', { class: 'crumbs' }, h('a', { href: '/' }, L('← 全部项目', '← All projects'))),
-      h('h1', { tabindex: -1 }, p.title),
+      h('h1', { tabindex: -1, id: 'project-title' }, p.title),
       // The stage has a line of its own, so a longer stage name arriving live moves nothing.
       h('p', { class: 'meta' }, h('span', { class: 'stage', id: 'current-stage' }, stageName(p.stage)), h('br'), categoryName(p.category)),
-      h('dl', { class: 'facts' },
-        fact(L('项目编号', 'Code'), p.id),
-        fact(L('发布机构', 'Agency'), place(agencyName, p.agency)),
-        p.region && fact(L('地区', 'Region'), place(regionName, p.region)),
-        p.budget != null && fact(L('预算', 'Budget'), money(p.budget, p.currency)),
-        fact(L('最近动态', 'Latest activity'), h('span', { id: 'updated' }, when(p.updated_at)))),
+      h('dl', { class: 'facts', id: 'facts', 'data-testid': 'project-facts' }, factItems()),
       h('div', { class: 'actions' },
         followToggle(topic, L('关注此项目', 'Follow this project'), { 'data-testid': 'follow' }),
         // Asking to be notified about this project implies following it.
         pushControl({ before: () => follows.set(topic, true) })),
-      h('div', { class: 'chips', role: 'group', 'aria-label': L('也可以关注', 'Also follow') },
-        followToggle(`category:${p.category}`, L('关注此类别', 'Follow category'), { 'data-testid': 'follow-topic' }),
-        followToggle(`agency:${p.agency}`, L('关注此机构', 'Follow agency'), { 'data-testid': 'follow-topic' }),
-        p.region && followToggle(`region:${p.region}`, L('关注此地区', 'Follow region'), { 'data-testid': 'follow-topic' })),
+      h('div', { class: 'chips', id: 'chips', role: 'group', 'aria-label': L('也可以关注', 'Also follow') }, chipItems()),
       h('section', { 'aria-labelledby': 'h-deadlines' },
         h('h2', { id: 'h-deadlines' }, L('法定时限', 'Statutory deadlines')),
         h('ul', { class: 'deadlines', 'data-testid': 'deadlines' }, deadlineItems())),
       h('section', { 'aria-labelledby': 'h-timeline' },
         h('h2', { id: 'h-timeline' }, L('全过程', 'The whole process')),
-        h('ol', { class: 'timeline', 'data-testid': 'timeline' }, p.timeline.map((e) => eventItem(e, false))),
+        h('ol', { class: 'timeline', 'data-testid': 'timeline' }, p.timeline.map((e) => eventItem(e, false, p))),
         h('h3', { class: 'next-title' }, L('接下来', 'What comes next')),
         h('ol', { class: 'timeline next', id: 'next' }, nextItems())),
     );
     markCurrent();
     markCorrected();
     main.querySelectorAll('[data-at]').forEach(countdown);
+  }
+
+  function factItems() {
+    const p = shown;
+    return [
+      fact(L('项目编号', 'Code'), p.id),
+      fact(L('发布机构', 'Agency'), place(agencyName, p.agency)),
+      p.region && fact(L('地区', 'Region'), place(regionName, p.region)),
+      p.budget != null && fact(L('预算', 'Budget'), h('span', { 'data-testid': 'budget' }, money(p.budget, p.currency))),
+      p.must_tender != null && fact(L('依法必须招标', 'Tender required by law'), p.must_tender ? L('是', 'yes') : L('否', 'no')),
+      fact(L('最近动态', 'Latest activity'), h('span', { id: 'updated' }, when(p.updated_at))),
+    ];
+  }
+
+  function chipItems() {
+    const p = shown;
+    return [
+      followToggle(`category:${p.category}`, L('关注此类别', 'Follow category'), { 'data-testid': 'follow-topic' }),
+      followToggle(`agency:${p.agency}`, L('关注此机构', 'Follow agency'), { 'data-testid': 'follow-topic' }),
+      p.region && followToggle(`region:${p.region}`, L('关注此地区', 'Follow region'), { 'data-testid': 'follow-topic' }),
+    ];
+  }
+
+  /** The title, the facts and the region to follow, after the project's details changed. */
+  function showDetails() {
+    $('#project-title').textContent = shown.title;
+    document.title = `${shown.title} · 阳光交易`;
+    $('#facts').replaceChildren(...factItems().flat().filter(Boolean));
+    $('#chips').replaceChildren(...chipItems().filter(Boolean));
+  }
+
+  /**
+   * An amendment's changes, unless a later amendment already shown changed the
+   * same field (a replay can bring an older one after a newer one).
+   */
+  function amend(event) {
+    const changes = event.data?.changes ?? {};
+    const later = shown.timeline.filter((e) => e.stage === 'amended' && e.seq > event.seq);
+    let changed = false;
+    for (const [key, value] of Object.entries(changes)) {
+      if (!FIELDS.includes(key) || later.some((e) => key in (e.data?.changes ?? {}))) continue;
+      shown[key] = value;
+      changed = true;
+    }
+    if (changed) showDetails();
   }
 
   function deadlineItems() {
@@ -120,7 +159,7 @@ export default async function project(main, ctx) {
 
   /** The latest lifecycle event is the current stage. */
   function markCurrent() {
-    const items = [...main.querySelectorAll('[data-testid=timeline-event]:not(.oversight)')];
+    const items = [...main.querySelectorAll('[data-testid=timeline-event]:not(.oversight):not(.record)')];
     items.forEach((li) => li.removeAttribute('aria-current'));
     main.querySelectorAll('.current').forEach((badge) => badge.remove());
     const current = items.at(-1);
@@ -144,11 +183,12 @@ export default async function project(main, ctx) {
     if (!timeline || timeline.querySelector(`[data-seq="${event.seq}"]`)) return;
     keepInPlace(() => {
       const later = [...timeline.children].find((li) => Number(li.dataset.seq) > event.seq);
-      timeline.insertBefore(eventItem(event, true), later ?? null);
       shown.timeline = [...shown.timeline, event].sort((a, b) => a.seq - b.seq);
+      timeline.insertBefore(eventItem(event, true, shown), later ?? null);
       shown.updated_at = event.published_at;
+      if (event.stage === 'amended') amend(event);
       $('#updated').textContent = when(event.published_at);
-      if (!isOversight(event.stage)) {
+      if (movesStage(event.stage)) {
         shown.stage = event.stage;
         $('#current-stage').textContent = stageName(event.stage);
         $('#next').replaceChildren(...nextItems());
@@ -174,6 +214,11 @@ export default async function project(main, ctx) {
     shown.copy = false;
     const missing = answer.data.timeline.filter((e) => !shown.timeline.some((s) => s.seq === e.seq));
     missing.forEach(arrive);
+    // The server's record is the fold of the whole log: its details win.
+    if (FIELDS.some((key) => answer.data[key] !== shown[key])) {
+      for (const key of FIELDS) shown[key] = answer.data[key];
+      keepInPlace(showDetails);
+    }
     // Unchanged deadlines are left alone: re-drawing them could only move the page.
     if (JSON.stringify(answer.data.deadlines) === JSON.stringify(shown.deadlines)) return;
     shown.deadlines = answer.data.deadlines;
@@ -189,12 +234,13 @@ const fact = (term, value) => [h('dt', null, term), h('dd', null, value)];
 /** An agency or region by name, its code beside it (alone when the directory has no name). */
 const place = (name, code) => (name(code) === code ? code : [name(code), h('span', { class: 'small muted' }, ` ${code}`)]);
 
-function eventItem(event, isNew) {
-  const oversight = isOversight(event.stage);
+/** One event of the timeline; `project` (its timeline) tells an amendment's currency. */
+function eventItem(event, isNew, project) {
+  const kind = isRecord(event.stage) ? ' record' : isOversight(event.stage) ? ' oversight' : '';
   const corrects = event.stage === 'correction' ? event.data?.corrects : null;
   return h('li', {
-    id: `e${event.seq}`, class: `event${oversight ? ' oversight' : ''}${isNew ? ' is-new' : ''}`,
-    'data-testid': 'timeline-event', 'data-seq': event.seq, 'data-corrects': corrects ?? null,
+    id: `e${event.seq}`, class: `event${kind}${isNew ? ' is-new' : ''}`,
+    'data-testid': 'timeline-event', 'data-seq': event.seq, 'data-stage': event.stage, 'data-corrects': corrects ?? null,
   },
   h('p', { class: 'when' }, when(event.occurred_at || event.published_at)),
   h('h3', null,
@@ -202,11 +248,53 @@ function eventItem(event, isNew) {
     h('span', { class: 'stage' }, stageName(event.stage)), ' ', event.title),
   corrects && h('p', { class: 'corrects' }, L('更正第 ', 'Corrects #'), h('a', { href: `#e${corrects}` }, `${corrects}`), L(' 号信息', '')),
   event.body && h('p', { class: 'body' }, event.body),
-  facts(event.data ?? {}),
+  event.stage === 'registered' ? registration(event.data ?? {})
+    : event.stage === 'amended' ? amendment(event, project)
+      : facts(event.data ?? {}),
   event.truncated && h('p', { class: 'small muted' }, L('内容较长，刷新页面可查看全文。', 'Shortened; reload for the full text.')),
   h('p', { class: 'small muted' },
     `#${event.seq} · ${L('发布于', 'published')} ${when(event.published_at)} · ${L('校验码', 'hash')} `,
     h('code', { title: event.hash }, (event.hash ?? '').slice(0, 12))));
+}
+
+/** 项目登记: the details the project was registered with. */
+function registration(data) {
+  const rows = FIELDS.filter((key) => key !== 'currency' && data[key] != null);
+  return h('dl', { class: 'data' }, rows.map((key) => fact(dataLabel(key), detail(key, data[key], data.currency))));
+}
+
+/** 项目信息变更: the reason, then each change in words (预算 → ¥1,200,000.00). */
+function amendment(event, project) {
+  const changes = event.data?.changes ?? {};
+  const currency = changes.currency ?? currencyBefore(project, event.seq);
+  const keys = Object.keys(changes).sort((a, b) => rank(a) - rank(b));
+  return [
+    h('p', { class: 'reason', 'data-testid': 'reason' }, L('变更原因：', 'Reason: '), event.data?.reason ?? '—'),
+    h('ul', { class: 'changes' }, keys.map((key) => h('li', { 'data-testid': 'change', 'data-field': key },
+      h('span', { class: 'field' }, dataLabel(key)), ' → ', h('strong', null, detail(key, changes[key], currency))))),
+  ];
+}
+
+const rank = (key) => (FIELDS.includes(key) ? FIELDS.indexOf(key) : FIELDS.length);
+
+/** The currency in force just before `seq`: registered, then amended, in the project's timeline. */
+function currencyBefore(project, seq) {
+  let currency = null;
+  for (const e of project?.timeline ?? []) {
+    if (e.seq >= seq) break;
+    if (e.stage === 'registered') currency = e.data?.currency ?? currency;
+    if (e.stage === 'amended') currency = e.data?.changes?.currency ?? currency;
+  }
+  return currency ?? project?.currency ?? 'CNY';
+}
+
+/** One of the project's own fields, in words. */
+function detail(key, value, currency) {
+  if (value == null || value === '') return '—';
+  if (key === 'budget') return typeof value === 'number' ? exactMoney(value, currency || 'CNY') : String(value);
+  if (key === 'region') return place(regionName, value);
+  if (key === 'must_tender') return value ? L('是', 'yes') : L('否', 'no');
+  return show(key, value);
 }
 
 function facts(data) {

@@ -9,6 +9,8 @@ import {
   allAgencies, allRegions, agencyName, regionName,
 } from '../vocab.js';
 import * as staff from '../staff.js';
+import { field, clearErrors, markField, showError } from './forms.js';
+import { amendForm } from './amend.js';
 
 export default async function staffPage(main, ctx) {
   const token = staff.savedToken();
@@ -160,6 +162,12 @@ function publishing(ctx, token, role, rules) {
     createResult);
   createForm.addEventListener('submit', create);
 
+  // Amending: the server's answer is the project as it is now.
+  const amend = amendForm(token, (project) => {
+    projects = projects.map((p) => (p.id === project.id ? { ...p, ...project } : p));
+    showProjects(projectSelect.value);
+  });
+
   loadProjects();
 
   return [
@@ -167,6 +175,7 @@ function publishing(ctx, token, role, rules) {
     choices('agency-codes', allAgencies(), agencyName), choices('region-codes', allRegions(), regionName),
     h('section', { 'aria-labelledby': 'h-publish' }, h('h2', { id: 'h-publish' }, L('发布进展', 'Publish a stage')), publishForm),
     h('section', { 'aria-labelledby': 'h-create' }, h('h2', { id: 'h-create' }, L('新建项目', 'New project')), createForm),
+    amend.section,
     h('section', { 'aria-labelledby': 'h-projects' }, h('h2', { id: 'h-projects' }, L('项目', 'Projects')), links),
   ];
 
@@ -194,6 +203,7 @@ function publishing(ctx, token, role, rules) {
       ...projects.map((p) => h('option', { value: p.id }, `${p.id} · ${p.title}`)));
     projectSelect.value = projects.some((p) => p.id === select) ? select : '';
     chooseProject(projectSelect.value);
+    amend.setProjects(projects);
   }
 
   // The stages are offered at once, from the listed project's category; the
@@ -374,40 +384,5 @@ function warningItem(w, isNew) {
     w.resolved_at && h('p', { class: 'small good' }, L(`已于 ${when(w.resolved_at)} 解决`, `Resolved ${when(w.resolved_at)}`)));
 }
 
-// --- form helpers -----------------------------------------------------------------
-
-function field(id, label, control, hint) {
-  return h('div', { class: 'field' }, h('label', { for: id }, label), control,
-    hint && h('p', { class: 'hint', id: `${id}-hint` }, hint));
-}
-
 /** A datetime-local value as RFC 3339 in Beijing time. */
 const beijing = (value) => `${value.length === 16 ? `${value}:00` : value}${staff.BEIJING}`;
-
-function clearErrors(form) {
-  form.querySelectorAll('.field-error').forEach((note) => note.remove());
-  for (const input of form.querySelectorAll('[aria-invalid]')) {
-    input.removeAttribute('aria-invalid');
-    const hint = form.querySelector(`#${input.id}-hint`);
-    if (hint) input.setAttribute('aria-describedby', hint.id);
-    else input.removeAttribute('aria-describedby');
-  }
-  form.querySelector('[role=alert]').textContent = '';
-}
-
-/** The message next to the field, tied to it for screen readers, and the field focused. */
-function markField(form, input, text) {
-  const note = h('p', { class: 'field-error', id: `${input.id}-error` }, text);
-  input.setAttribute('aria-invalid', 'true');
-  input.setAttribute('aria-describedby', note.id);
-  input.closest('.field').append(note);
-  form.querySelector('[role=alert]').textContent = L('未能提交：', 'Not submitted: ') + text;
-  input.focus();
-}
-
-function showError(form, error) {
-  const { field: name, text } = staff.explain(error, (codes) => codes.map(stageName).join('、'));
-  const input = name && form.elements.namedItem(name);
-  if (input?.id) markField(form, input, text);
-  else form.querySelector('[role=alert]').textContent = L('未能提交：', 'Not submitted: ') + text;
-}
