@@ -39,6 +39,8 @@ PHONE: dict[str, Any] = {
     "service_workers": "allow",
 }
 WAIT_MS = 10_000
+# Events that record the project itself (POST and PATCH /api/projects), not a published stage.
+RECORD_STAGES = frozenset({"registered", "amended"})
 
 
 def require(present: bool, reason: str) -> None:
