@@ -144,9 +144,7 @@ def test_a_publisher_amends_a_project_and_an_open_page_follows_live(
     expect(item.locator("[data-testid=change][data-field=budget]")).to_contain_text(
         "预算 → ¥1,200,000.00"
     )
-    expect(item.locator("[data-testid=change][data-field=title]")).to_contain_text(
-        "（调整后）"
-    )
+    expect(item.locator("[data-testid=change][data-field=title]")).to_contain_text("（调整后）")
     expect(item).to_have_class(re.compile(r"\bis-new\b"))
     expect(page.locator("h1")).to_have_text("义乌市某道路照明工程施工（调整后）")
     expect(page.locator("[data-testid=budget]")).to_have_text("120 万元")
