@@ -42,7 +42,7 @@ export const isOversight = (code) => Boolean(stages.get(code)?.oversight);
 // list, yet never the project's stage, never "what comes next", and never
 // published through the publish form (only POST and PATCH /api/projects append them).
 const RECORDS = new Set(['registered', 'amended']);
-export const isRecord = (code) => RECORDS.has(code);
+export const isRecord = (code) => RECORDS.has(code) || Boolean(stages.get(code)?.record);
 /** Whether an event of this stage becomes the project's current stage. */
 export const movesStage = (code) => Boolean(code) && !isOversight(code) && !isRecord(code);
 /** Every stage a project of this category may publish: its lifecycle in order, then oversight. */

@@ -29,7 +29,7 @@ export function amendForm(token, amended) {
       L('三位字母的币种代码，人民币为 CNY。', 'A three-letter currency code; CNY for yuan.')),
     field('m-region', L('地区代码（可选）', 'Region code (optional)'), h('input', { id: 'm-region', name: 'region', maxlength: 64, inputmode: 'numeric', list: 'region-codes' })),
     field('m-must_tender', L('依法必须招标', 'Tender required by law'), mustTender),
-    field('m-reason', L('变更原因（必填）', 'Reason for the change (required)'), h('textarea', { id: 'm-reason', name: 'reason', rows: 3 }),
+    field('m-reason', L('变更原因（必填）', 'Reason for the change (required)'), h('textarea', { id: 'm-reason', name: 'reason', rows: 3, maxlength: 500 }),
       L('会与变更一起公开，显示在项目的全过程记录里。', 'Published with the change, in the project’s timeline.')),
     h('button', { type: 'submit', class: 'primary' }, L('提交变更', 'Save the change')),
     h('p', { class: 'error', role: 'alert' }),
