@@ -204,3 +204,41 @@ def test_the_amend_form_says_what_is_wrong(
     form.locator("button[type=submit]").click()
     expect(form.locator("[role=alert]")).to_contain_text("own agency")
     assert project(server, "PW-OTHER-2")["title"] == "测试项目 PW-OTHER-2"
+
+
+def test_an_amendment_whose_answer_was_lost_is_not_made_twice(
+    server: ServerProcess,
+    staff: Staff,
+    publisher: str,
+    page: Any,
+    browser_errors: BrowserErrors,
+) -> None:
+    require_project_events(server)
+    register(staff, "PW-AMEND-3", budget=500000)
+    form = sign_in_as_publisher(page, server, publisher)
+    form.locator("select[name=project]").select_option("PW-AMEND-3")
+    expect(form.locator("input[name=title]")).to_have_value("测试项目 PW-AMEND-3")
+
+    # The PATCH reaches the server, but its answer never reaches the phone.
+    browser_errors.expect_offline()
+
+    def lose_the_answer(route: Any) -> None:
+        if route.request.method != "PATCH":
+            route.continue_()
+            return
+        route.fetch()
+        route.abort("connectionreset")
+
+    page.route("**/api/projects/PW-AMEND-3", lose_the_answer)
+    form.locator("input[name=budget]").fill("480000")
+    form.locator("textarea[name=reason]").fill("核减预算")
+    form.locator("button[type=submit]").click()
+    expect(form.locator("[role=alert]")).to_contain_text("不会重复")
+    page.unroute("**/api/projects/PW-AMEND-3")
+
+    form.locator("button[type=submit]").click()
+    expect(page.locator("[data-testid=amend-result]")).to_contain_text("没有重复提交")
+    timeline = project(server, "PW-AMEND-3")["timeline"]
+    assert [e["data"]["changes"] for e in timeline if e["stage"] == "amended"] == [
+        {"budget": 480000}
+    ]

@@ -17,6 +17,7 @@ export function amendForm(token, amended) {
   let projects = [];
   let current = null; // the chosen project as last read from the server
   let choosing = 0; // answers for an earlier choice are dropped
+  let unsure = false; // the last attempt got no answer: it may have been made
 
   const projectSelect = h('select', { id: 'm-project', name: 'project' });
   const mustTender = h('select', { id: 'm-must_tender', name: 'must_tender' });
@@ -57,6 +58,7 @@ export function amendForm(token, amended) {
   /** Fill the form with the project as it is now: the listed copy at once, the server's when it answers. */
   async function choose(id) {
     const mine = ++choosing;
+    unsure = false;
     clearErrors(form);
     result.textContent = '';
     fill(projects.find((p) => p.id === id) ?? null);
@@ -107,12 +109,13 @@ export function amendForm(token, amended) {
     const els = form.elements;
     if (!current) return markField(form, projectSelect, L('请先选择项目。', 'Choose a project first.'));
     if (els.budget.validity.badInput) return markField(form, els.budget, L('预算请填写数字。', 'The budget must be a number.'));
+    const button = form.querySelector('button[type=submit]');
+    if (unsure && !(await reread(button))) return;
     const body = changes();
     if (!Object.keys(body).length) return markField(form, els.title, L('没有任何改动：请先修改至少一项。', 'Nothing has changed: change at least one field first.'));
     const reason = els.reason.value.trim();
     if (!reason) return markField(form, els.reason, L('请填写变更原因。', 'Give the reason for the change.'));
     body.reason = reason;
-    const button = form.querySelector('button[type=submit]');
     button.disabled = true;
     result.textContent = L('正在提交…', 'Saving…');
     try {
@@ -120,14 +123,43 @@ export function amendForm(token, amended) {
       const { data: project } = await request('PATCH', `/api/projects/${encodeURIComponent(id)}`, { body, token });
       result.replaceChildren(L(`已变更项目 ${project.id}：${said(body)}。`, `Amended ${project.id}: ${said(body)}. `),
         h('a', { href: `/p/${encodeURIComponent(project.id)}` }, L('查看', 'View')));
+      unsure = false;
       fill(project);
       amended(project);
     } catch (error) {
       result.textContent = '';
+      unsure = error.status === 0;
       showError(form, error);
     } finally {
       button.disabled = false;
     }
+  }
+
+  /**
+   * After an attempt that got no answer: the project as the server has it now.
+   * When it already carries what the form says, that attempt was made: said so,
+   * and not sent again. False when nothing more is to be done.
+   */
+  async function reread(button) {
+    button.disabled = true;
+    try {
+      const { data } = await request('GET', `/api/projects/${encodeURIComponent(current.id)}`);
+      current = data;
+    } catch (error) {
+      showError(form, error);
+      return false;
+    } finally {
+      button.disabled = false;
+    }
+    unsure = false;
+    if (!Object.keys(changes()).length) {
+      fill(current);
+      result.replaceChildren(L(`这次变更此前已经保存（项目 ${current.id}），没有重复提交。`, `This change was already saved (${current.id}); not sent twice. `),
+        h('a', { href: `/p/${encodeURIComponent(current.id)}` }, L('查看', 'View')));
+      amended(current);
+      return false;
+    }
+    return true; // what differs still: sent, the person's entries as typed
   }
 
   /** The changes sent, in words, for the confirmation. */
