@@ -196,7 +196,8 @@ export default async function project(main, ctx) {
       }
       markCorrected();
     });
-    toast(h('a', { href: `#e${event.seq}` }, L('新进展：', 'New: ') + `【${stageName(event.stage)}】${event.title}`));
+    const said = event.stage === 'amended' ? event.data?.reason ?? '' : event.title;
+    toast(h('a', { href: `#e${event.seq}` }, L('新进展：', 'New: ') + `【${stageName(event.stage)}】${said}`));
     db.put(`project:${id}`, { data: { ...shown, copy: undefined }, at: new Date().toISOString() });
     clearTimeout(refreshing);
     refreshing = setTimeout(refresh, 400); // deadlines follow from the new event: ask the server
@@ -238,6 +239,7 @@ const place = (name, code) => (name(code) === code ? code : [name(code), h('span
 function eventItem(event, isNew, project) {
   const kind = isRecord(event.stage) ? ' record' : isOversight(event.stage) ? ' oversight' : '';
   const corrects = event.stage === 'correction' ? event.data?.corrects : null;
+  const amended = event.stage === 'amended';
   return h('li', {
     id: `e${event.seq}`, class: `event${kind}${isNew ? ' is-new' : ''}`,
     'data-testid': 'timeline-event', 'data-seq': event.seq, 'data-stage': event.stage, 'data-corrects': corrects ?? null,
@@ -245,11 +247,12 @@ function eventItem(event, isNew, project) {
   h('p', { class: 'when' }, when(event.occurred_at || event.published_at)),
   h('h3', null,
     isNew && h('span', { class: 'new' }, L('新', 'New')),
-    h('span', { class: 'stage' }, stageName(event.stage)), ' ', event.title),
+    // An amendment's title and text repeat its reason, shown below in the reader's language.
+    h('span', { class: 'stage' }, stageName(event.stage)), amended ? '' : ` ${event.title}`),
   corrects && h('p', { class: 'corrects' }, L('更正第 ', 'Corrects #'), h('a', { href: `#e${corrects}` }, `${corrects}`), L(' 号信息', '')),
-  event.body && h('p', { class: 'body' }, event.body),
+  !amended && event.body && h('p', { class: 'body' }, event.body),
   event.stage === 'registered' ? registration(event.data ?? {})
-    : event.stage === 'amended' ? amendment(event, project)
+    : amended ? amendment(event, project)
       : facts(event.data ?? {}),
   event.truncated && h('p', { class: 'small muted' }, L('内容较长，刷新页面可查看全文。', 'Shortened; reload for the full text.')),
   h('p', { class: 'small muted' },
@@ -257,9 +260,10 @@ function eventItem(event, isNew, project) {
     h('code', { title: event.hash }, (event.hash ?? '').slice(0, 12))));
 }
 
-/** 项目登记: the details the project was registered with. */
+/** 项目登记: the details the project was registered with (its title is the event's). */
 function registration(data) {
-  const rows = FIELDS.filter((key) => key !== 'currency' && data[key] != null);
+  const rows = FIELDS.filter((key) => key !== 'title' && key !== 'currency' && data[key] != null);
+  if (!rows.length) return null;
   return h('dl', { class: 'data' }, rows.map((key) => fact(dataLabel(key), detail(key, data[key], data.currency))));
 }
 
