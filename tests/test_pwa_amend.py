@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import BrowserErrors, unnamed_controls, visit
+from tests.browser import BrowserErrors, unnamed_controls, visit, wait_ready
 from tests.conftest import ServerProcess, Staff
 
 AGENCY = "YW-GGZY"
@@ -242,3 +242,37 @@ def test_an_amendment_whose_answer_was_lost_is_not_made_twice(
     assert [e["data"]["changes"] for e in timeline if e["stage"] == "amended"] == [
         {"budget": 480000}
     ]
+
+
+def test_an_amendment_seen_still_shows_offline(
+    server: ServerProcess, staff: Staff, context: Any, page: Any, browser_errors: BrowserErrors
+) -> None:
+    require_project_events(server)
+    register(staff, "PW-AMEND-4", budget=800000, region="330782")
+    visit(page, f"{server.url}/p/PW-AMEND-4")
+    page.evaluate("async () => { await navigator.serviceWorker.ready; return true; }")
+    if not page.evaluate("() => !!navigator.serviceWorker.controller"):
+        page.reload()  # a worker that does not claim open pages controls them from the next load
+        wait_ready(page)
+    expect(page.locator("[data-testid=live-status]")).to_have_attribute("data-state", "live")
+    response = staff.client.patch(
+        "/api/projects/PW-AMEND-4", json={"title": "更名后的项目", "reason": "名称有误"}
+    )
+    assert response.status_code == 200, response.text
+    amended = page.locator("li[data-testid=timeline-event][data-stage=amended]")
+    expect(amended).to_contain_text("名称有误")
+    expect(page.locator("h1")).to_have_text("更名后的项目")
+
+    browser_errors.expect_offline()
+    context.set_offline(True)
+    page.reload()
+    wait_ready(page)
+    expect(page.locator("[data-testid=offline]")).to_be_visible()
+    expect(page.locator("h1")).to_have_text("更名后的项目")
+    expect(amended).to_contain_text("名称有误")
+    expect(amended.locator("[data-testid=change][data-field=title]")).to_contain_text(
+        "更名后的项目"
+    )
+    expect(page.locator("li[data-testid=timeline-event][data-stage=registered]")).to_contain_text(
+        "¥800,000.00"
+    )

@@ -18,6 +18,7 @@ export function amendForm(token, amended) {
   let current = null; // the chosen project as last read from the server
   let choosing = 0; // answers for an earlier choice are dropped
   let unsure = false; // the last attempt got no answer: it may have been made
+  const touched = new Set(); // fields the person edited since choosing: the server's answer keeps them
 
   const projectSelect = h('select', { id: 'm-project', name: 'project' });
   const mustTender = h('select', { id: 'm-must_tender', name: 'must_tender' });
@@ -36,6 +37,7 @@ export function amendForm(token, amended) {
     h('p', { class: 'error', role: 'alert' }),
     result);
   projectSelect.addEventListener('change', () => choose(projectSelect.value));
+  form.addEventListener('input', (event) => event.target !== projectSelect && touched.add(event.target.name));
   form.addEventListener('submit', submit);
   choose('');
 
@@ -59,6 +61,7 @@ export function amendForm(token, amended) {
   async function choose(id) {
     const mine = ++choosing;
     unsure = false;
+    touched.clear();
     clearErrors(form);
     result.textContent = '';
     fill(projects.find((p) => p.id === id) ?? null);
@@ -71,15 +74,18 @@ export function amendForm(token, amended) {
     }
   }
 
+  /** The project as it is now into the form; what the person already typed stays. */
   function fill(project) {
     current = project;
     const els = form.elements;
     for (const name of ['title', 'budget', 'currency', 'region', 'must_tender', 'reason']) els[name].disabled = !project;
-    els.title.value = project?.title ?? '';
-    els.budget.value = project?.budget ?? '';
-    els.currency.value = project?.currency ?? '';
-    els.region.value = project?.region ?? '';
-    els.reason.value = '';
+    const put = (name, value) => touched.has(name) || (els[name].value = value ?? '');
+    put('title', project?.title);
+    put('budget', project?.budget);
+    put('currency', project?.currency);
+    put('region', project?.region);
+    put('reason', '');
+    if (touched.has('must_tender')) return;
     // 未注明 only while the project has no answer: the law's question is yes or no.
     const unset = project?.must_tender == null;
     mustTender.replaceChildren(
@@ -124,6 +130,7 @@ export function amendForm(token, amended) {
       result.replaceChildren(L(`已变更项目 ${project.id}：${said(body)}。`, `Amended ${project.id}: ${said(body)}. `),
         h('a', { href: `/p/${encodeURIComponent(project.id)}` }, L('查看', 'View')));
       unsure = false;
+      touched.clear();
       fill(project);
       amended(project);
     } catch (error) {
@@ -153,6 +160,7 @@ export function amendForm(token, amended) {
     }
     unsure = false;
     if (!Object.keys(changes()).length) {
+      touched.clear();
       fill(current);
       result.replaceChildren(L(`这次变更此前已经保存（项目 ${current.id}），没有重复提交。`, `This change was already saved (${current.id}); not sent twice. `),
         h('a', { href: `/p/${encodeURIComponent(current.id)}` }, L('查看', 'View')));
