@@ -22,7 +22,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from server.core.events import EVENT_FIELDS
 from server.core.numbers import MAX_SEQ
-from server.core.topics import CODE
+from server.core.topics import CODE, MAX_CODE
 from server.domain import MAX_BODY, MAX_TITLE
 
 # The keys of the markers the document builder replaces (openapi.py).
@@ -43,7 +43,7 @@ def described(text: str) -> Meta:
 
 Code = Annotated[
     str,
-    Meta(pattern=f"^{CODE.pattern}$"),
+    Meta(min_length=1, max_length=MAX_CODE, pattern=f"^{CODE.pattern}$"),
     component("Code", description="An identifier: 1-64 characters of A-Z a-z 0-9 . _ -"),
 ]
 CategoryCode = Annotated[str, component("CategoryCode", **{VOCABULARY: "categories"})]
