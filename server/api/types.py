@@ -68,6 +68,8 @@ Time = Annotated[
         examples=["2026-12-01T09:30:00+08:00"],
     ),
 ]
+# An amendment's reason: at most this long (server/domain.py checks it as it takes it).
+MAX_REASON = 500
 # Each named piece, for the document to define once as it is written here.
 NAMED = (Code, CategoryCode, StageCode, Time)
 Head = Annotated[int, Meta(ge=0, description="The latest seq.")]
@@ -94,7 +96,8 @@ class ErrorBody(Struct):
             ErrorDetails,
             described(
                 "Where useful: `field` names the offending field, `allowed` lists the accepted "
-                "values, `reasons` says why a process is not ready."
+                "values, `reasons` says why a process is not ready, `fields` names the fields "
+                "an amendment would leave as they are."
             ),
         ]
         | UnsetType
@@ -105,6 +108,7 @@ class ErrorDetails(Struct):
     field: str | UnsetType = UNSET
     allowed: list[str] | UnsetType = UNSET
     reasons: list[str] | UnsetType = UNSET
+    fields: list[str] | UnsetType = UNSET
 
 
 class Error(Struct, forbid_unknown_fields=True):
@@ -191,18 +195,18 @@ class ProjectInput(Struct, forbid_unknown_fields=True):
     region: Code | UnsetType | None = UNSET
     budget: Annotated[float, Meta(ge=0)] | UnsetType | None = UNSET
     currency: Currency = "CNY"
-    must_tender: MustTender | UnsetType = UNSET
+    must_tender: MustTender | UnsetType | None = UNSET
 
 
 class ProjectAmendment(Struct, forbid_unknown_fields=True):
     """The fields to change (any of them) and why: appended as an `amended` event."""
 
-    reason: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE), described("Why.")]
+    reason: Annotated[str, Meta(min_length=1, max_length=MAX_REASON), described("Why.")]
     title: Title | UnsetType = UNSET
     region: Code | UnsetType | None = UNSET
     budget: Annotated[float, Meta(ge=0)] | UnsetType | None = UNSET
     currency: Currency | UnsetType = UNSET
-    must_tender: MustTender | UnsetType = UNSET
+    must_tender: MustTender | UnsetType | None = UNSET
 
 
 class Project(Struct):
@@ -225,7 +229,7 @@ class Project(Struct):
     last_seq: (
         Annotated[int, Meta(ge=0), described("The seq of its latest event; 0 if none.")] | UnsetType
     ) = UNSET
-    must_tender: MustTender | UnsetType = UNSET
+    must_tender: MustTender | UnsetType | None = UNSET
 
 
 class ProjectPage(Struct):
