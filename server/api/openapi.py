@@ -196,6 +196,8 @@ class _Schemas:
         rendered, records = msgspec.json.schema_components(kinds, ref_template=SCHEMAS)
         for name, schema in records.items():
             schema.pop("title", None)  # the class's name, already the component's
+            if "description" in schema:  # a docstring: its line breaks are the source's
+                schema["description"] = " ".join(schema["description"].split())
             self.components[name] = self._named(schema)
         self.components = dict(sorted(self.components.items()))
         self._rendered = dict(zip(kinds, self._named(list(rendered)), strict=True))

@@ -184,7 +184,12 @@ ROUTES: dict[tuple[str, str], Doc] = {
         "openapi",
         "This document",
         "public",
-        {200: Answer("OpenAPI 3.1, generated from the route table and the API's types.", {})},
+        {
+            200: Answer(
+                "OpenAPI 3.1, generated from the route table and the API's types.",
+                {"type": "object"},
+            )
+        },
     ),
     ("/api/categories", "get"): Doc(
         "listCategories",

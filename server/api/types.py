@@ -346,8 +346,6 @@ class ComplianceWarning(Struct):
 
 
 class WarningPage(Struct):
-    """A page of warnings (supervisor or admin token)."""
-
     items: list[ComplianceWarning]
     next_cursor: NextCursor
 
@@ -381,10 +379,6 @@ class Scorecard(Struct):
 
 
 class Catalog(Struct):
-    """Catalogue items (code, name, content, basis, time_limit, body, channel, audience,
-    mode, level, stages) and rules (id, category, trigger, target, kind, amount, unit,
-    basis, confidence)."""
-
     items: list[dict[str, Any]]
     rules: list[dict[str, Any]]
 
@@ -423,18 +417,8 @@ class PushSubscriptionResult(Struct):
 
 
 class Deliveries(Struct):
-    """Counts by outcome."""
-
     seq: Count
     queued: Count
     delivered: Count
     failed: Count
     gone: Count
-
-
-class OpenApiDocument(Struct):
-    """OpenAPI 3.1."""
-
-    openapi: str
-    info: dict[str, Any]
-    paths: dict[str, Any]
