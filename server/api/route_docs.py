@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta
 
 from server.api import types as t
+from server.api.compliance import STATES
 from server.api.pages import SHELL_PATHS
+from server.compliance.watchdog import Level
 from server.core.numbers import MAX_SEQ
 
 JSON = "application/json"
@@ -390,8 +392,8 @@ ROUTES: dict[tuple[str, str], Doc] = {
         {200: Answer("A page of warnings (supervisor or admin token).", t.WarningPage)},
         params=(
             *codes("agency", "category", "project"),
-            Param("level", "query", t.Level),
-            Param("state", "query", Literal["open", "resolved"]),
+            Param("level", "query", Level),
+            Param("state", "query", Annotated[str, Meta(extra_json_schema={"enum": list(STATES)})]),
             Param("cursor", "query", str, "`next_cursor` of the previous page."),
             limit(50, 500),
         ),

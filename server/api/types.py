@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from server.compliance.rules import Confidence, Kind
+from server.compliance.watchdog import Level
 from server.core.events import EVENT_FIELDS
 from server.core.numbers import MAX_SEQ
 from server.core.topics import CODE, MAX_CODE
@@ -44,7 +46,7 @@ def described(text: str) -> Meta:
 Code = Annotated[
     str,
     Meta(min_length=1, max_length=MAX_CODE, pattern=f"^{CODE.pattern}$"),
-    component("Code", description="An identifier: 1-64 characters of A-Z a-z 0-9 . _ -"),
+    component("Code", description=f"An identifier: 1-{MAX_CODE} characters of A-Z a-z 0-9 . _ -"),
 ]
 CategoryCode = Annotated[str, component("CategoryCode", **{VOCABULARY: "categories"})]
 StageCode = Annotated[
@@ -244,13 +246,13 @@ class Deadline(Struct):
 
     rule: Annotated[str, Meta(examples=["construction.award-contract"])]
     name: str
-    kind: Literal["due_within", "at_least"]
+    kind: Kind
     target: Annotated[str, described("The stage (or stage.data.field).")]
     trigger: Annotated[int, described("The seq that started it.")]
     due: Time | None
     not_before: Time | None
     basis: str
-    confidence: Literal["statute", "secondary", "memory"] | UnsetType = UNSET
+    confidence: Confidence | UnsetType = UNSET
     estimated: (
         Annotated[bool, described("Counted Monday–Friday for days no holiday calendar covers yet.")]
         | UnsetType
@@ -305,6 +307,7 @@ EVENT_FIELD_TYPES: dict[str, Any] = {
         ),
     ],
 }
+# Built, not declared, so the type checker sees a variable: uses below say so.
 Event: type[Struct] = msgspec.defstruct(
     "Event",
     [(name, EVENT_FIELD_TYPES[name]) for name in (*EVENT_FIELDS, "hash")],
@@ -323,8 +326,6 @@ class ProjectDetail(Project, kw_only=True):
 
 
 # --- compliance ------------------------------------------------------------------------------
-
-Level = Literal["approaching", "breach", "data_incomplete"]
 
 
 class ComplianceWarning(Struct):
