@@ -14,12 +14,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from server import __version__
-from server.api import JSONResponse, state_of
+from server.api import state_of
 from server.api.route_docs import JSON, PATH_PARAMS, PENDING, ROUTES, Answer, Doc, Param
 from server.api.types import COMPONENT, NAMED, VOCABULARY
 from server.domain import Domain
@@ -251,9 +252,10 @@ def _types(docs: Iterable[Doc]) -> Iterator[Any]:
 
 
 async def openapi(request: Request) -> Response:
+    # Kept as bytes beside the app: the route table and vocabulary do not change while it runs.
     app_state = request.app.state
-    document = getattr(app_state, "openapi_document", None)
-    if document is None:
+    body = getattr(app_state, "openapi_document", None)
+    if body is None:
         document = build(state_of(request).domain, served_routes(request.app.routes))
-        app_state.openapi_document = document
-    return JSONResponse(document)
+        body = app_state.openapi_document = orjson.dumps(document)
+    return Response(body, media_type="application/json")
