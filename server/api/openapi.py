@@ -244,9 +244,11 @@ class _Schemas:
 
 
 def _types(docs: Iterable[Doc]) -> Iterator[Any]:
+    """Every type named by the operations (literal schemas are used as they are)."""
+    yield from (param.type for param in PATH_PARAMS.values())
     for doc in docs:
-        params = [*doc.params, *PATH_PARAMS.values()]
-        for item in (doc.body, *(a.body for a in doc.answers.values()), *(p.type for p in params)):
+        answers = (answer.body for answer in doc.answers.values())
+        for item in (doc.body, *answers, *(param.type for param in doc.params)):
             if item is not None and not isinstance(item, dict):
                 yield item
 

@@ -16,6 +16,8 @@ from msgspec import Meta
 from server.api import types as t
 from server.api.compliance import STATES
 from server.api.pages import SHELL_PATHS
+from server.api.public import MAX_QUERY
+from server.api.staff import MAX_IDEMPOTENCY_KEY
 from server.compliance.watchdog import Level
 from server.core.numbers import MAX_SEQ
 
@@ -38,7 +40,9 @@ class Param:
 @dataclass(frozen=True)
 class Answer:
     description: str
-    body: Any = None  # a type from types.py, a JSON Schema literal, or None for no body
+    # A type from types.py, a JSON Schema literal ({} for a media type with no
+    # schema, such as HTML), or None for an answer without a body.
+    body: Any = None
     media: str = JSON
     headers: tuple[str, ...] = ()
 
@@ -89,9 +93,9 @@ PATH_PARAMS = {
 }
 
 
-def limit(default: int | None, high: int) -> Param:
-    extra = {} if default is None else {"default": default}
-    return Param("limit", "query", Annotated[int, Meta(ge=1, le=high, extra_json_schema=extra)])
+def limit(default: int, high: int) -> Param:
+    page = Annotated[int, Meta(ge=1, le=high, extra_json_schema={"default": default})]
+    return Param("limit", "query", page)
 
 
 def codes(*names: str) -> tuple[Param, ...]:
@@ -102,11 +106,6 @@ def codes(*names: str) -> tuple[Param, ...]:
 
 HTML = Answer("HTML", {}, "text/html")
 NOT_MODIFIED = Answer("Not modified.")
-CREATED_PROJECT = Answer("Created.", t.Project, headers=("Location",))
-# Whoever may publish for the project's agency: a publisher of it, or an admin.
-PUBLISHER_OF_AGENCY = (
-    "A publisher creates projects of its own agency only; an admin for any agency."
-)
 
 SHELL_SUMMARIES = {
     "/": ("appHome", "Projects, newest activity first; filters and search"),
@@ -218,7 +217,10 @@ ROUTES: dict[tuple[str, str], Doc] = {
             *codes("agency", "region"),
             Param("stage", "query", t.StageCode, "The project's current (lifecycle) stage."),
             Param(
-                "q", "query", Annotated[str, Meta(max_length=100)], "Substring of the title or id."
+                "q",
+                "query",
+                Annotated[str, Meta(max_length=MAX_QUERY)],
+                "Substring of the title or id.",
             ),
             Param("cursor", "query", str, "`next_cursor` of the previous page."),
             limit(20, 100),
@@ -229,8 +231,8 @@ ROUTES: dict[tuple[str, str], Doc] = {
         "createProject",
         "Register a project (appends its `registered` event)",
         "staff",
-        {201: CREATED_PROJECT},
-        description=PUBLISHER_OF_AGENCY,
+        {201: Answer("Created.", t.Project, headers=("Location",))},
+        description="A publisher creates projects of its own agency only; an admin for any agency.",
         body=t.ProjectInput,
         errors=(400, 401, 403, 409, 413, 415, 422),
         security="staff",
@@ -270,7 +272,7 @@ ROUTES: dict[tuple[str, str], Doc] = {
             Param(
                 "Idempotency-Key",
                 "header",
-                Annotated[str, Meta(min_length=1, max_length=200)],
+                Annotated[str, Meta(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)],
                 "Repeating a key returns the first event (200), never a second one; reusing "
                 "it for a different event is a 409.",
             ),
