@@ -11,6 +11,11 @@ in when the document is built, see `VOCABULARY`).
 
 `COMPONENT` marks a reusable schema (a code, a time): the document names it
 once under `components/schemas` and refers to it everywhere else.
+
+These records describe the wire; they do not replace its code: requests are
+still checked by server/domain.py and answers encoded with orjson, so msgspec
+only renders schemas. tests/test_openapi.py keeps the two in step by
+validating every endpoint's real answers against the document.
 """
 
 from __future__ import annotations
