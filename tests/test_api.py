@@ -26,6 +26,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from server.api.route_docs import PENDING
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import ROOT, ServerProcess, Staff
@@ -1669,6 +1670,15 @@ def conforms(spec: dict[str, Any], schema: dict[str, Any], value: Any, where: st
         conforms(spec, _resolve(spec, schema["$ref"]), value, where)
     for part in schema.get("allOf", []):
         conforms(spec, part, value, where)
+    if "anyOf" in schema:
+        matched = 0
+        for part in schema["anyOf"]:
+            try:
+                conforms(spec, part, value, where)
+                matched += 1
+            except AssertionError:
+                pass
+        assert matched >= 1, f"{where}: {value!r} matches none of anyOf"
     if "oneOf" in schema:
         matched = 0
         for part in schema["oneOf"]:
@@ -1736,7 +1746,8 @@ def test_openapi_document_covers_every_route(server: ServerProcess, tmp_path: Pa
         for m in item
         if m in {"get", "post", "put", "patch", "delete"}
     }
-    assert documented <= routes, f"documented but not served: {documented - routes}"
+    # Only the routes the contract adds before they are served may be described ahead.
+    assert documented - PENDING <= routes, f"documented but not served: {documented - routes}"
 
     for ref in set(_refs(spec)):
         _resolve(spec, ref)

@@ -13,7 +13,8 @@ from typing import Protocol
 
 from server.errors import ApiError
 
-CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_CODE = 64
+CODE = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_CODE}}}")
 PUBLIC_KINDS = ("project", "category", "agency", "region")
 SUPERVISION = "supervision"  # compliance warnings, for supervisors and admins
 STAFF_TOPICS = frozenset({SUPERVISION})

@@ -1,0 +1,409 @@
+"""What each route does, for the OpenAPI document: one entry per (path, method).
+
+The paths and methods themselves come from the app's route table; this table
+only describes them, with the request and response types of server/api/types.py.
+A route served but missing here, or described here but not served, stops the
+document from being built (openapi.py), so neither can drift from the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
+
+from server.api import types as t
+from server.api.compliance import STATES
+from server.api.pages import SHELL_PATHS
+from server.api.public import MAX_QUERY
+from server.api.staff import MAX_IDEMPOTENCY_KEY
+from server.compliance.watchdog import Level
+from server.core.numbers import MAX_SEQ
+
+JSON = "application/json"
+Where = Literal["path", "query", "header"]
+Security = Literal["none", "staff", "metrics"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: Where
+    type: Any
+    description: str = ""
+    examples: dict[str, Any] = field(default_factory=dict)
+    # Named parameters are written once under components/parameters.
+    component: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    description: str
+    # A type from types.py, a JSON Schema literal ({} for a media type with no
+    # schema, such as HTML), or None for an answer without a body.
+    body: Any = None
+    media: str = JSON
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Doc:
+    operation_id: str
+    summary: str
+    tag: str
+    answers: dict[int, Answer]
+    description: str = ""
+    params: tuple[Param, ...] = ()
+    body: Any = None
+    errors: tuple[int, ...] = ()
+    security: Security = "none"
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+PROJECT_ID = Param("project_id", "path", t.Code, component="ProjectId")
+SINCE = Param(
+    "since",
+    "query",
+    Annotated[int, Meta(ge=0, le=MAX_SEQ, extra_json_schema={"default": 0})],
+    "Only events with a seq greater than this.",
+    component="Since",
+)
+TOPICS = Param(
+    "topics",
+    "query",
+    str,
+    "Comma-separated: all, project:<id>, category:<code>, agency:<code>, region:<code>.",
+    {"one category": {"value": "category:construction"}},
+    component="Topics",
+)
+STAGES = Param(
+    "stages",
+    "query",
+    str,
+    "Comma-separated stage codes: only events of these stages.",
+    {"new tenders": {"value": "notice"}},
+    component="Stages",
+)
+# The parameter named in a path's `{…}`: the same wherever it appears.
+PATH_PARAMS = {
+    "project_id": PROJECT_ID,
+    "seq": Param("seq", "path", Annotated[int, Meta(ge=1, le=MAX_SEQ)]),
+}
+
+
+def limit(default: int, high: int) -> Param:
+    page = Annotated[int, Meta(ge=1, le=high, extra_json_schema={"default": default})]
+    return Param("limit", "query", page)
+
+
+def codes(*names: str) -> tuple[Param, ...]:
+    return tuple(Param(name, "query", t.Code) for name in names)
+
+
+# --- answers shared by several operations ------------------------------------------------------
+
+HTML = Answer("HTML", {}, "text/html")
+NOT_MODIFIED = Answer("Not modified.")
+
+SHELL_SUMMARIES = {
+    "/": ("appHome", "Projects, newest activity first; filters and search"),
+    "/p/{project_id}": ("appProject", "One transaction's whole process, live"),
+    "/follows": ("appFollows", "What this device follows; notification settings"),
+    "/catalog": ("appCatalog", "The disclosure catalogue and the agencies' scorecards"),
+    "/staff": ("appStaff", "Staff console: create projects, publish, amend, warnings"),
+}
+
+ROUTES: dict[tuple[str, str], Doc] = {
+    **{
+        (path, "get"): Doc(
+            SHELL_SUMMARIES[path][0],
+            SHELL_SUMMARIES[path][1],
+            "app",
+            {200: HTML},
+            description="The app's shell (the same HTML for every page; the app routes on "
+            "the client), with a Content-Security-Policy.",
+        )
+        for path in SHELL_PATHS
+    },
+    ("/sw.js", "get"): Doc(
+        "appServiceWorker",
+        "The app's service worker (scope /): offline shell, cached data, push",
+        "app",
+        {200: Answer("JavaScript", {}, "text/javascript")},
+    ),
+    ("/manifest.webmanifest", "get"): Doc(
+        "appManifest",
+        "The web app manifest (installing to the Home Screen)",
+        "app",
+        {200: Answer("The manifest.", {"type": "object"}, "application/manifest+json")},
+    ),
+    ("/static", "get"): Doc(
+        "appStatic",
+        "The app's files: GET /static/<path> (scripts, styles, icons)",
+        "app",
+        {200: Answer("The file."), 304: NOT_MODIFIED},
+        description="Served as they are (no build step), with ETag and Last-Modified; "
+        "`Cache-Control: no-cache`, so browsers revalidate. No directory listings.",
+        errors=(404,),
+    ),
+    ("/healthz", "get"): Doc(
+        "health", "Liveness and the latest seq", "public", {200: Answer("Up.", t.Health)}
+    ),
+    ("/readyz", "get"): Doc(
+        "ready",
+        "Readiness: whether this process can serve now",
+        "operations",
+        {
+            200: Answer("Ready.", t.Ready),
+            503: Answer(
+                "Not ready; `details.reasons` says why.", t.Error, headers=("Retry-After",)
+            ),
+        },
+        description="200 when the log is open and answers a read within 2 s, the "
+        "compliance watchdog has rebuilt and runs, and no shutdown has begun; `degraded` "
+        "lists what does not work meanwhile without stopping service (`push_worker_down`: "
+        "it is being restarted). Otherwise 503 `not_ready` with `Retry-After` and "
+        "`details.reasons`, a list of `store_unreadable`, `compliance_not_running`, "
+        "`shutting_down`. `/healthz` is liveness only.",
+    ),
+    ("/metrics", "get"): Doc(
+        "metrics",
+        "Prometheus metrics (text exposition format 0.0.4)",
+        "operations",
+        {
+            200: Answer("The metrics.", {"type": "string"}, "text/plain; version=0.0.4"),
+            401: Answer("SUNBID_METRICS_TOKEN is set and was not sent.", t.Error),
+        },
+        description="The metrics of this process and of its push worker "
+        "(docs/operations.md lists them). With SUNBID_METRICS_TOKEN set, "
+        "`Authorization: Bearer <that token>` is required.",
+        security="metrics",
+    ),
+    ("/api/openapi.json", "get"): Doc(
+        "openapi",
+        "This document",
+        "public",
+        {
+            200: Answer(
+                "OpenAPI 3.1, generated from the route table and the API's types.",
+                {"type": "object"},
+            )
+        },
+    ),
+    ("/api/categories", "get"): Doc(
+        "listCategories",
+        "The eight trading categories and their stage vocabularies",
+        "public",
+        {200: Answer("The vocabulary.", t.Categories)},
+    ),
+    ("/api/directory", "get"): Doc(
+        "getDirectory",
+        "Agencies and regions by code, with their names (zh and en)",
+        "public",
+        {200: Answer("The directory.", t.Directory, headers=("ETag",)), 304: NOT_MODIFIED},
+        description="Reference data (server/data/directory.toml). Projects may carry codes "
+        "not listed here: show the code then. With an `ETag` and `Cache-Control: public, "
+        "max-age=300`; `If-None-Match` answers 304.",
+    ),
+    ("/api/projects", "get"): Doc(
+        "listProjects",
+        "Projects, latest activity first",
+        "public",
+        {200: Answer("One page.", t.ProjectPage)},
+        params=(
+            Param("category", "query", t.CategoryCode),
+            *codes("agency", "region"),
+            Param("stage", "query", t.StageCode, "The project's current (lifecycle) stage."),
+            Param(
+                "q",
+                "query",
+                Annotated[str, Meta(max_length=MAX_QUERY)],
+                "Substring of the title or id.",
+            ),
+            Param("cursor", "query", str, "`next_cursor` of the previous page."),
+            limit(20, 100),
+        ),
+        errors=(422,),
+    ),
+    ("/api/projects", "post"): Doc(
+        "createProject",
+        "Register a project (appends its `registered` event)",
+        "staff",
+        {201: Answer("Created.", t.Project, headers=("Location",))},
+        description="A publisher creates projects of its own agency only; an admin for any agency.",
+        body=t.ProjectInput,
+        errors=(400, 401, 403, 409, 413, 415, 422),
+        security="staff",
+    ),
+    ("/api/projects/{project_id}", "get"): Doc(
+        "getProject",
+        "One project with its timeline and open deadlines",
+        "public",
+        {200: Answer("The project.", t.ProjectDetail)},
+        errors=(404,),
+    ),
+    ("/api/projects/{project_id}", "patch"): Doc(
+        "amendProject",
+        "Amend a project's facts (appends an `amended` event with the reason)",
+        "staff",
+        {200: Answer("The project as amended.", t.Project)},
+        description="A publisher of the project's agency, or an admin. Does not move the "
+        "project's `stage`.",
+        body=t.ProjectAmendment,
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+        security="staff",
+    ),
+    ("/api/projects/{project_id}/events", "post"): Doc(
+        "publishEvent",
+        "Publish a disclosure / stage change",
+        "staff",
+        {
+            201: Answer("Published.", t.Event, headers=("Location",)),
+            200: Answer(
+                "A repeat of an Idempotency-Key: the event published the first time.", t.Event
+            ),
+        },
+        description="The event is durable before the answer is sent, and streamed to "
+        "subscribers only then. A stage outside the project's category vocabulary is a "
+        "422 whose `details.allowed` lists the stages.",
+        params=(
+            Param(
+                "Idempotency-Key",
+                "header",
+                Annotated[str, Meta(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)],
+                "Repeating a key returns the first event (200), never a second one; reusing "
+                "it for a different event is a 409.",
+            ),
+        ),
+        body=t.EventInput,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        security="staff",
+    ),
+    ("/api/events", "get"): Doc(
+        "listEvents",
+        "Events after `since` matching topics and stages, ascending",
+        "public",
+        {200: Answer("Events in seq order.", t.EventPage)},
+        params=(SINCE, TOPICS, STAGES, limit(100, 1000)),
+        errors=(422,),
+    ),
+    ("/api/stream", "get"): Doc(
+        "streamEvents",
+        "Server-Sent Events",
+        "public",
+        {200: Answer("The stream.", {"type": "string"}, "text/event-stream")},
+        description='First `event: subscribed` with `{"topics":[…],"head":H}`, then per '
+        "event `id:` its seq, `event:` its stage, `data:` the Event JSON. `Last-Event-ID` "
+        "(or `since`) resumes: every matching event after it, exactly once, in order. A "
+        "client too slow to keep up gets `event: error` (`lagging`) and should reconnect.",
+        params=(
+            TOPICS,
+            STAGES,
+            SINCE,
+            Param("Last-Event-ID", "header", Annotated[int, Meta(ge=0, le=MAX_SEQ)]),
+        ),
+        errors=(403, 422, 429),
+    ),
+    ("/ws", "get"): Doc(
+        "websocket",
+        "WebSocket (upgrade): subscribe, unsubscribe, ping, auth",
+        "public",
+        {101: Answer("Switching to the WebSocket protocol.")},
+        description="Text frames of JSON. Client ops: "
+        '`{"op":"subscribe","topics":[…],"stages":[…]?,"since":S?}`, '
+        '`{"op":"unsubscribe","topics":[…]}`, `{"op":"ping"}`, `{"op":"auth","token":"…"}`. '
+        "Server ops: subscribed, unsubscribed, pong, authed, event, warning, and "
+        '`{"op":"error","code":…,"message":…}` (the connection stays open). The query '
+        "parameters act as a first subscribe. Close codes: 1001 server going away, 1009 "
+        "frame too large, 4008 lagging (reconnect with since), 4029 too many connections "
+        "from this address.",
+        params=(TOPICS, STAGES, SINCE),
+    ),
+    ("/api/push/vapid-key", "get"): Doc(
+        "vapidKey",
+        "The VAPID applicationServerKey for PushManager.subscribe()",
+        "push",
+        {200: Answer("The public key.", t.VapidKey)},
+        errors=(503,),
+    ),
+    ("/api/push/subscriptions", "post"): Doc(
+        "subscribePush",
+        "Subscribe a browser to push notifications (upsert by endpoint)",
+        "push",
+        {
+            201: Answer("Subscribed.", t.PushSubscriptionResult),
+            200: Answer("Updated (same endpoint).", t.PushSubscriptionResult),
+        },
+        description="Only https endpoints on port 443 of the allowed push services "
+        "(SUNBID_PUSH_ALLOWED_HOSTS) that resolve to public addresses are accepted. "
+        "Rate-limited per client address.",
+        body=t.PushSubscribe,
+        errors=(400, 413, 415, 422, 429, 503),
+    ),
+    ("/api/push/subscriptions", "delete"): Doc(
+        "unsubscribePush",
+        "Forget a push subscription (204 also when already gone)",
+        "push",
+        {204: Answer("Gone.")},
+        body=t.PushUnsubscribe,
+        errors=(400, 413, 415, 422, 503),
+    ),
+    ("/api/events/{seq}/deliveries", "get"): Doc(
+        "eventDeliveries",
+        "Push delivery counts for one event",
+        "staff",
+        {200: Answer("Counts by outcome.", t.Deliveries)},
+        errors=(401, 404, 422, 503),
+        security="staff",
+    ),
+    ("/api/catalog", "get"): Doc(
+        "catalog",
+        "The disclosure catalogue and the statutory time-limit rules",
+        "public",
+        {
+            200: Answer(
+                "Catalogue items (code, name, content, basis, time_limit, body, channel, "
+                "audience, mode, level, stages) and rules (id, category, trigger, target, "
+                "kind, amount, unit, basis, confidence).",
+                t.Catalog,
+            )
+        },
+    ),
+    ("/api/compliance", "get"): Doc(
+        "complianceScorecard",
+        "Each agency's disclosure record: due, on time, late, open breaches",
+        "public",
+        {200: Answer("The scorecard.", t.Scorecard)},
+        params=(
+            *codes("agency", "category"),
+            Param(
+                "period",
+                "query",
+                Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}$")],
+                "A month, by the deadline's day.",
+            ),
+        ),
+        errors=(422,),
+    ),
+    ("/api/supervision/warnings", "get"): Doc(
+        "supervisionWarnings",
+        "Compliance warnings, newest first",
+        "staff",
+        {200: Answer("A page of warnings (supervisor or admin token).", t.WarningPage)},
+        params=(
+            *codes("agency", "category", "project"),
+            Param("level", "query", Level),
+            Param("state", "query", Annotated[str, Meta(extra_json_schema={"enum": list(STATES)})]),
+            Param("cursor", "query", str, "`next_cursor` of the previous page."),
+            limit(50, 500),
+        ),
+        errors=(401, 403, 422),
+        security="staff",
+    ),
+}
+
+# Described from the contract before the route is served; the document lists it
+# all the same, so clients can be written against it.
+PENDING = frozenset({("/api/projects/{project_id}", "patch")})

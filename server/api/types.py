@@ -1,0 +1,430 @@
+"""The HTTP API's request and response records, as types the OpenAPI document
+is generated from (server/api/openapi.py).
+
+Each record is a `msgspec.Struct` whose fields carry their constraints in
+`Annotated[..., Meta(...)]`: msgspec turns them into JSON Schema
+(`maxLength`, `minimum`, `pattern`, `enum`, `default`) without a literal
+written by hand. Facts with a home elsewhere are taken from it: the limits
+from server/domain.py, the event's fields from server/core/events.py, the
+category and stage codes from the vocabulary file the server loads (filled
+in when the document is built, see `VOCABULARY`).
+
+`COMPONENT` marks a reusable schema (a code, a time): the document names it
+once under `components/schemas` and refers to it everywhere else.
+
+These records describe the wire; they do not replace its code: requests are
+still checked by server/domain.py and answers encoded with orjson, so msgspec
+only renders schemas. tests/test_openapi.py keeps the two in step by
+validating every endpoint's real answers against the document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from server.compliance.rules import Confidence, Kind
+from server.compliance.watchdog import Level
+from server.core.events import EVENT_FIELDS
+from server.core.numbers import MAX_SEQ
+from server.core.topics import CODE, MAX_CODE
+from server.domain import MAX_BODY, MAX_TITLE
+
+# The keys of the markers the document builder replaces (openapi.py).
+COMPONENT = "x-sunbid-component"
+VOCABULARY = "x-sunbid-vocabulary"
+
+
+def component(name: str, **schema: Any) -> Meta:
+    """A named schema: built once under components/schemas, referred to by $ref."""
+    return Meta(extra_json_schema={COMPONENT: name, **schema})
+
+
+def described(text: str) -> Meta:
+    return Meta(description=text)
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+Code = Annotated[
+    str,
+    Meta(min_length=1, max_length=MAX_CODE, pattern=f"^{CODE.pattern}$"),
+    component("Code", description=f"An identifier: 1-{MAX_CODE} characters of A-Z a-z 0-9 . _ -"),
+]
+CategoryCode = Annotated[str, component("CategoryCode", **{VOCABULARY: "categories"})]
+StageCode = Annotated[
+    str,
+    component(
+        "StageCode",
+        description="A stage of GET /api/categories; which ones a project may use "
+        "depends on its category.",
+        examples=["notice", "bid_opening", "award", "objection", "correction"],
+        **{VOCABULARY: "stages"},
+    ),
+]
+Time = Annotated[
+    str,
+    component(
+        "Time",
+        format="date-time",
+        description="RFC 3339 with the offset of SUNBID_TIMEZONE (default +08:00). Sent "
+        "times must be YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM): upper-case T and Z, no "
+        "week or ordinal dates.",
+        examples=["2026-12-01T09:30:00+08:00"],
+    ),
+]
+# An amendment's reason: at most this long (server/domain.py checks it as it takes it).
+MAX_REASON = 500
+# Each named piece, for the document to define once as it is written here.
+NAMED = (Code, CategoryCode, StageCode, Time)
+Head = Annotated[int, Meta(ge=0, description="The latest seq.")]
+Seq = Annotated[int, Meta(ge=1, le=MAX_SEQ)]
+Count = Annotated[int, Meta(ge=0)]
+Title = Annotated[str, Meta(min_length=1, max_length=MAX_TITLE)]
+Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="An ISO 4217 code.")]
+MustTender = Annotated[bool, described("依法必须招标: whether the law requires a tender.")]
+NextCursor = Annotated[
+    str | None, described("Pass as `cursor` for the next page; null on the last page.")
+]
+
+
+class Name(Struct):
+    zh: str
+    en: str
+
+
+class ErrorBody(Struct):
+    code: Annotated[str, Meta(description="Stable, machine-readable.", examples=["invalid_field"])]
+    message: Annotated[str, described("For people.")]
+    details: (
+        Annotated[
+            ErrorDetails,
+            described(
+                "Where useful: `field` names the offending field, `allowed` lists the accepted "
+                "values, `reasons` says why a process is not ready, `fields` names the fields "
+                "an amendment would leave as they are."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class ErrorDetails(Struct):
+    field: str | UnsetType = UNSET
+    allowed: list[str] | UnsetType = UNSET
+    reasons: list[str] | UnsetType = UNSET
+    fields: list[str] | UnsetType = UNSET
+
+
+class Error(Struct, forbid_unknown_fields=True):
+    """Every answer with a status of 400 or more."""
+
+    error: ErrorBody
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+class Health(Struct):
+    status: Literal["ok"]
+    head: Head
+
+
+class Ready(Struct):
+    status: Literal["ready"]
+    head: Head
+    degraded: (
+        Annotated[
+            list[Literal["push_worker_down"]],
+            described("What does not work now, though the process serves."),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+# --- the vocabulary and the directory --------------------------------------------------------
+
+
+class CategoryStage(Struct):
+    code: StageCode
+    name: Name
+    oversight: bool | UnsetType = UNSET
+
+
+class Category(Struct):
+    code: CategoryCode
+    name: Name
+    stages: Annotated[
+        list[CategoryStage],
+        described(
+            "Lifecycle stages in their usual order, then the oversight stages every "
+            "category may use at any time."
+        ),
+    ]
+    board: (
+        Annotated[str, described("Board prefix of the national data spec, e.g. GCJS.")] | UnsetType
+    ) = UNSET
+
+
+class Categories(Struct):
+    items: list[Category]
+
+
+class Agency(Struct):
+    code: Code
+    zh: str
+    en: str
+    region: Annotated[Code | None, described("The region the agency serves, one of `regions`.")]
+
+
+class Region(Struct):
+    code: Code
+    zh: str
+    en: str
+    parent: Annotated[Code | None, described("The enclosing region, one of `regions`.")]
+
+
+class Directory(Struct):
+    agencies: list[Agency]
+    regions: list[Region]
+
+
+# --- projects --------------------------------------------------------------------------------
+
+
+class ProjectInput(Struct, forbid_unknown_fields=True):
+    id: Code
+    title: Title
+    category: CategoryCode
+    agency: Code
+    region: Code | UnsetType | None = UNSET
+    budget: Annotated[float, Meta(ge=0)] | UnsetType | None = UNSET
+    currency: Currency = "CNY"
+    must_tender: MustTender | UnsetType | None = UNSET
+
+
+class ProjectAmendment(Struct, forbid_unknown_fields=True):
+    """The fields to change (any of them) and why: appended as an `amended` event."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=MAX_REASON), described("Why.")]
+    title: Title | UnsetType = UNSET
+    region: Code | UnsetType | None = UNSET
+    budget: Annotated[float, Meta(ge=0)] | UnsetType | None = UNSET
+    currency: Currency | UnsetType = UNSET
+    must_tender: MustTender | UnsetType | None = UNSET
+
+
+class Project(Struct):
+    id: Code
+    title: str
+    category: CategoryCode
+    agency: Code
+    region: str | None
+    budget: float | None
+    currency: str
+    stage: Annotated[
+        str | None,
+        described(
+            "The latest lifecycle stage reached (oversight stages such as objection do not "
+            "move it); null before the first publication."
+        ),
+    ]
+    created_at: Time
+    updated_at: Annotated[Time, described("The latest activity.")]
+    last_seq: (
+        Annotated[int, Meta(ge=0), described("The seq of its latest event; 0 if none.")] | UnsetType
+    ) = UNSET
+    must_tender: MustTender | UnsetType | None = UNSET
+
+
+class ProjectPage(Struct):
+    items: list[Project]
+    next_cursor: NextCursor
+
+
+class Deadline(Struct):
+    """An open statutory deadline: a stage awaited by `due` (due_within), or a stage that
+    may not come before `not_before` (at_least). Times are Beijing time, as statutory days
+    are."""
+
+    rule: Annotated[str, Meta(examples=["construction.award-contract"])]
+    name: str
+    kind: Kind
+    target: Annotated[str, described("The stage (or stage.data.field).")]
+    trigger: Annotated[int, described("The seq that started it.")]
+    due: Time | None
+    not_before: Time | None
+    basis: str
+    confidence: Confidence | UnsetType = UNSET
+    estimated: (
+        Annotated[bool, described("Counted Monday–Friday for days no holiday calendar covers yet.")]
+        | UnsetType
+    ) = UNSET
+    status: Literal["open", "approaching", "overdue"] | UnsetType = UNSET
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+class EventInput(Struct, forbid_unknown_fields=True):
+    stage: StageCode
+    title: Title
+    body: Annotated[str, Meta(max_length=MAX_BODY)] = ""
+    data: Annotated[
+        dict[str, Any],
+        described(
+            "Stage-specific facts, e.g. notice: deadline; award: winner, amount. A correction "
+            "needs `corrects`: the seq of an earlier event of the same project."
+        ),
+    ] = {}
+    occurred_at: (
+        Annotated[
+            Time,
+            described("When it happened, with a UTC offset; defaults to the publication time."),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+# The type of each field an event is served with; the fields themselves and their
+# order are core/events.py's EVENT_FIELDS, plus the `hash` the chain adds.
+EVENT_FIELD_TYPES: dict[str, Any] = {
+    "seq": Annotated[Seq, described("Global, gapless, strictly increasing by 1.")],
+    "project": Code,
+    "category": CategoryCode,
+    "agency": Code,
+    "region": str | None,
+    "stage": StageCode,
+    "title": str,
+    "body": str,
+    "data": dict[str, Any],
+    "occurred_at": Time,
+    "published_at": Time,
+    "hash": Annotated[
+        str,
+        Meta(
+            pattern="^[0-9a-f]{64}$",
+            description="SHA-256 (hex) of the previous event's hash (64 zeros before seq 1) "
+            "followed by this event without `hash` as json.dumps(sort_keys=True, "
+            "separators=(',', ':'), ensure_ascii=False), UTF-8.",
+        ),
+    ],
+}
+# Built, not declared, so the type checker sees a variable: uses below say so.
+Event: type[Struct] = msgspec.defstruct(
+    "Event",
+    [(name, EVENT_FIELD_TYPES[name]) for name in (*EVENT_FIELDS, "hash")],
+)
+Event.__doc__ = "Immutable once published; the same JSON on HTTP, WebSocket and SSE."
+
+
+class EventPage(Struct):
+    items: list[Event]  # type: ignore[valid-type]
+    head: Head
+
+
+class ProjectDetail(Project, kw_only=True):
+    timeline: Annotated[list[Event], described("Its events in seq order.")]  # type: ignore[valid-type]
+    deadlines: list[Deadline]
+
+
+# --- compliance ------------------------------------------------------------------------------
+
+
+class ComplianceWarning(Struct):
+    """A compliance warning; `due` is null for a rule broken by a publication itself.
+    Streamed on the `supervision` topic as `{"op":"warning","warning":…}`, again when
+    resolved."""
+
+    id: str
+    rule: str
+    project: str
+    agency: str
+    due: Time | None
+    basis: str
+    level: Level
+    message: str
+    created_at: Time
+    resolved_at: Time | None
+    category: str | UnsetType = UNSET
+
+
+class WarningPage(Struct):
+    items: list[ComplianceWarning]
+    next_cursor: NextCursor
+
+
+class Score(Struct):
+    due: Annotated[int, described("Disclosures whose time limit has come.")]
+    on_time: int
+    late: Annotated[int, described("Made late, or too early for a minimum.")]
+    open_breaches: Annotated[int, described("Overdue and still not made.")]
+    on_time_rate: float | None
+    completed: int | UnsetType = UNSET
+
+
+class CategoryScore(Score, kw_only=True):
+    category: CategoryCode
+
+
+class PeriodScore(Score, kw_only=True):
+    period: Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}$")]
+
+
+class AgencyScore(Score, kw_only=True):
+    agency: Code
+    by_category: list[CategoryScore]
+    by_period: list[PeriodScore]
+
+
+class Scorecard(Struct):
+    as_of: Time
+    agencies: list[AgencyScore]
+
+
+class Catalog(Struct):
+    items: list[dict[str, Any]]
+    rules: list[dict[str, Any]]
+
+
+# --- push --------------------------------------------------------------------------------------
+
+
+class VapidKey(Struct):
+    publicKey: Annotated[str, described("base64url uncompressed P-256 point")]
+
+
+class PushKeys(Struct):
+    p256dh: str
+    auth: str
+
+
+class PushSubscription(Struct):
+    endpoint: Annotated[str, Meta(extra_json_schema={"format": "uri"})]
+    keys: PushKeys
+    expirationTime: float | UnsetType | None = UNSET
+
+
+class PushSubscribe(Struct):
+    subscription: PushSubscription
+    topics: list[str]
+    stages: list[str] | UnsetType = UNSET
+
+
+class PushUnsubscribe(Struct):
+    endpoint: Annotated[str, Meta(min_length=1, max_length=2048)]
+
+
+class PushSubscriptionResult(Struct):
+    id: int
+    topics: list[str]
+
+
+class Deliveries(Struct):
+    seq: Count
+    queued: Count
+    delivered: Count
+    failed: Count
+    gone: Count

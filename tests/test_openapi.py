@@ -1,0 +1,458 @@
+"""The OpenAPI document: built from the route table and the types, and true to the server.
+
+Two halves. Without I/O: the document is a valid OpenAPI 3.1 document, a route
+without a description stops it from being built, and the facts it repeats
+(event fields, limits, category and stage codes) follow their one definition.
+Against a real `sunbid serve` (with a real push service on loopback): every
+public and staff endpoint is called, and each answer, success and error, is
+validated against what the document says for that path, method and status with
+a real JSON Schema validator (`jsonschema`, 2020-12, the dialect of OpenAPI 3.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+from openapi_spec_validator import validate as validate_openapi
+from websockets.sync.client import connect
+
+from server.api.openapi import RouteNotDescribed, build, served_routes
+from server.api.route_docs import PENDING, ROUTES
+from server.app import create_app
+from server.core.events import EVENT_FIELDS
+from server.domain import MAX_BODY, MAX_TITLE, RFC3339, Category, Domain, Stage
+from server.settings import Settings
+from tests.conftest import ServerProcess, Staff
+from tests.push_service import PushService
+
+# --- the document without a server ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    """(path, method) of the real app's route table."""
+    data = tmp_path_factory.mktemp("routes")
+    app = create_app(Settings.from_env({"SUNBID_DATA_DIR": str(data)}))
+    return served_routes(app.http.routes)
+
+
+@pytest.fixture(scope="module")
+def document(app_routes: list[tuple[str, str]]) -> dict[str, Any]:
+    return build(Domain.load(), app_routes)
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    validate_openapi(document)
+    assert document["openapi"] == "3.1.0"
+    assert json.loads(json.dumps(document)) == document
+    # No marker of how the document is built is left in it.
+    assert "x-sunbid" not in json.dumps(document)
+
+
+def test_a_served_route_without_a_description_stops_the_build(
+    app_routes: list[tuple[str, str]],
+) -> None:
+    with pytest.raises(RouteNotDescribed, match=r"/api/undescribed"):
+        build(Domain.load(), [*app_routes, ("/api/undescribed", "get")])
+    with pytest.raises(RouteNotDescribed, match=r"/api/projects"):
+        build(Domain.load(), [*app_routes, ("/api/projects", "put")])
+
+
+def test_a_description_of_a_route_not_served_stops_the_build(
+    app_routes: list[tuple[str, str]],
+) -> None:
+    without = [route for route in app_routes if route != ("/api/catalog", "get")]
+    with pytest.raises(RouteNotDescribed, match=r"/api/catalog"):
+        build(Domain.load(), without)
+
+
+def test_every_route_is_described_and_only_pending_ones_are_not_served_yet(
+    app_routes: list[tuple[str, str]], document: dict[str, Any]
+) -> None:
+    assert set(app_routes) <= set(ROUTES)
+    assert set(ROUTES) - set(app_routes) <= PENDING
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert documented == set(app_routes) | PENDING
+    # The contract's amendment is described, served or not.
+    patch = document["paths"]["/api/projects/{project_id}"]["patch"]
+    assert patch["security"] == [{"bearer": []}]
+    body = patch["requestBody"]["content"]["application/json"]["schema"]
+    amendment = resolve(document, body)
+    assert amendment["required"] == ["reason"]
+    assert amendment["additionalProperties"] is False
+    assert set(amendment["properties"]) == {
+        "reason",
+        "title",
+        "budget",
+        "currency",
+        "region",
+        "must_tender",
+    }
+
+
+def test_facts_come_from_their_one_definition(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    assert list(schemas["Event"]["properties"]) == [*EVENT_FIELDS, "hash"]
+    assert schemas["Event"]["required"] == [*EVENT_FIELDS, "hash"]
+    domain = Domain.load()
+    assert schemas["CategoryCode"]["enum"] == list(domain.categories)
+    assert schemas["StageCode"]["enum"] == list(domain.stages)
+    assert schemas["EventInput"]["properties"]["title"]["maxLength"] == MAX_TITLE
+    assert schemas["EventInput"]["properties"]["body"]["maxLength"] == MAX_BODY
+    assert schemas["ProjectInput"]["properties"]["title"]["maxLength"] == MAX_TITLE
+
+
+def test_the_enums_follow_the_vocabulary_the_server_loaded(
+    app_routes: list[tuple[str, str]],
+) -> None:
+    stage = Stage("registered", "项目登记", "Registered", oversight=False)
+    category = Category("land", "土地", "Land", "TDSY", ("registered",), frozenset({"registered"}))
+    spec = build(Domain(stages={"registered": stage}, categories={"land": category}), app_routes)
+    assert spec["components"]["schemas"]["CategoryCode"]["enum"] == ["land"]
+    assert spec["components"]["schemas"]["StageCode"]["enum"] == ["registered"]
+
+
+# --- validating answers -----------------------------------------------------------------------
+
+
+def resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node and len(node) == 1:
+        found: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            found = found[part]
+        node = found
+    return node
+
+
+# The server's own spelling of date-time (RFC 3339 with an offset, upper-case T and Z).
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    return RFC3339.fullmatch(value) is not None and datetime.fromisoformat(value) is not None
+
+
+def validator(spec: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator for `schema`, whose `$ref`s resolve inside the document."""
+    root = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    root["components"] = spec["components"]
+    return Draft202012Validator(root, format_checker=FORMATS)
+
+
+class Answers:
+    """Checks real answers against the document and keeps the operations it saw."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.seen: set[tuple[str, str]] = set()
+
+    def operation(self, path: str, method: str) -> dict[str, Any]:
+        item = self.spec["paths"][path]
+        assert method in item, f"{method.upper()} {path} is not documented"
+        operation: dict[str, Any] = item[method]
+        return operation
+
+    def check(self, response: httpx.Response, path: str, status: int | None = None) -> Any:
+        """`response` is one the document describes for `path`; its JSON body, if any."""
+        method = response.request.method.lower()
+        where = f"{method.upper()} {path} → {response.status_code}"
+        if status is not None:
+            assert response.status_code == status, (where, response.text[:500])
+        responses = self.operation(path, method)["responses"]
+        assert str(response.status_code) in responses, f"{where}: status not documented"
+        documented = resolve(self.spec, responses[str(response.status_code)])
+        for header in documented.get("headers", {}):
+            assert header in response.headers, f"{where}: no {header} header"
+        self.seen.add((path, method))
+        content = documented.get("content", {})
+        if not content:
+            return None
+        media = response.headers["content-type"].split(";")[0].strip()
+        kinds = {kind.split(";")[0].strip(): value for kind, value in content.items()}
+        assert media in kinds, f"{where}: {media} is not documented ({list(kinds)})"
+        if media != "application/json" or "schema" not in kinds[media]:
+            return None
+        body = response.json()
+        errors = list(validator(self.spec, kinds[media]["schema"]).iter_errors(body))
+        assert not errors, f"{where}: " + "; ".join(
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
+        )
+        return body
+
+    def request_body(self, path: str, method: str, body: Any) -> list[str]:
+        """What the document finds wrong with `body` as the request body (none: accepted)."""
+        schema = self.operation(path, method)["requestBody"]["content"]["application/json"]
+        return [e.message for e in validator(self.spec, schema["schema"]).iter_errors(body)]
+
+    def schema_errors(self, name: str, value: Any) -> list[str]:
+        found = validator(self.spec, {"$ref": f"#/components/schemas/{name}"})
+        return [e.message for e in found.iter_errors(value)]
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[PushService]:
+    with PushService.in_thread() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def running(service: PushService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staff]:
+    """A real server with push on (its push service on loopback), and an admin."""
+    data = tmp_path_factory.mktemp("openapi") / "data"
+    server = ServerProcess(
+        data,
+        SUNBID_PUSH_ALLOWED_HOSTS=service.origin,
+        SUNBID_VAPID_SUBJECT="mailto:ops@example.org",
+    ).start()
+    staff = Staff(server, server.token("openapi-admin"))
+    yield staff
+    staff.client.close()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def answers(running: Staff) -> Answers:
+    response = running.client.get("/api/openapi.json")
+    assert response.status_code == 200
+    return Answers(response.json())
+
+
+def project_body(project_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": project_id,
+        "title": f"项目 {project_id}",
+        "category": "construction",
+        "agency": "YW-GGZY",
+        "region": "330782",
+        **fields,
+    }
+
+
+def test_every_answer_matches_the_document(
+    running: Staff, answers: Answers, service: PushService
+) -> None:
+    server, client = running.server, running.client
+    anyone = httpx.Client(base_url=server.url, timeout=30)
+    publisher = httpx.Client(
+        base_url=server.url,
+        timeout=30,
+        headers={
+            "Authorization": "Bearer "
+            + server.token("openapi-publisher", role="publisher", agency="YW-GGZY")
+        },
+    )
+    check = answers.check
+
+    # The document describes itself.
+    check(anyone.get("/api/openapi.json"), "/api/openapi.json", 200)
+
+    # Operations and reference data.
+    check(anyone.get("/healthz"), "/healthz", 200)
+    check(anyone.get("/readyz"), "/readyz", 200)
+    check(anyone.get("/metrics"), "/metrics", 200)
+    check(anyone.get("/api/categories"), "/api/categories", 200)
+    first = anyone.get("/api/directory")
+    check(first, "/api/directory", 200)
+    again = anyone.get("/api/directory", headers={"If-None-Match": first.headers["ETag"]})
+    check(again, "/api/directory", 304)
+
+    # Projects: registering, listing, reading, and each way of being refused.
+    body = project_body("OA-1", budget=10)
+    assert answers.request_body("/api/projects", "post", body) == []
+    project = check(client.post("/api/projects", json=body), "/api/projects", 201)
+    assert project["id"] == "OA-1"
+    check(anyone.post("/api/projects", json=project_body("OA-2")), "/api/projects", 401)
+    other = project_body("OA-3", agency="SOMEONE-ELSE")
+    check(publisher.post("/api/projects", json=other), "/api/projects", 403)
+    check(client.post("/api/projects", json=body), "/api/projects", 409)
+    too_long = project_body("OA-4", title="长" * (MAX_TITLE + 1))
+    assert answers.request_body("/api/projects", "post", too_long)
+    check(client.post("/api/projects", json=too_long), "/api/projects", 422)
+    negative = project_body("OA-4", budget=-1)
+    assert answers.request_body("/api/projects", "post", negative)
+    check(client.post("/api/projects", json=negative), "/api/projects", 422)
+    check(
+        client.post("/api/projects", content=b"{", headers={"Content-Type": "application/json"}),
+        "/api/projects",
+        400,
+    )
+    check(client.post("/api/projects", content=b"{}"), "/api/projects", 415)
+    huge = b'{"id":"' + b"x" * (1024 * 1024) + b'"}'
+    check(
+        client.post("/api/projects", content=huge, headers={"Content-Type": "application/json"}),
+        "/api/projects",
+        413,
+    )
+    check(anyone.get("/api/projects"), "/api/projects", 200)
+    check(anyone.get("/api/projects", params={"limit": "2", "q": "OA"}), "/api/projects", 200)
+    check(anyone.get("/api/projects", params={"limit": "0"}), "/api/projects", 422)
+    check(anyone.get("/api/projects", params={"q": "x" * 101}), "/api/projects", 422)
+
+    # Events: publishing (and its repeat), listing, and refusals.
+    path = "/api/projects/{project_id}/events"
+    notice = {
+        "stage": "notice",
+        "title": "招标公告",
+        "data": {"deadline": "2026-12-30T09:30:00+08:00"},
+    }
+    assert answers.request_body(path, "post", notice) == []
+    key = {"Idempotency-Key": "oa-notice-1"}
+    published = client.post("/api/projects/OA-1/events", json=notice, headers=key)
+    event = check(published, path, 201)
+    check(client.post("/api/projects/OA-1/events", json=notice, headers=key), path, 200)
+    changed = {**notice, "title": "另一个"}
+    check(client.post("/api/projects/OA-1/events", json=changed, headers=key), path, 409)
+    correction = {"stage": "correction", "title": "更正", "data": {"corrects": event["seq"]}}
+    check(client.post("/api/projects/OA-1/events", json=correction), path, 201)
+    check(client.post("/api/projects/NOPE/events", json=notice), path, 404)
+    check(anyone.post("/api/projects/OA-1/events", json=notice), path, 401)
+    check(
+        client.post("/api/projects/OA-1/events", json={"stage": "auction", "title": "t"}), path, 422
+    )
+    long_body = {**notice, "body": "x" * (MAX_BODY + 1)}
+    assert answers.request_body(path, "post", long_body)
+    check(client.post("/api/projects/OA-1/events", json=long_body), path, 422)
+    check(client.post("/api/projects/OA-1/events", content=b"[1,"), path, 415)
+    check(anyone.get("/api/events"), "/api/events", 200)
+    check(
+        anyone.get("/api/events", params={"topics": "project:OA-1", "limit": "1"}),
+        "/api/events",
+        200,
+    )
+    check(anyone.get("/api/events", params={"since": "-1"}), "/api/events", 422)
+    check(anyone.get("/api/events", params={"limit": "1001"}), "/api/events", 422)
+    detail = check(anyone.get("/api/projects/OA-1"), "/api/projects/{project_id}", 200)
+    assert [e["seq"] for e in detail["timeline"]][-2:] == [event["seq"], event["seq"] + 1]
+    check(anyone.get("/api/projects/NOPE"), "/api/projects/{project_id}", 404)
+
+    # The amendment of the contract, once it is served.
+    if _served(anyone, "/api/projects/OA-1", "PATCH"):
+        amendment = {"title": "更名后的项目", "budget": 20, "reason": "预算调整"}
+        assert answers.request_body("/api/projects/{project_id}", "patch", amendment) == []
+        amended = client.patch("/api/projects/OA-1", json=amendment)
+        assert check(amended, "/api/projects/{project_id}", 200)["title"] == "更名后的项目"
+        no_reason = client.patch("/api/projects/OA-1", json={"title": "x"})
+        check(no_reason, "/api/projects/{project_id}", 422)
+        check(anyone.patch("/api/projects/OA-1", json=amendment), "/api/projects/{project_id}", 401)
+
+    # Streams: the SSE stream opens, a bad topic is refused; the WebSocket upgrades.
+    with anyone.stream("GET", "/api/stream", params={"topics": "all"}) as stream:
+        check(stream, "/api/stream", 200)
+    check(anyone.get("/api/stream", params={"topics": "nonsense"}), "/api/stream", 422)
+    with connect(server.ws_url, open_timeout=10) as socket:
+        assert socket.response is not None and socket.response.status_code == 101
+        assert "101" in answers.operation("/ws", "get")["responses"]
+        answers.seen.add(("/ws", "get"))
+
+    # Compliance: the catalogue and scorecard for all, the warnings for supervisors.
+    check(anyone.get("/api/catalog"), "/api/catalog", 200)
+    check(anyone.get("/api/compliance"), "/api/compliance", 200)
+    check(anyone.get("/api/compliance", params={"period": "2026-13"}), "/api/compliance", 422)
+    warnings = "/api/supervision/warnings"
+    check(client.get(warnings), warnings, 200)
+    check(anyone.get(warnings), warnings, 401)
+    check(publisher.get(warnings), warnings, 403)
+    check(client.get(warnings, params={"limit": "501"}), warnings, 422)
+
+    # Push: the key, subscribing (new, then the same endpoint again), forgetting, counts.
+    key_answer = check(anyone.get("/api/push/vapid-key"), "/api/push/vapid-key", 200)
+    subscription = service.new_subscriber(application_server_key=key_answer["publicKey"])
+    request = {"subscription": subscription, "topics": ["project:OA-1"]}
+    assert answers.request_body("/api/push/subscriptions", "post", request) == []
+    check(anyone.post("/api/push/subscriptions", json=request), "/api/push/subscriptions", 201)
+    check(anyone.post("/api/push/subscriptions", json=request), "/api/push/subscriptions", 200)
+    bad = {"subscription": {"endpoint": "http://example.org/x"}, "topics": ["all"]}
+    check(anyone.post("/api/push/subscriptions", json=bad), "/api/push/subscriptions", 422)
+    forget = {"endpoint": subscription["endpoint"]}
+    check(
+        anyone.request("DELETE", "/api/push/subscriptions", json=forget),
+        "/api/push/subscriptions",
+        204,
+    )
+    check(
+        anyone.request("DELETE", "/api/push/subscriptions", json={"endpoint": ""}),
+        "/api/push/subscriptions",
+        422,
+    )
+    deliveries = "/api/events/{seq}/deliveries"
+    check(client.get(f"/api/events/{event['seq']}/deliveries"), deliveries, 200)
+    check(anyone.get(f"/api/events/{event['seq']}/deliveries"), deliveries, 401)
+    check(client.get("/api/events/999999/deliveries"), deliveries, 404)
+    check(client.get("/api/events/x/deliveries"), deliveries, 422)
+
+    # The app: the shell on every page, the worker, the manifest and a file.
+    for page in ("/", "/p/OA-1", "/follows", "/catalog", "/staff"):
+        template = "/p/{project_id}" if page.startswith("/p/") else page
+        check(anyone.get(page), template, 200)
+    check(anyone.get("/sw.js"), "/sw.js", 200)
+    check(anyone.get("/manifest.webmanifest"), "/manifest.webmanifest", 200)
+    check(anyone.get("/static/app.css"), "/static", 200)
+    check(anyone.get("/static/nothing-here.css"), "/static", 404)
+
+    # Every operation the document lists was answered (the pending one once it is served).
+    documented = {
+        (p, m) for p, item in answers.spec["paths"].items() for m in item if m != "parameters"
+    }
+    assert documented - PENDING <= answers.seen, documented - PENDING - answers.seen
+    for client_ in (anyone, publisher):
+        client_.close()
+
+
+def _served(client: httpx.Client, path: str, method: str) -> bool:
+    """Whether the server has a route for `method` at `path` (not 404/405 from routing)."""
+    response = client.request(method, path, json={})
+    return response.status_code not in (404, 405)
+
+
+def test_the_validator_catches_answers_that_break_the_document(
+    running: Staff, answers: Answers
+) -> None:
+    """The checks above can fail: real answers, each changed in one way, are refused."""
+    running.project("OA-BAD")
+    event = running.publish("OA-BAD")
+    project = running.client.get("/api/projects/OA-BAD").json()
+    assert answers.schema_errors("Event", event) == []
+    assert answers.schema_errors("ProjectDetail", project) == []
+
+    too_long_id = {**event, "project": "P" * 65}
+    assert any("is too long" in e for e in answers.schema_errors("Event", too_long_id))
+    assert answers.schema_errors("Event", {**event, "seq": 0})  # minimum 1
+    assert answers.schema_errors("Event", {**event, "hash": "00"})  # pattern
+    assert answers.schema_errors("Event", {**event, "stage": "teleport"})  # enum
+    assert answers.schema_errors("Event", {**event, "category": "fishing"})  # enum
+    assert answers.schema_errors("Event", {**event, "published_at": "2026-12-01 09:30"})
+    without = {k: v for k, v in event.items() if k != "hash"}
+    assert answers.schema_errors("Event", without)  # required
+    assert answers.schema_errors("ProjectDetail", {**project, "last_seq": -1})  # minimum 0
+    error = running.client.get("/api/projects/NOPE").json()
+    assert answers.schema_errors("Error", error) == []
+    assert answers.schema_errors("Error", {**error, "trace": "…"})  # no other properties
+    health = running.client.get("/healthz").json()
+    assert answers.schema_errors("Health", {**health, "head": -1})
+    assert answers.schema_errors("Health", {**health, "status": "fine"})
+
+
+def test_a_changed_answer_is_caught_by_the_answer_check(running: Staff, answers: Answers) -> None:
+    """The same check as every answer above, on a real answer with one field too long."""
+    real = running.client.get("/api/projects", params={"limit": "1"})
+    answers.check(real, "/api/projects", 200)
+    page = real.json()
+    assert page["items"], page
+    page["items"][0]["id"] = "x" * 65
+    broken = httpx.Response(
+        200,
+        json=page,
+        headers={"content-type": "application/json"},
+        request=real.request,
+    )
+    with pytest.raises(AssertionError, match="too long"):
+        answers.check(broken, "/api/projects", 200)
