@@ -13,7 +13,7 @@ import secrets
 import time
 from collections import OrderedDict
 
-from server.errors import ApiError
+from server.core.errors import ApiError
 from server.store import EventStore, Token
 
 ROLES = ("publisher", "supervisor", "admin")

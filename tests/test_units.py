@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from push.settings import PushSettings
 from server.core.datafile import DataFileError
+from server.core.errors import ApiError
 from server.core.events import StoredEvent
 from server.core.frames import Frames
 from server.core.numbers import whole_number
@@ -20,7 +22,6 @@ from server.core.text import line_problem, text_problem
 from server.core.topics import TopicFilter, parse_topic, topics_of
 from server.directory import DIRECTORY_FILE, Directory, DirectoryFileError
 from server.domain import CATEGORIES_FILE, Domain, DomainFileError
-from server.errors import ApiError
 from server.hub import Hub
 from server.settings import Settings, SettingsError
 from server.stream.peer import Peer
@@ -681,8 +682,10 @@ def test_settings_defaults() -> None:
     assert settings.max_topics_per_connection == 64
     assert settings.max_connections_per_address == 256
     assert settings.sqlite_synchronous == "FULL"
-    assert "fcm.googleapis.com" in settings.push_allowed_hosts
-    assert settings.public_url is None
+    push = PushSettings.from_env({})
+    assert "fcm.googleapis.com" in push.push_allowed_hosts
+    assert push.public_url is None
+    assert (push.data_dir, push.database_url) == (settings.data_dir, settings.database_url)
     assert settings.directory_file is None  # the shipped server/data/directory.toml
     assert settings.forwarded_allow_ips == "127.0.0.1"
     assert (settings.subscribe_burst, settings.subscribe_refill_seconds) == (60, 2.0)
@@ -691,26 +694,26 @@ def test_settings_defaults() -> None:
 
 
 def test_settings_from_values() -> None:
-    settings = Settings.from_env(
-        {
-            "SUNBID_DATA_DIR": "/srv/sunbid",
-            "SUNBID_TIMEZONE": "UTC",
-            "SUNBID_DEMO": "off",
-            "SUNBID_MAX_BODY_BYTES": "2048",
-            "SUNBID_MAX_TOPICS": "3",
-            "SUNBID_SQLITE_SYNCHRONOUS": "normal",
-            "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
-            "SUNBID_PUBLIC_URL": "https://JY.Example.gov.cn/",
-            "SUNBID_DIRECTORY_FILE": "/etc/sunbid/directory.toml",
-        }
-    )
+    values = {
+        "SUNBID_DATA_DIR": "/srv/sunbid",
+        "SUNBID_TIMEZONE": "UTC",
+        "SUNBID_DEMO": "off",
+        "SUNBID_MAX_BODY_BYTES": "2048",
+        "SUNBID_MAX_TOPICS": "3",
+        "SUNBID_SQLITE_SYNCHRONOUS": "normal",
+        "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
+        "SUNBID_PUBLIC_URL": "https://JY.Example.gov.cn/",
+        "SUNBID_DIRECTORY_FILE": "/etc/sunbid/directory.toml",
+    }
+    settings, push = Settings.from_env(values), PushSettings.from_env(values)
     assert settings.directory_file == Path("/etc/sunbid/directory.toml")
-    assert settings.public_url == "https://jy.example.gov.cn"
+    assert push.public_url == "https://jy.example.gov.cn"
     assert settings.database_url == "sqlite:////srv/sunbid/sunbid.db"
     assert settings.timezone == ZoneInfo("UTC") and settings.demo is False
     assert settings.max_body_bytes == 2048 and settings.max_topics_per_connection == 3
     assert settings.sqlite_synchronous == "NORMAL"
-    assert settings.push_allowed_hosts == ("a.example", "*.b.example")
+    assert push.push_allowed_hosts == ("a.example", "*.b.example")
+    assert push.timezone == settings.timezone and push.environ == settings.environ
     for on in ("1", "true", "YES", "On"):
         assert Settings.from_env({"SUNBID_DEMO": on}).demo is True
     assert Settings.from_env({"SUNBID_MAX_BODY_BYTES": ""}).max_body_bytes == 65536
@@ -751,11 +754,16 @@ def test_settings_from_values() -> None:
         ("SUNBID_HTTP_KEEPALIVE_SECONDS", "0"),
         ("SUNBID_HTTP_HEADER_TIMEOUT_SECONDS", "1.5"),
         ("SUNBID_MAX_CONNECTIONS", "15"),
+        ("SUNBID_PUSH_MAX_ATTEMPTS", "0"),
+        ("SUNBID_PUSH_RETRY_BASE_SECONDS", "0"),
+        ("SUNBID_PUSH_ALLOWED_HOSTS", "ftp://x.example"),
     ],
 )
 def test_bad_setting_names_the_variable(name: str, value: str) -> None:
+    """Each variable is refused by the settings that read it: the server's or push's."""
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: value})
+        PushSettings.from_env({name: value})
     assert name in str(caught.value)
 
 

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import JSONResponse, code_params, int_param, state_of
+from server.core.errors import ApiError
 from server.core.topics import CODE, STAFF_TOPICS
-from server.errors import ApiError
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 
 MAX_QUERY = 100

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server.errors import ApiError
+from server.core.errors import ApiError
 
 CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PUBLIC_KINDS = ("project", "category", "agency", "region")

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from server.core.errors import ApiError
 from server.core.frames import Message
 from server.core.topics import STAFF_TOPICS
-from server.errors import ApiError
 from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
 from server.stream.peer import Peer
