@@ -19,7 +19,13 @@ from server.core.events import StoredEvent
 from server.core.frames import Frames
 from server.core.numbers import whole_number
 from server.core.text import line_problem, text_problem
-from server.core.topics import TopicFilter, parse_topic, topics_of
+from server.core.topics import (
+    TopicFilter,
+    parse_topic,
+    refuse_unless_allowed,
+    required_roles,
+    topics_of,
+)
 from server.directory import DIRECTORY_FILE, Directory, DirectoryFileError
 from server.domain import CATEGORIES_FILE, Domain, DomainFileError
 from server.hub import Hub
@@ -108,6 +114,20 @@ def test_topic_filter_all_and_staff_topics() -> None:
     assert follow.matches(event(1, category="land", stage="award"))
     assert not follow.matches(event(2, stage="notice"))
     assert dict(follow.public()) == {"all": frozenset({"award"})}
+
+
+@pytest.mark.parametrize("role", [None, "publisher", "supervisor", "admin", "nobody"])
+def test_one_rule_decides_who_follows_a_topic(role: str | None) -> None:
+    assert required_roles("supervision") == {"supervisor", "admin"}
+    assert required_roles("all") is None and required_roles("project:P-1") is None
+    refuse_unless_allowed(["all", "project:P-1", "region:330782"], role)  # public: anyone
+    if role in {"supervisor", "admin"}:
+        refuse_unless_allowed(["all", "supervision"], role)
+    else:
+        with pytest.raises(ApiError) as refused:
+            refuse_unless_allowed(["all", "supervision"], role)
+        assert (refused.value.status, refused.value.code) == (403, "forbidden")
+        assert "supervision" in refused.value.message and "/ws" in refused.value.message
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from server.api import JSONResponse, read_json, state_of
 from server.core.errors import ApiError, invalid
 from server.core.numbers import MAX_SEQ, whole_number
-from server.core.topics import STAFF_TOPICS
+from server.core.topics import refuse_unless_allowed
 from server.domain import format_time
 from server.state import Push
 from server.stream.limits import client_address
@@ -42,8 +42,7 @@ async def subscribe(request: Request) -> Response:
     topics = parse_topics(
         body.get("topics"), state.domain, state.settings.max_topics_per_connection
     )
-    if STAFF_TOPICS.intersection(topics):
-        raise invalid("topics", "staff topics cannot be followed by push")
+    refuse_unless_allowed(topics, None)  # push takes no token
     stages = parse_stages(body.get("stages"), state.domain)
     sub_id, created = await push.subscribe(
         body["subscription"],
