@@ -732,7 +732,7 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": _json(_schema("EventPage"), "Events in seq order."),
-                **_errors(422),
+                **_errors(403, 422),  # 403: a staff topic (followed on /ws only)
             },
         },
     },
@@ -801,7 +801,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "201": _json(_schema("PushSubscriptionResult"), "Subscribed."),
                 "200": _json(_schema("PushSubscriptionResult"), "Updated (same endpoint)."),
-                **_errors(400, 413, 415, 422, 429, 503),
+                **_errors(400, 403, 413, 415, 422, 429, 503),  # 403: a staff topic
             },
         },
         "delete": {
