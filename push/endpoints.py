@@ -153,7 +153,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 async def validate_endpoint(
-    url: str, allow: AllowList, resolver: Resolver = system_resolver
+    url: object, allow: AllowList, resolver: Resolver = system_resolver
 ) -> str:
     """The endpoint, normalised (lower-case ASCII host, no default port), or EndpointRejected."""
     if not isinstance(url, str) or not url or len(url) > MAX_ENDPOINT:

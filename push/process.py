@@ -16,6 +16,11 @@ and exits; it also checks every second that the server is still its parent.
 It never outlives the server that started it.
 
     python -m push.process      # started by PushService; settings from SUNBID_*
+
+This is the one place in `push/` that opens the store (`open_store` from
+server/store/__init__.py, the store's interface module, which picks a backend
+by the URL's scheme): the worker is a process of its own, so no opened store
+or factory object can be handed to it, only the URL in its environment.
 """
 
 from __future__ import annotations
@@ -31,11 +36,11 @@ from push.endpoints import AllowList
 from push.metrics import WorkerMetrics
 from push.policy import PushPolicy
 from push.queue import QUEUE_FILE, PushQueue
+from push.settings import PushSettings
 from push.vapid import VapidSigner, load_or_create_key
 from push.worker import PushWorker, RetryPolicy
 from server.core.clock import Clock
 from server.core.logs import configure_logging
-from server.settings import Settings
 from server.store import open_store
 
 log = logging.getLogger("sunbid.push")
@@ -49,7 +54,7 @@ PARENT_CHECK_SECONDS = 1.0  # to store outcomes after stdin closed, before a SIG
 class PushProcess:
     """The web server's handle on the worker process: start, wake, restart, stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PushSettings) -> None:
         self.settings = settings
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -135,7 +140,7 @@ class PushProcess:
 # --- the worker process ------------------------------------------------------------
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: PushSettings) -> None:
     store = open_store(settings.database_url, Clock(settings.timezone), readonly=True)
     queue = PushQueue(settings.data_dir / QUEUE_FILE)
     async with contextlib.AsyncExitStack() as stack:
@@ -196,7 +201,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    settings = Settings.from_env()
+    settings = PushSettings.from_env()
     configure_logging(settings.log_format)
     try:
         import uvloop  # as uvicorn uses for the web server, when installed

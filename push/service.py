@@ -2,21 +2,43 @@
 
 The web server keeps what its API needs (subscriptions, the public key,
 delivery counts); sending happens in the worker process (push/process.py).
+The server's handlers (server/api/push.py) and /metrics reach this class
+through a small Protocol (`server.state.Push`), so `server/` needs no import
+of `push/` beyond the wiring in app.py.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from push.endpoints import AllowList
+from push.endpoints import (
+    AllowList,
+    EndpointRejected,
+    EndpointUnresolvable,
+    KeysRejected,
+    validate_endpoint,
+    validate_keys,
+)
 from push.process import PushProcess
 from push.queue import QUEUE_FILE, PushQueue
+from push.settings import PushSettings
 from push.vapid import VapidKey, is_placeholder_subject, load_or_create_key
-from server.bus import Bus
-from server.settings import Settings
+from server.core.errors import ApiError, invalid
+from server.core.events import StoredEvent
 
 log = logging.getLogger("sunbid.push")
+
+# After a failed look-up of a push service's name: when the browser may ask again.
+RESOLVE_RETRY_SECONDS = 30
+
+
+class Bus(Protocol):
+    """What push needs of the server's bus: to hear that events were committed."""
+
+    def subscribe(self, deliver: Callable[[Sequence[StoredEvent]], None]) -> None: ...
 
 
 @dataclass
@@ -27,7 +49,7 @@ class PushService:
     worker: PushProcess
 
     @classmethod
-    async def open(cls, settings: Settings, bus: Bus) -> PushService:
+    async def open(cls, settings: PushSettings, bus: Bus) -> PushService:
         """Open the queue and the key (loud errors, never a silent new key), start sending."""
         data_dir, subject = settings.data_dir, settings.vapid_subject
         allow = AllowList.from_entries(settings.push_allowed_hosts)
@@ -52,6 +74,71 @@ class PushService:
             raise
         bus.subscribe(worker.notify)
         return cls(queue, key, allow, worker)
+
+    @property
+    def public_key(self) -> str:
+        """The applicationServerKey browsers subscribe with."""
+        return self.key.application_server_key
+
+    async def subscribe(
+        self,
+        subscription: object,
+        topics: Sequence[str],
+        stages: Sequence[str] | None,
+        created_at: str,
+    ) -> tuple[int, bool]:
+        """Store a browser's PushSubscription (validated here: push knows which
+        endpoints and keys it can send to); (its id, whether it is new)."""
+        if not isinstance(subscription, dict):
+            raise invalid("subscription", "a PushSubscription: {endpoint, keys: {p256dh, auth}}")
+        keys = subscription.get("keys")
+        try:
+            p256dh, auth = validate_keys(
+                keys.get("p256dh") if isinstance(keys, dict) else None,
+                keys.get("auth") if isinstance(keys, dict) else None,
+            )
+            endpoint = await validate_endpoint(subscription.get("endpoint"), self.allow)
+        except EndpointUnresolvable as exc:
+            # The push service's name did not resolve: most likely our DNS, for a
+            # moment. Nothing is wrong with the request, so the browser may retry.
+            raise ApiError(
+                503,
+                "unavailable",
+                f"subscription.endpoint: {exc}; try again later",
+                {"field": "subscription.endpoint"},
+                headers={"Retry-After": str(RESOLVE_RETRY_SECONDS)},
+            ) from None
+        except EndpointRejected as exc:
+            raise invalid("subscription.endpoint", str(exc)) from None
+        except KeysRejected as exc:
+            raise invalid("subscription.keys", str(exc)) from None
+        return await self.queue.upsert(
+            endpoint,
+            p256dh,
+            auth,
+            list(topics),
+            None if stages is None else list(stages),
+            created_at,
+        )
+
+    @property
+    def sending(self) -> bool:
+        """The worker process is running (false while it is being restarted)."""
+        return self.worker.alive
+
+    async def unsubscribe(self, endpoint: str) -> None:
+        await self.queue.delete(endpoint)
+
+    async def delivery_counts(self, seq: int) -> dict[str, int]:
+        """The deliveries of event `seq`, by state."""
+        return await self.queue.counts(seq)
+
+    async def queue_depth(self) -> int:
+        return await self.queue.depth()
+
+    def attempts(self) -> dict[str, float]:
+        """Attempts by outcome, counted by the worker process(es) this server ran."""
+        return self.worker.metrics.deliveries()
 
     async def close(self) -> None:
         await self.worker.close()

@@ -29,7 +29,6 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,13 +36,13 @@ import aiohttp
 import orjson
 
 from push.crypto import encrypt
+from push.derive import DeliveryDerivation
 from push.endpoints import AllowList, GuardedResolver
 from push.metrics import DELIVERIES, outcome_label
 from push.payload import build_payload, plaintext_limit
 from push.policy import PushPolicy
-from push.queue import Due, Outcome, Pending, PushQueue, State
+from push.queue import Due, Outcome, PushQueue, State
 from push.vapid import VapidSigner
-from server.core.topics import topics_of
 from server.store import EventStore
 
 log = logging.getLogger("sunbid.push")
@@ -107,6 +106,7 @@ class PushWorker:
         self.store = store
         self.signer = signer
         self.policy = policy
+        self.derivation = DeliveryDerivation(lambda stage: policy.for_stage(stage).ttl)
         self.allow = allow
         self.clock = clock
         self.retry = retry
@@ -177,16 +177,16 @@ class PushWorker:
                 self._derive_wanted.set()
 
     async def _derive_page(self) -> bool:
-        cursor = await self.queue.cursor()
-        events = await self.store.events_since(cursor, None, DERIVE_PAGE)
+        """Derive one page of the log after the queue's cursor (push/derive.py);
+        the rows and the cursor are written in one transaction."""
+        derivation = self.derivation
+        derivation.cursor = await self.queue.cursor()  # the stored cursor is the truth
+        events = await self.store.events_since(derivation.cursor, None, DERIVE_PAGE)
         if not events:
             return False
-        pending = []
-        for event in events:
-            ttl = self.policy.for_stage(event.stage).ttl
-            published = _published_at(event.json)
-            pending.append(Pending(event.seq, topics_of(event), event.stage, published + ttl))
-        added = await self.queue.enqueue(pending, up_to=events[-1].seq, now=self.clock())
+        derivation.apply(events)
+        rows = derivation.take()
+        added = await self.queue.enqueue(rows, up_to=derivation.cursor, now=self.clock())
         if added:
             self._send_wanted.set()
         return len(events) == DERIVE_PAGE
@@ -334,11 +334,6 @@ def _fitted(
     doc: Mapping[str, Any], limit: int, *, stage_names: Mapping[str, str] | None, origin: str | None
 ) -> bytes:
     return build_payload(doc, stage_names=stage_names, origin=origin, max_bytes=limit)
-
-
-def _published_at(event_json: bytes) -> float:
-    published = orjson.loads(event_json)["published_at"]
-    return datetime.fromisoformat(published).timestamp()
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from push.service import PushService
+from push.settings import PushSettings
 from server.api import JSONResponse, compliance, operations, pages, public, push, staff
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
@@ -22,10 +23,10 @@ from server.auth import Authenticator
 from server.bus import open_bus
 from server.compliance.service import Compliance
 from server.core.clock import Clock
+from server.core.errors import ApiError
 from server.demo import load_demo
 from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
-from server.errors import ApiError
 from server.hub import Hub
 from server.settings import Settings
 from server.state import AppState
@@ -107,8 +108,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await load_demo(state.store, state.domain, clock.now())
             await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
-            state.push = await PushService.open(settings, state.bus)
-            stack.push_async_callback(state.push.close)
+            # Push reads its settings from the same SUNBID_* variables.
+            push = await PushService.open(PushSettings.from_env(settings.environ), state.bus)
+            state.push = push
+            stack.push_async_callback(push.close)
             stack.push_async_callback(app.close_streams)
             yield
 

@@ -13,11 +13,13 @@ import secrets
 import time
 from collections import OrderedDict
 
-from server.errors import ApiError
+from server.core.errors import ApiError
+from server.core.topics import SUPERVISION, TOPIC_ROLES
 from server.store import EventStore, Token
 
 ROLES = ("publisher", "supervisor", "admin")
-STAFF_VIEW_ROLES = frozenset({"supervisor", "admin"})
+# Who reads compliance warnings: the people who may follow them live.
+STAFF_VIEW_ROLES = TOPIC_ROLES[SUPERVISION]
 # A revoked token stops working within this many seconds in a running server.
 CACHE_SECONDS = 2.0
 TOKEN_PREFIX = "sb_"

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from push.queue import QUEUE_FILE, PushQueue
+from push.settings import PushSettings
 from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
 from server.backup import BackupError
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        PushSettings.from_env()  # checked before anything starts, like the server's
     except SettingsError as exc:
         print(f"sunbid: {exc}", file=sys.stderr)
         return 2

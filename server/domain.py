@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from server.core.errors import ApiError, invalid
 from server.core.text import LINE_UNSAFE, TEXT_UNSAFE, line_problem, text_problem
 from server.core.topics import CODE
-from server.errors import ApiError, invalid
 
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200

@@ -26,8 +26,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from push.metrics import OUTCOMES
-
 if TYPE_CHECKING:
     from server.state import AppState
 
@@ -121,13 +119,14 @@ async def _sidefiles(state: AppState) -> list[Metric]:
         "failed (given up), retry (to be tried again)",
         labels=["outcome"],
     )
-    counts = push.worker.metrics.deliveries() if push else dict.fromkeys(OUTCOMES, 0.0)
+    # `push` is None only before start-up has finished, when nothing is served.
+    counts = push.attempts() if push else {}
     for outcome, n in counts.items():
         pushes.add_metric([outcome], n)
     depth = GaugeMetricFamily(
         "sunbid_push_queue_depth", "Push deliveries waiting to be sent or retried"
     )
-    depth.add_metric([], await push.queue.depth() if push else 0)
+    depth.add_metric([], await push.queue_depth() if push else 0)
 
     warnings = GaugeMetricFamily(
         "sunbid_compliance_open_warnings",

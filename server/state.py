@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from push.service import PushService
 from server.auth import Authenticator
 from server.bus import Bus
 from server.compliance.service import Compliance
@@ -21,6 +21,29 @@ from server.stream.counters import StreamCounters
 from server.stream.feed import Feed
 from server.stream.limits import ConnectionLimiter
 from server.stream.revocation import RevocationWatch
+
+
+class Push(Protocol):
+    """Web Push as the web server's handlers and /metrics see it (push/service.py
+    implements it; app.py wires it in, so nothing else here imports `push/`)."""
+
+    @property
+    def public_key(self) -> str: ...
+    @property
+    def sending(self) -> bool: ...
+
+    async def subscribe(
+        self,
+        subscription: object,
+        topics: Sequence[str],
+        stages: Sequence[str] | None,
+        created_at: str,
+    ) -> tuple[int, bool]: ...
+    async def unsubscribe(self, endpoint: str) -> None: ...
+    async def delivery_counts(self, seq: int) -> dict[str, int]: ...
+    async def queue_depth(self) -> int: ...
+    def attempts(self) -> dict[str, float]: ...
+    async def close(self) -> None: ...
 
 
 class Connection(Protocol):
@@ -43,7 +66,7 @@ class AppState:
     compliance: Compliance
     revocations: RevocationWatch
     connections: set[Connection] = field(default_factory=set)
-    push: PushService | None = None  # set once the app has started
+    push: Push | None = None  # set once the app has started
     subscribe_limiter: RateLimiter = field(init=False)
     stream_counters: StreamCounters = field(default_factory=StreamCounters)
     metrics: Metrics = field(default_factory=Metrics)

@@ -982,7 +982,6 @@ def test_events_since_topics_stages_limit(staff: Staff) -> None:
         ({"topics": "nope"}, "invalid_topic"),
         ({"topics": "category:roads"}, "invalid_topic"),
         ({"topics": "project:"}, "invalid_topic"),
-        ({"topics": "supervision"}, "invalid_topic"),
         ({"topics": "all", "stages": "bogus"}, "invalid_stage"),
         ({"stages": "bogus"}, "invalid_stage"),
         ({"limit": "0"}, None),
@@ -998,6 +997,20 @@ def test_events_bad_parameters(
     error = assert_error(response, 422, code)
     if "limit" in params:
         assert error["details"]["field"] == "limit"
+
+
+@pytest.mark.parametrize("topics", ["supervision", "project:P1,supervision"])
+def test_staff_topics_are_forbidden_wherever_no_token_can_be_shown(
+    shared: ServerProcess, topics: str
+) -> None:
+    """One rule (server/core/topics.py) and one answer: the listing, SSE and push
+    take no token, so a staff topic there is 403 `forbidden`, naming /ws."""
+    for response in (
+        httpx.get(shared.url + "/api/events", params={"topics": topics}),
+        httpx.get(shared.url + "/api/stream", params={"topics": topics}),
+    ):
+        error = assert_error(response, 403, "forbidden")
+        assert "/ws" in error["message"] and "supervisor" in error["message"]
 
 
 async def test_events_limit_default_100_max_1000(staff: Staff, admin: str) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from push.queue import Outcome, Pending, PushQueue, State
+from push.derive import Pending
+from push.queue import Outcome, PushQueue, State
 
 NOW = 1_800_000_000.0
 

@@ -12,15 +12,22 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from push.settings import PushSettings
 from server.core.datafile import DataFileError
+from server.core.errors import ApiError
 from server.core.events import StoredEvent
 from server.core.frames import Frames
 from server.core.numbers import whole_number
 from server.core.text import line_problem, text_problem
-from server.core.topics import TopicFilter, parse_topic, topics_of
+from server.core.topics import (
+    TopicFilter,
+    parse_topic,
+    refuse_unless_allowed,
+    required_roles,
+    topics_of,
+)
 from server.directory import DIRECTORY_FILE, Directory, DirectoryFileError
 from server.domain import CATEGORIES_FILE, Domain, DomainFileError
-from server.errors import ApiError
 from server.hub import Hub
 from server.settings import Settings, SettingsError
 from server.stream.peer import Peer
@@ -107,6 +114,20 @@ def test_topic_filter_all_and_staff_topics() -> None:
     assert follow.matches(event(1, category="land", stage="award"))
     assert not follow.matches(event(2, stage="notice"))
     assert dict(follow.public()) == {"all": frozenset({"award"})}
+
+
+@pytest.mark.parametrize("role", [None, "publisher", "supervisor", "admin", "nobody"])
+def test_one_rule_decides_who_follows_a_topic(role: str | None) -> None:
+    assert required_roles("supervision") == {"supervisor", "admin"}
+    assert required_roles("all") is None and required_roles("project:P-1") is None
+    refuse_unless_allowed(["all", "project:P-1", "region:330782"], role)  # public: anyone
+    if role in {"supervisor", "admin"}:
+        refuse_unless_allowed(["all", "supervision"], role)
+    else:
+        with pytest.raises(ApiError) as refused:
+            refuse_unless_allowed(["all", "supervision"], role)
+        assert (refused.value.status, refused.value.code) == (403, "forbidden")
+        assert "supervision" in refused.value.message and "/ws" in refused.value.message
 
 
 @pytest.mark.parametrize(
@@ -681,8 +702,10 @@ def test_settings_defaults() -> None:
     assert settings.max_topics_per_connection == 64
     assert settings.max_connections_per_address == 256
     assert settings.sqlite_synchronous == "FULL"
-    assert "fcm.googleapis.com" in settings.push_allowed_hosts
-    assert settings.public_url is None
+    push = PushSettings.from_env({})
+    assert "fcm.googleapis.com" in push.push_allowed_hosts
+    assert push.public_url is None
+    assert (push.data_dir, push.database_url) == (settings.data_dir, settings.database_url)
     assert settings.directory_file is None  # the shipped server/data/directory.toml
     assert settings.forwarded_allow_ips == "127.0.0.1"
     assert (settings.subscribe_burst, settings.subscribe_refill_seconds) == (60, 2.0)
@@ -691,26 +714,26 @@ def test_settings_defaults() -> None:
 
 
 def test_settings_from_values() -> None:
-    settings = Settings.from_env(
-        {
-            "SUNBID_DATA_DIR": "/srv/sunbid",
-            "SUNBID_TIMEZONE": "UTC",
-            "SUNBID_DEMO": "off",
-            "SUNBID_MAX_BODY_BYTES": "2048",
-            "SUNBID_MAX_TOPICS": "3",
-            "SUNBID_SQLITE_SYNCHRONOUS": "normal",
-            "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
-            "SUNBID_PUBLIC_URL": "https://JY.Example.gov.cn/",
-            "SUNBID_DIRECTORY_FILE": "/etc/sunbid/directory.toml",
-        }
-    )
+    values = {
+        "SUNBID_DATA_DIR": "/srv/sunbid",
+        "SUNBID_TIMEZONE": "UTC",
+        "SUNBID_DEMO": "off",
+        "SUNBID_MAX_BODY_BYTES": "2048",
+        "SUNBID_MAX_TOPICS": "3",
+        "SUNBID_SQLITE_SYNCHRONOUS": "normal",
+        "SUNBID_PUSH_ALLOWED_HOSTS": " a.example , *.b.example ,,",
+        "SUNBID_PUBLIC_URL": "https://JY.Example.gov.cn/",
+        "SUNBID_DIRECTORY_FILE": "/etc/sunbid/directory.toml",
+    }
+    settings, push = Settings.from_env(values), PushSettings.from_env(values)
     assert settings.directory_file == Path("/etc/sunbid/directory.toml")
-    assert settings.public_url == "https://jy.example.gov.cn"
+    assert push.public_url == "https://jy.example.gov.cn"
     assert settings.database_url == "sqlite:////srv/sunbid/sunbid.db"
     assert settings.timezone == ZoneInfo("UTC") and settings.demo is False
     assert settings.max_body_bytes == 2048 and settings.max_topics_per_connection == 3
     assert settings.sqlite_synchronous == "NORMAL"
-    assert settings.push_allowed_hosts == ("a.example", "*.b.example")
+    assert push.push_allowed_hosts == ("a.example", "*.b.example")
+    assert push.timezone == settings.timezone and push.environ == settings.environ
     for on in ("1", "true", "YES", "On"):
         assert Settings.from_env({"SUNBID_DEMO": on}).demo is True
     assert Settings.from_env({"SUNBID_MAX_BODY_BYTES": ""}).max_body_bytes == 65536
@@ -751,11 +774,16 @@ def test_settings_from_values() -> None:
         ("SUNBID_HTTP_KEEPALIVE_SECONDS", "0"),
         ("SUNBID_HTTP_HEADER_TIMEOUT_SECONDS", "1.5"),
         ("SUNBID_MAX_CONNECTIONS", "15"),
+        ("SUNBID_PUSH_MAX_ATTEMPTS", "0"),
+        ("SUNBID_PUSH_RETRY_BASE_SECONDS", "0"),
+        ("SUNBID_PUSH_ALLOWED_HOSTS", "ftp://x.example"),
     ],
 )
 def test_bad_setting_names_the_variable(name: str, value: str) -> None:
+    """Each variable is refused by the settings that read it: the server's or push's."""
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: value})
+        PushSettings.from_env({name: value})
     assert name in str(caught.value)
 
 

@@ -10,9 +10,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.core.errors import ApiError
 from server.core.numbers import whole_number
 from server.core.topics import CODE
-from server.errors import ApiError
 from server.state import AppState
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from server.api import JSONResponse, choice_param, code_params, int_param, state_of
 from server.auth import STAFF_VIEW_ROLES, require_role
-from server.errors import ApiError
+from server.core.errors import ApiError
 
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 LEVELS = ("approaching", "breach", "data_incomplete")

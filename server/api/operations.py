@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import JSONResponse, state_of
-from server.errors import ApiError
+from server.core.errors import ApiError
 from server.metrics import CONTENT_TYPE
 from server.state import AppState
 
@@ -70,7 +70,7 @@ def degradations(state: AppState) -> list[str]:
     taking the one server out of rotation for it would stop the streams and
     the API as well, for everyone.
     """
-    return [] if state.push is not None and state.push.worker.alive else ["push_worker_down"]
+    return [] if state.push is not None and state.push.sending else ["push_worker_down"]
 
 
 async def not_ready(state: AppState) -> list[str]:

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import JSONResponse, code_params, int_param, state_of
-from server.core.topics import CODE, STAFF_TOPICS
-from server.errors import ApiError
+from server.core.errors import ApiError
+from server.core.topics import CODE, refuse_unless_allowed
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 
 MAX_QUERY = 100
@@ -75,8 +75,7 @@ async def list_events(request: Request) -> Response:
     topics = None
     if raw_topics:
         names = parse_topics(raw_topics, state.domain, state.settings.max_topics_per_connection)
-        if STAFF_TOPICS.intersection(names):
-            raise ApiError(422, "invalid_topic", "staff topics carry no events")
+        refuse_unless_allowed(names, None)
         stages = parse_stages(split_list(params.get("stages")), state.domain)
         topics = dict.fromkeys(names, stages)
     elif params.get("stages"):

@@ -5,27 +5,17 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from push.endpoints import (
-    EndpointRejected,
-    EndpointUnresolvable,
-    KeysRejected,
-    validate_endpoint,
-    validate_keys,
-)
-from push.service import PushService
 from server.api import JSONResponse, read_json, state_of
+from server.core.errors import ApiError, invalid
 from server.core.numbers import MAX_SEQ, whole_number
-from server.core.topics import STAFF_TOPICS
+from server.core.topics import refuse_unless_allowed
 from server.domain import format_time
-from server.errors import ApiError, invalid
+from server.state import Push
 from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 
-# After a failed look-up of a push service's name: when the browser may ask again.
-RESOLVE_RETRY_SECONDS = 30
 
-
-def _push(request: Request) -> PushService:
+def _push(request: Request) -> Push:
     push = state_of(request).push
     if push is None:
         raise ApiError(503, "unavailable", "push notifications are not running")
@@ -33,7 +23,7 @@ def _push(request: Request) -> PushService:
 
 
 async def vapid_key(request: Request) -> Response:
-    return JSONResponse({"publicKey": _push(request).key.application_server_key})
+    return JSONResponse({"publicKey": _push(request).public_key})
 
 
 async def subscribe(request: Request) -> Response:
@@ -49,38 +39,13 @@ async def subscribe(request: Request) -> Response:
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("subscription"), dict):
         raise invalid("subscription", "a PushSubscription: {endpoint, keys: {p256dh, auth}}")
-    subscription = body["subscription"]
-    keys = subscription.get("keys")
     topics = parse_topics(
         body.get("topics"), state.domain, state.settings.max_topics_per_connection
     )
-    if STAFF_TOPICS.intersection(topics):
-        raise invalid("topics", "staff topics cannot be followed by push")
+    refuse_unless_allowed(topics, None)  # push takes no token
     stages = parse_stages(body.get("stages"), state.domain)
-    try:
-        p256dh, auth = validate_keys(
-            keys.get("p256dh") if isinstance(keys, dict) else None,
-            keys.get("auth") if isinstance(keys, dict) else None,
-        )
-        endpoint = await validate_endpoint(subscription.get("endpoint"), push.allow)
-    except EndpointUnresolvable as exc:
-        # The push service's name did not resolve: most likely our DNS, for a
-        # moment. Nothing is wrong with the request, so the browser may retry.
-        raise ApiError(
-            503,
-            "unavailable",
-            f"subscription.endpoint: {exc}; try again later",
-            {"field": "subscription.endpoint"},
-            headers={"Retry-After": str(RESOLVE_RETRY_SECONDS)},
-        ) from None
-    except EndpointRejected as exc:
-        raise invalid("subscription.endpoint", str(exc)) from None
-    except KeysRejected as exc:
-        raise invalid("subscription.keys", str(exc)) from None
-    sub_id, created = await push.queue.upsert(
-        endpoint,
-        p256dh,
-        auth,
+    sub_id, created = await push.subscribe(
+        body["subscription"],
         topics,
         None if stages is None else sorted(stages),
         format_time(state.clock.now()),
@@ -96,7 +61,7 @@ async def unsubscribe(request: Request) -> Response:
         raise invalid("endpoint", "the subscription's endpoint URL")
     # Browsers send back the endpoint exactly as they subscribed with it, and
     # a real push service's URL is stored unchanged: forget it as given.
-    await push.queue.delete(endpoint)
+    await push.unsubscribe(endpoint)
     return Response(status_code=204)
 
 
@@ -109,4 +74,4 @@ async def deliveries(request: Request) -> Response:
         raise invalid("seq", f"a whole number from 0 to {MAX_SEQ}")
     if not 1 <= seq <= state.store.head:
         raise ApiError(404, "not_found", f"no event with seq {seq}")
-    return JSONResponse({"seq": seq, **await push.queue.counts(seq)})
+    return JSONResponse({"seq": seq, **await push.delivery_counts(seq)})

@@ -286,8 +286,9 @@ ROUTES: dict[tuple[str, str], Doc] = {
         "Events after `since` matching topics and stages, ascending",
         "public",
         {200: Answer("Events in seq order.", t.EventPage)},
+        description="A staff-only topic (`supervision`) is a 403: follow it on `/ws`.",
         params=(SINCE, TOPICS, STAGES, limit(100, 1000)),
-        errors=(422,),
+        errors=(403, 422),
     ),
     ("/api/stream", "get"): Doc(
         "streamEvents",
@@ -338,9 +339,9 @@ ROUTES: dict[tuple[str, str], Doc] = {
         },
         description="Only https endpoints on port 443 of the allowed push services "
         "(SUNBID_PUSH_ALLOWED_HOSTS) that resolve to public addresses are accepted. "
-        "Rate-limited per client address.",
+        "Rate-limited per client address. A staff-only topic (`supervision`) is a 403.",
         body=t.PushSubscribe,
-        errors=(400, 413, 415, 422, 429, 503),
+        errors=(400, 403, 413, 415, 422, 429, 503),
     ),
     ("/api/push/subscriptions", "delete"): Doc(
         "unsubscribePush",

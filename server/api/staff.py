@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from server.api import JSONResponse, read_json, state_of
 from server.auth import require_publisher_of
+from server.core.errors import ApiError, invalid
 from server.core.topics import CODE
-from server.errors import ApiError, invalid
 from server.store import AlreadyExists, AppendRequest, IdempotencyConflict, StoreUnavailable
 
 MAX_IDEMPOTENCY_KEY = 200

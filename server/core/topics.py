@@ -1,7 +1,9 @@
-"""Topics a client follows, and which of them an event belongs to.
+"""Topics a client follows, which of them an event belongs to, and who may follow them.
 
 Pure functions and one small value class, shared by the hub (live fan-out),
-the store (replay queries) and both stream transports.
+the store (replay queries), both stream transports, the event listing and
+Web Push. `refuse_unless_allowed` is the one place that decides which topic
+needs which role: every way of following a topic asks it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server.errors import ApiError
+from server.core.errors import ApiError
 
 MAX_CODE = 64
 CODE = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_CODE}}}")
 PUBLIC_KINDS = ("project", "category", "agency", "region")
 SUPERVISION = "supervision"  # compliance warnings, for supervisors and admins
-STAFF_TOPICS = frozenset({SUPERVISION})
+
+# Who may follow which topic; a topic not named here is public. Staff topics
+# carry warnings, not events, and only to a signed-in WebSocket: every other
+# way of following (SSE, the event listing, Web Push) has no token to show.
+TOPIC_ROLES: Mapping[str, frozenset[str]] = {SUPERVISION: frozenset({"supervisor", "admin"})}
+STAFF_TOPICS = frozenset(TOPIC_ROLES)
 
 
 class Routable(Protocol):
@@ -44,6 +51,29 @@ def topics_of(event: Routable) -> tuple[str, ...]:
     if event.region:
         return (*keys, "region:" + event.region)
     return keys
+
+
+def required_roles(topic: str) -> frozenset[str] | None:
+    """The roles that may follow `topic`; None: anyone."""
+    return TOPIC_ROLES.get(topic)
+
+
+def refuse_unless_allowed(topics: Iterable[str], role: str | None) -> None:
+    """403 `forbidden` when `role` (None: no token) may not follow one of `topics`.
+
+    403 rather than 401 even without a token: only the WebSocket takes one
+    (`{"op":"auth"}`), so over HTTP no token would help; the message says
+    where the topic is served.
+    """
+    for topic in topics:
+        roles = TOPIC_ROLES.get(topic)
+        if roles is not None and role not in roles:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"the {topic} topic needs a {' or '.join(sorted(roles))} token: follow it on "
+                '/ws after {"op":"auth","token":"…"}',
+            )
 
 
 def parse_topic(topic: object, categories: Iterable[str]) -> str:

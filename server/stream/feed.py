@@ -1,19 +1,14 @@
 """One client's subscription: replay from the log, then live, with no seam.
 
-Resuming is the heart of the delivery guarantee. The feed registers with the
-hub *before* it reads the log, and buffers what the hub hands it while the
-replay runs; when the log is exhausted it flushes the buffer, skipping what
-the replay already sent, and goes live — all without an `await` between the
-last read and going live, so no event can slip between the two. If the
-buffer outgrows its bound during a long replay it is dropped and the replay
-simply reads further: every event is in the log anyway.
+The feed joins the hub *before* it reads the log; while a replay runs, what
+the hub hands it goes to the replay (replay.py), which decides what to read,
+send, hold, drop and flush. The feed carries those decisions out: reads the
+log, writes to the client, waits for the socket to drain, and goes live the
+moment the replay is done, with no `await` in between, so no event can slip
+between the last read and going live.
 
-Memory per connection is bounded by bytes, not counts: the live buffer holds
-at most `limit` bytes; a replay reads pages of about `limit / 4` bytes (sized
-from the events it read last: an event may be 1 KB or 60 KB), and never holds
-more than that of a page while it waits for the client: once half of `limit`
-is unsent it waits for the client to take what it has, keeping the rest of
-the page only if it is that small, else reading it again afterwards.
+The live path (`deliver` outside a replay) is the fan-out's hot loop: one
+test of `_replay` and a write, nothing more per delivery.
 """
 
 from __future__ import annotations
@@ -21,30 +16,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from server.core.events import StoredEvent
 from server.core.frames import Frames, Message
 from server.core.topics import TopicFilter
 from server.hub import Hub
 from server.store import EventStore
 from server.stream.counters import TransportCounters
 from server.stream.peer import Peer
-from server.stream.sender import Send, Sender
+from server.stream.replay import Done, Read, Replay, Send
+from server.stream.sender import Send as SendMessage
+from server.stream.sender import Sender
 
-# Events per read of the log: a small first read, then as many as fit in a
-# quarter of the limit, growing at most fourfold a read, up to REPLAY_PAGE.
-FIRST_PAGE, REPLAY_PAGE = 16, 1000
 # On server shutdown, how long a client may take to receive its close frame.
 SHUTDOWN_SECONDS = 2.0
 
 
 class Feed:
     __slots__ = (
-        "_buffer",
-        "_buffer_bytes",
-        "_buffer_dropped",
         "_closing",
         "_lagging",
         "_limit",
+        "_replay",
         "counters",
         "delivered",
         "frame",
@@ -59,7 +50,7 @@ class Feed:
         self,
         hub: Hub,
         store: EventStore,
-        send: Send,
+        send: SendMessage,
         peer: Peer,
         frame: Callable[[Frames], Message],
         lagging: Message,
@@ -75,9 +66,7 @@ class Feed:
         self.sender = Sender(send, peer, limit, self._on_overflow)
         self._lagging = lagging
         self._limit = limit
-        self._buffer: list[Frames] | None = None  # live events held back during a replay
-        self._buffer_bytes = 0
-        self._buffer_dropped = False
+        self._replay: Replay | None = None  # while one runs, it holds the live events
         self._closing: asyncio.Task[None] | None = None
         self.counters = counters
         self.delivered = 0  # events sent, for /metrics (server/stream/counters.py)
@@ -85,16 +74,12 @@ class Feed:
     # --- called by the hub -----------------------------------------------
 
     def deliver(self, frames: Frames) -> None:
-        if self._buffer is None:
+        replay = self._replay
+        if replay is None:
             self.sender.offer(self.frame(frames))
             self.delivered += 1
-        elif self._buffer_bytes < self._limit:
-            self._buffer.append(frames)
-            self._buffer_bytes += len(frames.event.json)
         else:
-            self._buffer.clear()
-            self._buffer_bytes = 0
-            self._buffer_dropped = True
+            replay.hold(frames)
 
     def notice(self, message: Message) -> None:
         """A message outside the log (a compliance warning): sent at once, even mid-replay."""
@@ -112,19 +97,33 @@ class Feed:
         if since is None:
             self.hub.add(self, topics)  # no await since `head` was read: no gap
             return
-        self._buffer = []
+        replay = self._replay = Replay(since, topics, earlier, sent_live, self.topics, self._limit)
         self.hub.add(self, topics)
         try:
-            last = await self._replay(since, topics, earlier, sent_live)
-            for frames in self._buffer:
-                if frames.event.seq > last:
-                    self.sender.offer(self.frame(frames))
-                    self.delivered += 1
-                    last = frames.event.seq
+            await self._run(replay)
         finally:
-            self._buffer = None
-            self._buffer_bytes = 0
-        self.seen = max(self.seen, last)
+            self._replay = None
+
+    async def _run(self, replay: Replay) -> None:
+        """Carry out what the replay decides, until it is done."""
+        sender = self.sender
+        while True:
+            action = replay.next(sender.congested, sender.failed)
+            if isinstance(action, Send):
+                sender.offer(self.frame(action.frames))
+                self.delivered += 1
+            elif isinstance(action, Read):
+                topics = self.following().public()
+                replay.page(await self.store.events_since(action.after, topics, action.size))
+            elif isinstance(action, Done):
+                # Live from here: no await between the last read and this.
+                for frames in action.flush:
+                    sender.offer(self.frame(frames))
+                self.delivered += len(action.flush)
+                self.seen = max(self.seen, action.last)
+                return
+            else:
+                await sender.drained()
 
     def following(self, exclude: Mapping[str, object] = {}) -> TopicFilter:
         """The followed topics with their stages (but those in `exclude`)."""
@@ -137,7 +136,7 @@ class Feed:
 
     def stop(self) -> None:
         self.hub.remove(self, list(self.topics))
-        self.topics = {}
+        self.topics.clear()  # in place: a replay running reads the same map
         # Moved, not copied: stop may run twice (a close, then the connection's end).
         self.counters.closed_deliveries += self.delivered
         self.delivered = 0
@@ -145,75 +144,6 @@ class Feed:
     async def close(self, message: Message, timeout: float | None = None) -> None:
         self.stop()
         await self.sender.close(message, timeout)
-
-    async def _replay(
-        self,
-        since: int,
-        topics: Mapping[str, frozenset[str] | None],
-        earlier: TopicFilter,
-        sent_live: int,
-    ) -> int:
-        """Send the log after `since`; return the last seq read.
-
-        The connection may already follow other topics (`earlier`), live until
-        this call. Their events up to `sent_live` were either sent already or
-        never asked for; later ones are held in the buffer (or, if it was
-        dropped, are in the log) and go out here, in order with the rest.
-        """
-        new = TopicFilter(dict(topics))
-        last = min(since, sent_live) if earlier else since
-        page_size = FIRST_PAGE
-        while True:
-            page = await self.store.events_since(last, self.following().public(), page_size)
-            full = len(page) == page_size
-            if page:
-                fit = (self._limit // 4) * len(page) // sum(len(event.json) for event in page)
-                page_size = max(1, min(REPLAY_PAGE, 4 * page_size, fit))
-            taken = 0
-            while taken < len(page):
-                if self.sender.congested:
-                    if sum(len(event.json) for event in page[taken:]) > self._limit // 4:
-                        break  # too much to hold while the client catches up
-                    await self.sender.drained()
-                    if self.sender.failed:
-                        return last
-                    continue
-                event = page[taken]
-                taken += 1
-                last = event.seq
-                if self._wanted(event, since, new, earlier, sent_live):
-                    self.sender.offer(self.frame(Frames(event)))
-                    self.delivered += 1
-                    if self.sender.failed:
-                        return last
-            if taken < len(page):  # let go of the rest, and read it again once it fits
-                del page
-                await self.sender.drained()
-                if self.sender.failed:
-                    return last
-                continue
-            if full:
-                continue
-            if self._buffer_dropped:
-                self._buffer_dropped = False
-                continue
-            return last
-
-    def _wanted(
-        self,
-        event: StoredEvent,
-        since: int,
-        new: TopicFilter,
-        earlier: TopicFilter,
-        sent_live: int,
-    ) -> bool:
-        seq = event.seq
-        live_earlier = any(
-            seq > self.topics[topic][1] for topic in earlier.matching(event) if topic in self.topics
-        )
-        if live_earlier and seq <= sent_live:
-            return False  # sent live already
-        return live_earlier or (seq > since and new.matches(event))
 
     def _on_overflow(self) -> None:
         # Called from inside the hub's loop: leave the hub later, not now.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from server.core.errors import ApiError
 from server.core.numbers import MAX_SEQ, whole_number
 from server.core.topics import parse_topic
 from server.domain import Domain
-from server.errors import ApiError
 
 
 def parse_topics(raw: object, domain: Domain, limit: int) -> list[str]:

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from server.core.errors import ApiError
 from server.core.frames import Message
-from server.core.topics import STAFF_TOPICS
-from server.errors import ApiError
+from server.core.topics import refuse_unless_allowed
 from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
 from server.stream.peer import Peer
@@ -83,8 +83,7 @@ class SSEStream:
             self.state.domain,
             self.state.settings.max_topics_per_connection,
         )
-        if STAFF_TOPICS.intersection(topics):
-            raise ApiError(403, "forbidden", "staff topics are served on /ws after auth")
+        refuse_unless_allowed(topics, None)  # SSE takes no token
         stages = parse_stages(split_list(query.get("stages", [None])[0]), self.state.domain)
         last_id = dict(scope.get("headers", [])).get(b"last-event-id")
         if last_id:

@@ -12,10 +12,9 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from server.auth import STAFF_VIEW_ROLES
+from server.core.errors import ApiError
 from server.core.frames import Message
-from server.core.topics import STAFF_TOPICS
-from server.errors import ApiError
+from server.core.topics import STAFF_TOPICS, refuse_unless_allowed
 from server.stream.feed import SHUTDOWN_SECONDS, Feed
 from server.stream.limits import client_address
 from server.stream.peer import Peer
@@ -141,13 +140,7 @@ class WebSocketConnection:
                 "too_many_topics",
                 f"at most {settings.max_topics_per_connection} topics per connection",
             )
-        if STAFF_TOPICS.intersection(topics) and self.role not in STAFF_VIEW_ROLES:
-            raise ApiError(
-                403,
-                "forbidden",
-                "the supervision topic needs a supervisor or "
-                'admin token: send {"op":"auth","token":"…"} first',
-            )
+        refuse_unless_allowed(topics, self.role)
         # `head` and joining the hub happen with no await between them, so a
         # live-only client gets exactly the events after `head`.
         self.reply({"op": "subscribed", "topics": topics, "head": self.state.store.head})

@@ -1,4 +1,8 @@
-"""The one error type handlers raise; rendered as the contract's error shape."""
+"""The one error type handlers raise; rendered as the contract's error shape.
+
+In the core because the rules that refuse input (topics, numbers) live here
+too, and both `server/` and `push/` answer with it.
+"""
 
 from __future__ import annotations
 
