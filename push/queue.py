@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from server.core import versions
 from server.core.sidefile import SideFile
 
 QUEUE_FILE = "push.db"  # in the data directory
@@ -76,7 +77,7 @@ class Outcome:
 
 class PushQueue(SideFile):
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA, versions.PUSH)
 
     # --- subscriptions ---------------------------------------------------------
 
