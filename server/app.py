@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from server.api import JSONResponse, compliance, operations, pages, public, push
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
+from server.backup.files import log_path
 from server.bus import open_bus
 from server.compliance.service import Compliance
 from server.core.clock import Clock
@@ -27,6 +29,7 @@ from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.errors import ApiError
 from server.hub import Hub
+from server.pruning import Pruner
 from server.settings import Settings
 from server.state import AppState
 from server.store import open_store
@@ -109,6 +112,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             stack.push_async_callback(state.compliance.close)
             state.push = await PushService.open(settings, state.bus)
             stack.push_async_callback(state.push.close)
+            pruner = Pruner(
+                log_path(settings.database_url),
+                state.push.queue,
+                clock,
+                keep_keys=timedelta(hours=settings.idempotency_keep_hours),
+                keep_deliveries=timedelta(days=settings.delivery_keep_days),
+            )
+            pruner.start()
+            stack.push_async_callback(pruner.close)
             stack.push_async_callback(app.close_streams)
             yield
 

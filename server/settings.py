@@ -75,6 +75,9 @@ class Settings:
     push_timeout: float
     push_retry_base: float
     push_max_attempts: int
+    # Pruning (server/pruning.py): idempotency keys and finished push deliveries are kept so long
+    idempotency_keep_hours: int
+    delivery_keep_days: int
     # Operations: log lines as text or one JSON object each; the bearer token
     # /metrics asks for (None: open, for a scraper on a private network).
     log_format: str
@@ -159,6 +162,8 @@ class Settings:
             push_timeout=float(_int(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
             push_retry_base=_float(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
             push_max_attempts=_int(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
+            idempotency_keep_hours=_int(env, "SUNBID_IDEMPOTENCY_KEEP_HOURS", 168, 1),
+            delivery_keep_days=_int(env, "SUNBID_DELIVERY_KEEP_DAYS", 30, 1),
             log_format=log_format,
             metrics_token=_token(env, "SUNBID_METRICS_TOKEN"),
             environ={k: v for k, v in env.items() if k.startswith("SUNBID_")},
