@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from push.queue import QUEUE_FILE, PushQueue
+from push.record import PushRecord
 from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
 from server.backup import BackupError
@@ -23,13 +25,13 @@ from server.compliance.warnings import WARNINGS_FILE
 from server.core.clock import Clock
 from server.core.datafile import DataFileError
 from server.core.logs import configure_logging, uvicorn_log_config
+from server.core.projection import DerivedRecord
 from server.core.topics import CODE
 from server.datalock import DataDirBusy, lock_data_dir, unlock_data_dir
 from server.domain import DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
 from server.migrations import MigrationError
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
-from server.records import open_records
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
 
@@ -344,6 +346,21 @@ def _size(count: int) -> str:
             break
         value, unit = value / 1024, bigger
     return f"{value:.1f} {unit}"
+
+
+@contextlib.asynccontextmanager
+async def open_records(settings: Settings) -> AsyncIterator[list[DerivedRecord]]:
+    """Every record derived from the log, opened, in the order `sunbid verify`
+    checks them and `sunbid rebuild` recomputes them: a new stored projection
+    is added here (this module wires, so it may open push's)."""
+    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    await queue.open()
+    try:
+        # The projects record and the compliance record join this list as
+        # DerivedRecords of their own.
+        yield [PushRecord(queue)]
+    finally:
+        await queue.close()
 
 
 async def _verify(settings: Settings, store: EventStore) -> int:
