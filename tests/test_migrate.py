@@ -220,3 +220,17 @@ def _private_key(pem: str) -> ec.EllipticCurvePrivateKey:
 def _seq_of(message: Any) -> int | None:
     event = message.payload.get("event") if isinstance(message.payload, dict) else None
     return event.get("seq") if isinstance(event, dict) else None
+
+
+def test_a_migration_interrupted_before_its_version_is_run_again(old_data: Path) -> None:
+    proc = ServerProcess(old_data)
+    assert proc.cli("migrate").returncode == 0
+    head = rows(old_data / "sunbid.db", "SELECT MAX(seq) FROM events")
+    # As if it stopped after appending, before the version was written.
+    with sqlite3.connect(old_data / "sunbid.db") as conn:
+        conn.execute("PRAGMA user_version = 0")
+    again = proc.cli("migrate")
+    assert again.returncode == 0, again.stderr
+    assert "(0 events appended)" in again.stdout
+    assert rows(old_data / "sunbid.db", "SELECT MAX(seq) FROM events") == head
+    assert user_version(old_data / "sunbid.db") == 1

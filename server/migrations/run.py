@@ -88,7 +88,7 @@ async def _run(file: FileVersion, step: Step, store: Callable[[], EventStore]) -
         log = store()
         await log.open()
         try:
-            note = f" ({await step.append(log)} events appended)"
+            note = f" ({await step.append(log, file.path)} events appended)"
         finally:
             await log.close()
     async with aiosqlite.connect(file.path, isolation_level=None) as conn:

@@ -12,12 +12,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import aiosqlite
 
 from server.core import versions
 from server.store import AppendRequest, EventStore
 
 PAGE = 500
+OLD_COLUMNS = (
+    "id", "title", "category", "agency", "region", "budget", "currency", "created_at",
+    "must_tender",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -25,36 +32,34 @@ class Step:
     version: int  # the file's version once this step is done
     what: str  # as `sunbid migrate` prints it
     sql: tuple[str, ...] = ()
-    append: Callable[[EventStore], Awaitable[int]] | None = None  # returns events appended
+    # (the open log, its file) → how many events it appended
+    append: Callable[[EventStore, Path], Awaitable[int]] | None = None
 
 
-async def register_old_projects(store: EventStore) -> int:
+async def register_old_projects(store: EventStore, log_file: Path) -> int:
     """A `registered` event for every project that has none: projects created
     before projects were events. Oldest first; `occurred_at` is when the
-    project was created, and `data` its fields then (`must_tender` was not
-    recorded before: null)."""
-    registered = await _registered_projects(store)
-    missing: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = await store.list_projects({}, None, cursor, PAGE)
-        missing += [p for p in page if p["id"] not in registered]
-        if cursor is None:
-            break
-    missing.sort(key=lambda p: (p["created_at"], p["id"]))
+    project was created, and `data` its fields then (`must_tender`, where the
+    table has no such column yet, was not recorded: null).
+
+    The old rows are read with SQL of its own, not through the store: they
+    are what this step exists for, whatever the store reads projects from.
+    """
+    async with aiosqlite.connect(log_file) as conn:
+        await conn.execute("PRAGMA busy_timeout=5000")
+        columns = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(projects)")}
+        tender = "must_tender" if "must_tender" in columns else "NULL"
+        rows = await conn.execute_fetchall(
+            "SELECT id, title, category, agency, region, budget, currency, created_at,"
+            f" {tender} FROM projects WHERE id NOT IN"
+            " (SELECT project FROM events WHERE stage = 'registered')"
+            " ORDER BY created_at, id"
+        )
+    missing = [dict(zip(OLD_COLUMNS, row, strict=True)) for row in rows]
     for start in range(0, len(missing), PAGE):  # one group commit per page
         chunk = missing[start : start + PAGE]
         await asyncio.gather(*(store.append(_registration(p)) for p in chunk))
     return len(missing)
-
-
-async def _registered_projects(store: EventStore) -> set[str]:
-    seen: set[str] = set()
-    since, only = 0, {"all": frozenset({"registered"})}  # through the stage index
-    while events := await store.events_since(since, only, PAGE):
-        seen.update(e.project for e in events)
-        since = events[-1].seq
-    return seen
 
 
 def _registration(project: dict[str, Any]) -> AppendRequest:
@@ -69,7 +74,9 @@ def _registration(project: dict[str, Any]) -> AppendRequest:
                 "budget": project["budget"],
                 "currency": project["currency"],
                 "region": project["region"],
-                "must_tender": project.get("must_tender"),
+                "must_tender": None
+                if project["must_tender"] is None
+                else bool(project["must_tender"]),
             },
             "occurred_at": project["created_at"],
         },
