@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from server.core import versions
+from server.migrations.run import FileVersion, refusal
 from server.migrations.steps import LATEST, STEPS
 from tests.conftest import ROOT, ServerProcess, free_port
 from tests.push_service import PushService
@@ -234,3 +235,19 @@ def test_a_migration_interrupted_before_its_version_is_run_again(old_data: Path)
     assert "(0 events appended)" in again.stdout
     assert rows(old_data / "sunbid.db", "SELECT MAX(seq) FROM events") == head
     assert user_version(old_data / "sunbid.db") == 1
+
+
+def test_refusal_names_the_command_or_the_newer_version() -> None:
+    def version(kind: str, found: int | None) -> FileVersion:
+        return FileVersion(kind, Path(FILES[kind]), found, LATEST[kind])
+
+    current = [version(kind, LATEST[kind]) for kind in FILES]
+    assert refusal(current, Path("d")) is None
+    assert refusal([version("events", None), version("push", None)], Path("d")) is None  # new
+    behind = refusal([version("events", 0), version("push", LATEST["push"])], Path("d"))
+    assert behind is not None and "`sunbid migrate`" in behind and "sunbid.db" in behind
+    assert "push.db" not in behind
+    # A file from a newer version is refused even beside an older one: no
+    # migration would help.
+    mixed = refusal([version("events", 0), version("push", 99)], Path("d"))
+    assert mixed is not None and "newer Sunbid" in mixed and "migrate" not in mixed
