@@ -364,6 +364,12 @@ async def open_records(settings: Settings) -> AsyncIterator[list[DerivedRecord]]
 
 
 async def _verify(settings: Settings, store: EventStore) -> int:
+    if (
+        problem := refusal(await read_versions(data_files(settings)), settings.data_dir)
+    ) is not None:
+        # The chain is still checked (a backup, say, before it is migrated);
+        # derived records may differ until `sunbid migrate` has run.
+        print(f"sunbid: note: {problem}", file=sys.stderr)
     report = await store.verify()
     if report.first_bad_seq is not None:
         print(
@@ -391,9 +397,15 @@ def _stopped(settings: Settings, command: str) -> int:
         print(f"sunbid: nothing was changed (stop the server first): {exc}", file=sys.stderr)
         return 1
     try:
-        if command == "rebuild":
-            return _with_store(settings, lambda store: _rebuild(settings, store))
-        return asyncio.run(_migrate(settings))
+        if command == "migrate":
+            return asyncio.run(_migrate(settings))
+        # A rebuild reads only the log: on a directory not yet migrated it
+        # would drop what the old files hold and the log does not yet.
+        found = asyncio.run(read_versions(data_files(settings)))
+        if (problem := refusal(found, settings.data_dir)) is not None:
+            print(f"sunbid: nothing was rebuilt: {problem}", file=sys.stderr)
+            return 2
+        return _with_store(settings, lambda store: _rebuild(settings, store))
     finally:
         unlock_data_dir(lock)
 

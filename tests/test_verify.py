@@ -105,3 +105,18 @@ def test_an_event_stored_as_text_is_a_bad_seq_not_a_crash(data: ServerProcess) -
     assert code == 1
     assert "BAD at seq 7: the stored event is str, not the bytes written" in out
     assert "(6 events before it are intact)" in out
+
+
+def test_rebuild_refuses_a_directory_not_yet_migrated(tmp_path: Path) -> None:
+    target = tmp_path / "data"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("secrets.json"))
+    proc = ServerProcess(target)
+    before = (target / "sunbid.db").read_bytes()
+    refused = proc.cli("rebuild")
+    assert refused.returncode == 2
+    assert "nothing was rebuilt" in refused.stderr and "`sunbid migrate`" in refused.stderr
+    assert (target / "sunbid.db").read_bytes() == before
+    # verify still checks the chain of such a directory, and says what is due.
+    checked = proc.cli("verify")
+    assert checked.returncode == 0, checked.stdout
+    assert "hash chain intact" in checked.stdout and "`sunbid migrate`" in checked.stderr
