@@ -14,25 +14,36 @@ from datetime import datetime
 
 import aiosqlite
 
-CHUNK = 5000  # rows per statement: each holds the file's write lock only briefly
+CHUNK = 2000  # keys per transaction: each holds the file's write lock only briefly
 
 # A key's age is its event's publication (keys have no time of their own);
 # julianday() reads RFC 3339 with its offset, so a changed SUNBID_TIMEZONE
 # compares correctly. The CAST: the document is stored as a BLOB.
-DELETE_OLDER = """
-DELETE FROM idempotency WHERE (project, key) IN (
-    SELECT i.project, i.key FROM idempotency i JOIN events e ON e.seq = i.seq
-    WHERE (julianday(json_extract(CAST(e.doc AS TEXT), '$.published_at')) - 2440587.5)
-          * 86400.0 < ?
-    LIMIT ?)
+OLDER = """
+SELECT i.project, i.key, i.seq FROM idempotency i JOIN events e ON e.seq = i.seq
+WHERE (julianday(json_extract(CAST(e.doc AS TEXT), '$.published_at')) - 2440587.5)
+      * 86400.0 < ?
 """
 
 
 async def prune_idempotency(conn: aiosqlite.Connection, before: datetime) -> int:
-    """Delete the keys of events published before `before`; how many."""
-    cutoff, deleted = before.timestamp(), 0
-    while True:
-        cursor = await conn.execute(DELETE_OLDER, (cutoff, CHUNK))
-        deleted += max(cursor.rowcount, 0)
-        if cursor.rowcount < CHUNK:
-            return deleted
+    """Delete the keys of events published before `before`; how many.
+
+    The keys are found by a read (which never blocks the log's writer, WAL),
+    then deleted by primary key a chunk per transaction: publishers wait at
+    most one short chunk, however many keys there are. A key is never written
+    again while it exists, so one found is still the same when deleted.
+    """
+    due = list(await conn.execute_fetchall(OLDER, (before.timestamp(),)))
+    for start in range(0, len(due), CHUNK):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.executemany(
+                "DELETE FROM idempotency WHERE project = ? AND key = ? AND seq = ?",
+                due[start : start + CHUNK],
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+    return len(due)
