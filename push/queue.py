@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from push.derive import Pending
+from server.core import versions
 from server.core.sidefile import SideFile
 
 QUEUE_FILE = "push.db"  # in the data directory
@@ -67,7 +68,7 @@ class Outcome:
 
 class PushQueue(SideFile):
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA, versions.PUSH)
 
     # --- subscriptions ---------------------------------------------------------
 
@@ -217,6 +218,24 @@ class PushQueue(SideFile):
             )
         for sub_id in gone:
             await self._forget(sub_id)
+
+    async def prune_finished(self, before: float, chunk: int = 5000) -> int:
+        """Delete finished rows (delivered, failed, gone) whose last attempt was
+        before `before` (epoch seconds); how many. `next_at` is the time of the
+        last attempt once a row is finished (only a retry moves it on).
+        Several short transactions: the worker's writes go between them."""
+        deleted = 0
+        while True:
+            async with self.transaction():
+                cursor = await self.db.execute(
+                    "DELETE FROM deliveries WHERE (seq, subscription_id) IN"
+                    " (SELECT seq, subscription_id FROM deliveries"
+                    "  WHERE state != 0 AND next_at < ? LIMIT ?)",
+                    (before, chunk),
+                )
+            deleted += max(cursor.rowcount, 0)
+            if cursor.rowcount < chunk:
+                return deleted
 
     async def counts(self, seq: int) -> dict[str, int]:
         rows = await self.rows(

@@ -37,3 +37,5 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (seq, subscription_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_at) WHERE state = 0;
+-- Finished rows (delivered, failed, gone) by the time of their last attempt: pruning.
+CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries(next_at) WHERE state != 0;

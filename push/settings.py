@@ -40,6 +40,8 @@ class PushSettings:
     push_timeout: float
     push_retry_base: float
     push_max_attempts: int
+    # Finished deliveries are kept so long, then pruned (server/pruning.py)
+    delivery_keep_days: int
     log_format: str
     # The SUNBID_* variables these came from: the worker process is started
     # with them, so it runs with exactly these.
@@ -77,6 +79,7 @@ class PushSettings:
             public_url=public_url,
             push_concurrency=read.whole(env, "SUNBID_PUSH_CONCURRENCY", 256, 1),
             push_timeout=float(read.whole(env, "SUNBID_PUSH_TIMEOUT_SECONDS", 15, 1)),
+            delivery_keep_days=read.whole(env, "SUNBID_DELIVERY_KEEP_DAYS", 30, 1),
             push_retry_base=read.seconds(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
             push_max_attempts=read.whole(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
             log_format=read.log_format(env),

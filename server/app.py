@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from server.api import JSONResponse, compliance, operations, pages, public, push
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
+from server.backup.files import log_path
 from server.bus import open_bus
 from server.compliance.service import Compliance
 from server.core.clock import Clock
@@ -28,6 +30,7 @@ from server.demo import load_demo
 from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.hub import Hub
+from server.pruning import Pruner
 from server.settings import Settings
 from server.state import AppState
 from server.store import open_store
@@ -109,9 +112,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
             # Push reads its settings from the same SUNBID_* variables.
-            push = await PushService.open(PushSettings.from_env(settings.environ), state.bus)
+            push_settings = PushSettings.from_env(settings.environ)
+            push = await PushService.open(push_settings, state.bus)
             state.push = push
             stack.push_async_callback(push.close)
+            pruner = Pruner(
+                log_path(settings.database_url),
+                push.queue,
+                clock,
+                keep_keys=timedelta(hours=settings.idempotency_keep_hours),
+                keep_deliveries=timedelta(days=push_settings.delivery_keep_days),
+            )
+            pruner.start()
+            stack.push_async_callback(pruner.close)
             stack.push_async_callback(app.close_streams)
             yield
 

@@ -1,18 +1,20 @@
-"""The `sunbid` command: serve, tokens, verify, backup and restore."""
+"""The `sunbid` command: serve, tokens, verify, rebuild, migrate, backup and restore."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from push.queue import QUEUE_FILE, PushQueue
+from push.record import PushRecord
 from push.settings import PushSettings
 from push.vapid import VapidKeyError, load_or_create_key
 from server.auth import ROLES, digest, new_token
@@ -20,13 +22,17 @@ from server.backup import BackupError
 from server.backup.files import is_postgres, log_path
 from server.backup.make import TargetNotEmpty, make_backup
 from server.backup.restore import restore_backup
+from server.compliance.warnings import WARNINGS_FILE
 from server.core.clock import Clock
 from server.core.datafile import DataFileError
 from server.core.logs import configure_logging, uvicorn_log_config
+from server.core.projection import DerivedRecord
 from server.core.topics import CODE
 from server.datalock import DataDirBusy, lock_data_dir, unlock_data_dir
 from server.domain import DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
+from server.migrations import MigrationError
+from server.migrations.run import DataFiles, migrate, read_versions, refusal
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
 
@@ -50,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     revoke = token.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
 
-    commands.add_parser("verify", help="re-compute the event log's hash chain")
+    commands.add_parser(
+        "verify", help="re-compute the log's hash chain; check every derived record against it"
+    )
+    commands.add_parser(
+        "rebuild", help="recompute every derived record from the log (server stopped)"
+    )
+    commands.add_parser(
+        "migrate", help="bring a data directory written by an older version up to date"
+    )
 
     backup = commands.add_parser(
         "backup", help="copy all data into PATH, consistently, while the server runs; verified"
@@ -76,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve_forever(settings, args.host, args.port)
     if args.command == "verify":
-        return _with_store(settings, _verify)
+        return _with_store(settings, lambda store: _verify(settings, store))
+    if args.command in ("rebuild", "migrate"):
+        return _stopped(settings, args.command)
     if args.command == "backup":
         return _backup(settings, args.path)
     if args.command == "restore":
@@ -127,9 +143,22 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         print(f"sunbid: {exc}", file=sys.stderr)
         return 1
     try:
+        found = asyncio.run(read_versions(data_files(settings)))
+        if (problem := refusal(found, settings.data_dir)) is not None:
+            print(f"sunbid: {problem}", file=sys.stderr)
+            return 2
         return _serve(settings, host, port)
     finally:
         unlock_data_dir(lock)
+
+
+def data_files(settings: Settings) -> DataFiles:
+    """The files `sunbid migrate` upgrades (the log only where it is SQLite)."""
+    return {
+        "events": log_path(settings.database_url),
+        "push": settings.data_dir / QUEUE_FILE,
+        "compliance": settings.data_dir / WARNINGS_FILE,
+    }
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
@@ -321,13 +350,94 @@ def _size(count: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-async def _verify(store: EventStore) -> int:
+@contextlib.asynccontextmanager
+async def open_records(settings: Settings) -> AsyncIterator[list[DerivedRecord]]:
+    """Every record derived from the log, opened, in the order `sunbid verify`
+    checks them and `sunbid rebuild` recomputes them: a new stored projection
+    is added here (this module wires, so it may open push's)."""
+    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    await queue.open()
+    try:
+        # The projects record and the compliance record join this list as
+        # DerivedRecords of their own.
+        yield [PushRecord(queue)]
+    finally:
+        await queue.close()
+
+
+async def _verify(settings: Settings, store: EventStore) -> int:
+    if (
+        problem := refusal(await read_versions(data_files(settings)), settings.data_dir)
+    ) is not None:
+        # The chain is still checked (a backup, say, before it is migrated);
+        # derived records may differ until `sunbid migrate` has run.
+        print(f"sunbid: note: {problem}", file=sys.stderr)
     report = await store.verify()
-    if report.first_bad_seq is None:
-        print(f"ok: {report.checked} events, head {report.head}, hash chain intact")
-        return 0
-    print(
-        f"BAD at seq {report.first_bad_seq}: {report.reason} "
-        f"({report.checked} events before it are intact)"
-    )
-    return 1
+    if report.first_bad_seq is not None:
+        print(
+            f"BAD at seq {report.first_bad_seq}: {report.reason} "
+            f"({report.checked} events before it are intact)"
+        )
+        return 1
+    print(f"ok: {report.checked} events, head {report.head}, hash chain intact")
+    async with open_records(settings) as records:
+        for record in records:
+            problem = await record.check(store)
+            if problem is not None:
+                print(f"BAD in {record.name}: {problem}")
+                return 1
+            print(f"ok: {record.name} is what the log yields")
+    return 0
+
+
+def _stopped(settings: Settings, command: str) -> int:
+    """`rebuild` and `migrate`: with the data lock held, so never beside a server."""
+    try:
+        shared = is_postgres(settings.database_url)
+        lock = lock_data_dir(settings.data_dir, f"sunbid {command}", shared=shared)
+    except DataDirBusy as exc:
+        print(f"sunbid: nothing was changed (stop the server first): {exc}", file=sys.stderr)
+        return 1
+    try:
+        if command == "migrate":
+            return asyncio.run(_migrate(settings))
+        # A rebuild reads only the log: on a directory not yet migrated it
+        # would drop what the old files hold and the log does not yet.
+        found = asyncio.run(read_versions(data_files(settings)))
+        if (problem := refusal(found, settings.data_dir)) is not None:
+            print(f"sunbid: nothing was rebuilt: {problem}", file=sys.stderr)
+            return 2
+        return _with_store(settings, lambda store: _rebuild(settings, store))
+    finally:
+        unlock_data_dir(lock)
+
+
+async def _rebuild(settings: Settings, store: EventStore) -> int:
+    async with open_records(settings) as records:
+        for record in records:
+            await record.rebuild(store)
+            problem = await record.check(store)
+            if problem is not None:  # a rebuild that does not verify is a bug: say so
+                print(f"BAD in {record.name} after its rebuild: {problem}")
+                return 1
+            print(f"rebuilt {record.name} from the log (head {store.head})")
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    # The steps that append open the log themselves, one at a time.
+    clock = Clock(settings.timezone)
+    try:
+        done = await migrate(
+            data_files(settings),
+            lambda: open_store(
+                settings.database_url, clock, synchronous=settings.sqlite_synchronous
+            ),
+        )
+    except MigrationError as exc:
+        print(f"sunbid: {exc}", file=sys.stderr)
+        return 1
+    for line in done:
+        print(line)
+    print(f"{settings.data_dir}: {'migrated' if done else 'up to date, nothing to do'}")
+    return 0

@@ -62,6 +62,8 @@ class Settings:
     catalog_file: Path | None
     workdays_file: Path | None
     directory_file: Path | None
+    # Pruning (server/pruning.py): idempotency keys are kept so long
+    idempotency_keep_hours: int
     # Operations: log lines as text or one JSON object each; the bearer token
     # /metrics asks for (None: open, for a scraper on a private network).
     log_format: str
@@ -111,6 +113,7 @@ class Settings:
             catalog_file=read.path(env, "SUNBID_CATALOG_FILE"),
             workdays_file=read.path(env, "SUNBID_WORKDAYS_FILE"),
             directory_file=read.path(env, "SUNBID_DIRECTORY_FILE"),
+            idempotency_keep_hours=whole(env, "SUNBID_IDEMPOTENCY_KEEP_HOURS", 168, 1),
             log_format=read.log_format(env),
             metrics_token=_token(env, "SUNBID_METRICS_TOKEN"),
             environ=read.sunbid_variables(env),

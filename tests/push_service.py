@@ -122,13 +122,13 @@ class Refused(Exception):
 
 
 class PushService:
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, port: int = 0) -> None:
         self.clock = clock
         self.fast = False
         self.default_answer = ACCEPT
         self.messages: list[Message] = []
         self.attempts: list[Attempt] = []
-        self.port = 0
+        self.port = port  # 0: a free one; fixed for endpoints stored in a fixture
         self._subscribers: dict[str, Subscriber] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,6 +214,20 @@ class PushService:
             "expirationTime": None,
             "keys": {"p256dh": _b64(public_bytes(key.public_key())), "auth": _b64(auth)},
         }
+
+    def adopt(
+        self,
+        endpoint: str,
+        private_key: ec.EllipticCurvePrivateKey,
+        auth: bytes,
+        application_server_key: str | None,
+    ) -> None:
+        """Serve again a subscriber made earlier (kept in a fixture) at its endpoint."""
+        sid = endpoint.rstrip("/").rpartition("/")[2]
+        with self._lock:
+            self._subscribers[sid] = Subscriber(
+                sid, endpoint, private_key, auth, application_server_key
+            )
 
     def answer(self, answer: Answer, endpoint: str | None = None) -> None:
         """From now on answer verified pushes (to one subscriber, or to all) so."""

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from server.compliance.watchdog import Warning
+from server.core import versions
 from server.core.sidefile import SideFile
 
 WARNINGS_FILE = "compliance.db"
@@ -45,7 +46,7 @@ FILTERS = ("agency", "category", "level", "project")
 
 class WarningStore(SideFile):
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA, versions.COMPLIANCE)
 
     async def save(self, warnings: Iterable[Warning]) -> None:
         """Insert new warnings and fill in resolutions, in one transaction."""

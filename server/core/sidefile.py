@@ -16,11 +16,14 @@ from typing import Any
 
 import aiosqlite
 
+from server.core.versions import create_schema
+
 
 class SideFile:
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, version: int) -> None:
         self.path = path
         self._schema = schema
+        self.version = version  # stamped on a new file (server/core/versions.py)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -29,7 +32,7 @@ class SideFile:
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
             await self._db.execute(f"PRAGMA {pragma}")
-        await self._db.executescript(self._schema)
+        await create_schema(self._db, self._schema, self.version)
 
     async def close(self) -> None:
         if self._db is not None:

@@ -30,6 +30,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from server.core import versions
 from server.core.clock import Clock
 from server.core.events import GENESIS_HASH, StoredEvent, chain_hash
 from server.core.numbers import MAX_SEQ, whole_number
@@ -112,7 +113,7 @@ class SQLiteStore:
             "foreign_keys=ON",
         ):
             await self._w.execute(f"PRAGMA {pragma}")
-        await self._w.executescript(SCHEMA)
+        await versions.create_schema(self._w, SCHEMA, versions.EVENTS)
         self._readers = await Readers.open(self.path)
         await self._reload_head()
         self._writer_task = asyncio.create_task(self._write_loop(), name="sunbid-log-writer")
@@ -595,6 +596,7 @@ async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = (
 
 
 async def _batches(cursor: aiosqlite.Cursor) -> Any:
+    """Raw rows: verify judges a document stored as TEXT rather than choke on it."""
     while rows := await cursor.fetchmany(2000):
         for row in rows:
-            yield _event(row)
+            yield row

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -10,16 +11,26 @@ from server.core.events import GENESIS_HASH, StoredEvent, chain_hash
 from server.store import VerifyReport
 
 
-async def verify_rows(rows: AsyncIterator[StoredEvent]) -> VerifyReport:
-    """Check rows in seq order; report the first seq that is missing or altered.
+async def verify_rows(rows: AsyncIterator[Sequence[Any]]) -> VerifyReport:
+    """Check rows (seq, project, category, agency, region, stage, doc) in seq
+    order; report the first seq that is missing or altered.
 
     An edited row breaks its own hash (or, if the editor re-hashed it, the
-    next row's link); a deleted row leaves a gap in `seq`.
+    next row's link); a deleted row leaves a gap in `seq`; a document written
+    back as TEXT (an edit by hand, with the sqlite3 shell, say) is not what
+    the store wrote (a BLOB) and is reported, not read.
     """
     expected, previous = 1, GENESIS_HASH
-    async for row in rows:
-        if row.seq != expected:
-            return VerifyReport(expected - 1, row.seq, expected, f"seq {expected} is missing")
+    async for raw in rows:
+        seq = raw[0]
+        if seq != expected:
+            return VerifyReport(expected - 1, seq, expected, f"seq {expected} is missing")
+        if not isinstance(raw[6], bytes):
+            kind = type(raw[6]).__name__
+            return VerifyReport(
+                expected - 1, seq, seq, f"the stored event is {kind}, not the bytes written"
+            )
+        row = StoredEvent(seq, raw[1], raw[2], raw[3], raw[4], raw[5], raw[6])
         problem = _check(row, previous)
         if problem is not None:
             return VerifyReport(expected - 1, row.seq, row.seq, problem)

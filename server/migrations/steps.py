@@ -1,0 +1,104 @@
+"""The steps from each schema version to the next, per file of a data directory.
+
+A step either changes a file's schema (`sql`, run in one transaction with the
+version it reaches) or appends events to the log through the store's normal
+`append` (`append`: seq, hash chain and `published_at` are the store's, as
+for any publication). The number of steps of a file is its current version
+(server/core/versions.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from server.core import versions
+from server.store import AppendRequest, EventStore
+
+PAGE = 500
+OLD_COLUMNS = (
+    "id", "title", "category", "agency", "region", "budget", "currency", "created_at",
+    "must_tender",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int  # the file's version once this step is done
+    what: str  # as `sunbid migrate` prints it
+    sql: tuple[str, ...] = ()
+    # (the open log, its file) → how many events it appended
+    append: Callable[[EventStore, Path], Awaitable[int]] | None = None
+
+
+async def register_old_projects(store: EventStore, log_file: Path) -> int:
+    """A `registered` event for every project that has none: projects created
+    before projects were events. Oldest first; `occurred_at` is when the
+    project was created, and `data` its fields then (`must_tender`, where the
+    table has no such column yet, was not recorded: null).
+
+    The old rows are read with SQL of its own, not through the store: they
+    are what this step exists for, whatever the store reads projects from.
+    """
+    async with aiosqlite.connect(log_file) as conn:
+        await conn.execute("PRAGMA busy_timeout=5000")
+        columns = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(projects)")}
+        tender = "must_tender" if "must_tender" in columns else "NULL"
+        rows = await conn.execute_fetchall(
+            "SELECT id, title, category, agency, region, budget, currency, created_at,"
+            f" {tender} FROM projects WHERE id NOT IN"
+            " (SELECT project FROM events WHERE stage = 'registered')"
+            " ORDER BY created_at, id"
+        )
+    missing = [dict(zip(OLD_COLUMNS, row, strict=True)) for row in rows]
+    for start in range(0, len(missing), PAGE):  # one group commit per page
+        chunk = missing[start : start + PAGE]
+        await asyncio.gather(*(store.append(_registration(p)) for p in chunk))
+    return len(missing)
+
+
+def _registration(project: dict[str, Any]) -> AppendRequest:
+    return AppendRequest(
+        project=project,
+        draft={
+            "stage": "registered",
+            "title": project["title"],
+            "body": "",
+            "data": {
+                "title": project["title"],
+                "budget": project["budget"],
+                "currency": project["currency"],
+                "region": project["region"],
+                "must_tender": None
+                if project["must_tender"] is None
+                else bool(project["must_tender"]),
+            },
+            "occurred_at": project["created_at"],
+        },
+        lifecycle=False,  # registration does not move the project's stage
+    )
+
+
+EVENTS_STEPS = (
+    Step(1, "a `registered` event for each project created before projects were events",
+         append=register_old_projects),
+)  # fmt: skip
+PUSH_STEPS = (
+    Step(
+        1,
+        "an index of finished deliveries, for pruning them",
+        sql=(
+            "CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries(next_at)"
+            " WHERE state != 0",
+        ),
+    ),
+)
+COMPLIANCE_STEPS = (Step(1, "schema versions begin (no change)"),)
+
+STEPS = {"events": EVENTS_STEPS, "push": PUSH_STEPS, "compliance": COMPLIANCE_STEPS}
+LATEST = {"events": versions.EVENTS, "push": versions.PUSH, "compliance": versions.COMPLIANCE}
