@@ -16,9 +16,10 @@ import orjson
 import pytest
 
 from server.bus import open_bus
+from server.compliance import logread
 from server.compliance.service import MAX_SLEEP, Compliance
 from server.core.clock import FrozenClock
-from server.core.frames import Message
+from server.core.frames import warning_frame
 from server.demo import load_demo
 from server.domain import Domain
 from server.settings import Settings
@@ -43,7 +44,8 @@ class Server:
         self.store: EventStore | None = None
         self.compliance: Compliance | None = None
 
-    def _broadcast(self, message: Message) -> None:
+    def _broadcast(self, warning: dict[str, Any]) -> None:
+        message = warning_frame(warning)  # as the app hands it to the hub
         assert message["type"] == "websocket.send"
         self.sent.append(orjson.loads(message["text"]))
 
@@ -339,7 +341,8 @@ async def test_a_rebuild_reads_the_same_facts_as_live_checking(
     assert server.store is not None and server.compliance is not None
     dog = server.compliance.watchdog
     events = await server.store.events_since(0, None, 100)
-    rows = await server.store.event_times_since(0, dog.data_keys, 100)
+    async with logread.Rows(dog, server.store).opened() as reader:
+        rows = await reader.page(0, None, 100)
     assert [row[0] for row in rows] == [event.seq for event in events]
     for event, row in zip(events, rows, strict=True):
         live, rebuilt = dog.fact(event), dog.fact_of_row(row)

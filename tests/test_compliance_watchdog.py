@@ -20,7 +20,7 @@ import pytest
 
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.compliance.rules import RULES_FILE, Rules
-from server.compliance.watchdog import Fact, Level, Warning, Watchdog, iter_open
+from server.compliance.watchdog import Alert, Fact, Level, Watchdog, iter_open
 from server.domain import Domain
 
 DOMAIN = Domain.load()
@@ -89,11 +89,11 @@ def watchdog(rules: Rules = RULES, lead: int = 1) -> Watchdog:
     return Watchdog(rules, CALENDAR, DOMAIN, lead_workdays=lead)
 
 
-def ids(warnings: Iterable[Warning]) -> list[str]:
+def ids(warnings: Iterable[Alert]) -> list[str]:
     return [w.id for w in warnings]
 
 
-def snapshot(warnings: Iterable[Warning]) -> dict[str, dict[str, Any]]:
+def snapshot(warnings: Iterable[Alert]) -> dict[str, dict[str, Any]]:
     """The last state of each warning, as it would be stored (by id)."""
     return {w.id: w.to_json() for w in warnings}
 
@@ -377,7 +377,7 @@ def test_gov_procurement_contract_published_late_is_a_breach_found_at_once() -> 
     assert dog.deadlines("G", at("2026-03-20T10:00")) == []
 
 
-def contract_without_signed_at() -> tuple[History, Watchdog, list[Warning]]:
+def contract_without_signed_at() -> tuple[History, Watchdog, list[Alert]]:
     history, dog = History(), watchdog()
     dog.observe(history("G", "award", "2026-03-02T10:00", **GOV))
     found = dog.observe(history("G", "contract", "2026-03-20T10:00", **GOV))

@@ -105,7 +105,9 @@ class Fact:
 
 
 @dataclass(slots=True, eq=False)
-class Warning:
+class Alert:
+    """A compliance warning (the API's word; the class name keeps clear of the builtin)."""
+
     id: str
     rule: Rule
     project: str
@@ -143,7 +145,7 @@ class Deadline:
     due: datetime  # the last instant of the last day
     estimated: bool
     approaching_at: datetime | None
-    fired: dict[Level, Warning] = field(default_factory=dict)
+    fired: dict[Level, Alert] = field(default_factory=dict)
     closed: bool = False
 
     def to_json(self, now: datetime) -> dict[str, Any]:
@@ -172,7 +174,7 @@ class _Project:
     # Open deadlines per rule id, oldest first (each objection awaits its reply).
     open: dict[str, list[Deadline]] = field(default_factory=dict)
     # data_incomplete warnings per (rule id, stage), until that stage brings the time.
-    incomplete: dict[tuple[str, str], Warning] = field(default_factory=dict)
+    incomplete: dict[tuple[str, str], Alert] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,21 @@ class Watchdog:
         self._data_keys = tuple(sorted(set().union(*self._keep.values())))
         self._plans: dict[tuple[str, str], _Plan] = {}
 
+    def state(self) -> tuple[Any, ...]:
+        """Everything the log and the timers built, for a snapshot (snapshot.py);
+        what the rules and calendar decide is not in it."""
+        return (self.head, self._projects, self._timers, self._counter_value(), self.tallies)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Take up a `state()` made with the same rules, calendar and lead."""
+        self.head, self._projects, self._timers, counter, self.tallies = state
+        self._counter = itertools.count(counter)
+
+    def _counter_value(self) -> int:
+        value = next(self._counter)
+        self._counter = itertools.count(value)  # reading it must not move it
+        return value
+
     def fact(self, event: StoredEvent) -> Fact:
         return Fact.of(event, self._keep_frozen.get(event.stage, NOTHING))
 
@@ -240,7 +257,8 @@ class Watchdog:
         return self._keep_frozen
 
     def fact_of_row(self, row: Sequence[Any]) -> Fact:
-        """A Fact from a row of `EventStore.event_times_since(…, self.data_keys, …)`."""
+        """A Fact from a row of `logread.Rows.page`: seq, project, category, agency,
+        stage, published_at, occurred_at, then the value of each of `data_keys`."""
         seq, project, category, agency, stage, published, occurred = row[:7]
         published_at = datetime.fromisoformat(published)
         data = NO_DATA
@@ -289,7 +307,7 @@ class Watchdog:
 
     # --- following the log -------------------------------------------------------
 
-    def observe(self, fact: Fact) -> list[Warning]:
+    def observe(self, fact: Fact) -> list[Alert]:
         """Take one event (in seq order); return the warnings it created or resolved."""
         self.head = fact.seq
         project = self._projects.get(fact.project)
@@ -297,7 +315,7 @@ class Watchdog:
             project = self._projects[fact.project] = _Project(
                 fact.project, fact.category, fact.agency
             )
-        changes: list[Warning] = []
+        changes: list[Alert] = []
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
@@ -313,9 +331,9 @@ class Watchdog:
             project.latest[fact.stage] = fact
         return changes
 
-    def fire(self, now: datetime) -> list[Warning]:
+    def fire(self, now: datetime) -> list[Alert]:
         """The timers due by `now`: warnings that became true, in time order."""
-        fired: list[Warning] = []
+        fired: list[Alert] = []
         while self._timers and self._timers[0][0] <= now:
             at, _, deadline, level = heapq.heappop(self._timers)
             if not deadline.closed and level not in deadline.fired:
@@ -376,9 +394,9 @@ class Watchdog:
 
     # --- due_within ------------------------------------------------------------------
 
-    def _open(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+    def _open(self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]) -> None:
         try:
-            start = fact.moment(rule.trigger)
+            start = fact.moment(rule.start)
         except Incomplete as exc:
             self._incomplete(rule, project, fact, rule.trigger, exc, changes)
             return
@@ -393,11 +411,21 @@ class Watchdog:
                 approaching_at = None  # too short a period to warn ahead of it
         deadline = Deadline(rule, project, fact.seq, due.at, due.estimated, approaching_at)
         project.open.setdefault(rule.id, []).append(deadline)
+        # Anchored at occurred_at, a trigger may be published when its period
+        # has (nearly) run out: what is true already is found with the event,
+        # dated by its publication (nothing was known before), not by a timer.
+        published = fact.published_at
+        if due.at < published:
+            changes.append(self._fire(deadline, Level.BREACH, published))
+            return
         if approaching_at is not None:
-            self._timer(approaching_at, deadline, Level.APPROACHING)
+            if approaching_at <= published:
+                changes.append(self._fire(deadline, Level.APPROACHING, published))
+            else:
+                self._timer(approaching_at, deadline, Level.APPROACHING)
         self._timer(due.at + AFTER, deadline, Level.BREACH)
 
-    def _close(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+    def _close(self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]) -> None:
         try:
             done: datetime | None = fact.moment(rule.target)
             self._complete(rule, project, fact, rule.target, changes)
@@ -436,7 +464,7 @@ class Watchdog:
             warning.resolved_at = published
             changes.append(warning)
 
-    def _void(self, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+    def _void(self, project: _Project, fact: Fact, changes: list[Alert]) -> None:
         """The transaction ended (流标, 终止): nothing it awaited will come now.
 
         Its open deadlines close without counting as met; one already overdue
@@ -454,11 +482,11 @@ class Watchdog:
         project.open.clear()
 
     def _check_at_once(
-        self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
+        self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]
     ) -> None:
         """Both moments are in this event (e.g. contract.data.signed_at → contract)."""
         try:
-            start, done = fact.moment(rule.trigger), fact.moment(rule.target)
+            start, done = fact.moment(rule.start), fact.moment(rule.target)
         except Incomplete as exc:
             ref = rule.trigger if rule.trigger.data_key else rule.target
             self._incomplete(rule, project, fact, ref, exc, changes)
@@ -487,7 +515,7 @@ class Watchdog:
         warning.resolved_at = fact.published_at  # late, but done: nothing left to await
         changes.append(warning)
 
-    def _fire(self, deadline: Deadline, level: Level, at: datetime) -> Warning:
+    def _fire(self, deadline: Deadline, level: Level, at: datetime) -> Alert:
         rule, project = deadline.rule, deadline.project
         if level is Level.BREACH:
             self._tally(project, deadline.due).open_breaches += 1
@@ -503,15 +531,15 @@ class Watchdog:
     # --- at_least --------------------------------------------------------------------
 
     def _check_at_least(
-        self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
+        self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]
     ) -> None:
         moments = []
-        for ref in (rule.trigger, rule.target):
+        for ref, counted in ((rule.trigger, rule.start), (rule.target, rule.target)):
             source = fact if ref.stage == fact.stage else project.latest.get(ref.stage)
             if source is None:
                 return  # the other moment is not known yet: checked when it comes
             try:
-                moments.append((source, source.moment(ref)))
+                moments.append((source, source.moment(counted)))
             except Incomplete as exc:
                 if source is fact:
                     self._incomplete(rule, project, fact, ref, exc, changes)
@@ -546,7 +574,7 @@ class Watchdog:
         if target is not None and target.seq > trigger.seq:
             return None
         try:
-            start = trigger.moment(rule.trigger)
+            start = trigger.moment(rule.start)
         except Incomplete:
             return None
         check = self.calendar.at_least_met(start, start, rule.amount, rule.unit)
@@ -568,7 +596,7 @@ class Watchdog:
         fact: Fact,
         ref: Ref,
         reason: Incomplete,
-        changes: list[Warning],
+        changes: list[Alert],
     ) -> None:
         key = (rule.id, ref.stage)
         if key in project.incomplete:
@@ -586,7 +614,7 @@ class Watchdog:
         changes.append(warning)
 
     def _complete(
-        self, rule: Rule, project: _Project, fact: Fact, ref: Ref, changes: list[Warning]
+        self, rule: Rule, project: _Project, fact: Fact, ref: Ref, changes: list[Alert]
     ) -> None:
         """`fact` has the time `ref` names: resolve the stage's data_incomplete warning."""
         if ref.data_key is None or not project.incomplete:
@@ -620,8 +648,8 @@ class Watchdog:
         due: datetime | None,
         created_at: datetime,
         message: str,
-    ) -> Warning:
-        return Warning(
+    ) -> Alert:
+        return Alert(
             id=f"{rule.id}/{project.id}/{cause}/{level}",
             rule=rule,
             project=project.id,
