@@ -12,9 +12,14 @@ neither loses nor doubles one.
 Two kinds of rule (rules.py):
 
 - `due_within`: an event opens a deadline; the awaited stage closes it. The
+  period counts from the rule's `start` (rules.py: the event's publication,
+  or its occurred_at where the statute counts from a real-world moment). The
   watchdog warns `approaching` at the start of the working day `lead`
   working days before the last day, and `breach` once the last day is over.
-  Both are resolved when the awaited stage is published.
+  Both are resolved when the awaited stage is published. What is already
+  true when the trigger is published (a late-published evaluation whose
+  period ran out) is found with it, dated by that publication: a breach at
+  once, not a timer's.
   A `failed` event (流标, 终止) voids the project's open deadlines.
 - `at_least`: checked when both moments are known (usually when the later
   one is published); a violation is a `breach` with no due time. It stays
@@ -55,6 +60,9 @@ class Level(StrEnum):
     APPROACHING = "approaching"
     BREACH = "breach"
     DATA_INCOMPLETE = "data_incomplete"
+
+
+TIMED = frozenset((Level.APPROACHING, Level.BREACH))  # what a deadline fires
 
 
 class Incomplete(ValueError):
@@ -446,7 +454,9 @@ class Watchdog:
         # running server found.
         published = fact.published_at
         warn_at = deadline.approaching_at
-        if warn_at is not None and warn_at <= published and Level.APPROACHING not in deadline.fired:
+        fired = deadline.fired
+        if warn_at is not None and warn_at <= published and not fired.keys() & TIMED:
+            # (A breach found at once, with its trigger, had no approaching.)
             self._fire(deadline, Level.APPROACHING, warn_at)
         if deadline.due < published and Level.BREACH not in deadline.fired:
             self._fire(deadline, Level.BREACH, deadline.due + AFTER)
