@@ -86,6 +86,7 @@ class Compliance:
         self._follower: Follower | None = None
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+        self._closing = False
 
     @classmethod
     def load(cls, settings: Settings, domain: Domain, clock: Clock, notify: Notify) -> Compliance:
@@ -155,7 +156,10 @@ class Compliance:
 
     async def close(self) -> None:
         if self._ticker is not None:
-            self._ticker.cancel()
+            # Stopped between two rounds, not cancelled: a cancelled write could
+            # leave its transaction open on the connection.
+            self._closing = True
+            self._wake.set()
             await asyncio.gather(self._ticker, return_exceptions=True)
         if self._follower is not None:
             await self._follower.close()
@@ -221,7 +225,7 @@ class Compliance:
     # --- timers, storing, snapshots and handing on ---------------------------------
 
     async def _tick(self) -> None:
-        while True:
+        while not self._closing:
             now = self.clock.now()
             self._emit(self.watchdog.fire(now))
             self.fired_until = now
@@ -233,6 +237,8 @@ class Compliance:
             else:
                 await self._flush()
             sleep = _seconds_until(self.watchdog.next_timer(), now)
+            if self._closing:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), sleep)
             self._wake.clear()
@@ -281,6 +287,7 @@ class Compliance:
         finally:
             self._freezing = False
             held, self._held = self._held, []
+            self.cursor = self.watchdog.head
             if held:
                 self.apply(held)
 
