@@ -466,15 +466,23 @@ async def test_a_snapshot_made_with_other_rules_is_discarded_not_trusted(
     await third.stop()
 
 
-async def test_an_unreadable_snapshot_is_rebuilt_from_the_log(
-    start: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE snapshot SET state = x'8004deadbeef'",  # unreadable
+        "UPDATE snapshot SET chain = 'ab12'",  # made from another log
+        "UPDATE snapshot SET cursor = 7",  # past the log's head
+    ],
+)
+async def test_a_snapshot_that_cannot_be_trusted_is_rebuilt_from_the_log(
+    start: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch, edit: str
 ) -> None:
     first = await start()
     await first.project("ROAD-1")
     await first.publish("ROAD-1", "award")
     await first.stop()
     with contextlib.closing(compliance_db(first)) as db:
-        db.execute("UPDATE snapshot SET state = x'8004deadbeef'")
+        db.execute(edit)
     seen = pages_read(monkeypatch)
     second = await start()
     assert second.compliance is not None and seen[0] == 0

@@ -104,6 +104,8 @@ class ComplianceRecord:
         return None
 
     async def _check_snapshot(self, log_reader: LogReader, stored: Snapshot) -> str | None:
+        if stored.chain != await logread.chain_at(log_reader, stored.cursor):
+            return f"{self.name}: snapshot at seq {stored.cursor} was made from another log"
         kept = self._fresh()
         try:
             snapshot.load(kept, stored.state)
@@ -136,11 +138,12 @@ class ComplianceRecord:
             now = self.clock.now()
             changes += dog.fire(now)
             state = snapshot.dump(dog)
+            chain = await logread.chain_at(log_reader, dog.head)
             await self.store.clear()
             await self.store.save(
                 {w.id: w for w in changes}.values(),
                 Progress(dog.head, now),
-                Snapshot(dog.head, self.compliance.fingerprint, state),
+                Snapshot(dog.head, self.compliance.fingerprint, chain, state),
             )
         finally:
             await self.store.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiosqlite
+import orjson
 
 from server.compliance.watchdog import Alert, Fact, Watchdog
 from server.core.projection import LogReader
@@ -106,6 +107,17 @@ async def replay(watchdog: Watchdog, log: LogReader, until: int | None = None) -
             following.cancel()  # a failed replay leaves no read behind
             await asyncio.gather(following, return_exceptions=True)
     return changes
+
+
+async def chain_at(log: LogReader, seq: int) -> str:
+    """The hash of event `seq` ("" for 0 or an event the log does not hold):
+    ties a snapshot to the log it was made from."""
+    if seq <= 0:
+        return ""
+    events = await log.events_since(seq - 1, None, 1)
+    if not events or events[0].seq != seq:
+        return ""
+    return str(orjson.loads(events[0].json).get("hash", ""))
 
 
 def check(watchdog: Watchdog, seq: int, fact: Callable[[], Fact]) -> list[Alert]:

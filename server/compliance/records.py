@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     cursor      INTEGER NOT NULL,   -- the last seq folded into `state`
     fingerprint TEXT NOT NULL,      -- snapshot.fingerprint of what made it
+    chain       TEXT NOT NULL,      -- the hash of event `cursor`: of this log, not another
     taken_at    TEXT NOT NULL,
     state       BLOB NOT NULL
 );
@@ -59,9 +60,9 @@ INSERT INTO progress (id, cursor, fired_until) VALUES (1, ?, ?)
 ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, fired_until = excluded.fired_until
 """
 SNAPSHOT = """
-INSERT INTO snapshot (id, cursor, fingerprint, taken_at, state) VALUES (1, ?, ?, ?, ?)
+INSERT INTO snapshot (id, cursor, fingerprint, chain, taken_at, state) VALUES (1, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, fingerprint = excluded.fingerprint,
-    taken_at = excluded.taken_at, state = excluded.state
+    chain = excluded.chain, taken_at = excluded.taken_at, state = excluded.state
 """
 UPSERT = """
 INSERT INTO warnings (id, project, agency, category, level, created_at, resolved_at, doc)
@@ -82,6 +83,7 @@ class Progress:
 class Snapshot:
     cursor: int
     fingerprint: str
+    chain: str
     state: bytes
 
 
@@ -107,7 +109,14 @@ class WarningStore(SideFile):
             if snapshot is not None:
                 taken_at = (progress.fired_until if progress else datetime.now(UTC)).isoformat()
                 await self.db.execute(
-                    SNAPSHOT, (snapshot.cursor, snapshot.fingerprint, taken_at, snapshot.state)
+                    SNAPSHOT,
+                    (
+                        snapshot.cursor,
+                        snapshot.fingerprint,
+                        snapshot.chain,
+                        taken_at,
+                        snapshot.state,
+                    ),
                 )
 
     async def progress(self) -> Progress | None:
@@ -117,10 +126,11 @@ class WarningStore(SideFile):
         return Progress(int(rows[0][0]), datetime.fromisoformat(rows[0][1]))
 
     async def snapshot(self) -> Snapshot | None:
-        rows = await self.rows("SELECT cursor, fingerprint, state FROM snapshot")
+        rows = await self.rows("SELECT cursor, fingerprint, chain, state FROM snapshot")
         if not rows:
             return None
-        return Snapshot(int(rows[0][0]), str(rows[0][1]), bytes(rows[0][2]))
+        cursor, fingerprint, chain, state = rows[0]
+        return Snapshot(int(cursor), str(fingerprint), str(chain), bytes(state))
 
     async def clear(self) -> None:
         """Forget everything (a rebuild from the log starts from nothing)."""

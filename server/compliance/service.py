@@ -84,6 +84,7 @@ class Compliance:
         self._held: list[StoredEvent] = []  # arrived while a snapshot was being taken
         self._freezing = False
         self._follower: Follower | None = None
+        self._log: LogReader | None = None  # once open
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
@@ -138,6 +139,7 @@ class Compliance:
     async def open(self, store: LogReader, bus: Bus) -> None:
         """Start from the snapshot (or from nothing), catch up with the log,
         then follow the bus and start the timers."""
+        self._log = store
         await self.warnings.open()
         try:
             await self._start(store)
@@ -179,6 +181,7 @@ class Compliance:
             stored is not None
             and stored.fingerprint == self.fingerprint
             and stored.cursor <= store.head
+            and stored.chain == await logread.chain_at(store, stored.cursor)
         ):
             try:
                 gc.disable()  # only long-lived objects: no point in scanning them
@@ -192,7 +195,7 @@ class Compliance:
                 log.exception("compliance: the snapshot could not be read; rebuilding from the log")
                 self._reset()
         elif stored is not None:
-            log.info("compliance: the snapshot was made with other rules or code; discarded")
+            log.info("compliance: the snapshot was made with other rules, code or log; discarded")
         loaded = asyncio.get_running_loop().time()
         changes = await logread.replay(self.watchdog, store)
         self.cursor = self.watchdog.head
@@ -267,13 +270,15 @@ class Compliance:
         self._freezing = True
         try:
             cursor = self.watchdog.head
+            assert self._log is not None, "not open"
+            chain = await logread.chain_at(self._log, cursor)
             blob = await asyncio.to_thread(snapshot.dump, self.watchdog)
             batch, self._pending = self._pending, []
             try:
                 await self.warnings.save(
                     batch,
                     Progress(cursor, self.fired_until),
-                    Snapshot(cursor, self.fingerprint, blob),
+                    Snapshot(cursor, self.fingerprint, chain, blob),
                 )
             except BaseException:
                 self._pending[:0] = batch
