@@ -79,6 +79,7 @@ class Compliance:
         # The last seq applied (`watchdog.head`); while a snapshot is taken, the last one held.
         self.cursor = 0
         self.snapshot_cursor = 0  # the cursor of the stored snapshot
+        self._snapshot_base = 0  # the next is due this many events after it (failures too)
         self.fired_until: datetime = clock.now()  # timers due by then have fired
         self._pending: list[Alert] = []  # to be stored
         self._held: list[StoredEvent] = []  # arrived while a snapshot was being taken
@@ -130,7 +131,7 @@ class Compliance:
         self._emit(changes)
         if (
             self.snapshot_events
-            and self.watchdog.head - self.snapshot_cursor >= self.snapshot_events
+            and self.watchdog.head - self._snapshot_base >= self.snapshot_events
         ):
             self._wake.set()  # the ticker takes it
 
@@ -189,7 +190,7 @@ class Compliance:
                     snapshot.load(self.watchdog, stored.state)
                 finally:
                     gc.enable()
-                self.snapshot_cursor = stored.cursor
+                self.snapshot_cursor = self._snapshot_base = stored.cursor
                 source = f"the snapshot at {stored.cursor} and the log after it"
             except Exception:
                 log.exception("compliance: the snapshot could not be read; rebuilding from the log")
@@ -223,7 +224,7 @@ class Compliance:
             lead_workdays=self.watchdog.lead,
         )
         self.watchdog.restore(fresh.state())
-        self.snapshot_cursor = 0
+        self.snapshot_cursor = self._snapshot_base = 0
 
     # --- timers, storing, snapshots and handing on ---------------------------------
 
@@ -234,7 +235,7 @@ class Compliance:
             self.fired_until = now
             if (
                 self.snapshot_events
-                and self.watchdog.head - self.snapshot_cursor >= self.snapshot_events
+                and self.watchdog.head - self._snapshot_base >= self.snapshot_events
             ):
                 await self._snapshot()
             else:
@@ -283,12 +284,10 @@ class Compliance:
             except BaseException:
                 self._pending[:0] = batch
                 raise
-            self.snapshot_cursor = cursor
+            self.snapshot_cursor = self._snapshot_base = cursor
         except Exception:
             log.exception("compliance: taking a snapshot failed; the next start replays more")
-            # Not again at every tick: after as many events again. (The stored
-            # snapshot is older; a start reads its own cursor from the file.)
-            self.snapshot_cursor = self.watchdog.head
+            self._snapshot_base = self.watchdog.head  # not again at every tick
         finally:
             self._freezing = False
             held, self._held = self._held, []
