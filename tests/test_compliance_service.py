@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -518,15 +517,16 @@ async def test_events_that_arrive_while_a_snapshot_is_pickled_are_applied_after(
     await server.project("ROAD-2")
     await server.publish("ROAD-2", "candidates")
     server.clock.advance(timedelta(days=1))
-    # The pickling (in its thread) waits until the test has delivered an event.
-    delivered = threading.Event()
-    dump = snapshot.dump
+    # The pickling (a step at a time) goes on until the test has delivered an event.
+    delivered = asyncio.Event()
+    dumping = snapshot.dumping
 
-    def slow_dump(watchdog: Any) -> bytes:
-        assert delivered.wait(5)
-        return dump(watchdog)
+    def slow_dumping(watchdog: Any) -> Generator[None, None, bytes]:
+        while not delivered.is_set():
+            yield
+        return (yield from dumping(watchdog))
 
-    monkeypatch.setattr(snapshot, "dump", slow_dump)
+    monkeypatch.setattr(snapshot, "dumping", slow_dumping)
     taking = asyncio.ensure_future(compliance._snapshot())
     await asyncio.sleep(0.05)
     assert compliance._freezing

@@ -13,11 +13,13 @@ periodic sweep of every project: one task sleeps until the earliest deadline
 within about a second of becoming true.
 
 The state is snapshotted, with its cursor and the warnings so far, every
-`compliance_snapshot_events` events and at shutdown. The pickling runs in a
-thread: meanwhile the state must not change, so the timer task (which takes
-the snapshot) does not fire, and events the bus brings are held and applied
-right after. A warning is the same object before and after a snapshot, its
-id made of what caused it: stored once, restarts included.
+`compliance_snapshot_events` events and at shutdown. It is pickled a chunk of
+projects at a time, the event loop running in between (the streams must not
+wait for a million events' worth of state); meanwhile the state must not
+change, so the timer task (which takes the snapshot) does not fire, and
+events the bus brings are held and applied right after. A warning is the
+same object before and after a snapshot, its id made of what caused it:
+stored once, restarts included.
 """
 
 from __future__ import annotations
@@ -273,7 +275,14 @@ class Compliance:
             cursor = self.watchdog.head
             assert self._log is not None, "not open"
             chain = await logread.chain_at(self._log, cursor)
-            blob = await asyncio.to_thread(snapshot.dump, self.watchdog)
+            steps = snapshot.dumping(self.watchdog)
+            while True:  # a chunk at a time, letting the streams run in between
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    blob: bytes = done.value
+                    break
+                await asyncio.sleep(0)
             batch, self._pending = self._pending, []
             try:
                 await self.warnings.save(

@@ -17,16 +17,18 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from server.compliance import watchdog as watchdog_module
 from server.compliance.rules import Rule, Rules
 from server.compliance.watchdog import NO_DATA, Watchdog
 
-FORMAT = 1  # raise when the pickled state's shape changes
+FORMAT = 2  # raise when the pickled state's shape changes
 CODE = (Path(watchdog_module.__file__), Path(__file__))  # the code that makes and reads the state
+CHUNK = 1000  # projects pickled per step: a few milliseconds of the event loop each
 
 
 def fingerprint(data_files: Iterable[Path], lead_workdays: int) -> str:
@@ -37,39 +39,84 @@ def fingerprint(data_files: Iterable[Path], lead_workdays: int) -> str:
     return digest.hexdigest()
 
 
-def dump(watchdog: Watchdog) -> bytes:
-    """The watchdog's state. Nothing may change it meanwhile (it may run in a thread)."""
+def dumping(watchdog: Watchdog) -> Generator[None, None, bytes]:
+    """Pickle the watchdog's state a chunk of projects at a time, yielding
+    between chunks so that the caller can let the event loop run; returns
+    the bytes. Nothing may change the state until it has returned.
+
+    One pickler for the whole stream: its memo spans the chunks, so a
+    deadline shared by a project and the timer heap stays one object.
+    """
+    head, projects, timers, counter, tallies = watchdog.state()
     buffer = io.BytesIO()
-    _Pickler(buffer).dump(watchdog.state())
+    pickler = _Pickler(buffer)
+    items = list(projects.items())
+    pickler.dump((FORMAT, head, counter, len(items)))
+    for start in range(0, len(items), CHUNK):
+        pickler.dump(items[start : start + CHUNK])
+        yield
+    pickler.dump(timers)
+    pickler.dump(tallies)
     return buffer.getvalue()
 
 
+def dump(watchdog: Watchdog) -> bytes:
+    """`dumping` in one go (verify, rebuild, tests)."""
+    steps = dumping(watchdog)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return bytes(done.value)
+
+
 def load(watchdog: Watchdog, blob: bytes) -> None:
-    """Restore a state made by `dump` with the same fingerprint."""
-    watchdog.restore(_Unpickler(io.BytesIO(blob), watchdog.rules).load())
+    """Restore a state made by `dumping` with the same fingerprint."""
+    global _loading
+    _loading = watchdog.rules
+    try:
+        unpickler = pickle.Unpickler(io.BytesIO(blob))
+        form, head, counter, count = unpickler.load()
+        if form != FORMAT:
+            raise pickle.UnpicklingError(f"snapshot format {form}, not {FORMAT}")
+        projects: dict[str, Any] = {}
+        while len(projects) < count:
+            projects.update(unpickler.load())
+        timers = unpickler.load()
+        tallies = unpickler.load()
+    finally:
+        _loading = None
+    watchdog.restore((head, projects, timers, counter, tallies))
+
+
+# Rules are pickled as their id and brought back from today's rules (a start
+# loads one snapshot at a time, on the event loop's thread). The shared empty
+# data mapping stays shared. Both through the pickler's dispatch table: a
+# per-type lookup in C, no Python call for every other object.
+_loading: Rules | None = None
+
+
+def _rule(rule_id: str) -> Rule:
+    if _loading is None or rule_id not in _loading:
+        raise pickle.UnpicklingError(f"the snapshot refers to an unknown rule {rule_id!r}")
+    return _loading[rule_id]
+
+
+def _no_data() -> Mapping[str, Any]:
+    return NO_DATA
+
+
+def _reduce_rule(rule: Rule) -> tuple[Any, ...]:
+    return (_rule, (rule.id,))
+
+
+def _reduce_proxy(mapping: MappingProxyType[str, Any]) -> tuple[Any, ...]:
+    if mapping is not NO_DATA:
+        raise pickle.PicklingError("only the shared empty data mapping is a proxy")
+    return (_no_data, ())
 
 
 class _Pickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def persistent_id(self, obj: Any) -> Any:
-        if isinstance(obj, Rule):
-            return ("rule", obj.id)
-        if obj is NO_DATA:  # a shared read-only mapping: not picklable, and kept shared
-            return ("no-data",)
-        return None
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, rules: Rules) -> None:
-        super().__init__(file)
-        self.rules = rules
-
-    def persistent_load(self, pid: Any) -> Any:
-        if pid == ("no-data",):
-            return NO_DATA
-        kind, rule_id = pid
-        if kind != "rule" or rule_id not in self.rules:
-            raise pickle.UnpicklingError(f"the snapshot refers to an unknown rule {rule_id!r}")
-        return self.rules[rule_id]
+        self.dispatch_table = {Rule: _reduce_rule, MappingProxyType: _reduce_proxy}
