@@ -79,6 +79,11 @@ class Rows:
         return list(await self._db.execute_fetchall(sql, params))
 
     @property
+    def direct(self) -> bool:
+        """Reading the log file itself (rows), not through the store (events)."""
+        return self._db is not None
+
+    @property
     def fact_of(self) -> Callable[[Any], Fact]:
         return self.watchdog.fact if self._db is None else self.watchdog.fact_of_row
 
@@ -100,8 +105,12 @@ async def replay(watchdog: Watchdog, log: LogReader, until: int | None = None) -
         try:
             while page := await following:
                 following = asyncio.ensure_future(rows.page(seq_of(page[-1]), until))
-                for item in page:
-                    changes += check(watchdog, seq_of(item), functools.partial(fact_of, item))
+                if rows.direct:  # rows: (seq, …); once per event, a million at a start
+                    for row in page:
+                        changes += check(watchdog, row[0], functools.partial(fact_of, row))
+                else:
+                    for event in page:
+                        changes += check(watchdog, event.seq, functools.partial(fact_of, event))
         finally:
             gc.enable()
             following.cancel()  # a failed replay leaves no read behind
