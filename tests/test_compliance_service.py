@@ -607,3 +607,24 @@ async def test_verify_names_a_snapshot_that_differs_from_the_log(
     )
     await record.rebuild(server.store)
     assert await record.check(server.store) is None
+
+
+def test_an_event_that_fails_to_check_is_skipped_and_the_page_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Dog:
+        def __init__(self) -> None:
+            self.head = 0
+            self.seen: list[int] = []
+
+        def observe(self, fact: int) -> list[Any]:
+            if fact == 2:
+                raise ValueError("a bug in a rule")
+            self.seen.append(fact)
+            self.head = fact
+            return [fact]
+
+    dog = Dog()
+    changes = logread._observe_page(dog, [1, 2, 3, 4], lambda x: x, lambda x: x)  # type: ignore[arg-type]
+    assert changes == [1, 3, 4] and dog.seen == [1, 3, 4] and dog.head == 4
+    assert "checking event 2 failed; it is skipped" in caplog.text

@@ -13,7 +13,6 @@ through the store's `events_since`, each event parsed.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -105,12 +104,7 @@ async def replay(watchdog: Watchdog, log: LogReader, until: int | None = None) -
         try:
             while page := await following:
                 following = asyncio.ensure_future(rows.page(seq_of(page[-1]), until))
-                if rows.direct:  # rows: (seq, …); once per event, a million at a start
-                    for row in page:
-                        changes += check(watchdog, row[0], functools.partial(fact_of, row))
-                else:
-                    for event in page:
-                        changes += check(watchdog, event.seq, functools.partial(fact_of, event))
+                changes += _observe_page(watchdog, page, fact_of, seq_of)
         finally:
             gc.enable()
             following.cancel()  # a failed replay leaves no read behind
@@ -127,6 +121,32 @@ async def chain_at(log: LogReader, seq: int) -> str:
     if not events or events[0].seq != seq:
         return ""
     return str(orjson.loads(events[0].json).get("hash", ""))
+
+
+def _observe_page(
+    watchdog: Watchdog,
+    page: list[Any],
+    fact_of: Callable[[Any], Fact],
+    seq_of: Callable[[Any], int],
+) -> list[Alert]:
+    """`check` for each event of a page, with one `try` for the page rather than
+    a call per event (a million at a start): an event that fails is logged and
+    skipped, and the page goes on after it."""
+    changes: list[Alert] = []
+    observe = watchdog.observe
+    at = 0  # the event being checked: after a failure, the one to skip
+    while at < len(page):
+        try:
+            for index in range(at, len(page)):
+                at = index
+                changes += observe(fact_of(page[index]))
+            return changes
+        except Exception:
+            seq = seq_of(page[at])
+            log.exception("compliance: checking event %d failed; it is skipped", seq)
+            watchdog.head = seq
+            at += 1
+    return changes
 
 
 def check(watchdog: Watchdog, seq: int, fact: Callable[[], Fact]) -> list[Alert]:
