@@ -10,6 +10,7 @@ that finds exactly what a running server found.
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from server.compliance import snapshot as snapshots
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.compliance.rules import RULES_FILE, Rules
 from server.compliance.watchdog import Alert, Fact, Level, Watchdog, iter_open
@@ -803,3 +805,58 @@ def test_an_at_least_period_anchored_at_occurred_counts_from_the_documents_issue
         deadline="2026-03-25T09:30:00+08:00",
     )
     assert ids(dog.observe(too_soon)) == [f"{NOTICE_DEADLINE}/Q/2-2/breach"]
+
+
+# --- snapshots: the state as bytes, without I/O -----------------------------------
+
+
+def test_a_restored_snapshot_goes_on_exactly_as_the_watchdog_it_was_taken_from() -> None:
+    history, dog = History(), watchdog()
+    before = [
+        history("P", "award", "2026-03-02T10:00"),
+        history("Q", "evaluation", "2026-03-04T10:00", occurred="2026-03-02T15:00"),
+        history("R", "objection", "2026-03-02T09:00", **GOV),
+        history("S", "notice", "2026-03-02T09:00"),  # no deadline: data_incomplete
+        history("T", "candidates", "2026-03-02T09:00"),
+    ]
+    for fact in before:
+        dog.observe(fact)
+    dog.fire(at("2026-03-05T12:00"))
+    copy = watchdog()
+    snapshots.load(copy, snapshots.dump(dog))
+    assert copy.head == dog.head and copy.tallies == dog.tallies
+    open_deadlines = {id(d) for d in iter_open(copy)}
+    assert all(id(entry[2]) in open_deadlines for entry in copy._timers)
+    after = [
+        history("T", "award", "2026-03-04T09:00"),  # publicity too short
+        history("R", "objection_reply", "2026-03-20T09:00", **GOV),  # late
+        history("S", "notice", "2026-03-06T09:00", deadline="2026-04-01T09:30:00+08:00"),
+        history("Q", "candidates", "2026-03-09T09:00"),
+    ]
+    for original_or_copy in (dog, copy):
+        changes = [w for fact in after for w in original_or_copy.observe(fact)]
+        changes += original_or_copy.fire(at("2026-05-01T00:00"))
+        if original_or_copy is dog:
+            expected = snapshot(changes)
+        else:
+            assert snapshot(changes) == expected
+    assert len(expected) >= 5  # resolutions, a too-short publicity, P's overdue contract
+    assert dog.deadlines("P", at("2026-05-01T00:00")) == copy.deadlines("P", at("2026-05-01T00:00"))
+    assert dog.scorecard() == copy.scorecard()
+
+
+def test_a_snapshot_names_rules_by_id_and_refuses_one_it_does_not_know(tmp_path: Path) -> None:
+    history, dog = History(), watchdog()
+    dog.observe(history("P", "award", "2026-03-02T10:00"))
+    blob = snapshots.dump(dog)
+    copy = watchdog()
+    snapshots.load(copy, blob)
+    [deadline] = iter_open(copy)
+    assert deadline.rule is RULES[AWARD_CONTRACT]  # today's rule, not a copy
+    fewer = tmp_path / "rules.toml"
+    text = RULES_FILE.read_text("utf-8")
+    start = text.index('[[rule]]\nid = "construction.award-contract"')
+    end = text.index("[[rule]]", start + 1)
+    fewer.write_text(text[:start] + text[end:], "utf-8")
+    with pytest.raises(pickle.UnpicklingError, match="unknown rule"):
+        snapshots.load(watchdog(Rules.load(fewer, DOMAIN)), blob)

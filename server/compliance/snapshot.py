@@ -15,6 +15,7 @@ restored deadline and a new one share the same `Rule`.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 import pickle
 from collections.abc import Generator, Iterable, Mapping
@@ -26,7 +27,7 @@ from server.compliance import watchdog as watchdog_module
 from server.compliance.rules import Rule, Rules
 from server.compliance.watchdog import NO_DATA, Watchdog
 
-FORMAT = 2  # raise when the pickled state's shape changes
+FORMAT = 3  # raise when the pickled state's shape changes
 CODE = (Path(watchdog_module.__file__), Path(__file__))  # the code that makes and reads the state
 CHUNK = 250  # projects pickled per step: about 10 ms of the event loop each (1M events)
 
@@ -44,19 +45,29 @@ def dumping(watchdog: Watchdog) -> Generator[None, None, bytes]:
     between chunks so that the caller can let the event loop run; returns
     the bytes. Nothing may change the state until it has returned.
 
-    One pickler for the whole stream: its memo spans the chunks, so a
-    deadline shared by a project and the timer heap stays one object.
+    Each chunk is a pickle of its own (a small memo: one for the whole state
+    grows to millions of entries, and each time it doubles the loop stalls).
+    A project's objects all lie within it; the timer heap, the one thing that
+    points across projects, is written as (project, rule, position) of each
+    open deadline (a closed deadline's timers would never fire: left out).
     """
     head, projects, timers, counter, tallies = watchdog.state()
+    where: dict[int, tuple[str, str, int]] = {}
+    for project in projects.values():
+        for rule_id, deadlines in project.open.items():
+            for index, deadline in enumerate(deadlines):
+                where[id(deadline)] = (project.id, rule_id, index)
+    pending = [
+        (at, order, *where[id(deadline)], level)
+        for at, order, deadline, level in timers
+        if not deadline.closed and id(deadline) in where
+    ]
     buffer = io.BytesIO()
-    pickler = _Pickler(buffer)
-    items = list(projects.items())
-    pickler.dump((FORMAT, head, counter, len(items)))
+    items = list(projects.values())
+    _Pickler(buffer).dump((FORMAT, head, counter, len(items), pending, tallies))
     for start in range(0, len(items), CHUNK):
-        pickler.dump(items[start : start + CHUNK])
+        _Pickler(buffer).dump(items[start : start + CHUNK])
         yield
-    pickler.dump(timers)
-    pickler.dump(tallies)
     return buffer.getvalue()
 
 
@@ -75,17 +86,21 @@ def load(watchdog: Watchdog, blob: bytes) -> None:
     global _loading
     _loading = watchdog.rules
     try:
-        unpickler = pickle.Unpickler(io.BytesIO(blob))
-        form, head, counter, count = unpickler.load()
+        stream = io.BytesIO(blob)
+        form, head, counter, count, pending, tallies = pickle.Unpickler(stream).load()
         if form != FORMAT:
             raise pickle.UnpicklingError(f"snapshot format {form}, not {FORMAT}")
         projects: dict[str, Any] = {}
         while len(projects) < count:
-            projects.update(unpickler.load())
-        timers = unpickler.load()
-        tallies = unpickler.load()
+            for project in pickle.Unpickler(stream).load():
+                projects[project.id] = project
     finally:
         _loading = None
+    timers = [
+        (at, order, projects[project_id].open[rule_id][index], level)
+        for at, order, project_id, rule_id, index, level in pending
+    ]
+    heapq.heapify(timers)
     watchdog.restore((head, projects, timers, counter, tallies))
 
 
