@@ -52,6 +52,8 @@ def dumping(watchdog: Watchdog) -> Generator[None, None, bytes]:
     open deadline (a closed deadline's timers would never fire: left out).
     """
     head, projects, timers, counter, tallies = watchdog.state()
+    items = list(projects.values())
+    yield
     where: dict[int, tuple[str, str, int]] = {}
     for project in projects.values():
         for rule_id, deadlines in project.open.items():
@@ -62,9 +64,10 @@ def dumping(watchdog: Watchdog) -> Generator[None, None, bytes]:
         for at, order, deadline, level in timers
         if not deadline.closed and id(deadline) in where
     ]
+    yield
     buffer = io.BytesIO()
-    items = list(projects.values())
     _Pickler(buffer).dump((FORMAT, head, counter, len(items), pending, tallies))
+    yield
     for start in range(0, len(items), CHUNK):
         _Pickler(buffer).dump(items[start : start + CHUNK])
         yield
