@@ -26,6 +26,7 @@ from server.bus import open_bus
 from server.compliance.service import Compliance
 from server.core.clock import Clock
 from server.core.errors import ApiError
+from server.core.frames import warning_frame
 from server.demo import load_demo
 from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
@@ -87,7 +88,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         hub=hub,
         auth=auth,
         limiter=ConnectionLimiter(settings.max_connections_per_address),
-        compliance=Compliance.load(settings, domain, clock, hub.warn),
+        compliance=Compliance.load(
+            settings, domain, clock, lambda warning: hub.warn(warning_frame(warning))
+        ),
         revocations=RevocationWatch(store, auth),
     )
 

@@ -22,14 +22,15 @@ from server.backup import BackupError
 from server.backup.files import is_postgres, log_path
 from server.backup.make import TargetNotEmpty, make_backup
 from server.backup.restore import restore_backup
-from server.compliance.warnings import WARNINGS_FILE
+from server.compliance.derived import ComplianceRecord
+from server.compliance.records import WARNINGS_FILE
 from server.core.clock import Clock
 from server.core.datafile import DataFileError
 from server.core.logs import configure_logging, uvicorn_log_config
 from server.core.projection import DerivedRecord
 from server.core.topics import CODE
 from server.datalock import DataDirBusy, lock_data_dir, unlock_data_dir
-from server.domain import DomainFileError
+from server.domain import Domain, DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
 from server.migrations import MigrationError
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
@@ -358,9 +359,8 @@ async def open_records(settings: Settings) -> AsyncIterator[list[DerivedRecord]]
     queue = PushQueue(settings.data_dir / QUEUE_FILE)
     await queue.open()
     try:
-        # The projects record and the compliance record join this list as
-        # DerivedRecords of their own.
-        yield [PushRecord(queue)]
+        compliance = ComplianceRecord.load(settings, Domain.load(), Clock(settings.timezone))
+        yield [compliance, PushRecord(queue)]
     finally:
         await queue.close()
 

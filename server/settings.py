@@ -57,6 +57,7 @@ class Settings:
     sqlite_synchronous: str
     # Compliance: warn this many working days before a statutory deadline (0: only breaches)
     warn_lead_workdays: int
+    compliance_snapshot_events: int
     # Staff-edited data files; None: the ones shipped in server/data/
     rules_file: Path | None
     catalog_file: Path | None
@@ -109,6 +110,7 @@ class Settings:
             ws_ping_interval=float(whole(env, "SUNBID_WS_PING_SECONDS", 20, 1)),
             sqlite_synchronous=synchronous,
             warn_lead_workdays=whole(env, "SUNBID_WARN_LEAD_WORKDAYS", 1, 0),
+            compliance_snapshot_events=whole(env, "SUNBID_COMPLIANCE_SNAPSHOT_EVENTS", 50_000, 0),
             rules_file=read.path(env, "SUNBID_RULES_FILE"),
             catalog_file=read.path(env, "SUNBID_CATALOG_FILE"),
             workdays_file=read.path(env, "SUNBID_WORKDAYS_FILE"),

@@ -5,12 +5,13 @@ table, editable by staff, and refused with a precise message when malformed.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from server.compliance.catalog import CATALOG_FILE, Catalog, CatalogFileError
-from server.compliance.rules import RULES_FILE, Kind, RuleFileError, Rules
+from server.compliance.rules import RULES_FILE, Anchor, Kind, RuleFileError, Rules
 from server.domain import Domain
 
 DOMAIN = Domain.load()
@@ -159,6 +160,11 @@ BAD_RULES = [
         rule_text(id='"all.any"', category='"all"', trigger='"*.occurred_at"', target='"penalty"'),
         "'all.any': target",  # * on one side only
     ),
+    (rule_text(anchor='"received"'), "'construction.award-contract': anchor"),
+    (
+        rule_text(trigger='"contract.data.signed_at"', target='"contract"', anchor='"occurred"'),
+        "'construction.award-contract': anchor",  # a data time names its own moment
+    ),
     (rule_text() + rule_text(), "rule #2 'construction.award-contract': id"),  # duplicate
     ("[rules]\nid = 1\n", "rules: unknown key"),
     ("rule = 1\n", "rule: write each entry"),
@@ -181,6 +187,43 @@ def test_the_minimal_valid_rule_loads(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
     path.write_text(rule_text(), "utf-8")
     assert len(Rules.load(path, DOMAIN)) == 1
+
+
+def test_the_anchor_defaults_to_publication_and_moves_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(rule_text(), "utf-8")
+    [rule] = Rules.load(path, DOMAIN)
+    assert rule.anchor is Anchor.PUBLISHED and rule.start == rule.trigger
+    assert rule.to_json()["anchor"] == "published"
+    path.write_text(rule_text(anchor='"occurred"'), "utf-8")
+    [rule] = Rules.load(path, DOMAIN)
+    assert (str(rule.trigger), str(rule.start)) == ("award", "award.occurred_at")
+    assert rule.to_json()["anchor"] == "occurred"
+
+
+def test_every_shipped_rule_on_a_stage_states_its_anchor_with_the_statute() -> None:
+    """The anchor is a legal reading: no shipped rule may leave it to the default."""
+    raw = tomllib.loads(RULES_FILE.read_text("utf-8"))["rule"]
+    text = RULES_FILE.read_text("utf-8")
+    for entry in raw:
+        rule = RULES[entry["id"]]
+        if rule.trigger.field != "published_at" or rule.trigger.stage == "*":
+            assert "anchor" not in entry and rule.anchor is None, rule.id
+            assert rule.to_json()["anchor"] is None
+            continue
+        assert entry.get("anchor") in ("occurred", "published"), rule.id
+        # the comment just above the anchor line gives the reason
+        block = text[text.index(f'id = "{rule.id}"') :]
+        before = block[: block.index("\nanchor = ")]
+        assert before.splitlines()[-1].startswith("# "), rule.id
+    # the moments the issue names are anchored where the law counts
+    for rule_id in (
+        "construction.evaluation-candidates",
+        "construction.award-contract",
+        "construction.complaint-decision",
+        "gov_procurement.award-contract",
+    ):
+        assert RULES[rule_id].anchor is Anchor.OCCURRED, rule_id
 
 
 # --- the catalogue -------------------------------------------------------------

@@ -5,8 +5,10 @@ frozen clock moved by the test, the timer task, broadcasting and restarts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,12 @@ import orjson
 import pytest
 
 from server.bus import open_bus
+from server.compliance import logread, snapshot
+from server.compliance.derived import ComplianceRecord
+from server.compliance.rules import RULES_FILE
 from server.compliance.service import MAX_SLEEP, Compliance
 from server.core.clock import FrozenClock
-from server.core.frames import Message
+from server.core.frames import warning_frame
 from server.demo import load_demo
 from server.domain import Domain
 from server.settings import Settings
@@ -36,19 +41,21 @@ APPROACHING = "construction.award-contract/ROAD-1/1/approaching"
 class Server:
     """One 'process': the event log and the compliance service over a data directory."""
 
-    def __init__(self, data_dir: Path, clock: FrozenClock) -> None:
+    def __init__(self, data_dir: Path, clock: FrozenClock, **env: str) -> None:
         self.data_dir = data_dir
         self.clock = clock
+        self.env = env
         self.sent: list[dict[str, Any]] = []
         self.store: EventStore | None = None
         self.compliance: Compliance | None = None
 
-    def _broadcast(self, message: Message) -> None:
+    def _broadcast(self, warning: dict[str, Any]) -> None:
+        message = warning_frame(warning)  # as the app hands it to the hub
         assert message["type"] == "websocket.send"
         self.sent.append(orjson.loads(message["text"]))
 
     async def start(self) -> Server:
-        settings = Settings.from_env({"SUNBID_DATA_DIR": str(self.data_dir)})
+        settings = Settings.from_env({"SUNBID_DATA_DIR": str(self.data_dir), **self.env})
         self.store = open_store(settings.database_url, self.clock)
         await self.store.open()
         bus = open_bus("memory://")
@@ -106,13 +113,13 @@ class Server:
 
 
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Server]]]:
+async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Server]]]:
     """Start 'processes' on one data directory and one clock; all stopped afterwards."""
     clock = FrozenClock(TZ, START)
     started: list[Server] = []
 
-    async def start() -> Server:
-        server = await Server(tmp_path / "data", clock).start()
+    async def start(**env: str) -> Server:
+        server = await Server(tmp_path / "data", clock, **env).start()
         started.append(server)
         return server
 
@@ -339,7 +346,8 @@ async def test_a_rebuild_reads_the_same_facts_as_live_checking(
     assert server.store is not None and server.compliance is not None
     dog = server.compliance.watchdog
     events = await server.store.events_since(0, None, 100)
-    rows = await server.store.event_times_since(0, dog.data_keys, 100)
+    async with logread.Rows(dog, server.store).opened() as reader:
+        rows = await reader.page(0, None, 100)
     assert [row[0] for row in rows] == [event.seq for event in events]
     for event, row in zip(events, rows, strict=True):
         live, rebuilt = dog.fact(event), dog.fact_of_row(row)
@@ -357,3 +365,266 @@ async def test_a_rebuild_reads_the_same_facts_as_live_checking(
             # SQLite hands an object back as its JSON text; scalars as they are.
             assert (orjson.loads(got) if isinstance(value, dict) else got) == value, (key, got)
         assert set(live.data) <= set(rebuilt.data)
+
+
+# --- snapshots -------------------------------------------------------------------
+
+
+def pages_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The `since` of every page the watchdog reads from the log."""
+    seen: list[int] = []
+    original = logread.Rows.page
+
+    async def page(self: logread.Rows, since: int, until: int | None, limit: int = 100) -> Any:
+        seen.append(since)
+        return await original(self, since, until, limit)
+
+    monkeypatch.setattr(logread.Rows, "page", page)
+    return seen
+
+
+async def publish_while_down(server: Server, project_id: str, stage: str) -> None:
+    """An event committed while no watchdog runs (the log only)."""
+    down = Server(server.data_dir, server.clock)
+    settings = Settings.from_env({"SUNBID_DATA_DIR": str(server.data_dir)})
+    down.store = open_store(settings.database_url, server.clock)
+    await down.store.open()
+    try:
+        await down.publish(project_id, stage)
+    finally:
+        await down.store.close()
+
+
+def compliance_db(server: Server) -> sqlite3.Connection:
+    return sqlite3.connect(server.data_dir / "compliance.db", isolation_level=None)
+
+
+def stored_snapshot(server: Server) -> tuple[int, bytes] | None:
+    with contextlib.closing(compliance_db(server)) as db:
+        row = db.execute("SELECT cursor, state FROM snapshot").fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+async def test_a_restart_loads_the_shutdown_snapshot_and_replays_only_the_tail(
+    start: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await start()
+    await first.project("ROAD-1")
+    await first.project("ROAD-2")
+    await first.publish("ROAD-1", "award")
+    await first.stop()
+    assert (stored_snapshot(first) or (0,))[0] == 1, "taken at shutdown, at the head"
+    await publish_while_down(first, "ROAD-2", "award")
+
+    seen = pages_read(monkeypatch)
+    second = await start()
+    assert second.compliance is not None
+    assert seen[0] == 1, "read from the snapshot's cursor on, not from the start"
+    assert second.compliance.cursor == second.compliance.watchdog.head == 2
+    for project in ("ROAD-1", "ROAD-2"):  # one from the snapshot, one from the tail
+        [deadline] = second.compliance.watchdog.deadlines(project, second.clock.now())
+        assert deadline["rule"] == "construction.award-contract"
+    # Both deadlines pass: one warning each, stored once, as a server that never
+    # stopped would have it.
+    second.clock.advance(timedelta(days=45))
+    await wait_for(
+        lambda: _count(second, 4), MAX_SLEEP + 0.5, "both deadlines' warnings are stored"
+    )
+    await second.stop()
+    third = await start()
+    assert len(await third.stored()) == 4 and third.sent == []
+
+
+async def _count(server: Server, n: int) -> bool:
+    return len(await server.stored()) == n
+
+
+async def test_a_snapshot_made_with_other_rules_is_discarded_not_trusted(
+    start: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = await start()
+    await first.project("ROAD-1")
+    await first.publish("ROAD-1", "award")
+    await first.stop()
+    edited = tmp_path / "rules.toml"
+    text = RULES_FILE.read_text("utf-8")
+    rule = text.index('id = "construction.award-contract"')
+    amount = text.index("amount = 30", rule)
+    edited.write_text(text[:amount] + "amount = 10" + text[amount + len("amount = 30") :])
+
+    seen = pages_read(monkeypatch)
+    second = await start(SUNBID_RULES_FILE=str(edited))
+    assert second.compliance is not None
+    assert seen[0] == 0, "rebuilt from the whole log"
+    [deadline] = second.compliance.watchdog.deadlines("ROAD-1", second.clock.now())
+    assert deadline["due"] == "2026-03-12T23:59:59.999+08:00"  # 10 日, the edited rule
+    await second.stop()
+    seen.clear()
+    third = await start(SUNBID_RULES_FILE=str(edited))
+    assert seen[0] == 1, "the snapshot made with these rules is used"
+    await third.stop()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE snapshot SET state = x'8004deadbeef'",  # unreadable
+        "UPDATE snapshot SET chain = 'ab12'",  # made from another log
+        "UPDATE snapshot SET cursor = 7",  # past the log's head
+    ],
+)
+async def test_a_snapshot_that_cannot_be_trusted_is_rebuilt_from_the_log(
+    start: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch, edit: str
+) -> None:
+    first = await start()
+    await first.project("ROAD-1")
+    await first.publish("ROAD-1", "award")
+    await first.stop()
+    with contextlib.closing(compliance_db(first)) as db:
+        db.execute(edit)
+    seen = pages_read(monkeypatch)
+    second = await start()
+    assert second.compliance is not None and seen[0] == 0
+    assert len(second.compliance.watchdog.deadlines("ROAD-1", second.clock.now())) == 1
+
+
+async def test_a_snapshot_is_taken_every_n_events_while_running(
+    start: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await start(SUNBID_COMPLIANCE_SNAPSHOT_EVENTS="3")
+    await server.project("ROAD-1")
+    await server.publish("ROAD-1", "notice", deadline="2026-04-01T09:30:00+08:00")
+    await server.publish("ROAD-1", "clarification")
+    assert stored_snapshot(server) is None
+    await server.publish("ROAD-1", "candidates")
+
+    async def taken() -> bool:
+        return (stored_snapshot(server) or (0,))[0] == 3
+
+    await wait_for(taken, MAX_SLEEP + 0.5, "a snapshot at the third event")
+    # Events keep flowing while and after it is taken.
+    server.clock.advance(timedelta(days=1))
+    await server.publish("ROAD-1", "award")
+    assert [w["rule"] for w in server.warnings_sent()] == ["construction.candidates-publicity"]
+
+
+async def test_events_that_arrive_while_a_snapshot_is_pickled_are_applied_after(
+    start: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await start()
+    assert server.compliance is not None
+    compliance = server.compliance
+    await server.project("ROAD-2")
+    await server.publish("ROAD-2", "candidates")
+    server.clock.advance(timedelta(days=1))
+    # The pickling (a step at a time) goes on until the test has delivered an event.
+    delivered = asyncio.Event()
+    dumping = snapshot.dumping
+
+    def slow_dumping(watchdog: Any) -> Generator[None, None, bytes]:
+        while not delivered.is_set():
+            yield
+        return (yield from dumping(watchdog))
+
+    monkeypatch.setattr(snapshot, "dumping", slow_dumping)
+    taking = asyncio.ensure_future(compliance._snapshot())
+    await asyncio.sleep(0.05)
+    assert compliance._freezing
+    award = await server.publish("ROAD-2", "award")
+    assert compliance.watchdog.head == 1 and compliance.cursor == 2  # held, not applied
+    assert server.sent == []
+    delivered.set()
+    await taking
+    assert compliance.watchdog.head == 2 and not compliance._freezing
+    [sent] = server.warnings_sent()
+    assert moment(sent["created_at"]) == moment(award["published_at"])
+    assert (stored_snapshot(server) or (0,))[0] == 1
+
+
+# --- verify and rebuild (DerivedRecord) ------------------------------------------------
+
+
+async def record_after_a_run(start: Callable[..., Awaitable[Server]]) -> tuple[Server, Any]:
+    """A stopped server whose warnings include an open breach, and its record."""
+    first = await start()
+    await first.project("ROAD-1")
+    await first.project("ROAD-2")
+    await first.publish("ROAD-1", "award")
+    await first.publish("ROAD-2", "candidates")
+    await first.publish("ROAD-2", "award")  # publicity too short
+    first.clock.advance(timedelta(days=45))  # both contracts overdue
+    await wait_for(lambda: _count(first, 5), MAX_SLEEP + 0.5, "five warnings stored")
+    await first.stop()
+    settings = Settings.from_env({"SUNBID_DATA_DIR": str(first.data_dir)})
+    first.store = open_store(settings.database_url, first.clock)
+    await first.store.open()
+    return first, ComplianceRecord.load(settings, DOMAIN, first.clock)
+
+
+async def test_verify_finds_the_record_equal_to_the_log_and_names_an_edited_warning(
+    start: Callable[..., Awaitable[Server]],
+) -> None:
+    server, record = await record_after_a_run(start)
+    assert server.store is not None
+    assert await record.check(server.store) is None
+    with contextlib.closing(compliance_db(server)) as db:
+        db.execute("UPDATE warnings SET level = 'approaching' WHERE id = ?", (BREACH,))
+    assert await record.check(server.store) == (
+        f"compliance: warning {BREACH} level 'approaching' != 'breach' (log)"
+    )
+    with contextlib.closing(compliance_db(server)) as db:
+        db.execute("DELETE FROM warnings WHERE id = ?", (BREACH,))
+    assert await record.check(server.store) == (
+        f"compliance: warning {BREACH} is missing; the log yields it"
+    )
+    await record.rebuild(server.store)
+    assert await record.check(server.store) is None
+    await server.stop()
+    again = await start()
+    assert BREACH in by_id(await again.stored()) and again.sent == []
+
+
+async def test_verify_names_a_snapshot_that_differs_from_the_log(
+    start: Callable[..., Awaitable[Server]],
+) -> None:
+    server, record = await record_after_a_run(start)
+    assert server.store is not None
+    cursor, blob = stored_snapshot(server) or (0, b"")
+    dog = record._fresh()
+    snapshot.load(dog, blob)
+    tally = next(iter(dog.tallies.values()))
+    tally.on_time += 1
+    with contextlib.closing(compliance_db(server)) as db:
+        db.execute("UPDATE snapshot SET state = ?", (snapshot.dump(dog),))
+    message = await record.check(server.store)
+    assert message is not None and message.startswith(
+        f"compliance: snapshot at seq {cursor}: tally "
+    ), message
+    with contextlib.closing(compliance_db(server)) as db:
+        db.execute("UPDATE snapshot SET cursor = 99")
+    assert await record.check(server.store) == (
+        "compliance: snapshot cursor 99 is past the warnings' cursor 3"
+    )
+    await record.rebuild(server.store)
+    assert await record.check(server.store) is None
+
+
+def test_an_event_that_fails_to_check_is_skipped_and_the_page_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Dog:
+        def __init__(self) -> None:
+            self.head = 0
+            self.seen: list[int] = []
+
+        def observe(self, fact: int) -> list[Any]:
+            if fact == 2:
+                raise ValueError("a bug in a rule")
+            self.seen.append(fact)
+            self.head = fact
+            return [fact]
+
+    dog = Dog()
+    changes = logread._observe_page(dog, [1, 2, 3, 4], lambda x: x, lambda x: x)  # type: ignore[arg-type]
+    assert changes == [1, 3, 4] and dog.seen == [1, 3, 4] and dog.head == 4
+    assert "checking event 2 failed; it is skipped" in caplog.text

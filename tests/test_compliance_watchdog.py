@@ -10,6 +10,7 @@ that finds exactly what a running server found.
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -18,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from server.compliance import snapshot as snapshots
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.compliance.rules import RULES_FILE, Rules
-from server.compliance.watchdog import Fact, Level, Warning, Watchdog, iter_open
+from server.compliance.watchdog import Alert, Fact, Level, Watchdog, iter_open
 from server.domain import Domain
 
 DOMAIN = Domain.load()
@@ -89,11 +91,11 @@ def watchdog(rules: Rules = RULES, lead: int = 1) -> Watchdog:
     return Watchdog(rules, CALENDAR, DOMAIN, lead_workdays=lead)
 
 
-def ids(warnings: Iterable[Warning]) -> list[str]:
+def ids(warnings: Iterable[Alert]) -> list[str]:
     return [w.id for w in warnings]
 
 
-def snapshot(warnings: Iterable[Warning]) -> dict[str, dict[str, Any]]:
+def snapshot(warnings: Iterable[Alert]) -> dict[str, dict[str, Any]]:
     """The last state of each warning, as it would be stored (by id)."""
     return {w.id: w.to_json() for w in warnings}
 
@@ -377,7 +379,7 @@ def test_gov_procurement_contract_published_late_is_a_breach_found_at_once() -> 
     assert dog.deadlines("G", at("2026-03-20T10:00")) == []
 
 
-def contract_without_signed_at() -> tuple[History, Watchdog, list[Warning]]:
+def contract_without_signed_at() -> tuple[History, Watchdog, list[Alert]]:
     history, dog = History(), watchdog()
     dog.observe(history("G", "award", "2026-03-02T10:00", **GOV))
     found = dog.observe(history("G", "contract", "2026-03-20T10:00", **GOV))
@@ -714,3 +716,147 @@ def test_a_breach_before_the_failure_stays_counted_late() -> None:
     assert breach.resolved_at == at("2026-03-09T10:00")
     card = totals(dog.scorecard(period="2026-03"), "YW-GGZY")
     assert card["open_breaches"] == 0 and card["late"] == 1
+
+
+# --- anchoring: where the statute counts from ---------------------------------------
+
+CANDIDATES = "construction.evaluation-candidates"
+
+
+def test_a_late_published_evaluation_does_not_grant_itself_more_days() -> None:
+    # §54: 3 日 from receipt of the report (the evaluation's occurred_at, Mon 2
+    # Mar): the last day is Thu 5 Mar, however late the evaluation is published.
+    history, dog = History(), watchdog()
+    evaluation = history("P", "evaluation", "2026-03-04T10:00", occurred="2026-03-02T15:00")
+    changes = dog.observe(evaluation)
+    [deadline] = [d for d in iter_open(dog) if d.rule.id == CANDIDATES]
+    assert deadline.due == end_of("2026-03-05")  # from publication: Mon 9 Mar
+    # The approaching moment (00:00 Wed 4 Mar) had passed when it was published:
+    # found with the event, dated by its publication.
+    assert ids(changes) == [f"{CANDIDATES}/P/1/approaching"]
+    assert changes[0].created_at == evaluation.published_at
+    candidates = history("P", "candidates", "2026-03-06T09:00")
+    changes = dog.observe(candidates)
+    assert sorted(ids(changes)) == [f"{CANDIDATES}/P/1/approaching", f"{CANDIDATES}/P/1/breach"]
+    assert all(w.resolved_at == candidates.published_at for w in changes)
+    breach = next(w for w in changes if w.level is Level.BREACH)
+    assert breach.created_at == end_of("2026-03-05") + US
+
+
+def test_a_trigger_published_after_its_period_ran_out_is_a_breach_at_once_and_once() -> None:
+    history, dog = History(), watchdog()
+    evaluation = history("P", "evaluation", "2026-03-10T10:00", occurred="2026-03-02T15:00")
+    changes = dog.observe(evaluation)
+    assert ids(changes) == [f"{CANDIDATES}/P/1/breach"]  # no approaching: too late for it
+    [breach] = changes
+    assert breach.created_at == evaluation.published_at and breach.resolved_at is None
+    assert breach.due == end_of("2026-03-05")
+    assert totals(dog.scorecard(period="2026-03"), "YW-GGZY")["open_breaches"] == 1
+    # No timer fires it again, now or later; the candidates resolve it.
+    assert dog.fire(at("2026-03-10T10:00")) == [] and dog.fire(at("2026-12-31T00:00")) == []
+    changes = dog.observe(history("P", "candidates", "2026-03-11T09:00"))
+    assert ids(changes) == [breach.id] and changes[0].resolved_at == at("2026-03-11T09:00")
+    # A rebuild from the same facts finds the same warning, created at the same moment.
+    again = watchdog()
+    found = [w for fact in history.facts for w in again.observe(fact)]
+    assert snapshot(found) == snapshot([breach])
+
+
+def test_without_occurred_at_the_period_counts_from_the_publication() -> None:
+    history, dog = History(), watchdog()
+    assert dog.observe(history("P", "evaluation", "2026-03-02T15:00")) == []
+    [deadline] = [d for d in iter_open(dog) if d.rule.id == CANDIDATES]
+    assert deadline.due == end_of("2026-03-05")
+
+
+def test_the_contract_period_counts_from_the_award_notice_sent() -> None:
+    # 法 §46: 30 日 from the notice sent (occurred Mon 2 Mar), not from its publication.
+    history, dog = History(), watchdog()
+    dog.observe(history("P", "award", "2026-03-20T10:00", occurred="2026-03-02T10:00"))
+    [deadline] = [d for d in iter_open(dog) if d.rule.id == AWARD_CONTRACT]
+    assert deadline.due == end_of("2026-04-01")
+
+
+def test_a_published_anchor_ignores_occurred_at() -> None:
+    # §54's publicity period is the publication itself: the candidates' occurred_at
+    # (the report's date, say) does not shorten it.
+    history, dog = History(), watchdog()
+    dog.observe(history("P", "candidates", "2026-03-10T10:00", occurred="2026-03-01T10:00"))
+    changes = dog.observe(history("P", "award", "2026-03-12T10:00"))
+    assert ids(changes) == [f"{PUBLICITY}/P/1-2/breach"]
+
+
+def test_an_at_least_period_anchored_at_occurred_counts_from_the_documents_issued() -> None:
+    # §24: 20 日 from the tender documents first issued (the notice's occurred_at).
+    history, dog = History(), watchdog()
+    late_notice = history(
+        "P",
+        "notice",
+        "2026-03-12T10:00",
+        occurred="2026-03-02T10:00",
+        deadline="2026-03-25T09:30:00+08:00",
+    )
+    assert dog.observe(late_notice) == []
+    too_soon = history(
+        "Q",
+        "notice",
+        "2026-03-12T10:00",
+        occurred="2026-03-12T10:00",
+        deadline="2026-03-25T09:30:00+08:00",
+    )
+    assert ids(dog.observe(too_soon)) == [f"{NOTICE_DEADLINE}/Q/2-2/breach"]
+
+
+# --- snapshots: the state as bytes, without I/O -----------------------------------
+
+
+def test_a_restored_snapshot_goes_on_exactly_as_the_watchdog_it_was_taken_from() -> None:
+    history, dog = History(), watchdog()
+    before = [
+        history("P", "award", "2026-03-02T10:00"),
+        history("Q", "evaluation", "2026-03-04T10:00", occurred="2026-03-02T15:00"),
+        history("R", "objection", "2026-03-02T09:00", **GOV),
+        history("S", "notice", "2026-03-02T09:00"),  # no deadline: data_incomplete
+        history("T", "candidates", "2026-03-02T09:00"),
+    ]
+    for fact in before:
+        dog.observe(fact)
+    dog.fire(at("2026-03-05T12:00"))
+    copy = watchdog()
+    snapshots.load(copy, snapshots.dump(dog))
+    assert copy.head == dog.head and copy.tallies == dog.tallies
+    open_deadlines = {id(d) for d in iter_open(copy)}
+    assert all(id(entry[2]) in open_deadlines for entry in copy._timers)
+    after = [
+        history("T", "award", "2026-03-04T09:00"),  # publicity too short
+        history("R", "objection_reply", "2026-03-20T09:00", **GOV),  # late
+        history("S", "notice", "2026-03-06T09:00", deadline="2026-04-01T09:30:00+08:00"),
+        history("Q", "candidates", "2026-03-09T09:00"),
+    ]
+    for original_or_copy in (dog, copy):
+        changes = [w for fact in after for w in original_or_copy.observe(fact)]
+        changes += original_or_copy.fire(at("2026-05-01T00:00"))
+        if original_or_copy is dog:
+            expected = snapshot(changes)
+        else:
+            assert snapshot(changes) == expected
+    assert len(expected) >= 5  # resolutions, a too-short publicity, P's overdue contract
+    assert dog.deadlines("P", at("2026-05-01T00:00")) == copy.deadlines("P", at("2026-05-01T00:00"))
+    assert dog.scorecard() == copy.scorecard()
+
+
+def test_a_snapshot_names_rules_by_id_and_refuses_one_it_does_not_know(tmp_path: Path) -> None:
+    history, dog = History(), watchdog()
+    dog.observe(history("P", "award", "2026-03-02T10:00"))
+    blob = snapshots.dump(dog)
+    copy = watchdog()
+    snapshots.load(copy, blob)
+    [deadline] = iter_open(copy)
+    assert deadline.rule is RULES[AWARD_CONTRACT]  # today's rule, not a copy
+    fewer = tmp_path / "rules.toml"
+    text = RULES_FILE.read_text("utf-8")
+    start = text.index('[[rule]]\nid = "construction.award-contract"')
+    end = text.index("[[rule]]", start + 1)
+    fewer.write_text(text[:start] + text[end:], "utf-8")
+    with pytest.raises(pickle.UnpicklingError, match="unknown rule"):
+        snapshots.load(watchdog(Rules.load(fewer, DOMAIN)), blob)

@@ -8,6 +8,12 @@ as a reference:
 - `*.occurred_at` / `*`    for rules on every event: its `occurred_at` (when
                            the fact arose) and its own publication.
 
+A period that starts at a stage's publication may be `anchor`ed instead at
+that event's `occurred_at`: the real-world moment staff record (the report
+received, the award notice sent, the complaint accepted). The law counts
+from that moment, and a late publication must not lengthen the period. An
+event without `occurred_at` falls back to its publication.
+
 `due_within`: the target must come within `amount` after the trigger (the
 watchdog warns before the deadline and reports a breach when it passes).
 `at_least`: the target must not come earlier than `amount` after the trigger
@@ -37,6 +43,7 @@ REFERENCE = re.compile(
     r"(?P<stage>\*|[a-z][a-z0-9_]*)(?:\.(?P<field>occurred_at|data\.[a-z][a-z0-9_]*))?"
 )
 FIELDS = ("id", "name", "category", "trigger", "target", "kind", "amount", "unit", "basis")
+OPTIONAL = ("anchor",)
 
 
 class RuleFileError(DataFileError):
@@ -46,6 +53,13 @@ class RuleFileError(DataFileError):
 class Kind(StrEnum):
     DUE_WITHIN = "due_within"
     AT_LEAST = "at_least"
+
+
+class Anchor(StrEnum):
+    """Where a period that starts at a stage's event is counted from."""
+
+    PUBLISHED = "published"  # the event's publication
+    OCCURRED = "occurred"  # its occurred_at (the publication where absent)
 
 
 class Confidence(StrEnum):
@@ -81,6 +95,16 @@ class Rule:
     unit: Unit
     basis: str
     confidence: Confidence
+    # None where the trigger names its own moment (a data time, *.occurred_at).
+    anchor: Anchor | None = None
+
+    @functools.cached_property  # read for every event at start-up
+    def start(self) -> Ref:
+        """The moment the period is counted from: the trigger, moved to its
+        event's occurred_at where the rule is anchored there."""
+        if self.anchor is Anchor.OCCURRED:
+            return Ref(self.trigger.stage, "occurred_at")
+        return self.trigger
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +118,7 @@ class Rule:
             "unit": str(self.unit),
             "basis": self.basis,
             "confidence": str(self.confidence),
+            "anchor": None if self.anchor is None else str(self.anchor),
         }
 
 
@@ -157,7 +182,7 @@ class Rules:
 
 
 def _rule(entry: Entry, domain: Domain) -> Rule:
-    entry.check_keys((*FIELDS, "confidence"))
+    entry.check_keys((*FIELDS, "confidence"), OPTIONAL)
     rule_id = entry.text("id")
     match = RULE_ID.fullmatch(rule_id)
     if not match:
@@ -184,7 +209,19 @@ def _rule(entry: Entry, domain: Domain) -> Rule:
         unit=Unit(entry.choice("unit", list(Unit))),
         basis=entry.text("basis"),
         confidence=Confidence(entry.choice("confidence", list(Confidence))),
+        anchor=_anchor(entry, trigger),
     )
+
+
+def _anchor(entry: Entry, trigger: Ref) -> Anchor | None:
+    """`published` unless stated; only for a trigger that is a stage's publication."""
+    if trigger.field != "published_at" or trigger.stage == ANY:
+        if "anchor" in entry.raw:
+            raise entry.fail("anchor", f"only for a stage's event; {trigger} names its own moment")
+        return None
+    if "anchor" not in entry.raw:
+        return Anchor.PUBLISHED
+    return Anchor(entry.choice("anchor", list(Anchor)))
 
 
 def _reference(entry: Entry, field: str, category: str, domain: Domain) -> Ref:

@@ -1,13 +1,25 @@
-"""The watchdog at work in the server: rebuilt from the log, fed by commits,
-woken by its timers, its warnings stored and streamed to supervisors.
+"""The watchdog at work in the server: a projection of the log, started from
+its snapshot, following the bus, woken by its timers, its warnings stored
+and handed on to supervisors.
 
-Start-up reads the whole log before the server answers (about a second per
-hundred thousand events; docs/benchmarks.md), so no request ever sees a
-half-built picture. After that every commit goes through `observe` as it is
-announced — after the publisher's 201, so checking never delays publishing
-and never blocks it. Timers are not a periodic sweep of every project: one
-task sleeps until the earliest deadline (at most a second, so a moved clock
-is noticed), and a warning appears within about a second of becoming true.
+Start-up loads the latest snapshot (if the same rules, calendar, catalogue,
+categories and code made it) and replays only the log after its cursor; with
+no usable snapshot it replays the whole log (about a second per hundred
+thousand events, docs/benchmarks.md). Either way no request sees a
+half-built picture. After that `Follower` feeds it the bus's events, after
+the publisher's 201: checking never delays publishing. Timers are not a
+periodic sweep of every project: one task sleeps until the earliest deadline
+(at most a second, so a moved clock is noticed), and a warning appears
+within about a second of becoming true.
+
+The state is snapshotted, with its cursor and the warnings so far, every
+`compliance_snapshot_events` events and at shutdown. It is pickled a chunk of
+projects at a time, the event loop running in between (the streams must not
+wait for a million events' worth of state); meanwhile the state must not
+change, so the timer task (which takes the snapshot) does not fire, and
+events the bus brings are held and applied right after. A warning is the
+same object before and after a snapshot, its id made of what caused it:
+stored once, restarts included.
 """
 
 from __future__ import annotations
@@ -19,29 +31,33 @@ import gc
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-
-import orjson
+from typing import Any
 
 from server.bus import Bus
+from server.compliance import logread, snapshot
 from server.compliance.calendar import WORKDAYS_FILE, WorkCalendar
 from server.compliance.catalog import CATALOG_FILE, Catalog
+from server.compliance.records import WARNINGS_FILE, Progress, Snapshot, WarningStore
 from server.compliance.rules import RULES_FILE, Rules
-from server.compliance.warnings import WARNINGS_FILE, WarningStore
-from server.compliance.watchdog import Fact, Warning, Watchdog
+from server.compliance.watchdog import Alert, Watchdog
 from server.core.clock import Clock
 from server.core.events import StoredEvent
-from server.core.frames import Message
-from server.domain import Domain
+from server.core.projection import Follower, LogReader
+from server.domain import CATEGORIES_FILE, Domain
 from server.settings import Settings
-from server.store import EventStore
 
 log = logging.getLogger("sunbid.compliance")
 
-REBUILD_PAGE = 10_000
 MAX_SLEEP = 1.0  # seconds: how late a warning may be, and how soon a moved clock is seen
+
+Notify = Callable[[dict[str, Any]], None]  # a warning's JSON, to every supervisor following
 
 
 class Compliance:
+    """The watchdog as a projection (`name`, `cursor`, `apply`) and its runner."""
+
+    name = "compliance"
+
     def __init__(
         self,
         rules: Rules,
@@ -49,142 +65,244 @@ class Compliance:
         watchdog: Watchdog,
         warnings: WarningStore,
         clock: Clock,
-        broadcast: Callable[[Message], None],  # to every connection following `supervision`
+        notify: Notify,
+        *,
+        fingerprint: str = "",
+        snapshot_events: int = 0,  # 0: only at shutdown
     ) -> None:
         self.rules = rules
         self.catalog = catalog
         self.watchdog = watchdog
         self.warnings = warnings
         self.clock = clock
-        self.broadcast = broadcast
-        self._pending: list[Warning] = []  # to be stored
+        self.notify = notify
+        self.fingerprint = fingerprint
+        self.snapshot_events = snapshot_events
+        # The last seq applied (`watchdog.head`); while a snapshot is taken, the last one held.
+        self.cursor = 0
+        self.snapshot_cursor = 0  # the cursor of the stored snapshot
+        self._snapshot_base = 0  # the next is due this many events after it (failures too)
+        self.fired_until: datetime = clock.now()  # timers due by then have fired
+        self._pending: list[Alert] = []  # to be stored
+        self._held: list[StoredEvent] = []  # arrived while a snapshot was being taken
+        self._freezing = False
+        self._follower: Follower | None = None
+        self._log: LogReader | None = None  # once open
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+        self._closing = False
 
     @classmethod
-    def load(
-        cls, settings: Settings, domain: Domain, clock: Clock, broadcast: Callable[[Message], None]
-    ) -> Compliance:
+    def load(cls, settings: Settings, domain: Domain, clock: Clock, notify: Notify) -> Compliance:
         """Read and check the data files (a mistake stops the server, naming file,
         entry and field); nothing is opened yet."""
-        rules = Rules.load(settings.rules_file or RULES_FILE, domain)
-        calendar = WorkCalendar.load(settings.workdays_file or WORKDAYS_FILE)
+        files = (
+            settings.rules_file or RULES_FILE,
+            settings.workdays_file or WORKDAYS_FILE,
+            settings.catalog_file or CATALOG_FILE,
+            CATEGORIES_FILE,
+        )
+        rules = Rules.load(files[0], domain)
+        calendar = WorkCalendar.load(files[1])
         watchdog = Watchdog(rules, calendar, domain, lead_workdays=settings.warn_lead_workdays)
         return cls(
             rules,
-            Catalog.load(settings.catalog_file or CATALOG_FILE, domain, rules),
+            Catalog.load(files[2], domain, rules),
             watchdog,
             WarningStore(settings.data_dir / WARNINGS_FILE),
             clock,
-            broadcast,
+            notify,
+            fingerprint=snapshot.fingerprint(files, settings.warn_lead_workdays),
+            snapshot_events=settings.compliance_snapshot_events,
         )
 
-    async def open(self, store: EventStore, bus: Bus) -> None:
-        """Rebuild from the whole log, then follow it and start the timers."""
+    # --- the projection ------------------------------------------------------------
+
+    def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Check new events now; store and hand on their warnings soon after."""
+        fresh = [e for e in events if e.seq > self.cursor]
+        if self._freezing:
+            self._held += fresh
+            self.cursor = self._held[-1].seq if self._held else self.cursor
+            return
+        changes: list[Alert] = []
+        for event in fresh:
+            fact = functools.partial(self.watchdog.fact, event)
+            changes += logread.check(self.watchdog, event.seq, fact)
+        self.cursor = self.watchdog.head
+        self._emit(changes)
+        if (
+            self.snapshot_events
+            and self.watchdog.head - self._snapshot_base >= self.snapshot_events
+        ):
+            self._wake.set()  # the ticker takes it
+
+    # --- the runner ------------------------------------------------------------------
+
+    async def open(self, store: LogReader, bus: Bus) -> None:
+        """Start from the snapshot (or from nothing), catch up with the log,
+        then follow the bus and start the timers."""
+        self._log = store
         await self.warnings.open()
         try:
-            await self._rebuild(store)
+            await self._start(store)
         except BaseException:
             await self.warnings.close()
             raise
-        bus.subscribe(self.observe)
+        self._follower = Follower(self, store)
+        bus.subscribe(self._follower.deliver)
+        await self._follower.catch_up()  # what was committed before the subscription
         self._ticker = asyncio.create_task(self._tick(), name="compliance-timers")
 
     @property
     def running(self) -> bool:
-        """Rebuilt from the log and following it, its timers ticking."""
+        """Caught up with the log and following it, its timers ticking."""
         return self._ticker is not None and not self._ticker.done()
 
     async def close(self) -> None:
         if self._ticker is not None:
-            self._ticker.cancel()
+            # Stopped between two rounds, not cancelled: a cancelled write could
+            # leave its transaction open on the connection.
+            self._closing = True
+            self._wake.set()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await self._flush()
-        await self.warnings.close()
-
-    # --- following the log -------------------------------------------------------
-
-    def observe(self, events: Sequence[StoredEvent]) -> None:
-        """Commit listener: check the new events now, store and stream later."""
-        changes: list[Warning] = []
-        for event in events:
-            if event.seq > self.watchdog.head:
-                changes += self._check(event.seq, functools.partial(self.watchdog.fact, event))
-        self._emit(changes)
-
-    def _check(self, seq: int, fact: Callable[[], Fact]) -> list[Warning]:
+        if self._follower is not None:
+            await self._follower.close()
         try:
-            return self.watchdog.observe(fact())
-        except Exception:
-            # A bug in one rule must not stop the log, the others, or a restart.
-            log.exception("compliance: checking event %d failed; it is skipped", seq)
-            self.watchdog.head = seq
-            return []
-
-    async def _rebuild(self, store: EventStore) -> None:
-        started = asyncio.get_running_loop().time()
-        changes: list[Warning] = []
-        # The rebuild only adds long-lived objects: collecting garbage while it
-        # runs would rescan them again and again (seconds for a million events).
-        # Read the next page (in the database's thread) while checking this one.
-        keys, fact = self.watchdog.data_keys, self.watchdog.fact_of_row
-        following = asyncio.ensure_future(
-            store.event_times_since(self.watchdog.head, keys, REBUILD_PAGE)
-        )
-        gc.disable()
-        try:
-            while page := await following:
-                following = asyncio.ensure_future(
-                    store.event_times_since(page[-1][0], keys, REBUILD_PAGE)
-                )
-                for row in page:
-                    changes += self._check(row[0], functools.partial(fact, row))
+            if self.watchdog.head != self.snapshot_cursor:
+                await self._snapshot()
+            else:
+                await self._flush()
         finally:
-            gc.enable()
-            following.cancel()  # a failed rebuild leaves no read behind
+            await self.warnings.close()
+
+    async def _start(self, store: LogReader) -> None:
+        started = asyncio.get_running_loop().time()
+        stored = await self.warnings.snapshot()
+        source = "the whole log"
+        if (
+            stored is not None
+            and stored.fingerprint == self.fingerprint
+            and stored.cursor <= store.head
+            and stored.chain == await logread.chain_at(store, stored.cursor)
+        ):
+            try:
+                gc.disable()  # only long-lived objects: no point in scanning them
+                try:
+                    snapshot.load(self.watchdog, stored.state)
+                finally:
+                    gc.enable()
+                self.snapshot_cursor = self._snapshot_base = stored.cursor
+                source = f"the snapshot at {stored.cursor} and the log after it"
+            except Exception:
+                log.exception("compliance: the snapshot could not be read; rebuilding from the log")
+                self._reset()
+        elif stored is not None:
+            log.info("compliance: the snapshot was made with other rules, code or log; discarded")
+        loaded = asyncio.get_running_loop().time()
+        changes = await logread.replay(self.watchdog, store)
+        self.cursor = self.watchdog.head
         # What was built lives as long as the server: keep it out of every later
-        # full collection, so those stay short pauses for the streams. (The
-        # rebuild makes next to no cyclic garbage: no collection first.)
+        # full collection, so those stay short pauses for the streams.
         gc.freeze()
-        changes += self.watchdog.fire(self.clock.now())
-        await self.warnings.save(changes)
+        self.fired_until = self.clock.now()
+        changes += self.watchdog.fire(self.fired_until)
+        self._pending += changes  # stored, not sent: nobody was following yet
+        await self._flush(force=True)  # a long replay is snapshotted by the ticker, soon
         log.info(
-            "compliance: %d events checked in %.2f s, %d warnings",
-            self.watchdog.head,
+            "compliance: ready from %s in %.2f s (snapshot %.2f s), %d events, %d warnings",
+            source,
             asyncio.get_running_loop().time() - started,
+            loaded - started,
+            self.watchdog.head,
             await self.warnings.count(),
         )
 
-    # --- timers, storing and streaming ---------------------------------------------
+    def _reset(self) -> None:
+        fresh = Watchdog(
+            self.rules,
+            self.watchdog.calendar,
+            self.watchdog.domain,
+            lead_workdays=self.watchdog.lead,
+        )
+        self.watchdog.restore(fresh.state())
+        self.snapshot_cursor = self._snapshot_base = 0
+
+    # --- timers, storing, snapshots and handing on ---------------------------------
 
     async def _tick(self) -> None:
-        while True:
+        while not self._closing:
             now = self.clock.now()
             self._emit(self.watchdog.fire(now))
-            await self._flush()
+            self.fired_until = now
+            if (
+                self.snapshot_events
+                and self.watchdog.head - self._snapshot_base >= self.snapshot_events
+            ):
+                await self._snapshot()
+            else:
+                await self._flush()
             sleep = _seconds_until(self.watchdog.next_timer(), now)
+            if self._closing:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), sleep)
             self._wake.clear()
 
-    def _emit(self, changes: list[Warning]) -> None:
+    def _emit(self, changes: list[Alert]) -> None:
         if not changes:
             return
         for warning in changes:
-            doc = orjson.dumps({"op": "warning", "warning": warning.to_json()})
-            self.broadcast({"type": "websocket.send", "text": doc.decode("utf-8")})
+            self.notify(warning.to_json())
         self._pending += changes
         self._wake.set()  # the ticker stores them
 
-    async def _flush(self) -> None:
-        if not self._pending:
+    async def _flush(self, *, force: bool = False) -> None:
+        if not self._pending and not force:
             return
         batch, self._pending = self._pending, []
         try:
-            await self.warnings.save(batch)
+            await self.warnings.save(batch, Progress(self.watchdog.head, self.fired_until))
         except Exception:
             log.exception("storing %d compliance warnings failed; retrying", len(batch))
             self._pending[:0] = batch
+
+    async def _snapshot(self) -> None:
+        """Store the state with its cursor and the warnings so far, in one
+        transaction; nothing changes the state while it is pickled."""
+        self._freezing = True
+        try:
+            cursor = self.watchdog.head
+            assert self._log is not None, "not open"
+            chain = await logread.chain_at(self._log, cursor)
+            steps = snapshot.dumping(self.watchdog)
+            while True:  # a chunk at a time, letting the streams run in between
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    blob: bytes = done.value
+                    break
+                await asyncio.sleep(0)
+            batch, self._pending = self._pending, []
+            try:
+                await self.warnings.save(
+                    batch,
+                    Progress(cursor, self.fired_until),
+                    Snapshot(cursor, self.fingerprint, chain, blob),
+                )
+            except BaseException:
+                self._pending[:0] = batch
+                raise
+            self.snapshot_cursor = self._snapshot_base = cursor
+        except Exception:
+            log.exception("compliance: taking a snapshot failed; the next start replays more")
+            self._snapshot_base = self.watchdog.head  # not again at every tick
+        finally:
+            self._freezing = False
+            held, self._held = self._held, []
+            self.cursor = self.watchdog.head
+            if held:
+                self.apply(held)
 
 
 def _seconds_until(moment: datetime | None, now: datetime) -> float:

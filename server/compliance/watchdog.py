@@ -12,9 +12,14 @@ neither loses nor doubles one.
 Two kinds of rule (rules.py):
 
 - `due_within`: an event opens a deadline; the awaited stage closes it. The
+  period counts from the rule's `start` (rules.py: the event's publication,
+  or its occurred_at where the statute counts from a real-world moment). The
   watchdog warns `approaching` at the start of the working day `lead`
   working days before the last day, and `breach` once the last day is over.
-  Both are resolved when the awaited stage is published.
+  Both are resolved when the awaited stage is published. What is already
+  true when the trigger is published (a late-published evaluation whose
+  period ran out) is found with it, dated by that publication: a breach at
+  once, not a timer's.
   A `failed` event (流标, 终止) voids the project's open deadlines.
 - `at_least`: checked when both moments are known (usually when the later
   one is published); a violation is a `breach` with no due time. It stays
@@ -55,6 +60,9 @@ class Level(StrEnum):
     APPROACHING = "approaching"
     BREACH = "breach"
     DATA_INCOMPLETE = "data_incomplete"
+
+
+TIMED = frozenset((Level.APPROACHING, Level.BREACH))  # what a deadline fires
 
 
 class Incomplete(ValueError):
@@ -105,7 +113,9 @@ class Fact:
 
 
 @dataclass(slots=True, eq=False)
-class Warning:
+class Alert:
+    """A compliance warning (the API's word; the class name keeps clear of the builtin)."""
+
     id: str
     rule: Rule
     project: str
@@ -143,7 +153,7 @@ class Deadline:
     due: datetime  # the last instant of the last day
     estimated: bool
     approaching_at: datetime | None
-    fired: dict[Level, Warning] = field(default_factory=dict)
+    fired: dict[Level, Alert] = field(default_factory=dict)
     closed: bool = False
 
     def to_json(self, now: datetime) -> dict[str, Any]:
@@ -172,7 +182,7 @@ class _Project:
     # Open deadlines per rule id, oldest first (each objection awaits its reply).
     open: dict[str, list[Deadline]] = field(default_factory=dict)
     # data_incomplete warnings per (rule id, stage), until that stage brings the time.
-    incomplete: dict[tuple[str, str], Warning] = field(default_factory=dict)
+    incomplete: dict[tuple[str, str], Alert] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +235,21 @@ class Watchdog:
         self._data_keys = tuple(sorted(set().union(*self._keep.values())))
         self._plans: dict[tuple[str, str], _Plan] = {}
 
+    def state(self) -> tuple[Any, ...]:
+        """Everything the log and the timers built, for a snapshot (snapshot.py);
+        what the rules and calendar decide is not in it."""
+        return (self.head, self._projects, self._timers, self._counter_value(), self.tallies)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Take up a `state()` made with the same rules, calendar and lead."""
+        self.head, self._projects, self._timers, counter, self.tallies = state
+        self._counter = itertools.count(counter)
+
+    def _counter_value(self) -> int:
+        value = next(self._counter)
+        self._counter = itertools.count(value)  # reading it must not move it
+        return value
+
     def fact(self, event: StoredEvent) -> Fact:
         return Fact.of(event, self._keep_frozen.get(event.stage, NOTHING))
 
@@ -240,7 +265,8 @@ class Watchdog:
         return self._keep_frozen
 
     def fact_of_row(self, row: Sequence[Any]) -> Fact:
-        """A Fact from a row of `EventStore.event_times_since(…, self.data_keys, …)`."""
+        """A Fact from a row of `logread.Rows.page`: seq, project, category, agency,
+        stage, published_at, occurred_at, then the value of each of `data_keys`."""
         seq, project, category, agency, stage, published, occurred = row[:7]
         published_at = datetime.fromisoformat(published)
         data = NO_DATA
@@ -289,7 +315,7 @@ class Watchdog:
 
     # --- following the log -------------------------------------------------------
 
-    def observe(self, fact: Fact) -> list[Warning]:
+    def observe(self, fact: Fact) -> list[Alert]:
         """Take one event (in seq order); return the warnings it created or resolved."""
         self.head = fact.seq
         project = self._projects.get(fact.project)
@@ -297,7 +323,7 @@ class Watchdog:
             project = self._projects[fact.project] = _Project(
                 fact.project, fact.category, fact.agency
             )
-        changes: list[Warning] = []
+        changes: list[Alert] = []
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
@@ -313,9 +339,9 @@ class Watchdog:
             project.latest[fact.stage] = fact
         return changes
 
-    def fire(self, now: datetime) -> list[Warning]:
+    def fire(self, now: datetime) -> list[Alert]:
         """The timers due by `now`: warnings that became true, in time order."""
-        fired: list[Warning] = []
+        fired: list[Alert] = []
         while self._timers and self._timers[0][0] <= now:
             at, _, deadline, level = heapq.heappop(self._timers)
             if not deadline.closed and level not in deadline.fired:
@@ -376,9 +402,9 @@ class Watchdog:
 
     # --- due_within ------------------------------------------------------------------
 
-    def _open(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+    def _open(self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]) -> None:
         try:
-            start = fact.moment(rule.trigger)
+            start = fact.moment(rule.start)
         except Incomplete as exc:
             self._incomplete(rule, project, fact, rule.trigger, exc, changes)
             return
@@ -393,11 +419,21 @@ class Watchdog:
                 approaching_at = None  # too short a period to warn ahead of it
         deadline = Deadline(rule, project, fact.seq, due.at, due.estimated, approaching_at)
         project.open.setdefault(rule.id, []).append(deadline)
+        # Anchored at occurred_at, a trigger may be published when its period
+        # has (nearly) run out: what is true already is found with the event,
+        # dated by its publication (nothing was known before), not by a timer.
+        published = fact.published_at
+        if due.at < published:
+            changes.append(self._fire(deadline, Level.BREACH, published))
+            return
         if approaching_at is not None:
-            self._timer(approaching_at, deadline, Level.APPROACHING)
+            if approaching_at <= published:
+                changes.append(self._fire(deadline, Level.APPROACHING, published))
+            else:
+                self._timer(approaching_at, deadline, Level.APPROACHING)
         self._timer(due.at + AFTER, deadline, Level.BREACH)
 
-    def _close(self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+    def _close(self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]) -> None:
         try:
             done: datetime | None = fact.moment(rule.target)
             self._complete(rule, project, fact, rule.target, changes)
@@ -418,7 +454,9 @@ class Watchdog:
         # running server found.
         published = fact.published_at
         warn_at = deadline.approaching_at
-        if warn_at is not None and warn_at <= published and Level.APPROACHING not in deadline.fired:
+        fired = deadline.fired
+        if warn_at is not None and warn_at <= published and not fired.keys() & TIMED:
+            # (A breach found at once, with its trigger, had no approaching.)
             self._fire(deadline, Level.APPROACHING, warn_at)
         if deadline.due < published and Level.BREACH not in deadline.fired:
             self._fire(deadline, Level.BREACH, deadline.due + AFTER)
@@ -436,7 +474,7 @@ class Watchdog:
             warning.resolved_at = published
             changes.append(warning)
 
-    def _void(self, project: _Project, fact: Fact, changes: list[Warning]) -> None:
+    def _void(self, project: _Project, fact: Fact, changes: list[Alert]) -> None:
         """The transaction ended (流标, 终止): nothing it awaited will come now.
 
         Its open deadlines close without counting as met; one already overdue
@@ -454,11 +492,11 @@ class Watchdog:
         project.open.clear()
 
     def _check_at_once(
-        self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
+        self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]
     ) -> None:
         """Both moments are in this event (e.g. contract.data.signed_at → contract)."""
         try:
-            start, done = fact.moment(rule.trigger), fact.moment(rule.target)
+            start, done = fact.moment(rule.start), fact.moment(rule.target)
         except Incomplete as exc:
             ref = rule.trigger if rule.trigger.data_key else rule.target
             self._incomplete(rule, project, fact, ref, exc, changes)
@@ -487,7 +525,7 @@ class Watchdog:
         warning.resolved_at = fact.published_at  # late, but done: nothing left to await
         changes.append(warning)
 
-    def _fire(self, deadline: Deadline, level: Level, at: datetime) -> Warning:
+    def _fire(self, deadline: Deadline, level: Level, at: datetime) -> Alert:
         rule, project = deadline.rule, deadline.project
         if level is Level.BREACH:
             self._tally(project, deadline.due).open_breaches += 1
@@ -503,15 +541,15 @@ class Watchdog:
     # --- at_least --------------------------------------------------------------------
 
     def _check_at_least(
-        self, rule: Rule, project: _Project, fact: Fact, changes: list[Warning]
+        self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]
     ) -> None:
         moments = []
-        for ref in (rule.trigger, rule.target):
+        for ref, counted in ((rule.trigger, rule.start), (rule.target, rule.target)):
             source = fact if ref.stage == fact.stage else project.latest.get(ref.stage)
             if source is None:
                 return  # the other moment is not known yet: checked when it comes
             try:
-                moments.append((source, source.moment(ref)))
+                moments.append((source, source.moment(counted)))
             except Incomplete as exc:
                 if source is fact:
                     self._incomplete(rule, project, fact, ref, exc, changes)
@@ -546,7 +584,7 @@ class Watchdog:
         if target is not None and target.seq > trigger.seq:
             return None
         try:
-            start = trigger.moment(rule.trigger)
+            start = trigger.moment(rule.start)
         except Incomplete:
             return None
         check = self.calendar.at_least_met(start, start, rule.amount, rule.unit)
@@ -568,7 +606,7 @@ class Watchdog:
         fact: Fact,
         ref: Ref,
         reason: Incomplete,
-        changes: list[Warning],
+        changes: list[Alert],
     ) -> None:
         key = (rule.id, ref.stage)
         if key in project.incomplete:
@@ -586,7 +624,7 @@ class Watchdog:
         changes.append(warning)
 
     def _complete(
-        self, rule: Rule, project: _Project, fact: Fact, ref: Ref, changes: list[Warning]
+        self, rule: Rule, project: _Project, fact: Fact, ref: Ref, changes: list[Alert]
     ) -> None:
         """`fact` has the time `ref` names: resolve the stage's data_incomplete warning."""
         if ref.data_key is None or not project.incomplete:
@@ -620,8 +658,8 @@ class Watchdog:
         due: datetime | None,
         created_at: datetime,
         message: str,
-    ) -> Warning:
-        return Warning(
+    ) -> Alert:
+        return Alert(
             id=f"{rule.id}/{project.id}/{cause}/{level}",
             rule=rule,
             project=project.id,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from server.core.events import StoredEvent
 
@@ -36,3 +39,10 @@ class Frames:
             )
             self._sse = {"type": "http.response.body", "body": body, "more_body": True}
         return self._sse
+
+
+def warning_frame(warning: Mapping[str, Any]) -> Message:
+    """A compliance warning (its JSON as the API serves it) for a WebSocket
+    following `supervision`: warnings are not events, so no seq, no SSE form."""
+    text = orjson.dumps({"op": "warning", "warning": warning}).decode("utf-8")
+    return {"type": "websocket.send", "text": text}

@@ -330,27 +330,6 @@ class SQLiteStore:
         rows = await self._read(sql, params, long=True)
         return [_event(row) for row in rows]
 
-    async def event_times_since(
-        self, since: int, data_keys: Sequence[str], limit: int
-    ) -> list[tuple[Any, ...]]:
-        """What the compliance watchdog reads of each event after `since`:
-        (seq, project, category, agency, stage, published_at, occurred_at, and
-        the value of data.<key> for each of `data_keys`, None where absent).
-
-        SQLite extracts the fields in its own thread, with the interpreter
-        free to check the previous page meanwhile: a start-up over a million
-        events neither parses whole documents nor builds an event object each.
-        """
-        fields = ["$.published_at", "$.occurred_at", *(f"$.data.{key}" for key in data_keys)]
-        extracts = ", ".join("json_extract(d, ?)" for _ in fields)
-        return await self._read(
-            f"SELECT seq, project, category, agency, stage, {extracts} FROM"
-            " (SELECT seq, project, category, agency, stage, CAST(doc AS TEXT) AS d"
-            "  FROM events WHERE seq > ? ORDER BY seq LIMIT ?)",
-            (*fields, since, limit),
-            long=True,
-        )
-
     async def verify(self) -> VerifyReport:
         # Its own connection: a full scan must not hold up the API's reads.
         async with aiosqlite.connect(self.path) as conn:

@@ -1,22 +1,30 @@
-"""Compliance warnings on disk (`compliance.db` in the data directory).
+"""The watchdog's records on disk (`compliance.db` in the data directory):
+its warnings, how far in the log they go, and the latest snapshot of its state.
 
 The watchdog can always recompute its warnings from the log; they are stored
 so that supervisors have a record that does not shift when a rule is edited
 later, and so that the list can be filtered and paged with SQL. Ids are made
 of what caused a warning, so writing one twice (a rebuild after a restart)
 changes nothing, and a resolution only ever fills `resolved_at` in.
+
+`progress` keeps the cursor (the last seq whose warnings are stored) and
+the moment up to which timers fired, written in the same transaction as the
+warnings they cover: `sunbid verify` rebuilds exactly that far to compare.
+`snapshot` holds one state (snapshot.py) with its cursor and fingerprint.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from server.compliance.watchdog import Warning
+from server.compliance.watchdog import Alert
 from server.core import versions
 from server.core.sidefile import SideFile
 
@@ -34,6 +42,28 @@ CREATE TABLE IF NOT EXISTS warnings (
 );
 CREATE INDEX IF NOT EXISTS warnings_by_time ON warnings(created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS warnings_by_agency ON warnings(agency, created_at DESC);
+CREATE TABLE IF NOT EXISTS progress (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor      INTEGER NOT NULL,   -- the last seq applied when the warnings were written
+    fired_until TEXT NOT NULL       -- timers due by this moment had fired (RFC 3339)
+);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor      INTEGER NOT NULL,   -- the last seq folded into `state`
+    fingerprint TEXT NOT NULL,      -- snapshot.fingerprint of what made it
+    chain       TEXT NOT NULL,      -- the hash of event `cursor`: of this log, not another
+    taken_at    TEXT NOT NULL,
+    state       BLOB NOT NULL
+);
+"""
+PROGRESS = """
+INSERT INTO progress (id, cursor, fired_until) VALUES (1, ?, ?)
+ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, fired_until = excluded.fired_until
+"""
+SNAPSHOT = """
+INSERT INTO snapshot (id, cursor, fingerprint, chain, taken_at, state) VALUES (1, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, fingerprint = excluded.fingerprint,
+    chain = excluded.chain, taken_at = excluded.taken_at, state = excluded.state
 """
 UPSERT = """
 INSERT INTO warnings (id, project, agency, category, level, created_at, resolved_at, doc)
@@ -44,17 +74,83 @@ WHERE warnings.resolved_at IS NULL AND excluded.resolved_at IS NOT NULL
 FILTERS = ("agency", "category", "level", "project")
 
 
+@dataclass(frozen=True)
+class Progress:
+    cursor: int
+    fired_until: datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cursor: int
+    fingerprint: str
+    chain: str
+    state: bytes
+
+
 class WarningStore(SideFile):
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA, versions.COMPLIANCE)
 
-    async def save(self, warnings: Iterable[Warning]) -> None:
-        """Insert new warnings and fill in resolutions, in one transaction."""
+    async def save(
+        self,
+        warnings: Iterable[Alert],
+        progress: Progress | None = None,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Insert new warnings and fill in resolutions, with the progress (and
+        snapshot) they go with, in one transaction."""
         rows = [_row(w) for w in warnings]
-        if not rows:
+        if not rows and progress is None and snapshot is None:
             return
         async with self.transaction():
             await self.db.executemany(UPSERT, rows)
+            if progress is not None:
+                await self.db.execute(PROGRESS, (progress.cursor, progress.fired_until.isoformat()))
+            if snapshot is not None:
+                taken_at = (progress.fired_until if progress else datetime.now(UTC)).isoformat()
+                await self.db.execute(
+                    SNAPSHOT,
+                    (
+                        snapshot.cursor,
+                        snapshot.fingerprint,
+                        snapshot.chain,
+                        taken_at,
+                        snapshot.state,
+                    ),
+                )
+
+    async def progress(self) -> Progress | None:
+        rows = await self.rows("SELECT cursor, fired_until FROM progress")
+        if not rows:
+            return None
+        return Progress(int(rows[0][0]), datetime.fromisoformat(rows[0][1]))
+
+    async def snapshot(self) -> Snapshot | None:
+        rows = await self.rows("SELECT cursor, fingerprint, chain, state FROM snapshot")
+        if not rows:
+            return None
+        cursor, fingerprint, chain, state = rows[0]
+        return Snapshot(int(cursor), str(fingerprint), str(chain), bytes(state))
+
+    async def clear(self) -> None:
+        """Forget everything (a rebuild from the log starts from nothing)."""
+        async with self.transaction():
+            for table in ("warnings", "progress", "snapshot"):
+                await self.db.execute(f"DELETE FROM {table}")
+
+    async def all_facts(self) -> list[tuple[str, str, str, str, str | None, bool]]:
+        """(id, rule, project, level, due, resolved) of every warning, by id."""
+        rows = await self.rows(
+            "SELECT id, project, level, resolved_at IS NOT NULL, doc FROM warnings ORDER BY id"
+        )
+        facts = []
+        for warning_id, project, level, resolved, doc in rows:
+            parsed = orjson.loads(doc)
+            facts.append(
+                (warning_id, parsed["rule"], project, level, parsed["due"], bool(resolved))
+            )
+        return facts
 
     async def list(
         self, filters: Mapping[str, str], state: str | None, cursor: str | None, limit: int
@@ -96,7 +192,7 @@ class WarningStore(SideFile):
         return {str(level): int(n) for level, n in rows}
 
 
-def _row(warning: Warning) -> tuple[Any, ...]:
+def _row(warning: Alert) -> tuple[Any, ...]:
     doc = warning.to_json()
     return (
         warning.id,
