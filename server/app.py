@@ -27,6 +27,7 @@ from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.errors import ApiError
 from server.hub import Hub
+from server.projects import open_projects
 from server.settings import Settings
 from server.state import AppState
 from server.store import open_store
@@ -35,6 +36,7 @@ from server.stream.limits import ConnectionLimiter
 from server.stream.revocation import RevocationWatch
 from server.stream.sse import SSEStream
 from server.stream.ws import WebSocketStream
+from server.tokens import tokens_of
 
 log = logging.getLogger("sunbid")
 STREAM_PATHS = frozenset({"/ws", "/api/stream"})
@@ -71,20 +73,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
     domain = Domain.load()
     directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
+    projects = open_projects(store, domain)
+    tokens = tokens_of(store)
     hub = Hub()
-    auth = Authenticator(store)
+    auth = Authenticator(tokens)
     state = AppState(
         settings=settings,
         domain=domain,
         directory=directory,
         clock=clock,
         store=store,
+        projects=projects,
         bus=open_bus(settings.bus_url),
         hub=hub,
         auth=auth,
         limiter=ConnectionLimiter(settings.max_connections_per_address),
         compliance=Compliance.load(settings, domain, clock, hub.warn),
-        revocations=RevocationWatch(store, auth),
+        revocations=RevocationWatch(tokens, auth),
     )
 
     @asynccontextmanager
@@ -104,7 +109,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             if settings.demo:
                 # Before the watchdog starts: it judges the demo's past weeks as
                 # history, rather than watching them go by in a moment.
-                await load_demo(state.store, state.domain, clock.now())
+                await load_demo(state.store, state.projects, state.domain, clock.now())
             await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
             state.push = await PushService.open(settings, state.bus)
@@ -133,7 +138,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             _by_method(GET=public.list_projects, POST=staff.create_project),
             methods=["GET", "POST"],
         ),
-        Route("/api/projects/{project_id}", public.get_project),
+        Route(
+            "/api/projects/{project_id}",
+            _by_method(GET=public.get_project, PATCH=staff.amend_project),
+            methods=["GET", "PATCH"],
+        ),
         Route("/api/events", public.list_events),
         Route("/api/stream", SSEStream(state), methods=["GET"]),
         Route("/api/push/vapid-key", push.vapid_key),

@@ -28,6 +28,7 @@ from server.domain import DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
+from server.tokens import tokens_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +203,7 @@ async def _token_create(store: EventStore, name: str, role: str, agency: str | N
         return 2
     secret = new_token()
     try:
-        await store.add_token(name, role, agency, digest(secret))
+        await tokens_of(store).add(name, role, agency, digest(secret))
     except AlreadyExists:
         print(f"sunbid: a token named {name!r} exists already", file=sys.stderr)
         return 1
@@ -215,14 +216,14 @@ async def _token_create(store: EventStore, name: str, role: str, agency: str | N
 
 
 async def _token_list(store: EventStore) -> int:
-    for token in await store.list_tokens():
+    for token in await tokens_of(store).list():
         state = f"revoked {token.revoked_at}" if token.revoked_at else "active"
         print(f"{token.name}\t{token.role}\t{token.agency or '-'}\t{token.created_at}\t{state}")
     return 0
 
 
 async def _token_revoke(store: EventStore, name: str) -> int:
-    if await store.revoke_token(name):
+    if await tokens_of(store).revoke(name):
         print(f"revoked {name!r}")
         return 0
     print(f"sunbid: no active token named {name!r}", file=sys.stderr)
