@@ -33,7 +33,7 @@ async def load_demo(
     if await projects.count() > 0:
         return 0
     demo = orjson.loads(DEMO_FILE.read_bytes())
-    # (published, project, event, project, request): sorted, the log's order.
+    # (published, project index, event index (-1: its registration), project, event).
     history: list[tuple[datetime, int, int, dict[str, Any], dict[str, Any] | None]] = []
     for p, entry in enumerate(demo["projects"]):
         project = domain.project_input({k: v for k, v in entry.items() if k != "events"})
