@@ -226,6 +226,26 @@ SCHEMAS: dict[str, Any] = {
             "region": {"oneOf": [_schema("Code"), {"type": "null"}]},
             "budget": {"type": ["number", "null"], "minimum": 0},
             "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "default": "CNY"},
+            "must_tender": {
+                "type": ["boolean", "null"],
+                "description": "依法必须招标: tendering is required by law.",
+            },
+        },
+    },
+    "ProjectAmendment": {
+        "type": "object",
+        "description": "The fields to change (at least one, and one of them to a new "
+        "value) and why.",
+        "required": ["reason"],
+        "minProperties": 2,
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "region": {"oneOf": [_schema("Code"), {"type": "null"}]},
+            "budget": {"type": ["number", "null"], "minimum": 0},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "must_tender": {"type": ["boolean", "null"]},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 500},
         },
     },
     "Project": {
@@ -250,6 +270,7 @@ SCHEMAS: dict[str, Any] = {
             "region": {"type": ["string", "null"]},
             "budget": {"type": ["number", "null"]},
             "currency": {"type": "string"},
+            "must_tender": {"type": ["boolean", "null"]},
             "stage": {
                 "type": ["string", "null"],
                 "description": "The latest lifecycle stage reached (oversight stages "
@@ -261,7 +282,7 @@ SCHEMAS: dict[str, Any] = {
             "last_seq": {
                 "type": "integer",
                 "minimum": 0,
-                "description": "The seq of its latest event; 0 if none.",
+                "description": "The seq of its latest event (its registration at first).",
             },
         },
     },
@@ -658,9 +679,10 @@ PATHS: dict[str, Any] = {
         },
         "post": {
             "operationId": "createProject",
-            "summary": "Create a project",
-            "description": "A publisher creates projects of its own agency only; an admin "
-            "for any agency.",
+            "summary": "Register a project",
+            "description": "Appends the project's `registered` event (its fields in "
+            "`data`) and answers with the project. A publisher creates projects of its "
+            "own agency only; an admin for any agency.",
             "tags": ["staff"],
             "security": STAFF,
             "requestBody": {
@@ -683,6 +705,23 @@ PATHS: dict[str, Any] = {
             "summary": "One project with its timeline and open deadlines",
             "tags": ["public"],
             "responses": {"200": _json(_schema("ProjectDetail"), "The project."), **_errors(404)},
+        },
+        "patch": {
+            "operationId": "amendProject",
+            "summary": "Amend a project's details",
+            "description": "Appends an `amended` event (`data`: `changes` and `reason`) "
+            "and answers with the project. Events after it carry the new region. A "
+            "publisher of the project's agency or an admin.",
+            "tags": ["staff"],
+            "security": STAFF,
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _schema("ProjectAmendment")}},
+            },
+            "responses": {
+                "200": _json(_schema("Project"), "Amended."),
+                **_errors(400, 401, 403, 404, 413, 415, 422, 503),
+            },
         },
     },
     "/api/projects/{project_id}/events": {
