@@ -491,7 +491,9 @@ def test_stage_outside_the_category_names_the_allowed_stages(staff: Staff) -> No
     listed = {s["code"] for s in construction["stages"]}
     assert listed == CONSTRUCTION_STAGES | {"registered", "amended"}
     for stage in ("registered", "amended"):
-        response = staff.client.post("/api/projects/P-2/events", json={"stage": stage, "title": "t"})
+        response = staff.client.post(
+            "/api/projects/P-2/events", json={"stage": stage, "title": "t"}
+        )
         assert_error(response, 422, field="stage")
     assert staff.server.head() == 1, "only P-2's registration"
 
