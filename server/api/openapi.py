@@ -158,7 +158,9 @@ SCHEMAS: dict[str, Any] = {
             "stages": {
                 "type": "array",
                 "description": "Lifecycle stages in their usual order, then the oversight "
-                "stages every category may use at any time.",
+                "stages every category may use at any time, then `registered` and "
+                "`amended`, which record the project itself (appended only by POST and "
+                "PATCH /api/projects; never the project's stage).",
                 "items": {
                     "type": "object",
                     "required": ["code", "name"],

@@ -237,8 +237,14 @@ class SQLiteStore:
             outcomes, created, keys = await self._assign(batch)
             await self._write_batch(created, keys)
             await self.writer.execute("COMMIT")
-        except (sqlite3.Error, ValueError) as exc:
-            log.error("appending a batch of %d events failed: %s", len(batch), exc)
+        except Exception as exc:  # nothing of the batch may stay: roll back whatever failed
+            expected = isinstance(exc, sqlite3.Error | ValueError)  # disk full, I/O, bad data
+            log.error(
+                "appending a batch of %d events failed: %s",
+                len(batch),
+                exc,
+                exc_info=None if expected else exc,
+            )
             await self._rollback()
             await self._reload_head()
             for pending in batch:
