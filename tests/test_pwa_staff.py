@@ -77,8 +77,9 @@ def test_staff_signs_in_creates_a_project_and_publishes_a_notice(
     result = page.locator("[data-testid=publish-result]")
     expect(result).to_contain_text(re.compile(r"\d+"))
     seqs = [int(n) for n in re.findall(r"\d+", result.inner_text())]
-    timeline = _wait_project(server, "PW-STAFF-1", events=1)["timeline"]
-    [event] = timeline
+    timeline = _wait_project(server, "PW-STAFF-1", events=2)["timeline"]
+    [registered, event] = timeline  # the form's project was registered as an event
+    assert registered["stage"] == "registered"
     assert event["seq"] in seqs, (result.inner_text(), event)
     assert event["stage"] == "notice" and event["title"] == "义乌市某道路照明工程施工招标公告"
     assert event["body"] == "投标截止前递交投标文件。"
