@@ -60,7 +60,8 @@ class Publisher:
         )
         _opened.append(self.client)
 
-    async def project(self, project_id: str) -> None:
+    async def project(self, project_id: str) -> dict[str, Any]:
+        """Register a project; return its `registered` event."""
         response = await self.client.post(
             "/api/projects",
             json={
@@ -72,6 +73,8 @@ class Publisher:
             },
         )
         assert response.status_code == 201, response.text
+        timeline = (await self.client.get(f"/api/projects/{project_id}")).json()["timeline"]
+        return dict(timeline[0])
 
     async def publish(self, project_id: str, **fields: Any) -> dict[str, Any]:
         response = await self.client.post(
