@@ -3,6 +3,7 @@ append's transaction, checked and rebuilt against the log, caught up at open."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -183,3 +184,34 @@ async def test_a_file_from_before_registration_events_registers_late_to_the_same
         assert await projects.get("OLD") == registered, "the fold gives the same record"
     finally:
         await store.close()
+
+
+async def test_publications_written_without_the_full_fold_agree_with_it(
+    log: tuple[SQLiteStore, ProjectTable],
+) -> None:
+    """Publications (neither `registered` nor `amended`) take a shorter path into
+    the table; published out of order, in batches, it still equals the fold."""
+    store, projects = log
+    base = datetime(2026, 11, 1, 9, 0, tzinfo=TZ)
+    for n in range(2):
+        await store.append(registration(project_input(f"Q-{n}"), published_at=base))
+    records = [await projects.get(f"Q-{n}") for n in range(2)]
+    plan = [
+        (0, "notice", 3),
+        (1, "notice", 2),
+        (0, "objection", 5),
+        (0, "award", 4),
+        (1, "failed", 1),
+    ]
+    requests = []
+    for n, stage, day in plan:
+        project = records[n]
+        assert project is not None
+        draft = DOMAIN.event_input({"stage": stage, "title": stage}, "construction", TZ)
+        published = base.replace(day=base.day + day)
+        requests.append(AppendRequest(project=project, draft=draft, published_at=published))
+    await asyncio.gather(*(store.append(r) for r in requests))  # one batch, in this order
+    assert await projects.check(store) is None
+    q0 = await projects.get("Q-0")
+    assert q0 is not None and q0["stage"] == "award" and q0["last_seq"] == 6
+    assert q0["updated_at"].startswith("2026-11-06T09:00:00")  # the objection, published last
