@@ -16,7 +16,8 @@ watchdog's snapshot is ready in ≤ 2 s; checking a new event adds ≤ 1 ms
    `penalty.data.decided_at`, `auction.data.listing_ends`,
    `award.data.publicity_ends` as the rules read them, a few missing or
    malformed. Everything goes through the server's own code: projects with
-   `Domain.project_input` and `SQLiteStore.create_project`, events with
+   `Domain.project_input` and their `registered` events (seq 1..P, before
+   every other event), events with
    `Domain.event_input` and `SQLiteStore.append` (many appends in flight, so
    group commit batches them; `synchronous=NORMAL` while generating), laid out
    in time order with `AppendRequest.published_at` as the demo loader does.
@@ -561,7 +562,8 @@ def cache_valid(paths: dict[str, Path], events: int, projects: int) -> dict[str,
             count = db.execute("SELECT COUNT(*) FROM projects").fetchone()[0]
     except (OSError, ValueError, sqlite3.Error):
         return None
-    if head != events or count != projects or meta.get("events") != events:
+    # The log holds each project's registration, then the events.
+    if head != events + projects or count != projects or meta.get("events") != events:
         return None
     return dict(meta)
 
@@ -573,6 +575,8 @@ def cache_valid(paths: dict[str, Path], events: int, projects: int) -> dict[str,
 async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
     from server.core.clock import Clock
     from server.domain import Domain
+    from server.projects import open_projects
+    from server.projects.changes import registration
     from server.store import AppendRequest
     from server.store.sqlite import SQLiteStore
 
@@ -587,7 +591,8 @@ async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
     del plan["planned"]
     records = plan["projects"]
     log_events, after = planned[: args.events], planned[args.events :]
-    seqs = {(e[1], e[2]): n + 1 for n, e in enumerate(log_events)}
+    # Seq 1..P: the projects' registrations; the events follow.
+    seqs = {(e[1], e[2]): len(records) + n + 1 for n, e in enumerate(log_events)}
     t_plan = time.perf_counter() - t0
     print(
         f"  planned {len(planned):,} events ({len(log_events):,} in the log), "
@@ -601,13 +606,18 @@ async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
         p.unlink(missing_ok=True)
     domain = Domain.load()
     store = SQLiteStore(f"sqlite:///{tmp}", Clock(TZ), synchronous="NORMAL")
+    open_projects(store, domain)
     await store.open()
     t1 = time.perf_counter()
-    created: list[dict[str, Any]] = []
-    for lo in range(0, len(records), 500):
-        chunk = records[lo : lo + 500]
-        created += await asyncio.gather(
-            *(store.create_project(domain.project_input(r)) for r in chunk)
+    created = [domain.project_input(r) for r in records]
+    # Registered as the log begins, before the first event.
+    registered_at = datetime.fromtimestamp(round(base + log_events[0][0] * DAY, 3), TZ)
+    for lo in range(0, len(created), 500):
+        await asyncio.gather(
+            *(
+                store.append(registration(p, published_at=registered_at))
+                for p in created[lo : lo + 500]
+            )
         )
     t_projects = time.perf_counter() - t1
     print(f"  {len(created):,} projects in {t_projects:.1f} s", file=sys.stderr, flush=True)
@@ -620,7 +630,11 @@ async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
     def check(n: int) -> Any:
         def done(task: asyncio.Task[Any]) -> None:
             in_flight.discard(task)
-            if task.cancelled() or task.exception() is not None or task.result().event.seq != n:
+            if (
+                task.cancelled()
+                or task.exception() is not None
+                or task.result().event.seq != len(created) + n
+            ):
                 wrong.append(n)
 
         return done
@@ -635,7 +649,6 @@ async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
                 AppendRequest(
                     project=project,
                     draft=draft,
-                    lifecycle=domain.is_lifecycle(draft["stage"]),
                     published_at=datetime.fromtimestamp(round(base + e[0] * DAY, 3), TZ),
                 )
             )
@@ -791,6 +804,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
     from server.compliance.watchdog import Level, iter_open
     from server.core.clock import Clock
     from server.domain import Domain
+    from server.projects import open_projects
     from server.settings import Settings
     from server.store import open_store
 
@@ -820,6 +834,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
 
     rss0 = vm("VmRSS")
     store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
+    projects = open_projects(store, domain)
     t = time.perf_counter()
     await store.open()
     store_open_s = time.perf_counter() - t
@@ -1013,7 +1028,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
     if args.observe_events:
         result["copy_s"] = copy_s
         result["observe"] = await publish_next(
-            args, store, domain, compliance, gcw, samples, sizes, broadcasts
+            args, store, projects, domain, compliance, gcw, samples, sizes, broadcasts
         )
         result["observe"]["gc_inside_observe"] = gc_inside
     snapshots.clear()
@@ -1027,6 +1042,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
 async def publish_next(
     args: argparse.Namespace,
     store: Any,
+    projects: Any,
     domain: Any,
     compliance: Any,
     gcw: GcWatch,
@@ -1061,14 +1077,10 @@ async def publish_next(
         pid = nxt["projects"][str(n["p"])]["id"]
         project = records.get(pid)
         if project is None:  # as the API does for a publication
-            project = records[pid] = await store.get_project(pid)
+            project = records[pid] = await projects.get(pid)
         post = next_post(n, nxt["projects"][str(n["p"])], bodies, time.time())
         draft = domain.event_input(post, project["category"], TZ)
-        await store.append(
-            AppendRequest(
-                project=project, draft=draft, lifecycle=domain.is_lifecycle(post["stage"])
-            )
-        )
+        await store.append(AppendRequest(project=project, draft=draft))
     await asyncio.sleep(1.2)  # the last listener call, and the ticker's next round
     took = time.perf_counter() - t0
     gcw.on = False

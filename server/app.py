@@ -31,6 +31,7 @@ from server.demo import load_demo
 from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.hub import Hub
+from server.projects import open_projects
 from server.pruning import Pruner
 from server.settings import Settings
 from server.state import AppState
@@ -40,6 +41,7 @@ from server.stream.limits import ConnectionLimiter
 from server.stream.revocation import RevocationWatch
 from server.stream.sse import SSEStream
 from server.stream.ws import WebSocketStream
+from server.tokens import tokens_of
 
 log = logging.getLogger("sunbid")
 STREAM_PATHS = frozenset({"/ws", "/api/stream"})
@@ -76,14 +78,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
     domain = Domain.load()
     directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
+    projects = open_projects(store, domain)
+    tokens = tokens_of(store)
     hub = Hub()
-    auth = Authenticator(store)
+    auth = Authenticator(tokens)
     state = AppState(
         settings=settings,
         domain=domain,
         directory=directory,
         clock=clock,
         store=store,
+        projects=projects,
         bus=open_bus(settings.bus_url),
         hub=hub,
         auth=auth,
@@ -91,7 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         compliance=Compliance.load(
             settings, domain, clock, lambda warning: hub.warn(warning_frame(warning))
         ),
-        revocations=RevocationWatch(store, auth),
+        revocations=RevocationWatch(tokens, auth),
     )
 
     @asynccontextmanager
@@ -111,7 +116,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             if settings.demo:
                 # Before the watchdog starts: it judges the demo's past weeks as
                 # history, rather than watching them go by in a moment.
-                await load_demo(state.store, state.domain, clock.now())
+                await load_demo(state.store, state.projects, state.domain, clock.now())
             await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
             # Push reads its settings from the same SUNBID_* variables.
@@ -152,7 +157,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             _by_method(GET=public.list_projects, POST=staff.create_project),
             methods=["GET", "POST"],
         ),
-        Route("/api/projects/{project_id}", public.get_project),
+        Route(
+            "/api/projects/{project_id}",
+            _by_method(GET=public.get_project, PATCH=staff.amend_project),
+            methods=["GET", "PATCH"],
+        ),
         Route("/api/events", public.list_events),
         Route("/api/stream", SSEStream(state), methods=["GET"]),
         Route("/api/push/vapid-key", push.vapid_key),

@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 from server.core.errors import ApiError
 from server.core.topics import SUPERVISION, TOPIC_ROLES
-from server.store import EventStore, Token
+from server.tokens import Token, Tokens
 
 ROLES = ("publisher", "supervisor", "admin")
 # Who reads compliance warnings: the people who may follow them live.
@@ -37,8 +37,8 @@ def digest(token: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
         self._cache: OrderedDict[str, tuple[Token | None, float]] = OrderedDict()
 
     async def token(self, secret: str) -> Token | None:
@@ -51,7 +51,7 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             self._cache.move_to_end(wanted)
             return cached[0]
-        found = await self.store.token_by_digest(wanted)
+        found = await self.tokens.by_digest(wanted)
         if found is not None and (
             found.revoked_at is not None or not hmac.compare_digest(found.digest, wanted)
         ):

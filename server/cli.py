@@ -34,8 +34,10 @@ from server.domain import Domain, DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
 from server.migrations import MigrationError
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
+from server.projects import open_projects
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, open_store
+from server.tokens import tokens_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,7 +236,7 @@ async def _token_create(store: EventStore, name: str, role: str, agency: str | N
         return 2
     secret = new_token()
     try:
-        await store.add_token(name, role, agency, digest(secret))
+        await tokens_of(store).add(name, role, agency, digest(secret))
     except AlreadyExists:
         print(f"sunbid: a token named {name!r} exists already", file=sys.stderr)
         return 1
@@ -247,14 +249,14 @@ async def _token_create(store: EventStore, name: str, role: str, agency: str | N
 
 
 async def _token_list(store: EventStore) -> int:
-    for token in await store.list_tokens():
+    for token in await tokens_of(store).list():
         state = f"revoked {token.revoked_at}" if token.revoked_at else "active"
         print(f"{token.name}\t{token.role}\t{token.agency or '-'}\t{token.created_at}\t{state}")
     return 0
 
 
 async def _token_revoke(store: EventStore, name: str) -> int:
-    if await store.revoke_token(name):
+    if await tokens_of(store).revoke(name):
         print(f"revoked {name!r}")
         return 0
     print(f"sunbid: no active token named {name!r}", file=sys.stderr)
@@ -352,26 +354,27 @@ def _size(count: int) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_records(settings: Settings) -> AsyncIterator[list[DerivedRecord]]:
+async def open_records(settings: Settings, store: EventStore) -> AsyncIterator[list[DerivedRecord]]:
     """Every record derived from the log, opened, in the order `sunbid verify`
     checks them and `sunbid rebuild` recomputes them: a new stored projection
     is added here (this module wires, so it may open push's)."""
     queue = PushQueue(settings.data_dir / QUEUE_FILE)
     await queue.open()
     try:
-        compliance = ComplianceRecord.load(settings, Domain.load(), Clock(settings.timezone))
-        yield [compliance, PushRecord(queue)]
+        domain = Domain.load()
+        projects = open_projects(store, domain)
+        compliance = ComplianceRecord.load(settings, domain, Clock(settings.timezone))
+        yield [projects, compliance, PushRecord(queue)]
     finally:
         await queue.close()
 
 
 async def _verify(settings: Settings, store: EventStore) -> int:
-    if (
-        problem := refusal(await read_versions(data_files(settings)), settings.data_dir)
-    ) is not None:
+    due = refusal(await read_versions(data_files(settings)), settings.data_dir)
+    if due is not None:
         # The chain is still checked (a backup, say, before it is migrated);
-        # derived records may differ until `sunbid migrate` has run.
-        print(f"sunbid: note: {problem}", file=sys.stderr)
+        # the derived records are in their old shape until `sunbid migrate` has run.
+        print(f"sunbid: note: {due}", file=sys.stderr)
     report = await store.verify()
     if report.first_bad_seq is not None:
         print(
@@ -380,7 +383,10 @@ async def _verify(settings: Settings, store: EventStore) -> int:
         )
         return 1
     print(f"ok: {report.checked} events, head {report.head}, hash chain intact")
-    async with open_records(settings) as records:
+    if due is not None:
+        print("derived records not checked: the directory is not migrated yet")
+        return 0
+    async with open_records(settings, store) as records:
         for record in records:
             problem = await record.check(store)
             if problem is not None:
@@ -413,7 +419,7 @@ def _stopped(settings: Settings, command: str) -> int:
 
 
 async def _rebuild(settings: Settings, store: EventStore) -> int:
-    async with open_records(settings) as records:
+    async with open_records(settings, store) as records:
         for record in records:
             await record.rebuild(store)
             problem = await record.check(store)
@@ -424,15 +430,20 @@ async def _rebuild(settings: Settings, store: EventStore) -> int:
     return 0
 
 
+def _log_with_projects(settings: Settings, clock: Clock) -> EventStore:
+    """The log, not yet open, with the projects table written beside each append."""
+    store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
+    open_projects(store, Domain.load())
+    return store
+
+
 async def _migrate(settings: Settings) -> int:
     # The steps that append open the log themselves, one at a time.
     clock = Clock(settings.timezone)
     try:
         done = await migrate(
             data_files(settings),
-            lambda: open_store(
-                settings.database_url, clock, synchronous=settings.sqlite_synchronous
-            ),
+            lambda: _log_with_projects(settings, clock),
         )
     except MigrationError as exc:
         print(f"sunbid: {exc}", file=sys.stderr)

@@ -18,43 +18,55 @@ from typing import Any
 import orjson
 
 from server.domain import Domain, format_time
+from server.projects.changes import registration
+from server.projects.table import ProjectTable
 from server.store import AppendRequest, EventStore
 
 DEMO_FILE = Path(__file__).parent / "data" / "demo.json"
 log = logging.getLogger("sunbid.demo")
 
 
-async def load_demo(store: EventStore, domain: Domain, now: datetime) -> int:
+async def load_demo(
+    store: EventStore, projects: ProjectTable, domain: Domain, now: datetime
+) -> int:
     """Load the demo projects if the database has none; return how many were loaded."""
-    if await store.count_projects() > 0:
+    if await projects.count() > 0:
         return 0
     demo = orjson.loads(DEMO_FILE.read_bytes())
-    history: list[tuple[datetime, int, int, dict[str, Any], dict[str, Any]]] = []
+    # (published, project index, event index (-1: its registration), project, event).
+    history: list[tuple[datetime, int, int, dict[str, Any], dict[str, Any] | None]] = []
     for p, entry in enumerate(demo["projects"]):
-        raw = {k: v for k, v in entry.items() if k != "events"}
-        project = await store.create_project(domain.project_input(raw))
-        for e, raw_event in enumerate(entry["events"]):
-            event = _resolve_dates(raw_event, now)
-            occurred = event.get("occurred_at")  # as format_time wrote it
-            published = min(datetime.fromisoformat(occurred), now) if occurred else now
-            history.append((published, p, e, project, event))
+        project = domain.project_input({k: v for k, v in entry.items() if k != "events"})
+        events = [_resolve_dates(raw_event, now) for raw_event in entry["events"]]
+        times = [_published(event, now) for event in events]
+        # Registered when its first event occurred, and before it (event -1).
+        history.append((min(times, default=now), p, -1, project, None))
+        history += [
+            (t, p, e, project, event)
+            for e, (t, event) in enumerate(zip(times, events, strict=True))
+        ]
     seqs: dict[tuple[int, int], int] = {}  # (project, event) in the file → seq
     for published, p, e, project, event in sorted(history, key=lambda h: (h[0], h[1], h[2])):
+        if event is None:
+            await store.append(registration(project, format_time(published), published))
+            continue
         corrects = event.get("data", {}).pop("corrects_event", None)
         if corrects is not None:
             event["data"]["corrects"] = seqs[(p, corrects)]
         draft = domain.event_input(event, project["category"], now.tzinfo)  # type: ignore[arg-type]
         result = await store.append(
-            AppendRequest(
-                project=project,
-                draft=draft,
-                lifecycle=domain.is_lifecycle(draft["stage"]),
-                published_at=published,
-            )
+            AppendRequest(project=project, draft=draft, published_at=published)
         )
         seqs[(p, e)] = result.event.seq
     log.info("loaded %d demo projects", len(demo["projects"]))
     return len(demo["projects"])
+
+
+def _published(event: dict[str, Any], now: datetime) -> datetime:
+    """When a demo event is published: when it occurred (as format_time wrote
+    it), or now if that is in the future."""
+    occurred = event.get("occurred_at")
+    return min(datetime.fromisoformat(occurred), now) if occurred else now
 
 
 def _resolve_dates(value: Any, now: datetime) -> Any:

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,10 @@ CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200
 MAX_BODY = 20_000
 MAX_DATA_DEPTH = 32
+MAX_REASON = 500
+# What a registration sets and an amendment may change (`id`, `category` and
+# `agency` say which project it is and who answers for it: they never change).
+PROJECT_FIELDS = ("title", "budget", "currency", "region", "must_tender")
 # RFC 3339 `date-time` with an offset. Only the upper-case `T` and `Z`, and no
 # space for `T` (RFC 3339 allows both): Python's own parser and the app read
 # only these, and one spelling per moment keeps the log plain. No week dates,
@@ -46,6 +51,7 @@ class Stage:
     zh: str
     en: str
     oversight: bool
+    record: bool = False  # records the project itself: registered, amended
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class Category:
     en: str
     board: str
     lifecycle: tuple[str, ...]
-    stages: frozenset[str]  # lifecycle plus every oversight stage
+    stages: frozenset[str]  # what staff may publish: lifecycle plus every oversight stage
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,18 @@ class Domain:
             )
         stages = {code: _stage(path, code, entry) for code, entry in _table(path, raw, "stages")}
         oversight = tuple(s.code for s in stages.values() if s.oversight)
+        for stage in stages.values():
+            if stage.oversight and stage.record:
+                raise DomainFileError(
+                    f"{path}: stages.{stage.code}: a stage is oversight or record, not both"
+                )
         categories = {}
         for code, entry in _table(path, raw, "categories"):
             lifecycle = entry.get("stages")
             if not isinstance(lifecycle, list) or not lifecycle:
                 raise DomainFileError(f"{path}: categories.{code}.stages: a non-empty list")
             for stage in lifecycle:
-                if stage not in stages or stages[stage].oversight:
+                if stage not in stages or stages[stage].oversight or stages[stage].record:
                     raise DomainFileError(
                         f"{path}: categories.{code}.stages: {stage!r} is not a lifecycle stage"
                     )
@@ -96,9 +107,16 @@ class Domain:
             )
         return cls(stages=stages, categories=categories)
 
+    @cached_property
+    def lifecycle_stages(self) -> frozenset[str]:
+        """The stages that move a project's `stage` (in some category)."""
+        return frozenset(s.code for s in self.stages.values() if not (s.oversight or s.record))
+
     def as_json(self) -> dict[str, Any]:
-        """`GET /api/categories`: lifecycle stages in order, then oversight ones."""
+        """`GET /api/categories`: lifecycle stages in order, then oversight ones,
+        then the two that record the project itself (so the app has their names)."""
         oversight = [s for s in self.stages.values() if s.oversight]
+        oversight += [s for s in self.stages.values() if s.record]
         return {
             "items": [
                 {
@@ -119,44 +137,39 @@ class Domain:
         }
 
     def is_lifecycle(self, stage: str) -> bool:
-        return not self.stages[stage].oversight
+        return stage in self.lifecycle_stages
 
     # --- validation of staff input -------------------------------------
 
     def project_input(self, body: object) -> dict[str, Any]:
-        fields = _object(
-            body, {"id", "title", "category", "agency", "region", "budget", "currency"}
-        )
+        fields = _object(body, {"id", "category", "agency", *PROJECT_FIELDS})
         category = fields.get("category")
         if not isinstance(category, str) or category not in self.categories:
             raise invalid("category", f"one of {', '.join(self.categories)}")
-        budget = fields.get("budget")
-        if budget is not None and (
-            isinstance(budget, bool)
-            or not isinstance(budget, int | float)
-            or not math.isfinite(budget)
-            or budget < 0
-        ):
-            raise invalid("budget", "a non-negative number")
-        currency = fields.get("currency", "CNY")
-        if not (
-            isinstance(currency, str)
-            and len(currency) == 3
-            and currency.isupper()
-            and currency.isascii()
-            and currency.isalpha()
-        ):
-            raise invalid("currency", "an ISO 4217 code such as CNY")
-        region = fields.get("region")
         return {
             "id": _code(fields.get("id"), "id"),
-            "title": _line(fields.get("title"), "title", MAX_TITLE),
             "category": category,
             "agency": _code(fields.get("agency"), "agency"),
-            "region": None if region is None else _code(region, "region"),
-            "budget": None if budget is None else float(budget),
-            "currency": currency,
+            **_project_fields({"currency": "CNY", **fields}, PROJECT_FIELDS),
         }
+
+    def amendment_input(self, body: object) -> tuple[dict[str, Any], str]:
+        """The fields a PATCH changes (at least one) and its reason."""
+        fields = _object(body, {"reason", *PROJECT_FIELDS})
+        reason = fields.get("reason")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+            raise invalid("reason", f"non-empty text of at most {MAX_REASON} characters")
+        if problem := line_problem(reason.strip()):
+            raise invalid("reason", problem)
+        named = [f for f in PROJECT_FIELDS if f in fields]
+        if not named:
+            raise ApiError(
+                422,
+                "invalid_body",
+                f"name at least one field to change: {', '.join(PROJECT_FIELDS)}",
+                {"allowed": sorted(PROJECT_FIELDS)},
+            )
+        return _project_fields(fields, named), reason.strip()
 
     def event_input(
         self,
@@ -213,6 +226,43 @@ class Domain:
             "data": data,
             "occurred_at": None if occurred is None else parse_time(occurred, "occurred_at", tz),
         }
+
+
+def _project_fields(fields: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """`names` of a project's own fields, validated (and `title` stripped)."""
+    checked: dict[str, Any] = {}
+    if "title" in names:
+        checked["title"] = _line(fields.get("title"), "title", MAX_TITLE)
+    if "region" in names:
+        region = fields.get("region")
+        checked["region"] = None if region is None else _code(region, "region")
+    if "budget" in names:
+        budget = fields.get("budget")
+        if budget is not None and (
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not math.isfinite(budget)
+            or budget < 0
+        ):
+            raise invalid("budget", "a non-negative number")
+        checked["budget"] = None if budget is None else float(budget)
+    if "currency" in names:
+        currency = fields.get("currency")
+        if not (
+            isinstance(currency, str)
+            and len(currency) == 3
+            and currency.isupper()
+            and currency.isascii()
+            and currency.isalpha()
+        ):
+            raise invalid("currency", "an ISO 4217 code such as CNY")
+        checked["currency"] = currency
+    if "must_tender" in names:
+        must_tender = fields.get("must_tender")
+        if must_tender is not None and not isinstance(must_tender, bool):
+            raise invalid("must_tender", "true, false or null")
+        checked["must_tender"] = must_tender
+    return checked
 
 
 def parse_time(value: object, field: str, tz: ZoneInfo) -> str:
@@ -313,14 +363,17 @@ def _table(path: Path, raw: dict[str, Any], name: str) -> list[tuple[str, dict[s
 
 
 def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
-    oversight = entry.get("oversight", False)
-    if not isinstance(oversight, bool):
-        raise DomainFileError(f"{path}: stages.{code}.oversight: true or false")
+    flags = {}
+    for flag in ("oversight", "record"):
+        flags[flag] = entry.get(flag, False)
+        if not isinstance(flags[flag], bool):
+            raise DomainFileError(f"{path}: stages.{code}.{flag}: true or false")
     return Stage(
         code,
         _text(path, f"stages.{code}", entry, "zh"),
         _text(path, f"stages.{code}", entry, "en"),
-        oversight,
+        flags["oversight"],
+        flags["record"],
     )
 
 

@@ -14,6 +14,7 @@ from server.directory import Directory
 from server.domain import Domain
 from server.hub import Hub
 from server.metrics import Metrics
+from server.projects.table import ProjectTable
 from server.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store import EventStore
@@ -59,6 +60,7 @@ class AppState:
     directory: Directory
     clock: Clock
     store: EventStore
+    projects: ProjectTable
     bus: Bus
     hub: Hub
     auth: Authenticator

@@ -26,7 +26,6 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from server.api.route_docs import PENDING
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import ROOT, ServerProcess, Staff
@@ -281,7 +280,7 @@ def test_staff_endpoints_need_a_valid_bearer_token(
 
 def test_publisher_acts_only_for_its_own_agency(server: ServerProcess, staff: Staff) -> None:
     publisher = server.token("pub-a", "publisher", "AG-A")
-    staff.project("B-1", agency="AG-B")
+    staff.project("B-1", agency="AG-B")  # seq 1: its registration
 
     other = post_json(server, "/api/projects", new_project("B-2", agency="AG-B"), publisher)
     assert_error(other, 403, "forbidden")
@@ -291,7 +290,7 @@ def test_publisher_acts_only_for_its_own_agency(server: ServerProcess, staff: St
         server, "/api/projects/B-1/events", {"stage": "notice", "title": "t"}, publisher
     )
     assert_error(foreign, 403, "forbidden")
-    assert server.head() == 0
+    assert server.head() == 1, "refused requests append nothing"
 
     own = post_json(server, "/api/projects", new_project("A-1", agency="AG-A"), publisher)
     assert own.status_code == 201, own.text
@@ -311,7 +310,7 @@ def test_supervisor_cannot_publish_but_admin_can(server: ServerProcess, staff: S
         server, "/api/projects/S-1/events", {"stage": "notice", "title": "t"}, supervisor
     )
     assert_error(response, 403, "forbidden")
-    assert server.head() == 0
+    assert server.head() == 1, "refused requests append nothing (1: S-1's registration)"
     # The admin publishes for any agency.
     assert staff.publish("S-1", "notice")["agency"] == "AG-S"
     assert staff.project("S-3", agency="AG-OTHER")["agency"] == "AG-OTHER"
@@ -334,7 +333,18 @@ def test_create_project(staff: Staff) -> None:
     assert RFC3339_CST.match(project["created_at"]) and RFC3339_CST.match(project["updated_at"])
     assert response.headers["location"] == "/api/projects/YW-2026-0001"
     fetched = staff.client.get("/api/projects/YW-2026-0001").json()
-    assert fetched["timeline"] == [] and fetched["deadlines"] == []
+    # Its registration is its first event: the project's fields, no stage moved.
+    [registered] = fetched["timeline"]
+    assert registered["stage"] == "registered" and registered["title"] == "义乌市某道路工程"
+    assert registered["data"] == {
+        "title": "义乌市某道路工程",
+        "budget": 1250000.5,
+        "currency": "CNY",
+        "region": "330782",
+        "must_tender": None,
+    }
+    assert registered["occurred_at"] == project["created_at"] and project["last_seq"] == 1
+    assert fetched["deadlines"] == []
     assert {k: fetched[k] for k in project} == project
     # Region and budget are optional; a second create of the same id is a conflict.
     minimal = staff.client.post(
@@ -450,7 +460,7 @@ def test_publish_event_fills_in_the_server_fields(staff: Staff) -> None:
         "published_at",
         "hash",
     ]
-    assert event["seq"] == 1 and event["project"] == "P-1"
+    assert event["seq"] == 2 and event["project"] == "P-1"  # 1: its registration
     assert (event["category"], event["agency"], event["region"]) == (
         "construction",
         "YW-GGZY",
@@ -461,8 +471,8 @@ def test_publish_event_fills_in_the_server_fields(staff: Staff) -> None:
     assert RFC3339_CST.match(event["published_at"])
     assert re.fullmatch(r"[0-9a-f]{64}", event["hash"])
     second = staff.publish("P-1", "evaluation")
-    assert second["seq"] == 2 and second["occurred_at"] == second["published_at"]
-    assert staff.server.head() == 2
+    assert second["seq"] == 3 and second["occurred_at"] == second["published_at"]
+    assert staff.server.head() == 3
 
 
 def test_stage_outside_the_category_names_the_allowed_stages(staff: Staff) -> None:
@@ -474,11 +484,18 @@ def test_stage_outside_the_category_names_the_allowed_stages(staff: Staff) -> No
         error = assert_error(response, 422, field="stage")
         assert set(error["details"]["allowed"]) == CONSTRUCTION_STAGES
         assert "bid_opening" in error["message"] and "objection" in error["message"]
-    # The answer matches what /api/categories says.
+    # The answer matches what /api/categories says, less the two stages that
+    # record the project itself (only POST and PATCH /api/projects append them).
     categories = staff.client.get("/api/categories").json()["items"]
     construction = next(c for c in categories if c["code"] == "construction")
-    assert {s["code"] for s in construction["stages"]} == CONSTRUCTION_STAGES
-    assert staff.server.head() == 0
+    listed = {s["code"] for s in construction["stages"]}
+    assert listed == CONSTRUCTION_STAGES | {"registered", "amended"}
+    for stage in ("registered", "amended"):
+        response = staff.client.post(
+            "/api/projects/P-2/events", json={"stage": stage, "title": "t"}
+        )
+        assert_error(response, 422, field="stage")
+    assert staff.server.head() == 1, "only P-2's registration"
 
 
 @pytest.mark.parametrize(
@@ -583,8 +600,9 @@ def test_correction_must_name_an_earlier_event_of_the_same_project(staff: Staff)
     fixed = staff.publish("C-1", "correction", data={"corrects": first["seq"], "field": "body"})
     assert fixed["data"]["corrects"] == first["seq"]
     timeline = staff.client.get("/api/projects/C-1").json()["timeline"]
-    assert [e["seq"] for e in timeline] == [first["seq"], fixed["seq"]]
-    assert timeline[0] == first  # the original is never altered
+    assert [e["stage"] for e in timeline] == ["registered", "notice", "correction"]
+    assert [e["seq"] for e in timeline[1:]] == [first["seq"], fixed["seq"]]
+    assert timeline[1] == first  # the original is never altered
 
 
 def test_project_stage_moves_only_on_lifecycle_stages(staff: Staff) -> None:
@@ -614,6 +632,7 @@ def test_project_stage_moves_only_on_lifecycle_stages(staff: Staff) -> None:
     staff.publish("L-1", "correction", data={"corrects": award["seq"]})
     project = check("award")
     assert [e["stage"] for e in project["timeline"]] == [
+        "registered",
         "notice",
         "objection",
         "objection_reply",
@@ -636,7 +655,7 @@ def test_idempotency_key(staff: Staff) -> None:
     )
     assert again.status_code == 200, again.text
     assert again.json() == first.json()
-    assert staff.server.head() == 1
+    assert staff.server.head() == 3  # 1 and 2: the registrations
     reused = staff.client.post(
         "/api/projects/I-1/events",
         json={"stage": "award", "title": "结果"},
@@ -647,12 +666,12 @@ def test_idempotency_key(staff: Staff) -> None:
     elsewhere = staff.client.post(
         "/api/projects/I-2/events", json=body, headers={"Idempotency-Key": "k-1"}
     )
-    assert elsewhere.status_code == 201 and elsewhere.json()["seq"] == 2
+    assert elsewhere.status_code == 201 and elsewhere.json()["seq"] == 4
     too_long = staff.client.post(
         "/api/projects/I-1/events", json=body, headers={"Idempotency-Key": "k" * 201}
     )
     assert_error(too_long, 422, field="Idempotency-Key")
-    assert staff.server.head() == 2
+    assert staff.server.head() == 4
 
 
 @pytest.mark.parametrize(
@@ -733,11 +752,11 @@ def test_body_over_the_limit_is_413(start_server: Callable[..., ServerProcess]) 
     )
     assert "content-length" not in chunked.request.headers
     assert_error(chunked, 413)
-    assert server.head() == 0
+    assert server.head() == 1  # M-1's registration
     # Just under the limit is fine.
     fits = {"stage": "notice", "title": "t", "body": "x" * 1900}
     assert post_json(server, "/api/projects/M-1/events", fits, admin).status_code == 201
-    assert server.head() == 1
+    assert server.head() == 2
 
 
 def test_unknown_project_is_404(staff: Staff) -> None:
@@ -939,13 +958,13 @@ def test_events_since_topics_stages_limit(staff: Staff) -> None:
         ("E-C", "award"),
     ]
     published = [staff.publish(p, s) for p, s in plan]
-    assert [e["seq"] for e in published] == list(range(1, 10))
+    assert [e["seq"] for e in published] == list(range(4, 13))  # 1-3: the registrations
 
     def events(**params: str) -> list[dict[str, Any]]:
         response = staff.client.get("/api/events", params=params)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["head"] == 9
+        assert body["head"] == 12
         seqs = [e["seq"] for e in body["items"]]
         assert seqs == sorted(set(seqs)), "not ascending or duplicated"
         return list(body["items"])
@@ -953,22 +972,29 @@ def test_events_since_topics_stages_limit(staff: Staff) -> None:
     def seqs(**params: str) -> list[int]:
         return [e["seq"] for e in events(**params)]
 
-    assert events() == published
-    assert seqs(since="4") == [5, 6, 7, 8, 9]
-    assert seqs(since="9") == [] and seqs(since="1000") == []
-    assert seqs(topics="all") == list(range(1, 10))
-    assert seqs(topics="project:E-A") == [1, 4, 7]
-    assert seqs(topics="category:land") == [2, 5, 8]
-    assert seqs(topics="agency:AG-X") == [1, 3, 4, 6, 7, 9]
-    assert seqs(topics="region:R1") == [1, 4, 7]
-    assert seqs(topics="region:R2,project:E-C") == [2, 3, 5, 6, 8, 9]
-    assert seqs(topics="project:E-A,agency:AG-X") == [1, 3, 4, 6, 7, 9]  # once each
-    assert seqs(stages="notice") == [1, 2, 6]
-    assert seqs(stages="award,objection") == [7, 8, 9]
-    assert seqs(topics="agency:AG-X", stages="award") == [7, 9]
-    assert seqs(topics="category:land", stages="objection", since="2") == [8]
+    everything = events()
+    assert everything[3:] == published
+    assert [(e["project"], e["stage"]) for e in everything[:3]] == [
+        ("E-A", "registered"),
+        ("E-B", "registered"),
+        ("E-C", "registered"),
+    ]
+    assert seqs(since="7") == [8, 9, 10, 11, 12]
+    assert seqs(since="12") == [] and seqs(since="1000") == []
+    assert seqs(topics="all") == list(range(1, 13))
+    assert seqs(topics="project:E-A") == [1, 4, 7, 10]
+    assert seqs(topics="category:land") == [2, 5, 8, 11]
+    assert seqs(topics="agency:AG-X") == [1, 3, 4, 6, 7, 9, 10, 12]
+    assert seqs(topics="region:R1") == [1, 4, 7, 10]
+    assert seqs(topics="region:R2,project:E-C") == [2, 3, 5, 6, 8, 9, 11, 12]
+    assert seqs(topics="project:E-A,agency:AG-X") == [1, 3, 4, 6, 7, 9, 10, 12]  # once each
+    assert seqs(stages="notice") == [4, 5, 9]
+    assert seqs(stages="registered") == [1, 2, 3]
+    assert seqs(stages="award,objection") == [10, 11, 12]
+    assert seqs(topics="agency:AG-X", stages="award") == [10, 12]
+    assert seqs(topics="category:land", stages="objection", since="5") == [11]
     assert seqs(limit="2") == [1, 2]
-    assert seqs(since="3", limit="3") == [4, 5, 6]
+    assert seqs(since="6", limit="3") == [7, 8, 9]
     assert seqs(topics="project:NOBODY") == []
 
 
@@ -1027,14 +1053,14 @@ async def test_events_limit_default_100_max_1000(staff: Staff, admin: str) -> No
             return int(response.json()["seq"])
 
         seqs = await asyncio.gather(*(publish(n) for n in range(130)))
-    assert sorted(seqs) == list(range(1, 131))
+    assert sorted(seqs) == list(range(2, 132))  # 1: the registration
     default = staff.client.get("/api/events").json()
     assert [e["seq"] for e in default["items"]] == list(range(1, 101))
-    assert default["head"] == 130
+    assert default["head"] == 131
     full = staff.client.get("/api/events", params={"limit": "1000"}).json()
-    assert [e["seq"] for e in full["items"]] == list(range(1, 131))
+    assert [e["seq"] for e in full["items"]] == list(range(1, 132))
     rest = staff.client.get("/api/events", params={"since": "100"}).json()
-    assert [e["seq"] for e in rest["items"]] == list(range(101, 131))
+    assert [e["seq"] for e in rest["items"]] == list(range(101, 132))
     assert_error(staff.client.get("/api/events", params={"limit": "1001"}), 422, field="limit")
 
 
@@ -1144,12 +1170,13 @@ async def test_ws_subscribe_ping_unsubscribe(staff: Staff) -> None:
     async with websockets.connect(staff.server.ws_url) as ws:
         assert await ping(ws) == []
         await ws.send(json.dumps({"op": "subscribe", "topics": ["project:W-1"]}))
-        assert await recv(ws) == {"op": "subscribed", "topics": ["project:W-1"], "head": 0}
+        # head 2: the two registrations
+        assert await recv(ws) == {"op": "subscribed", "topics": ["project:W-1"], "head": 2}
         published = staff.publish("W-1", "notice")
         staff.publish("W-2", "notice")  # another project: not delivered
         assert await recv(ws) == {"op": "event", "event": published}
         await ws.send(json.dumps({"op": "ping"}))
-        assert await recv(ws) == {"op": "pong", "head": 2}
+        assert await recv(ws) == {"op": "pong", "head": 4}
         await ws.send(json.dumps({"op": "unsubscribe", "topics": ["project:W-1"]}))
         assert await recv(ws) == {"op": "unsubscribed", "topics": ["project:W-1"]}
         staff.publish("W-1", "bid_opening")
@@ -1176,7 +1203,7 @@ async def test_ws_stage_filter_and_since(staff: Staff) -> None:
         assert await recv(ws) == {
             "op": "subscribed",
             "topics": ["category:construction"],
-            "head": 3,
+            "head": 5,  # two registrations, three publications
         }
         assert await recv(ws) == {"op": "event", "event": first}
         staff.publish("WS-1", "evaluation")
@@ -1189,7 +1216,8 @@ async def test_ws_query_string_acts_as_first_subscribe(staff: Staff) -> None:
     staff.project("WQ-1")
     first = staff.publish("WQ-1", "notice")
     second = staff.publish("WQ-1", "clarification")
-    async with websockets.connect(staff.server.ws_url + "?topics=project:WQ-1&since=1") as ws:
+    # since=2: after the registration (1) and the first publication (2).
+    async with websockets.connect(staff.server.ws_url + "?topics=project:WQ-1&since=2") as ws:
         assert (await recv(ws))["op"] == "subscribed"
         assert await recv(ws) == {"op": "event", "event": second}
         assert await ping(ws) == []
@@ -1759,8 +1787,7 @@ def test_openapi_document_covers_every_route(server: ServerProcess, tmp_path: Pa
         for m in item
         if m in {"get", "post", "put", "patch", "delete"}
     }
-    # Only the routes the contract adds before they are served may be described ahead.
-    assert documented - PENDING <= routes, f"documented but not served: {documented - routes}"
+    assert documented <= routes, f"documented but not served: {documented - routes}"
 
     for ref in set(_refs(spec)):
         _resolve(spec, ref)

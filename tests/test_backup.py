@@ -239,9 +239,9 @@ def test_a_database_copy_finishes_while_another_connection_keeps_committing(tmp_
 
 @pytest.fixture
 def backup_of_a_server(tmp_path: Path, server: ServerProcess, staff: Staff) -> Path:
-    """A backup of a small log (the server keeps running)."""
-    staff.project("RF-1")
-    for _ in range(5):
+    """A backup of a small log of 5 events (the server keeps running)."""
+    staff.project("RF-1")  # seq 1: its registration
+    for _ in range(4):
         staff.publish("RF-1")
     target = tmp_path / "backup"
     result = server.cli("backup", str(target))

@@ -459,8 +459,12 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         assert await before_pong(desk) == [], "each warning once, and no events"
 
         seen = await before_pong(bidder)
-        assert [m["op"] for m in seen] == ["event"] * 3
-        assert [m["event"]["seq"] for m in seen] == [
+        assert [m["op"] for m in seen] == ["event"] * 5  # two registrations, three events
+        assert [(m["event"]["project"], m["event"]["stage"]) for m in seen[:2]] == [
+            (road, "registered"),
+            (school, "registered"),
+        ]
+        assert [m["event"]["seq"] for m in seen[2:]] == [
             candidates["seq"],
             award["seq"],
             contract["seq"],

@@ -26,6 +26,8 @@ from server.core.clock import FrozenClock
 from server.core.frames import warning_frame
 from server.demo import load_demo
 from server.domain import Domain
+from server.projects import open_projects
+from server.projects.changes import registration
 from server.settings import Settings
 from server.store import AppendRequest, EventStore, open_store
 
@@ -34,8 +36,8 @@ DOMAIN = Domain.load()
 START = datetime(2026, 3, 2, 10, 0, tzinfo=TZ)  # a Monday
 AWARD_DUE = "2026-04-01T23:59:59.999+08:00"  # 30 日 after 2 Mar
 BREACH_AT = "2026-04-02T00:00:00.000+08:00"  # the first instant after the last day
-BREACH = "construction.award-contract/ROAD-1/1/breach"
-APPROACHING = "construction.award-contract/ROAD-1/1/approaching"
+BREACH = "construction.award-contract/ROAD-1/2/breach"  # seq 1: its registration
+APPROACHING = "construction.award-contract/ROAD-1/2/approaching"
 
 
 class Server:
@@ -57,6 +59,7 @@ class Server:
     async def start(self) -> Server:
         settings = Settings.from_env({"SUNBID_DATA_DIR": str(self.data_dir), **self.env})
         self.store = open_store(settings.database_url, self.clock)
+        self.projects = open_projects(self.store, DOMAIN)
         await self.store.open()
         bus = open_bus("memory://")
         self.store.on_commit(bus.publish)
@@ -80,23 +83,23 @@ class Server:
 
     async def project(self, project_id: str, category: str = "construction") -> None:
         assert self.store is not None
-        await self.store.create_project(
-            DOMAIN.project_input(
-                {"id": project_id, "title": "项目", "category": category, "agency": "YW-GGZY"}
+        await self.store.append(
+            registration(
+                DOMAIN.project_input(
+                    {"id": project_id, "title": "项目", "category": category, "agency": "YW-GGZY"}
+                )
             )
         )
 
     async def publish(self, project_id: str, stage: str, **data: Any) -> dict[str, Any]:
         assert self.store is not None
-        project = await self.store.get_project(project_id)
+        project = await self.projects.get(project_id)
         assert project is not None
         draft = DOMAIN.event_input(
             {"stage": stage, "title": f"{stage} 公告", "data": data}, project["category"], TZ
         )
         result = await self.store.append(
-            AppendRequest(
-                project=project, draft=draft, lifecycle=DOMAIN.is_lifecycle(stage), fingerprint=""
-            )
+            AppendRequest(project=project, draft=draft, fingerprint="")
         )
         await asyncio.sleep(0)  # the commit listeners run right after the commit
         return dict(orjson.loads(result.event.json))
@@ -208,7 +211,8 @@ async def test_a_rule_broken_by_a_publication_is_sent_and_stored_at_once(
     server.clock.advance(timedelta(days=1))
     award = await server.publish("ROAD-2", "award")
     [sent] = server.warnings_sent()
-    assert sent["id"] == "construction.candidates-publicity/ROAD-2/1-2/breach"
+    # Seq 1 is the project's registration.
+    assert sent["id"] == "construction.candidates-publicity/ROAD-2/2-3/breach"
     assert sent["due"] is None and moment(sent["created_at"]) == moment(award["published_at"])
 
     async def stored() -> bool:
@@ -223,7 +227,8 @@ async def test_a_restart_stores_no_duplicate_and_loses_none(
     first = await start()
     await first.project("ROAD-1")
     await first.project("ROAD-2")
-    await first.publish("ROAD-1", "award")
+    award = await first.publish("ROAD-1", "award")
+    breach = f"construction.award-contract/ROAD-1/{award['seq']}/breach"
     await first.publish("ROAD-2", "notice")  # no deadline: data_incomplete
     await first.publish("ROAD-2", "candidates")
     first.clock.advance(timedelta(days=1))
@@ -237,7 +242,7 @@ async def test_a_restart_stores_no_duplicate_and_loses_none(
     await first.publish("ROAD-1", "contract", signed_at="2026-04-02T08:00:00.000+08:00")
 
     async def resolved() -> bool:
-        return by_id(await first.stored())[BREACH]["resolved_at"] is not None
+        return by_id(await first.stored())[breach]["resolved_at"] is not None
 
     await wait_for(resolved, MAX_SLEEP + 0.5, "the resolution is stored")
     before = await first.stored()
@@ -314,10 +319,11 @@ async def test_the_demo_breaks_only_its_deliberate_rule_whatever_the_date(
     clock = FrozenClock(TZ, now)
     settings = Settings.from_env({"SUNBID_DATA_DIR": str(tmp_path)})
     store = open_store(settings.database_url, clock)
+    projects = open_projects(store, DOMAIN)
     await store.open()
     compliance = Compliance.load(settings, DOMAIN, clock, lambda message: None)
     try:
-        await load_demo(store, DOMAIN, now)
+        await load_demo(store, projects, DOMAIN, now)
         await compliance.open(store, open_bus("memory://"))
         docs, _ = await compliance.warnings.list({"level": "breach"}, None, None, 500)
     finally:

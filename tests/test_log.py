@@ -151,22 +151,25 @@ def test_every_hash_matches_an_independent_recomputation(
             data={"floats": [0.1 + 0.2, 1e300, -1.5e-300, 5e-324]},
         ),
         staff.publish("H-NOREGION", "auction", data={"bids": [{"出价": 1.05e7, "人": None}]}),
-        staff.publish("H-1", "correction", data={"corrects": 1, "字段": "body"}),
+        staff.publish("H-1", "correction", data={"corrects": 3, "字段": "body"}),
     ]
     log = read_log(server)
     check_chain(log)
-    assert log == published  # served the same way by POST and by /api/events
-    assert log[0]["occurred_at"] == "2026-12-01T09:30:00+08:00"  # in SUNBID_TIMEZONE
-    assert log[0]["data"] == AWKWARD_DATA
-    assert log[1]["region"] is None and log[1]["body"] == "" and log[1]["data"] == {}
-    assert log[2]["title"] == "澄清：第１号"
+    # Seq 1 and 2: the registrations, whose hashes the chain covers like any other.
+    assert [e["stage"] for e in log[:2]] == ["registered", "registered"]
+    assert log[1]["region"] is None and log[1]["data"]["region"] is None
+    assert log[2:] == published  # served the same way by POST and by /api/events
+    assert log[2]["occurred_at"] == "2026-12-01T09:30:00+08:00"  # in SUNBID_TIMEZONE
+    assert log[2]["data"] == AWKWARD_DATA
+    assert log[3]["region"] is None and log[3]["body"] == "" and log[3]["data"] == {}
+    assert log[4]["title"] == "澄清：第１号"
 
     # The stream carries the very same events, so a subscriber can check them too.
     async def stream() -> list[dict[str, Any]]:
         async with connect(
             server.ws_url + "?topics=all&since=0", proxy=None, compression=None
         ) as ws:
-            messages = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(6)]
+            messages = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(8)]
         assert messages[0]["op"] == "subscribed"
         return [m["event"] for m in messages[1:]]
 
@@ -208,17 +211,17 @@ async def test_seq_is_gapless_under_16_concurrent_publishers(
 
     results = await asyncio.gather(*(publisher(n) for n in range(16)))
     every = sorted(seq for mine in results for seq in mine)
-    assert every == list(range(1, 16 * 40 + 1))  # no gap, no seq given twice
+    assert every == list(range(5, 16 * 40 + 5))  # no gap, no seq given twice (1-4: projects)
     for mine in results:  # one publisher's later event always gets a later seq
         assert mine == sorted(mine)
     log = read_log(server)
     check_chain(log)
-    assert sorted((e["data"]["p"], e["data"]["i"]) for e in log) == [
+    assert sorted((e["data"]["p"], e["data"]["i"]) for e in log[4:]) == [
         (p, i) for p in range(16) for i in range(40)
     ]
     result = verify(server)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "640" in result.stdout
+    assert "644" in result.stdout
 
 
 # --- idempotency -------------------------------------------------------------------------
@@ -234,15 +237,15 @@ def test_a_repeated_idempotency_key_returns_the_same_event(
     again = post_event(staff.client, "ID-1", body, key="notice-2026-001")
     assert again.status_code == 200
     assert again.json() == first.json()
-    assert server.head() == 1
+    assert server.head() == 2  # the registration and the one event
     # Still so after a restart: the key is kept with the log.
     server.stop()
     server.start()
     later = post_event(staff.client, "ID-1", body, key="notice-2026-001")
     assert later.status_code == 200 and later.json() == first.json()
     other = post_event(staff.client, "ID-1", body, key="notice-2026-002")
-    assert other.status_code == 201 and other.json()["seq"] == 2
-    assert [e["seq"] for e in read_log(server)] == [1, 2]
+    assert other.status_code == 201 and other.json()["seq"] == 3
+    assert [e["seq"] for e in read_log(server)] == [1, 2, 3]
 
 
 async def test_concurrent_repeats_of_one_key_create_exactly_one_event(
@@ -270,7 +273,7 @@ async def test_concurrent_repeats_of_one_key_create_exactly_one_event(
         assert codes == [200] * 19 + [201], (key, codes)
         assert len({r.content for r in answers}) == 1  # the identical event every time
     log = read_log(server)
-    assert sorted(e["title"] for e in log) == [f"公告 k{n}" for n in range(5)]
+    assert sorted(e["title"] for e in log[1:]) == [f"公告 k{n}" for n in range(5)]
     check_chain(log)
 
 
@@ -284,7 +287,7 @@ def test_same_key_with_a_different_body_is_a_conflict(server: ServerProcess, sta
         {**body, "data": {"x": 1}},
     ):
         assert_error(post_event(staff.client, "ID-3", changed, key="k"), 409)
-    assert server.head() == 1
+    assert server.head() == 2  # the registration and the one event
     assert post_event(staff.client, "ID-3", body, key="k").status_code == 200
 
 
@@ -341,15 +344,16 @@ TAMPERING: dict[str, tuple[Callable[[sqlite3.Connection], None], set[int]]] = {
     "delete the first row": (lambda db: db.execute("DELETE FROM events WHERE seq=1"), {1}),
     "delete the last rows": (lambda db: db.execute("DELETE FROM events WHERE seq>=9"), {9}),
     "garble the last row": (
-        lambda db: db.execute("UPDATE events SET doc=x'7b00' WHERE seq=10"),
-        {10},
+        lambda db: db.execute("UPDATE events SET doc=x'7b00' WHERE seq=12"),
+        {12},
     ),
 }
 
 
 @pytest.fixture(scope="module")
 def intact_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A data dir whose log holds 10 events, checked by `sunbid verify` while served."""
+    """A data dir whose log holds 12 events (2 registrations, 10 notices), checked by
+    `sunbid verify` while served."""
     server = ServerProcess(tmp_path_factory.mktemp("intact") / "data").start()
     try:
         staff = Staff(server, server.token("admin-verify"))
@@ -360,7 +364,7 @@ def intact_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         staff.client.close()
         result = verify(server)  # while the server runs
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "BAD" not in result.stdout and "10" in result.stdout
+        assert "BAD" not in result.stdout and "12" in result.stdout
     finally:
         server.stop()
     yield server.data_dir
@@ -409,7 +413,8 @@ def test_a_correction_must_point_at_an_earlier_event_of_the_same_project(
     )
     assert fixed["stage"] == "correction" and fixed["data"]["corrects"] == original["seq"]
     timeline = staff.client.get("/api/projects/COR-1").json()["timeline"]
-    assert [e["seq"] for e in timeline] == [original["seq"], fixed["seq"]]
+    assert timeline[0]["stage"] == "registered"
+    assert [e["seq"] for e in timeline[1:]] == [original["seq"], fixed["seq"]]
     # A correction of a correction is a correction of the same project too.
     staff.publish("COR-1", "correction", data={"corrects": fixed["seq"]})
 
@@ -435,9 +440,9 @@ def test_the_head_survives_a_restart_and_the_chain_goes_on(
     before = [staff.publish("R-1", "notice") for _ in range(3)]
     server.stop(signal.SIGKILL)
     server.start()
-    assert server.head() == 3
+    assert server.head() == 4  # the registration and three notices
     after = staff.publish("R-1", "clarification")
-    assert after["seq"] == 4
+    assert after["seq"] == 5
     log = read_log(server)
-    assert log[:3] == before
+    assert log[1:4] == before
     check_chain(log)

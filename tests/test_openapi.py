@@ -23,7 +23,7 @@ from openapi_spec_validator import validate as validate_openapi
 from websockets.sync.client import connect
 
 from server.api.openapi import RouteNotDescribed, build, served_routes
-from server.api.route_docs import PENDING, ROUTES
+from server.api.route_docs import ROUTES
 from server.app import create_app
 from server.core.events import EVENT_FIELDS
 from server.domain import MAX_BODY, MAX_TITLE, RFC3339, Category, Domain, Stage
@@ -72,14 +72,13 @@ def test_a_description_of_a_route_not_served_stops_the_build(
         build(Domain.load(), without)
 
 
-def test_every_route_is_described_and_only_pending_ones_are_not_served_yet(
+def test_every_route_is_described_and_every_description_served(
     app_routes: list[tuple[str, str]], document: dict[str, Any]
 ) -> None:
-    assert set(app_routes) <= set(ROUTES)
-    assert set(ROUTES) - set(app_routes) <= PENDING
+    assert set(app_routes) == set(ROUTES)
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
-    assert documented == set(app_routes) | PENDING
-    # The contract's amendment is described, served or not.
+    assert documented == set(app_routes)
+    # The contract's amendment.
     patch = document["paths"]["/api/projects/{project_id}"]["patch"]
     assert patch["security"] == [{"bearer": []}]
     body = patch["requestBody"]["content"]["application/json"]["schema"]
@@ -334,15 +333,14 @@ def test_every_answer_matches_the_document(
     assert [e["seq"] for e in detail["timeline"]][-2:] == [event["seq"], event["seq"] + 1]
     check(anyone.get("/api/projects/NOPE"), "/api/projects/{project_id}", 404)
 
-    # The amendment of the contract, once it is served.
-    if _served(anyone, "/api/projects/OA-1", "PATCH"):
-        amendment = {"title": "更名后的项目", "budget": 20, "reason": "预算调整"}
-        assert answers.request_body("/api/projects/{project_id}", "patch", amendment) == []
-        amended = client.patch("/api/projects/OA-1", json=amendment)
-        assert check(amended, "/api/projects/{project_id}", 200)["title"] == "更名后的项目"
-        no_reason = client.patch("/api/projects/OA-1", json={"title": "x"})
-        check(no_reason, "/api/projects/{project_id}", 422)
-        check(anyone.patch("/api/projects/OA-1", json=amendment), "/api/projects/{project_id}", 401)
+    # The amendment of the contract.
+    amendment = {"title": "更名后的项目", "budget": 20, "reason": "预算调整"}
+    assert answers.request_body("/api/projects/{project_id}", "patch", amendment) == []
+    amended = client.patch("/api/projects/OA-1", json=amendment)
+    assert check(amended, "/api/projects/{project_id}", 200)["title"] == "更名后的项目"
+    no_reason = client.patch("/api/projects/OA-1", json={"title": "x"})
+    check(no_reason, "/api/projects/{project_id}", 422)
+    check(anyone.patch("/api/projects/OA-1", json=amendment), "/api/projects/{project_id}", 401)
 
     # Streams: the SSE stream opens, a bad topic is refused; the WebSocket upgrades.
     with anyone.stream("GET", "/api/stream", params={"topics": "all"}) as stream:
@@ -402,15 +400,9 @@ def test_every_answer_matches_the_document(
     documented = {
         (p, m) for p, item in answers.spec["paths"].items() for m in item if m != "parameters"
     }
-    assert documented - PENDING <= answers.seen, documented - PENDING - answers.seen
+    assert documented <= answers.seen, documented - answers.seen
     for client_ in (anyone, publisher):
         client_.close()
-
-
-def _served(client: httpx.Client, path: str, method: str) -> bool:
-    """Whether the server has a route for `method` at `path` (not 404/405 from routing)."""
-    response = client.request(method, path, json={})
-    return response.status_code not in (404, 405)
 
 
 def test_the_validator_catches_answers_that_break_the_document(

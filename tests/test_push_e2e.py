@@ -12,10 +12,12 @@ so the per-address creation limit only bites in the test that means it to.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import os
 import re
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -165,6 +167,7 @@ class Push:
         *,
         address: str | None = None,
     ) -> httpx.Response:
+        self.caught_up()
         body: dict[str, Any] = {"subscription": subscription, "topics": topics}
         if stages is not None:
             body["stages"] = stages
@@ -182,6 +185,29 @@ class Push:
         response = self.subscribe(subscription, topics, stages)
         assert response.status_code == 201, response.text
         return str(subscription["endpoint"])
+
+    def caught_up(self) -> None:
+        """Wait until the push worker has derived every event published so far.
+
+        The worker matches an event to the subscriptions that exist when it
+        derives it: a subscription made while it still lags behind an earlier
+        event (a project's registration, just appended) would get that one too.
+        Following "from now" in these tests means from where the worker is.
+        """
+        head = self.server.head()
+
+        def worker_cursor() -> bool:
+            path = self.server.data_dir / "push.db"
+            uri = f"file:{path}?mode=ro"
+            with (
+                contextlib.suppress(sqlite3.Error),
+                contextlib.closing(sqlite3.connect(uri, uri=True)) as db,
+            ):
+                row = db.execute("SELECT seq FROM cursor WHERE id = 1").fetchone()
+                return row is not None and row[0] >= head
+            return head == 0
+
+        wait_until(worker_cursor, f"the push worker to derive up to seq {head}")
 
     def unsubscribe(self, endpoint: str) -> httpx.Response:
         return self.request("DELETE", "/api/push/subscriptions", json={"endpoint": endpoint})

@@ -79,6 +79,7 @@ def test_staff_signs_in_creates_a_project_and_publishes_a_notice(
     seqs = [int(n) for n in re.findall(r"\d+", result.inner_text())]
     timeline = _wait_project(server, "PW-STAFF-1", events=1)["timeline"]
     [event] = [e for e in timeline if e["stage"] not in RECORD_STAGES]
+    assert [e["stage"] for e in timeline if e["stage"] in RECORD_STAGES] == ["registered"]
     assert event["seq"] in seqs, (result.inner_text(), event)
     assert event["stage"] == "notice" and event["title"] == "义乌市某道路照明工程施工招标公告"
     assert event["body"] == "投标截止前递交投标文件。"

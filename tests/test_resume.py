@@ -55,7 +55,8 @@ class Publisher:
         category: str = "construction",
         agency: str = "YW-GGZY",
         region: str | None = "330782",
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Register a project; return its `registered` event (an event like any other)."""
         response = await self.client.post(
             "/api/projects",
             json={
@@ -67,6 +68,9 @@ class Publisher:
             },
         )
         assert response.status_code == 201, response.text
+        timeline = (await self.client.get(f"/api/projects/{project_id}")).json()["timeline"]
+        assert timeline[0]["stage"] == "registered"
+        return dict(timeline[0])
 
     async def publish(
         self, project_id: str, stage: str = "notice", **fields: Any
@@ -288,7 +292,7 @@ async def test_ws_resume_gets_exactly_the_missed_events_then_live_ones(
     server: ServerProcess, admin: str, form: str
 ) -> None:
     pub = Publisher(server, admin)
-    await pub.project("RS-1")
+    registered = await pub.project("RS-1")
     await pub.project("RS-OTHER", category="land", agency="YW-LAND")
     first = []
     for i in range(5):
@@ -303,9 +307,9 @@ async def test_ws_resume_gets_exactly_the_missed_events_then_live_ones(
         return ws
 
     ws = await open_with(0)
-    assert await subscribed(ws) == 10
-    got = await recv_events(ws, 3)
-    assert got == first[:3]  # identical to what the publisher was given
+    assert await subscribed(ws) == 12  # two registrations, ten notices
+    got = await recv_events(ws, 4)
+    assert got == [registered, *first[:3]]  # identical to what the publisher was given
     last = got[-1]["seq"]
     await ws.close()
 
@@ -333,7 +337,7 @@ async def test_ws_subscribe_without_since_is_live_only(server: ServerProcess, ad
     await pub.many([("RS-LIVE", "notice")] * 4)
     ws = await ws_open(server)
     await ws.send(json.dumps({"op": "subscribe", "topics": ["project:RS-LIVE"]}))
-    assert await subscribed(ws) == 4
+    assert await subscribed(ws) == 5  # its registration and four notices
     later = await pub.publish("RS-LIVE", "clarification")
     assert await until_pong(ws) == [later]
     await ws.close()
@@ -528,8 +532,8 @@ async def test_live_events_arriving_while_the_last_replay_page_is_held_up_follow
     server = big_log.server
     pub = Publisher(server, big_log.token)
     project = f"HELD-{arriving}"
-    await pub.project(project)
-    replayed = await pub.many([(project, "notice")] * 120, body=BIG_BODY)
+    registered = await pub.project(project)
+    replayed = [registered, *await pub.many([(project, "notice")] * 120, body=BIG_BODY)]
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # back-pressure comes soon
     sock.connect(("127.0.0.1", server.port))
@@ -602,20 +606,19 @@ async def test_adding_an_overlapping_topic_with_since_replays_what_was_never_sen
     """Follow project P live, then add P's category with since=0: the category's
     earlier events, P's included, were never sent and must now arrive once."""
     pub = Publisher(server, admin)
-    await pub.project("OV-P")
-    await pub.project("OV-Q")
-    before = await pub.many(
+    before = [await pub.project("OV-P"), await pub.project("OV-Q")]
+    before += await pub.many(
         [("OV-P", "notice"), ("OV-Q", "notice"), ("OV-P", "clarification")], concurrency=1
     )
     ws = await ws_open(server)
     await ws.send(json.dumps({"op": "subscribe", "topics": ["project:OV-P"]}))
-    assert await subscribed(ws) == 3
+    assert await subscribed(ws) == 5  # two registrations, three events
     live = await pub.publish("OV-P", "bid_opening")
     assert await recv_events(ws, 1) == [live]
     await ws.send(json.dumps({"op": "subscribe", "topics": ["category:construction"], "since": 0}))
     await subscribed(ws)
     replayed = await until_pong(ws)
-    # 1, 2, 3 were never sent on this connection; 4 was, live, and is not sent again.
+    # 1 to 5 were never sent on this connection; 6 was, live, and is not sent again.
     assert seqs(replayed) == seqs(before)
     await ws.close()
     await pub.aclose()
@@ -636,7 +639,7 @@ async def test_adding_a_topic_with_since_does_not_replay_a_live_only_topic(
     await subscribed(ws)
     await ws.send(json.dumps({"op": "subscribe", "topics": ["project:LO-B"], "since": 0}))
     await subscribed(ws)
-    assert seqs(await until_pong(ws)) == [2]
+    assert seqs(await until_pong(ws)) == [2, 4]  # LO-B's registration and notice
     later = await pub.publish("LO-A", "clarification")
     assert await recv_events(ws, 1) == [later]
     await ws.close()
@@ -728,9 +731,10 @@ async def test_resume_across_sigkill_and_restart(server: ServerProcess, admin: s
     final = read_log(server)
     assert seen == final
     assert seqs(final) == list(range(1, len(final) + 1))
-    titles = sorted(e["title"] for e in final)
+    assert [e["stage"] for e in final[:2]] == ["registered", "registered"]
+    titles = sorted(e["title"] for e in final[2:])
     assert titles == sorted(f"公告 {key}" for key, _ in intended)
-    assert server.head() == len(intended)
+    assert server.head() == len(intended) + 2
     await ws.close()
     await pub.aclose()
 
@@ -742,7 +746,7 @@ async def test_sse_frames_and_resume_with_last_event_id_or_since(
     server: ServerProcess, admin: str
 ) -> None:
     pub = Publisher(server, admin)
-    await pub.project("SSE-1")
+    registered = await pub.project("SSE-1")
     await pub.project("SSE-2", category="mining", agency="YW-KY")
     first = []
     for stage in ("notice", "clarification", "bid_opening", "evaluation"):
@@ -750,9 +754,9 @@ async def test_sse_frames_and_resume_with_last_event_id_or_since(
         await pub.publish("SSE-2", "notice")
 
     client = SSEClient(server, ["project:SSE-1"])
-    assert await client.open(0) == 8
-    got = [await client.next_event() for _ in range(2)]
-    assert got == first[:2]
+    assert await client.open(0) == 10  # two registrations, eight events
+    got = [await client.next_event() for _ in range(3)]
+    assert got == [registered, *first[:2]]
     raw = client.response
     assert raw is not None and raw.headers["cache-control"] == "no-cache"
     await client.close()
@@ -788,7 +792,7 @@ async def test_sse_without_resume_point_is_live_only(server: ServerProcess, admi
     await pub.project("SSE-L")
     await pub.publish("SSE-L")
     client = SSEClient(server, ["project:SSE-L"])
-    assert await client.open(None) == 1
+    assert await client.open(None) == 2  # its registration and one notice
     live = await pub.publish("SSE-L", "clarification")
     assert await client.next_event() == live
     await client.aclose()
@@ -828,7 +832,7 @@ async def test_stages_filter_replay_resume_and_live(
     )
     await client.open(0)
     want = expected()
-    assert seqs(want) == [1, 2, 7, 9]  # the log agrees with the plan
+    assert seqs(want) == [4, 5, 10, 12]  # the log agrees with the plan (1-3: registrations)
     got = [await client.next_event() for _ in range(2)]
     await client.close()
     await pub.many(
@@ -889,12 +893,14 @@ async def test_ws_stages_apply_per_topic(server: ServerProcess, staff: Staff) ->
             }
         )
     )
-    assert await subscribed(ws) == 6
+    assert await subscribed(ws) == 8  # two registrations, six events
     replayed = await until_pong(ws)
     assert seqs(replayed) == [e["seq"] for e in published if e["stage"] == "notice"]
     await ws.send(json.dumps({"op": "subscribe", "topics": ["project:PT-2"], "since": 0}))
-    assert await subscribed(ws) == 6
+    assert await subscribed(ws) == 8
     replayed += await until_pong(ws)
-    assert sorted(seqs(replayed)) == seqs(want)
-    assert len(replayed) == len(want)
+    # The replay of project PT-2 also has its registration (seq 2), which went
+    # by before the live subscription began.
+    assert sorted(seqs(replayed)) == [2, *seqs(want)]
+    assert len(replayed) == len(want) + 1
     await ws.close()

@@ -60,7 +60,8 @@ class Publisher:
         )
         _opened.append(self.client)
 
-    async def project(self, project_id: str) -> None:
+    async def project(self, project_id: str) -> dict[str, Any]:
+        """Register a project; return its `registered` event."""
         response = await self.client.post(
             "/api/projects",
             json={
@@ -72,6 +73,8 @@ class Publisher:
             },
         )
         assert response.status_code == 201, response.text
+        timeline = (await self.client.get(f"/api/projects/{project_id}")).json()["timeline"]
+        return dict(timeline[0])
 
     async def publish(self, project_id: str, **fields: Any) -> dict[str, Any]:
         response = await self.client.post(
@@ -257,14 +260,14 @@ async def test_a_client_too_slow_is_closed_lagging_and_resumes_with_since(
     tight: ServerProcess,
 ) -> None:
     pub = Publisher(tight, tight.token("admin-lag"))
-    await pub.project("LAG-1")
+    registered = await pub.project("LAG-1")
     await pub.project("LAG-OTHER")
     # A client that does not read for a while (its library stops reading the
     # socket once a few messages are queued), and a healthy one.
     slow = await ws_open(tight, small_socket(tight), topics="project:LAG-1", since=0)
     healthy = await ws_open(tight, topics="project:LAG-1")
     assert (await recv(healthy))["op"] == "subscribed"
-    published = []
+    published = [registered]  # what the slow client replays first
     for i in range(100):
         published.append(await pub.publish("LAG-1", body=BIG_BODY, data={"i": i}))
         await pub.publish("LAG-OTHER", title="其他项目")
@@ -294,9 +297,9 @@ async def test_a_lagging_client_that_resumes_reading_late_is_still_closed(
     meanwhile; when it reads again it must learn that, not wait forever on an
     open connection that will never carry another event."""
     pub = Publisher(tight, tight.token("admin-late"))
-    await pub.project("LATE-1")
+    registered = await pub.project("LATE-1")
     slow = await ws_open(tight, small_socket(tight), topics="project:LATE-1", since=0)
-    published = [await pub.publish("LATE-1", body=BIG_BODY) for _ in range(100)]
+    published = [registered, *[await pub.publish("LATE-1", body=BIG_BODY) for _ in range(100)]]
     await asyncio.sleep(5.5)
     assert (await recv(slow))["op"] == "subscribed"
     got, closed = await until_closed(slow, timeout=3)
@@ -318,6 +321,7 @@ async def test_sigterm_closes_websocket_clients_with_1001_and_ends_sse_streams(
     await by_op.send(json.dumps({"op": "subscribe", "topics": ["all"], "since": 0}))
     for ws in (by_url, by_op):
         assert (await recv(ws))["op"] == "subscribed"
+    assert (await recv_event(by_op))["stage"] == "registered"  # replayed from since=0
     event = await pub.publish("BYE-1")
     for ws in (by_url, by_op):
         assert await recv_event(ws) == event

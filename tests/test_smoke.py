@@ -34,7 +34,9 @@ def test_publish_then_read(staff: Staff) -> None:
     event = staff.publish(
         "YW-T-1", "notice", body="正文", data={"deadline": "2026-12-30T09:30:00+08:00"}
     )
-    assert event["seq"] == 1 and event["project"] == "YW-T-1" and event["region"] == "330782"
+    # Seq 1 is the project's registration, the first entry of its timeline.
+    assert event["seq"] == 2 and event["project"] == "YW-T-1" and event["region"] == "330782"
     project = staff.client.get("/api/projects/YW-T-1").json()
     assert project["stage"] == "notice"
-    assert project["timeline"] == [event]
+    registered, published = project["timeline"]
+    assert registered["stage"] == "registered" and published == event

@@ -16,6 +16,8 @@ import pytest
 from server.core.clock import FrozenClock
 from server.core.events import GENESIS_HASH, chain_hash
 from server.domain import Domain
+from server.projects import open_projects
+from server.projects.changes import registration
 from server.store import AppendRequest, IdempotencyConflict
 from server.store.readers import Readers
 from server.store.sqlite import SCHEMA, SQLiteStore, _events_query
@@ -28,6 +30,7 @@ DOMAIN = Domain.load()
 async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     clock = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
     opened = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}", clock)
+    open_projects(opened, DOMAIN)
     await opened.open()
     yield opened
     await opened.close()
@@ -39,17 +42,18 @@ async def new_project(
     category: str = "construction",
     region: str | None = "330782",
 ) -> dict[str, object]:
-    return await store.create_project(
-        DOMAIN.project_input(
-            {
-                "id": project_id,
-                "title": "项目",
-                "category": category,
-                "agency": "YW-GGZY",
-                "region": region,
-            }
-        )
+    """A project registered (seq +1), as an append request needs it."""
+    project = DOMAIN.project_input(
+        {
+            "id": project_id,
+            "title": "项目",
+            "category": category,
+            "agency": "YW-GGZY",
+            "region": region,
+        }
     )
+    await store.append(registration(project))
+    return project
 
 
 def request(
@@ -59,21 +63,20 @@ def request(
     return AppendRequest(
         project=project,
         draft=draft,
-        lifecycle=DOMAIN.is_lifecycle(stage),
         idempotency_key=key,
         fingerprint=title,
     )
 
 
 async def test_concurrent_appends_share_commits_and_stay_gapless(store: SQLiteStore) -> None:
-    project = await new_project(store, "P-1")
     seen: list[int] = []
     store.on_commit(lambda events: seen.extend(e.seq for e in events))
+    project = await new_project(store, "P-1")
 
     results = await asyncio.gather(*(store.append(request(project)) for _ in range(200)))
 
-    assert sorted(r.event.seq for r in results) == list(range(1, 201))
-    assert seen == list(range(1, 201)), "listeners see events once, in seq order"
+    assert sorted(r.event.seq for r in results) == list(range(2, 202))  # 1: its registration
+    assert seen == list(range(1, 202)), "listeners see events once, in seq order"
     assert store.commits < 50, f"200 concurrent appends took {store.commits} commits"
     previous = GENESIS_HASH
     for event in await store.events_since(0, None, 1000):
@@ -93,7 +96,7 @@ async def test_idempotency_inside_one_batch(store: SQLiteStore) -> None:
     assert second.event == first.event
     with pytest.raises(IdempotencyConflict):
         await store.append(request(project, key="k", title="另一个"))
-    assert store.head == 2
+    assert store.head == 3  # the registration, k and k2
 
 
 async def test_events_since_filters_by_topic_and_stage(store: SQLiteStore) -> None:
@@ -107,26 +110,40 @@ async def test_events_since_filters_by_topic_and_stage(store: SQLiteStore) -> No
     async def seqs(topics: dict[str, frozenset[str] | None] | None, since: int = 0) -> list[int]:
         return [e.seq for e in await store.events_since(since, topics, 100)]
 
-    assert await seqs(None) == [1, 2, 3, 4]
-    assert await seqs({"project:ROAD": None}) == [1, 3]
-    assert await seqs({"category:land": frozenset({"auction"})}) == [4]
-    assert await seqs({"region:330782": None, "project:LAND": frozenset({"notice"})}) == [1, 2, 3]
-    assert await seqs({"all": frozenset({"notice"})}, since=1) == [2]
+    # 1 and 2: the registrations of ROAD and LAND.
+    assert await seqs(None) == [1, 2, 3, 4, 5, 6]
+    assert await seqs({"project:ROAD": None}) == [1, 3, 5]
+    assert await seqs({"category:land": frozenset({"auction"})}) == [6]
+    assert await seqs({"region:330782": None, "project:LAND": frozenset({"notice"})}) == [
+        1,
+        3,
+        4,
+        5,
+    ]
+    assert await seqs({"all": frozenset({"notice"})}, since=3) == [4]
 
 
-async def test_project_stage_moves_only_on_lifecycle_stages(store: SQLiteStore) -> None:
-    project = await new_project(store, "P-1")
-    await store.append(request(project, "notice"))
-    await store.append(request(project, "objection"))
-    stored = await store.get_project("P-1")
+async def test_project_stage_moves_only_on_lifecycle_stages(tmp_path: Path) -> None:
+    clock = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}", clock)
+    projects = open_projects(store, DOMAIN)
+    await store.open()
+    try:
+        project = await new_project(store, "P-1")
+        await store.append(request(project, "notice"))
+        await store.append(request(project, "objection"))
+        stored = await projects.get("P-1")
+    finally:
+        await store.close()
     assert stored is not None
-    assert stored["stage"] == "notice" and stored["last_seq"] == 2
+    assert stored["stage"] == "notice" and stored["last_seq"] == 3
 
 
 async def test_reopening_continues_the_chain(tmp_path: Path) -> None:
     clock = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
     url = f"sqlite:///{tmp_path / 'log.db'}"
     first = SQLiteStore(url, clock)
+    open_projects(first, DOMAIN)
     await first.open()
     project = await new_project(first, "P-1")
     await first.append(request(project))
@@ -136,7 +153,7 @@ async def test_reopening_continues_the_chain(tmp_path: Path) -> None:
     await second.open()
     try:
         result = await second.append(request(project))
-        assert result.event.seq == 2
+        assert result.event.seq == 3
         assert (await second.verify()).first_bad_seq is None
     finally:
         await second.close()
@@ -192,6 +209,7 @@ async def test_event_filters_give_the_first_matches_in_order(store: SQLiteStore)
         if stage == "auction" and project is road:
             stage = "notice"
         written.append((await store.append(request(project, stage))).event)
+    written[:0] = await store.events_since(0, None, 2)  # the two registrations
 
     def wanted(event: Any, topics: dict[str, frozenset[str] | None] | None) -> bool:
         if topics is None:

@@ -515,6 +515,7 @@ def test_project_input_normalises() -> None:
         "region": None,
         "budget": None,
         "currency": "CNY",
+        "must_tender": None,
     }
     full = DOMAIN.project_input(project(region="330782", budget=12.5, currency="USD"))
     assert (full["region"], full["budget"], full["currency"]) == ("330782", 12.5, "USD")

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from server import __version__
 from server.api import state_of
-from server.api.route_docs import JSON, PATH_PARAMS, PENDING, ROUTES, Answer, Doc, Param
+from server.api.route_docs import JSON, PATH_PARAMS, ROUTES, Answer, Doc, Param
 from server.api.types import COMPONENT, NAMED, VOCABULARY
 from server.domain import Domain
 
@@ -73,15 +73,14 @@ def served_routes(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
 
 
 def build(domain: Domain, served: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """The OpenAPI document for the routes `served` (plus the pending ones)."""
+    """The OpenAPI document for the routes `served`."""
     routes = list(dict.fromkeys(served))
     missing = [route for route in routes if route not in ROUTES]
     if missing:
         raise RouteNotDescribed(f"no description in route_docs.ROUTES for {missing}")
-    unserved = set(ROUTES) - set(routes) - PENDING
+    unserved = set(ROUTES) - set(routes)
     if unserved:
         raise RouteNotDescribed(f"described in route_docs.ROUTES but not served: {unserved}")
-    routes += sorted(PENDING - set(routes))
     schemas = _Schemas(domain, (ROUTES[route] for route in routes))
     paths: dict[str, dict[str, Any]] = {}
     for path, method in routes:

@@ -44,7 +44,7 @@ async def list_projects(request: Request) -> Response:
         )
     limit = int_param(request, "limit", 20, 1, 100)
     try:
-        items, next_cursor = await state.store.list_projects(
+        items, next_cursor = await state.projects.list(
             filters, query, params.get("cursor") or None, limit
         )
     except ValueError:
@@ -57,7 +57,7 @@ async def list_projects(request: Request) -> Response:
 async def get_project(request: Request) -> Response:
     state = state_of(request)
     project_id = request.path_params["project_id"]
-    project = await state.store.get_project(project_id) if CODE.fullmatch(project_id) else None
+    project = await state.projects.get(project_id) if CODE.fullmatch(project_id) else None
     if project is None:
         raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
     timeline = await state.store.timeline(project_id)

@@ -404,7 +404,3 @@ ROUTES: dict[tuple[str, str], Doc] = {
         security="staff",
     ),
 }
-
-# Described from the contract before the route is served; the document lists it
-# all the same, so clients can be written against it.
-PENDING = frozenset({("/api/projects/{project_id}", "patch")})

@@ -30,7 +30,7 @@ from server.compliance.watchdog import Level
 from server.core.events import EVENT_FIELDS
 from server.core.numbers import MAX_SEQ
 from server.core.topics import CODE, MAX_CODE
-from server.domain import MAX_BODY, MAX_TITLE
+from server.domain import MAX_BODY, MAX_REASON, MAX_TITLE
 
 # The keys of the markers the document builder replaces (openapi.py).
 COMPONENT = "x-sunbid-component"
@@ -76,7 +76,6 @@ Time = Annotated[
     ),
 ]
 # An amendment's reason: at most this long (server/domain.py checks it as it takes it).
-MAX_REASON = 500
 # Each named piece, for the document to define once as it is written here.
 NAMED = (Code, CategoryCode, StageCode, Time)
 Head = Annotated[int, Meta(ge=0, description="The latest seq.")]

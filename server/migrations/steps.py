@@ -18,6 +18,9 @@ from typing import Any
 import aiosqlite
 
 from server.core import versions
+from server.domain import Domain
+from server.projects import open_projects
+from server.projects.changes import registration
 from server.store import AppendRequest, EventStore
 
 PAGE = 500
@@ -59,29 +62,18 @@ async def register_old_projects(store: EventStore, log_file: Path) -> int:
     for start in range(0, len(missing), PAGE):  # one group commit per page
         chunk = missing[start : start + PAGE]
         await asyncio.gather(*(store.append(_registration(p)) for p in chunk))
+    # The table is a fold of the log from now on: rows written before (a
+    # project's activity to the microsecond of its creation, where the log
+    # knows only its events' milliseconds) are recomputed from the log.
+    await open_projects(store, Domain.load()).rebuild(store)
     return len(missing)
 
 
 def _registration(project: dict[str, Any]) -> AppendRequest:
-    return AppendRequest(
-        project=project,
-        draft={
-            "stage": "registered",
-            "title": project["title"],
-            "body": "",
-            "data": {
-                "title": project["title"],
-                "budget": project["budget"],
-                "currency": project["currency"],
-                "region": project["region"],
-                "must_tender": None
-                if project["must_tender"] is None
-                else bool(project["must_tender"]),
-            },
-            "occurred_at": project["created_at"],
-        },
-        lifecycle=False,  # registration does not move the project's stage
-    )
+    fields = dict(project)
+    if fields["must_tender"] is not None:
+        fields["must_tender"] = bool(fields["must_tender"])
+    return registration(fields, occurred_at=project["created_at"])
 
 
 EVENTS_STEPS = (

@@ -1,13 +1,18 @@
-"""The event log and the records beside it, behind one small interface.
+"""The event log behind one small interface: append, read, verify, head.
 
 A backend is chosen by the database URL's scheme: `sqlite:///path` (default,
 one machine) and, later, `postgresql://` (scale-out). Every backend passes
 the same contract tests (tests/test_store.py).
+
+The records derived from the log and kept beside it (projects/) are written
+in the transaction that appends the events, through `write_with_log`; other
+records in the same file (tokens.py, store/idempotency.py) have modules of
+their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,7 +25,7 @@ TopicStages = Mapping[str, frozenset[str] | None]
 
 
 class AlreadyExists(Exception):
-    """A project or token with that name exists already."""
+    """A project (its `once` event) or token with that name exists already."""
 
 
 class IdempotencyConflict(Exception):
@@ -35,28 +40,21 @@ class StoreUnavailable(Exception):
 class AppendRequest:
     project: Mapping[str, Any]  # the project record the event belongs to
     draft: Mapping[str, Any]  # validated stage, title, body, data, occurred_at
-    lifecycle: bool  # whether the stage moves the project's `stage`
     idempotency_key: str | None = None
     fingerprint: str = ""  # digest of the request, to tell a true repeat from a reuse
     # Only the demo loader sets this, to lay out a history of past weeks in
     # time order; the API never does: a publication is stamped when committed.
     published_at: datetime | None = None
+    # At most one event of this stage per project (a registration): the log
+    # holding one already makes the append fail with AlreadyExists, decided
+    # inside the writer's transaction, so of two racing requests one wins.
+    once: bool = False
 
 
 @dataclass(frozen=True)
 class AppendResult:
     event: StoredEvent
     created: bool
-
-
-@dataclass(frozen=True)
-class Token:
-    name: str
-    role: str
-    agency: str | None
-    created_at: str
-    revoked_at: str | None
-    digest: str = ""  # filled only where a token is checked, never listed
 
 
 @dataclass(frozen=True)
@@ -67,12 +65,29 @@ class VerifyReport:
     reason: str | None
 
 
+class RecordWithLog(Protocol):
+    """A record derived from the log and written in the same transaction as
+    the events it derives from ("records written with the log")."""
+
+    name: str
+
+    async def open(self, conn: Any, head: int) -> None:
+        """At the store's open, in a transaction: create or upgrade the record,
+        and catch it up if its cursor is behind `head`."""
+        ...
+
+    async def write(self, conn: Any, events: Sequence[StoredEvent]) -> None:
+        """Fold `events` in, inside the transaction that appends them."""
+        ...
+
+
 class EventStore(Protocol):
     head: int
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     def on_commit(self, listener: CommitListener) -> None: ...
+    def write_with_log(self, record: RecordWithLog) -> None: ...
 
     async def append(self, request: AppendRequest) -> AppendResult: ...
     async def get_event(self, seq: int) -> StoredEvent | None: ...
@@ -81,19 +96,7 @@ class EventStore(Protocol):
     ) -> list[StoredEvent]: ...
     async def verify(self) -> VerifyReport: ...
 
-    async def create_project(self, project: Mapping[str, Any]) -> dict[str, Any]: ...
-    async def get_project(self, project_id: str) -> dict[str, Any] | None: ...
-    async def list_projects(
-        self, filters: Mapping[str, str], query: str | None, cursor: str | None, limit: int
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
     async def timeline(self, project_id: str) -> list[StoredEvent]: ...
-    async def count_projects(self) -> int: ...
-
-    async def add_token(self, name: str, role: str, agency: str | None, digest: str) -> None: ...
-    async def list_tokens(self) -> list[Token]: ...
-    async def revoke_token(self, name: str) -> bool: ...
-    async def token_by_digest(self, digest: str) -> Token | None: ...
-    async def live_digests(self, digests: Collection[str]) -> set[str]: ...
 
 
 def open_store(

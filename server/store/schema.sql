@@ -1,4 +1,5 @@
 -- The event log and the records beside it (SQLite).
+-- `projects` is the fold of the log (server/projects/), written with each append.
 CREATE TABLE IF NOT EXISTS events (
     seq      INTEGER PRIMARY KEY,       -- gapless, assigned by the single writer
     project  TEXT NOT NULL REFERENCES projects(id),
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS projects (
     region      TEXT,
     budget      REAL,
     currency    TEXT NOT NULL,
+    must_tender INTEGER,                -- 0/1/NULL (older files get it at the next start)
     stage       TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
@@ -54,3 +56,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at TEXT NOT NULL,
     revoked_at TEXT
 );
+
+-- The last seq each record written with the log has folded in (`projects`),
+-- committed with the record: a record behind the log catches up at open.
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+) WITHOUT ROWID;

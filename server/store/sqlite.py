@@ -18,11 +18,10 @@ Settings, and why:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,17 @@ import orjson
 from server.core import versions
 from server.core.clock import Clock
 from server.core.events import GENESIS_HASH, StoredEvent, chain_hash
-from server.core.numbers import MAX_SEQ, whole_number
-from server.core.topics import CODE
-from server.domain import format_time
 from server.store import (
     AlreadyExists,
     AppendRequest,
     AppendResult,
     CommitListener,
     IdempotencyConflict,
+    RecordWithLog,
     StoreUnavailable,
-    Token,
     TopicStages,
     VerifyReport,
+    idempotency,
 )
 from server.store.readers import Readers
 from server.store.verify import verify_rows
@@ -53,9 +50,6 @@ from server.store.verify import verify_rows
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 MAX_BATCH = 256
-PROJECT_COLUMNS = (
-    "id, title, category, agency, region, budget, currency, stage, created_at, updated_at, last_seq"
-)
 EVENT_COLUMNS = "seq, project, category, agency, region, stage, doc"
 # Lookups in one events query; beyond, one query with OR (still indexed, sorted in full).
 MAX_BRANCHES = 64
@@ -89,9 +83,10 @@ class SQLiteStore:
         self.commits = 0  # transactions that appended events: shows group commit at work
         self._last_hash: str | None = GENESIS_HASH  # None: the chain's tip is damaged
         self._listeners: list[CommitListener] = []
+        self._with_log: list[RecordWithLog] = []
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        # The writer connection runs one transaction at a time: a project or
-        # token written in the middle of a batch would share its fate.
+        # The writer connection runs one transaction at a time: a token or a
+        # rebuild written in the middle of a batch would share its fate.
         self._write_lock = asyncio.Lock()
         self._writer_task: asyncio.Task[None] | None = None
         self._w: aiosqlite.Connection | None = None
@@ -116,6 +111,14 @@ class SQLiteStore:
         await versions.create_schema(self._w, SCHEMA, versions.EVENTS)
         self._readers = await Readers.open(self.path)
         await self._reload_head()
+        for record in self._with_log:  # caught up before the first append
+            await self._w.execute("BEGIN IMMEDIATE")
+            try:
+                await record.open(self._w, self._written)
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._w.execute("COMMIT")
         self._writer_task = asyncio.create_task(self._write_loop(), name="sunbid-log-writer")
 
     async def close(self) -> None:
@@ -131,6 +134,42 @@ class SQLiteStore:
 
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
+
+    def write_with_log(self, record: RecordWithLog) -> None:
+        """Have `record` written in every append's transaction (call before `open`)."""
+        self._with_log.append(record)
+
+    # --- for the records kept in this file beside the log ------------------
+
+    async def read(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Any]:
+        return await self._read(sql, params, long=long)
+
+    async def read_together(self, queries: Sequence[str]) -> list[list[Any]]:
+        """The rows of several queries, all from one snapshot of the file."""
+        assert self._readers is not None, "store is not open"
+        async with self._readers.long() as conn:
+            await conn.execute("BEGIN")
+            try:
+                return [await _fetch(conn, sql) for sql in queries]
+            finally:
+                await conn.execute("COMMIT")
+
+    async def write(self, sql: str, params: Sequence[Any]) -> aiosqlite.Cursor:
+        """One statement outside the log, never inside a batch's transaction."""
+        async with self._write_lock:
+            return await self.writer.execute(sql, params)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer in a transaction of its own: no append runs meanwhile."""
+        async with self._write_lock:
+            await self.writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.writer
+            except BaseException:
+                await self._rollback()
+                raise
+            await self.writer.execute("COMMIT")
 
     async def _read(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Any]:
         """Rows of one query on a reader connection; `long` for the reads that
@@ -188,85 +227,116 @@ class SQLiteStore:
                 self._last_hash = None
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        head, last_hash = self._written, self._last_hash
-        if last_hash is None:
+        if self._last_hash is None:
             for pending in batch:
                 pending.future.set_exception(
                     StoreUnavailable("the log's last event is damaged: run `sunbid verify`")
                 )
             return
-        outcomes: list[AppendResult | Exception] = []
-        created: list[StoredEvent] = []
         try:
             await self.writer.execute("BEGIN IMMEDIATE")
-            earlier = await self._earlier_keys(batch)
-            event_rows, project_rows, key_rows = [], [], []
-            now = self.clock.now()
-            published_at = now.isoformat(timespec="milliseconds")
-            for pending in batch:
-                req = pending.request
-                key = (req.project["id"], req.idempotency_key)
-                if req.idempotency_key is not None and key in earlier:
-                    fingerprint, previous = earlier[key]
-                    if fingerprint != req.fingerprint:
-                        outcomes.append(IdempotencyConflict())
-                    else:
-                        outcomes.append(AppendResult(previous, created=False))
-                    continue
-                head += 1
-                published, activity_us = published_at, int(now.timestamp() * 1e6)
-                if req.published_at is not None:  # the demo's history
-                    published = req.published_at.isoformat(timespec="milliseconds")
-                    activity_us = int(req.published_at.timestamp() * 1e6)
-                event = _new_event(head, req, published)
-                event["hash"] = last_hash = chain_hash(last_hash, event)
-                stored = StoredEvent.from_dict(event)
-                created.append(stored)
-                outcomes.append(AppendResult(stored, created=True))
-                event_rows.append(
-                    (
-                        head,
-                        stored.project,
-                        stored.category,
-                        stored.agency,
-                        stored.region,
-                        stored.stage,
-                        stored.json,
-                    )
-                )
-                project_rows.append(
-                    (
-                        published,
-                        activity_us,
-                        head,
-                        req.lifecycle,
-                        stored.stage,
-                        stored.project,
-                    )
-                )
-                if req.idempotency_key is not None:
-                    key_rows.append((*key, req.fingerprint, head))
-                    earlier[key] = (req.fingerprint, stored)
-            await self.writer.executemany(
-                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)", event_rows
-            )
-            await self.writer.executemany(
-                "UPDATE projects SET updated_at=?, activity_us=?, last_seq=?,"
-                " stage=CASE WHEN ? THEN ? ELSE stage END WHERE id=?",
-                project_rows,
-            )
-            await self.writer.executemany("INSERT INTO idempotency VALUES (?,?,?,?)", key_rows)
+            outcomes, created, keys = await self._assign(batch)
+            await self._write_batch(created, keys)
             await self.writer.execute("COMMIT")
-        except (sqlite3.Error, ValueError) as exc:
-            log.error("appending a batch of %d events failed: %s", len(batch), exc)
+        except Exception as exc:  # nothing of the batch may stay: roll back whatever failed
+            expected = isinstance(exc, sqlite3.Error | ValueError)  # disk full, I/O, bad data
+            log.error(
+                "appending a batch of %d events failed: %s",
+                len(batch),
+                exc,
+                exc_info=None if expected else exc,
+            )
             await self._rollback()
             await self._reload_head()
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(StoreUnavailable(str(exc)))
             return
-        self._written, self._last_hash = head, last_hash
+        if created:
+            self._written, self._last_hash = created[-1].seq, _hash_of(created[-1])
         self.commits += 1
+        self._answer(batch, outcomes, created)
+
+    async def _assign(
+        self, batch: list[_Pending]
+    ) -> tuple[list[AppendResult | Exception], list[StoredEvent], list[tuple[str, str, str, int]]]:
+        """Inside the transaction: each request's outcome (a new event with its
+        seq and hash, the event an earlier use of its key made, or an error),
+        the new events, and the idempotency keys to record."""
+        head, last_hash = self._written, self._last_hash
+        assert last_hash is not None
+        earlier = await idempotency.earlier_keys(
+            self.writer,
+            [(p.request.project["id"], k) for p in batch if (k := p.request.idempotency_key)],
+        )
+        registered = await self._registered(batch)
+        outcomes: list[AppendResult | Exception] = []
+        created: list[StoredEvent] = []
+        keys: list[tuple[str, str, str, int]] = []
+        now = self.clock.now()
+        for pending in batch:
+            req = pending.request
+            project_id = req.project["id"]
+            if req.idempotency_key is not None and (project_id, req.idempotency_key) in earlier:
+                fingerprint, previous = earlier[(project_id, req.idempotency_key)]
+                if fingerprint != req.fingerprint:
+                    outcomes.append(IdempotencyConflict())
+                else:
+                    outcomes.append(AppendResult(previous, created=False))
+                continue
+            if req.once:
+                if project_id in registered:
+                    outcomes.append(AlreadyExists(project_id))
+                    continue
+                registered.add(project_id)
+            head += 1
+            published = (req.published_at or now).isoformat(timespec="milliseconds")
+            event = _new_event(head, req, published)
+            event["hash"] = last_hash = chain_hash(last_hash, event)
+            stored = StoredEvent.from_dict(event)
+            created.append(stored)
+            outcomes.append(AppendResult(stored, created=True))
+            if req.idempotency_key is not None:
+                keys.append((project_id, req.idempotency_key, req.fingerprint, head))
+                earlier[(project_id, req.idempotency_key)] = (req.fingerprint, stored)
+        return outcomes, created, keys
+
+    async def _registered(self, batch: list[_Pending]) -> set[str]:
+        """The projects of `once` requests whose stage the log already holds:
+        decided in the writer's transaction, so of two racing creates one wins."""
+        asked = [
+            (p.request.project["id"], p.request.draft["stage"]) for p in batch if p.request.once
+        ]
+        if not asked:
+            return set()
+        values = ",".join("(?,?)" for _ in asked)
+        rows = await _fetch(
+            self.writer,
+            f"SELECT DISTINCT project FROM events WHERE (project, stage) IN (VALUES {values})",
+            [part for pair in asked for part in pair],
+        )
+        return {row[0] for row in rows}
+
+    async def _write_batch(
+        self, created: list[StoredEvent], keys: list[tuple[str, str, str, int]]
+    ) -> None:
+        """The new events, the records written with the log, the keys: one transaction."""
+        if not created:
+            return
+        for record in self._with_log:  # first: an event row references its project's
+            await record.write(self.writer, created)
+        await self.writer.executemany(
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            [(e.seq, e.project, e.category, e.agency, e.region, e.stage, e.json) for e in created],
+        )
+        await idempotency.record_keys(self.writer, keys)
+
+    def _answer(
+        self,
+        batch: list[_Pending],
+        outcomes: list[AppendResult | Exception],
+        created: list[StoredEvent],
+    ) -> None:
         # Durable now: answer the publishers first, then hand the events to
         # the listeners in a callback of their own, so a fan-out to thousands
         # does not hold back the 201s. Callbacks run in order, so batches
@@ -291,33 +361,9 @@ class SQLiteStore:
             except Exception:
                 log.exception("a commit listener failed")
 
-    async def _earlier_keys(
-        self, batch: list[_Pending]
-    ) -> dict[tuple[str, str | None], tuple[str, StoredEvent]]:
-        keys = [
-            (p.request.project["id"], p.request.idempotency_key)
-            for p in batch
-            if p.request.idempotency_key is not None
-        ]
-        if not keys:
-            return {}
-        values = ",".join("(?,?)" for _ in keys)
-        rows = await _fetch(
-            self.writer,
-            f"SELECT i.project, i.key, i.fingerprint, {_prefixed('e')} FROM idempotency i"
-            f" JOIN events e ON e.seq = i.seq WHERE (i.project, i.key) IN (VALUES {values})",
-            [part for key in keys for part in key],
-        )
-        return {(r[0], r[1]): (r[2], _event(r[3:])) for r in rows}
-
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction was open
             await self.writer.execute("ROLLBACK")
-
-    async def _write(self, sql: str, params: Sequence[Any]) -> aiosqlite.Cursor:
-        """One statement outside the log, never inside a batch's transaction."""
-        async with self._write_lock:
-            return await self.writer.execute(sql, params)
 
     async def get_event(self, seq: int) -> StoredEvent | None:
         rows = await self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
@@ -335,7 +381,8 @@ class SQLiteStore:
         async with aiosqlite.connect(self.path) as conn:
             cursor = await conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")
             report = await verify_rows(_batches(cursor))
-            rows = await _fetch(conn, "SELECT MAX(last_seq) FROM projects")
+            # Every record written with the log has seen its last event.
+            rows = await _fetch(conn, "SELECT MAX(seq) FROM cursors")
         referenced = rows[0][0] or 0
         if report.first_bad_seq is None and referenced > report.head:
             return VerifyReport(
@@ -346,128 +393,12 @@ class SQLiteStore:
             )
         return report
 
-    # --- projects -------------------------------------------------------------
-
-    async def create_project(self, project: Mapping[str, Any]) -> dict[str, Any]:
-        now = self.clock.now()
-        stamp = format_time(now)
-        try:
-            await self._write(
-                f"INSERT INTO projects ({PROJECT_COLUMNS}, activity_us) VALUES"
-                " (?,?,?,?,?,?,?,?,?,?,0,?)",
-                (
-                    project["id"],
-                    project["title"],
-                    project["category"],
-                    project["agency"],
-                    project["region"],
-                    project["budget"],
-                    project["currency"],
-                    None,
-                    stamp,
-                    stamp,
-                    int(now.timestamp() * 1e6),
-                ),
-            )
-        except sqlite3.IntegrityError:
-            raise AlreadyExists(project["id"]) from None
-        created = await self.get_project(project["id"])
-        assert created is not None
-        return created
-
-    async def get_project(self, project_id: str) -> dict[str, Any] | None:
-        rows = await self._read(
-            f"SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,)
-        )
-        return _project(rows[0]) if rows else None
-
-    async def list_projects(
-        self, filters: Mapping[str, str], query: str | None, cursor: str | None, limit: int
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("category", "agency", "region", "stage"):
-            if column in filters:
-                clauses.append(f"{column} = ?")
-                params.append(filters[column])
-        if query:
-            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append("(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')")
-            params += [like, like]
-        if cursor is not None:
-            activity, project_id = _decode_cursor(cursor)
-            clauses.append("(activity_us, id) < (?, ?)")
-            params += [activity, project_id]
-        where = " AND ".join(clauses) or "1"
-        rows = await self._read(
-            f"SELECT {PROJECT_COLUMNS}, activity_us FROM projects WHERE {where}"
-            " ORDER BY activity_us DESC, id DESC LIMIT ?",
-            (*params, limit + 1),
-            long=query is not None,  # a search reads every project
-        )
-        items = [_project(row[:-1]) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last[-1], last[0])
-        return items, next_cursor
-
     async def timeline(self, project_id: str) -> list[StoredEvent]:
         rows = await self._read(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE project = ? ORDER BY seq",
             (project_id,),
         )
         return [_event(row) for row in rows]
-
-    async def count_projects(self) -> int:
-        rows = await self._read("SELECT COUNT(*) FROM projects")
-        return int(rows[0][0])
-
-    # --- tokens ------------------------------------------------------------
-
-    async def add_token(self, name: str, role: str, agency: str | None, digest: str) -> None:
-        try:
-            await self._write(
-                "INSERT INTO tokens (name, role, agency, digest, created_at) VALUES (?,?,?,?,?)",
-                (name, role, agency, digest, format_time(self.clock.now())),
-            )
-        except sqlite3.IntegrityError:
-            raise AlreadyExists(name) from None
-
-    async def list_tokens(self) -> list[Token]:
-        rows = await self._read(
-            "SELECT name, role, agency, created_at, revoked_at FROM tokens ORDER BY name",
-        )
-        return [Token(*row) for row in rows]
-
-    async def revoke_token(self, name: str) -> bool:
-        cursor = await self._write(
-            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (format_time(self.clock.now()), name),
-        )
-        return cursor.rowcount > 0
-
-    async def token_by_digest(self, digest: str) -> Token | None:
-        rows = await self._read(
-            "SELECT name, role, agency, created_at, revoked_at, digest FROM tokens"
-            " WHERE digest = ?",
-            (digest,),
-        )
-        return Token(*rows[0]) if rows else None
-
-    async def live_digests(self, digests: Collection[str]) -> set[str]:
-        """Those of `digests` that belong to tokens not revoked: one query per
-        few hundred, however many connections share them."""
-        wanted, live = list(digests), set[str]()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = await self._read(
-                "SELECT digest FROM tokens WHERE revoked_at IS NULL"
-                f" AND digest IN ({','.join('?' for _ in chunk)})",
-                chunk,
-            )
-            live.update(row[0] for row in rows)
-        return live
 
 
 def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
@@ -543,31 +474,8 @@ def _event(row: Sequence[Any]) -> StoredEvent:
     return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]))
 
 
-def _prefixed(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in EVENT_COLUMNS.split(","))
-
-
-def _project(row: Sequence[Any]) -> dict[str, Any]:
-    keys = [c.strip() for c in PROJECT_COLUMNS.split(",")]
-    return dict(zip(keys, row, strict=True))
-
-
-def _encode_cursor(activity_us: int, project_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{activity_us}:{project_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    """ValueError unless `cursor` is one `_encode_cursor` could have written: a
-    forged one must not reach SQLite with a number it cannot bind (≥ 2^63)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("invalid cursor") from None
-    text, _, project_id = raw.partition(":")
-    activity = whole_number(text, 0, MAX_SEQ)
-    if activity is None or not CODE.fullmatch(project_id):
-        raise ValueError("invalid cursor")
-    return activity, project_id
+def _hash_of(event: StoredEvent) -> str:
+    return str(orjson.loads(event.json)["hash"])
 
 
 async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -17,7 +17,7 @@ import logging
 from typing import Protocol
 
 from server.auth import Authenticator
-from server.store import EventStore
+from server.tokens import Tokens
 
 # Revocation reaches open connections within this plus one query: well
 # inside the contract's 5 s.
@@ -31,9 +31,9 @@ class SignedIn(Protocol):
 
 class RevocationWatch:
     def __init__(
-        self, store: EventStore, auth: Authenticator, interval: float = CHECK_SECONDS
+        self, tokens: Tokens, auth: Authenticator, interval: float = CHECK_SECONDS
     ) -> None:
-        self.store = store
+        self.tokens = tokens
         self.auth = auth
         self.interval = interval
         self._digests: dict[SignedIn, str] = {}  # connection → its token's digest
@@ -49,7 +49,7 @@ class RevocationWatch:
         if not self._digests:
             return
         asked = set(self._digests.values())
-        live = await self.store.live_digests(asked)
+        live = await self.tokens.live_digests(asked)
         # A connection may have signed in again during the query: only the
         # digests that were asked about can be judged.
         revoked = [
