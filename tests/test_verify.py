@@ -120,3 +120,29 @@ def test_rebuild_refuses_a_directory_not_yet_migrated(tmp_path: Path) -> None:
     checked = proc.cli("verify")
     assert checked.returncode == 0, checked.stdout
     assert "hash chain intact" in checked.stdout and "`sunbid migrate`" in checked.stderr
+
+
+def test_an_edited_project_row_is_named_and_rebuilt(data: ServerProcess) -> None:
+    sql(data.data_dir / "sunbid.db", "UPDATE projects SET title = '改过的名称' WHERE id = 'OLD-1'")
+    code, out = verify(data)
+    assert code == 1
+    assert "BAD in projects: projects: OLD-1 title '改过的名称' != " in out, out
+    assert data.cli("rebuild").returncode == 0
+    code, out = verify(data)
+    assert code == 0, out
+
+
+def test_an_edited_warning_is_named_and_rebuilt(data: ServerProcess) -> None:
+    """A resolved breach made open again: the log says it was resolved."""
+    path = data.data_dir / "compliance.db"
+    with sqlite3.connect(path) as conn:
+        [(warning_id,)] = conn.execute(
+            "SELECT id FROM warnings WHERE level = 'breach' AND resolved_at IS NOT NULL LIMIT 1"
+        ).fetchall()
+    sql(path, f"UPDATE warnings SET resolved_at = NULL WHERE id = '{warning_id}'")
+    code, out = verify(data)
+    assert code == 1
+    assert "BAD in compliance: compliance: warning" in out and warning_id in out, out
+    assert data.cli("rebuild").returncode == 0
+    code, out = verify(data)
+    assert code == 0, out
