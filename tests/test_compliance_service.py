@@ -206,8 +206,8 @@ async def test_a_rule_broken_by_a_publication_is_sent_and_stored_at_once(
     start: Callable[[], Awaitable[Server]],
 ) -> None:
     server = await start()
-    await server.project("ROAD-2")
-    await server.publish("ROAD-2", "candidates")
+    await server.project("ROAD-2")  # seq 1
+    await server.publish("ROAD-2", "candidates")  # seq 2
     server.clock.advance(timedelta(days=1))
     award = await server.publish("ROAD-2", "award")
     [sent] = server.warnings_sent()
@@ -394,6 +394,7 @@ async def publish_while_down(server: Server, project_id: str, stage: str) -> Non
     down = Server(server.data_dir, server.clock)
     settings = Settings.from_env({"SUNBID_DATA_DIR": str(server.data_dir)})
     down.store = open_store(settings.database_url, server.clock)
+    down.projects = open_projects(down.store, DOMAIN)
     await down.store.open()
     try:
         await down.publish(project_id, stage)
@@ -417,16 +418,16 @@ async def test_a_restart_loads_the_shutdown_snapshot_and_replays_only_the_tail(
     first = await start()
     await first.project("ROAD-1")
     await first.project("ROAD-2")
-    await first.publish("ROAD-1", "award")
+    await first.publish("ROAD-1", "award")  # seq 3, after the two registrations
     await first.stop()
-    assert (stored_snapshot(first) or (0,))[0] == 1, "taken at shutdown, at the head"
+    assert (stored_snapshot(first) or (0,))[0] == 3, "taken at shutdown, at the head"
     await publish_while_down(first, "ROAD-2", "award")
 
     seen = pages_read(monkeypatch)
     second = await start()
     assert second.compliance is not None
-    assert seen[0] == 1, "read from the snapshot's cursor on, not from the start"
-    assert second.compliance.cursor == second.compliance.watchdog.head == 2
+    assert seen[0] == 3, "read from the snapshot's cursor on, not from the start"
+    assert second.compliance.cursor == second.compliance.watchdog.head == 4
     for project in ("ROAD-1", "ROAD-2"):  # one from the snapshot, one from the tail
         [deadline] = second.compliance.watchdog.deadlines(project, second.clock.now())
         assert deadline["rule"] == "construction.award-contract"
@@ -467,7 +468,7 @@ async def test_a_snapshot_made_with_other_rules_is_discarded_not_trusted(
     await second.stop()
     seen.clear()
     third = await start(SUNBID_RULES_FILE=str(edited))
-    assert seen[0] == 1, "the snapshot made with these rules is used"
+    assert seen[0] == 2, "the snapshot made with these rules is used"  # registration, award
     await third.stop()
 
 
@@ -537,17 +538,21 @@ async def test_events_that_arrive_while_a_snapshot_is_pickled_are_applied_after(
     await asyncio.sleep(0.05)
     assert compliance._freezing
     award = await server.publish("ROAD-2", "award")
-    assert compliance.watchdog.head == 1 and compliance.cursor == 2  # held, not applied
+    assert compliance.watchdog.head == 2 and compliance.cursor == 3  # held, not applied
     assert server.sent == []
     delivered.set()
     await taking
-    assert compliance.watchdog.head == 2 and not compliance._freezing
+    assert compliance.watchdog.head == 3 and not compliance._freezing
     [sent] = server.warnings_sent()
     assert moment(sent["created_at"]) == moment(award["published_at"])
-    assert (stored_snapshot(server) or (0,))[0] == 1
+    assert (stored_snapshot(server) or (0,))[0] == 2
 
 
 # --- verify and rebuild (DerivedRecord) ------------------------------------------------
+
+
+# In record_after_a_run, ROAD-1's award is seq 3 (after the two registrations).
+RUN_BREACH = "construction.award-contract/ROAD-1/3/breach"
 
 
 async def record_after_a_run(start: Callable[..., Awaitable[Server]]) -> tuple[Server, Any]:
@@ -555,7 +560,7 @@ async def record_after_a_run(start: Callable[..., Awaitable[Server]]) -> tuple[S
     first = await start()
     await first.project("ROAD-1")
     await first.project("ROAD-2")
-    await first.publish("ROAD-1", "award")
+    await first.publish("ROAD-1", "award")  # seq 3, after the two registrations
     await first.publish("ROAD-2", "candidates")
     await first.publish("ROAD-2", "award")  # publicity too short
     first.clock.advance(timedelta(days=45))  # both contracts overdue
@@ -573,21 +578,22 @@ async def test_verify_finds_the_record_equal_to_the_log_and_names_an_edited_warn
     server, record = await record_after_a_run(start)
     assert server.store is not None
     assert await record.check(server.store) is None
+    breach = RUN_BREACH
     with contextlib.closing(compliance_db(server)) as db:
-        db.execute("UPDATE warnings SET level = 'approaching' WHERE id = ?", (BREACH,))
+        db.execute("UPDATE warnings SET level = 'approaching' WHERE id = ?", (breach,))
     assert await record.check(server.store) == (
-        f"compliance: warning {BREACH} level 'approaching' != 'breach' (log)"
+        f"compliance: warning {breach} level 'approaching' != 'breach' (log)"
     )
     with contextlib.closing(compliance_db(server)) as db:
-        db.execute("DELETE FROM warnings WHERE id = ?", (BREACH,))
+        db.execute("DELETE FROM warnings WHERE id = ?", (breach,))
     assert await record.check(server.store) == (
-        f"compliance: warning {BREACH} is missing; the log yields it"
+        f"compliance: warning {breach} is missing; the log yields it"
     )
     await record.rebuild(server.store)
     assert await record.check(server.store) is None
     await server.stop()
     again = await start()
-    assert BREACH in by_id(await again.stored()) and again.sent == []
+    assert breach in by_id(await again.stored()) and again.sent == []
 
 
 async def test_verify_names_a_snapshot_that_differs_from_the_log(
@@ -609,7 +615,7 @@ async def test_verify_names_a_snapshot_that_differs_from_the_log(
     with contextlib.closing(compliance_db(server)) as db:
         db.execute("UPDATE snapshot SET cursor = 99")
     assert await record.check(server.store) == (
-        "compliance: snapshot cursor 99 is past the warnings' cursor 3"
+        "compliance: snapshot cursor 99 is past the warnings' cursor 5"
     )
     await record.rebuild(server.store)
     assert await record.check(server.store) is None

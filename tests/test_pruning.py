@@ -12,11 +12,12 @@ import pytest
 from push.queue import Outcome, PushQueue, State
 from push.settings import PushSettings
 from server.core.clock import FrozenClock
+from server.projects import open_projects
 from server.pruning import Pruner
 from server.settings import Settings, SettingsError
 from server.store.sqlite import SQLiteStore
 from tests.test_push_queue import event, subscribe
-from tests.test_store import TZ, new_project, request
+from tests.test_store import DOMAIN, TZ, new_project, request
 
 START = datetime(2026, 12, 1, 9, 30, tzinfo=TZ)
 
@@ -29,6 +30,7 @@ def clock() -> FrozenClock:
 @pytest.fixture
 async def store(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[SQLiteStore]:
     opened = SQLiteStore(f"sqlite:///{tmp_path / 'sunbid.db'}", clock)
+    open_projects(opened, DOMAIN)  # as the server does: the projects kept with the log
     await opened.open()
     yield opened
     await opened.close()
@@ -68,7 +70,8 @@ async def test_keys_older_than_the_keep_time_are_pruned(
     again = await store.append(request(project, key="k-young", title="二"))
     assert (again.created, again.event.seq) == (False, young.event.seq)
     repeat = await store.append(request(project, key="k-old", title="一"))
-    assert repeat.created and repeat.event.seq == 3 and old.event.seq == 1
+    # Seq 1 is the project's registration.
+    assert repeat.created and repeat.event.seq == 4 and old.event.seq == 2
     # Pruning again finds nothing: exactly the keys past their time went.
     assert (await pruner(store, None, clock).prune_once()).keys == 0
 
