@@ -53,6 +53,15 @@ export async function request(method, path, { body, token, headers = {} } = {}) 
  * `key`); otherwise the copy the service worker or IndexedDB kept, with
  * `cached` = when it was fetched, so the page can say it may be out of date.
  */
+/**
+ * The worker's copy is the last answer the network gave; the page may have kept
+ * a later one since (live events it applied, such as an amendment): the newer wins.
+ */
+function newer(copy, kept) {
+  if (kept && !(Date.parse(copy.cached) > Date.parse(kept.at))) return { data: kept.data, cached: kept.at };
+  return copy;
+}
+
 export async function load(path, key) {
   let failure = new ApiError(0, 'network', 'no answer from the server');
   try {
@@ -60,7 +69,7 @@ export async function load(path, key) {
     if (response.ok) {
       const data = await response.json();
       const cached = response.headers.get('X-Sunbid-Cached'); // set by sw.js for its own copies
-      if (cached) return { data, cached };
+      if (cached) return newer({ data, cached }, key ? await db.get(key) : null);
       if (key) db.put(key, { data, at: new Date().toISOString() });
       return { data, cached: null };
     }
