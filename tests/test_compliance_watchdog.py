@@ -10,6 +10,7 @@ that finds exactly what a running server found.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import re
 from collections.abc import Iterable
@@ -405,6 +406,22 @@ def test_a_later_contract_with_signed_at_resolves_every_data_incomplete() -> Non
     fixed = history("G", "contract", "2026-03-21T10:00", signed_at="2026-03-19T10:00+08:00", **GOV)
     resolved = {w.id for w in dog.observe(fixed) if w.resolved_at == fixed.published_at}
     assert set(ids(found)) <= resolved
+
+
+def test_an_event_lacking_a_time_leaves_no_garbage_cycle() -> None:
+    # Replay runs with the collector off (logread.replay): a cycle per such
+    # event kept the frames below it, down to a page of rows, until the end.
+    history, dog = History(), watchdog()
+    dog.observe(history("G", "award", "2026-03-02T10:00", **GOV))
+    contract = history("G", "contract", "2026-03-20T10:00", **GOV)
+    gc.collect()
+    gc.disable()
+    try:
+        found = dog.observe(contract)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert len(found) == 2
 
 
 # --- what a project page shows --------------------------------------------------------
