@@ -169,6 +169,27 @@ def test_dropped_live_events_are_read_from_the_log_instead() -> None:
     assert done.last == 39
 
 
+def test_what_the_end_of_a_replay_hands_over_at_once_stays_within_a_quarter_of_the_limit() -> None:
+    """Live events held while the last page is sent, as the socket backs up:
+    the flush at the end goes to the sender in one go, whatever the socket's
+    state, so it may hold no more than a quarter of the byte limit (as a page
+    may). Two events of 40 % of the limit each are let go and read from the
+    log instead, in pages that wait for room: the client is not cut off as
+    lagging for events it was never too slow for."""
+    limit = 16 * 1024
+    big = int(limit * 0.4)
+    log = Log([event(1, size=100)])
+    replay, followed = replay_of(0, {"project:P1": None}, limit=limit)
+    assert isinstance(replay.next(False, False), Read)
+    replay.page(log.events[:1])
+    for n in (2, 3):  # committed and handed by the hub while the page is out
+        log.events.append(event(n, size=big))
+        replay.hold(Frames(event(n, size=big)))
+    sent, done, _ = run(replay, log, followed, congested=[False, True, False, False, False])
+    assert sent == [1, 2, 3], sent
+    assert sum(len(f.event.json) for f in done.flush) <= limit // 4, done.flush
+
+
 def test_a_failed_socket_ends_the_replay_at_once() -> None:
     log = Log([event(n) for n in range(1, 6)])
     replay, _ = replay_of(0, {"project:P1": None})

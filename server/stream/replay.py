@@ -131,10 +131,17 @@ class Replay:
     # --- inputs ------------------------------------------------------------
 
     def hold(self, frames: Frames) -> None:
-        """A live event from the hub, while the replay runs."""
-        if self._held_bytes < self._limit:
+        """A live event from the hub, while the replay runs.
+
+        At most a quarter of the byte cap is held, as of a page: what is held
+        is handed to the sender in one go when the replay ends, and the socket
+        may still be backed up then. Beyond that, the held events are let go
+        and read again from the log, in pages that wait for room.
+        """
+        size = len(frames.event.json)
+        if not self._dropped and self._held_bytes + size <= self._limit // 4:
             self._held.append(frames)
-            self._held_bytes += len(frames.event.json)
+            self._held_bytes += size
         else:
             self._held.clear()
             self._held_bytes = 0
