@@ -54,12 +54,11 @@ class Follower:
         self.log = log_reader
         self._gap: asyncio.Task[None] | None = None
         self._missed = False  # events arrived while a gap was being read
-        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
 
     async def catch_up(self, page: int = CATCH_UP_PAGE) -> None:
         """Apply every event after the cursor that the log holds now."""
         while events := await self.log.events_since(self.projection.cursor, None, page):
-            self._apply(events)
+            self.projection.apply(events)
 
     def deliver(self, events: Sequence[StoredEvent]) -> None:
         """Bus subscriber: apply what is new; read a gap from the log."""
@@ -72,34 +71,13 @@ class Follower:
             return
         fresh = [e for e in events if e.seq > cursor]
         if fresh:
-            self._apply(fresh)
-
-    async def reached(self, seq: int) -> None:
-        """Return once the projection has applied `seq` (read-your-writes)."""
-        if self.projection.cursor >= seq:
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((seq, future))
-        await future
+            self.projection.apply(fresh)
 
     async def close(self) -> None:
         if self._gap is not None:
             self._gap.cancel()
             await asyncio.gather(self._gap, return_exceptions=True)
             self._gap = None
-
-    def _apply(self, events: Sequence[StoredEvent]) -> None:
-        self.projection.apply(events)
-        if self._waiting:
-            cursor = self.projection.cursor
-            still = []
-            for seq, future in self._waiting:
-                if seq <= cursor:
-                    if not future.done():
-                        future.set_result(None)
-                else:
-                    still.append((seq, future))
-            self._waiting = still
 
     async def _fill_gap(self) -> None:
         try:
