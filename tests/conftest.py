@@ -79,13 +79,17 @@ class ServerProcess:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"server exited: {self.log_tail(2000)}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise RuntimeError("server did not start in time")
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of what the server (and its push worker) printed."""
+        return self.log.read_text(errors="replace")[-size:] if self.log.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         assert self.process is not None

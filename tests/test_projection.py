@@ -22,7 +22,8 @@ class Seen:
         self.seqs: list[int] = []
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
-        assert [e.seq for e in events] == list(range(self.cursor + 1, self.cursor + 1 + len(events)))
+        first = self.cursor + 1
+        assert [e.seq for e in events] == list(range(first, first + len(events)))
         self.seqs += [e.seq for e in events]
         self.cursor = events[-1].seq
 

@@ -819,6 +819,19 @@ def alive(pid: int) -> bool:
         return False
 
 
+def stuck_at(pid: int) -> str:
+    """The state and kernel wait channel of a process, for a failure message."""
+    try:
+        state = next(
+            line
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("State:")
+        )
+        return f"{state}, waiting in {Path(f'/proc/{pid}/wchan').read_text() or '-'}"
+    except (FileNotFoundError, StopIteration):
+        return "gone"
+
+
 def test_a_dead_worker_is_restarted_and_never_outlives_the_server(
     service: PushService, tmp_path: Path
 ) -> None:
@@ -835,7 +848,12 @@ def test_a_dead_worker_is_restarted_and_never_outlives_the_server(
         assert second != first
 
         assert push.server.stop(signal.SIGKILL) == -signal.SIGKILL
-        wait_until(lambda: not alive(second), "the worker to exit with its server", 5)
+        try:
+            wait_until(lambda: not alive(second), "the worker to exit with its server", 5)
+        except AssertionError as exc:  # say where it was stuck
+            raise AssertionError(
+                f"{exc}; {stuck_at(second)}; log: {push.server.log_tail()}"
+            ) from None
     finally:
         stop(push)
 

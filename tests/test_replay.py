@@ -14,6 +14,7 @@ from server.core.topics import TopicFilter
 from server.stream.replay import DRAIN, FIRST_PAGE, Done, Read, Replay, Send
 
 LIMIT = 64 * 1024
+BACKED_UP = LIMIT  # bytes waiting for a client that has fallen behind (any test limit)
 
 
 def event(seq: int, project: str = "P1", size: int = 200) -> StoredEvent:
@@ -65,12 +66,15 @@ def run(
     followed: Mapping[str, tuple[frozenset[str] | None, int]],
     congested: list[bool] | None = None,
 ) -> tuple[list[int], Done, list[object]]:
-    """Carry the replay out as the feed does; (seqs sent, the Done, every action)."""
+    """Carry the replay out as the feed does; (seqs sent, the Done, every action).
+
+    `congested` says, step by step, whether the client has fallen behind
+    (`BACKED_UP` bytes wait for it) or has taken everything (none wait)."""
     sent: list[int] = []
     actions: list[object] = []
     states = iter(congested or [])
     while True:
-        action = replay.next(next(states, False), False)
+        action = replay.next(BACKED_UP if next(states, False) else 0, False)
         actions.append(action)
         if isinstance(action, Send):
             sent.append(action.frames.event.seq)
@@ -97,7 +101,7 @@ def test_live_events_during_the_replay_are_flushed_once_after_it() -> None:
     sends 4 and 5 from the log, the flush only 6 and 7."""
     log = Log([event(n) for n in range(1, 6)])
     replay, followed = replay_of(0, {"project:P1": None})
-    assert replay.next(False, False) == Read(0, FIRST_PAGE)
+    assert replay.next(0, False) == Read(0, FIRST_PAGE)
     for n in range(4, 8):
         log.events.append(event(n)) if n > 5 else None
         replay.hold(Frames(event(n)))
@@ -136,6 +140,28 @@ def test_a_congested_socket_lets_go_of_a_large_rest_and_reads_it_again() -> None
     assert actions[2] is DRAIN
 
 
+def test_an_event_goes_out_only_while_it_leaves_half_the_limit_free() -> None:
+    """What waits for the client plus the next event stays within half the
+    limit: the other half is room for live events and replies. With nothing
+    waiting, even an event bigger than that goes out."""
+    limit = 16 * 1024
+    log = Log([event(1, size=2000), event(2, size=2000), event(3, size=9000)])
+    replay, _ = replay_of(0, {"project:P1": None}, limit=limit)
+
+    def step(pending: int) -> object:  # the next action but reads, which are answered
+        while isinstance(action := replay.next(pending, False), Read):
+            replay.page(log.read(action.after, action.size, {"project:P1": None}))
+        return action
+
+    size = len(log.events[0].json)
+    assert isinstance(step(limit // 2 - size), Send)  # just fits
+    assert step(limit // 2 - size + 1) is DRAIN  # one byte too many
+    assert isinstance(step(100), Send)
+    assert step(100) is DRAIN  # 9000 bytes do not fit beside 100
+    last = step(0)
+    assert isinstance(last, Send) and last.frames.event.seq == 3
+
+
 def test_an_event_on_two_followed_topics_is_sent_once() -> None:
     log = Log([event(1, "P1"), event(2, "P2"), event(3, "P1")])
     replay, followed = replay_of(0, {"project:P1": None, "category:construction": None})
@@ -159,7 +185,7 @@ def test_dropped_live_events_are_read_from_the_log_instead() -> None:
     limit = 4096
     log = Log([event(1)])
     replay, followed = replay_of(0, {"project:P1": None}, limit=limit)
-    assert isinstance(replay.next(False, False), Read)
+    assert isinstance(replay.next(0, False), Read)
     for n in range(2, 40):  # committed (in the log) and handed by the hub, during the read
         log.events.append(event(n))
         replay.hold(Frames(event(n)))
@@ -180,7 +206,7 @@ def test_what_the_end_of_a_replay_hands_over_at_once_stays_within_a_quarter_of_t
     big = int(limit * 0.4)
     log = Log([event(1, size=100)])
     replay, followed = replay_of(0, {"project:P1": None}, limit=limit)
-    assert isinstance(replay.next(False, False), Read)
+    assert isinstance(replay.next(0, False), Read)
     replay.page(log.events[:1])
     for n in (2, 3):  # committed and handed by the hub while the page is out
         log.events.append(event(n, size=big))
@@ -194,12 +220,12 @@ def test_a_failed_socket_ends_the_replay_at_once() -> None:
     log = Log([event(n) for n in range(1, 6)])
     replay, _ = replay_of(0, {"project:P1": None})
     replay.hold(Frames(event(6)))
-    assert isinstance(replay.next(False, False), Read)
+    assert isinstance(replay.next(0, False), Read)
     replay.page(log.events)
-    assert isinstance(replay.next(False, False), Send)
-    done = replay.next(False, True)
+    assert isinstance(replay.next(0, False), Send)
+    done = replay.next(0, True)
     assert isinstance(done, Done) and done.last == 6  # the held one is flushed (to nobody)
-    assert replay.next(False, False) == Done([], 6)  # and it stays done, flushing nothing twice
+    assert replay.next(0, False) == Done([], 6)  # and it stays done, flushing nothing twice
 
 
 def test_a_topic_given_up_during_the_replay_is_not_read_any_more() -> None:
@@ -207,7 +233,7 @@ def test_a_topic_given_up_during_the_replay_is_not_read_any_more() -> None:
     the client unsubscribes): pages read after it leave the topic out."""
     log = Log([event(n, "P1" if n % 2 else "P2") for n in range(1, 41)])
     replay, followed = replay_of(0, {"project:P1": None, "project:P2": None})
-    assert replay.next(False, False) == Read(0, FIRST_PAGE)
+    assert replay.next(0, False) == Read(0, FIRST_PAGE)
     replay.page(log.read(0, FIRST_PAGE, {"project:P1": None, "project:P2": None}))
     del followed["project:P2"]  # the feed's own map, which the replay reads too
     sent, _, _ = run(replay, log, followed)
@@ -247,7 +273,7 @@ def test_any_interleaving_sends_every_matching_event_once_in_order(seed: int) ->
             log.events.append(new)
             if TopicFilter(dict(topics)).matches(new):
                 replay.hold(Frames(new))
-        action = replay.next(rng.random() < 0.3, False)
+        action = replay.next(rng.choice([0, 0, 100, limit // 3, BACKED_UP]), False)
         if isinstance(action, Send):
             sent.append(action.frames.event.seq)
         elif isinstance(action, Read):

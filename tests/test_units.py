@@ -898,28 +898,52 @@ async def test_sender_overflow_cuts_off_exactly_once() -> None:
     assert overflow.calls == 1
 
 
-async def test_sender_is_congested_once_half_its_limit_waits() -> None:
+async def test_sender_counts_the_bytes_that_wait_and_drained_waits_for_them() -> None:
     socket, overflow = Socket(), Overflow()
-    sender = sender_for(socket, 4, overflow)  # 50 bytes: congested from 25
+    sender = sender_for(socket, 4, overflow)
     sender.offer(message(0))  # written at once
-    assert not sender.congested
+    assert sender.pending == 0
     socket.block()
-    sender.offer(message(1))  # in flight: 10 bytes wait
-    sender.offer(message(2))  # 20
-    assert not sender.congested
-    sender.offer(message(3))  # 30: a replay should wait now
-    assert sender.congested
+    sender.offer(message(1))  # in flight
+    sender.offer(message(2))
+    sender.offer(message(3))
+    assert sender.pending == 3 * MESSAGE_BYTES
     assert socket.texts() == ["0"]
     socket.unblock()
     await asyncio.wait_for(sender.drained(), 1)
-    assert not sender.congested
+    assert sender.pending == 0
     assert socket.texts() == ["0", "1", "2", "3"]
     assert overflow.calls == 0 and not sender.failed
 
 
-async def test_sender_waiting_while_congested_never_overflows_a_slow_but_live_client() -> None:
+async def test_drained_looks_again_at_a_transport_buffer_with_nothing_suspended() -> None:
+    """Bytes in the transport's buffer with no send suspended: nothing signals
+    their going, so `drained` returns after a short look instead of hanging."""
+
+    class Transport:
+        def __init__(self) -> None:
+            self.buffer = 5000
+
+        def abort(self) -> None: ...
+
+        def get_extra_info(self, name: str) -> Any:
+            return None
+
+        def get_write_buffer_size(self) -> int:
+            return self.buffer
+
+    transport, socket = Transport(), Socket()
+    sender = Sender(socket.send, Peer(transport, 30.0), 64 * 1024, Overflow())
+    assert sender.pending == 5000
+    await asyncio.wait_for(sender.drained(), 1)
+    transport.buffer = 0
+    assert sender.pending == 0
+
+
+async def test_sender_paced_as_a_replay_never_overflows_a_slow_but_live_client() -> None:
     socket, overflow = Socket(), Overflow()
     sender = sender_for(socket, 4, overflow)
+    limit = 5 * MESSAGE_BYTES
 
     async def reader() -> None:  # drains a little at a time
         for _ in range(200):
@@ -929,14 +953,15 @@ async def test_sender_waiting_while_congested_never_overflows_a_slow_but_live_cl
             await asyncio.sleep(0)
 
     draining = asyncio.create_task(reader())
-    for n in range(100):  # what a replay does
-        if sender.congested:
+    for n in range(100):  # as a replay does: send only while half the limit stays free
+        while sender.pending and sender.pending + MESSAGE_BYTES > limit // 2:
             await asyncio.wait_for(sender.drained(), 5)
         sender.offer(message(n))
+        sender.offer(message(-1))  # and a reply or live event in the other half
     socket.unblock()
     await sender.drained()
     await draining
-    assert socket.texts() == [str(n) for n in range(100)]
+    assert [t for t in socket.texts() if t != "-1"] == [str(n) for n in range(100)]
     assert overflow.calls == 0 and not sender.failed
 
 

@@ -108,7 +108,7 @@ class Feed:
         """Carry out what the replay decides, until it is done."""
         sender = self.sender
         while True:
-            action = replay.next(sender.congested, sender.failed)
+            action = replay.next(sender.pending, sender.failed)
             if isinstance(action, Send):
                 sender.offer(self.frame(action.frames))
                 self.delivered += 1

@@ -12,19 +12,22 @@ answers of `next`, which are:
 
     Read(after, size)   read up to `size` events after `after`, give them to `page`
     Send(frames)        write this event to the client
-    DRAIN               wait until the client has taken what waits for it
+    DRAIN               wait until the client has taken some of what waits for it
     Done(flush, last)   write `flush`, then go live: nothing is read or sent
                         by the replay after this (the feed must not await in
                         between, or a live event could slip past)
 
-`next` takes the socket's state as it is now: `congested` (half the
-pending limit waits for the client) and `failed` (the client is gone or was
-cut off as lagging). Memory stays bounded by bytes, not counts: held live
-events at most `limit` bytes (past that they are dropped, and the replay
-simply reads further: every event is in the log); pages of about `limit / 4`
-bytes, sized from the events read last; and while the client is congested,
-the rest of a page is kept only if it is that small, else let go and read
-again once the client has caught up.
+`next` takes the socket's state as it is now: `pending` (bytes written for
+the client that it has not taken yet) and `failed` (the client is gone or
+was cut off as lagging). An event is sent only while it leaves at most half
+the pending limit waiting (or nothing waits at all): the other half is room
+for live events and replies, so a client that reads, however slowly, is
+never cut off by its own replay. Memory stays bounded by bytes, not counts:
+held live events at most `limit / 4` bytes (past that they are dropped, and
+the replay simply reads further: every event is in the log); pages of about
+`limit / 4` bytes, sized from the events read last; and while the client
+has no room, the rest of a page is kept only if it is that small, else let
+go and read again once the client has caught up.
 """
 
 from __future__ import annotations
@@ -157,7 +160,7 @@ class Replay:
 
     # --- the next step ---------------------------------------------------------
 
-    def next(self, congested: bool, failed: bool) -> Action:
+    def next(self, pending: int, failed: bool) -> Action:
         """What to do now, given the socket's state."""
         if failed or self.done:
             return self._finish()
@@ -165,17 +168,18 @@ class Replay:
             return Read(self.last, self._page_size)
         page = self._page
         while self._taken < len(page):
-            if congested:
+            event = page[self._taken]
+            wanted = self._wanted(event)
+            if wanted and pending and pending + len(event.json) > self._limit // 2:
                 rest = page[self._taken :]
                 if sum(len(event.json) for event in rest) > self._limit // 4:
                     # Too much to hold while the client catches up: let go of
                     # the rest and read it again once it fits.
                     self._page, self._reading = (), True
                 return DRAIN
-            event = page[self._taken]
             self._taken += 1
             self.last = event.seq
-            if self._wanted(event):
+            if wanted:
                 return Send(Frames(event))
         self._page = ()
         if self._full:

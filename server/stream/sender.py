@@ -35,6 +35,8 @@ Send = Callable[[Message], Coroutine[Any, Any, None]]
 # How often, per send timeout, a draining connection is looked at: a socket
 # that stalls is aborted between 1 and 1 + 1/WATCHES timeouts after it stalled.
 WATCHES = 4
+# How often a replay waiting on the transport's own buffer looks at it again.
+BUFFER_POLL_SECONDS = 0.01
 _NOTHING: deque[tuple[Message, int]] = deque(maxlen=0)  # the backlog of a stopped sender
 
 
@@ -118,15 +120,19 @@ class Sender:
         if self._backlog is None:
             self._backlog = _NOTHING
 
-    @property
-    def congested(self) -> bool:
-        """Half the limit waits for the client: a replay should wait before sending more."""
-        return self._drain is not None and self.pending >= self._limit // 2
-
     async def drained(self) -> None:
-        """Wait until nothing is queued for this client."""
+        """Wait until the client has taken something of what waits for it.
+
+        With a send suspended, until the backlog is written out. Without one,
+        what waits sits in the transport's buffer below its high-water mark,
+        and the transport tells no one as it empties: look again shortly. (A
+        client that stops reading there is dropped by the kernel after the
+        send timeout: see TCP_USER_TIMEOUT in peer.py.)
+        """
         if self._drain is not None:
             await self._drain.done.wait()
+        elif self.peer.buffered():
+            await asyncio.sleep(BUFFER_POLL_SECONDS)
 
     async def close(self, message: Message, timeout: float | None = None) -> None:
         """Send a last message after whatever is queued; nothing is sent after it.
