@@ -7,6 +7,7 @@ import { live } from './live.js';
 import { loadVocab, stageName } from './vocab.js';
 import * as follows from './follows.js';
 import * as push from './push.js';
+import './textsize.js'; // the large-text mode, on before the first page shows
 import list from './views/list.js';
 import project from './views/project.js';
 import followsPage from './views/follows.js';

@@ -3,6 +3,8 @@ import { h } from '../ui.js';
 import { L } from '../i18n.js';
 import * as db from '../db.js';
 import * as follows from '../follows.js';
+import * as push from '../push.js';
+import { textSizeControl } from '../textsize.js';
 import { allCategories, categoryName } from '../vocab.js';
 import { describeTopic, pushControl } from './parts.js';
 
@@ -28,6 +30,9 @@ export default async function followsPage(main, ctx) {
     h('section', { 'aria-labelledby': 'h-push' },
       h('h2', { id: 'h-push' }, L('通知', 'Notifications')),
       pushControl()),
+    h('section', { 'aria-labelledby': 'h-display' },
+      h('h2', { id: 'h-display' }, L('显示', 'Display')),
+      textSizeControl()),
   );
 
   async function fill() {
@@ -39,13 +44,18 @@ export default async function followsPage(main, ctx) {
     }
     // Project titles come from the copies kept of visited projects.
     const kept = await Promise.all(topics.map((t) => (t.startsWith('project:') ? db.get(t) : null)));
+    await push.loaded;
     if (ctx.signal.aborted) return;
+    // Which follows reach this phone as notifications: what the server accepted, as the switch reads it.
+    const notified = new Set(push.acceptedTopics());
     list.replaceChildren(...topics.map((topic, i) => {
       const [kind, value, href] = describeTopic(topic);
       const title = kept[i]?.data?.title;
       return h('li', { 'data-topic': topic },
         h('span', { class: 'kind' }, kind),
         h('a', { href }, title ? `${title}（${value}）` : value),
+        push.enabled() && h('span', { class: 'notified small', 'data-testid': 'notified' },
+          notified.has(topic) ? L('会收到通知', 'Notified') : L('通知尚未登记', 'Not yet registered for notifications')),
         h('button', { type: 'button', class: 'link', 'aria-label': `${L('取消关注', 'Unfollow')} ${title || value}`, onclick: () => {
           follows.set(topic, false);
           heading.focus();
@@ -55,6 +65,10 @@ export default async function followsPage(main, ctx) {
 
   const onChange = () => fill();
   follows.changes.addEventListener('change', onChange);
-  ctx.onLeave(() => follows.changes.removeEventListener('change', onChange));
+  push.changes.addEventListener('change', onChange);
+  ctx.onLeave(() => {
+    follows.changes.removeEventListener('change', onChange);
+    push.changes.removeEventListener('change', onChange);
+  });
   await fill();
 }
