@@ -165,7 +165,7 @@ def test_the_amend_form_says_what_is_wrong(
 ) -> None:
     require_project_events(server)
     register(staff, "PW-AMEND-2")
-    register(staff, "PW-OTHER-2", agency="JH-GGZY")
+    register(staff, "PW-OTHER-2", agency="YW-ZFCG")
     form = sign_in_as_publisher(page, server, publisher)
     form.locator("select[name=project]").select_option("PW-AMEND-2")
     expect(form.locator("input[name=title]")).to_have_value("测试项目 PW-AMEND-2")
@@ -195,8 +195,9 @@ def test_the_amend_form_says_what_is_wrong(
     page.locator("button[data-testid=lang]").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
     form = page.locator("form[data-testid=amend-project]")
-    page.locator("input[name=my-agency]").fill("JH-GGZY")
-    page.locator("input[name=my-agency]").press("Enter")
+    # The agency is picked by name from the directory, then shown.
+    page.locator("select[name=my-agency]").select_option("YW-ZFCG")
+    page.locator("select[name=my-agency]").locator("xpath=..").locator("button").click()
     form.locator("select[name=project]").select_option("PW-OTHER-2")
     expect(form.locator("input[name=title]")).to_have_value("测试项目 PW-OTHER-2")
     form.locator("input[name=title]").fill("不是本机构的项目")

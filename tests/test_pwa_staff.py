@@ -41,8 +41,9 @@ def test_staff_signs_in_creates_a_project_and_publishes_a_notice(
     create.locator("[name=id]").fill("PW-STAFF-1")
     create.locator("[name=title]").fill("义乌市某道路照明工程施工")
     create.locator("select[name=category]").select_option("construction")
-    create.locator("[name=agency]").fill("YW-GGZY")
-    create.locator("[name=region]").fill("330782")
+    # Agency and region are picked by name from the directory, not typed as codes.
+    create.locator("select[name=agency]").select_option("YW-GGZY")
+    create.locator("select[name=region]").select_option("330782")
     create.locator("[name=budget]").fill("1250000")
     submit(create)
     project = _wait_project(server, "PW-STAFF-1")
@@ -72,7 +73,12 @@ def test_staff_signs_in_creates_a_project_and_publishes_a_notice(
     deadline_input = publish.locator('input[name="data.deadline"]')
     expect(deadline_input).to_have_attribute("type", "datetime-local")
     deadline_input.fill(deadline.strftime("%Y-%m-%dT%H:%M"))
+    # Publishing is two steps: a preview of the publication, then the confirmation.
     submit(publish)
+    preview = page.locator("[data-testid=publish-preview]")
+    expect(preview).to_contain_text("义乌市某道路照明工程施工招标公告")
+    assert _wait_project(server, "PW-STAFF-1")["timeline"][-1]["stage"] == "registered"
+    preview.locator("[data-testid=confirm-publish]").click()
 
     result = page.locator("[data-testid=publish-result]")
     expect(result).to_contain_text(re.compile(r"\d+"))

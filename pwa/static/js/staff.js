@@ -1,7 +1,7 @@
 // The staff session and what the publish form needs to know: where the token
 // is kept, which data fields a stage asks for, and API refusals in plain words.
-import { L } from './i18n.js';
-import { dataLabel } from './vocab.js';
+import { L, pick, locale } from './i18n.js';
+import { stageName, isRecord } from './vocab.js';
 
 const TOKEN = 'sunbid.token';
 const AGENCY = 'sunbid.agency';
@@ -33,10 +33,25 @@ export function forget() {
   }
 }
 
+// Role names as the people holding them say them, without the API's codes.
 export const roleName = (role) =>
-  ({ publisher: L('发布人员', 'Publisher'), supervisor: L('监督人员', 'Supervisor'), admin: L('管理员', 'Administrator') })[role] ?? role;
+  ({ publisher: L('发布人员', 'Publisher'), supervisor: L('监督人员', 'Supervisor'), admin: L('系统管理员', 'Administrator') })[role] ?? role;
 
-// Fields every use of a stage should carry, beyond those the time-limit rules read.
+/** A datetime-local value as RFC 3339 in Beijing time. */
+export const beijing = (value) => `${value.length === 16 ? `${value}:00` : value}${BEIJING}`;
+
+// --- what a stage carries, from the vocabulary (GET /api/categories) -----------------
+
+/** A category's publishable stages, each named as that category names it. */
+export const stagesFor = (vocabulary, category) =>
+  (vocabulary?.items?.find((c) => c.code === category)?.stages ?? [])
+    .filter((s) => !isRecord(s.code));
+
+/** A stage's name in a category (出让公告 for a land sale's notice), else its generic name. */
+export const stageLabel = (vocabulary, category, code) =>
+  pick(stagesFor(vocabulary, category).find((s) => s.code === code)?.name) || stageName(code);
+
+// Before the vocabulary described its fields: what the form asked for then.
 const USUAL = {
   notice: ['deadline'],
   contract: ['signed_at'],
@@ -44,14 +59,40 @@ const USUAL = {
   award: ['winner', 'amount'],
   correction: ['corrects'],
 };
-const TYPES = { winner: 'text', amount: 'number', corrects: 'seq' };
+const KINDS = { winner: 'text', amount: 'amount', corrects: 'event' };
+const LABELS = () => ({
+  deadline: L('投标截止时间', 'Bid deadline'),
+  signed_at: L('合同签订时间', 'Contract signed'),
+  decided_at: L('处罚决定时间', 'Decision date'),
+  winner: L('中标/成交人', 'Winner'),
+  amount: L('中标/成交金额', 'Amount'),
+  corrects: L('更正的信息', 'Corrects'),
+});
+
+/** {name, kind, label, unit}: a data key as the vocabulary describes it; unknown keys show as written. */
+export function describeField(vocabulary, name) {
+  const known = vocabulary?.fields?.[name];
+  return {
+    name,
+    kind: known?.kind ?? KINDS[name] ?? (/_(at|ends|starts|deadline)$|^deadline$/.test(name) ? 'datetime' : 'text'),
+    label: pick(known) || LABELS()[name] || name,
+    unit: pick(known?.unit) || (known ? '' : KINDS[name] === 'amount' ? L('元', 'yuan') : ''),
+  };
+}
 
 /**
- * The data fields of a stage in a category: the usual ones, plus every
- * `<stage>.data.<field>` the category's time-limit rules read (those are times,
- * and required: without them the watchdog cannot check the deadline).
+ * The data fields of a stage in a category, in display order, each with
+ * `required`. From the vocabulary's `fields` and `required` when it has them;
+ * otherwise the usual ones plus every `<stage>.data.<field>` the category's
+ * time-limit rules read (without those the watchdog cannot check the deadline).
  */
-export function fieldsFor(category, stage, rules) {
+export function fieldsFor(vocabulary, category, stage, rules) {
+  const entry = stagesFor(vocabulary, category).find((s) => s.code === stage);
+  if (Array.isArray(entry?.fields)) {
+    const required = new Set(entry.required ?? []);
+    return [...new Set([...(entry.required ?? []), ...entry.fields])]
+      .map((name) => ({ ...describeField(vocabulary, name), required: required.has(name) }));
+  }
   const needed = new Set();
   for (const rule of rules) {
     if (rule.category !== category && rule.category !== 'all') continue;
@@ -61,28 +102,48 @@ export function fieldsFor(category, stage, rules) {
     }
   }
   return [...new Set([...(USUAL[stage] ?? []), ...needed])].map((name) => ({
-    name,
-    type: TYPES[name] ?? 'datetime',
+    ...describeField(vocabulary, name),
     required: needed.has(name) || name === 'corrects',
   }));
 }
 
-const FIELD_NAMES = () => ({
-  id: L('项目编号', 'Project code'),
-  title: L('标题', 'Title'),
-  category: L('类别', 'Category'),
-  agency: L('机构代码', 'Agency code'),
-  region: L('地区代码', 'Region code'),
-  budget: L('预算', 'Budget'),
-  stage: L('阶段', 'Stage'),
-  body: L('正文', 'Text'),
-  occurred_at: L('发生时间', 'Occurred at'),
-  currency: L('币种', 'Currency'),
-  must_tender: L('依法必须招标', 'Tender required by law'),
-  reason: L('变更原因', 'Reason'),
-});
-export const fieldName = (name) =>
-  name.startsWith('data.') ? dataLabel(name.slice(5)) : FIELD_NAMES()[name] ?? name;
+/** A form value as the API takes it, by the field's kind. */
+export function valueOf(kind, value) {
+  switch (kind) {
+    case 'datetime': return beijing(value);
+    case 'amount': case 'number': case 'percent': case 'integer': case 'event': return Number(value);
+    case 'boolean': return value === 'true';
+    case 'list': return value.split('\n').map((line) => line.trim()).filter(Boolean);
+    default: return value; // text, date (YYYY-MM-DD as the input gives it)
+  }
+}
+
+/** A published value for people, exactly as published: numbers are not rounded. */
+export function showValue(f, value, stageOf = (code) => code, timeline = []) {
+  if (value == null) return '—';
+  if (f.kind === 'datetime' && typeof value === 'string') return `${value.slice(0, 10)} ${value.slice(11, 16)}`;
+  if (f.kind === 'boolean') return value ? L('是', 'Yes') : L('否', 'No');
+  if (f.kind === 'event') {
+    const event = timeline.find((e) => e.seq === value);
+    return `#${value}${event ? ` ${stageOf(event.stage)} ${event.title}` : ''}`;
+  }
+  if (typeof value === 'number') {
+    const exact = value.toLocaleString(locale(), { maximumFractionDigits: 20 });
+    return f.unit ? `${exact} ${f.unit}` : exact;
+  }
+  if (Array.isArray(value)) return value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(L('、', ', '));
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+/**
+ * How bad a statutory warning is, in words: a minimum period left too short
+ * is 时限不足 (the rule's kind is at_least), not 已超期.
+ */
+export function warningLevel(w, rules = []) {
+  const rule = rules.find((r) => r.id === w.rule);
+  if (w.level === 'breach' && (rule?.kind === 'at_least' || w.kind === 'at_least' || w.state === 'too_short')) return L('时限不足', 'Period too short');
+  return ({ approaching: L('即将到期', 'Approaching'), breach: L('已超期', 'Breach'), data_incomplete: L('资料不全', 'Data incomplete') })[w.level] ?? w.level;
+}
 
 /** {field, text}: what went wrong, for the person at the form, and which field it concerns. */
 export function explain(error, stageNames = (codes) => codes.join('、')) {
@@ -106,8 +167,8 @@ export function explain(error, stageNames = (codes) => codes.join('、')) {
     }
     const hints = {
       id: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
-      agency: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
-      region: L('只能用字母、数字和 . _ -，最多 64 个字符。', 'Letters, digits and . _ - only, at most 64.'),
+      agency: L('请从列表中选择机构。', 'Choose an agency from the list.'),
+      region: L('请从列表中选择地区。', 'Choose a region from the list.'),
       title: L('请填写标题，最多 200 字。', 'Fill in a title of at most 200 characters.'),
       budget: L('请填写不小于 0 的数字（元）。', 'Enter a number, 0 or more (yuan).'),
       currency: L('请填写三位大写字母的币种代码，如 CNY。', 'Enter a three-letter code in capitals, such as CNY.'),

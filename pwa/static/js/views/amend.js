@@ -5,8 +5,8 @@
 import { h, exactMoney } from '../ui.js';
 import { L } from '../i18n.js';
 import { request } from '../api.js';
-import { regionName } from '../vocab.js';
-import { field, clearErrors, markField, showError } from './forms.js';
+import { regionName, allRegions } from '../vocab.js';
+import { field, placePicker, clearErrors, markField, showError } from './forms.js';
 
 /**
  * {section, setProjects}: the form, and how the console tells it which
@@ -21,6 +21,7 @@ export function amendForm(token, amended) {
   const touched = new Set(); // fields the person edited since choosing: the server's answer keeps them
 
   const projectSelect = h('select', { id: 'm-project', name: 'project' });
+  const regionPicker = placePicker('m-region', 'region', allRegions(), regionName, '', L('不注明', 'Not stated'));
   const mustTender = h('select', { id: 'm-must_tender', name: 'must_tender' });
   const result = h('p', { class: 'result', role: 'status', 'data-testid': 'amend-result' });
   const form = h('form', { class: 'stack', 'data-testid': 'amend-project', novalidate: true },
@@ -29,7 +30,7 @@ export function amendForm(token, amended) {
     field('m-budget', L('预算（可选）', 'Budget (optional)'), h('input', { id: 'm-budget', name: 'budget', type: 'number', min: 0, step: 'any', inputmode: 'decimal' })),
     field('m-currency', L('币种', 'Currency'), h('input', { id: 'm-currency', name: 'currency', maxlength: 3, autocapitalize: 'characters', spellcheck: 'false', placeholder: 'CNY' }),
       L('三位字母的币种代码，人民币为 CNY。', 'A three-letter currency code; CNY for yuan.')),
-    field('m-region', L('地区代码（可选）', 'Region code (optional)'), h('input', { id: 'm-region', name: 'region', maxlength: 64, inputmode: 'numeric', list: 'region-codes' })),
+    field('m-region', L('地区（可选）', 'Region (optional)'), regionPicker),
     field('m-must_tender', L('依法必须招标', 'Tender required by law'), mustTender),
     field('m-reason', L('变更原因（必填）', 'Reason for the change (required)'), h('textarea', { id: 'm-reason', name: 'reason', rows: 3, maxlength: 500 }),
       L('会与变更一起公开，显示在项目的全过程记录里。', 'Published with the change, in the project’s timeline.')),
@@ -83,7 +84,7 @@ export function amendForm(token, amended) {
     put('title', project?.title);
     put('budget', project?.budget);
     put('currency', project?.currency);
-    put('region', project?.region);
+    if (!touched.has('region')) setPlace(regionPicker, project?.region);
     put('reason', '');
     if (touched.has('must_tender')) return;
     // 未注明 only while the project has no answer: the law's question is yes or no.
@@ -93,6 +94,12 @@ export function amendForm(token, amended) {
       h('option', { value: 'true' }, L('是', 'Yes')),
       h('option', { value: 'false' }, L('否', 'No')));
     mustTender.value = unset ? '' : String(project.must_tender);
+  }
+
+  /** A region the directory does not list stays shown, as its code. */
+  function setPlace(picker, code) {
+    if (code && picker.tagName === 'SELECT' && ![...picker.options].some((o) => o.value === code)) picker.append(h('option', { value: code }, code));
+    picker.value = code ?? '';
   }
 
   /** The fields that differ from the project as it is now, as the API takes them. */

@@ -39,3 +39,18 @@ export function showError(form, error) {
   if (input?.id) markField(form, input, text);
   else form.querySelector('[role=alert]').textContent = L('未能提交：', 'Not submitted: ') + text;
 }
+
+/**
+ * A picker of the directory's agencies or regions, by name. A code the
+ * directory does not list (kept from before, or typed by an administrator on
+ * another device) stays selectable, shown as it is. Without a directory
+ * (offline on first use) the person types the code.
+ */
+export function placePicker(id, name, places, nameOf, value, empty) {
+  if (!places.length) return h('input', { id, name, value, maxlength: 64, autocomplete: 'off' });
+  const known = places.some((p) => p.code === value);
+  return h('select', { id, name },
+    h('option', { value: '' }, empty),
+    places.map((p) => h('option', { value: p.code, selected: p.code === value }, nameOf(p.code))),
+    value && !known ? h('option', { value, selected: true }, value) : null);
+}
