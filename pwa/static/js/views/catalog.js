@@ -1,7 +1,8 @@
 // `/catalog`: the disclosure catalogue (公开事项标准目录), the statutory time
 // limits, and each agency's public scorecard.
-import { h, when, showingCopy, failure } from '../ui.js';
-import { L } from '../i18n.js';
+import { h, when, dueTime, parseTime, span, showingCopy, failure, problem } from '../ui.js';
+import { L, pick, current } from '../i18n.js';
+import { navigate } from '../router.js';
 import { load } from '../api.js';
 import { allCategories, categoryName, stageName, agencyName } from '../vocab.js';
 
@@ -9,9 +10,13 @@ export default async function catalog(main, ctx) {
   main.replaceChildren(h('h1', { tabindex: -1 }, L('公开目录与考核', 'Catalogue and scorecard')),
     h('p', { class: 'lead' }, L('每类交易必须公开哪些信息、依据什么、多久内公开；各机构是否按时做到。',
       'What each kind of transaction must disclose, on what basis and how soon — and whether each agency does so on time.')));
+  const month = /^\d{4}-\d{2}$/.test(ctx.query.get('month') ?? '') ? ctx.query.get('month') : '';
   let answers;
   try {
-    answers = await Promise.all([load('/api/compliance', 'compliance'), load('/api/catalog', 'catalog')]);
+    answers = await Promise.all([
+      load(`/api/compliance${month ? `?month=${month}` : ''}`, month ? `compliance:${month}` : 'compliance'),
+      load('/api/catalog', 'catalog'),
+    ]);
   } catch (error) {
     if (!ctx.signal.aborted) main.append(failure(error, () => catalog(main, ctx)));
     return;
@@ -32,9 +37,12 @@ export default async function catalog(main, ctx) {
   main.append(
     h('section', { 'aria-labelledby': 'h-score' },
       h('h2', { id: 'h-score' }, L('各机构按时公开情况', 'On-time disclosure by agency')),
-      h('p', { class: 'small muted' }, L(`统计截至 ${when(score.as_of)}`, `As of ${when(score.as_of)}`)),
+      monthPicker(score, month),
+      h('p', { class: 'small muted' }, L(`统计截至 ${when(score.as_of)}；问题最多的机构排在前面。点逾期或超期未公开的数字可查看每一项。`,
+        `As of ${when(score.as_of)}; agencies with most problems first. Tap a late or overdue figure to see each item.`)),
       h('ul', { class: 'scorecard', 'data-testid': 'scorecard' },
-        score.agencies.length ? score.agencies.map(agency) : h('li', null, L('暂无数据。', 'No data yet.')))),
+        score.agencies.length ? worstFirst(score.agencies).map((a) => agency(a, month, rulesById(items.rules)))
+          : h('li', null, month ? L('这个月没有到期的公开事项。', 'Nothing was due this month.') : L('暂无数据。', 'No data yet.')))),
     h('section', { 'aria-labelledby': 'h-catalog' },
       h('h2', { id: 'h-catalog' }, L('公开事项标准目录', 'Disclosure catalogue')),
       h('div', { class: 'field' }, h('label', { for: 'c-category' }, L('类别', 'Category')), filter),
@@ -46,16 +54,105 @@ export default async function catalog(main, ctx) {
   );
 }
 
-function agency(a) {
+const rulesById = (rules) => new Map(rules.map((r) => [r.id, r]));
+
+/** Most late and open breaches first, then the lowest on-time rate; agencies with nothing due last. */
+function worstFirst(agencies) {
+  const problems = (a) => a.late + a.open_breaches;
+  return [...agencies].sort((a, b) => problems(b) - problems(a)
+    || (a.on_time_rate ?? 2) - (b.on_time_rate ?? 2));
+}
+
+/** Which month the figures are for: every month any agency has figures for, the current one too. */
+function monthPicker(score, month) {
+  const months = new Set([score.as_of.slice(0, 7)]);
+  for (const a of score.agencies) for (const p of a.by_period ?? []) months.add(p.period);
+  if (month) months.add(month);
+  const select = h('select', { id: 'c-month', 'data-testid': 'month' },
+    h('option', { value: '' }, L('全部月份', 'All months')),
+    [...months].sort().reverse().map((m) => h('option', { value: m, selected: m === month }, L(`${m.slice(0, 4)} 年 ${Number(m.slice(5))} 月`, m))));
+  select.addEventListener('change', () => navigate(select.value ? `/catalog?month=${select.value}` : '/catalog', { replace: true }));
+  return h('div', { class: 'field' }, h('label', { for: 'c-month' }, L('月份', 'Month')), select);
+}
+
+function agency(a, month, rules) {
   const rate = a.on_time_rate == null ? null : Math.round(a.on_time_rate * 100);
-  return h('li', { class: 'score' },
+  const items = h('div', { class: 'drill', 'data-testid': 'drill' });
+  // The late and the overdue figures open the list of their items, one at a time.
+  const figure = (status, count, zh, en) => {
+    const text = L(`${zh} ${count}`, `${count} ${en}`);
+    if (!count) return h('span', { class: 'figure' }, text);
+    const button = h('button', { type: 'button', class: 'figure bad', 'data-testid': `drill-${status}`, 'aria-expanded': 'false' }, text);
+    button.addEventListener('click', async () => {
+      const open = button.getAttribute('aria-expanded') === 'true';
+      for (const other of button.parentElement.querySelectorAll('button.figure')) other.setAttribute('aria-expanded', 'false');
+      if (open) return items.replaceChildren();
+      button.setAttribute('aria-expanded', 'true');
+      await showItems(items, { agency: a.agency, status, month }, rules);
+    });
+    return button;
+  };
+  return h('li', { class: 'score', 'data-agency': a.agency },
     h('h3', null, agencyName(a.agency)),
     h('p', null, rate == null ? L('尚无到期事项', 'Nothing due yet') : [
       h('strong', { class: rate < 90 ? 'bad' : 'good' }, `${rate}%`), L(' 按时公开', ' on time')]),
     rate != null && h('meter', { min: 0, max: 100, value: rate, 'aria-label': L('按时率', 'On-time rate') }),
-    h('p', { class: 'small' }, L(
-      `应公开 ${a.due} 项：按时 ${a.on_time}，逾期 ${a.late}，超期未公开 ${a.open_breaches}`,
-      `${a.due} due: ${a.on_time} on time, ${a.late} late, ${a.open_breaches} overdue and open`)));
+    h('p', { class: 'small' }, L(`应公开 ${a.due} 项，按时 ${a.on_time} 项`, `${a.due} due, ${a.on_time} on time`)),
+    h('p', { class: 'figures' }, figure('late', a.late, '逾期', 'late'), figure('open', a.open_breaches, '超期未公开', 'overdue, not disclosed')),
+    items);
+}
+
+/** Each late or open item of an agency: the project, the rule in words, due vs done, by how much. */
+async function showItems(box, { agency: code, status, month }, rules) {
+  box.replaceChildren(h('p', { class: 'loading', role: 'status' }, L('正在加载…', 'Loading…')));
+  const query = new URLSearchParams({ agency: code, status });
+  if (month) query.set('month', month);
+  let data;
+  try {
+    ({ data } = await load(`/api/compliance/items?${query}`, `compliance-items:${query}`));
+  } catch (error) {
+    box.replaceChildren(h('p', { class: 'error', role: 'alert' }, problem(error)));
+    return;
+  }
+  if (!data.items.length) {
+    box.replaceChildren(h('p', { class: 'none' }, L('没有找到对应的事项。', 'No items found.')));
+    return;
+  }
+  box.replaceChildren(h('ul', { class: 'plain items', 'data-testid': 'items' }, data.items.map((item) => complianceItem(item, rules))));
+  box.querySelector('a')?.focus();
+}
+
+/** late: done after the deadline; overdue: due and not done; too_short: a minimum period left too short. */
+function stateOf(item, rules) {
+  if (item.state) return item.state;
+  const kind = item.kind ?? rules.get(item.rule)?.kind;
+  if (item.status === 'open') return 'overdue';
+  if (item.status === 'late' && kind === 'at_least') return 'too_short';
+  return item.status;
+}
+
+function complianceItem(item, rules) {
+  const state = stateOf(item, rules);
+  const due = item.due_at ? dueTime(item.due_at) : '—';
+  const done = item.done_at ? when(item.done_at) : L('尚未公开', 'not yet disclosed');
+  const gap = item.due_at && Math.abs((item.done_at ? parseTime(item.done_at) : Date.now()) - parseTime(item.due_at));
+  const words = {
+    late: [L('已逾期', 'Late'), gap && L(`晚了 ${span(gap)}`, `${span(gap)} late`)],
+    overdue: [L('已超期未公开', 'Overdue'), gap && L(`已超过 ${span(gap)}`, `${span(gap)} overdue`)],
+    too_short: [L('时限不足', 'Period too short'), gap && L(`比法定时限少了 ${span(gap)}`, `${span(gap)} short of the statutory period`)],
+    on_time: [L('按时', 'On time'), null],
+  }[state] ?? [state, null];
+  const basis = current() === 'en' && item.basis_en ? item.basis_en : item.basis;
+  return h('li', { class: `item state-${state}`, 'data-testid': 'item', 'data-project': item.project },
+    h('p', null, h('span', { class: `level ${state === 'on_time' ? 'good' : 'bad'}` }, words[0]), ' ',
+      h('a', { href: `/p/${encodeURIComponent(item.project)}`, 'data-testid': 'item-project' }, item.project_title || item.project)),
+    h('p', null, pick(item.rule_name) || item.rule),
+    h('p', { class: 'small' },
+      item.kind === 'at_least' || state === 'too_short'
+        ? L(`最早可在 ${due}，实际 ${done}`, `Not before ${due}; done ${done}`)
+        : L(`应于 ${due} 前，实际 ${done}`, `Due ${due}; done ${done}`),
+      words[1] ? ` · ${words[1]}` : ''),
+    basis && h('p', { class: 'small muted' }, basis));
 }
 
 function catalogItem(item) {
