@@ -1,0 +1,76 @@
+"""The scorecard you can tap, in a real browser: from an agency's late figure to each late
+item, its rule in words and due vs done, and on to the project; a notice period left
+too short reads 时限不足, never 已超期."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser import visit
+from tests.conftest import ServerProcess, Staff
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def days_ago(days: int) -> str:
+    return (datetime.now(BEIJING) - timedelta(days=days)).isoformat(timespec="seconds")
+
+
+def test_drill_down_from_the_late_figure_to_the_project(
+    server: ServerProcess, staff: Staff, page: Any
+) -> None:
+    # 收到评标报告之日起3日内公示中标候选人: the report came ten days ago, the publicity today.
+    staff.project("PW-LATE-1")
+    staff.publish("PW-LATE-1", "evaluation", occurred_at=days_ago(10))
+    staff.publish("PW-LATE-1", "candidates")
+    # A publicity period of at least 3 days, cut short by an award the same day.
+    staff.project("PW-SHORT-1")
+    staff.publish("PW-SHORT-1", "candidates")
+    staff.publish("PW-SHORT-1", "award", data={"winner": "某某建设有限公司", "amount": 1200000})
+
+    visit(page, server.url + "/catalog")
+    card = page.locator("[data-testid=scorecard] > li[data-agency=YW-GGZY]")
+    late = card.locator("button[data-testid=drill-late]")
+    expect(late).to_be_visible()
+    assert late.bounding_box()["height"] >= 44
+    late.click()
+    expect(late).to_have_attribute("aria-expanded", "true")
+    items = card.locator("[data-testid=item]")
+    expect(items.first).to_be_visible()
+
+    slow = card.locator("[data-testid=item][data-project=PW-LATE-1]")
+    expect(slow).to_contain_text("公示中标候选人")  # the rule, in words
+    expect(slow).to_contain_text("已逾期")
+    expect(slow).to_contain_text("应于")  # due …
+    expect(slow).to_contain_text("实际")  # … vs done
+    short = card.locator("[data-testid=item][data-project=PW-SHORT-1]")
+    expect(short).to_contain_text("时限不足")
+    expect(short).not_to_contain_text("已超期")
+
+    slow.locator("a[data-testid=item-project]").click()
+    page.wait_for_url(server.url + "/p/PW-LATE-1")
+    expect(page.locator("h1")).to_contain_text("PW-LATE-1")
+
+
+def test_the_month_selector_shows_that_month_only(
+    server: ServerProcess, staff: Staff, page: Any
+) -> None:
+    staff.project("PW-MONTH-1")
+    staff.publish("PW-MONTH-1", "evaluation", occurred_at=days_ago(10))
+    staff.publish("PW-MONTH-1", "candidates")
+    visit(page, server.url + "/catalog")
+    this_month = datetime.now(BEIJING).strftime("%Y-%m")
+    month = page.locator("select[data-testid=month]")
+    month.select_option(this_month)
+    page.wait_for_url(f"{server.url}/catalog?month={this_month}")
+    page.wait_for_function("() => window.sunbid.ready")
+    expect(page.locator("select[data-testid=month]")).to_have_value(this_month)
+    expect(
+        page.locator("[data-testid=scorecard] > li[data-agency=YW-GGZY] [data-testid=drill-late]")
+    ).to_be_visible()
+    # A month long before any of it: nothing due, nothing to tap.
+    visit(page, server.url + "/catalog?month=2001-01")
+    expect(page.locator("[data-testid=drill-late]")).to_have_count(0)
