@@ -132,3 +132,63 @@ def _wait_project(server: ServerProcess, project: str, events: int = 0) -> Any:
         return None
 
     return wait_until(fetch, f"{project} with {events} events in the API")
+
+
+def test_an_award_without_a_winner_is_refused_at_the_field_and_a_valid_one_asks_to_confirm(
+    server: ServerProcess, staff: Staff, admin: str, page: Any, browser_errors: BrowserErrors
+) -> None:
+    browser_errors.expect(r"status of 422 .*/api/projects/PW-AWARD-1/events\?dry_run=1")
+    staff.project("PW-AWARD-1")
+    deadline = (datetime.now() - timedelta(days=5)).astimezone().isoformat(timespec="seconds")
+    staff.publish("PW-AWARD-1", "notice", data={"deadline": deadline})
+    staff.publish("PW-AWARD-1", "candidates")
+    head = server.head()
+    sign_in(page, server, admin)
+    publish = page.locator("form[data-testid=publish]")
+    expect(publish.locator('select[name=project] option[value="PW-AWARD-1"]')).to_have_count(1)
+    publish.locator("select[name=project]").select_option("PW-AWARD-1")
+    publish.locator("select[name=stage]").select_option("award")
+    # The stage's facts, labelled, with their units; required ones say so.
+    winner = publish.locator('input[name="data.winner"]')
+    amount = publish.locator('input[name="data.amount"]')
+    expect(winner).to_be_visible()
+    expect(publish.locator("label[for='d-winner']")).to_contain_text("必填")
+    expect(publish.locator("label[for='d-amount']")).to_contain_text("元")
+    publish.locator("input[name=title]").fill("某道路照明工程中标结果公告")
+    amount.fill("1180000.5")
+    submit(publish)
+
+    # Refused before anything is published, next to the field it concerns.
+    expect(winner).to_have_attribute("aria-invalid", "true")
+    note = publish.locator("#d-winner-error")
+    expect(note).to_contain_text("中标")
+    expect(page.locator("[data-testid=publish-preview]")).to_be_hidden()
+    assert server.head() == head, "nothing was appended"
+
+    winner.fill("义乌市某某建设有限公司")
+    submit(publish)
+    preview = page.locator("[data-testid=publish-preview]")
+    expect(preview).to_be_visible()
+    expect(note).to_have_count(0)  # one message at a time
+    expect(preview).to_contain_text("某道路照明工程中标结果公告")
+    expect(preview).to_contain_text("义乌市某某建设有限公司")
+    expect(preview).to_contain_text("1,180,000.5")  # exactly as published, not rounded
+    # Published the same day as the candidates: their publicity period is cut short.
+    expect(preview.locator("[data-testid=preview-warning]").first).to_contain_text("时限不足")
+    assert server.head() == head, "a preview appends nothing"
+    confirm = preview.locator("[data-testid=confirm-publish]")
+    assert confirm.bounding_box()["height"] >= 44
+    confirm.click()
+    result = page.locator("[data-testid=publish-result]")
+    expect(result).to_contain_text("已发布")
+    award = _wait_project(server, "PW-AWARD-1", events=3)["timeline"][-1]
+    assert award["stage"] == "award" and award["data"]["winner"] == "义乌市某某建设有限公司"
+    assert award["data"]["amount"] == 1180000.5
+
+    # A new attempt clears the old 「已发布」 before saying anything else.
+    publish.locator("select[name=stage]").select_option("award")
+    publish.locator("input[name=title]").fill("第二次中标结果")
+    submit(publish)
+    expect(result).not_to_contain_text("已发布")
+    expect(page.locator("[role=alert]").filter(has_text="未能")).to_have_count(1)
+    assert page.locator("text=已发布：").count() == 0
