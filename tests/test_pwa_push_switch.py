@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from tests.browser import BrowserErrors, visit
 from tests.conftest import ServerProcess, Staff
 from tests.push_service import PushService
+from tests.targets import small_targets
 from tests.test_push_e2e import push_env
 
 PROJECT = "PW-SWITCH-1"
@@ -101,6 +102,7 @@ def test_a_server_that_refuses_the_push_service_leaves_the_switch_off_with_a_rea
     expect(page.locator(f"[data-topic='project:{PROJECT}']")).to_be_visible()
     _never_on(page)
     assert page.locator("[data-testid=notified]").count() == 0
+    assert small_targets(page) == []
 
 
 def test_a_push_service_that_never_answers_ends_in_a_message_and_a_second_tap_does_nothing(

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from tests.browser import visit
 from tests.conftest import ServerProcess, Staff
+from tests.targets import small_targets
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -49,6 +50,7 @@ def test_drill_down_from_the_late_figure_to_the_project(
     short = card.locator("[data-testid=item][data-project=PW-SHORT-1]")
     expect(short).to_contain_text("时限不足")
     expect(short).not_to_contain_text("已超期")
+    assert small_targets(page) == []
 
     slow.locator("a[data-testid=item-project]").click()
     page.wait_for_url(server.url + "/p/PW-LATE-1")
