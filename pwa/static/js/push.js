@@ -107,8 +107,10 @@ export async function disable() {
     await remember(null); // off at once: whatever the server does next, this device asks for nothing
     const registration = await within(navigator.serviceWorker.ready, STEP_WITHIN, 'worker-timeout').catch(() => null);
     const subscription = await registration?.pushManager.getSubscription().catch(() => null);
-    const gone = endpoint ?? subscription?.endpoint;
-    if (gone) await within(request('DELETE', '/api/push/subscriptions', { body: { endpoint: gone } }), STEP_WITHIN, 'server-timeout').catch(() => {});
+    // The worker may have replaced the subscription since (pushsubscriptionchange): both go.
+    for (const gone of new Set([endpoint, subscription?.endpoint].filter(Boolean))) {
+      await within(request('DELETE', '/api/push/subscriptions', { body: { endpoint: gone } }), STEP_WITHIN, 'server-timeout').catch(() => {});
+    }
     await subscription?.unsubscribe().catch(() => {});
   } finally {
     busy = false;

@@ -98,7 +98,8 @@ export function pushControl({ before } = {}) {
         await push.disable();
       }
     } catch (error) {
-      message = [explain(error?.reason), 'error'];
+      // Blocked: the line under the switch says so already.
+      message = error?.reason === 'denied' && push.support() === 'denied' ? null : [explain(error?.reason), 'error'];
     }
     working = null;
     render();
