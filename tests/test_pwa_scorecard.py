@@ -47,11 +47,16 @@ def test_drill_down_from_the_late_figure_to_the_project(
     expect(slow).to_contain_text("已逾期")
     expect(slow).to_contain_text("应于")  # due …
     expect(slow).to_contain_text("实际")  # … vs done
+    # Too short is not late: it has a figure and a list of its own.
+    expect(card.locator("[data-testid=item][data-project=PW-SHORT-1]")).to_have_count(0)
+    card.locator("button[data-testid=drill-too_short]").click()
     short = card.locator("[data-testid=item][data-project=PW-SHORT-1]")
     expect(short).to_contain_text("时限不足")
     expect(short).not_to_contain_text("已超期")
+    expect(late).to_have_attribute("aria-expanded", "false")
     assert small_targets(page) == []
 
+    late.click()
     slow.locator("a[data-testid=item-project]").click()
     page.wait_for_url(server.url + "/p/PW-LATE-1")
     expect(page.locator("h1")).to_contain_text("PW-LATE-1")

@@ -78,17 +78,19 @@ function monthPicker(score, month) {
 function agency(a, month, rules) {
   const rate = a.on_time_rate == null ? null : Math.round(a.on_time_rate * 100);
   const items = h('div', { class: 'drill', 'data-testid': 'drill' });
-  // The late and the overdue figures open the list of their items, one at a time.
-  const figure = (status, count, zh, en) => {
+  // The late, too-short and overdue figures open the list of their items, one at a time.
+  // Too short (时限不足) is counted apart from late; the items API lists both as status late.
+  const figure = (kind, count, zh, en) => {
+    const [status, state] = { late: ['late', 'late'], too_short: ['late', 'too_short'], open: ['open', null] }[kind];
     const text = L(`${zh} ${count}`, `${count} ${en}`);
     if (!count) return h('span', { class: 'figure' }, text);
-    const button = h('button', { type: 'button', class: 'figure bad', 'data-testid': `drill-${status}`, 'aria-expanded': 'false' }, text);
+    const button = h('button', { type: 'button', class: 'figure bad', 'data-testid': `drill-${kind}`, 'aria-expanded': 'false' }, text);
     button.addEventListener('click', async () => {
       const open = button.getAttribute('aria-expanded') === 'true';
       for (const other of button.parentElement.querySelectorAll('button.figure')) other.setAttribute('aria-expanded', 'false');
       if (open) return items.replaceChildren();
       button.setAttribute('aria-expanded', 'true');
-      await showItems(items, { agency: a.agency, status, month }, rules);
+      await showItems(items, { agency: a.agency, status, month }, rules, a.too_short == null ? null : state);
     });
     return button;
   };
@@ -98,12 +100,14 @@ function agency(a, month, rules) {
       h('strong', { class: rate < 90 ? 'bad' : 'good' }, `${rate}%`), L(' 按时公开', ' on time')]),
     rate != null && h('meter', { min: 0, max: 100, value: rate, 'aria-label': L('按时率', 'On-time rate') }),
     h('p', { class: 'small' }, L(`应公开 ${a.due} 项，按时 ${a.on_time} 项`, `${a.due} due, ${a.on_time} on time`)),
-    h('p', { class: 'figures' }, figure('late', a.late, '逾期', 'late'), figure('open', a.open_breaches, '超期未公开', 'overdue, not disclosed')),
+    h('p', { class: 'figures' }, figure('late', a.late, '逾期', 'late'),
+      a.too_short != null && figure('too_short', a.too_short, '时限不足', 'period too short'),
+      figure('open', a.open_breaches, '超期未公开', 'overdue, not disclosed')),
     items);
 }
 
 /** Each late or open item of an agency: the project, the rule in words, due vs done, by how much. */
-async function showItems(box, { agency: code, status, month }, rules) {
+async function showItems(box, { agency: code, status, month }, rules, state) {
   box.replaceChildren(h('p', { class: 'loading', role: 'status' }, L('正在加载…', 'Loading…')));
   const query = new URLSearchParams({ agency: code, status });
   if (month) query.set('month', month);
@@ -114,11 +118,12 @@ async function showItems(box, { agency: code, status, month }, rules) {
     box.replaceChildren(h('p', { class: 'error', role: 'alert' }, problem(error)));
     return;
   }
-  if (!data.items.length) {
+  const shown = state ? data.items.filter((item) => stateOf(item, rules) === state) : data.items;
+  if (!shown.length) {
     box.replaceChildren(h('p', { class: 'none' }, L('没有找到对应的事项。', 'No items found.')));
     return;
   }
-  box.replaceChildren(h('ul', { class: 'plain items', 'data-testid': 'items' }, data.items.map((item) => complianceItem(item, rules))));
+  box.replaceChildren(h('ul', { class: 'plain items', 'data-testid': 'items' }, shown.map((item) => complianceItem(item, rules))));
   box.querySelector('a')?.focus();
 }
 
