@@ -69,12 +69,13 @@ def test_the_month_selector_shows_that_month_only(
     staff.publish("PW-MONTH-1", "evaluation", occurred_at=days_ago(10))
     staff.publish("PW-MONTH-1", "candidates")
     visit(page, server.url + "/catalog")
-    this_month = datetime.now(BEIJING).strftime("%Y-%m")
+    # A late item counts in the month it was due: three days after the report.
+    due_month = (datetime.now(BEIJING) - timedelta(days=7)).strftime("%Y-%m")
     month = page.locator("select[data-testid=month]")
-    month.select_option(this_month)
-    page.wait_for_url(f"{server.url}/catalog?month={this_month}")
+    month.select_option(due_month)
+    page.wait_for_url(f"{server.url}/catalog?month={due_month}")
     page.wait_for_function("() => window.sunbid.ready")
-    expect(page.locator("select[data-testid=month]")).to_have_value(this_month)
+    expect(page.locator("select[data-testid=month]")).to_have_value(due_month)
     expect(
         page.locator("[data-testid=scorecard] > li[data-agency=YW-GGZY] [data-testid=drill-late]")
     ).to_be_visible()
