@@ -142,7 +142,15 @@ def test_an_award_without_a_winner_is_refused_at_the_field_and_a_valid_one_asks_
     staff.project("PW-AWARD-1")
     deadline = (datetime.now() - timedelta(days=5)).astimezone().isoformat(timespec="seconds")
     staff.publish("PW-AWARD-1", "notice", data={"deadline": deadline})
-    staff.publish("PW-AWARD-1", "candidates")
+    publicity_ends = (datetime.now() + timedelta(days=3)).astimezone().isoformat(timespec="seconds")
+    staff.publish(
+        "PW-AWARD-1",
+        "candidates",
+        data={
+            "candidates": ["义乌市某某建设有限公司", "金华某工程公司"],
+            "publicity_ends": publicity_ends,
+        },
+    )
     head = server.head()
     sign_in(page, server, admin)
     publish = page.locator("form[data-testid=publish]")
