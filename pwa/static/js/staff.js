@@ -72,11 +72,13 @@ const LABELS = () => ({
 /** {name, kind, label, unit}: a data key as the vocabulary describes it; unknown keys show as written. */
 export function describeField(vocabulary, name) {
   const known = vocabulary?.fields?.[name];
+  const kind = known?.kind ?? KINDS[name] ?? (/_(at|ends|starts|deadline)$|^deadline$/.test(name) ? 'datetime' : 'text');
   return {
     name,
-    kind: known?.kind ?? KINDS[name] ?? (/_(at|ends|starts|deadline)$|^deadline$/.test(name) ? 'datetime' : 'text'),
+    kind,
     label: pick(known) || LABELS()[name] || name,
-    unit: pick(known?.unit) || (known ? '' : KINDS[name] === 'amount' ? L('元', 'yuan') : ''),
+    // An amount is money in the project's currency, yuan, unless the vocabulary names a unit.
+    unit: pick(known?.unit) || (kind === 'amount' ? L('元', 'yuan') : ''),
   };
 }
 
