@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,11 @@ from tests.browser import BrowserErrors, unnamed_controls, visit, wait_ready
 from tests.conftest import ServerProcess, Staff
 
 AGENCY = "YW-GGZY"
+
+
+def in_30_days() -> str:
+    """A bid deadline a notice may carry: thirty days ahead."""
+    return (datetime.now() + timedelta(days=30)).astimezone().isoformat(timespec="seconds")
 
 
 def require_project_events(server: ServerProcess) -> None:
@@ -71,9 +77,11 @@ def sign_in_as_publisher(page: Any, server: ServerProcess, token: str) -> Any:
     signin = page.locator("form[data-testid=signin]")
     signin.locator("input[name=token]").fill(token)
     signin.locator("button[type=submit]").click()
-    expect(page.locator("[data-testid=staff-role]")).to_contain_text("publisher")
-    page.locator("input[name=my-agency]").fill(AGENCY)
-    page.locator("input[name=my-agency]").press("Enter")
+    # The role in plain words, without its API code.
+    expect(page.locator("[data-testid=staff-role]")).to_have_text("发布人员")
+    # The agency is picked by name from the directory, then shown.
+    page.locator("select[name=my-agency]").select_option(AGENCY)
+    page.locator("select[name=my-agency]").locator("xpath=..").locator("button").click()
     return page.locator("form[data-testid=amend-project]")
 
 
@@ -106,7 +114,7 @@ def test_a_publisher_amends_a_project_and_an_open_page_follows_live(
 ) -> None:
     require_project_events(server)
     register(staff, "PW-AMEND-1", budget=1250000, region="330782")
-    notice = staff.publish("PW-AMEND-1", "notice")
+    notice = staff.publish("PW-AMEND-1", "notice", data={"deadline": in_30_days()})
 
     # The bidder has the project open, live.
     visit(page, f"{server.url}/p/PW-AMEND-1")

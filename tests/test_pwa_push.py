@@ -32,6 +32,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,11 @@ STUB_PUSH_MANAGER = """
   PushManager.prototype.permissionState = async function () { return "granted"; };
 })();
 """
+
+
+def in_30_days() -> str:
+    """A bid deadline a notice may carry: thirty days ahead."""
+    return (datetime.now() + timedelta(days=30)).astimezone().isoformat(timespec="seconds")
 
 
 @pytest.fixture
@@ -182,7 +188,7 @@ def test_a_published_event_reaches_the_phone_as_a_notification_that_opens_the_pr
     context, notifications = desktop
     origin, staff = push_server.url, push_staff
     staff.project(PROJECT)
-    staff.publish(PROJECT, "notice")
+    staff.publish(PROJECT, "notice", data={"deadline": in_30_days()})
     key = httpx.get(origin + "/api/push/vapid-key", timeout=10).json()["publicKey"]
     subscription = service.new_subscriber(application_server_key=key)
     endpoint = subscription["endpoint"]
@@ -264,7 +270,7 @@ def test_ios_explains_that_notifications_need_the_home_screen(
     server: ServerProcess, staff: Staff, browser: Any, page: Any, browser_errors: BrowserErrors
 ) -> None:
     staff.project(PROJECT)
-    staff.publish(PROJECT, "notice")
+    staff.publish(PROJECT, "notice", data={"deadline": in_30_days()})
     visit(page, f"{server.url}/p/{PROJECT}")
     expect(page.locator("[data-testid=ios-hint]")).to_be_hidden()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -55,7 +56,8 @@ MESSAGE = "[data-testid=push-message]"
 
 def _open(context: Any, server: ServerProcess, staff: Staff, behaviour: Any) -> Any:
     staff.project(PROJECT)
-    staff.publish(PROJECT, "notice")
+    deadline = (datetime.now() + timedelta(days=30)).astimezone().isoformat(timespec="seconds")
+    staff.publish(PROJECT, "notice", data={"deadline": deadline})
     context.grant_permissions(["notifications"], origin=server.url)
     context.add_init_script(STUB % json.dumps(behaviour))
     page = context.new_page()
