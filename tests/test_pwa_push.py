@@ -249,10 +249,10 @@ def test_a_published_event_reaches_the_phone_as_a_notification_that_opens_the_pr
     assert wait_until(lambda: shown.id in notifications.closed, "the notification to close")
 
     # 4b. Clicked with no window open: a window opens on the project.
-    later = staff.publish(PROJECT, "bid_opening")
+    later = staff.publish(PROJECT, "objection")  # any stage; an opening would precede the deadline
     wait_until(
         lambda: any(p["event"]["seq"] == later["seq"] for p in service.received(endpoint)),
-        "the push for the bid opening",
+        "the push for the objection",
     )
     [payload] = [p for p in service.received(endpoint) if p["event"]["seq"] == later["seq"]]
     current = context.pages[0]

@@ -147,6 +147,23 @@ export function warningLevel(w, rules = []) {
   return ({ approaching: L('即将到期', 'Approaching'), breach: L('已超期', 'Breach'), data_incomplete: L('资料不全', 'Data incomplete') })[w.level] ?? w.level;
 }
 
+const FIELD_NAMES = () => ({
+  id: L('项目编号', 'Project code'),
+  title: L('标题', 'Title'),
+  category: L('类别', 'Category'),
+  agency: L('机构', 'Agency'),
+  region: L('地区', 'Region'),
+  budget: L('预算', 'Budget'),
+  stage: L('阶段', 'Stage'),
+  body: L('正文', 'Text'),
+  occurred_at: L('发生时间', 'Occurred at'),
+  currency: L('币种', 'Currency'),
+  must_tender: L('依法必须招标', 'Tender required by law'),
+  reason: L('变更原因', 'Reason'),
+});
+export const fieldName = (name) =>
+  name.startsWith('data.') ? describeField(null, name.slice(5)).label : FIELD_NAMES()[name] ?? name;
+
 /** {field, text}: what went wrong, for the person at the form, and which field it concerns. */
 export function explain(error, stageNames = (codes) => codes.join('、')) {
   const details = error.details ?? {};
