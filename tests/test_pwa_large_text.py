@@ -43,6 +43,18 @@ def test_large_text_keeps_every_page_within_320_px(
     watch(context, browser_errors)
     try:
         page = context.new_page()
+        pages = ["/", f"/p/{project}", "/follows", "/catalog", "/staff"]
+        # Signed in, so /staff shows the whole console, not just the sign-in form.
+        visit(page, server.url + "/follows")
+        page.evaluate(f"sessionStorage.setItem('sunbid.token', {token!r})")
+        # Normal text first, in both languages (English names are longer).
+        for lang in ["zh", "en"]:
+            page.evaluate(f"localStorage.setItem('sunbid.lang', {lang!r})")
+            for path in pages:
+                visit(page, server.url + path)
+                assert overflow(page) == [], (lang, path, overflow(page))
+        page.evaluate("localStorage.setItem('sunbid.lang', 'zh')")
+
         visit(page, server.url + "/follows")
         base = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
         toggle = page.locator("button[data-testid=large-text]")
@@ -51,15 +63,14 @@ def test_large_text_keeps_every_page_within_320_px(
         expect(toggle).to_have_attribute("aria-pressed", "true")
         large = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
         assert 1.25 <= large / base <= 1.35, (base, large)
-
-        # Signed in, so /staff shows the whole console, not just the sign-in form.
-        page.evaluate(f"sessionStorage.setItem('sunbid.token', {token!r})")
-        for path in ["/", f"/p/{project}", "/follows", "/catalog", "/staff"]:
-            visit(page, server.url + path)
-            # Remembered across pages and reloads.
-            assert page.evaluate("document.documentElement.classList.contains('large-text')")
-            if path == "/staff":
-                expect(page.locator("[data-testid=staff-role]")).to_be_visible()
-            assert overflow(page) == [], (path, overflow(page))
+        for lang in ["zh", "en"]:
+            page.evaluate(f"localStorage.setItem('sunbid.lang', {lang!r})")
+            for path in pages:
+                visit(page, server.url + path)
+                # Remembered across pages and reloads.
+                assert page.evaluate("document.documentElement.classList.contains('large-text')")
+                if path == "/staff":
+                    expect(page.locator("[data-testid=staff-role]")).to_be_visible()
+                assert overflow(page) == [], (lang, path, overflow(page))
     finally:
         context.close()
