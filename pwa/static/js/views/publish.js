@@ -130,8 +130,7 @@ export function publishForm({ token, rules, vocabulary }) {
         case 'datetime': return field(id, label, h('input', { ...attrs, type: 'datetime-local' }));
         case 'date': return field(id, label, h('input', { ...attrs, type: 'date' }));
         case 'amount': case 'number': case 'percent':
-          return field(id, label, h('input', { ...attrs, type: 'number', step: 'any', inputmode: 'decimal' }),
-            f.kind === 'amount' && L('照公告原样填写金额，单位为元。', 'The amount as published, in yuan.'));
+          return field(id, label, h('input', { ...attrs, type: 'number', step: 'any', inputmode: 'decimal' }));
         case 'integer': return field(id, label, h('input', { ...attrs, type: 'number', step: 1, inputmode: 'numeric' }));
         case 'boolean': return field(id, label, h('select', attrs,
           h('option', { value: '' }, L('未注明', 'Not stated')), h('option', { value: 'true' }, L('是', 'Yes')), h('option', { value: 'false' }, L('否', 'No'))));
@@ -197,9 +196,9 @@ export function publishForm({ token, rules, vocabulary }) {
     if (error.status === 422 && error.code === 'contradicts') {
       const seq = error.details?.event;
       const earlierEvent = detail?.timeline.find((e) => e.seq === seq);
-      alert.replaceChildren(L('未能发布：', 'Not published: '), error.message,
-        seq != null ? [' ', h('a', { href: `/p/${encodeURIComponent(detail.id)}#e${seq}` },
-          L(`查看第 ${seq} 号信息`, `See #${seq}`) + (earlierEvent ? `（${stageLabel(earlierEvent.stage)}）` : ''))] : []);
+      const link = seq != null && h('a', { href: `/p/${encodeURIComponent(detail.id)}#e${seq}` },
+        L(`查看第 ${seq} 号信息`, `See #${seq}`) + (earlierEvent ? L(`（${stageLabel(earlierEvent.stage)}）`, ` (${stageLabel(earlierEvent.stage)})`) : ''));
+      alert.replaceChildren(L('未能发布：', 'Not published: '), error.message, ...(link ? [' ', link] : []));
       return;
     }
     const name = error.details?.field;
