@@ -147,7 +147,7 @@ function complianceItem(item, rules) {
     too_short: [L('时限不足', 'Period too short'), gap && L(`比法定时限少了 ${span(gap)}`, `${span(gap)} short of the statutory period`)],
     on_time: [L('按时', 'On time'), null],
   }[state] ?? [state, null];
-  const basis = current() === 'en' && item.basis_en ? item.basis_en : item.basis;
+  const basis = english(item, 'basis');
   return h('li', { class: `item state-${state}`, 'data-testid': 'item', 'data-project': item.project },
     h('p', null, h('span', { class: `level ${state === 'on_time' ? 'good' : 'bad'}` }, words[0]), ' ',
       h('a', { href: `/p/${encodeURIComponent(item.project)}`, 'data-testid': 'item-project' }, item.project_title || item.project)),
@@ -160,6 +160,14 @@ function complianceItem(item, rules) {
     basis && h('p', { class: 'small muted' }, basis));
 }
 
+/** `thing[key]` in the reader's language: `<key>_en` in English where the server has one. */
+const english = (thing, key) => (current() === 'en' && thing[`${key}_en`]) || thing[key];
+/** The same as a span marked Chinese when no English was there to show. */
+const shown = (thing, key) => {
+  const text = english(thing, key);
+  return text === thing[key] ? h('span', { lang: 'zh-CN' }, text) : h('span', null, text);
+};
+
 function catalogItem(item) {
   const row = (term, value) => value && [h('dt', null, term), h('dd', null, value)];
   return h('li', null, h('details', null,
@@ -167,7 +175,7 @@ function catalogItem(item) {
     h('dl', { class: 'data' },
       row(L('事项', 'Item'), item.name.join(' › ')),
       row(L('公开内容', 'Content'), item.content),
-      row(L('公开依据', 'Basis'), item.basis),
+      row(L('公开依据', 'Basis'), english(item, 'basis')),
       row(L('公开时限', 'Time limit'), item.time_limit),
       row(L('公开主体', 'Responsible'), item.body),
       row(L('公开渠道', 'Channel'), item.channel),
@@ -181,8 +189,8 @@ function catalogItem(item) {
 function rule(r) {
   const unit = r.unit === 'workday' ? L('个工作日', ' working days') : L('日', ' days');
   return h('li', null,
-    h('p', null, h('strong', null, r.category === 'all' ? L('全部类别', 'All categories') : categoryName(r.category)), ' ', h('span', { lang: 'zh-CN' }, r.name)),
+    h('p', null, h('strong', null, r.category === 'all' ? L('全部类别', 'All categories') : categoryName(r.category)), ' ', shown(r, 'name')),
     h('p', { class: 'small muted' },
       `${r.kind === 'due_within' ? L('不超过', 'within') : L('不少于', 'at least')} ${r.amount}${unit} · `,
-      h('span', { lang: 'zh-CN' }, r.basis)));
+      shown(r, 'basis')));
 }
