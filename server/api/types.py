@@ -295,6 +295,8 @@ class Deadline(Struct):
     not_before: Time | None
     basis: str
     confidence: Confidence | UnsetType = UNSET
+    name_en: str | UnsetType = UNSET
+    basis_en: str | UnsetType = UNSET
     estimated: (
         Annotated[bool, described("Counted Monday–Friday for days no holiday calendar covers yet.")]
         | UnsetType
@@ -386,6 +388,18 @@ class ComplianceWarning(Struct):
     created_at: Time
     resolved_at: Time | None
     category: str | UnsetType = UNSET
+    state: (
+        Annotated[
+            Literal["approaching", "overdue", "too_short", "data_incomplete"],
+            described(
+                "In words: a breach of a time limit is overdue (已超期); of a minimum period, "
+                "too_short (时限不足)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    rule_name: Name | UnsetType = UNSET
+    basis_en: str | UnsetType = UNSET
 
 
 class WarningPage(Struct):
@@ -396,10 +410,17 @@ class WarningPage(Struct):
 class Score(Struct):
     due: Annotated[int, described("Disclosures whose time limit has come.")]
     on_time: int
-    late: Annotated[int, described("Made late, or too early for a minimum.")]
+    late: Annotated[int, described("Made after the time limit.")]
     open_breaches: Annotated[int, described("Overdue and still not made.")]
     on_time_rate: float | None
     completed: int | UnsetType = UNSET
+    too_short: (
+        Annotated[
+            int,
+            described("A minimum period left too short (时限不足): made, neither late nor open."),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class CategoryScore(Score, kw_only=True):

@@ -257,6 +257,19 @@ class ProjectTable:
                 next_cursor = _encode_cursor(last.activity_us, last.id)
         return [_served(r, now_us) for r in records[:limit]], next_cursor
 
+    async def titles(self, ids: Iterable[str]) -> dict[str, str]:
+        """The titles of the projects among `ids` (unknown ones are left out)."""
+        wanted = sorted(set(ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's limit on parameters
+            chunk = wanted[start : start + 500]
+            rows = await self.store.read(
+                f"SELECT id, title FROM projects WHERE id IN ({','.join('?' for _ in chunk)})",
+                tuple(chunk),
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
     async def count(self) -> int:
         rows = await self.store.read("SELECT COUNT(*) FROM projects")
         return int(rows[0][0])
