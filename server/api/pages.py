@@ -33,7 +33,8 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from server.api import JSONResponse
+from server.api import JSONResponse, share, state_of
+from server.core.topics import CODE
 
 log = logging.getLogger("sunbid")
 
@@ -41,6 +42,7 @@ PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
 STATIC = "static"
 # Every path the app routes on the client (pwa/static/js/router.js) answers with the shell.
 SHELL_PATHS = ("/", "/p/{project_id}", "/follows", "/catalog", "/staff")
+RENDERED_KEEP = 256  # shells with a card kept rendered (and gzipped), the latest asked for
 # The placeholders in pwa/sw.js that each answer fills in.
 BUILD_LINE = 'const BUILD = "dev";'
 ASSETS_LINE = "const ASSETS = [];"
@@ -117,10 +119,27 @@ class AppPages:
             )
         self._files: dict[str, LoadedFile] = {}
         self._worker: tuple[tuple[tuple[str, int, int], ...], LoadedFile] | None = None
+        self._rendered: dict[bytes, LoadedFile] = {}
         self.static = StaticAssets(self, directory=root / STATIC, check_dir=False)
 
     async def shell(self, request: Request) -> Response:
-        return self._answer(request, self._load("index.html"), "text/html; charset=utf-8")
+        """The shell, with the page's share card: a project's for `/p/{id}` (an
+        unknown one gets the app's own: the app shows its not-found)."""
+        template = self._load("index.html")
+        if template is None:
+            return _missing()
+        state = state_of(request)
+        origin = state.settings.public_url or f"{request.url.scheme}://{request.url.netloc}"
+        card = None
+        project_id = request.path_params.get("project_id")
+        if project_id is not None and CODE.fullmatch(project_id):
+            project = await state.projects.get(project_id)
+            if project is not None:
+                card = share.project_card(project, state.domain, f"/p/{project_id}")
+        body = share.render(template.body, card, origin, request.url.path)
+        return self._answer(
+            request, self._rendered_file(body, template.stamp), "text/html; charset=utf-8"
+        )
 
     async def manifest(self, request: Request) -> Response:
         return self._answer(
@@ -156,6 +175,16 @@ class AppPages:
             cached = _loaded(path.read_bytes(), stamp)
             self._files[name] = cached
         return cached
+
+    def _rendered_file(self, body: bytes, stamp: tuple[int, int]) -> LoadedFile:
+        """`body` with its ETag and gzip, computed once while it is asked for."""
+        found = self._rendered.pop(body, None)
+        if found is None or found.stamp != stamp:
+            found = _loaded(body, stamp)
+        self._rendered[body] = found  # the latest asked for last
+        while len(self._rendered) > RENDERED_KEEP:
+            del self._rendered[next(iter(self._rendered))]
+        return found
 
     def _worker_file(self) -> LoadedFile | None:
         """sw.js with BUILD (a digest of every app file) and ASSETS (the static files)."""
