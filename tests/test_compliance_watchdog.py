@@ -869,6 +869,15 @@ def test_a_restored_snapshot_goes_on_exactly_as_the_watchdog_it_was_taken_from()
     assert len(expected) >= 5  # resolutions, a too-short publicity, P's overdue contract
     assert dog.deadlines("P", at("2026-05-01T00:00")) == copy.deadlines("P", at("2026-05-01T00:00"))
     assert dog.scorecard() == copy.scorecard()
+    assert dog.items() == copy.items() and {i["state"] for i in dog.items()} >= {
+        "too_short",
+        "late",
+        "overdue",
+    }
+    # The items made before the snapshot came through it.
+    again = watchdog()
+    snapshots.load(again, snapshots.dump(dog))
+    assert again.items() == dog.items()
 
 
 def test_a_snapshot_names_rules_by_id_and_refuses_one_it_does_not_know(tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ class _Project:
     agency: str
     # Settled items that were not on time (all of them where the watchdog keeps
     # on-time ones too: a replay of one project for the drill-down).
-    settled: list[Outcome] = field(default_factory=list)
+    # None until the first (most projects meet every limit: no list for each).
+    settled: list[Outcome] | None = None
     # The latest event of each stage an `at_least` rule may read later.
     latest: dict[str, Fact] = field(default_factory=dict)
     # Open deadlines per rule id, oldest first (each objection awaits its reply).
@@ -765,7 +766,7 @@ class Watchdog:
         for project in projects:
             if (agency and project.agency != agency) or (category and project.category != category):
                 continue
-            for outcome in project.settled:
+            for outcome in project.settled or ():
                 if month is None or _month(outcome.counted) == month:
                     shown.append(_item(project, outcome))
             for deadlines in project.open.values():
@@ -789,7 +790,11 @@ class Watchdog:
     ) -> None:
         if state == "on_time" and not self.keep_on_time:
             return
-        project.settled.append(Outcome(rule, trigger_seq, target_seq, due, done, state, counted))
+        outcome = Outcome(rule, trigger_seq, target_seq, due, done, state, counted)
+        if project.settled is None:
+            project.settled = [outcome]
+        else:
+            project.settled.append(outcome)
 
     # --- helpers ---------------------------------------------------------------------
 
