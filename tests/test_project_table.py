@@ -237,7 +237,7 @@ async def test_a_table_an_older_fold_wrote_is_folded_again_at_open(tmp_path: Pat
     await store.close()
     with sqlite3.connect(tmp_path / "log.db") as db:
         db.execute("UPDATE projects SET key_dates = '[]', closes_at = NULL, search = ''")
-        db.execute("DELETE FROM cursors WHERE name = 'projects.fold'")
+        db.execute("DELETE FROM fold_versions")
     store, projects = await opened(tmp_path / "log.db")
     try:
         assert await projects.get("P-1") == want

@@ -11,7 +11,7 @@ emptied it) catches up from the log.
 `sunbid rebuild`.
 
 The table carries the version of the fold that wrote it (`FOLD_VERSION`, in
-the `cursors` table as `projects.fold`): a table written by an older fold
+the `fold_versions` table): a table written by an older fold
 gets the columns it lacks and is folded again from the whole log at open.
 """
 
@@ -51,7 +51,6 @@ SELECT = f"SELECT {', '.join(COLUMNS)} FROM projects"
 # What reads for the API take: all but the search text (long, and only searched in).
 READ = f"SELECT {', '.join(COLUMNS[:-1])}, '' FROM projects"
 FOLD_VERSION = 2  # raise when what the fold stores changes: older tables are refolded
-VERSION_NAME = f"{NAME}.fold"
 # Columns added since the first table, and their definitions (schema.sql has them all).
 ADDED_COLUMNS = {
     "must_tender": "INTEGER",
@@ -99,15 +98,22 @@ class ProjectTable:
             rows = await conn.execute_fetchall("SELECT COUNT(*) FROM projects")
             cursor = head if next(iter(rows))[0] else 0
             await conn.execute("INSERT INTO cursors (name, seq) VALUES (?, ?)", (NAME, cursor))
-        if await _cursor(conn, VERSION_NAME) != FOLD_VERSION:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS fold_versions"
+            " (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        found = list(
+            await conn.execute_fetchall("SELECT version FROM fold_versions WHERE name = ?", (NAME,))
+        )
+        if not found or found[0][0] != FOLD_VERSION:
             if cursor > 0:  # rows an older fold wrote: fold the whole log again
                 log.info("projects: folding the log again (fold version %d)", FOLD_VERSION)
                 await self._catch_up(conn, 0, fresh=True)
                 cursor = head
             await conn.execute(
-                "INSERT INTO cursors (name, seq) VALUES (?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
-                (VERSION_NAME, FOLD_VERSION),
+                "INSERT INTO fold_versions (name, version) VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
+                (NAME, FOLD_VERSION),
             )
         if cursor < head:
             log.info("projects: catching up from seq %d to %d", cursor, head)
@@ -333,8 +339,8 @@ class ProjectTable:
         await _store(conn, (records[i] for i in changed), cursor)
 
 
-async def _cursor(conn: aiosqlite.Connection, name: str = NAME) -> int | None:
-    rows = list(await conn.execute_fetchall("SELECT seq FROM cursors WHERE name = ?", (name,)))
+async def _cursor(conn: aiosqlite.Connection) -> int | None:
+    rows = list(await conn.execute_fetchall("SELECT seq FROM cursors WHERE name = ?", (NAME,)))
     return int(rows[0][0]) if rows else None
 
 
