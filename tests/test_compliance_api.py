@@ -337,6 +337,7 @@ def test_the_drill_down_names_each_item_late_and_too_short_apart(
     assert items(shared, agency=a1, month=month) == [short]
     assert items(shared, agency=a1, month="1999-01") == []
     assert items(shared, agency=a1, status="open") == []
+    assert items(shared, agency=a2, limit="1") == late[:1]
     # On time: one project's every item, the every-event rule's too.
     on_time = items(shared, project=made["c"], status="on_time")
     assert on_time and all(i["status"] == "on_time" for i in on_time)
@@ -379,6 +380,8 @@ def test_an_overdue_item_is_open_until_published(start_server: Any) -> None:
         ({"status": "on_time"}, "status"),  # needs project=
         ({"project": "a b"}, "project"),
         ({"agency": "x" * 65}, "agency"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "5001"}, "limit"),
     ],
 )
 def test_drill_down_bad_parameters_are_422(

@@ -77,6 +77,7 @@ async def items(request: Request) -> Response:
     filters = code_params(request, ("agency", "category", "project"))
     month = month_param(request, "month")
     status = choice_param(request, "status", drill_down.STATUSES)
+    limit = int_param(request, "limit", 500, 1, 5000)
     project = filters.get("project")
     if status == "on_time" and project is None:
         raise ApiError(
@@ -91,7 +92,7 @@ async def items(request: Request) -> Response:
         # The watchdog keeps no on-time items: the project's events replayed.
         watchdog = drill_down.replay(watchdog, await state.store.timeline(project), now)
     found = watchdog.items(project, filters.get("agency"), filters.get("category"), month)
-    shown = drill_down.chosen(found, status)
+    shown = drill_down.chosen(found, status)[:limit]
     titles = await state.projects.titles(item["project"] for item in shown)
     for item in shown:
         item["project_title"] = titles.get(item["project"])

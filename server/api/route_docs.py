@@ -418,6 +418,7 @@ ROUTES: dict[tuple[str, str], Doc] = {
                 Annotated[str, Meta(extra_json_schema={"enum": list(ITEM_STATUSES)})],
                 "Without it: late and open items. on_time needs `project`.",
             ),
+            limit(500, 5000),
         ),
         errors=(422,),
     ),
