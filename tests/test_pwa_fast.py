@@ -7,6 +7,7 @@ check the behaviour the figures rest on, without timing anything.
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,39 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     running = start_site(tmp_path_factory.mktemp("fast") / "data", SUNBID_DEMO="1")
     yield running
     stop_site(running)
+
+
+GZIP = {"Accept-Encoding": "gzip, deflate, br"}
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def raw_get(site: Site, path: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+    with httpx.Client(base_url=site.url) as client:
+        answer = client.send(client.build_request("GET", path, headers=headers), stream=True)
+        return answer, b"".join(answer.iter_raw())
+
+
+@pytest.mark.parametrize("path", ["/api/categories", f"/api/projects/{DEMO_PROJECT}"])
+def test_public_json_is_gzipped_for_clients_that_accept_it(site: Site, path: str) -> None:
+    plain, plain_body = raw_get(site, path, IDENTITY)
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    packed, packed_body = raw_get(site, path, GZIP)
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert int(packed.headers["content-length"]) == len(packed_body) < len(plain_body) / 2
+    assert gzip.decompress(packed_body) == plain_body
+
+
+def test_staff_answers_small_ones_and_etagged_ones_are_sent_as_they_are(site: Site) -> None:
+    staff, _ = raw_get(site, "/api/catalog", {**GZIP, "Authorization": f"Bearer {site.token}"})
+    assert staff.status_code == 200 and "content-encoding" not in staff.headers
+    directory, _ = raw_get(site, "/api/directory", GZIP)  # its ETag names one representation
+    assert "etag" in directory.headers and "content-encoding" not in directory.headers
+    small, body = raw_get(site, "/api/projects/NO-SUCH-PROJECT", GZIP)  # an error: 80 bytes
+    assert small.status_code == 404 and "content-encoding" not in small.headers, body
+    refused, _ = raw_get(site, "/api/categories", {"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
 
 
 def preloads(site: Site, path: str) -> list[str]:

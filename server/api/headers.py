@@ -45,7 +45,7 @@ class ApiHeaders:
             await self.app(scope, receive, send)
             return
         no_store = _private(scope, path)
-        compress = not no_store and accepts_gzip(_header(scope, b"accept-encoding"))
+        gzip_accepted = accepts_gzip(_header(scope, b"accept-encoding"))
         held: Message | None = None  # the start of a compressible answer, until its body is known
 
         async def send_with_headers(message: Message) -> None:
@@ -64,10 +64,11 @@ class ApiHeaders:
                 headers.append((b"x-content-type-options", b"nosniff"))
                 if no_store:
                     headers.append((b"cache-control", b"no-store"))
-                if compress and _compressible(headers):
+                if not no_store and _compressible(headers):
                     headers.append((b"vary", b"Accept-Encoding"))  # caches keep the two apart
-                    held = {**message, "headers": headers}
-                    return
+                    if gzip_accepted:
+                        held = {**message, "headers": headers}
+                        return
                 message = {**message, "headers": headers}
             await send(message)
 
