@@ -20,6 +20,7 @@ service worker controls it and has cached the app.
 
     .venv/bin/python bench/app_3g.py                 # 5 runs
     .venv/bin/python bench/app_3g.py --runs 7 --checkout /path/to/older/sunbid
+    .venv/bin/python bench/app_3g.py --no-worker     # the warm visit with the HTTP cache only
 """
 
 from __future__ import annotations
@@ -155,23 +156,29 @@ def measure(page: Any, url: str, selector: str) -> dict[str, float]:
     )
 
 
-def one_run(browser: Any, browser_cdp: Any, base: str, path: str, selector: str) -> dict[str, Any]:
-    context = browser.new_context(**PHONE)
+def one_run(
+    browser: Any, browser_cdp: Any, base: str, path: str, selector: str, worker: bool
+) -> dict[str, Any]:
+    context = browser.new_context(**{**PHONE, "service_workers": "allow" if worker else "block"})
     try:
         page = context.new_page()
         throttle_page(page)
         cold = measure(page, base + path, selector)
-        # The worker installs after the first render and caches the app (throttled too).
-        page.wait_for_function(
-            "async () => Boolean((await navigator.serviceWorker.ready).active)", timeout=TIMEOUT_MS
-        )
+        if worker:
+            # The worker installs after the first render and caches the app (throttled too).
+            page.wait_for_function(
+                "async () => Boolean((await navigator.serviceWorker.ready).active)",
+                timeout=TIMEOUT_MS,
+            )
+        else:
+            page.wait_for_timeout(3000)  # what the first visit kept: the HTTP cache, IndexedDB
         page.close()
-        throttled = throttle_workers(browser_cdp)
+        throttled = throttle_workers(browser_cdp) if worker else 0
         page = context.new_page()
         throttle_page(page)
         warm = measure(page, base + path, selector)
-        if not warm["controlled"]:
-            raise RuntimeError(f"the warm visit of {path} was not served by the service worker")
+        if warm["controlled"] != worker:
+            raise RuntimeError(f"the warm visit of {path}: service worker {warm['controlled']}")
         return {"cold": cold, "warm": warm, "workers_throttled": throttled}
     finally:
         context.close()
@@ -187,20 +194,31 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--checkout", help="run the server (and app) of another checkout")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="block service workers: the warm visit has only the HTTP cache (and IndexedDB)",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     cwd = Path(args.checkout).resolve() if args.checkout else ROOT
     print_machine()
     print(f"app of {cwd}; {LATENCY_MS} ms, {THROUGHPUT} bytes/s both ways; {args.runs} runs")
-    results: dict[str, Any] = {"checkout": str(cwd), "runs": args.runs, "pages": {}}
+    print("service workers blocked" if args.no_worker else "service workers allowed")
+    results: dict[str, Any] = {
+        "checkout": str(cwd),
+        "runs": args.runs,
+        "service_worker": not args.no_worker,
+        "pages": {},
+    }
     with Server(cwd) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         browser_cdp = browser.new_browser_cdp_session()
         try:
             for path, selector in PAGES.items():
                 runs = [
-                    one_run(browser, browser_cdp, server.url, path, selector)
+                    one_run(browser, browser_cdp, server.url, path, selector, not args.no_worker)
                     for _ in range(args.runs)
                 ]
                 figures = {
@@ -217,7 +235,9 @@ def main() -> None:
                     )
         finally:
             browser.close()
-    print(f"\nresults: {save_results('app_3g' + ('-checkout' if args.checkout else ''), results)}")
+    name = "app_3g" + ("-checkout" if args.checkout else "")
+    name += "-no-worker" if args.no_worker else ""
+    print(f"\nresults: {save_results(name, results)}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,12 @@ window.sunbid = { ready: new Promise((resolve) => { rendered = resolve; }) };
 // Each page's code is loaded when it is first visited: a first visit fetches
 // only what its page needs. The shell's `Link` header (server/api/pages.py)
 // has the browser fetch the first page's module alongside app.js.
-const lazy = (load) => async (main, ctx) => (await load()).default(main, ctx);
+const lazy = (load) => {
+  let module = null;
+  const view = async (main, ctx) => (await view.preload()).default(main, ctx);
+  view.preload = () => (module ??= load());
+  return view;
+};
 const list = lazy(() => import('./views/list.js'));
 const project = lazy(() => import('./views/project.js'));
 const followsPage = lazy(() => import('./views/follows.js'));
@@ -105,6 +110,8 @@ follows.changes.addEventListener('change', () => push.sync().catch(() => {}));
 
 labelChrome();
 live.start();
+// The first page's code is fetched meanwhile (from the worker's cache, once installed).
+({ list, project, follows: followsPage, catalog, staff })[match(location.pathname)?.name]?.preload().catch(() => {});
 // The vocabulary kept on this device, if any, at once; checked in the background.
 const quickly = api.answerQuickly();
 try {
