@@ -146,6 +146,8 @@ def test_offline_a_page_not_seen_says_what_can_be_seen(
         wait_ready(page)
     visit(page, f"{site.url}/p/{seen}")
     expect(page.locator("h1")).to_have_text(title)
+    visit(page, f"{site.url}/?category=land")
+    land = next(c for c in site.api("/api/categories")["items"] if c["code"] == "land")
 
     browser_errors.expect_offline()
     context.set_offline(True)
@@ -155,6 +157,8 @@ def test_offline_a_page_not_seen_says_what_can_be_seen(
     kept = page.locator("[data-testid=kept-pages] a")
     expect(kept.filter(has_text=title)).to_have_attribute("href", f"/p/{seen}")
     expect(kept.filter(has_text="全部项目")).to_have_attribute("href", "/")
+    # A kept list says its filters by name, not by code.
+    expect(kept.filter(has_text=land["name"]["zh"])).to_have_attribute("href", "/?category=land")
 
     # The project kept is one tap away, and says how old its data is.
     kept.filter(has_text=title).click()

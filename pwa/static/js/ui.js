@@ -1,6 +1,7 @@
 // Small DOM and formatting helpers the views share.
 import { L, locale, current } from './i18n.js';
 import * as db from './db.js';
+import { categoryName, stageName, agencyName, regionName } from './vocab.js';
 
 /** h('a', {href: '/'}, 'text', child…): an element; null, false and undefined children are skipped. */
 export function h(tag, attrs, ...children) {
@@ -137,6 +138,9 @@ export function failure(error, retry) {
 }
 
 const KEPT_PROJECTS_SHOWN = 30;
+// A kept list's filters by name (the list's URL holds codes); anything else as written.
+const FILTER_NAMES = { category: categoryName, stage: stageName, agency: agencyName, region: regionName };
+const quoted = (value) => `“${value}”`;
 
 /** 「离线时只能查看…」 and links to the lists and projects kept on this device, newest first. */
 function keptPages() {
@@ -151,8 +155,8 @@ function keptPages() {
       ...lists.sort(newest).map(([key]) => {
         const query = new URLSearchParams(key.slice('list:'.length));
         query.delete('limit');
-        const filters = [...query.values()].join(' · ');
-        return item(query.size ? `/?${query}` : '/', filters ? L(`项目列表（${filters}）`, `Projects (${filters})`) : L('全部项目', 'All projects'));
+        const filters = [...query].map(([name, value]) => (FILTER_NAMES[name] ?? quoted)(value)).join(' · ');
+        return item(query.toString() ? `/?${query}` : '/', filters ? L(`项目列表（${filters}）`, `Projects (${filters})`) : L('全部项目', 'All projects'));
       }),
       ...projects.sort(newest).slice(0, KEPT_PROJECTS_SHOWN)
         .map(([key, kept]) => item(`/p/${encodeURIComponent(key.slice('project:'.length))}`, kept?.data?.title || key.slice('project:'.length))),
