@@ -31,6 +31,9 @@ async function run(mode, action) {
   });
 }
 
+// Opened as soon as the app's code runs: a page drawn from what was kept waits for this first.
+open();
+
 export const get = (key) => run('readonly', (store) => store.get(key));
 export const put = (key, value) => run('readwrite', (store) => store.put(value, key));
 
