@@ -14,6 +14,13 @@ kept beside its plain bytes, with an ETag of its own.
 Offline and fast starts are the service worker's job: `/sw.js` is served
 with a digest of all the app's files and the list of them spliced in, so any
 change to any file is a new worker with a new cache.
+
+A first visit on a slow network waits mostly for round trips: the shell, then
+the app's code, then the data its first page shows. So the shell's answer
+names in a `Link` header what the page it is asked for will need — the
+vocabulary, the page's data, the page's own view module — and the browser
+fetches it all at once, while it is still fetching the code. The body stays
+the same for every page (one ETag, one cached shell).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -43,6 +51,20 @@ STATIC = "static"
 # Every path the app routes on the client (pwa/static/js/router.js) answers with the shell.
 SHELL_PATHS = ("/", "/p/{project_id}", "/follows", "/catalog", "/staff")
 RENDERED_KEEP = 256  # shells with a card kept rendered (and gzipped), the latest asked for
+# What each page's first render fetches (pwa/static/js/app.js, views/list.js,
+# views/project.js), named in the shell's `Link` header; keep the two in step
+# (tests/test_pwa_fast.py checks that nothing is fetched twice). `crossorigin`:
+# a preload matches the app's fetch() only with the same credentials mode.
+VOCABULARY_LINKS = (
+    "</api/categories>; rel=preload; as=fetch; crossorigin",
+    "</api/directory>; rel=preload; as=fetch; crossorigin",
+)
+LIST_VIEW = "</static/js/views/list.js>; rel=modulepreload"
+PROJECT_VIEW = "</static/js/views/project.js>; rel=modulepreload"
+FIRST_LIST_PAGE = "/api/projects?limit=20"  # views/list.js without filters
+# Characters encodeURIComponent leaves as they are, besides quote()'s own.
+URI_COMPONENT_SAFE = "!~*'()"
+LONGEST_PRELOADED_ID = 200
 # The placeholders in pwa/sw.js that each answer fills in.
 BUILD_LINE = 'const BUILD = "dev";'
 ASSETS_LINE = "const ASSETS = [];"
@@ -137,9 +159,12 @@ class AppPages:
             if project is not None:
                 card = share.project_card(project, state.domain, f"/p/{project_id}")
         body = share.render(template.body, card, origin, request.url.path)
-        return self._answer(
+        answer = self._answer(
             request, self._rendered_file(body, template.stamp), "text/html; charset=utf-8"
         )
+        if answer.status_code in (200, 304):
+            answer.headers["Link"] = ", ".join(first_needs(request))
+        return answer
 
     async def manifest(self, request: Request) -> Response:
         return self._answer(
@@ -266,6 +291,23 @@ class StaticAssets(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         return self.pages.static_answer(str(full_path), scope)
+
+
+def first_needs(request: Request) -> list[str]:
+    """`Link` values for what the first render of the page asked for fetches."""
+    links = list(VOCABULARY_LINKS)
+    project_id = request.path_params.get("project_id")
+    if project_id is not None:
+        links.append(PROJECT_VIEW)
+        if len(project_id) <= LONGEST_PRELOADED_ID:
+            path = "/api/projects/" + quote(project_id, safe=URI_COMPONENT_SAFE)
+            links.append(f"<{path}>; rel=preload; as=fetch; crossorigin")
+    elif request.url.path == "/":
+        links.append(LIST_VIEW)
+        # With filters the app builds its own query: only the plain list is named.
+        if not request.url.query:
+            links.append(f"<{FIRST_LIST_PAGE}>; rel=preload; as=fetch; crossorigin")
+    return links
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

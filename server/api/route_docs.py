@@ -107,7 +107,7 @@ def codes(*names: str) -> tuple[Param, ...]:
 
 # --- answers shared by several operations ------------------------------------------------------
 
-HTML = Answer("HTML", {}, "text/html")
+HTML = Answer("HTML", {}, "text/html", headers=("Link",))
 NOT_MODIFIED = Answer("Not modified.")
 
 SHELL_SUMMARIES = {
@@ -126,7 +126,8 @@ ROUTES: dict[tuple[str, str], Doc] = {
             "app",
             {200: HTML},
             description="The app's shell (the same HTML for every page; the app routes on "
-            "the client), with a Content-Security-Policy.",
+            "the client), with a Content-Security-Policy and a `Link` header naming what "
+            "the page fetches first.",
         )
         for path in SHELL_PATHS
     },
