@@ -112,10 +112,11 @@ export async function load(path, key) {
     checked.delete(path);
     return answer;
   }
-  if (quick && key) {
+  const render = quick; // the render this read is for, even if another starts meanwhile
+  if (render && key) {
     const kept = await db.get(key);
-    if (kept && quick) {
-      quick.push({ path, key, kept });
+    if (kept) {
+      render.push({ path, key, kept });
       return { data: kept.data, cached: null };
     }
   }
