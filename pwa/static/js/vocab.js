@@ -10,8 +10,8 @@ let agencies = [];
 let regions = [];
 const places = { agency: new Map(), region: new Map() };
 
-export async function loadVocab() {
-  if (categories.length) return;
+export async function loadVocab({ again = false } = {}) {
+  if (categories.length && !again) return;
   // The directory only adds names: without it every agency and region shows its code.
   const [vocab, directory] = await Promise.all([
     load('/api/categories', 'categories'),
