@@ -10,16 +10,18 @@ import math
 import re
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.core.errors import ApiError, invalid
 from server.core.text import LINE_UNSAFE, TEXT_UNSAFE, line_problem, text_problem
 from server.core.topics import CODE
+from server.facts import DataField, load_facts
 
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200
@@ -52,6 +54,23 @@ class Stage:
     en: str
     oversight: bool
     record: bool = False  # records the project itself: registered, amended
+    fields: tuple[str, ...] = ()  # the facts it carries in every category, in display order
+    required: tuple[str, ...] = ()  # the ones it must carry to be published
+
+
+@dataclass(frozen=True)
+class StageUse:
+    """A stage as one category uses it: the trade's own name for the step, the
+    facts it carries there, and the times it may not come before."""
+
+    code: str
+    zh: str
+    en: str
+    oversight: bool
+    fields: tuple[str, ...]
+    required: tuple[str, ...]
+    # data key → rule id: the event may not occur before the latest value of that key.
+    not_before: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -62,12 +81,15 @@ class Category:
     board: str
     lifecycle: tuple[str, ...]
     stages: frozenset[str]  # what staff may publish: lifecycle plus every oversight stage
+    # Every stage it may show (lifecycle, oversight, record) as this category uses it.
+    uses: Mapping[str, StageUse] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Domain:
     stages: dict[str, Stage]
     categories: dict[str, Category]
+    facts: dict[str, DataField] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = CATEGORIES_FILE) -> Domain:
@@ -75,12 +97,16 @@ class Domain:
             raw = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise DomainFileError(f"{path}: {exc}") from exc
-        unknown = sorted(set(raw) - {"stages", "categories"})
+        unknown = sorted(set(raw) - {"stages", "categories", "fields", "category_stages"})
         if unknown:
             raise DomainFileError(
-                f"{path}: unknown table [{unknown[0]}]: use [stages.<code>] and [categories.<code>]"
+                f"{path}: unknown table [{unknown[0]}]: use [stages.<code>], [categories.<code>], "
+                "[fields.<key>] and [category_stages.<category>.<stage>]"
             )
-        stages = {code: _stage(path, code, entry) for code, entry in _table(path, raw, "stages")}
+        facts = load_facts(path, raw.get("fields"), DomainFileError)
+        stages = {
+            code: _stage(path, code, entry, facts) for code, entry in _table(path, raw, "stages")
+        }
         oversight = tuple(s.code for s in stages.values() if s.oversight)
         for stage in stages.values():
             if stage.oversight and stage.record:
@@ -105,7 +131,12 @@ class Domain:
                 lifecycle=tuple(lifecycle),
                 stages=frozenset(lifecycle) | frozenset(oversight),
             )
-        return cls(stages=stages, categories=categories)
+        uses = _category_stages(path, raw.get("category_stages", {}), stages, categories, facts)
+        categories = {
+            code: replace(category, uses=MappingProxyType(uses[code]))
+            for code, category in categories.items()
+        }
+        return cls(stages=stages, categories=categories, facts=facts)
 
     @cached_property
     def lifecycle_stages(self) -> frozenset[str]:
@@ -114,9 +145,11 @@ class Domain:
 
     def as_json(self) -> dict[str, Any]:
         """`GET /api/categories`: lifecycle stages in order, then oversight ones,
-        then the two that record the project itself (so the app has their names)."""
-        oversight = [s for s in self.stages.values() if s.oversight]
-        oversight += [s for s in self.stages.values() if s.record]
+        then the two that record the project itself (so the app has their names),
+        each named as the category names it, with the facts it carries; and the
+        labels, kinds and units of those facts."""
+        oversight = [s.code for s in self.stages.values() if s.oversight]
+        oversight += [s.code for s in self.stages.values() if s.record]
         return {
             "items": [
                 {
@@ -125,15 +158,18 @@ class Domain:
                     "board": c.board,
                     "stages": [
                         {
-                            "code": s.code,
-                            "name": {"zh": s.zh, "en": s.en},
-                            "oversight": s.oversight,
+                            "code": use.code,
+                            "name": {"zh": use.zh, "en": use.en},
+                            "oversight": use.oversight,
+                            "fields": list(use.fields),
+                            "required": list(use.required),
                         }
-                        for s in [self.stages[x] for x in c.lifecycle] + oversight
+                        for use in [c.uses[x] for x in (*c.lifecycle, *oversight)]
                     ],
                 }
                 for c in self.categories.values()
-            ]
+            ],
+            "fields": {key: fact.as_json() for key, fact in self.facts.items()},
         }
 
     def is_lifecycle(self, stage: str) -> bool:
@@ -362,19 +398,112 @@ def _table(path: Path, raw: dict[str, Any], name: str) -> list[tuple[str, dict[s
     return list(table.items())
 
 
-def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
+def _stage(path: Path, code: str, entry: dict[str, Any], facts: Mapping[str, DataField]) -> Stage:
     flags = {}
     for flag in ("oversight", "record"):
         flags[flag] = entry.get(flag, False)
         if not isinstance(flags[flag], bool):
             raise DomainFileError(f"{path}: stages.{code}.{flag}: true or false")
+    fields, required = _stage_fields(path, f"stages.{code}", entry, facts, (), ())
     return Stage(
         code,
         _text(path, f"stages.{code}", entry, "zh"),
         _text(path, f"stages.{code}", entry, "en"),
         flags["oversight"],
         flags["record"],
+        fields,
+        required,
     )
+
+
+def _stage_fields(
+    path: Path,
+    where: str,
+    entry: Mapping[str, Any],
+    facts: Mapping[str, DataField],
+    fields: tuple[str, ...],
+    required: tuple[str, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An entry's `fields` and `required` (each defaulting to what is given):
+    known keys, no repeats, every required one among the fields."""
+    for name in ("fields", "required"):
+        keys = entry.get(name)
+        if keys is None:
+            continue
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise DomainFileError(f"{path}: {where}.{name}: a list of field keys")
+        for key in keys:
+            if key not in facts:
+                raise DomainFileError(f"{path}: {where}.{name}: {key!r} is not in [fields]")
+        if len(set(keys)) != len(keys):
+            raise DomainFileError(f"{path}: {where}.{name}: a key is listed twice")
+        if name == "fields":
+            fields = tuple(keys)
+        else:
+            required = tuple(keys)
+    missing = [key for key in required if key not in fields]
+    if missing:
+        raise DomainFileError(f"{path}: {where}.required: {missing[0]!r} is not in its fields")
+    return fields, required
+
+
+def _category_stages(
+    path: Path,
+    table: object,
+    stages: Mapping[str, Stage],
+    categories: Mapping[str, Category],
+    facts: Mapping[str, DataField],
+) -> dict[str, dict[str, StageUse]]:
+    """Each category's stages as it uses them: its own entry where it has one,
+    the stage's generic name, fields and required ones where not."""
+    if not isinstance(table, dict):
+        raise DomainFileError(f"{path}: category_stages: [category_stages.<category>.<stage>]")
+    for code, entries in table.items():
+        if code not in categories or not isinstance(entries, dict):
+            raise DomainFileError(f"{path}: category_stages.{code}: not a category")
+        for stage in entries:
+            if stage not in categories[code].stages:
+                raise DomainFileError(
+                    f"{path}: category_stages.{code}.{stage}: not a stage of {code}"
+                )
+    uses: dict[str, dict[str, StageUse]] = {}
+    for code in categories:
+        uses[code] = {}
+        for stage in stages.values():
+            entry = table.get(code, {}).get(stage.code, {})
+            where = f"category_stages.{code}.{stage.code}"
+            if not isinstance(entry, dict):
+                raise DomainFileError(f"{path}: {where}: not a valid entry")
+            allowed = {"zh", "en", "fields", "required", "not_before"}
+            unknown = sorted(set(entry) - allowed)
+            if unknown:
+                raise DomainFileError(f"{path}: {where}.{unknown[0]}: unknown setting")
+            fields, required = _stage_fields(
+                path, where, entry, facts, stage.fields, stage.required
+            )
+            uses[code][stage.code] = StageUse(
+                code=stage.code,
+                zh=_text(path, where, entry, "zh") if "zh" in entry else stage.zh,
+                en=_text(path, where, entry, "en") if "en" in entry else stage.en,
+                oversight=stage.oversight,
+                fields=fields,
+                required=required,
+                not_before=_not_before(path, where, entry.get("not_before", {}), facts),
+            )
+    return uses
+
+
+def _not_before(
+    path: Path, where: str, table: object, facts: Mapping[str, DataField]
+) -> Mapping[str, str]:
+    if not isinstance(table, dict):
+        raise DomainFileError(f'{path}: {where}.not_before: {{ <field> = "<rule>" }}')
+    for key, rule in table.items():
+        if key not in facts or facts[key].kind.value != "datetime":
+            raise DomainFileError(f"{path}: {where}.not_before: {key!r} is not a datetime field")
+        if not isinstance(rule, str) or not CODE.fullmatch(rule):
+            raise DomainFileError(f"{path}: {where}.not_before.{key}: a rule id such as x_before_y")
+    return MappingProxyType(dict(table))
 
 
 def _text(path: Path, where: str, entry: dict[str, Any], key: str) -> str:
