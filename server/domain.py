@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from server.core.errors import ApiError, invalid
 from server.core.text import LINE_UNSAFE, TEXT_UNSAFE, line_problem, text_problem
 from server.core.topics import CODE
-from server.facts import DataField, load_facts
+from server.facts import DataField, check_values, load_facts
 
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200
@@ -243,25 +243,28 @@ class Domain:
             raise invalid("data", f"nested at most {MAX_DATA_DEPTH} levels deep")
         if not safe:
             _check_data_text(data)  # raises, naming where
-        for key in (time_fields or {}).get(stage, ()):
-            if data.get(key) is not None:  # absent or null: the watchdog reports it missing
-                parse_time(data[key], f"data.{key}", tz)
-        if stage == "correction":
-            corrects = data.get("corrects")
-            if (
-                isinstance(corrects, bool)
-                or not isinstance(corrects, int)
-                or not 1 <= corrects < 2**63
-            ):
-                raise invalid("data.corrects", "the seq of the event this corrects")
         occurred = fields.get("occurred_at")
-        return {
+        draft = {
             "stage": stage,
             "title": _line(fields.get("title"), "title", MAX_TITLE),
             "body": text,
             "data": data,
             "occurred_at": None if occurred is None else parse_time(occurred, "occurred_at", tz),
         }
+        # The facts last: a form's own fields are named first when both are wrong.
+        use = self.categories[category].uses[stage]
+        for key in use.required:  # the facts without which the stage cannot be true
+            if data.get(key) is None:
+                fact = self.facts[key]
+                raise invalid(
+                    f"data.{key}",
+                    f"{use.zh}须写明{fact.zh}（required in this stage: {fact.en}）",
+                )
+        for key in (time_fields or {}).get(stage, ()):
+            if data.get(key) is not None:  # absent or null: the watchdog reports it missing
+                parse_time(data[key], f"data.{key}", tz)
+        check_values(data, self.facts, lambda value, name: parse_time(value, name, tz))
+        return draft
 
 
 def _project_fields(fields: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
