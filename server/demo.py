@@ -11,8 +11,8 @@ contract late, on purpose).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
 from collections.abc import Mapping, Sequence
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from server.core.numbers import MAX_SEQ, whole_number
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ROOT, ServerProcess, with_facts
 from tests.test_push_endpoints import b64
 
 CONTRACT_STATUSES = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
@@ -482,7 +482,7 @@ def test_post_with_any_credentials(
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key.strip()
     body = (
-        {"stage": "notice", "title": "t"}
+        with_facts("notice", title="t")
         if path.endswith("events")
         else {"id": "FZ-AUTH", "title": "t", "category": "land", "agency": "FZ"}
     )
@@ -519,7 +519,7 @@ def test_any_project_path(target: Target, project: str, method: str) -> None:
     response = target.client.request(
         method,
         path,
-        json={"stage": "notice", "title": "t"},
+        json=with_facts("notice", title="t"),
         headers={"Authorization": f"Bearer {target.admin}"},
     )
     check_http(target, response, {200, 201, 307})  # 307: an empty segment, e.g. "/"
