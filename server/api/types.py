@@ -379,6 +379,37 @@ Event: type[Struct] = msgspec.defstruct(
 Event.__doc__ = "Immutable once published; the same JSON on HTTP, WebSocket and SSE."
 
 
+EventPreview: type[Struct] = msgspec.defstruct(
+    "EventPreview",
+    [(name, EVENT_FIELD_TYPES[name]) for name in EVENT_FIELDS if name != "seq"],
+    forbid_unknown_fields=True,
+)
+EventPreview.__doc__ = (
+    "An event as it would be published now: every field but `seq` and `hash`, which "
+    "only publishing gives it."
+)
+
+
+class PublishWarning(Struct):
+    """A statutory warning the compliance watchdog would raise because of the event."""
+
+    rule: str
+    name: Annotated[str, described("The rule in words.")]
+    kind: Kind
+    level: Level
+    message: Annotated[
+        str, described("For people; an `at_least` breach starts with 时限不足 (period too short).")
+    ]
+    due_at: Time | None
+    basis: str
+    confidence: Confidence
+
+
+class DryRun(Struct, forbid_unknown_fields=True):
+    event: EventPreview  # type: ignore[valid-type]
+    warnings: list[PublishWarning]
+
+
 class EventPage(Struct):
     items: list[Event]  # type: ignore[valid-type]
     head: Head
