@@ -40,8 +40,10 @@ CLOSED = {"deadline": "2026-01-05T09:30:00+08:00"}
 
 
 def with_facts(stage: str, **fields: Any) -> dict[str, Any]:
-    """An event body for `stage`, with its required facts where `data` is not given."""
-    return {"stage": stage, "data": REQUIRED_FACTS.get(stage, {}), **fields}
+    """An event body for `stage` with its required facts; `data` given adds to
+    them or replaces them key by key."""
+    data = {**REQUIRED_FACTS.get(stage, {}), **fields.pop("data", {})}
+    return {"stage": stage, "data": data, **fields}
 
 
 def free_port() -> int:
@@ -188,7 +190,7 @@ class Staff:
     def publish(self, project_id: str, stage: str = "notice", **fields: Any) -> dict[str, Any]:
         response = self.client.post(
             f"/api/projects/{project_id}/events",
-            json=with_facts(stage, title=f"{stage} 公告", **fields),
+            json=with_facts(stage, **{"title": f"{stage} 公告", **fields}),
         )
         assert response.status_code == 201, response.text
         return dict(response.json())

@@ -152,7 +152,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         )
         assert created.status_code == 201, created.text
     first = client.post(
-        "/api/projects/FZ-1/events", headers=auth, json={"stage": "notice", "title": "招标公告"}
+        "/api/projects/FZ-1/events", headers=auth, json=with_facts("notice", title="招标公告")
     )
     assert first.status_code == 201, first.text
     target = Target(server, admin, client, initial_head=server.head())

@@ -265,7 +265,7 @@ ROUTES: dict[tuple[str, str], Doc] = {
                 "A repeat of an Idempotency-Key: the event published the first time; with "
                 "`dry_run=1`, a `DryRun` (the event as it would be published, no seq or hash, "
                 "and the statutory warnings it would raise) and nothing appended.",
-                t.Event | t.DryRun,
+                {"oneOf": [t.Event, t.DryRun]},
             ),
         },
         description="The event is durable before the answer is sent, and streamed to "
