@@ -875,7 +875,7 @@ async def test_ws_stages_apply_per_topic(server: ServerProcess, staff: Staff) ->
     await ws.send(json.dumps({"op": "subscribe", "topics": ["project:PT-2"]}))
     await subscribed(ws)
     published = [
-        staff.publish(p, s)
+        staff.publish(p, s, **closed(s, {}))  # deadlines passed: openings may follow
         for p, s in [
             ("PT-1", "notice"),
             ("PT-1", "clarification"),
