@@ -164,24 +164,33 @@ def scorecard(server: ServerProcess, **params: str) -> list[dict[str, Any]]:
 
 def break_rules(staff: Staff, prefix: str) -> dict[str, Any]:
     """Four warnings in two fresh agencies: two open (construction), two resolved
-    at once (gov_procurement)."""
-    c, g = f"{prefix}-C", f"{prefix}-G"
+    at once (gov_procurement). (A contract needs its award, and an award its
+    notice: the contract is in a project of its own, `g2`, so that `g`'s plan
+    awaits no notice.)"""
+    c, g, g2 = f"{prefix}-C", f"{prefix}-G", f"{prefix}-G2"
     staff.project(c, "construction", agency=f"{prefix}-A1")
     staff.project(g, "gov_procurement", agency=f"{prefix}-A2")
-    notice = staff.publish(c, "notice")  # no data.deadline
+    staff.project(g2, "gov_procurement", agency=f"{prefix}-A2")
+    soon = beijing(datetime.now(LEGAL_TZ).isoformat(), 5)
+    notice = staff.publish(c, "notice", data={"deadline": soon})  # 5 days: too short (时限不足)
     candidates = staff.publish(c, "candidates")
     award = staff.publish(c, "award")  # the same day: publicity too short
     plan = staff.publish(g, "plan", occurred_at=beijing(award["published_at"], -60))
-    contract = staff.publish(g, "contract", data={"signed_at": beijing(award["published_at"], -10)})
+    staff.publish(g2, "notice")
+    staff.publish(g2, "award", occurred_at=beijing(award["published_at"], -12))
+    contract = staff.publish(
+        g2, "contract", data={"signed_at": beijing(award["published_at"], -10)}
+    )
     return {
         "c": c,
         "g": g,
+        "g2": g2,
         "agencies": (f"{prefix}-A1", f"{prefix}-A2"),
         "ids": {
-            f"construction.notice-deadline/{c}/{notice['seq']}/data_incomplete",
+            f"construction.notice-deadline/{c}/{notice['seq']}-{notice['seq']}/breach",
             f"construction.candidates-publicity/{c}/{candidates['seq']}-{award['seq']}/breach",
             f"all.information-published/{g}/{plan['seq']}/breach",
-            f"gov_procurement.contract-published/{g}/{contract['seq']}/breach",
+            f"gov_procurement.contract-published/{g2}/{contract['seq']}/breach",
         },
         "award": award,
         "contract": contract,
@@ -454,10 +463,10 @@ def test_warnings_filter_by_agency_category_level_state_and_project(
         return {w["id"] for w in supervisor.all_warnings(**params)}
 
     assert ids(project=c) == {w["id"] for w in found if w["project"] == c}
-    assert ids(category="gov_procurement", agency=a2) == ids(project=g)
+    assert ids(category="gov_procurement", agency=a2) == ids(project=g) | ids(project=made["g2"])
     assert ids(category="construction", agency=a2) == set()
-    assert len(ids(level="data_incomplete", project=c)) == 1
-    assert len(ids(level="breach", project=c)) == 1
+    assert ids(level="data_incomplete", project=c) == set()  # a notice states its deadline
+    assert len(ids(level="breach", project=c)) == 2
     assert ids(level="approaching", project=c) == set()
     assert ids(state="open", agency=a1) == ids(project=c)
     assert ids(state="resolved", agency=a1) == set()
@@ -545,6 +554,7 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         road, school = f"{prefix}-C", f"{prefix}-G"
         staff.project(road, "construction")
         staff.project(school, "gov_procurement", agency="YW-ZFCG")
+        notice = staff.publish(road, "notice")  # an award needs one (no warning: deadline far)
         candidates = staff.publish(road, "candidates")
         award = staff.publish(road, "award")
         published = time.monotonic()
@@ -561,6 +571,11 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         assert moment(warning["created_at"]) == moment(award["published_at"])
 
         signed = beijing(award["published_at"], -10)
+        # A contract needs its award, an award its notice.
+        school_notice = staff.publish(school, "notice")
+        school_award = staff.publish(
+            school, "award", occurred_at=beijing(award["published_at"], -12)
+        )
         contract = staff.publish(school, "contract", data={"signed_at": signed})
         late = (await recv(desk))["warning"]
         assert late["id"] == (
@@ -572,14 +587,17 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         assert await before_pong(desk) == [], "each warning once, and no events"
 
         seen = await before_pong(bidder)
-        assert [m["op"] for m in seen] == ["event"] * 5  # two registrations, three events
+        assert [m["op"] for m in seen] == ["event"] * 8  # two registrations, six events
         assert [(m["event"]["project"], m["event"]["stage"]) for m in seen[:2]] == [
             (road, "registered"),
             (school, "registered"),
         ]
         assert [m["event"]["seq"] for m in seen[2:]] == [
+            notice["seq"],
             candidates["seq"],
             award["seq"],
+            school_notice["seq"],
+            school_award["seq"],
             contract["seq"],
         ]
 
@@ -592,6 +610,8 @@ def test_project_page_shows_what_is_awaited_and_from_when(
 ) -> None:
     road = unique("DL")
     staff.project(road, "construction")
+    assert project_page(shared, road)["deadlines"] == []
+    staff.publish(road, "notice")  # an award needs its notice; its deadline is far: no rule waits
     assert project_page(shared, road)["deadlines"] == []
     evaluation = staff.publish(road, "evaluation")
     [awaited] = project_page(shared, road)["deadlines"]
@@ -663,6 +683,7 @@ def test_a_server_with_an_edited_rules_file_counts_with_it(
     staff = Staff(server, server.token("admin"))
     try:
         staff.project("EDITED-1", "construction")
+        staff.publish("EDITED-1", "notice")
         award = staff.publish("EDITED-1", "award")
     finally:
         staff.client.close()
