@@ -280,8 +280,8 @@ def test_scorecard_shape_and_filters(shared: ServerProcess, staff: Staff) -> Non
     assert entry["due"] == (
         entry["on_time"] + entry["late"] + entry["too_short"] + entry["open_breaches"]
     )
-    # The candidates' publicity was too short (时限不足): that is not late.
-    assert entry["too_short"] == 1 and entry["late"] == 0
+    # The notice's period and the candidates' publicity were too short (时限不足): not late.
+    assert entry["too_short"] == 2 and entry["late"] == 0
     assert 0 <= entry["on_time_rate"] < 1
     assert [c["category"] for c in entry["by_category"]] == ["construction"]
     month = moment(made["award"]["published_at"]).strftime("%Y-%m")
@@ -301,11 +301,13 @@ def test_scorecard_shape_and_filters(shared: ServerProcess, staff: Staff) -> Non
 
 def test_the_scorecard_lists_the_worst_agencies_first(shared: ServerProcess, staff: Staff) -> None:
     made = break_rules(staff, unique("WF"))
+    # One more late disclosure: the second agency misses 3, the first 2.
+    staff.publish(made["g"], "plan", occurred_at=beijing(made["award"]["published_at"], -60))
     card = scorecard(shared)
     missed = [a["late"] + a["too_short"] + a["open_breaches"] for a in card]
     assert missed == sorted(missed, reverse=True)
     order = [a["agency"] for a in card]
-    assert order.index(made["agencies"][1]) < order.index(made["agencies"][0]), "2 late before 1"
+    assert order.index(made["agencies"][1]) < order.index(made["agencies"][0]), "3 missed before 2"
 
 
 def items(server: ServerProcess, **params: str) -> list[dict[str, Any]]:
@@ -321,7 +323,9 @@ def test_the_drill_down_names_each_item_late_and_too_short_apart(
 ) -> None:
     made = break_rules(staff, unique("DD"))
     a1, a2 = made["agencies"]
-    [short] = items(shared, agency=a1)
+    notice_short, short = items(shared, agency=a1)
+    assert notice_short["rule"] == "construction.notice-deadline"
+    assert notice_short["state"] == "too_short"
     assert short["project"] == made["c"] and short["project_title"] == f"测试项目 {made['c']}"
     assert (short["status"], short["state"], short["kind"]) == ("late", "too_short", "at_least")
     assert short["rule"] == "construction.candidates-publicity"
@@ -339,11 +343,13 @@ def test_the_drill_down_names_each_item_late_and_too_short_apart(
     for item in late:
         assert (item["status"], item["state"]) == ("late", "late")
         assert moment(item["done_at"]) > moment(item["due_at"]), item
-    assert {i["rule"] for i in items(shared, project=made["g"], status="late")} == {
-        i["rule"] for i in late
-    }
+    by_project = [
+        *items(shared, project=made["g"], status="late"),
+        *items(shared, project=made["g2"], status="late"),
+    ]
+    assert {i["rule"] for i in by_project} == {i["rule"] for i in late}
     month = moment(made["award"]["published_at"]).astimezone(LEGAL_TZ).strftime("%Y-%m")
-    assert items(shared, agency=a1, month=month) == [short]
+    assert items(shared, agency=a1, month=month) == [notice_short, short]
     assert items(shared, agency=a1, month="1999-01") == []
     assert items(shared, agency=a1, status="open") == []
     assert items(shared, agency=a2, limit="1") == late[:1]
@@ -358,6 +364,7 @@ def test_an_overdue_item_is_open_until_published(start_server: Any) -> None:
     server = start_server()
     staff = Staff(server, server.token("open-admin"))
     staff.project("OPEN-1")
+    staff.publish("OPEN-1", "notice")
     long_ago = (datetime.now(LEGAL_TZ) - timedelta(days=40)).isoformat()
     award = staff.publish("OPEN-1", "award", occurred_at=long_ago)
     [item] = [
