@@ -161,7 +161,11 @@ def test_every_hash_matches_an_independent_recomputation(
     assert log[2:] == published  # served the same way by POST and by /api/events
     assert log[2]["occurred_at"] == "2026-12-01T09:30:00+08:00"  # in SUNBID_TIMEZONE
     assert log[2]["data"] == {**REQUIRED_FACTS["notice"], **AWKWARD_DATA}  # a notice's facts too
-    assert log[3]["region"] is None and log[3]["body"] == "" and log[3]["data"] == REQUIRED_FACTS["notice"]
+    assert (
+        log[3]["region"] is None
+        and log[3]["body"] == ""
+        and log[3]["data"] == REQUIRED_FACTS["notice"]
+    )
     assert log[4]["title"] == "澄清：第１号"
 
     # The stream carries the very same events, so a subscriber can check them too.
