@@ -91,7 +91,7 @@ export default async function list(main, ctx) {
   function fillStages() {
     const stages = chosen.category ? stagesOf(chosen.category) : everyStage();
     selects.stage.replaceChildren(selects.stage.firstChild,
-      ...stages.map((s) => h('option', { value: s.code }, stageName(s.code) + (s.oversight ? L('（监督）', ' (oversight)') : ''))));
+      ...stages.map((s) => h('option', { value: s.code }, stageName(s.code, chosen.category) + (s.oversight ? L('（监督）', ' (oversight)') : ''))));
     if (!stages.some((s) => s.code === chosen.stage)) chosen.stage = '';
     selects.stage.value = chosen.stage;
     selects.category.value = chosen.category;

@@ -1,7 +1,7 @@
 // `/p/{id}`: one transaction's whole process — what matters next (key dates
 // with a countdown), what happened (the timeline, newest first), the open
 // statutory deadlines, what comes next — kept live over the WebSocket.
-import { h, $, when, dueTime, exactMoney, parseTime, span, keepInPlace, showingCopy, failure, toast } from '../ui.js';
+import { h, $, dueTime, exactMoney, parseTime, span, keepInPlace, showingCopy, failure, toast } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
 import * as db from '../db.js';
@@ -237,7 +237,7 @@ export default async function project(main, ctx) {
       p.region && fact(L('地区', 'Region'), place(regionName, p.region)),
       p.budget != null && fact(L('预算', 'Budget'), h('span', { 'data-testid': 'budget' }, budgetText(p.budget, p.currency || 'CNY'))),
       p.must_tender != null && fact(L('依法必须招标', 'Tender required by law'), p.must_tender ? L('是', 'yes') : L('否', 'no')),
-      fact(L('最近动态', 'Latest activity'), h('span', { id: 'updated' }, when(p.updated_at))),
+      fact(L('最近动态', 'Latest activity'), h('span', { id: 'updated' }, dateTime(p.updated_at))),
     ];
   }
 
@@ -339,7 +339,7 @@ export default async function project(main, ctx) {
       timeline.insertBefore(eventItem(event, true, shown), older ?? null);
       shown.updated_at = event.published_at;
       if (event.stage === 'amended') amend(event);
-      $('#updated').textContent = when(event.published_at);
+      $('#updated').textContent = dateTime(event.published_at);
       if (movesStage(event.stage)) {
         shown.stage = event.stage;
         $('#current-stage').textContent = stageName(event.stage, shown.category);
@@ -402,7 +402,7 @@ function eventItem(event, isNew, project) {
     id: `e${event.seq}`, class: `event${kind}${isNew ? ' is-new' : ''}`,
     'data-testid': 'timeline-event', 'data-seq': event.seq, 'data-stage': event.stage, 'data-corrects': corrects ?? null,
   },
-  h('p', { class: 'when' }, when(event.occurred_at || event.published_at)),
+  h('p', { class: 'when' }, dateTime(event.occurred_at || event.published_at)),
   h('h3', null,
     isNew && h('span', { class: 'new' }, L('新', 'New')),
     // An amendment's title and text repeat its reason, shown below in the reader's language.
@@ -414,7 +414,7 @@ function eventItem(event, isNew, project) {
       : facts(event, project),
   event.truncated && h('p', { class: 'small muted' }, L('内容较长，刷新页面可查看全文。', 'Shortened; reload for the full text.')),
   h('p', { class: 'small muted' },
-    `#${event.seq} · ${L('发布于', 'published')} ${when(event.published_at)} · ${L('校验码', 'hash')} `,
+    `#${event.seq} · ${L('发布于', 'published')} ${dateTime(event.published_at)} · ${L('校验码', 'hash')} `,
     h('code', { title: event.hash }, (event.hash ?? '').slice(0, 12))));
 }
 
