@@ -39,9 +39,13 @@ class Site:
     def vocabulary(self) -> Any:
         return self.api("/api/categories")
 
-    def publish(self, project: str, stage: str, data: dict[str, Any]) -> dict[str, Any]:
+    def publish(
+        self, project: str, stage: str, data: dict[str, Any], **fields: Any
+    ) -> dict[str, Any]:
         """A publication carrying `data`, plus whatever else the vocabulary requires of it."""
-        return self.staff.publish(project, stage, data={**self.required(project, stage), **data})
+        return self.staff.publish(
+            project, stage, data={**self.required(project, stage), **data}, **fields
+        )
 
     def required(self, project: str, stage: str) -> dict[str, Any]:
         vocabulary = self.vocabulary()
@@ -76,9 +80,10 @@ def at(days: float = 0, hour: int = 9, minute: int = 30) -> str:
 
 
 def written(moment: str) -> str:
-    """How the app writes a moment: 2026年12月18日 09:30."""
+    """How the app writes a moment: 2026年12月18日 09:30 (24:00 for the last instant of a day)."""
     when = datetime.fromisoformat(moment)
-    return f"{when.year}年{when.month}月{when.day}日 {when:%H:%M}"
+    time = "24:00" if (when.hour, when.minute, when.second) == (23, 59, 59) else f"{when:%H:%M}"
+    return f"{when.year}年{when.month}月{when.day}日 {time}"
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +149,32 @@ def test_a_closed_tender_says_so(site: Site, page: Any) -> None:
     close = page.locator("[data-testid=key-dates] [data-testid=key-date][data-field=deadline]")
     expect(close).to_contain_text(written(past))
     expect(close.locator(".countdown")).to_have_text("已截止")
+
+
+def test_a_step_published_late_is_marked_on_the_timeline(site: Site, page: Any) -> None:
+    project = "PW-LATE-1"
+    site.staff.project(project)
+    site.publish(project, "notice", {"deadline": at(days=-60)}, occurred_at=at(days=-80))
+    site.publish(
+        project,
+        "award",
+        {"winner": "义乌市某建设有限公司", "amount": 1000000},
+        occurred_at=at(days=-45),
+    )
+    # The contract is due within 30 days of the award: signed 40 days after it.
+    contract = site.publish(
+        project, "contract", {"signed_at": at(days=-5)}, occurred_at=at(days=-5)
+    )
+    [late] = site.api(f"/api/compliance/items?project={project}&status=late")["items"]
+    assert late["target_seq"] == contract["seq"], late
+    days = (datetime.fromisoformat(late["done_at"]) - datetime.fromisoformat(late["due_at"])).days
+
+    visit(page, f"{site.url}/p/{project}")
+    step = page.locator(f'li[data-testid=timeline-event][data-seq="{contract["seq"]}"]')
+    mark = step.locator("[data-testid=late]")
+    expect(mark).to_contain_text(re.compile(rf"逾期 ({days}|{days + 1}) 天"))
+    expect(mark).to_contain_text(f"应于 {written(late['due_at'])} 前公开")
+    expect(page.locator("[data-testid=late]")).to_have_count(1)
 
 
 # --- the list ---------------------------------------------------------------------------------
