@@ -318,3 +318,32 @@ def test_facts_are_shown_exactly_as_published_with_names_and_units(site: Site, p
     label, value = fact("indicators")
     expect(value.locator("li")).to_have_count(2)
     expect(value.locator("li").nth(1)).to_contain_text("0.25")
+
+
+def test_numbers_and_citations_are_written_exactly(site: Site, page: Any) -> None:
+    """The app's own formats, as the page runs them: never rounded, cited as the books do."""
+    visit(page, site.url + "/")
+    written = page.evaluate(
+        """async () => {
+            const parts = await import('/static/js/views/parts.js');
+            return {
+                numbers: [0.0935, 12680000, 2.5, -1234.5].map(parts.exactNumber),
+                budgets: [11586000, 12850000, 4520.5, 123456789.12].map((n) => parts.budgetText(n)),
+                text: parts.factValue('start_price', '1285万元', {}),
+                bases: ['招标投标法 §46', '实施条例 §10', '§21', '§105', '§110']
+                    .map(parts.citation),
+                moment: parts.dateTime('2026-12-18T23:59:59+08:00'),
+            };
+        }"""
+    )
+    assert written["numbers"] == ["0.0935", "12,680,000", "2.5", "-1,234.5"], written
+    assert written["budgets"] == ["1,158.6 万元", "1,285 万元", "4,520.5 元", "12,345.678912 万元"]
+    assert written["text"] == "1285万元"
+    assert written["bases"] == [
+        "招标投标法 第四十六条",
+        "实施条例 第十条",
+        "第二十一条",
+        "第一百零五条",
+        "第一百一十条",
+    ], written
+    assert written["moment"] == "2026年12月18日 24:00"
