@@ -154,7 +154,7 @@ def test_a_closed_tender_says_so(site: Site, page: Any) -> None:
 def test_a_step_published_late_is_marked_on_the_timeline(site: Site, page: Any) -> None:
     project = "PW-LATE-1"
     site.staff.project(project)
-    site.publish(project, "notice", {"deadline": at(days=-60)}, occurred_at=at(days=-80))
+    site.publish(project, "notice", {"deadline": at(days=-55)}, occurred_at=at(days=-80))
     site.publish(
         project,
         "award",
@@ -165,8 +165,8 @@ def test_a_step_published_late_is_marked_on_the_timeline(site: Site, page: Any) 
     contract = site.publish(
         project, "contract", {"signed_at": at(days=-5)}, occurred_at=at(days=-5)
     )
-    [late] = site.api(f"/api/compliance/items?project={project}&status=late")["items"]
-    assert late["target_seq"] == contract["seq"], late
+    items = site.api(f"/api/compliance/items?project={project}&status=late")["items"]
+    [late] = [item for item in items if item["target_seq"] == contract["seq"]]
     days = (datetime.fromisoformat(late["done_at"]) - datetime.fromisoformat(late["due_at"])).days
 
     visit(page, f"{site.url}/p/{project}")
@@ -174,7 +174,7 @@ def test_a_step_published_late_is_marked_on_the_timeline(site: Site, page: Any) 
     mark = step.locator("[data-testid=late]")
     expect(mark).to_contain_text(re.compile(rf"逾期 ({days}|{days + 1}) 天"))
     expect(mark).to_contain_text(f"应于 {written(late['due_at'])} 前公开")
-    expect(page.locator("[data-testid=late]")).to_have_count(1)
+    expect(page.locator("[data-testid=late]")).to_have_count(len(items))
 
 
 # --- the list ---------------------------------------------------------------------------------

@@ -178,10 +178,11 @@ export default async function project(main, ctx) {
       h('span', { class: 'label' }, label),
       h('span', { class: 'at' }, at ? dateTime(at) : ''),
       note && h('span', { class: 'note small muted' }, note),
-      at && h('span', { class: 'countdown', 'data-at': at, 'data-kind': kind }));
+      at && h('span', { class: 'countdown', 'data-at': at, 'data-kind': kind, 'data-ended': kind === 'closes' && p.open === false ? '' : null }));
     if (close) rows.push(row(close.field, keyDateName(close.field), close.at, 'closes'));
     // Bids are opened publicly at the moment they close (招标投标法第三十四条).
-    if (lifecycle(p.category).includes('bid_opening') && close?.field === 'deadline') {
+    // (Unless the opening time is published as a key date of its own.)
+    if (lifecycle(p.category).includes('bid_opening') && close?.field === 'deadline' && !dates.some((d) => d.field === 'opening_at')) {
       const opened = p.timeline.find((e) => e.stage === 'bid_opening');
       rows.push(opened
         ? row('bid_opening', L('开标时间', 'Bid opening'), opened.occurred_at || opened.published_at, 'done')
@@ -202,11 +203,17 @@ export default async function project(main, ctx) {
   // --- late steps (the compliance watchdog's items) -----------------------------------------
 
   function lateText(item) {
+    const rule = item.rule_name ? h('span', { class: 'small' }, `（${L(item.rule_name.zh, item.rule_name.en || item.rule_name.zh)}）`) : '';
+    // A minimum period left too short (notice → bid deadline under 20 days) is not lateness.
+    if (item.state === 'too_short' || (item.kind === 'at_least' && !item.state)) {
+      return [h('strong', null, L('时限不足', 'Period too short')),
+        L(`，不应早于 ${dateTime(item.due_at)}`, `: not before ${dateTime(item.due_at)}`), rule];
+    }
     const days = Math.max(1, Math.ceil(((item.done_at ? parseTime(item.done_at) : Date.now()) - parseTime(item.due_at)) / 86_400_000));
     return [
       h('strong', null, L(`逾期 ${days} 天`, `${days} day${days > 1 ? 's' : ''} late`)),
       L(`，应于 ${dateTime(item.due_at)} 前公开`, `: due by ${dateTime(item.due_at)}`),
-      item.rule_name ? h('span', { class: 'small' }, `（${L(item.rule_name.zh, item.rule_name.en || item.rule_name.zh)}）`) : '',
+      rule,
     ];
   }
   async function markLate() {
@@ -483,7 +490,7 @@ function countdown(el) {
   const kind = el.dataset.kind;
   if (kind === 'closes' || kind === 'key' || kind === 'done') {
     el.classList.toggle('past', left < 0);
-    el.textContent = left >= 0
+    el.textContent = 'ended' in el.dataset ? L('已结束', 'Ended') : left >= 0
       ? L(`还有 ${span(left)}`, `${span(left)} left`)
       : kind === 'closes' ? L('已截止', 'Closed') : L('已过', 'Passed');
     return;
