@@ -236,5 +236,7 @@ function nextDate(project) {
   const name = shown.field ? keyDateName(shown.field) : L('截止', 'Closes');
   return h('span', { class: `meta key-date${left < 0 ? ' past' : ''}`, 'data-testid': 'next-key-date', 'data-field': shown.field ?? '' },
     `${name} ${shortDateTime(shown.at)} · `,
-    h('strong', null, left >= 0 ? L(`还有 ${span(left)}`, `${span(left)} left`) : L('已截止', 'Closed')));
+    // A window a result or a failure already ended is over, whatever its date said.
+    h('strong', null, shown === closes && project.open === false && left >= 0 ? L('已结束', 'Ended')
+      : left >= 0 ? L(`还有 ${span(left)}`, `${span(left)} left`) : L('已截止', 'Closed')));
 }
