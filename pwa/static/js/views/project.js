@@ -490,7 +490,7 @@ function countdown(el) {
   const kind = el.dataset.kind;
   if (kind === 'closes' || kind === 'key' || kind === 'done') {
     el.classList.toggle('past', left < 0);
-    el.textContent = 'ended' in el.dataset ? L('已结束', 'Ended') : left >= 0
+    el.textContent = 'ended' in el.dataset && left >= 0 ? L('已结束', 'Ended') : left >= 0
       ? L(`还有 ${span(left)}`, `${span(left)} left`)
       : kind === 'closes' ? L('已截止', 'Closed') : L('已过', 'Passed');
     return;
