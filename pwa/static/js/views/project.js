@@ -190,7 +190,7 @@ export default async function project(main, ctx) {
     }
     for (const d of dates) if (d !== close && !(close && d.field === close.field)) rows.push(row(d.field, keyDateName(d.field), d.at, 'key'));
     const next = p.deadlines.filter((d) => d.due).sort((a, b) => parseTime(a.due) - parseTime(b.due))[0];
-    if (next) rows.push(row('statutory', L(`法定时限：${next.name}`, `Statutory: ${ruleInEnglish(next)}`), next.due, 'due'));
+    if (next) rows.push(row('statutory', L(`法定时限：${next.name}`, `Statutory: ${next.name_en || ruleInEnglish(next)}`), next.due, 'due'));
     for (const item of lateOpen) rows.push(h('li', { class: 'key-date late-item', 'data-testid': 'late' }, lateText(item)));
     if (!rows.length) rows.push(h('li', { class: 'none' }, L('目前没有待定的关键日期。', 'No key date ahead.')));
     return rows;
@@ -286,11 +286,11 @@ export default async function project(main, ctx) {
       return [h('li', { class: 'none' }, L('目前没有待办的法定时限。', 'No statutory deadline is running now.'))];
     }
     return shown.deadlines.map((d) => h('li', { 'data-testid': 'deadline', class: 'deadline' },
-      h('p', { class: 'rule' }, L(d.name, ruleInEnglish(d))),
+      h('p', { class: 'rule' }, L(d.name, d.name_en || ruleInEnglish(d))),
       h('p', { class: 'countdown', 'data-at': d.due || d.not_before, 'data-kind': d.due ? 'due' : 'not_before' }),
       // How sure the basis is matters to supervisors; the public page states the basis plainly.
       h('p', { class: 'small muted' },
-        L('依据：', 'Basis: '), h('span', { lang: 'zh-CN' }, citation(d.basis)),
+        L('依据：', 'Basis: '), d.basis_en ? L(citation(d.basis), d.basis_en) : h('span', { lang: 'zh-CN' }, citation(d.basis)),
         d.estimated && h('strong', { class: 'estimated' },
           L(' · 估算：当年节假日安排尚未公布，按周一至周五计算', ' · Estimated: the year’s holidays are not yet published; counted Monday–Friday')))));
   }
