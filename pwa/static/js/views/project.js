@@ -190,7 +190,7 @@ export default async function project(main, ctx) {
     }
     for (const d of dates) if (d !== close && !(close && d.field === close.field)) rows.push(row(d.field, keyDateName(d.field), d.at, 'key'));
     const next = p.deadlines.filter((d) => d.due).sort((a, b) => parseTime(a.due) - parseTime(b.due))[0];
-    if (next) rows.push(row('statutory', L(`法定时限：${next.name}`, `Statutory: ${next.name_en || ruleInEnglish(next)}`), next.due, 'due'));
+    if (next) rows.push(row('statutory', L(`法定时限：${next.name}`, `Statutory: ${next.name_en || ruleInEnglish(next)}`), next.due, 'statutory'));
     for (const item of lateOpen) rows.push(h('li', { class: 'key-date late-item', 'data-testid': 'late' }, lateText(item)));
     if (!rows.length) rows.push(h('li', { class: 'none' }, L('目前没有待定的关键日期。', 'No key date ahead.')));
     return rows;
@@ -486,13 +486,13 @@ function countdown(el) {
   const at = el.dataset.at;
   const left = parseTime(at) - Date.now();
   const moment = dueTime(at);
-  el.classList.toggle('late', el.dataset.kind === 'due' && left < 0);
   const kind = el.dataset.kind;
-  if (kind === 'closes' || kind === 'key' || kind === 'done') {
-    el.classList.toggle('past', left < 0);
+  el.classList.toggle('late', (kind === 'due' || kind === 'statutory') && left < 0);
+  if (kind === 'closes' || kind === 'key' || kind === 'done' || kind === 'statutory') {
+    el.classList.toggle('past', left < 0 && kind !== 'statutory');
     el.textContent = 'ended' in el.dataset && left >= 0 ? L('已结束', 'Ended') : left >= 0
       ? L(`还有 ${span(left)}`, `${span(left)} left`)
-      : kind === 'closes' ? L('已截止', 'Closed') : L('已过', 'Passed');
+      : kind === 'closes' ? L('已截止', 'Closed') : kind === 'statutory' ? L('已超期', 'Overdue') : L('已过', 'Passed');
     return;
   }
   el.textContent = kind === 'due'
