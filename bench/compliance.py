@@ -966,10 +966,11 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
             " COUNT(*) FROM warnings GROUP BY 1, 2, 3 ORDER BY 4 DESC"
         )
     )
-    tallies = {"on_time": 0, "late": 0, "open_breaches": 0}
+    tallies = {"on_time": 0, "late": 0, "too_short": 0, "open_breaches": 0}
     for tally in wd.tallies.values():
         tallies["on_time"] += tally.on_time
         tallies["late"] += tally.late
+        tallies["too_short"] += tally.too_short
         tallies["open_breaches"] += tally.open_breaches
     full_gc_s, tracked, rss_trimmed = float("nan"), 0, 0
     if not args.observe_events:  # (a collection now would change what the timed window sees)
@@ -1533,7 +1534,7 @@ def print_report(
     t = first["tallies"]
     print(
         f"  scorecard totals: on time {t['on_time']:,}, late {t['late']:,}, "
-        f"open breaches {t['open_breaches']:,}"
+        f"too short {t.get('too_short', 0):,}, open breaches {t['open_breaches']:,}"
     )
     print(
         f"  warnings stored: {first['warnings']:,} "

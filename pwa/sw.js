@@ -49,8 +49,14 @@ self.addEventListener('fetch', (event) => {
 });
 
 // Every page is the same shell: served from the cache at once, online or not.
+// Without the `Link` header of '/' (what the list fetches first): this may be
+// another page, whose data comes from the copy kept on the device first anyway.
 async function shell(request) {
-  return (await caches.match('/', { cacheName: SHELL })) ?? fetch(request);
+  const kept = await caches.match('/', { cacheName: SHELL });
+  if (!kept) return fetch(request);
+  const headers = new Headers(kept.headers);
+  headers.delete('Link');
+  return new Response(kept.body, { status: kept.status, statusText: kept.statusText, headers });
 }
 
 async function cacheFirst(request) {

@@ -173,6 +173,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/api/events/{seq}/deliveries", push.deliveries),
         Route("/api/catalog", compliance.catalog),
         Route("/api/compliance", compliance.scorecard),
+        Route("/api/compliance/items", compliance.items),
         Route("/api/supervision/warnings", compliance.warnings),
     ]
     http = Starlette(

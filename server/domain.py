@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +53,16 @@ class Stage:
     en: str
     oversight: bool
     record: bool = False  # records the project itself: registered, amended
+    concludes: bool = False  # after it the project takes no more bids: award, contract, failed
+
+
+@dataclass(frozen=True)
+class Field:
+    """What the vocabulary says of one data key (`[fields.<key>]`)."""
+
+    key: str
+    key_date: tuple[str, str] | None  # (zh, en): a date that matters to bidders
+    closes: bool  # the date ends the bidding window
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class Category:
 class Domain:
     stages: dict[str, Stage]
     categories: dict[str, Category]
+    fields: dict[str, Field] = dataclass_field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = CATEGORIES_FILE) -> Domain:
@@ -75,10 +87,11 @@ class Domain:
             raw = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise DomainFileError(f"{path}: {exc}") from exc
-        unknown = sorted(set(raw) - {"stages", "categories"})
+        unknown = sorted(set(raw) - {"stages", "categories", "fields"})
         if unknown:
             raise DomainFileError(
-                f"{path}: unknown table [{unknown[0]}]: use [stages.<code>] and [categories.<code>]"
+                f"{path}: unknown table [{unknown[0]}]:"
+                " use [stages.<code>], [categories.<code>] and [fields.<key>]"
             )
         stages = {code: _stage(path, code, entry) for code, entry in _table(path, raw, "stages")}
         oversight = tuple(s.code for s in stages.values() if s.oversight)
@@ -105,7 +118,10 @@ class Domain:
                 lifecycle=tuple(lifecycle),
                 stages=frozenset(lifecycle) | frozenset(oversight),
             )
-        return cls(stages=stages, categories=categories)
+        fields = {}
+        if "fields" in raw:
+            fields = {key: _field(path, key, entry) for key, entry in _table(path, raw, "fields")}
+        return cls(stages=stages, categories=categories, fields=fields)
 
     @cached_property
     def lifecycle_stages(self) -> frozenset[str]:
@@ -135,6 +151,21 @@ class Domain:
                 for c in self.categories.values()
             ]
         }
+
+    @cached_property
+    def concluding_stages(self) -> frozenset[str]:
+        """The stages after which a project takes no more bids."""
+        return frozenset(s.code for s in self.stages.values() if s.concludes)
+
+    @cached_property
+    def key_date_fields(self) -> tuple[str, ...]:
+        """The data keys that hold a date that matters to bidders."""
+        return tuple(f.key for f in self.fields.values() if f.key_date is not None)
+
+    @cached_property
+    def closing_fields(self) -> frozenset[str]:
+        """The data keys whose date ends the bidding window."""
+        return frozenset(f.key for f in self.fields.values() if f.closes)
 
     def is_lifecycle(self, stage: str) -> bool:
         return stage in self.lifecycle_stages
@@ -362,9 +393,30 @@ def _table(path: Path, raw: dict[str, Any], name: str) -> list[tuple[str, dict[s
     return list(table.items())
 
 
+def _field(path: Path, key: str, entry: dict[str, Any]) -> Field:
+    """A `[fields.<key>]` entry; only what this code reads is checked here
+    (the entry may say more of the field: its names, kind and unit)."""
+    where = f"fields.{key}"
+    key_date = entry.get("key_date")
+    names = None
+    if key_date is not None:
+        if not isinstance(key_date, dict):
+            raise DomainFileError(f"{path}: {where}.key_date: a table {{zh = …, en = …}}")
+        names = (
+            _text(path, f"{where}.key_date", key_date, "zh"),
+            _text(path, f"{where}.key_date", key_date, "en"),
+        )
+    closes = entry.get("closes", False)
+    if not isinstance(closes, bool):
+        raise DomainFileError(f"{path}: {where}.closes: true or false")
+    if closes and names is None:
+        raise DomainFileError(f"{path}: {where}.closes: only for a key_date field")
+    return Field(key, names, closes)
+
+
 def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
     flags = {}
-    for flag in ("oversight", "record"):
+    for flag in ("oversight", "record", "concludes"):
         flags[flag] = entry.get(flag, False)
         if not isinstance(flags[flag], bool):
             raise DomainFileError(f"{path}: stages.{code}.{flag}: true or false")
@@ -374,6 +426,7 @@ def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
         _text(path, f"stages.{code}", entry, "en"),
         flags["oversight"],
         flags["record"],
+        flags["concludes"],
     )
 
 

@@ -69,6 +69,9 @@ class Settings:
     # /metrics asks for (None: open, for a scraper on a private network).
     log_format: str
     metrics_token: str | None
+    # The app's public origin (SUNBID_PUBLIC_URL): share cards' absolute URLs.
+    # None: the origin each request came to.
+    public_url: str | None = None
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -118,6 +121,7 @@ class Settings:
             idempotency_keep_hours=whole(env, "SUNBID_IDEMPOTENCY_KEEP_HOURS", 168, 1),
             log_format=read.log_format(env),
             metrics_token=_token(env, "SUNBID_METRICS_TOKEN"),
+            public_url=read.origin(env, "SUNBID_PUBLIC_URL"),
             environ=read.sunbid_variables(env),
         )
 

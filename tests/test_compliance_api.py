@@ -268,8 +268,11 @@ def test_scorecard_shape_and_filters(shared: ServerProcess, staff: Staff) -> Non
     [entry] = scorecard(shared, agency=a1)
     assert entry["agency"] == a1
     assert set(entry) >= SCORE_FIELDS and {"by_category", "by_period"} <= set(entry)
-    assert entry["due"] == entry["on_time"] + entry["late"] + entry["open_breaches"]
-    assert entry["late"] >= 1
+    assert entry["due"] == (
+        entry["on_time"] + entry["late"] + entry["too_short"] + entry["open_breaches"]
+    )
+    # The candidates' publicity was too short (时限不足): that is not late.
+    assert entry["too_short"] == 1 and entry["late"] == 0
     assert 0 <= entry["on_time_rate"] < 1
     assert [c["category"] for c in entry["by_category"]] == ["construction"]
     month = moment(made["award"]["published_at"]).strftime("%Y-%m")
@@ -281,8 +284,118 @@ def test_scorecard_shape_and_filters(shared: ServerProcess, staff: Staff) -> Non
     assert scorecard(shared, agency=a2, category="construction") == []
     assert scorecard(shared, agency=a1, period=month) == [entry]
     assert scorecard(shared, agency=a1, period="1999-01") == []
+    assert scorecard(shared, agency=a1, month=month) == [entry]
+    assert scorecard(shared, agency=a1, month="1999-01") == []
     everyone = {a["agency"] for a in scorecard(shared)}
     assert {a1, a2} <= everyone
+
+
+def test_the_scorecard_lists_the_worst_agencies_first(shared: ServerProcess, staff: Staff) -> None:
+    made = break_rules(staff, unique("WF"))
+    card = scorecard(shared)
+    missed = [a["late"] + a["too_short"] + a["open_breaches"] for a in card]
+    assert missed == sorted(missed, reverse=True)
+    order = [a["agency"] for a in card]
+    assert order.index(made["agencies"][1]) < order.index(made["agencies"][0]), "2 late before 1"
+
+
+def items(server: ServerProcess, **params: str) -> list[dict[str, Any]]:
+    response = httpx.get(server.url + "/api/compliance/items", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert RFC3339_CST.match(body["as_of"]), body["as_of"]
+    return list(body["items"])
+
+
+def test_the_drill_down_names_each_item_late_and_too_short_apart(
+    shared: ServerProcess, staff: Staff
+) -> None:
+    made = break_rules(staff, unique("DD"))
+    a1, a2 = made["agencies"]
+    [short] = items(shared, agency=a1)
+    assert short["project"] == made["c"] and short["project_title"] == f"测试项目 {made['c']}"
+    assert (short["status"], short["state"], short["kind"]) == ("late", "too_short", "at_least")
+    assert short["rule"] == "construction.candidates-publicity"
+    assert short["rule_name"] == {"zh": "中标候选人公示期不少于3日", "en": short["rule_name"]["en"]}
+    assert "3 days" in short["rule_name"]["en"] and short["basis"] == "招标投标法实施条例 §54"
+    assert short["basis_en"] == "Bidding Law Implementing Regulations §54"
+    assert short["advisory"] is False
+    assert short["target_seq"] == made["award"]["seq"]
+    assert moment(short["done_at"]) == moment(made["award"]["published_at"])
+    late = items(shared, agency=a2)
+    assert {i["rule"] for i in late} == {
+        "all.information-published",
+        "gov_procurement.contract-published",
+    }
+    for item in late:
+        assert (item["status"], item["state"]) == ("late", "late")
+        assert moment(item["done_at"]) > moment(item["due_at"]), item
+    assert {i["rule"] for i in items(shared, project=made["g"], status="late")} == {
+        i["rule"] for i in late
+    }
+    month = moment(made["award"]["published_at"]).astimezone(LEGAL_TZ).strftime("%Y-%m")
+    assert items(shared, agency=a1, month=month) == [short]
+    assert items(shared, agency=a1, month="1999-01") == []
+    assert items(shared, agency=a1, status="open") == []
+    assert items(shared, agency=a2, limit="1") == late[:1]
+    # On time: one project's every item, the every-event rule's too.
+    on_time = items(shared, project=made["c"], status="on_time")
+    assert on_time and all(i["status"] == "on_time" for i in on_time)
+    assert {i["rule"] for i in on_time} >= {"all.information-published"}
+
+
+def test_an_overdue_item_is_open_until_published(start_server: Any) -> None:
+    """A fresh server whose award was published 40 days ago, with no contract yet."""
+    server = start_server()
+    staff = Staff(server, server.token("open-admin"))
+    staff.project("OPEN-1")
+    long_ago = (datetime.now(LEGAL_TZ) - timedelta(days=40)).isoformat()
+    award = staff.publish("OPEN-1", "award", occurred_at=long_ago)
+    [item] = [
+        i for i in items(server, project="OPEN-1") if i["rule"] == "construction.award-contract"
+    ]
+    assert (item["status"], item["state"], item["done_at"]) == ("open", "overdue", None)
+    assert item["trigger_seq"] == award["seq"] and item["target_seq"] is None
+    assert items(server, project="OPEN-1", status="open") == [item]
+    # Published 40 days after it happened: that is late too (20 working days).
+    assert [i["rule"] for i in items(server, status="late")] == ["all.information-published"]
+    signed = datetime.now(LEGAL_TZ).isoformat()
+    contract = staff.publish("OPEN-1", "contract", data={"signed_at": signed})
+    [done] = [
+        i
+        for i in items(server, project="OPEN-1", status="late")
+        if i["rule"] == "construction.award-contract"
+    ]
+    assert done["target_seq"] == contract["seq"] and done["state"] == "late"
+    assert items(server, project="OPEN-1", status="open") == []
+    staff.client.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"month": "2026-13"}, "month"),
+        ({"month": "26-01"}, "month"),
+        ({"status": "too_short"}, "status"),
+        ({"status": "on_time"}, "status"),  # needs project=
+        ({"project": "a b"}, "project"),
+        ({"agency": "x" * 65}, "agency"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "5001"}, "limit"),
+    ],
+)
+def test_drill_down_bad_parameters_are_422(
+    shared: ServerProcess, params: dict[str, str], field: str
+) -> None:
+    url = shared.url + "/api/compliance/items"
+    assert_error(httpx.get(url, params=params), 422, field)
+
+
+def test_the_demo_drill_down_shows_its_late_contract(start_server: Any) -> None:
+    server = start_server(SUNBID_DEMO="1")
+    late = items(server, status="late")
+    assert any(i["rule"].endswith("award-contract") for i in late), late
+    assert all(i["project_title"] for i in late)
 
 
 @pytest.mark.parametrize(

@@ -319,10 +319,14 @@ def test_candidates_publicity_lasts_at_least_three_days(award: str, met: bool) -
     dog.observe(history("P", "contract", "2026-03-20T10:00", signed_at="2026-03-20T09:00+08:00"))
     assert dog.fire(at("2027-01-01T00:00")) == []
     assert breach.resolved_at is None
-    # In the scorecard it is a disclosure made too early (late), not an
-    # overdue one still awaited (open breach).
-    card = totals(dog.scorecard(), "YW-GGZY")
-    assert card["late"] == 1 and card["open_breaches"] == 0
+    # In the scorecard it is a period left too short (时限不足): neither late
+    # nor an overdue one still awaited (open breach).
+    card = next(a for a in dog.scorecard() if a["agency"] == "YW-GGZY")
+    assert card["too_short"] == 1 and card["late"] == 0 and card["open_breaches"] == 0
+    assert breach.to_json()["state"] == "too_short" and breach.message.startswith("时限不足")
+    [item] = dog.items("P")
+    assert (item["status"], item["state"], item["kind"]) == ("late", "too_short", "at_least")
+    assert (item["trigger_seq"], item["target_seq"]) == (1, 2)
 
 
 @pytest.mark.parametrize(
@@ -437,9 +441,11 @@ def test_deadlines_show_awaited_stages_and_earliest_allowed_ones() -> None:
         {
             "rule": PUBLICITY,
             "name": RULES[PUBLICITY].name,
+            "name_en": RULES[PUBLICITY].name_en,
             "kind": "at_least",
             "target": "award",
             "basis": "招标投标法实施条例 §54",
+            "basis_en": RULES[PUBLICITY].basis_en,
             "confidence": "statute",
             "trigger": 1,
             "due": None,
@@ -450,9 +456,11 @@ def test_deadlines_show_awaited_stages_and_earliest_allowed_ones() -> None:
         {
             "rule": "construction.objection-reply",
             "name": RULES["construction.objection-reply"].name,
+            "name_en": RULES["construction.objection-reply"].name_en,
             "kind": "due_within",
             "target": "objection_reply",
             "basis": "招标投标法实施条例 §22",
+            "basis_en": RULES["construction.objection-reply"].basis_en,
             "confidence": "statute",
             "trigger": 2,
             "due": "2026-03-06T23:59:59.999+08:00",
@@ -527,10 +535,11 @@ def scored_history() -> tuple[History, Watchdog]:
 def test_scorecard_counts_per_agency_category_and_month() -> None:
     _, dog = scored_history()
     card = dog.scorecard()
-    assert [a["agency"] for a in card] == ["YW-GGZY", "YW-ZFCG"]
+    # Worst first: one item missed each, then the lower on-time rate (2/3 < 4/5).
+    assert [a["agency"] for a in card] == ["YW-ZFCG", "YW-GGZY"]
     # Each event counts once (published within 20 WD of occurring) in its month;
     # each due_within deadline in the month it fell due.
-    ggzy = card[0]
+    ggzy = card[1]
     assert totals(card, "YW-GGZY") == score(5, 4, open_breaches=1)
     assert ggzy["completed"] == 4
     assert [c["category"] for c in ggzy["by_category"]] == ["construction"]
@@ -542,7 +551,7 @@ def test_scorecard_counts_per_agency_category_and_month() -> None:
     }
     assert periods["2026-04"]["on_time_rate"] == 0.5
     assert totals(card, "YW-ZFCG") == score(3, 2, late=1)
-    assert card[1]["on_time_rate"] == 0.6667
+    assert card[0]["on_time_rate"] == 0.6667
 
 
 def test_scorecard_filters_by_agency_category_and_period() -> None:
@@ -564,8 +573,8 @@ def test_an_at_least_breach_counts_once_in_the_scorecard() -> None:
     dog.observe(history("P", "award", "2026-03-03T10:00"))  # publicity too short
     entry = dog.scorecard(period="2026-03")[0]
     # Two publications (each on time for the every-event rule) and one rule
-    # broken by a publication: three things due, two on time, one late.
-    assert entry["late"] == 1 and entry["open_breaches"] == 0
+    # broken by a publication: three things due, two on time, one too short.
+    assert entry["too_short"] == 1 and entry["late"] == 0 and entry["open_breaches"] == 0
     assert entry["due"] == 3 and entry["on_time_rate"] == round(2 / 3, 4)
 
 
@@ -860,6 +869,15 @@ def test_a_restored_snapshot_goes_on_exactly_as_the_watchdog_it_was_taken_from()
     assert len(expected) >= 5  # resolutions, a too-short publicity, P's overdue contract
     assert dog.deadlines("P", at("2026-05-01T00:00")) == copy.deadlines("P", at("2026-05-01T00:00"))
     assert dog.scorecard() == copy.scorecard()
+    assert dog.items() == copy.items() and {i["state"] for i in dog.items()} >= {
+        "too_short",
+        "late",
+        "overdue",
+    }
+    # The items made before the snapshot came through it.
+    again = watchdog()
+    snapshots.load(again, snapshots.dump(dog))
+    assert again.items() == dog.items()
 
 
 def test_a_snapshot_names_rules_by_id_and_refuses_one_it_does_not_know(tmp_path: Path) -> None:

@@ -293,6 +293,9 @@ def test_every_answer_matches_the_document(
     )
     check(anyone.get("/api/projects"), "/api/projects", 200)
     check(anyone.get("/api/projects", params={"limit": "2", "q": "OA"}), "/api/projects", 200)
+    closing = {"limit": "1", "q": "OA 项目", "status": "open", "sort": "closes"}
+    check(anyone.get("/api/projects", params=closing), "/api/projects", 200)
+    check(anyone.get("/api/projects", params={"sort": "soon"}), "/api/projects", 422)
     check(anyone.get("/api/projects", params={"limit": "0"}), "/api/projects", 422)
     check(anyone.get("/api/projects", params={"q": "x" * 101}), "/api/projects", 422)
 
@@ -355,6 +358,12 @@ def test_every_answer_matches_the_document(
     check(anyone.get("/api/catalog"), "/api/catalog", 200)
     check(anyone.get("/api/compliance"), "/api/compliance", 200)
     check(anyone.get("/api/compliance", params={"period": "2026-13"}), "/api/compliance", 422)
+    check(anyone.get("/api/compliance", params={"month": "2026-1"}), "/api/compliance", 422)
+    items = "/api/compliance/items"
+    on_time = check(anyone.get(items, params={"project": "OA-1", "status": "on_time"}), items, 200)
+    assert on_time["items"], "every event is an item (published within 20 working days)"
+    check(anyone.get(items, params={"month": "2026-11"}), items, 200)
+    check(anyone.get(items, params={"status": "overdue"}), items, 422)
     warnings = "/api/supervision/warnings"
     check(client.get(warnings), warnings, 200)
     check(anyone.get(warnings), warnings, 401)

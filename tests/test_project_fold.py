@@ -8,7 +8,7 @@ import orjson
 
 from server.core.events import StoredEvent
 from server.domain import Domain
-from server.projects.fold import ProjectFold
+from server.projects.fold import FoldRules, ProjectFold
 
 DOMAIN = Domain.load()
 FIELDS = {"title": "某道路工程", "budget": 100.0, "currency": "CNY", "region": "330782"}
@@ -47,7 +47,7 @@ def registered(seq: int, at: str, published_at: str | None = None, **fields: Any
 
 
 def fold(events: list[StoredEvent]) -> dict[str, dict[str, Any]]:
-    projection = ProjectFold(DOMAIN.lifecycle_stages)
+    projection = ProjectFold(FoldRules.of(DOMAIN))
     projection.apply(events)
     assert projection.cursor == (events[-1].seq if events else 0)
     return {r.id: r.public() | {"activity_us": r.activity_us} for r in projection.registered()}
@@ -68,6 +68,8 @@ def test_registration_gives_the_record() -> None:
         "created_at": "2026-12-01T09:00:00.000+08:00",
         "updated_at": "2026-12-01T09:00:00.000+08:00",
         "last_seq": 1,
+        "key_dates": [],
+        "closes_at": None,
         "activity_us": project["activity_us"],
     }
 
@@ -157,10 +159,10 @@ def test_folding_in_pieces_is_folding_at_once() -> None:
         event(3, "amended", "2026-12-03T09:00:00.000+08:00", data={"changes": {"budget": 1.0}}),
         event(4, "award", "2026-12-04T09:00:00.000+08:00"),
     ]
-    pieces = ProjectFold(DOMAIN.lifecycle_stages)
+    pieces = ProjectFold(FoldRules.of(DOMAIN))
     for one in events:
         pieces.apply([one])
-    at_once = ProjectFold(DOMAIN.lifecycle_stages)
+    at_once = ProjectFold(FoldRules.of(DOMAIN))
     at_once.apply(events)
     assert pieces.registered() == at_once.registered() and pieces.cursor == 4
 
@@ -174,3 +176,120 @@ def test_the_record_stages_are_neither_publishable_nor_lifecycle() -> None:
     assert (
         orjson.dumps(listed[-2]["name"]).decode() == '{"zh":"项目登记","en":"Project registered"}'
     )
+
+
+def records(events: list[StoredEvent]) -> dict[str, Any]:
+    projection = ProjectFold(FoldRules.of(DOMAIN))
+    projection.apply(events)
+    return {r.id: r for r in projection.registered()}
+
+
+def test_key_dates_are_the_latest_values_ascending_and_closes_at_the_latest_closing_one() -> None:
+    events = [
+        registered(1, "2026-12-01T09:00:00.000+08:00"),
+        event(
+            2,
+            "notice",
+            "2026-12-01T10:00:00.000+08:00",
+            data={"deadline": "2026-12-25T09:30:00+08:00", "bid_bond": 1000},
+        ),
+        event(
+            3,
+            "clarification",
+            "2026-12-05T10:00:00.000+08:00",
+            data={"deadline": "2026-12-28T09:30:00+08:00"},
+        ),
+        event(
+            4,
+            "candidates",
+            "2026-12-29T10:00:00.000+08:00",
+            data={"publicity_ends": "2026-12-20T00:00:00+08:00"},
+        ),
+    ]
+    record = records(events)["P-1"]
+    assert record.key_dates == [
+        {
+            "field": "publicity_ends",
+            "at": "2026-12-20T00:00:00+08:00",
+            "stage": "candidates",
+            "seq": 4,
+        },
+        {
+            "field": "deadline",
+            "at": "2026-12-28T09:30:00+08:00",
+            "stage": "clarification",
+            "seq": 3,
+        },
+    ]
+    assert record.closes_at == "2026-12-28T09:30:00+08:00", "the clarification's replaces"
+    assert not record.concluded
+
+
+def test_a_correction_of_a_key_date_replaces_it_and_junk_is_not_a_date() -> None:
+    events = [
+        registered(1, "2026-12-01T09:00:00.000+08:00"),
+        event(
+            2,
+            "notice",
+            "2026-12-01T10:00:00.000+08:00",
+            data={"listing_ends": "2026-12-20T17:00:00+08:00"},
+        ),
+        event(
+            3,
+            "notice",
+            "2026-12-01T11:00:00.000+08:00",
+            data={"auction_starts": "明天", "deadline": 5},
+        ),
+        event(
+            4,
+            "correction",
+            "2026-12-02T10:00:00.000+08:00",
+            data={
+                "corrects": 2,
+                "field": "listing_ends",
+                "was": "x",
+                "now": "2026-12-22T17:00:00+08:00",
+            },
+        ),
+    ]
+    record = records(events)["P-1"]
+    assert [(d["field"], d["at"], d["seq"]) for d in record.key_dates] == [
+        ("listing_ends", "2026-12-22T17:00:00+08:00", 4)
+    ]
+    assert record.closes_at == "2026-12-22T17:00:00+08:00"
+
+
+def test_open_until_it_closes_or_concludes() -> None:
+    notice = event(
+        2, "notice", "2026-12-01T10:00:00.000+08:00", data={"deadline": "2026-12-25T09:30:00+08:00"}
+    )
+    record = records([registered(1, "2026-12-01T09:00:00.000+08:00"), notice])["P-1"]
+    closes = record.closes_us
+    assert record.is_open(closes - 1) and not record.is_open(closes)
+    record = records(
+        [
+            registered(1, "2026-12-01T09:00:00.000+08:00"),
+            notice,
+            event(3, "failed", "2026-12-02T09:00:00.000+08:00"),
+        ]
+    )["P-1"]
+    assert record.concluded and not record.is_open(closes - 1)
+    assert not records([registered(1, "2026-12-01T09:00:00.000+08:00")])["P-1"].is_open(0), (
+        "no closes_at"
+    )
+
+
+def test_search_text_holds_every_events_title_and_body_lower_cased() -> None:
+    events = [
+        registered(1, "2026-12-01T09:00:00.000+08:00"),
+        StoredEvent.from_dict(
+            {
+                "seq": 2, "project": "P-1", "category": "construction", "agency": "YW-GGZY",
+                "region": None, "stage": "notice", "title": "Road NOTICE", "body": "市政 Asphalt",
+                "data": {}, "occurred_at": "2026-12-01T10:00:00.000+08:00",
+                "published_at": "2026-12-01T10:00:00.000+08:00",
+            }
+        ),
+    ]  # fmt: skip
+    search = records(events)["P-1"].search
+    assert "road notice" in search and "市政 asphalt" in search

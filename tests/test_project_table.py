@@ -46,8 +46,12 @@ def project_input(project_id: str, **fields: Any) -> dict[str, Any]:
     )
 
 
-async def publish(store: SQLiteStore, project: dict[str, Any], stage: str) -> None:
-    draft = DOMAIN.event_input({"stage": stage, "title": stage}, project["category"], TZ)
+async def publish(
+    store: SQLiteStore, project: dict[str, Any], stage: str, data: dict[str, Any] | None = None
+) -> None:
+    draft = DOMAIN.event_input(
+        {"stage": stage, "title": stage, "data": data or {}}, project["category"], TZ
+    )
     await store.append(AppendRequest(project=project, draft=draft))
 
 
@@ -56,7 +60,7 @@ async def history(store: SQLiteStore, projects: ProjectTable) -> None:
         await store.append(registration(project_input(f"P-{n}", region="330782", budget=n)))
     p1 = await projects.get("P-1")
     assert p1 is not None
-    await publish(store, p1, "notice")
+    await publish(store, p1, "notice", {"deadline": "2026-12-25T09:30:00+08:00"})
     await store.append(amendment(p1, {"title": "新名称", "must_tender": True}, "更名"))
     p1 = await projects.get("P-1")
     assert p1 is not None
@@ -91,12 +95,20 @@ async def test_the_table_is_what_the_log_yields(log: tuple[SQLiteStore, ProjectT
         ("UPDATE projects SET activity_us = 1 WHERE id = 'P-0'", "projects: P-0 activity_us 1"),
         ("DELETE FROM projects WHERE id = 'P-2'", "projects: P-2 is missing"),
         (
-            "INSERT INTO projects SELECT 'P-9', title, category, agency, region, budget, currency,"
+            "INSERT INTO projects (id, title, category, agency, region, budget, currency,"
+            " must_tender, stage, created_at, updated_at, activity_us, last_seq)"
+            " SELECT 'P-9', title, category, agency, region, budget, currency,"
             " must_tender, stage, created_at, updated_at, activity_us, last_seq FROM projects"
             " WHERE id = 'P-0'",
             "projects: P-9 is not a project the log registers",
         ),
         ("UPDATE cursors SET seq = 99 WHERE name = 'projects'", "projects: cursor 99 is past"),
+        ("UPDATE projects SET search = 'x' WHERE id = 'P-1'", "projects: P-1 search 'x'"),
+        ("UPDATE projects SET concluded = 1 WHERE id = 'P-0'", "projects: P-0 concluded True"),
+        (
+            "UPDATE projects SET key_dates = '[]', closes_at = NULL WHERE id = 'P-1'",
+            "projects: P-1 key_dates []",
+        ),
     ],
 )
 async def test_check_names_the_first_row_that_differs_and_rebuild_mends_it(
@@ -215,3 +227,20 @@ async def test_publications_written_without_the_full_fold_agree_with_it(
     q0 = await projects.get("Q-0")
     assert q0 is not None and q0["stage"] == "award" and q0["last_seq"] == 6
     assert q0["updated_at"].startswith("2026-11-06T09:00:00")  # the objection, published last
+
+
+async def test_a_table_an_older_fold_wrote_is_folded_again_at_open(tmp_path: Path) -> None:
+    store, projects = await opened(tmp_path / "log.db")
+    await history(store, projects)
+    want = await projects.get("P-1")
+    assert want is not None and want["closes_at"] == "2026-12-25T09:30:00+08:00"
+    await store.close()
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        db.execute("UPDATE projects SET key_dates = '[]', closes_at = NULL, search = ''")
+        db.execute("DELETE FROM fold_versions")
+    store, projects = await opened(tmp_path / "log.db")
+    try:
+        assert await projects.get("P-1") == want
+        assert await projects.check(store) is None
+    finally:
+        await store.close()

@@ -47,6 +47,11 @@ HEADERS = {
     "Retry-After": {"schema": {"type": "integer", "minimum": 0}},
     "Location": {"schema": {"type": "string"}},
     "ETag": {"schema": {"type": "string"}},
+    "Link": {
+        "description": "What the page fetches first: its data (`rel=preload; as=fetch`) "
+        "and its code (`rel=modulepreload`), so the browser fetches them with the app's code.",
+        "schema": {"type": "string"},
+    },
 }
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "staff": [{"bearer": []}],

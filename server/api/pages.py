@@ -14,6 +14,13 @@ kept beside its plain bytes, with an ETag of its own.
 Offline and fast starts are the service worker's job: `/sw.js` is served
 with a digest of all the app's files and the list of them spliced in, so any
 change to any file is a new worker with a new cache.
+
+A first visit on a slow network waits mostly for round trips: the shell, then
+the app's code, then the data its first page shows. So the shell's answer
+names in a `Link` header what the page it is asked for will need — the
+vocabulary, the page's data, the page's own view module — and the browser
+fetches it all at once, while it is still fetching the code. The body stays
+the same for every page (one ETag, one cached shell).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -33,7 +41,8 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from server.api import JSONResponse
+from server.api import JSONResponse, share, state_of
+from server.core.topics import CODE
 
 log = logging.getLogger("sunbid")
 
@@ -41,6 +50,21 @@ PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
 STATIC = "static"
 # Every path the app routes on the client (pwa/static/js/router.js) answers with the shell.
 SHELL_PATHS = ("/", "/p/{project_id}", "/follows", "/catalog", "/staff")
+RENDERED_KEEP = 256  # shells with a card kept rendered (and gzipped), the latest asked for
+# What each page's first render fetches (pwa/static/js/app.js, views/list.js,
+# views/project.js), named in the shell's `Link` header; keep the two in step
+# (tests/test_pwa_fast.py checks that nothing is fetched twice). `crossorigin`:
+# a preload matches the app's fetch() only with the same credentials mode.
+VOCABULARY_LINKS = (
+    "</api/categories>; rel=preload; as=fetch; crossorigin",
+    "</api/directory>; rel=preload; as=fetch; crossorigin",
+)
+LIST_VIEW = "</static/js/views/list.js>; rel=modulepreload"
+PROJECT_VIEW = "</static/js/views/project.js>; rel=modulepreload"
+FIRST_LIST_PAGE = "/api/projects?limit=20"  # views/list.js without filters
+# Characters encodeURIComponent leaves as they are, besides quote()'s own.
+URI_COMPONENT_SAFE = "!~*'()"
+LONGEST_PRELOADED_ID = 200
 # The placeholders in pwa/sw.js that each answer fills in.
 BUILD_LINE = 'const BUILD = "dev";'
 ASSETS_LINE = "const ASSETS = [];"
@@ -117,10 +141,30 @@ class AppPages:
             )
         self._files: dict[str, LoadedFile] = {}
         self._worker: tuple[tuple[tuple[str, int, int], ...], LoadedFile] | None = None
+        self._rendered: dict[bytes, LoadedFile] = {}
         self.static = StaticAssets(self, directory=root / STATIC, check_dir=False)
 
     async def shell(self, request: Request) -> Response:
-        return self._answer(request, self._load("index.html"), "text/html; charset=utf-8")
+        """The shell, with the page's share card: a project's for `/p/{id}` (an
+        unknown one gets the app's own: the app shows its not-found)."""
+        template = self._load("index.html")
+        if template is None:
+            return _missing()
+        state = state_of(request)
+        origin = state.settings.public_url or f"{request.url.scheme}://{request.url.netloc}"
+        card = None
+        project_id = request.path_params.get("project_id")
+        if project_id is not None and CODE.fullmatch(project_id):
+            project = await state.projects.get(project_id)
+            if project is not None:
+                card = share.project_card(project, state.domain, f"/p/{project_id}")
+        body = share.render(template.body, card, origin, request.url.path)
+        answer = self._answer(
+            request, self._rendered_file(body, template.stamp), "text/html; charset=utf-8"
+        )
+        if answer.status_code in (200, 304):
+            answer.headers["Link"] = ", ".join(first_needs(request))
+        return answer
 
     async def manifest(self, request: Request) -> Response:
         return self._answer(
@@ -156,6 +200,16 @@ class AppPages:
             cached = _loaded(path.read_bytes(), stamp)
             self._files[name] = cached
         return cached
+
+    def _rendered_file(self, body: bytes, stamp: tuple[int, int]) -> LoadedFile:
+        """`body` with its ETag and gzip, computed once while it is asked for."""
+        found = self._rendered.pop(body, None)
+        if found is None or found.stamp != stamp:
+            found = _loaded(body, stamp)
+        self._rendered[body] = found  # the latest asked for last
+        while len(self._rendered) > RENDERED_KEEP:
+            del self._rendered[next(iter(self._rendered))]
+        return found
 
     def _worker_file(self) -> LoadedFile | None:
         """sw.js with BUILD (a digest of every app file) and ASSETS (the static files)."""
@@ -237,6 +291,23 @@ class StaticAssets(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         return self.pages.static_answer(str(full_path), scope)
+
+
+def first_needs(request: Request) -> list[str]:
+    """`Link` values for what the first render of the page asked for fetches."""
+    links = list(VOCABULARY_LINKS)
+    project_id = request.path_params.get("project_id")
+    if project_id is not None:
+        links.append(PROJECT_VIEW)
+        if len(project_id) <= LONGEST_PRELOADED_ID:
+            path = "/api/projects/" + quote(project_id, safe=URI_COMPONENT_SAFE)
+            links.append(f"<{path}>; rel=preload; as=fetch; crossorigin")
+    elif request.url.path == "/":
+        links.append(LIST_VIEW)
+        # With filters the app builds its own query: only the plain list is named.
+        if not request.url.query:
+            links.append(f"<{FIRST_LIST_PAGE}>; rel=preload; as=fetch; crossorigin")
+    return links
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

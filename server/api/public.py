@@ -6,12 +6,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api import JSONResponse, code_params, int_param, state_of
+from server.api import JSONResponse, choice_param, code_params, int_param, state_of
 from server.core.errors import ApiError
 from server.core.topics import CODE, refuse_unless_allowed
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 
 MAX_QUERY = 100
+MAX_WORDS = 10
+STATUSES = ("open", "closing")
+SORTS = ("activity", "closes")
 
 
 async def healthz(request: Request) -> Response:
@@ -37,15 +40,25 @@ async def list_projects(request: Request) -> Response:
     state = state_of(request)
     params = request.query_params
     filters = code_params(request, ("category", "agency", "region", "stage"))
-    query = params.get("q") or None
-    if query is not None and len(query) > MAX_QUERY:
+    query = params.get("q") or ""
+    if len(query) > MAX_QUERY:
         raise ApiError(
             422, "invalid_parameter", f"q: at most {MAX_QUERY} characters", {"field": "q"}
         )
+    words = list(dict.fromkeys(query.split()))  # any run of white space separates words
+    if len(words) > MAX_WORDS:
+        raise ApiError(422, "invalid_parameter", f"q: at most {MAX_WORDS} words", {"field": "q"})
+    status = choice_param(request, "status", STATUSES)
+    sort = choice_param(request, "sort", SORTS) or "activity"
     limit = int_param(request, "limit", 20, 1, 100)
     try:
         items, next_cursor = await state.projects.list(
-            filters, query, params.get("cursor") or None, limit
+            filters,
+            words,
+            params.get("cursor") or None,
+            limit,
+            status=status,
+            sort=sort,
         )
     except ValueError:
         raise ApiError(

@@ -16,8 +16,10 @@ from msgspec import Meta
 from server.api import types as t
 from server.api.compliance import STATES
 from server.api.pages import SHELL_PATHS
-from server.api.public import MAX_QUERY
+from server.api.public import MAX_QUERY, MAX_WORDS, SORTS
+from server.api.public import STATUSES as PROJECT_STATUSES
 from server.api.staff import MAX_IDEMPOTENCY_KEY
+from server.compliance.items import STATUSES as ITEM_STATUSES
 from server.compliance.watchdog import Level
 from server.core.numbers import MAX_SEQ
 
@@ -62,6 +64,7 @@ class Doc:
 
 # --- parameters --------------------------------------------------------------------------------
 
+MONTH = Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}$")]
 PROJECT_ID = Param("project_id", "path", t.Code, component="ProjectId")
 SINCE = Param(
     "since",
@@ -104,7 +107,7 @@ def codes(*names: str) -> tuple[Param, ...]:
 
 # --- answers shared by several operations ------------------------------------------------------
 
-HTML = Answer("HTML", {}, "text/html")
+HTML = Answer("HTML", {}, "text/html", headers=("Link",))
 NOT_MODIFIED = Answer("Not modified.")
 
 SHELL_SUMMARIES = {
@@ -123,7 +126,8 @@ ROUTES: dict[tuple[str, str], Doc] = {
             "app",
             {200: HTML},
             description="The app's shell (the same HTML for every page; the app routes on "
-            "the client), with a Content-Security-Policy.",
+            "the client), with a Content-Security-Policy and a `Link` header naming what "
+            "the page fetches first.",
         )
         for path in SHELL_PATHS
     },
@@ -209,7 +213,7 @@ ROUTES: dict[tuple[str, str], Doc] = {
     ),
     ("/api/projects", "get"): Doc(
         "listProjects",
-        "Projects, latest activity first",
+        "Projects, latest activity first (or soonest closing)",
         "public",
         {200: Answer("One page.", t.ProjectPage)},
         params=(
@@ -220,7 +224,22 @@ ROUTES: dict[tuple[str, str], Doc] = {
                 "q",
                 "query",
                 Annotated[str, Meta(max_length=MAX_QUERY)],
-                "Substring of the title or id.",
+                f"Up to {MAX_WORDS} words separated by spaces; each must appear "
+                "(case-insensitive) in the id, the title, or an event's title or body.",
+            ),
+            Param(
+                "status",
+                "query",
+                Annotated[str, Meta(extra_json_schema={"enum": list(PROJECT_STATUSES)})],
+                "open: closes_at in the future and no award, contract or failed event; "
+                "closing: open and closing within 72 hours.",
+            ),
+            Param(
+                "sort",
+                "query",
+                Annotated[str, Meta(extra_json_schema={"enum": list(SORTS)})],
+                "activity (default): latest activity first; closes: soonest closes_at "
+                "first, projects without one last. A cursor continues the order it came from.",
             ),
             Param("cursor", "query", str, "`next_cursor` of the previous page."),
             limit(20, 100),
@@ -379,12 +398,28 @@ ROUTES: dict[tuple[str, str], Doc] = {
         {200: Answer("The scorecard.", t.Scorecard)},
         params=(
             *codes("agency", "category"),
+            Param("month", "query", MONTH, "One month's figures, by the deadline's day."),
+            Param("period", "query", MONTH, "The older name of `month`."),
+        ),
+        description="Agencies worst first: the most items late, too short or overdue, then "
+        "the lowest on-time rate.",
+        errors=(422,),
+    ),
+    ("/api/compliance/items", "get"): Doc(
+        "complianceItems",
+        "The statutory items behind the scorecard, late first",
+        "public",
+        {200: Answer("One row per statutory item.", t.ComplianceItems)},
+        params=(
+            *codes("agency", "category", "project"),
+            Param("month", "query", MONTH, "Items counted in this month of the scorecard."),
             Param(
-                "period",
+                "status",
                 "query",
-                Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}$")],
-                "A month, by the deadline's day.",
+                Annotated[str, Meta(extra_json_schema={"enum": list(ITEM_STATUSES)})],
+                "Without it: late and open items. on_time needs `project`.",
             ),
+            limit(500, 5000),
         ),
         errors=(422,),
     ),

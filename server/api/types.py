@@ -215,6 +215,16 @@ class ProjectAmendment(Struct, forbid_unknown_fields=True):
     must_tender: MustTender | UnsetType | None = UNSET
 
 
+class KeyDate(Struct):
+    """A date that matters to bidders: the latest value of a key-date field
+    (`GET /api/categories` names them) published in the project's events."""
+
+    field: Annotated[str, described("The data key, e.g. deadline, listing_ends.")]
+    at: Time
+    stage: Annotated[str, described("The stage of the event that published it.")]
+    seq: Seq
+
+
 class Project(Struct):
     id: Code
     title: str
@@ -236,6 +246,34 @@ class Project(Struct):
         Annotated[int, Meta(ge=0), described("The seq of its latest event; 0 if none.")] | UnsetType
     ) = UNSET
     must_tender: MustTender | UnsetType | None = UNSET
+    key_dates: (
+        Annotated[
+            list[KeyDate],
+            described(
+                "For each key-date field, the latest value its events published (a "
+                "clarification or correction with a new deadline replaces the notice's), "
+                "ascending by `at`."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    closes_at: (
+        Annotated[
+            Time | None,
+            described("When bids or the listing close: the latest value of a `closes` field."),
+        ]
+        | UnsetType
+    ) = UNSET
+    open: (
+        Annotated[
+            bool,
+            described(
+                "Still taking bids: closes_at is in the future and no award, contract or "
+                "failed event yet."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ProjectPage(Struct):
@@ -257,6 +295,8 @@ class Deadline(Struct):
     not_before: Time | None
     basis: str
     confidence: Confidence | UnsetType = UNSET
+    name_en: str | UnsetType = UNSET
+    basis_en: str | UnsetType = UNSET
     estimated: (
         Annotated[bool, described("Counted Monday–Friday for days no holiday calendar covers yet.")]
         | UnsetType
@@ -348,6 +388,18 @@ class ComplianceWarning(Struct):
     created_at: Time
     resolved_at: Time | None
     category: str | UnsetType = UNSET
+    state: (
+        Annotated[
+            Literal["approaching", "overdue", "too_short", "data_incomplete"],
+            described(
+                "In words: a breach of a time limit is overdue (已超期); of a minimum period, "
+                "too_short (时限不足)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    rule_name: Name | UnsetType = UNSET
+    basis_en: str | UnsetType = UNSET
 
 
 class WarningPage(Struct):
@@ -358,10 +410,17 @@ class WarningPage(Struct):
 class Score(Struct):
     due: Annotated[int, described("Disclosures whose time limit has come.")]
     on_time: int
-    late: Annotated[int, described("Made late, or too early for a minimum.")]
+    late: Annotated[int, described("Made after the time limit.")]
     open_breaches: Annotated[int, described("Overdue and still not made.")]
     on_time_rate: float | None
     completed: int | UnsetType = UNSET
+    too_short: (
+        Annotated[
+            int,
+            described("A minimum period left too short (时限不足): made, neither late nor open."),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class CategoryScore(Score, kw_only=True):
@@ -381,6 +440,43 @@ class AgencyScore(Score, kw_only=True):
 class Scorecard(Struct):
     as_of: Time
     agencies: list[AgencyScore]
+
+
+class ComplianceItem(Struct):
+    """One statutory item: what was due by when, and when it was done."""
+
+    project: Code
+    project_title: str | None
+    agency: Code
+    category: CategoryCode
+    rule: str
+    rule_name: Name
+    basis: str
+    basis_en: str
+    kind: Literal["due_within", "at_least"]
+    due_at: Annotated[
+        Time | None,
+        described("The last moment allowed (due_within) or the earliest (at_least)."),
+    ]
+    done_at: Time | None
+    status: Literal["late", "open", "on_time"]
+    state: Annotated[
+        Literal["late", "overdue", "too_short", "on_time"],
+        described(
+            "late: done after the deadline (已逾期); overdue: due and still not done "
+            "(已超期); too_short: a minimum period left too short (时限不足); on_time."
+        ),
+    ]
+    advisory: Annotated[
+        bool, described("The rule's basis is not a statute read (a secondary or unverified one).")
+    ]
+    trigger_seq: Seq
+    target_seq: Seq | None
+
+
+class ComplianceItems(Struct):
+    items: list[ComplianceItem]
+    as_of: Time
 
 
 class Catalog(Struct):

@@ -47,6 +47,7 @@ class Item:
     name: tuple[str, ...]  # 一级, 二级, 三级事项
     content: str  # 公开内容要素
     basis: str  # 公开依据
+    basis_en: str  # the basis in English (the Chinese one where the file has none)
     time_limit: str  # 公开时限, as the catalogue words it
     rules: tuple[str, ...]  # the rules.toml ids that check that time limit
     body: str  # 公开主体
@@ -63,6 +64,7 @@ class Item:
             "name": list(self.name),
             "content": self.content,
             "basis": self.basis,
+            "basis_en": self.basis_en,
             "time_limit": self.time_limit,
             "rules": list(self.rules),
             "body": self.body,
@@ -115,7 +117,7 @@ class Catalog:
 
 
 def _item(entry: Entry, domain: Domain, rules: Rules) -> Item:
-    entry.check_keys(REQUIRED, ("rules", "categories"))
+    entry.check_keys(REQUIRED, ("rules", "categories", "basis_en"))
     code = entry.text("code")
     if not CODE.fullmatch(code):
         raise entry.fail("code", f"1-64 characters of A-Z a-z 0-9 . _ -; not {code!r}")
@@ -150,6 +152,7 @@ def _item(entry: Entry, domain: Domain, rules: Rules) -> Item:
         name=entry.texts("name", 1, 3),
         content=entry.text("content"),
         basis=entry.text("basis"),
+        basis_en=entry.text("basis_en") if "basis_en" in entry.raw else entry.text("basis"),
         time_limit=entry.text("time_limit"),
         rules=linked,
         body=entry.text("body"),

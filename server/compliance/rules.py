@@ -43,7 +43,7 @@ REFERENCE = re.compile(
     r"(?P<stage>\*|[a-z][a-z0-9_]*)(?:\.(?P<field>occurred_at|data\.[a-z][a-z0-9_]*))?"
 )
 FIELDS = ("id", "name", "category", "trigger", "target", "kind", "amount", "unit", "basis")
-OPTIONAL = ("anchor",)
+OPTIONAL = ("anchor", "name_en", "basis_en")
 
 
 class RuleFileError(DataFileError):
@@ -97,6 +97,8 @@ class Rule:
     confidence: Confidence
     # None where the trigger names its own moment (a data time, *.occurred_at).
     anchor: Anchor | None = None
+    name_en: str = ""  # the label in English (the Chinese one where the file has none)
+    basis_en: str = ""  # the basis in English (likewise)
 
     @functools.cached_property  # read for every event at start-up
     def start(self) -> Ref:
@@ -117,6 +119,8 @@ class Rule:
             "amount": self.amount,
             "unit": str(self.unit),
             "basis": self.basis,
+            "basis_en": self.basis_en,
+            "name_en": self.name_en,
             "confidence": str(self.confidence),
             "anchor": None if self.anchor is None else str(self.anchor),
         }
@@ -210,6 +214,8 @@ def _rule(entry: Entry, domain: Domain) -> Rule:
         basis=entry.text("basis"),
         confidence=Confidence(entry.choice("confidence", list(Confidence))),
         anchor=_anchor(entry, trigger),
+        name_en=entry.text("name_en") if "name_en" in entry.raw else entry.text("name"),
+        basis_en=entry.text("basis_en") if "basis_en" in entry.raw else entry.text("basis"),
     )
 
 

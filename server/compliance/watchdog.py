@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
-from server.compliance.rules import ANY, Kind, Ref, Rule, Rules
+from server.compliance.rules import ANY, Confidence, Kind, Ref, Rule, Rules
 from server.core.events import StoredEvent
 from server.domain import Domain
 
@@ -127,6 +127,14 @@ class Alert:
     created_at: datetime
     resolved_at: datetime | None = None
 
+    @property
+    def state(self) -> str:
+        """What the warning says in words the app shows: a minimum period left
+        too short (时限不足) is not a deadline passed (已超期)."""
+        if self.level is not Level.BREACH:
+            return str(self.level)
+        return "too_short" if self.rule.kind is Kind.AT_LEAST else "overdue"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -136,7 +144,10 @@ class Alert:
             "category": self.category,
             "due": _iso(self.due),
             "basis": self.rule.basis,
+            "basis_en": self.rule.basis_en,
+            "rule_name": {"zh": self.rule.name, "en": self.rule.name_en},
             "level": str(self.level),
+            "state": self.state,
             "message": self.message,
             "created_at": _iso(self.created_at),
             "resolved_at": _iso(self.resolved_at),
@@ -173,10 +184,28 @@ class Deadline:
 
 
 @dataclass(slots=True)
+class Outcome:
+    """A statutory item settled by a publication (or voided past its due time):
+    what the compliance drill-down lists besides the open breaches."""
+
+    rule: Rule
+    trigger_seq: int
+    target_seq: int | None  # None: voided (流标, 终止) after it was overdue
+    due: datetime | None  # due_within: the last instant allowed; at_least: the earliest
+    done: datetime | None
+    state: str  # "on_time", "late" (done after its due time) or "too_short" (时限不足)
+    counted: datetime  # the moment whose month the scorecard counts it in
+
+
+@dataclass(slots=True)
 class _Project:
     id: str
     category: str
     agency: str
+    # Settled items that were not on time (all of them where the watchdog keeps
+    # on-time ones too: a replay of one project for the drill-down).
+    # None until the first (most projects meet every limit: no list for each).
+    settled: list[Outcome] | None = None
     # The latest event of each stage an `at_least` rule may read later.
     latest: dict[str, Fact] = field(default_factory=dict)
     # Open deadlines per rule id, oldest first (each objection awaits its reply).
@@ -199,15 +228,25 @@ class Tally:
     """One agency's record in one category and month: the public scorecard's cells."""
 
     on_time: int = 0
-    late: int = 0
-    open_breaches: int = 0
+    late: int = 0  # done after the time limit
+    open_breaches: int = 0  # overdue and not done
+    too_short: int = 0  # a minimum period left too short (时限不足): done, not late
 
 
 class Watchdog:
     def __init__(
-        self, rules: Rules, calendar: WorkCalendar, domain: Domain, *, lead_workdays: int = 1
+        self,
+        rules: Rules,
+        calendar: WorkCalendar,
+        domain: Domain,
+        *,
+        lead_workdays: int = 1,
+        keep_on_time: bool = False,
     ) -> None:
         self.rules = rules
+        # Whether to keep the items met on time as well (one a rule and event:
+        # as many as the log's events; only for a replay of one project).
+        self.keep_on_time = keep_on_time
         self.calendar = calendar
         self.domain = domain
         self.lead = lead_workdays
@@ -388,7 +427,8 @@ class Watchdog:
                 total.on_time += tally.on_time
                 total.late += tally.late
                 total.open_breaches += tally.open_breaches
-        return [
+                total.too_short += tally.too_short
+        shown = [
             {
                 "agency": a,
                 **_score(entry["totals"]),
@@ -399,6 +439,16 @@ class Watchdog:
             }
             for a, entry in agencies.items()
         ]
+        # Worst first: most items missed (late, too short, overdue), then the
+        # lowest on-time rate (none due: last), then by agency.
+        shown.sort(
+            key=lambda a: (
+                -(a["late"] + a["too_short"] + a["open_breaches"]),
+                2.0 if a["on_time_rate"] is None else a["on_time_rate"],
+                a["agency"],
+            )
+        )
+        return shown
 
     # --- due_within ------------------------------------------------------------------
 
@@ -474,8 +524,28 @@ class Watchdog:
         # published a day later, is on time); the warnings above stand anyway.
         if done <= deadline.due:
             tally.on_time += 1
+            self._settle(
+                project,
+                deadline.rule,
+                deadline.trigger_seq,
+                fact.seq,
+                deadline.due,
+                done,
+                "on_time",
+                deadline.due,
+            )
         else:
             tally.late += 1
+            self._settle(
+                project,
+                deadline.rule,
+                deadline.trigger_seq,
+                fact.seq,
+                deadline.due,
+                done,
+                "late",
+                deadline.due,
+            )
         for warning in deadline.fired.values():
             warning.resolved_at = published
             changes.append(warning)
@@ -492,6 +562,16 @@ class Watchdog:
                 tally = self._tally(project, deadline.due)
                 tally.open_breaches -= 1
                 tally.late += 1
+                self._settle(
+                    project,
+                    deadline.rule,
+                    deadline.trigger_seq,
+                    None,
+                    deadline.due,
+                    None,
+                    "late",
+                    deadline.due,
+                )
             for warning in deadline.fired.values():
                 warning.resolved_at = fact.published_at
                 changes.append(warning)
@@ -513,12 +593,17 @@ class Watchdog:
             # Within `amount` × 24 h is within `amount` days of any kind: the
             # common case for the rule on every event, without the calendar.
             self._tally(project, done).on_time += 1
+            if self.keep_on_time:
+                due_at = self.calendar.due(start, rule.amount, rule.unit).at
+                self._settle(project, rule, fact.seq, fact.seq, due_at, done, "on_time", done)
             return
         due = self.calendar.due(start, rule.amount, rule.unit)
         if done <= due.at:
             self._tally(project, due.at).on_time += 1
+            self._settle(project, rule, fact.seq, fact.seq, due.at, done, "on_time", due.at)
             return
         self._tally(project, due.at).late += 1
+        self._settle(project, rule, fact.seq, fact.seq, due.at, done, "late", due.at)
         warning = self._warning(
             rule,
             project,
@@ -567,8 +652,29 @@ class Watchdog:
         tally = self._tally(project, fact.published_at)
         if check.met:
             tally.on_time += 1
+            self._settle(
+                project,
+                rule,
+                first.seq,
+                second.seq,
+                check.earliest,
+                end,
+                "on_time",
+                fact.published_at,
+            )
             return
-        tally.late += 1  # done, too early: not an open (overdue) breach in the scorecard
+        # Done, but too early: 时限不足, neither late nor an open (overdue) breach.
+        tally.too_short += 1
+        self._settle(
+            project,
+            rule,
+            first.seq,
+            second.seq,
+            check.earliest,
+            end,
+            "too_short",
+            fact.published_at,
+        )
         changes.append(
             self._warning(
                 rule,
@@ -577,7 +683,7 @@ class Watchdog:
                 Level.BREACH,
                 None,
                 fact.published_at,
-                f"{self._what(rule)}：最早应为 {_day(check.earliest)}，实际 {_day(end)}",
+                f"时限不足：{self._what(rule)}：最早应为 {_day(check.earliest)}，实际 {_day(end)}",
             )
         )
 
@@ -639,6 +745,56 @@ class Watchdog:
         if warning is not None:
             warning.resolved_at = fact.published_at
             changes.append(warning)
+
+    # --- the drill-down -----------------------------------------------------------------
+
+    def items(
+        self,
+        project_id: str | None = None,
+        agency: str | None = None,
+        category: str | None = None,
+        month: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The statutory items behind the scorecard: settled ones (those kept) and
+        open breaches, of one project or all, in the scorecard's month."""
+        if project_id is not None:
+            found = self._projects.get(project_id)
+            projects: Iterable[_Project] = () if found is None else (found,)
+        else:
+            projects = self._projects.values()
+        shown = []
+        for project in projects:
+            if (agency and project.agency != agency) or (category and project.category != category):
+                continue
+            for outcome in project.settled or ():
+                if month is None or _month(outcome.counted) == month:
+                    shown.append(_item(project, outcome))
+            for deadlines in project.open.values():
+                for deadline in deadlines:
+                    if Level.BREACH in deadline.fired and (
+                        month is None or _month(deadline.due) == month
+                    ):
+                        shown.append(_open_item(project, deadline))
+        return shown
+
+    def _settle(
+        self,
+        project: _Project,
+        rule: Rule,
+        trigger_seq: int,
+        target_seq: int | None,
+        due: datetime | None,
+        done: datetime | None,
+        state: str,
+        counted: datetime,
+    ) -> None:
+        if state == "on_time" and not self.keep_on_time:
+            return
+        outcome = Outcome(rule, trigger_seq, target_seq, due, done, state, counted)
+        if project.settled is None:
+            project.settled = [outcome]
+        else:
+            project.settled.append(outcome)
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -706,6 +862,60 @@ def _parse_time(value: object, name: str) -> datetime:
     raise Incomplete(f"{name} 不是时间（应为 RFC 3339，如 2026-12-21T09:30:00+08:00）")
 
 
+def _month(moment: datetime) -> str:
+    local = _beijing(moment)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+STATUS_OF = {"on_time": "on_time", "late": "late", "too_short": "late", "overdue": "open"}
+
+
+def _item(project: _Project, outcome: Outcome) -> dict[str, Any]:
+    return _item_json(
+        project,
+        outcome.rule,
+        outcome.trigger_seq,
+        outcome.target_seq,
+        outcome.due,
+        outcome.done,
+        outcome.state,
+    )
+
+
+def _open_item(project: _Project, deadline: Deadline) -> dict[str, Any]:
+    return _item_json(
+        project, deadline.rule, deadline.trigger_seq, None, deadline.due, None, "overdue"
+    )
+
+
+def _item_json(
+    project: _Project,
+    rule: Rule,
+    trigger_seq: int,
+    target_seq: int | None,
+    due: datetime | None,
+    done: datetime | None,
+    state: str,
+) -> dict[str, Any]:
+    return {
+        "project": project.id,
+        "agency": project.agency,
+        "category": project.category,
+        "rule": rule.id,
+        "rule_name": {"zh": rule.name, "en": rule.name_en},
+        "basis": rule.basis,
+        "basis_en": rule.basis_en,
+        "kind": str(rule.kind),
+        "due_at": _iso(due),
+        "done_at": _iso(done),
+        "status": STATUS_OF[state],
+        "state": state,
+        "advisory": rule.confidence is not Confidence.STATUTE,
+        "trigger_seq": trigger_seq,
+        "target_seq": target_seq,
+    }
+
+
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, LEGAL_TZ)
 
@@ -733,20 +943,23 @@ def _rule_json(rule: Rule) -> dict[str, Any]:
     return {
         "rule": rule.id,
         "name": rule.name,
+        "name_en": rule.name_en,
         "kind": str(rule.kind),
         "target": str(rule.target),
         "basis": rule.basis,
+        "basis_en": rule.basis_en,
         "confidence": str(rule.confidence),
     }
 
 
 def _score(tally: Tally) -> dict[str, Any]:
-    due = tally.on_time + tally.late + tally.open_breaches
-    done = tally.on_time + tally.late
+    due = tally.on_time + tally.late + tally.too_short + tally.open_breaches
+    done = tally.on_time + tally.late + tally.too_short
     return {
         "due": due,
         "on_time": tally.on_time,
         "late": tally.late,
+        "too_short": tally.too_short,
         "open_breaches": tally.open_breaches,
         "on_time_rate": None if due == 0 else round(tally.on_time / due, 4),
         "completed": done,

@@ -13,6 +13,10 @@ class Clock:
     def now(self) -> datetime:
         return datetime.now(self.tz)
 
+    def now_us(self) -> int:
+        """Now in epoch microseconds, as the projects table keeps its moments."""
+        return int(self.now().timestamp() * 1_000_000)
+
 
 class FrozenClock(Clock):
     """A clock that only moves when told to."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LOG_FORMATS = ("text", "json")
@@ -93,3 +94,23 @@ def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be 0 or 1, got {raw!r}")
+
+
+def origin(env: Mapping[str, str], name: str) -> str | None:
+    """An origin (`https://host[:port]`) from `name`, normalised; None if unset."""
+    value = env.get(name) or None
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise SettingsError(
+            f"{name}: {value!r} is not an origin such as https://sunbid.example.org"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"

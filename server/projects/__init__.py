@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from server.domain import Domain
+from server.projects.fold import FoldRules
 from server.projects.table import ProjectTable
 from server.store import EventStore
 from server.store.sqlite import SQLiteStore
@@ -19,4 +20,4 @@ def open_projects(store: EventStore, domain: Domain) -> ProjectTable:
     call before the store opens (it catches the table up at open)."""
     if not isinstance(store, SQLiteStore):
         raise TypeError(f"no projects table for {type(store).__name__}")
-    return ProjectTable(store, domain.lifecycle_stages)
+    return ProjectTable(store, FoldRules.of(domain))

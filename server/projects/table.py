@@ -9,13 +9,18 @@ emptied it) catches up from the log.
 
 `check` and `rebuild` make it a `DerivedRecord` for `sunbid verify` and
 `sunbid rebuild`.
+
+The table carries the version of the fold that wrote it (`FOLD_VERSION`, in
+the `fold_versions` table): a table written by an older fold
+gets the columns it lacks and is folded again from the whole log at open.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -30,17 +35,33 @@ from server.projects.fold import (
     NAME,
     PUBLIC_FIELDS,
     REGISTERED,
+    FoldRules,
     ProjectFold,
     ProjectRecord,
     apply_events,
     epoch_us,
+    search_text,
 )
 from server.store.sqlite import SQLiteStore
 
 log = logging.getLogger("sunbid.projects")
 
-COLUMNS = (*PUBLIC_FIELDS, "activity_us")
+COLUMNS = (*PUBLIC_FIELDS, "activity_us", "closes_us", "concluded", "search")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM projects"
+# What reads for the API take: all but the search text (long, and only searched in).
+READ = f"SELECT {', '.join(COLUMNS[:-1])}, '' FROM projects"
+FOLD_VERSION = 2  # raise when what the fold stores changes: older tables are refolded
+# Columns added since the first table, and their definitions (schema.sql has them all).
+ADDED_COLUMNS = {
+    "must_tender": "INTEGER",
+    "key_dates": "TEXT NOT NULL DEFAULT '[]'",
+    "closes_at": "TEXT",
+    "closes_us": "INTEGER",
+    "concluded": "INTEGER NOT NULL DEFAULT 0",
+    "search": "TEXT NOT NULL DEFAULT ''",
+}
+SIGNED = re.compile(r"-?[0-9]{1,19}")
+CLOSING_WINDOW_US = 72 * 3600 * 1_000_000  # `status=closing`: open and closing within 72 hours
 UPSERT = (
     f"INSERT INTO projects ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
     f" ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in COLUMNS[1:])}"
@@ -54,9 +75,9 @@ class ProjectTable:
 
     name = NAME
 
-    def __init__(self, store: SQLiteStore, lifecycle: Collection[str]) -> None:
+    def __init__(self, store: SQLiteStore, rules: FoldRules) -> None:
         self.store = store
-        self.lifecycle = frozenset(lifecycle)
+        self.rules = rules
         store.write_with_log(self)
 
     # --- written with the log (called by the store) ------------------------
@@ -64,8 +85,12 @@ class ProjectTable:
     async def open(self, conn: aiosqlite.Connection, head: int) -> None:
         """Bring a table from an older file up to the log; catch up if behind."""
         columns = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(projects)")}
-        if "must_tender" not in columns:  # a file from before registration was an event
-            await conn.execute("ALTER TABLE projects ADD COLUMN must_tender INTEGER")
+        for column, definition in ADDED_COLUMNS.items():
+            if column not in columns:  # a file from before the column
+                await conn.execute(f"ALTER TABLE projects ADD COLUMN {column} {definition}")
+        await conn.execute(
+            "CREATE INDEX IF NOT EXISTS projects_by_closing ON projects(closes_us, id)"
+        )
         cursor = await _cursor(conn)
         if cursor is None:
             # A table from before it had a cursor was kept with the log in
@@ -73,6 +98,23 @@ class ProjectTable:
             rows = await conn.execute_fetchall("SELECT COUNT(*) FROM projects")
             cursor = head if next(iter(rows))[0] else 0
             await conn.execute("INSERT INTO cursors (name, seq) VALUES (?, ?)", (NAME, cursor))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS fold_versions"
+            " (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        found = list(
+            await conn.execute_fetchall("SELECT version FROM fold_versions WHERE name = ?", (NAME,))
+        )
+        if not found or found[0][0] != FOLD_VERSION:
+            if cursor > 0:  # rows an older fold wrote: fold the whole log again
+                log.info("projects: folding the log again (fold version %d)", FOLD_VERSION)
+                await self._catch_up(conn, 0, fresh=True)
+                cursor = head
+            await conn.execute(
+                "INSERT INTO fold_versions (name, version) VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
+                (NAME, FOLD_VERSION),
+            )
         if cursor < head:
             log.info("projects: catching up from seq %d to %d", cursor, head)
             await self._catch_up(conn, cursor)
@@ -80,8 +122,9 @@ class ProjectTable:
     async def write(self, conn: aiosqlite.Connection, events: Sequence[StoredEvent]) -> None:
         """Fold a batch into the table, inside the transaction that appends it
         (before the events' rows: each references its project's)."""
-        if not any(e.stage in RECORD_STAGES for e in events):
-            await self._write_activity(conn, events)
+        docs = [orjson.loads(e.json) for e in events]
+        if not any(self._needs_fold(e, doc) for e, doc in zip(events, docs, strict=True)):
+            await self._write_activity(conn, events, docs)
             return
         ids = list(dict.fromkeys(e.project for e in events))
         records = await _load(conn, ids)
@@ -90,32 +133,45 @@ class ProjectTable:
             if project_id not in records and first.stage != REGISTERED:
                 # Events before the registration (a project registered by the
                 # migration): fold what the log holds of it first.
-                await _fold_history(conn, records, project_id, self.lifecycle)
-        changed = apply_events(records, events, self.lifecycle)
+                await _fold_history(conn, records, project_id, self.rules)
+        changed = apply_events(records, events, self.rules)
         await _store(conn, (records[i] for i in changed), events[-1].seq)
 
+    def _needs_fold(self, event: StoredEvent, doc: dict[str, Any]) -> bool:
+        """Whether the event changes more than activity, stage and search text."""
+        return (
+            event.stage in RECORD_STAGES
+            or event.stage in self.rules.concluding
+            or bool(self.rules.dates_in(event.stage, doc["data"]))
+        )
+
     async def _write_activity(
-        self, conn: aiosqlite.Connection, events: Sequence[StoredEvent]
+        self,
+        conn: aiosqlite.Connection,
+        events: Sequence[StoredEvent],
+        docs: Sequence[dict[str, Any]],
     ) -> None:
         """The common case, publications of registered projects: what
         `apply_events` does for an event that is not `registered`/`amended`,
-        in one statement per event and no read (every append pays for this;
-        `check` compares the rows with the fold itself, and the tests too)."""
+        concludes nothing and carries no key date, in one statement per event
+        and no read (every append pays for this; `check` compares the rows
+        with the fold itself, and the tests too)."""
         rows = []
-        for event in events:
-            moment = orjson.loads(event.json)["published_at"]
+        for event, doc in zip(events, docs, strict=True):
+            moment = doc["published_at"]
             activity = epoch_us(moment)
             rows.append(
                 (
                     event.category,
                     event.agency,
                     event.region,
-                    event.stage in self.lifecycle,
+                    event.stage in self.rules.lifecycle,
                     event.stage,
                     activity,
                     moment,
                     activity,
                     event.seq,
+                    search_text(doc),
                     event.project,
                 )
             )
@@ -125,7 +181,8 @@ class ProjectTable:
             "UPDATE projects SET category = ?, agency = ?, region = ?,"
             " stage = CASE WHEN ? THEN ? ELSE stage END,"
             " updated_at = CASE WHEN ? >= activity_us THEN ? ELSE updated_at END,"
-            " activity_us = MAX(activity_us, ?), last_seq = MAX(last_seq, ?) WHERE id = ?",
+            " activity_us = MAX(activity_us, ?), last_seq = MAX(last_seq, ?),"
+            " search = search || ? WHERE id = ?",
             rows,
         )
         await conn.execute("UPDATE cursors SET seq = ? WHERE name = ?", (events[-1].seq, NAME))
@@ -133,39 +190,91 @@ class ProjectTable:
     # --- reads ---------------------------------------------------------------
 
     async def get(self, project_id: str) -> dict[str, Any] | None:
-        rows = await self.store.read(f"{SELECT} WHERE id = ?", (project_id,))
-        return _record(rows[0]).public() if rows else None
+        rows = await self.store.read(f"{READ} WHERE id = ?", (project_id,))
+        return _served(_record(rows[0]), self.store.clock.now_us()) if rows else None
 
     async def list(
-        self, filters: Mapping[str, str], query: str | None, cursor: str | None, limit: int
+        self,
+        filters: Mapping[str, str],
+        words: Sequence[str] | None,
+        cursor: str | None,
+        limit: int,
+        *,
+        status: str | None = None,
+        sort: str = "activity",
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest activity first; `cursor` continues a list where a page ended."""
+        """A page of projects; `cursor` continues a list where a page ended.
+
+        `sort`: "activity" (newest activity first) or "closes" (soonest
+        closing first, projects without closes_at last, by id). `status`:
+        "open" (closes later than now, not concluded) or "closing" (open
+        and closing within 72 hours). `words`: each must be in the id, the
+        title or some event's title or body (case-insensitive).
+        """
+        now_us = self.store.clock.now_us()
+        words = words or ()
         clauses: list[str] = []
         params: list[Any] = []
         for column in ("category", "agency", "region", "stage"):
             if column in filters:
                 clauses.append(f"{column} = ?")
                 params.append(filters[column])
-        if query:
-            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append("(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\')")
-            params += [like, like]
-        if cursor is not None:
-            activity, project_id = _decode_cursor(cursor)
-            clauses.append("(activity_us, id) < (?, ?)")
-            params += [activity, project_id]
+        for word in words:
+            like = "%" + _escape_like(word.lower()) + "%"
+            clauses.append(
+                "(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' OR search LIKE ? ESCAPE '\\')"
+            )
+            params += [like, like, like]
+        if status is not None:
+            clauses.append("concluded = 0 AND closes_us > ?")
+            params.append(now_us)
+            if status == "closing":
+                clauses.append("closes_us <= ?")
+                params.append(now_us + CLOSING_WINDOW_US)
+        if sort == "closes":
+            order = "closes_us IS NULL, closes_us, id"
+            if cursor is not None:
+                closes, project_id = _decode_closes_cursor(cursor)
+                if closes is None:
+                    clauses.append("(closes_us IS NULL AND id > ?)")
+                    params.append(project_id)
+                else:
+                    clauses.append("(closes_us IS NULL OR (closes_us, id) > (?, ?))")
+                    params += [closes, project_id]
+        else:
+            order = "activity_us DESC, id DESC"
+            if cursor is not None:
+                activity, project_id = _decode_cursor(cursor)
+                clauses.append("(activity_us, id) < (?, ?)")
+                params += [activity, project_id]
         where = " AND ".join(clauses) or "1"
         rows = await self.store.read(
-            f"{SELECT} WHERE {where} ORDER BY activity_us DESC, id DESC LIMIT ?",
+            f"{READ} WHERE {where} ORDER BY {order} LIMIT ?",
             (*params, limit + 1),
-            long=query is not None,  # a search reads every project
+            long=bool(words) or sort != "activity",  # a search reads every project
         )
         records = [_record(row) for row in rows]
         next_cursor = None
         if len(records) > limit:
             last = records[limit - 1]
-            next_cursor = _encode_cursor(last.activity_us, last.id)
-        return [r.public() for r in records[:limit]], next_cursor
+            if sort == "closes":
+                next_cursor = _encode_closes_cursor(last.closes_us, last.id)
+            else:
+                next_cursor = _encode_cursor(last.activity_us, last.id)
+        return [_served(r, now_us) for r in records[:limit]], next_cursor
+
+    async def titles(self, ids: Iterable[str]) -> dict[str, str]:
+        """The titles of the projects among `ids` (unknown ones are left out)."""
+        wanted = sorted(set(ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's limit on parameters
+            chunk = wanted[start : start + 500]
+            rows = await self.store.read(
+                f"SELECT id, title FROM projects WHERE id IN ({','.join('?' for _ in chunk)})",
+                tuple(chunk),
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
 
     async def count(self) -> int:
         rows = await self.store.read("SELECT COUNT(*) FROM projects")
@@ -182,7 +291,7 @@ class ProjectTable:
         upto = cursor[0][0] if cursor else 0
         if upto > log_reader.head:
             return f"projects: cursor {upto} is past the log's head {log_reader.head}"
-        fold = ProjectFold(self.lifecycle)
+        fold = ProjectFold(self.rules)
         while fold.cursor < upto:
             page = min(PAGE, upto - fold.cursor)
             if not (events := await log_reader.events_since(fold.cursor, None, page)):
@@ -202,7 +311,7 @@ class ProjectTable:
 
     async def rebuild(self, log_reader: LogReader) -> None:
         """Recompute every row from the log, in one transaction."""
-        fold = ProjectFold(self.lifecycle)
+        fold = ProjectFold(self.rules)
         async with self.store.exclusive() as conn:
             while events := await log_reader.events_since(fold.cursor, None, PAGE):
                 fold.apply(events)
@@ -212,8 +321,12 @@ class ProjectTable:
             )
             await _store(conn, records, fold.cursor)
 
-    async def _catch_up(self, conn: aiosqlite.Connection, cursor: int) -> None:
-        records = await _load(conn, None)
+    async def _catch_up(
+        self, conn: aiosqlite.Connection, cursor: int, *, fresh: bool = False
+    ) -> None:
+        """Fold the log after `cursor` into the rows (into none if `fresh`:
+        every row is then written anew from the log)."""
+        records = {} if fresh else await _load(conn, None)
         changed: set[str] = set()
         while rows := await conn.execute_fetchall(
             "SELECT seq, project, category, agency, region, stage, doc FROM events"
@@ -221,7 +334,7 @@ class ProjectTable:
             (cursor, PAGE),
         ):
             events = [_event(row) for row in rows]
-            changed |= apply_events(records, events, self.lifecycle)
+            changed |= apply_events(records, events, self.rules)
             cursor = events[-1].seq
         await _store(conn, (records[i] for i in changed), cursor)
 
@@ -246,14 +359,14 @@ async def _fold_history(
     conn: aiosqlite.Connection,
     records: dict[str, ProjectRecord],
     project_id: str,
-    lifecycle: Collection[str],
+    rules: FoldRules,
 ) -> None:
     rows = await conn.execute_fetchall(
         "SELECT seq, project, category, agency, region, stage, doc FROM events"
         " WHERE project = ? ORDER BY seq",
         (project_id,),
     )
-    apply_events(records, [_event(row) for row in rows], lifecycle)
+    apply_events(records, [_event(row) for row in rows], rules)
 
 
 async def _store(conn: aiosqlite.Connection, records: Iterable[ProjectRecord], cursor: int) -> None:
@@ -266,6 +379,8 @@ async def _store(conn: aiosqlite.Connection, records: Iterable[ProjectRecord], c
 
 def _column(record: ProjectRecord, name: str) -> Any:
     value = getattr(record, name)
+    if name == "key_dates":
+        return orjson.dumps(value).decode()
     return int(value) if isinstance(value, bool) else value
 
 
@@ -273,11 +388,45 @@ def _record(row: Sequence[Any]) -> ProjectRecord:
     values = dict(zip(COLUMNS, row, strict=True))
     if values["must_tender"] is not None:
         values["must_tender"] = bool(values["must_tender"])
+    values["concluded"] = bool(values["concluded"])
+    values["key_dates"] = orjson.loads(values["key_dates"])
     return ProjectRecord(**values)
 
 
 def _event(row: Sequence[Any]) -> StoredEvent:
     return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]))
+
+
+def _served(record: ProjectRecord, now_us: int) -> dict[str, Any]:
+    """A project as the API serves it: its record, and whether it is open now."""
+    return {**record.public(), "open": record.is_open(now_us)}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _encode_closes_cursor(closes_us: int | None, project_id: str) -> str:
+    """A `sort=closes` cursor: `c`, then the closing moment (`-` for none)."""
+    closes = "-" if closes_us is None else str(closes_us)
+    return base64.urlsafe_b64encode(f"c{closes}:{project_id}".encode()).decode().rstrip("=")
+
+
+def _decode_closes_cursor(cursor: str) -> tuple[int | None, str]:
+    """ValueError unless `_encode_closes_cursor` could have written `cursor`
+    (an activity cursor is not one: the two orders do not mix)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("invalid cursor") from None
+    text, _, project_id = raw.partition(":")
+    if not text.startswith("c") or not CODE.fullmatch(project_id):
+        raise ValueError("invalid cursor")
+    if text == "c-":
+        return None, project_id
+    if not SIGNED.fullmatch(text[1:]) or not -MAX_SEQ <= int(text[1:]) <= MAX_SEQ:
+        raise ValueError("invalid cursor")
+    return int(text[1:]), project_id
 
 
 def _encode_cursor(activity_us: int, project_id: str) -> str:

@@ -36,7 +36,13 @@ CREATE TABLE IF NOT EXISTS projects (
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     activity_us INTEGER NOT NULL,       -- epoch µs of the latest activity: list order
-    last_seq    INTEGER NOT NULL DEFAULT 0
+    last_seq    INTEGER NOT NULL DEFAULT 0,
+    -- fold version 2 (server/projects/table.py: older tables get these and are refolded)
+    key_dates   TEXT NOT NULL DEFAULT '[]', -- JSON [{field, at, stage, seq}], ascending by at
+    closes_at   TEXT,
+    closes_us   INTEGER,                -- epoch µs of closes_at: the `sort=closes` order
+    concluded   INTEGER NOT NULL DEFAULT 0, -- 1 once an award, contract or failed event came
+    search      TEXT NOT NULL DEFAULT ''    -- every event's title and body, lower-cased
 );
 CREATE INDEX IF NOT EXISTS projects_by_activity ON projects(activity_us DESC, id DESC);
 

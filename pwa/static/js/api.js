@@ -49,11 +49,6 @@ export async function request(method, path, { body, token, headers = {} } = {}) 
 }
 
 /**
- * A public read. Fresh from the server when it answers (and then kept under
- * `key`); otherwise the copy the service worker or IndexedDB kept, with
- * `cached` = when it was fetched, so the page can say it may be out of date.
- */
-/**
  * The worker's copy is the last answer the network gave; the page may have kept
  * a later one since (live events it applied, such as an amendment): the newer wins.
  */
@@ -62,10 +57,79 @@ function newer(copy, kept) {
   return copy;
 }
 
+// A page shown again need not wait for the network, which on a slow phone
+// network is most of the wait. While `quick` is set (the first render of a
+// page, see app.js), a read with a copy kept on this device answers with it at
+// once; right after the render the app fetches each such read again
+// (`stillFresh`) and renders the page once more only when the answer differs.
+// The fresh answers are kept in `checked` for that second render, once each.
+let quick = null;
+const checked = new Map();
+
+/** From now on, reads with a kept copy answer with it at once (see above); a handle for `servedQuickly`. */
+export function answerQuickly() {
+  quick = [];
+  return quick;
+}
+
+/** Stop answering from kept copies (unless a later render started since); the reads that were, [{path, key, kept}]. */
+export function servedQuickly(handle) {
+  if (quick === handle) quick = null;
+  return handle;
+}
+
+/**
+ * Each read answered from a kept copy, fetched again now: 'same' (every answer
+ * as kept), 'stale' (the same, but only a copy again: no network) or 'changed'
+ * (a new answer, or a refusal). The new answers wait for the next `load` of
+ * the same path, which a second render does.
+ */
+export async function stillFresh(served) {
+  const verdicts = await Promise.all(served.map(async ({ path, key, kept }) => {
+    try {
+      const answer = await fetchOrKept(path, key);
+      checked.set(path, answer);
+      if (JSON.stringify(answer.data) !== JSON.stringify(kept.data)) return 'changed';
+      return answer.cached ? 'stale' : 'same';
+    } catch {
+      return 'changed'; // refused now: the second render shows it
+    }
+  }));
+  return ['changed', 'stale'].find((verdict) => verdicts.includes(verdict)) ?? 'same';
+}
+
+/** Forget the answers `stillFresh` fetched for these reads that no render used. */
+export const forgetChecked = (served) => served.forEach(({ path }) => checked.delete(path));
+
+/**
+ * A public read. Fresh from the server when it answers (and then kept under
+ * `key`); otherwise the copy the service worker or IndexedDB kept, with
+ * `cached` = when it was fetched, so the page can say it may be out of date.
+ */
 export async function load(path, key) {
+  const answer = checked.get(path);
+  if (answer) {
+    checked.delete(path);
+    return answer;
+  }
+  const render = quick; // the render this read is for, even if another starts meanwhile
+  if (render && key) {
+    const kept = await db.get(key);
+    if (kept) {
+      render.push({ path, key, kept });
+      return { data: kept.data, cached: null };
+    }
+  }
+  return fetchOrKept(path, key);
+}
+
+async function fetchOrKept(path, key) {
   let failure = new ApiError(0, 'network', 'no answer from the server');
   try {
-    const response = await fetch(path, { headers: { Accept: 'application/json' } });
+    // No request headers of its own: the server answers JSON anyway, and the
+    // read then matches the shell's `Link: …; rel=preload` (server/api/pages.py),
+    // which the browser fetched while the app's code was still loading.
+    const response = await fetch(path);
     if (response.ok) {
       const data = await response.json();
       const cached = response.headers.get('X-Sunbid-Cached'); // set by sw.js for its own copies

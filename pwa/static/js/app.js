@@ -5,20 +5,29 @@ import { h, $, toast, updateBanner, showingCopy, isShowingCopy, failure } from '
 import { start, refresh, match, loadFully } from './router.js';
 import { live } from './live.js';
 import { loadVocab, stageName } from './vocab.js';
+import * as api from './api.js';
 import * as follows from './follows.js';
 import * as push from './push.js';
-import list from './views/list.js';
-import project from './views/project.js';
-import followsPage from './views/follows.js';
-import catalog from './views/catalog.js';
 
 // Tests (and anything else) can wait for the render of the current page:
 // `ready` is a new promise for each page the app shows.
 let rendered;
 window.sunbid = { ready: new Promise((resolve) => { rendered = resolve; }) };
 
-// The staff console is most of the app's code and few people need it: loaded on demand.
-const staff = async (main, ctx) => (await import('./views/staff.js')).default(main, ctx);
+// Each page's code is loaded when it is first visited: a first visit fetches
+// only what its page needs. The shell's `Link` header (server/api/pages.py)
+// has the browser fetch the first page's module alongside app.js.
+const lazy = (load) => {
+  let module = null;
+  const view = async (main, ctx) => (await view.preload()).default(main, ctx);
+  view.preload = () => (module ??= load());
+  return view;
+};
+const list = lazy(() => import('./views/list.js'));
+const project = lazy(() => import('./views/project.js'));
+const followsPage = lazy(() => import('./views/follows.js'));
+const catalog = lazy(() => import('./views/catalog.js'));
+const staff = lazy(() => import('./views/staff.js'));
 const missing = async (main) => {
   main.replaceChildren(h('h1', { tabindex: -1 }, L('找不到这个页面', 'Page not found')),
     h('p', null, h('a', { href: '/' }, L('回到项目列表', 'Back to the projects'))));
@@ -31,11 +40,17 @@ const fresh = (view) => async (main, ctx) => {
   if (rendered === null) window.sunbid.ready = ready; // the first page keeps the first promise
   showingCopy(null);
   toast();
+  // Drawn first from what this device kept, if anything; then checked against
+  // the server, and drawn again only if the server's answer differs.
+  const quickly = api.answerQuickly();
   try {
     await view(main, ctx);
+    const served = api.servedQuickly(quickly);
+    if (served.length && !ctx.signal.aborted && (await api.stillFresh(served)) !== 'same' && !ctx.signal.aborted) await refresh();
   } catch (error) {
     if (!ctx.signal.aborted) main.replaceChildren(h('h1', { tabindex: -1 }, L('页面没能打开', 'The page could not open')), failure(error, () => location.reload()));
   } finally {
+    api.forgetChecked(api.servedQuickly(quickly));
     shown();
   }
 };
@@ -95,10 +110,25 @@ follows.changes.addEventListener('change', () => push.sync().catch(() => {}));
 
 labelChrome();
 live.start();
+// The first page's code is fetched meanwhile (from the worker's cache, once installed).
+({ list, project, follows: followsPage, catalog, staff })[match(location.pathname)?.name]?.preload().catch(() => {});
+// The vocabulary kept on this device, if any, at once; checked in the background.
+const quickly = api.answerQuickly();
 try {
   await loadVocab();
 } catch {
   // no network and nothing kept: the pages say so in their own words
+} finally {
+  const served = api.servedQuickly(quickly);
+  if (served.length) {
+    api.stillFresh(served).then(async (verdict) => {
+      if (verdict !== 'changed') return api.forgetChecked(served);
+      await loadVocab({ again: true }).catch(() => {});
+      api.forgetChecked(served);
+      await window.sunbid.ready;
+      refresh(); // the page again, in the new words
+    });
+  }
 }
 await start($('#main'), VIEWS);
 rendered();

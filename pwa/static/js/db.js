@@ -31,5 +31,18 @@ async function run(mode, action) {
   });
 }
 
+// Opened as soon as the app's code runs: a page drawn from what was kept waits for this first.
+open();
+
 export const get = (key) => run('readonly', (store) => store.get(key));
 export const put = (key, value) => run('readwrite', (store) => store.put(value, key));
+
+/** Every kept [key, value] whose key starts with `prefix` (what can be shown offline). */
+export async function entries(prefix) {
+  const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+  const [keys, values] = await Promise.all([
+    run('readonly', (store) => store.getAllKeys(range)),
+    run('readonly', (store) => store.getAll(range)),
+  ]);
+  return (keys ?? []).map((key, i) => [key, values?.[i]]);
+}

@@ -1,5 +1,7 @@
 // Small DOM and formatting helpers the views share.
 import { L, locale, current } from './i18n.js';
+import * as db from './db.js';
+import { categoryName, stageName, agencyName, regionName } from './vocab.js';
 
 /** h('a', {href: '/'}, 'text', child…): an element; null, false and undefined children are skipped. */
 export function h(tag, attrs, ...children) {
@@ -105,7 +107,7 @@ export function updateBanner() {
     ? L('之前', 'earlier')
     : date.toLocaleString(locale(), { dateStyle: 'short', timeStyle: 'short' });
   banner.textContent = keptAt
-    ? L(`离线：显示的是 ${saved} 保存的内容，可能不是最新。`, `Offline: showing what was saved ${saved}; it may be out of date.`)
+    ? L(`离线 · 数据截至 ${saved}`, `Offline · data as of ${saved}`)
     : L('网络已断开，恢复后会自动更新。', 'You are offline; the page updates when the network is back.');
 }
 
@@ -123,8 +125,44 @@ export function problem(error) {
   return L('服务器拒绝了这个请求：', 'The server refused this: ') + error.message;
 }
 
-/** The block a page shows instead of its content when it has nothing to show. */
-export const failure = (error, retry) =>
-  h('div', { class: 'notice', role: 'alert' },
+/**
+ * The block a page shows instead of its content when it has nothing to show.
+ * Without a network, it says what can be seen instead: what this device kept.
+ */
+export function failure(error, retry) {
+  const box = h('div', { class: 'notice', role: 'alert' },
     h('p', null, problem(error)),
     retry && h('button', { type: 'button', onclick: retry }, L('重试', 'Try again')));
+  if (error?.status === 0) box.append(keptPages());
+  return box;
+}
+
+const KEPT_PROJECTS_SHOWN = 30;
+// A kept list's filters by name (the list's URL holds codes); anything else as written.
+const FILTER_NAMES = { category: categoryName, stage: stageName, agency: agencyName, region: regionName };
+const quoted = (value) => `“${value}”`;
+
+/** 「离线时只能查看…」 and links to the lists and projects kept on this device, newest first. */
+function keptPages() {
+  const links = h('ul', { class: 'kept', 'data-testid': 'kept-pages' });
+  const section = h('div', { 'data-testid': 'offline-help' },
+    h('p', null, L('离线时只能查看之前打开过的项目和列表。', 'Offline, only the projects and lists opened before can be seen.')),
+    links);
+  Promise.all([db.entries('list:'), db.entries('project:')]).then(([lists, projects]) => {
+    const item = (href, text) => h('li', null, h('a', { href }, text));
+    const newest = (a, b) => String(b[1]?.at).localeCompare(String(a[1]?.at));
+    const items = [
+      ...lists.sort(newest).map(([key]) => {
+        const query = new URLSearchParams(key.slice('list:'.length));
+        query.delete('limit');
+        const filters = [...query].map(([name, value]) => (FILTER_NAMES[name] ?? quoted)(value)).join(' · ');
+        return item(query.toString() ? `/?${query}` : '/', filters ? L(`项目列表（${filters}）`, `Projects (${filters})`) : L('全部项目', 'All projects'));
+      }),
+      ...projects.sort(newest).slice(0, KEPT_PROJECTS_SHOWN)
+        .map(([key, kept]) => item(`/p/${encodeURIComponent(key.slice('project:'.length))}`, kept?.data?.title || key.slice('project:'.length))),
+    ];
+    if (items.length) links.replaceChildren(...items);
+    else links.replaceWith(h('p', { class: 'muted' }, L('这台设备上还没有保存任何内容。', 'Nothing has been kept on this device yet.')));
+  });
+  return section;
+}

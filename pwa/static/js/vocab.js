@@ -14,8 +14,8 @@ let agencies = [];
 let regions = [];
 const places = { agency: new Map(), region: new Map() };
 
-export async function loadVocab() {
-  if (categories.length) return;
+export async function loadVocab({ again = false } = {}) {
+  if (categories.length && !again) return;
   // The directory only adds names: without it every agency and region shows its code.
   const [vocab, directory] = await Promise.all([
     load('/api/categories', 'categories'),
@@ -23,6 +23,8 @@ export async function loadVocab() {
   ]);
   categories = vocab.data.items;
   fields = vocab.data.fields ?? {};
+  stages.clear(); // loaded again: names may have changed
+  ownStages.clear();
   const names = new Map(); // stage code → its distinct names across categories
   for (const category of categories) {
     ownStages.set(category.code, new Map(category.stages.map((s) => [s.code, s])));
