@@ -219,7 +219,8 @@ export default async function project(main, ctx) {
   async function markLate() {
     let answer;
     try {
-      answer = await load(`/api/compliance/items?project=${encodeURIComponent(id)}&status=late`, `late:${id}`);
+      // As the shell's Link header names it (server/api/pages.py), so the preload answers it.
+      answer = await load(`/api/compliance/items?project=${encodeURIComponent(id)}&status=late`);
     } catch {
       return; // no figures (yet): nothing is marked
     }
