@@ -11,6 +11,7 @@ contract late, on purpose).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import orjson
 
 from server.domain import Domain, format_time
 from server.projects.changes import registration
+from server.projects.checks import refusal
 from server.projects.table import ProjectTable
 from server.store import AppendRequest, EventStore
 
@@ -54,12 +56,27 @@ async def load_demo(
         if corrects is not None:
             event["data"]["corrects"] = seqs[(p, corrects)]
         draft = domain.event_input(event, project["category"], now.tzinfo)  # type: ignore[arg-type]
+        # Checked as a publication is: the demo shows nothing staff could not publish.
         result = await store.append(
-            AppendRequest(project=project, draft=draft, published_at=published)
+            AppendRequest(
+                project=project,
+                draft=draft,
+                published_at=published,
+                check=lambda earlier, event: _refused(domain, earlier, event),
+            )
         )
         seqs[(p, e)] = result.event.seq
     log.info("loaded %d demo projects", len(demo["projects"]))
     return len(demo["projects"])
+
+
+def _refused(
+    domain: Domain, earlier: Sequence[Mapping[str, Any]], event: Mapping[str, Any]
+) -> Exception | None:
+    refused = refusal(domain, earlier, event)
+    if refused is None:
+        return None
+    return ValueError(f"{DEMO_FILE}: {event['project']} {event['stage']}: {refused.message}")
 
 
 def _published(event: dict[str, Any], now: datetime) -> datetime:

@@ -10,17 +10,18 @@ import math
 import re
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.core.errors import ApiError, invalid
 from server.core.text import LINE_UNSAFE, TEXT_UNSAFE, line_problem, text_problem
 from server.core.topics import CODE
+from server.facts import DataField, check_values, load_facts
 
 CATEGORIES_FILE = Path(__file__).parent / "data" / "categories.toml"
 MAX_TITLE = 200
@@ -54,15 +55,23 @@ class Stage:
     oversight: bool
     record: bool = False  # records the project itself: registered, amended
     concludes: bool = False  # after it the project takes no more bids: award, contract, failed
+    fields: tuple[str, ...] = ()  # the facts it carries in every category, in display order
+    required: tuple[str, ...] = ()  # the ones it must carry to be published
 
 
 @dataclass(frozen=True)
-class Field:
-    """What the vocabulary says of one data key (`[fields.<key>]`)."""
+class StageUse:
+    """A stage as one category uses it: the trade's own name for the step, the
+    facts it carries there, and the times it may not come before."""
 
-    key: str
-    key_date: tuple[str, str] | None  # (zh, en): a date that matters to bidders
-    closes: bool  # the date ends the bidding window
+    code: str
+    zh: str
+    en: str
+    oversight: bool
+    fields: tuple[str, ...]
+    required: tuple[str, ...]
+    # data key → rule id: the event may not occur before the latest value of that key.
+    not_before: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -73,13 +82,15 @@ class Category:
     board: str
     lifecycle: tuple[str, ...]
     stages: frozenset[str]  # what staff may publish: lifecycle plus every oversight stage
+    # Every stage it may show (lifecycle, oversight, record) as this category uses it.
+    uses: Mapping[str, StageUse] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Domain:
     stages: dict[str, Stage]
     categories: dict[str, Category]
-    fields: dict[str, Field] = dataclass_field(default_factory=dict)
+    facts: dict[str, DataField] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = CATEGORIES_FILE) -> Domain:
@@ -87,13 +98,16 @@ class Domain:
             raw = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise DomainFileError(f"{path}: {exc}") from exc
-        unknown = sorted(set(raw) - {"stages", "categories", "fields"})
+        unknown = sorted(set(raw) - {"stages", "categories", "fields", "category_stages"})
         if unknown:
             raise DomainFileError(
-                f"{path}: unknown table [{unknown[0]}]:"
-                " use [stages.<code>], [categories.<code>] and [fields.<key>]"
+                f"{path}: unknown table [{unknown[0]}]: use [stages.<code>], [categories.<code>], "
+                "[fields.<key>] and [category_stages.<category>.<stage>]"
             )
-        stages = {code: _stage(path, code, entry) for code, entry in _table(path, raw, "stages")}
+        facts = load_facts(path, raw.get("fields"), DomainFileError)
+        stages = {
+            code: _stage(path, code, entry, facts) for code, entry in _table(path, raw, "stages")
+        }
         oversight = tuple(s.code for s in stages.values() if s.oversight)
         for stage in stages.values():
             if stage.oversight and stage.record:
@@ -118,10 +132,12 @@ class Domain:
                 lifecycle=tuple(lifecycle),
                 stages=frozenset(lifecycle) | frozenset(oversight),
             )
-        fields = {}
-        if "fields" in raw:
-            fields = {key: _field(path, key, entry) for key, entry in _table(path, raw, "fields")}
-        return cls(stages=stages, categories=categories, fields=fields)
+        uses = _category_stages(path, raw.get("category_stages", {}), stages, categories, facts)
+        categories = {
+            code: replace(category, uses=MappingProxyType(uses[code]))
+            for code, category in categories.items()
+        }
+        return cls(stages=stages, categories=categories, facts=facts)
 
     @cached_property
     def lifecycle_stages(self) -> frozenset[str]:
@@ -130,9 +146,11 @@ class Domain:
 
     def as_json(self) -> dict[str, Any]:
         """`GET /api/categories`: lifecycle stages in order, then oversight ones,
-        then the two that record the project itself (so the app has their names)."""
-        oversight = [s for s in self.stages.values() if s.oversight]
-        oversight += [s for s in self.stages.values() if s.record]
+        then the two that record the project itself (so the app has their names),
+        each named as the category names it, with the facts it carries; and the
+        labels, kinds and units of those facts."""
+        oversight = [s.code for s in self.stages.values() if s.oversight]
+        oversight += [s.code for s in self.stages.values() if s.record]
         return {
             "items": [
                 {
@@ -141,15 +159,18 @@ class Domain:
                     "board": c.board,
                     "stages": [
                         {
-                            "code": s.code,
-                            "name": {"zh": s.zh, "en": s.en},
-                            "oversight": s.oversight,
+                            "code": use.code,
+                            "name": {"zh": use.zh, "en": use.en},
+                            "oversight": use.oversight,
+                            "fields": list(use.fields),
+                            "required": list(use.required),
                         }
-                        for s in [self.stages[x] for x in c.lifecycle] + oversight
+                        for use in [c.uses[x] for x in (*c.lifecycle, *oversight)]
                     ],
                 }
                 for c in self.categories.values()
-            ]
+            ],
+            "fields": {key: fact.as_json() for key, fact in self.facts.items()},
         }
 
     @cached_property
@@ -160,12 +181,12 @@ class Domain:
     @cached_property
     def key_date_fields(self) -> tuple[str, ...]:
         """The data keys that hold a date that matters to bidders."""
-        return tuple(f.key for f in self.fields.values() if f.key_date is not None)
+        return tuple(f.key for f in self.facts.values() if f.key_date is not None)
 
     @cached_property
     def closing_fields(self) -> frozenset[str]:
         """The data keys whose date ends the bidding window."""
-        return frozenset(f.key for f in self.fields.values() if f.closes)
+        return frozenset(f.key for f in self.facts.values() if f.closes)
 
     def is_lifecycle(self, stage: str) -> bool:
         return stage in self.lifecycle_stages
@@ -238,25 +259,28 @@ class Domain:
             raise invalid("data", f"nested at most {MAX_DATA_DEPTH} levels deep")
         if not safe:
             _check_data_text(data)  # raises, naming where
-        for key in (time_fields or {}).get(stage, ()):
-            if data.get(key) is not None:  # absent or null: the watchdog reports it missing
-                parse_time(data[key], f"data.{key}", tz)
-        if stage == "correction":
-            corrects = data.get("corrects")
-            if (
-                isinstance(corrects, bool)
-                or not isinstance(corrects, int)
-                or not 1 <= corrects < 2**63
-            ):
-                raise invalid("data.corrects", "the seq of the event this corrects")
         occurred = fields.get("occurred_at")
-        return {
+        draft = {
             "stage": stage,
             "title": _line(fields.get("title"), "title", MAX_TITLE),
             "body": text,
             "data": data,
             "occurred_at": None if occurred is None else parse_time(occurred, "occurred_at", tz),
         }
+        # The facts last: a form's own fields are named first when both are wrong.
+        use = self.categories[category].uses[stage]
+        for key in use.required:  # the facts without which the stage cannot be true
+            if data.get(key) is None:
+                fact = self.facts[key]
+                raise invalid(
+                    f"data.{key}",
+                    f"{use.zh}须写明{fact.zh}（required in this stage: {fact.en}）",
+                )
+        for key in (time_fields or {}).get(stage, ()):
+            if data.get(key) is not None:  # absent or null: the watchdog reports it missing
+                parse_time(data[key], f"data.{key}", tz)
+        check_values(data, self.facts, lambda value, name: parse_time(value, name, tz))
+        return draft
 
 
 def _project_fields(fields: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
@@ -393,33 +417,13 @@ def _table(path: Path, raw: dict[str, Any], name: str) -> list[tuple[str, dict[s
     return list(table.items())
 
 
-def _field(path: Path, key: str, entry: dict[str, Any]) -> Field:
-    """A `[fields.<key>]` entry; only what this code reads is checked here
-    (the entry may say more of the field: its names, kind and unit)."""
-    where = f"fields.{key}"
-    key_date = entry.get("key_date")
-    names = None
-    if key_date is not None:
-        if not isinstance(key_date, dict):
-            raise DomainFileError(f"{path}: {where}.key_date: a table {{zh = …, en = …}}")
-        names = (
-            _text(path, f"{where}.key_date", key_date, "zh"),
-            _text(path, f"{where}.key_date", key_date, "en"),
-        )
-    closes = entry.get("closes", False)
-    if not isinstance(closes, bool):
-        raise DomainFileError(f"{path}: {where}.closes: true or false")
-    if closes and names is None:
-        raise DomainFileError(f"{path}: {where}.closes: only for a key_date field")
-    return Field(key, names, closes)
-
-
-def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
+def _stage(path: Path, code: str, entry: dict[str, Any], facts: Mapping[str, DataField]) -> Stage:
     flags = {}
     for flag in ("oversight", "record", "concludes"):
         flags[flag] = entry.get(flag, False)
         if not isinstance(flags[flag], bool):
             raise DomainFileError(f"{path}: stages.{code}.{flag}: true or false")
+    fields, required = _stage_fields(path, f"stages.{code}", entry, facts, (), ())
     return Stage(
         code,
         _text(path, f"stages.{code}", entry, "zh"),
@@ -427,7 +431,99 @@ def _stage(path: Path, code: str, entry: dict[str, Any]) -> Stage:
         flags["oversight"],
         flags["record"],
         flags["concludes"],
+        fields,
+        required,
     )
+
+
+def _stage_fields(
+    path: Path,
+    where: str,
+    entry: Mapping[str, Any],
+    facts: Mapping[str, DataField],
+    fields: tuple[str, ...],
+    required: tuple[str, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An entry's `fields` and `required` (each defaulting to what is given):
+    known keys, no repeats, every required one among the fields."""
+    for name in ("fields", "required"):
+        keys = entry.get(name)
+        if keys is None:
+            continue
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise DomainFileError(f"{path}: {where}.{name}: a list of field keys")
+        for key in keys:
+            if key not in facts:
+                raise DomainFileError(f"{path}: {where}.{name}: {key!r} is not in [fields]")
+        if len(set(keys)) != len(keys):
+            raise DomainFileError(f"{path}: {where}.{name}: a key is listed twice")
+        if name == "fields":
+            fields = tuple(keys)
+        else:
+            required = tuple(keys)
+    missing = [key for key in required if key not in fields]
+    if missing:
+        raise DomainFileError(f"{path}: {where}.required: {missing[0]!r} is not in its fields")
+    return fields, required
+
+
+def _category_stages(
+    path: Path,
+    table: object,
+    stages: Mapping[str, Stage],
+    categories: Mapping[str, Category],
+    facts: Mapping[str, DataField],
+) -> dict[str, dict[str, StageUse]]:
+    """Each category's stages as it uses them: its own entry where it has one,
+    the stage's generic name, fields and required ones where not."""
+    if not isinstance(table, dict):
+        raise DomainFileError(f"{path}: category_stages: [category_stages.<category>.<stage>]")
+    for code, entries in table.items():
+        if code not in categories or not isinstance(entries, dict):
+            raise DomainFileError(f"{path}: category_stages.{code}: not a category")
+        for stage in entries:
+            if stage not in categories[code].stages:
+                raise DomainFileError(
+                    f"{path}: category_stages.{code}.{stage}: not a stage of {code}"
+                )
+    uses: dict[str, dict[str, StageUse]] = {}
+    for code in categories:
+        uses[code] = {}
+        for stage in stages.values():
+            entry = table.get(code, {}).get(stage.code, {})
+            where = f"category_stages.{code}.{stage.code}"
+            if not isinstance(entry, dict):
+                raise DomainFileError(f"{path}: {where}: not a valid entry")
+            allowed = {"zh", "en", "fields", "required", "not_before"}
+            unknown = sorted(set(entry) - allowed)
+            if unknown:
+                raise DomainFileError(f"{path}: {where}.{unknown[0]}: unknown setting")
+            fields, required = _stage_fields(
+                path, where, entry, facts, stage.fields, stage.required
+            )
+            uses[code][stage.code] = StageUse(
+                code=stage.code,
+                zh=_text(path, where, entry, "zh") if "zh" in entry else stage.zh,
+                en=_text(path, where, entry, "en") if "en" in entry else stage.en,
+                oversight=stage.oversight,
+                fields=fields,
+                required=required,
+                not_before=_not_before(path, where, entry.get("not_before", {}), facts),
+            )
+    return uses
+
+
+def _not_before(
+    path: Path, where: str, table: object, facts: Mapping[str, DataField]
+) -> Mapping[str, str]:
+    if not isinstance(table, dict):
+        raise DomainFileError(f'{path}: {where}.not_before: {{ <field> = "<rule>" }}')
+    for key, rule in table.items():
+        if key not in facts or facts[key].kind.value != "datetime":
+            raise DomainFileError(f"{path}: {where}.not_before: {key!r} is not a datetime field")
+        if not isinstance(rule, str) or not CODE.fullmatch(rule):
+            raise DomainFileError(f"{path}: {where}.not_before.{key}: a rule id such as x_before_y")
+    return MappingProxyType(dict(table))
 
 
 def _text(path: Path, where: str, entry: dict[str, Any], key: str) -> str:

@@ -20,6 +20,30 @@ from websockets.asyncio.client import ClientConnection
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE, BrowserErrors, require_chromium, watch
 
 ROOT = Path(__file__).resolve().parent.parent
+# The facts a stage must state to be published (categories.toml `required`),
+# for tests about something else: a bid deadline and a listing end far ahead
+# (no statutory period is short, nothing can be "before" them yet), a winner
+# and amount, a contract signed at a fixed past moment, candidates.
+FAR = "2099-12-31T09:30:00+08:00"
+REQUIRED_FACTS: dict[str, dict[str, Any]] = {
+    "notice": {"deadline": FAR, "listing_ends": FAR},
+    "award": {"winner": "浙江测试建设有限公司", "amount": 1_000_000},
+    "contract": {"signed_at": "2026-01-05T10:00:00+08:00"},
+    "candidates": {
+        "candidates": [{"rank": 1, "name": "浙江测试建设有限公司"}],
+        "publicity_ends": FAR,
+    },
+}
+
+# A notice whose bid deadline has passed: a bid opening may follow it.
+CLOSED = {"deadline": "2026-01-05T09:30:00+08:00"}
+
+
+def with_facts(stage: str, **fields: Any) -> dict[str, Any]:
+    """An event body for `stage` with its required facts; `data` given adds to
+    them or replaces them key by key."""
+    data = {**REQUIRED_FACTS.get(stage, {}), **fields.pop("data", {})}
+    return {"stage": stage, "data": data, **fields}
 
 
 def free_port() -> int:
@@ -166,7 +190,7 @@ class Staff:
     def publish(self, project_id: str, stage: str = "notice", **fields: Any) -> dict[str, Any]:
         response = self.client.post(
             f"/api/projects/{project_id}/events",
-            json={"stage": stage, "title": f"{stage} 公告", **fields},
+            json=with_facts(stage, **{"title": f"{stage} 公告", **fields}),
         )
         assert response.status_code == 201, response.text
         return dict(response.json())

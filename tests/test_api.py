@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import ROOT, ServerProcess, Staff
+from tests.conftest import CLOSED, ROOT, ServerProcess, Staff, with_facts
 
 RFC3339_CST = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?\+08:00$")
 CONSTRUCTION_STAGES = {
@@ -240,7 +240,7 @@ def test_revoked_token_gets_401(server: ServerProcess) -> None:
         time.sleep(0.1)
     assert_error(response, 401, "unauthorized")
     response = post_json(
-        server, "/api/projects/R-1/events", {"stage": "notice", "title": "t"}, token=secret
+        server, "/api/projects/R-1/events", with_facts("notice", title="t"), token=secret
     )
     assert_error(response, 401, "unauthorized")
 
@@ -269,7 +269,7 @@ def test_staff_endpoints_need_a_valid_bearer_token(
     headers = {} if authorization is None else {"Authorization": authorization}
     for path, body in (
         ("/api/projects", new_project(fresh)),
-        (f"/api/projects/{existing}/events", {"stage": "notice", "title": "t"}),
+        (f"/api/projects/{existing}/events", with_facts("notice", title="t")),
     ):
         response = httpx.post(staff.server.url + path, json=body, headers=headers)
         assert_error(response, 401, "unauthorized")
@@ -287,7 +287,7 @@ def test_publisher_acts_only_for_its_own_agency(server: ServerProcess, staff: St
     assert httpx.get(server.url + "/api/projects/B-2").status_code == 404
 
     foreign = post_json(
-        server, "/api/projects/B-1/events", {"stage": "notice", "title": "t"}, publisher
+        server, "/api/projects/B-1/events", with_facts("notice", title="t"), publisher
     )
     assert_error(foreign, 403, "forbidden")
     assert server.head() == 1, "refused requests append nothing"
@@ -295,7 +295,7 @@ def test_publisher_acts_only_for_its_own_agency(server: ServerProcess, staff: St
     own = post_json(server, "/api/projects", new_project("A-1", agency="AG-A"), publisher)
     assert own.status_code == 201, own.text
     published = post_json(
-        server, "/api/projects/A-1/events", {"stage": "notice", "title": "t"}, publisher
+        server, "/api/projects/A-1/events", with_facts("notice", title="t"), publisher
     )
     assert published.status_code == 201, published.text
     assert published.json()["agency"] == "AG-A"
@@ -307,7 +307,7 @@ def test_supervisor_cannot_publish_but_admin_can(server: ServerProcess, staff: S
     response = post_json(server, "/api/projects", new_project("S-2", agency="AG-S"), supervisor)
     assert_error(response, 403, "forbidden")
     response = post_json(
-        server, "/api/projects/S-1/events", {"stage": "notice", "title": "t"}, supervisor
+        server, "/api/projects/S-1/events", with_facts("notice", title="t"), supervisor
     )
     assert_error(response, 403, "forbidden")
     assert server.head() == 1, "refused requests append nothing (1: S-1's registration)"
@@ -619,7 +619,7 @@ def test_project_stage_moves_only_on_lifecycle_stages(staff: Staff) -> None:
         history.append(project["updated_at"])
         return dict(project)
 
-    staff.publish("L-1", "notice")
+    staff.publish("L-1", "notice", data=CLOSED)
     check("notice")
     staff.publish("L-1", "objection")
     check("notice")
@@ -627,7 +627,7 @@ def test_project_stage_moves_only_on_lifecycle_stages(staff: Staff) -> None:
     check("notice")
     staff.publish("L-1", "bid_opening")
     check("bid_opening")
-    award = staff.publish("L-1", "award", data={"winner": "某建设公司"})
+    award = staff.publish("L-1", "award", data={"winner": "某建设公司", "amount": 1_000_000})
     check("award")
     staff.publish("L-1", "correction", data={"corrects": award["seq"]})
     project = check("award")
@@ -645,7 +645,7 @@ def test_project_stage_moves_only_on_lifecycle_stages(staff: Staff) -> None:
 def test_idempotency_key(staff: Staff) -> None:
     staff.project("I-1")
     staff.project("I-2")
-    body = {"stage": "notice", "title": "招标公告"}
+    body = with_facts("notice", title="招标公告")
     first = staff.client.post(
         "/api/projects/I-1/events", json=body, headers={"Idempotency-Key": "k-1"}
     )
@@ -658,7 +658,7 @@ def test_idempotency_key(staff: Staff) -> None:
     assert staff.server.head() == 3  # 1 and 2: the registrations
     reused = staff.client.post(
         "/api/projects/I-1/events",
-        json={"stage": "award", "title": "结果"},
+        json=with_facts("award", title="结果"),
         headers={"Idempotency-Key": "k-1"},
     )
     assert_error(reused, 409)
@@ -715,7 +715,7 @@ def test_body_that_is_not_sent_as_json_is_415(
     staff, project_id = shared_staff, unique("J")
     staff.project(project_id)
     head = staff.server.head()
-    content = json.dumps({"stage": "notice", "title": "t"}).encode()
+    content = json.dumps(with_facts("notice", title="t")).encode()
     for path in ("/api/projects", f"/api/projects/{project_id}/events"):
         assert_error(post_raw(staff.server, path, content, shared_admin, content_type), 415)
     assert staff.server.head() == head
@@ -733,14 +733,15 @@ def test_body_over_the_limit_is_413(start_server: Callable[..., ServerProcess]) 
     server = start_server(SUNBID_MAX_BODY_BYTES="2048")
     admin = server.token("admin")
     assert post_json(server, "/api/projects", new_project("M-1"), admin).status_code == 201
-    big = {"stage": "notice", "title": "t", "body": "x" * 3000}
+    # Clarifications: they need no facts, so the body alone decides the size.
+    big = {"stage": "clarification", "title": "t", "body": "x" * 3000}
     assert_error(post_json(server, "/api/projects/M-1/events", big, admin), 413)
     assert_error(
         post_json(server, "/api/projects", new_project("M-2", title="x" * 3000), admin), 413
     )
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit still holds
-        yield b'{"stage":"notice","title":"t","body":"'
+        yield b'{"stage":"clarification","title":"t","body":"'
         for _ in range(4):
             yield b"x" * 1000
         yield b'"}'
@@ -754,7 +755,7 @@ def test_body_over_the_limit_is_413(start_server: Callable[..., ServerProcess]) 
     assert_error(chunked, 413)
     assert server.head() == 1  # M-1's registration
     # Just under the limit is fine.
-    fits = {"stage": "notice", "title": "t", "body": "x" * 1900}
+    fits = {"stage": "clarification", "title": "t", "body": "x" * 1900}
     assert post_json(server, "/api/projects/M-1/events", fits, admin).status_code == 201
     assert server.head() == 2
 
@@ -763,7 +764,7 @@ def test_unknown_project_is_404(staff: Staff) -> None:
     for project_id in ("NOPE", "x" * 65, "has%20space", "%E4%B8%AD"):
         assert_error(staff.client.get(f"/api/projects/{project_id}"), 404, "not_found")
         response = staff.client.post(
-            f"/api/projects/{project_id}/events", json={"stage": "notice", "title": "t"}
+            f"/api/projects/{project_id}/events", json=with_facts("notice", title="t")
         )
         assert_error(response, 404, "not_found")
     assert staff.server.head() == 0
@@ -957,7 +958,11 @@ def test_events_since_topics_stages_limit(staff: Staff) -> None:
         ("E-B", "objection"),
         ("E-C", "award"),
     ]
-    published = [staff.publish(p, s) for p, s in plan]
+    # E-A's bid deadline has passed: its bid opening may follow.
+    published = [
+        staff.publish(p, s, **({"data": CLOSED} if (p, s) == ("E-A", "notice") else {}))
+        for p, s in plan
+    ]
     assert [e["seq"] for e in published] == list(range(4, 13))  # 1-3: the registrations
 
     def events(**params: str) -> list[dict[str, Any]]:
@@ -1047,7 +1052,7 @@ async def test_events_limit_default_100_max_1000(staff: Staff, admin: str) -> No
 
         async def publish(n: int) -> int:
             response = await client.post(
-                "/api/projects/N-1/events", json={"stage": "notice", "title": f"公告 {n}"}
+                "/api/projects/N-1/events", json=with_facts("notice", title=f"公告 {n}")
             )
             assert response.status_code == 201, response.text
             return int(response.json()["seq"])
@@ -1084,7 +1089,7 @@ def test_times_follow_sunbid_timezone(start_server: Callable[..., ServerProcess]
     event = post_json(
         server,
         "/api/projects/UTC-1/events",
-        {"stage": "notice", "title": "t", "occurred_at": "2026-12-01T09:30:00+08:00"},
+        with_facts("notice", title="t", occurred_at="2026-12-01T09:30:00+08:00"),
         admin,
     ).json()
     assert event["occurred_at"] == "2026-12-01T01:30:00+00:00"
@@ -1172,7 +1177,7 @@ async def test_ws_subscribe_ping_unsubscribe(staff: Staff) -> None:
         await ws.send(json.dumps({"op": "subscribe", "topics": ["project:W-1"]}))
         # head 2: the two registrations
         assert await recv(ws) == {"op": "subscribed", "topics": ["project:W-1"], "head": 2}
-        published = staff.publish("W-1", "notice")
+        published = staff.publish("W-1", "notice", data=CLOSED)
         staff.publish("W-2", "notice")  # another project: not delivered
         assert await recv(ws) == {"op": "event", "event": published}
         await ws.send(json.dumps({"op": "ping"}))
@@ -1186,7 +1191,7 @@ async def test_ws_subscribe_ping_unsubscribe(staff: Staff) -> None:
 async def test_ws_stage_filter_and_since(staff: Staff) -> None:
     staff.project("WS-1", "construction")
     staff.project("WS-2", "land")
-    first = staff.publish("WS-1", "notice")
+    first = staff.publish("WS-1", "notice", data=CLOSED)
     staff.publish("WS-1", "bid_opening")
     staff.publish("WS-2", "notice")
     async with websockets.connect(staff.server.ws_url) as ws:

@@ -18,7 +18,7 @@ import pytest
 from server.backup.files import MANIFEST, sha256_of
 from server.backup.make import copy_database
 from server.datalock import LOCK_FILE
-from tests.conftest import ServerProcess, Staff
+from tests.conftest import ServerProcess, Staff, with_facts
 from tests.push_service import PushService
 from tests.test_push_e2e import Push, push_env, seqs, wait_until
 
@@ -77,7 +77,7 @@ class Publishers:
             n = 0
             while not self._stop.is_set():
                 n += 1
-                body = {"stage": "notice", "title": f"{project} #{n}", "body": PADDING}
+                body = with_facts("notice", title=f"{project} #{n}", body=PADDING)
                 response = client.post(f"/api/projects/{project}/events", json=body)
                 if response.status_code != 201:
                     self.errors.append(f"{response.status_code} {response.text[:200]}")

@@ -164,24 +164,33 @@ def scorecard(server: ServerProcess, **params: str) -> list[dict[str, Any]]:
 
 def break_rules(staff: Staff, prefix: str) -> dict[str, Any]:
     """Four warnings in two fresh agencies: two open (construction), two resolved
-    at once (gov_procurement)."""
-    c, g = f"{prefix}-C", f"{prefix}-G"
+    at once (gov_procurement). (A contract needs its award, and an award its
+    notice: the contract is in a project of its own, `g2`, so that `g`'s plan
+    awaits no notice.)"""
+    c, g, g2 = f"{prefix}-C", f"{prefix}-G", f"{prefix}-G2"
     staff.project(c, "construction", agency=f"{prefix}-A1")
     staff.project(g, "gov_procurement", agency=f"{prefix}-A2")
-    notice = staff.publish(c, "notice")  # no data.deadline
+    staff.project(g2, "gov_procurement", agency=f"{prefix}-A2")
+    soon = beijing(datetime.now(LEGAL_TZ).isoformat(), 5)
+    notice = staff.publish(c, "notice", data={"deadline": soon})  # 5 days: too short (时限不足)
     candidates = staff.publish(c, "candidates")
     award = staff.publish(c, "award")  # the same day: publicity too short
     plan = staff.publish(g, "plan", occurred_at=beijing(award["published_at"], -60))
-    contract = staff.publish(g, "contract", data={"signed_at": beijing(award["published_at"], -10)})
+    staff.publish(g2, "notice")
+    staff.publish(g2, "award", occurred_at=beijing(award["published_at"], -12))
+    contract = staff.publish(
+        g2, "contract", data={"signed_at": beijing(award["published_at"], -10)}
+    )
     return {
         "c": c,
         "g": g,
+        "g2": g2,
         "agencies": (f"{prefix}-A1", f"{prefix}-A2"),
         "ids": {
-            f"construction.notice-deadline/{c}/{notice['seq']}/data_incomplete",
+            f"construction.notice-deadline/{c}/{notice['seq']}-{notice['seq']}/breach",
             f"construction.candidates-publicity/{c}/{candidates['seq']}-{award['seq']}/breach",
             f"all.information-published/{g}/{plan['seq']}/breach",
-            f"gov_procurement.contract-published/{g}/{contract['seq']}/breach",
+            f"gov_procurement.contract-published/{g2}/{contract['seq']}/breach",
         },
         "award": award,
         "contract": contract,
@@ -271,8 +280,8 @@ def test_scorecard_shape_and_filters(shared: ServerProcess, staff: Staff) -> Non
     assert entry["due"] == (
         entry["on_time"] + entry["late"] + entry["too_short"] + entry["open_breaches"]
     )
-    # The candidates' publicity was too short (时限不足): that is not late.
-    assert entry["too_short"] == 1 and entry["late"] == 0
+    # The notice's period and the candidates' publicity were too short (时限不足): not late.
+    assert entry["too_short"] == 2 and entry["late"] == 0
     assert 0 <= entry["on_time_rate"] < 1
     assert [c["category"] for c in entry["by_category"]] == ["construction"]
     month = moment(made["award"]["published_at"]).strftime("%Y-%m")
@@ -292,11 +301,13 @@ def test_scorecard_shape_and_filters(shared: ServerProcess, staff: Staff) -> Non
 
 def test_the_scorecard_lists_the_worst_agencies_first(shared: ServerProcess, staff: Staff) -> None:
     made = break_rules(staff, unique("WF"))
+    # One more late disclosure: the second agency misses 3, the first 2.
+    staff.publish(made["g"], "plan", occurred_at=beijing(made["award"]["published_at"], -60))
     card = scorecard(shared)
     missed = [a["late"] + a["too_short"] + a["open_breaches"] for a in card]
     assert missed == sorted(missed, reverse=True)
     order = [a["agency"] for a in card]
-    assert order.index(made["agencies"][1]) < order.index(made["agencies"][0]), "2 late before 1"
+    assert order.index(made["agencies"][1]) < order.index(made["agencies"][0]), "3 missed before 2"
 
 
 def items(server: ServerProcess, **params: str) -> list[dict[str, Any]]:
@@ -312,7 +323,9 @@ def test_the_drill_down_names_each_item_late_and_too_short_apart(
 ) -> None:
     made = break_rules(staff, unique("DD"))
     a1, a2 = made["agencies"]
-    [short] = items(shared, agency=a1)
+    notice_short, short = items(shared, agency=a1)
+    assert notice_short["rule"] == "construction.notice-deadline"
+    assert notice_short["state"] == "too_short"
     assert short["project"] == made["c"] and short["project_title"] == f"测试项目 {made['c']}"
     assert (short["status"], short["state"], short["kind"]) == ("late", "too_short", "at_least")
     assert short["rule"] == "construction.candidates-publicity"
@@ -330,11 +343,13 @@ def test_the_drill_down_names_each_item_late_and_too_short_apart(
     for item in late:
         assert (item["status"], item["state"]) == ("late", "late")
         assert moment(item["done_at"]) > moment(item["due_at"]), item
-    assert {i["rule"] for i in items(shared, project=made["g"], status="late")} == {
-        i["rule"] for i in late
-    }
+    by_project = [
+        *items(shared, project=made["g"], status="late"),
+        *items(shared, project=made["g2"], status="late"),
+    ]
+    assert {i["rule"] for i in by_project} == {i["rule"] for i in late}
     month = moment(made["award"]["published_at"]).astimezone(LEGAL_TZ).strftime("%Y-%m")
-    assert items(shared, agency=a1, month=month) == [short]
+    assert items(shared, agency=a1, month=month) == [notice_short, short]
     assert items(shared, agency=a1, month="1999-01") == []
     assert items(shared, agency=a1, status="open") == []
     assert items(shared, agency=a2, limit="1") == late[:1]
@@ -349,6 +364,7 @@ def test_an_overdue_item_is_open_until_published(start_server: Any) -> None:
     server = start_server()
     staff = Staff(server, server.token("open-admin"))
     staff.project("OPEN-1")
+    staff.publish("OPEN-1", "notice")
     long_ago = (datetime.now(LEGAL_TZ) - timedelta(days=40)).isoformat()
     award = staff.publish("OPEN-1", "award", occurred_at=long_ago)
     [item] = [
@@ -454,10 +470,10 @@ def test_warnings_filter_by_agency_category_level_state_and_project(
         return {w["id"] for w in supervisor.all_warnings(**params)}
 
     assert ids(project=c) == {w["id"] for w in found if w["project"] == c}
-    assert ids(category="gov_procurement", agency=a2) == ids(project=g)
+    assert ids(category="gov_procurement", agency=a2) == ids(project=g) | ids(project=made["g2"])
     assert ids(category="construction", agency=a2) == set()
-    assert len(ids(level="data_incomplete", project=c)) == 1
-    assert len(ids(level="breach", project=c)) == 1
+    assert ids(level="data_incomplete", project=c) == set()  # a notice states its deadline
+    assert len(ids(level="breach", project=c)) == 2
     assert ids(level="approaching", project=c) == set()
     assert ids(state="open", agency=a1) == ids(project=c)
     assert ids(state="resolved", agency=a1) == set()
@@ -545,6 +561,7 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         road, school = f"{prefix}-C", f"{prefix}-G"
         staff.project(road, "construction")
         staff.project(school, "gov_procurement", agency="YW-ZFCG")
+        notice = staff.publish(road, "notice")  # an award needs one (no warning: deadline far)
         candidates = staff.publish(road, "candidates")
         award = staff.publish(road, "award")
         published = time.monotonic()
@@ -561,6 +578,11 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         assert moment(warning["created_at"]) == moment(award["published_at"])
 
         signed = beijing(award["published_at"], -10)
+        # A contract needs its award, an award its notice.
+        school_notice = staff.publish(school, "notice")
+        school_award = staff.publish(
+            school, "award", occurred_at=beijing(award["published_at"], -12)
+        )
         contract = staff.publish(school, "contract", data={"signed_at": signed})
         late = (await recv(desk))["warning"]
         assert late["id"] == (
@@ -572,14 +594,17 @@ async def test_supervisors_get_warnings_live_and_bidders_never_do(
         assert await before_pong(desk) == [], "each warning once, and no events"
 
         seen = await before_pong(bidder)
-        assert [m["op"] for m in seen] == ["event"] * 5  # two registrations, three events
+        assert [m["op"] for m in seen] == ["event"] * 8  # two registrations, six events
         assert [(m["event"]["project"], m["event"]["stage"]) for m in seen[:2]] == [
             (road, "registered"),
             (school, "registered"),
         ]
         assert [m["event"]["seq"] for m in seen[2:]] == [
+            notice["seq"],
             candidates["seq"],
             award["seq"],
+            school_notice["seq"],
+            school_award["seq"],
             contract["seq"],
         ]
 
@@ -592,6 +617,8 @@ def test_project_page_shows_what_is_awaited_and_from_when(
 ) -> None:
     road = unique("DL")
     staff.project(road, "construction")
+    assert project_page(shared, road)["deadlines"] == []
+    staff.publish(road, "notice")  # an award needs its notice; its deadline is far: no rule waits
     assert project_page(shared, road)["deadlines"] == []
     evaluation = staff.publish(road, "evaluation")
     [awaited] = project_page(shared, road)["deadlines"]
@@ -663,6 +690,7 @@ def test_a_server_with_an_edited_rules_file_counts_with_it(
     staff = Staff(server, server.token("admin"))
     try:
         staff.project("EDITED-1", "construction")
+        staff.publish("EDITED-1", "notice")
         award = staff.publish("EDITED-1", "award")
     finally:
         staff.client.close()

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from server.core.numbers import MAX_SEQ, whole_number
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ROOT, ServerProcess, with_facts
 from tests.test_push_endpoints import b64
 
 CONTRACT_STATUSES = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
@@ -152,7 +152,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         )
         assert created.status_code == 201, created.text
     first = client.post(
-        "/api/projects/FZ-1/events", headers=auth, json={"stage": "notice", "title": "招标公告"}
+        "/api/projects/FZ-1/events", headers=auth, json=with_facts("notice", title="招标公告")
     )
     assert first.status_code == 201, first.text
     target = Target(server, admin, client, initial_head=server.head())
@@ -482,7 +482,7 @@ def test_post_with_any_credentials(
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key.strip()
     body = (
-        {"stage": "notice", "title": "t"}
+        with_facts("notice", title="t")
         if path.endswith("events")
         else {"id": "FZ-AUTH", "title": "t", "category": "land", "agency": "FZ"}
     )
@@ -519,7 +519,7 @@ def test_any_project_path(target: Target, project: str, method: str) -> None:
     response = target.client.request(
         method,
         path,
-        json={"stage": "notice", "title": "t"},
+        json=with_facts("notice", title="t"),
         headers={"Authorization": f"Bearer {target.admin}"},
     )
     check_http(target, response, {200, 201, 307})  # 307: an empty segment, e.g. "/"

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, with_facts
 from tests.test_api import assert_error
 from tests.test_push_endpoints import b64, point
 
@@ -64,7 +64,7 @@ def new_project(client: httpx.Client, title: str) -> httpx.Response:
 
 def publish(client: httpx.Client, project: str, **fields: Any) -> httpx.Response:
     return client.post(
-        f"/api/projects/{project}/events", json={"stage": "notice", "title": "公告", **fields}
+        f"/api/projects/{project}/events", json=with_facts("notice", **{"title": "公告", **fields})
     )
 
 
@@ -184,10 +184,16 @@ def test_data_times_are_checked_where_the_rules_read_them(
         422,
         field="data.signed_at",
     )
-    # A field no rule reads as a time is the publisher's own text; null is "not known yet".
-    free = publish(client, project, data={"opening": "2026-W49-2", "signed_at": 7})
+    # A time the vocabulary knows is checked in any stage (here a notice);
+    assert_error(publish(client, project, data={"signed_at": 7}), 422, field="data.signed_at")
+    # a key it does not know is the publisher's own text; null is "not known yet".
+    free = publish(client, project, data={"opening": "2026-W49-2"})
     assert free.status_code == 201, free.text
-    unknown = publish(client, project, data={"deadline": None})
+    # (Not a notice's deadline, which a notice must state: a clarification's.)
+    unknown = client.post(
+        f"/api/projects/{project}/events",
+        json={"stage": "clarification", "title": "澄清", "data": {"deadline": None}},
+    )
     assert unknown.status_code == 201, unknown.text
 
 

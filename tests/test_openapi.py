@@ -316,6 +316,16 @@ def test_every_answer_matches_the_document(
     correction = {"stage": "correction", "title": "更正", "data": {"corrects": event["seq"]}}
     check(client.post("/api/projects/OA-1/events", json=correction), path, 201)
     check(client.post("/api/projects/NOPE/events", json=notice), path, 404)
+    # Checks before publishing: a preview, a missing fact, a contradiction.
+    preview = check(
+        client.post("/api/projects/OA-1/events", params={"dry_run": "1"}, json=notice), path, 200
+    )
+    assert "seq" not in preview["event"] and isinstance(preview["warnings"], list)
+    award = {"stage": "award", "title": "结果", "data": {"winner": "某公司"}}
+    check(client.post("/api/projects/OA-1/events", json=award), path, 422)
+    opening = {"stage": "bid_opening", "title": "开标", "occurred_at": "2026-12-01T09:30:00+08:00"}
+    refused = check(client.post("/api/projects/OA-1/events", json=opening), path, 422)
+    assert refused["error"]["details"]["rule"] == "opening_before_deadline"
     check(anyone.post("/api/projects/OA-1/events", json=notice), path, 401)
     check(
         client.post("/api/projects/OA-1/events", json={"stage": "auction", "title": "t"}), path, 422

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import ServerProcess, Staff
+from tests.conftest import CLOSED, ServerProcess, Staff
 from tests.test_api import assert_error, new_project, post_json, recv, unique
 
 
@@ -58,7 +58,7 @@ async def test_a_registration_is_an_event_everyone_sees(staff: Staff) -> None:
 
 def test_an_amendment_changes_the_record_and_later_events_carry_it(staff: Staff) -> None:
     created = staff.project("A-1")
-    staff.publish("A-1", "notice")
+    staff.publish("A-1", "notice", data=CLOSED)  # its bid deadline passed: an opening may follow
     response = staff.client.patch(
         "/api/projects/A-1",
         json={"budget": 990000, "region": "330783", "must_tender": True, "reason": "预算调整"},

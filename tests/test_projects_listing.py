@@ -26,15 +26,22 @@ def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staff]:
     """One server with projects in every state the listing tells apart."""
     proc = ServerProcess(Path(tmp_path_factory.mktemp("listing")) / "data").start()
     staff = Staff(proc, proc.token("listing-admin"))
+
+    def publish(project_id: str, stage: str, **fields: Any) -> None:
+        """Exactly these facts (Staff.publish would add defaults that are key dates too)."""
+        body = {"title": f"{stage} 公告", **fields, "stage": stage}
+        response = staff.client.post(f"/api/projects/{project_id}/events", json=body)
+        assert response.status_code == 201, response.text
+
     # Closes in 10 days, then a clarification moves the deadline to 2 days: closing.
     staff.project("K-SOON")
-    staff.publish(
+    publish(
         "K-SOON", "notice", body="市政道路 Asphalt 改造", data={"deadline": at(240), "bid_bond": 1}
     )
-    staff.publish("K-SOON", "clarification", data={"deadline": at(48)})
+    publish("K-SOON", "clarification", data={"deadline": at(48)})
     # Open for 20 days.
     staff.project("K-LATER", category="land")
-    staff.publish(
+    publish(
         "K-LATER",
         "notice",
         title="国有建设用地使用权挂牌出让公告",
@@ -42,14 +49,19 @@ def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staff]:
     )
     # Its deadline passed.
     staff.project("K-PAST")
-    staff.publish("K-PAST", "notice", data={"deadline": at(-24)})
+    publish("K-PAST", "notice", data={"deadline": at(-24)})
     # Awarded before its (future) deadline: concluded, not open.
     staff.project("K-AWARDED")
-    staff.publish("K-AWARDED", "notice", data={"deadline": at(100)})
-    staff.publish("K-AWARDED", "award", body="中标人：某建设集团", data={"winner": "某建设集团"})
+    publish("K-AWARDED", "notice", data={"deadline": at(100)})
+    publish(
+        "K-AWARDED",
+        "award",
+        body="中标人：某建设集团",
+        data={"winner": "某建设集团", "amount": 1_000_000},
+    )
     # No closing date at all.
     staff.project("K-NONE", category="gov_procurement")
-    staff.publish("K-NONE", "plan", title="采购意向公开", body="办公家具 asphalt")
+    publish("K-NONE", "plan", title="采购意向公开", body="办公家具 asphalt")
     yield staff
     staff.client.close()
     if proc.process is not None:

@@ -463,13 +463,14 @@ def test_subscription_creation_is_rate_limited_per_address(
 def test_payload_and_headers_follow_the_contract(push: Push, service: PushService) -> None:
     push.staff.project("PD-1", agency="AG-PD", region="RPD1")
     push.staff.project("PD-2", agency="AG-PD", region="RPD1")
+    push.publish("PD-2", "notice")  # before the follow: an award needs a notice
     endpoint = push.follow(service, ["project:PD-1", "project:PD-2"])
 
     notice = push.publish(
         "PD-1",
         "notice",
-        body="投标截止时间 2026-12-21 09:30，地点 义乌市公共资源交易中心",
-        data={"deadline": "2026-12-21T09:30:00+08:00"},
+        body="投标截止时间 2026-12-01 09:30，地点 义乌市公共资源交易中心",
+        data={"deadline": "2026-12-01T09:30:00+08:00"},  # passed: the opening may follow
     )
     opening = push.publish("PD-1", "bid_opening", data={"bidders": 7})
     award = push.publish("PD-2", "award", body="中标人：某某建设有限公司")
@@ -534,6 +535,7 @@ def test_topics_and_stages_select_what_is_delivered_once(push: Push, service: Pu
         "notices of all": (["all"], ["notice"]),
         "nothing": (["project:MT-9", "category:emission_rights", "region:RMT9"], None),
     }
+    push.publish("MT-2", "notice")  # before the follows: an award needs a notice
     endpoints = {name: push.follow(service, t, s) for name, (t, s) in follows.items()}
     e1 = push.publish("MT-1", "notice")["seq"]
     e2 = push.publish("MT-2", "award")["seq"]
@@ -730,7 +732,7 @@ def test_publishing_never_waits_for_pushes(service: PushService, tmp_path: Path)
         wait_until(lambda: service.hanging == len(endpoints), "every first push to hang")
         timings = [took_first]
         wanted = [first["seq"]]
-        for stage in ("clarification", "bid_opening"):
+        for stage in ("clarification", "evaluation"):
             event, took = push.timed_publish("DU-FAST", stage)
             wanted.append(event["seq"])
             timings.append(took)

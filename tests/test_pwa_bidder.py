@@ -217,7 +217,7 @@ def test_reconnects_after_a_restart_and_catches_up_without_gap(
         # delay (250 ms or more): only the catch-up from its cursor can bring this one.
         missed = site.staff.publish(project, "clarification")
         expect(live_status(page)).to_have_attribute("data-state", "live", timeout=20_000)
-        after = site.staff.publish(project, "bid_opening")
+        after = site.staff.publish(project, "evaluation")
 
         seqs = wait_timeline(site, page, project)
         assert missed["seq"] in seqs and after["seq"] in seqs
@@ -281,6 +281,7 @@ def test_offline_reload_shows_the_list_and_projects_seen(
 def test_project_shows_its_open_deadlines_with_the_legal_basis(site: Site, page: Any) -> None:
     project = "PW-DEADLINE-1"
     site.staff.project(project)
+    site.staff.publish(project, "notice")  # an award needs a notice
     site.staff.publish(project, "award")  # the contract is due within 30 days (招标投标法 §46)
     deadlines = site.api(f"/api/projects/{project}")["deadlines"]
     assert deadlines, "the award opens a statutory deadline"

@@ -104,6 +104,7 @@ def test_supervisor_sees_a_broken_rule_within_five_seconds(
     expect(page.locator("[data-testid=live-status]")).to_have_attribute("data-state", "live")
 
     staff.project("PW-SUP-1")
+    staff.publish("PW-SUP-1", "notice")  # an award needs a notice (deadline far: no warning)
     staff.publish("PW-SUP-1", "candidates")
     staff.publish("PW-SUP-1", "award")  # the same day: 公示期不少于3日 is broken at once
     published = time.monotonic()

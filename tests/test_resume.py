@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import ServerProcess, Staff, close_clients
+from tests.conftest import CLOSED, ServerProcess, Staff, close_clients, with_facts
 
 TIMEOUT = 10.0  # on every single receive: a hang fails fast
 BIG_BODY = "开标记录及评标情况公示。" * 1500  # ~54 KB of UTF-8: replays take a while
@@ -38,6 +38,12 @@ _opened: list[Any] = []  # clients a test opened: closed after it, pass or fail
 async def _close_clients() -> AsyncIterator[None]:
     yield
     await close_clients(_opened)
+
+
+def closed(stage: str, fields: dict[str, Any]) -> dict[str, Any]:
+    if stage != "notice":
+        return fields
+    return {**fields, "data": {**CLOSED, **fields.get("data", {})}}
 
 
 class Publisher:
@@ -77,7 +83,8 @@ class Publisher:
     ) -> dict[str, Any]:
         response = await self.client.post(
             f"/api/projects/{project_id}/events",
-            json={"stage": stage, "title": f"{stage} {project_id}", **fields},
+            # A notice whose bid deadline has passed: openings and awards may follow it.
+            json=with_facts(stage, **{"title": f"{stage} {project_id}", **closed(stage, fields)}),
         )
         assert response.status_code == 201, response.text
         return dict(response.json())
@@ -668,7 +675,7 @@ async def test_resume_across_sigkill_and_restart(server: ServerProcess, admin: s
                 response = await pub.client.post(
                     f"/api/projects/{project}/events",
                     headers={"Idempotency-Key": key},
-                    json={"stage": "notice", "title": f"公告 {key}"},
+                    json=with_facts("notice", title=f"公告 {key}"),
                 )
             except httpx.HTTPError:
                 unsure.append((key, project))
@@ -721,7 +728,7 @@ async def test_resume_across_sigkill_and_restart(server: ServerProcess, admin: s
         response = await pub.client.post(
             f"/api/projects/{project}/events",
             headers={"Idempotency-Key": key},
-            json={"stage": "notice", "title": f"公告 {key}"},
+            json=with_facts("notice", title=f"公告 {key}"),
         )
         assert response.status_code in (200, 201), response.text
         if response.status_code == 200:
@@ -868,7 +875,7 @@ async def test_ws_stages_apply_per_topic(server: ServerProcess, staff: Staff) ->
     await ws.send(json.dumps({"op": "subscribe", "topics": ["project:PT-2"]}))
     await subscribed(ws)
     published = [
-        staff.publish(p, s)
+        staff.publish(p, s, **closed(s, {}))  # deadlines passed: openings may follow
         for p, s in [
             ("PT-1", "notice"),
             ("PT-1", "clarification"),

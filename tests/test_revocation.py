@@ -35,6 +35,7 @@ def break_a_rule(staff: Staff) -> str:
     """A breach the watchdog reports at once: the award on the candidates' own day."""
     project = f"REV-{next(_ids)}"
     staff.project(project, "construction")
+    staff.publish(project, "notice")
     staff.publish(project, "candidates")
     staff.publish(project, "award")
     return project

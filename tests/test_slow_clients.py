@@ -25,7 +25,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tests.conftest import ServerProcess, close_clients
+from tests.conftest import ServerProcess, close_clients, with_facts
 
 TIMEOUT = 10.0
 BIG_BODY = "中标候选人公示：" + "投标报价及评审得分明细。" * 1500  # ~54 KB per event
@@ -79,7 +79,7 @@ class Publisher:
     async def publish(self, project_id: str, **fields: Any) -> dict[str, Any]:
         response = await self.client.post(
             f"/api/projects/{project_id}/events",
-            json={"stage": "notice", "title": f"公告 {project_id}", **fields},
+            json=with_facts("notice", **{"title": f"公告 {project_id}", **fields}),
         )
         assert response.status_code == 201, response.text
         return dict(response.json())

@@ -604,14 +604,15 @@ def test_event_input_normalises() -> None:
         "data": {},
         "occurred_at": None,
     }
+    # (A clarification: a land notice must also state when its listing ends.)
     fraction = DOMAIN.event_input(
-        {"stage": "notice", "title": "t", "occurred_at": "2026-12-01T09:30:00.250+08:00"},
+        {"stage": "clarification", "title": "t", "occurred_at": "2026-12-01T09:30:00.250+08:00"},
         "land",
         SHANGHAI,
     )
     assert fraction["occurred_at"] == "2026-12-01T09:30:00.250+08:00"
     utc = DOMAIN.event_input(
-        {"stage": "notice", "title": "t", "occurred_at": "2026-12-01T09:30:00+08:00"},
+        {"stage": "clarification", "title": "t", "occurred_at": "2026-12-01T09:30:00+08:00"},
         "land",
         ZoneInfo("UTC"),
     )

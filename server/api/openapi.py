@@ -210,7 +210,9 @@ class _Schemas:
 
     def of(self, kind: Any) -> Any:
         """The schema of a type (a `$ref` for a record), or a literal schema as given."""
-        if isinstance(kind, dict):
+        if isinstance(kind, dict):  # a literal; `oneOf` may list types (one answer, two shapes)
+            if "oneOf" in kind:
+                return {**kind, "oneOf": [self.of(item) for item in kind["oneOf"]]}
             return kind
         return self._rendered[kind]
 
@@ -253,7 +255,9 @@ def _types(docs: Iterable[Doc]) -> Iterator[Any]:
     for doc in docs:
         answers = (answer.body for answer in doc.answers.values())
         for item in (doc.body, *answers, *(param.type for param in doc.params)):
-            if item is not None and not isinstance(item, dict):
+            if isinstance(item, dict):
+                yield from (one for one in item.get("oneOf", ()) if not isinstance(one, dict))
+            elif item is not None:
                 yield item
 
 

@@ -281,13 +281,28 @@ ROUTES: dict[tuple[str, str], Doc] = {
         {
             201: Answer("Published.", t.Event, headers=("Location",)),
             200: Answer(
-                "A repeat of an Idempotency-Key: the event published the first time.", t.Event
+                "A repeat of an Idempotency-Key: the event published the first time; with "
+                "`dry_run=1`, a `DryRun` (the event as it would be published, no seq or hash, "
+                "and the statutory warnings it would raise) and nothing appended.",
+                {"oneOf": [t.Event, t.DryRun]},
             ),
         },
         description="The event is durable before the answer is sent, and streamed to "
         "subscribers only then. A stage outside the project's category vocabulary is a "
-        "422 whose `details.allowed` lists the stages.",
+        "422 whose `details.allowed` lists the stages. Checks before publishing: a stage's "
+        "required facts (GET /api/categories, `required`) and each known fact's kind are "
+        "checked (422 `invalid_field`, `details.field` = `data.<key>`); a publication that "
+        "contradicts the project's log is a 422 `contradicts` whose `details.event` is the "
+        "earlier event and `details.rule` one of opening_before_deadline, "
+        "auction_before_listing_end, auction_before_start, second_award, award_before_notice, "
+        "contract_before_award, after_failed.",
         params=(
+            Param(
+                "dry_run",
+                "query",
+                Literal["0", "1", "true", "false"],
+                "1: check and preview only, append nothing (the Idempotency-Key is ignored).",
+            ),
             Param(
                 "Idempotency-Key",
                 "header",

@@ -43,7 +43,7 @@ def project_card(project: Mapping[str, Any], domain: Domain, path: str) -> Card:
         parts.append(category.zh)
     stage = domain.stages.get(project.get("stage") or "")
     parts.append(stage.zh if stage is not None else "已登记")
-    fields = domain.fields
+    fields = domain.facts
     for key_date in project.get("key_dates") or ():
         names = fields[key_date["field"]].key_date if key_date["field"] in fields else None
         if names is not None and key_date["field"] in domain.closing_fields:

@@ -12,9 +12,12 @@ from starlette.responses import Response
 
 from server.api import JSONResponse, read_json, state_of
 from server.auth import require_publisher_of
-from server.core.errors import ApiError, invalid
+from server.compliance.preview import preview
+from server.core.errors import ApiError
+from server.core.events import StoredEvent
 from server.core.topics import CODE
 from server.projects.changes import amendment, registration
+from server.projects.checks import as_published, refusal
 from server.state import AppState
 from server.store import (
     AlreadyExists,
@@ -70,8 +73,12 @@ async def amend_project(request: Request) -> Response:
 
 
 async def publish_event(request: Request) -> Response:
+    """Publish an event, unless it lacks a required fact or contradicts the log
+    (422); with `?dry_run=1`, show it as it would be published and the
+    statutory warnings it would raise, and append nothing."""
     started = time.perf_counter()
     state = state_of(request)
+    dry_run = _dry_run(request)
     token = await state.auth.from_header(request.headers.get("authorization"))
     project = await _project(state, request.path_params["project_id"])
     require_publisher_of(token, project["agency"])
@@ -81,12 +88,11 @@ async def publish_event(request: Request) -> Response:
         state.settings.timezone,
         state.compliance.watchdog.time_fields,
     )
-    if draft["stage"] == "correction":
-        corrected = await state.store.get_event(draft["data"]["corrects"])
-        if corrected is None or corrected.project != project["id"]:
-            raise invalid("data.corrects", "the seq of an earlier event of this project")
+    if dry_run:
+        return await _dry_run_answer(state, project, draft)
     key = _idempotency_key(request)
     fingerprint = hashlib.sha256(orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    domain = state.domain
     try:
         result = await state.store.append(
             AppendRequest(
@@ -94,6 +100,7 @@ async def publish_event(request: Request) -> Response:
                 draft=draft,
                 idempotency_key=key,
                 fingerprint=fingerprint,
+                check=lambda earlier, event: refusal(domain, earlier, event),
             )
         )
     except IdempotencyConflict:
@@ -112,6 +119,37 @@ async def publish_event(request: Request) -> Response:
         status_code=201 if result.created else 200,
         media_type="application/json",
         headers={"Location": f"/api/events?since={event.seq - 1}&limit=1"},
+    )
+
+
+async def _dry_run_answer(
+    state: AppState, project: dict[str, Any], draft: dict[str, Any]
+) -> Response:
+    """The event as it would be published now (no seq, no hash), judged by the
+    same checks against the log as it is, and the warnings it would raise."""
+    published = state.clock.now().isoformat(timespec="milliseconds")
+    event = as_published(project, draft, published)
+    timeline = await state.store.timeline(project["id"])
+    refused = refusal(state.domain, [e.as_dict() for e in timeline], event)
+    if refused is not None:
+        raise refused
+    seq = (timeline[-1].seq if timeline else 0) + 1  # for the watchdog only: not shown
+    candidate = StoredEvent.from_dict({"seq": seq, **event})
+    warnings = preview(state.compliance.watchdog, timeline, candidate)
+    return JSONResponse({"event": event, "warnings": warnings})
+
+
+def _dry_run(request: Request) -> bool:
+    value = request.query_params.get("dry_run")
+    if value is None or value in ("0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise ApiError(
+        422,
+        "invalid_parameter",
+        "dry_run: 1 (or true) to preview, 0 to publish",
+        {"field": "dry_run"},
     )
 
 

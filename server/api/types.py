@@ -115,6 +115,14 @@ class ErrorDetails(Struct):
     allowed: list[str] | UnsetType = UNSET
     reasons: list[str] | UnsetType = UNSET
     fields: list[str] | UnsetType = UNSET
+    event: (
+        Annotated[int, described("`contradicts`: the earlier event the publication contradicts.")]
+        | UnsetType
+    ) = UNSET
+    rule: (
+        Annotated[str, described("`contradicts`: which check refused it, e.g. second_award.")]
+        | UnsetType
+    ) = UNSET
 
 
 class Error(Struct, forbid_unknown_fields=True):
@@ -148,8 +156,53 @@ class Ready(Struct):
 
 class CategoryStage(Struct):
     code: StageCode
-    name: Name
+    name: Annotated[
+        Name,
+        described(
+            "How this category names the stage (land `notice`: 出让公告); the stage's "
+            "generic name where the category has none of its own."
+        ),
+    ]
     oversight: bool | UnsetType = UNSET
+    fields: (
+        Annotated[list[str], described("The data keys the stage carries here, in display order.")]
+        | UnsetType
+    ) = UNSET
+    required: (
+        Annotated[list[str], described("The data keys it must carry to be published.")] | UnsetType
+    ) = UNSET
+
+
+class FieldInfo(Struct):
+    """What a data key means: its name, kind and unit."""
+
+    zh: str
+    en: str
+    kind: Annotated[
+        Literal[
+            "datetime",
+            "date",
+            "amount",
+            "number",
+            "integer",
+            "percent",
+            "text",
+            "boolean",
+            "list",
+            "event",
+        ],
+        described(
+            "`amount`: money in yuan (a number, or text such as 1285万元 kept as written); "
+            "`percent`: a fraction (0.12 is 12%); `event`: the seq of an event of the same "
+            "project."
+        ),
+    ]
+    unit: Name | None
+    key_date: Annotated[
+        Name | None,
+        described("Names a date that matters to bidders (投标截止, 挂牌截止 …); null if not one."),
+    ]
+    closes: Annotated[bool, described("Whether this date ends the bidding window.")]
 
 
 class Category(Struct):
@@ -169,6 +222,13 @@ class Category(Struct):
 
 class Categories(Struct):
     items: list[Category]
+    fields: Annotated[
+        dict[str, FieldInfo],
+        described(
+            "Every data key a stage names. Keys an event holds that are not here are "
+            "still valid: show them with their raw key."
+        ),
+    ]
 
 
 class Agency(Struct):
@@ -357,6 +417,37 @@ Event: type[Struct] = msgspec.defstruct(
     [(name, EVENT_FIELD_TYPES[name]) for name in (*EVENT_FIELDS, "hash")],
 )
 Event.__doc__ = "Immutable once published; the same JSON on HTTP, WebSocket and SSE."
+
+
+EventPreview: type[Struct] = msgspec.defstruct(
+    "EventPreview",
+    [(name, EVENT_FIELD_TYPES[name]) for name in EVENT_FIELDS if name != "seq"],
+    forbid_unknown_fields=True,
+)
+EventPreview.__doc__ = (
+    "An event as it would be published now: every field but `seq` and `hash`, which "
+    "only publishing gives it."
+)
+
+
+class PublishWarning(Struct):
+    """A statutory warning the compliance watchdog would raise because of the event."""
+
+    rule: str
+    name: Annotated[str, described("The rule in words.")]
+    kind: Kind
+    level: Level
+    message: Annotated[
+        str, described("For people; an `at_least` breach starts with 时限不足 (period too short).")
+    ]
+    due_at: Time | None
+    basis: str
+    confidence: Confidence
+
+
+class DryRun(Struct, forbid_unknown_fields=True):
+    event: EventPreview  # type: ignore[valid-type]
+    warnings: list[PublishWarning]
 
 
 class EventPage(Struct):

@@ -21,6 +21,10 @@ from server.core.clock import Clock
 from server.core.events import StoredEvent
 
 CommitListener = Callable[[Sequence[StoredEvent]], None]
+# Judges an event before it is appended: (the project's earlier events as
+# stored, in seq order; the event as it would be stored, without seq and hash)
+# → the exception to answer with, or None to append it.
+AppendCheck = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], Exception | None]
 TopicStages = Mapping[str, frozenset[str] | None]
 
 
@@ -49,6 +53,11 @@ class AppendRequest:
     # holding one already makes the append fail with AlreadyExists, decided
     # inside the writer's transaction, so of two racing requests one wins.
     once: bool = False
+    # Checks before publishing (projects/checks.py), run like `once` inside the
+    # writer's transaction against the project's events as the log holds them
+    # there (with those appended earlier in the same batch): of two racing
+    # publications that contradict each other, the second is refused.
+    check: AppendCheck | None = None
 
 
 @dataclass(frozen=True)

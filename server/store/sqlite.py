@@ -270,6 +270,7 @@ class SQLiteStore:
             [(p.request.project["id"], k) for p in batch if (k := p.request.idempotency_key)],
         )
         registered = await self._registered(batch)
+        logs = await self._project_logs(batch)
         outcomes: list[AppendResult | Exception] = []
         created: list[StoredEvent] = []
         keys: list[tuple[str, str, str, int]] = []
@@ -289,11 +290,23 @@ class SQLiteStore:
                     outcomes.append(AlreadyExists(project_id))
                     continue
                 registered.add(project_id)
-            head += 1
             published = (req.published_at or now).isoformat(timespec="milliseconds")
-            event = _new_event(head, req, published)
+            event = _new_event(head + 1, req, published)
+            if req.check is not None:
+                candidate = {k: v for k, v in event.items() if k != "seq"}
+                try:
+                    refused = req.check(logs[project_id], candidate)
+                except Exception as exc:  # a faulty check fails its request, not the batch
+                    log.exception("checking an event of %s failed", project_id)
+                    refused = exc
+                if refused is not None:
+                    outcomes.append(refused)
+                    continue
+            head += 1
             event["hash"] = last_hash = chain_hash(last_hash, event)
             stored = StoredEvent.from_dict(event)
+            if project_id in logs:  # a later check in this batch sees it
+                logs[project_id].append(event)
             created.append(stored)
             outcomes.append(AppendResult(stored, created=True))
             if req.idempotency_key is not None:
@@ -316,6 +329,20 @@ class SQLiteStore:
             [part for pair in asked for part in pair],
         )
         return {row[0] for row in rows}
+
+    async def _project_logs(self, batch: list[_Pending]) -> dict[str, list[dict[str, Any]]]:
+        """The events of each project a checked request publishes to, read in
+        the writer's transaction: what the log holds as the batch is decided."""
+        logs: dict[str, list[dict[str, Any]]] = {}
+        for pending in batch:
+            project_id = pending.request.project["id"]
+            if pending.request.check is None or project_id in logs:
+                continue
+            rows = await _fetch(
+                self.writer, "SELECT doc FROM events WHERE project = ? ORDER BY seq", (project_id,)
+            )
+            logs[project_id] = [orjson.loads(row[0]) for row in rows]
+        return logs
 
     async def _write_batch(
         self, created: list[StoredEvent], keys: list[tuple[str, str, str, int]]
