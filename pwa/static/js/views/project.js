@@ -1,7 +1,7 @@
 // `/p/{id}`: one transaction's whole process — what matters next (key dates
 // with a countdown), what happened (the timeline, newest first), the open
 // statutory deadlines, what comes next — kept live over the WebSocket.
-import { h, $, dueTime, exactMoney, parseTime, span, keepInPlace, showingCopy, failure, toast } from '../ui.js';
+import { h, $, exactMoney, parseTime, span, keepInPlace, showingCopy, failure, toast } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
 import * as db from '../db.js';
@@ -311,8 +311,8 @@ export default async function project(main, ctx) {
         isOptional(code) ? L('（如有）', ' (if any)') : '',
         planned && h('span', { class: 'planned', 'data-testid': 'next-date' }, L(`时间：${dateTime(planned.at)}`, `at ${dateTime(planned.at)}`)),
         limits.map((d) => h('span', { class: 'limit' }, d.due
-          ? L(`须在 ${dueTime(d.due)} 前`, `by ${dueTime(d.due)}`)
-          : L(`不早于 ${dueTime(d.not_before)}`, `not before ${dueTime(d.not_before)}`))));
+          ? L(`须在 ${dateTime(d.due)} 前`, `by ${dateTime(d.due)}`)
+          : L(`不早于 ${dateTime(d.not_before)}`, `not before ${dateTime(d.not_before)}`))));
     });
   }
 
@@ -486,7 +486,7 @@ function facts(event, project) {
 function countdown(el) {
   const at = el.dataset.at;
   const left = parseTime(at) - Date.now();
-  const moment = dueTime(at);
+  const moment = dateTime(at);
   const kind = el.dataset.kind;
   el.classList.toggle('late', (kind === 'due' || kind === 'statutory') && left < 0);
   if (kind === 'closes' || kind === 'key' || kind === 'done' || kind === 'statutory') {
