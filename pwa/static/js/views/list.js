@@ -1,7 +1,7 @@
 // `/`: projects, newest activity first (or soonest closing), with filters and
 // search. The filters live in the URL (?category=&region=&agency=&stage=&status=&sort=&q=)
 // so reload and back keep them; each active one shows as a chip that removes it.
-import { h, when, parseTime, span, keepInPlace, showingCopy, failure } from '../ui.js';
+import { h, parseTime, span, keepInPlace, showingCopy, failure } from '../ui.js';
 import { L } from '../i18n.js';
 import { load } from '../api.js';
 import {
@@ -197,7 +197,7 @@ export default async function list(main, ctx) {
       if (movesStage(event.stage)) item.querySelector('.stage').textContent = stageName(event.stage, item.dataset.category);
       const title = event.stage === 'amended' ? event.data?.changes?.title : null;
       if (typeof title === 'string') item.querySelector('.title').textContent = title;
-      item.querySelector('.updated').textContent = L('最近动态 ', 'Latest ') + when(event.published_at);
+      item.querySelector('.updated').textContent = L('最近动态 ', 'Latest ') + shortDateTime(event.published_at);
       item.classList.add('is-new');
     });
   }));
@@ -213,7 +213,7 @@ function row(project) {
       h('span', { class: 'title' }, project.title),
       h('span', { class: 'meta' }, h('span', { class: 'stage' }, stageName(project.stage, project.category)), ' ', categoryName(project.category)),
       nextDate(project),
-      h('span', { class: 'meta muted updated' }, L('最近动态 ', 'Latest ') + when(project.updated_at)),
+      h('span', { class: 'meta muted updated' }, L('最近动态 ', 'Latest ') + shortDateTime(project.updated_at)),
       h('span', { class: 'meta muted' }, [project.id, agencyName(project.agency), regionName(project.region)].filter(Boolean).join(' · '),
         project.budget != null ? ` · ${L('预算', 'Budget')} ${budgetText(project.budget, project.currency)}` : '')));
 }
