@@ -48,7 +48,7 @@ from tests.browser import (
     wait_until,
     watch,
 )
-from tests.conftest import ServerProcess, Staff
+from tests.conftest import CLOSED, ServerProcess, Staff
 from tests.notifications import NotificationServer, notification_server
 from tests.push_service import PushService
 from tests.test_push_e2e import push_env
@@ -182,7 +182,7 @@ def test_a_published_event_reaches_the_phone_as_a_notification_that_opens_the_pr
     context, notifications = desktop
     origin, staff = push_server.url, push_staff
     staff.project(PROJECT)
-    staff.publish(PROJECT, "notice")
+    staff.publish(PROJECT, "notice", data=CLOSED)  # its bid deadline passed: an opening may follow
     key = httpx.get(origin + "/api/push/vapid-key", timeout=10).json()["publicKey"]
     subscription = service.new_subscriber(application_server_key=key)
     endpoint = subscription["endpoint"]
