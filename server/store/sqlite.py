@@ -338,10 +338,25 @@ class SQLiteStore:
             project_id = pending.request.project["id"]
             if pending.request.check is None or project_id in logs:
                 continue
+            # What checks read (seq, stage, data, occurred_at), not the bodies:
+            # SQLite picks them out, so a project with long texts costs little.
             rows = await _fetch(
-                self.writer, "SELECT doc FROM events WHERE project = ? ORDER BY seq", (project_id,)
+                self.writer,
+                # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
+                "SELECT seq, stage, json_extract(d, '$.data'), json_extract(d, '$.occurred_at')"
+                " FROM (SELECT seq, stage, CAST(doc AS TEXT) AS d FROM events WHERE project = ?)"
+                " ORDER BY seq",
+                (project_id,),
             )
-            logs[project_id] = [orjson.loads(row[0]) for row in rows]
+            logs[project_id] = [
+                {
+                    "seq": seq,
+                    "stage": stage,
+                    "data": orjson.loads(data) if data else {},
+                    "occurred_at": occurred,
+                }
+                for seq, stage, data, occurred in rows
+            ]
         return logs
 
     async def _write_batch(
