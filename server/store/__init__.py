@@ -22,7 +22,8 @@ from server.core.events import StoredEvent
 
 CommitListener = Callable[[Sequence[StoredEvent]], None]
 # Judges an event before it is appended: (the project's earlier events in seq
-# order, each with at least its seq, stage, data and occurred_at; the event as
+# order, each with its seq and stage, and with its data and occurred_at if it
+# is the latest of its stage or a correction (else {} and None); the event as
 # it would be stored, without seq and hash)
 # → the exception to answer with, or None to append it.
 AppendCheck = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], Exception | None]

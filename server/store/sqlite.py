@@ -338,24 +338,34 @@ class SQLiteStore:
             project_id = pending.request.project["id"]
             if pending.request.check is None or project_id in logs:
                 continue
-            # What checks read (seq, stage, data, occurred_at), not the bodies:
-            # SQLite picks them out, so a project with long texts costs little.
+            # Every event's seq and stage; the data and occurred_at of the latest
+            # event of each stage and of every correction (what the checks read:
+            # the current deadline, the standing award, what was corrected).
+            # Not every event's: a document is parsed whole, bodies included, and
+            # a project of many long notices would cost each publisher all of them.
             rows = await _fetch(
                 self.writer,
-                # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
-                "SELECT seq, stage, json_extract(d, '$.data'), json_extract(d, '$.occurred_at')"
-                " FROM (SELECT seq, stage, CAST(doc AS TEXT) AS d FROM events WHERE project = ?)"
-                " ORDER BY seq",
+                "SELECT seq, stage FROM events WHERE project = ? ORDER BY seq",
                 (project_id,),
             )
+            facts = await _fetch(
+                self.writer,
+                # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
+                "SELECT seq, json_extract(d, '$.data'), json_extract(d, '$.occurred_at') FROM"
+                " (SELECT seq, CAST(doc AS TEXT) AS d FROM events WHERE seq IN"
+                "  (SELECT MAX(seq) FROM events WHERE project = ? GROUP BY stage"
+                "   UNION SELECT seq FROM events WHERE project = ? AND stage = 'correction'))",
+                (project_id, project_id),
+            )
+            known = {seq: (data, occurred) for seq, data, occurred in facts}
             logs[project_id] = [
                 {
                     "seq": seq,
                     "stage": stage,
-                    "data": orjson.loads(data) if data else {},
-                    "occurred_at": occurred,
+                    "data": orjson.loads(known[seq][0] or "{}") if seq in known else {},
+                    "occurred_at": known[seq][1] if seq in known else None,
                 }
-                for seq, stage, data, occurred in rows
+                for seq, stage in rows
             ]
         return logs
 
