@@ -120,11 +120,14 @@ def visit(page: Any, url: str) -> None:
 
 
 def timeline_seqs(page: Any) -> list[int]:
+    """The timeline's seqs oldest first, as the API lists them (the page shows newest first)."""
     return [
         int(seq)
-        for seq in page.eval_on_selector_all(
-            "[data-testid=timeline] > li[data-testid=timeline-event]",
-            "items => items.map(item => item.dataset.seq)",
+        for seq in reversed(
+            page.eval_on_selector_all(
+                "[data-testid=timeline] > li[data-testid=timeline-event]",
+                "items => items.map(item => item.dataset.seq)",
+            )
         )
     ]
 

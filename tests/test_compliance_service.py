@@ -95,9 +95,11 @@ class Server:
         assert self.store is not None
         project = await self.projects.get(project_id)
         assert project is not None
-        draft = DOMAIN.event_input(
-            {"stage": stage, "title": f"{stage} 公告", "data": data}, project["category"], TZ
-        )
+        # As the log may hold it: events published before the checks before
+        # publishing (a notice without its deadline, a deadline that is not a
+        # time) are still the watchdog's to read, so they are written directly.
+        draft = {"stage": stage, "title": f"{stage} 公告", "body": "", "data": data}
+        draft["occurred_at"] = None
         result = await self.store.append(
             AppendRequest(project=project, draft=draft, fingerprint="")
         )

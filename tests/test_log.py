@@ -21,7 +21,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import ROOT, ServerProcess, Staff
+from tests.conftest import REQUIRED_FACTS, ROOT, ServerProcess, Staff, with_facts
 
 GENESIS = "0" * 64
 EVENT_KEYS = {
@@ -143,7 +143,7 @@ def test_every_hash_matches_an_independent_recomputation(
             data=AWKWARD_DATA,
             occurred_at="2026-12-01T01:30:00Z",
         ),
-        staff.publish("H-NOREGION", "notice"),  # region null, body "", data {}
+        staff.publish("H-NOREGION", "notice"),  # region null, body "", only the required data
         staff.publish(
             "H-1",
             "clarification",
@@ -160,8 +160,12 @@ def test_every_hash_matches_an_independent_recomputation(
     assert log[1]["region"] is None and log[1]["data"]["region"] is None
     assert log[2:] == published  # served the same way by POST and by /api/events
     assert log[2]["occurred_at"] == "2026-12-01T09:30:00+08:00"  # in SUNBID_TIMEZONE
-    assert log[2]["data"] == AWKWARD_DATA
-    assert log[3]["region"] is None and log[3]["body"] == "" and log[3]["data"] == {}
+    assert log[2]["data"] == {**REQUIRED_FACTS["notice"], **AWKWARD_DATA}  # a notice's facts too
+    assert (
+        log[3]["region"] is None
+        and log[3]["body"] == ""
+        and log[3]["data"] == REQUIRED_FACTS["notice"]
+    )
     assert log[4]["title"] == "澄清：第１号"
 
     # The stream carries the very same events, so a subscriber can check them too.
@@ -203,7 +207,7 @@ async def test_seq_is_gapless_under_16_concurrent_publishers(
             for i in range(40):
                 response = await client.post(
                     f"/api/projects/{projects[n % 4]}/events",
-                    json={"stage": "notice", "title": f"p{n} #{i}", "data": {"p": n, "i": i}},
+                    json=with_facts("notice", title=f"p{n} #{i}", data={"p": n, "i": i}),
                 )
                 assert response.status_code == 201, response.text
                 mine.append(response.json()["seq"])
@@ -231,7 +235,7 @@ def test_a_repeated_idempotency_key_returns_the_same_event(
     server: ServerProcess, staff: Staff
 ) -> None:
     staff.project("ID-1")
-    body = {"stage": "notice", "title": "招标公告", "data": {"v": 1.5}}
+    body = with_facts("notice", title="招标公告", data={"v": 1.5})
     first = post_event(staff.client, "ID-1", body, key="notice-2026-001")
     assert first.status_code == 201, first.text
     again = post_event(staff.client, "ID-1", body, key="notice-2026-001")
@@ -260,7 +264,7 @@ async def test_concurrent_repeats_of_one_key_create_exactly_one_event(
             return await client.post(
                 "/api/projects/ID-2/events",
                 headers={"Idempotency-Key": key},
-                json={"stage": "notice", "title": f"公告 {key}"},
+                json=with_facts("notice", title=f"公告 {key}"),
             )
 
         keys = [f"k{n % 5}" for n in range(100)]
@@ -279,12 +283,12 @@ async def test_concurrent_repeats_of_one_key_create_exactly_one_event(
 
 def test_same_key_with_a_different_body_is_a_conflict(server: ServerProcess, staff: Staff) -> None:
     staff.project("ID-3")
-    body = {"stage": "notice", "title": "原公告"}
+    body = with_facts("notice", title="原公告")
     assert post_event(staff.client, "ID-3", body, key="k").status_code == 201
     for changed in (
         {**body, "title": "改过的公告"},
         {**body, "stage": "clarification"},
-        {**body, "data": {"x": 1}},
+        {**body, "data": {**body["data"], "x": 1}},
     ):
         assert_error(post_event(staff.client, "ID-3", changed, key="k"), 409)
     assert server.head() == 2  # the registration and the one event

@@ -20,6 +20,7 @@ from server.projects.changes import amendment, registration
 from server.projects.table import ProjectTable
 from server.store import AlreadyExists, AppendRequest
 from server.store.sqlite import SQLiteStore
+from tests.conftest import with_facts
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()
@@ -49,9 +50,8 @@ def project_input(project_id: str, **fields: Any) -> dict[str, Any]:
 async def publish(
     store: SQLiteStore, project: dict[str, Any], stage: str, data: dict[str, Any] | None = None
 ) -> None:
-    draft = DOMAIN.event_input(
-        {"stage": stage, "title": stage, "data": data or {}}, project["category"], TZ
-    )
+    body = with_facts(stage, title=stage, data=data or {})
+    draft = DOMAIN.event_input(body, project["category"], TZ)
     await store.append(AppendRequest(project=project, draft=draft))
 
 
@@ -219,7 +219,7 @@ async def test_publications_written_without_the_full_fold_agree_with_it(
     for n, stage, day in plan:
         project = records[n]
         assert project is not None
-        draft = DOMAIN.event_input({"stage": stage, "title": stage}, "construction", TZ)
+        draft = DOMAIN.event_input(with_facts(stage, title=stage), "construction", TZ)
         published = base.replace(day=base.day + day)
         requests.append(AppendRequest(project=project, draft=draft, published_at=published))
     await asyncio.gather(*(store.append(r) for r in requests))  # one batch, in this order

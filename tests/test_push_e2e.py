@@ -475,7 +475,7 @@ def test_payload_and_headers_follow_the_contract(push: Push, service: PushServic
     opening = push.publish("PD-1", "bid_opening", data={"bidders": 7})
     award = push.publish("PD-2", "award", body="中标人：某某建设有限公司")
     long = push.publish(
-        "PD-1", "clarification", body="澄清内容" * 2500, data={"items": list(range(300))}
+        "PD-1", "clarification", body="澄清内容" * 2500, data={"rows": list(range(300))}
     )
     events = [notice, opening, award, long]
     wanted = [e["seq"] for e in events]

@@ -149,8 +149,10 @@ def test_a_publisher_amends_a_project_and_an_open_page_follows_live(
     item = page.locator(f'li[data-testid=timeline-event][data-seq="{event["seq"]}"]')
     expect(item).to_contain_text("项目信息变更")
     expect(item).to_contain_text("财政评审核减预算")
+    # Named as the vocabulary names the field (GET /api/categories `fields`).
+    budget = httpx.get(server.url + "/api/categories", timeout=10).json()["fields"]["budget"]
     expect(item.locator("[data-testid=change][data-field=budget]")).to_contain_text(
-        "预算 → ¥1,200,000.00"
+        f"{budget['zh']} → ¥1,200,000.00"
     )
     expect(item.locator("[data-testid=change][data-field=title]")).to_contain_text("（调整后）")
     expect(item).to_have_class(re.compile(r"\bis-new\b"))

@@ -182,7 +182,7 @@ def test_followed_project_shows_a_published_event_within_a_second(site: Site, pa
     )
     assert page.evaluate("window.sameDocument === true"), "the page was reloaded"
     expect(item).to_have_class(_has("is-new"))
-    earlier = page.locator("li[data-testid=timeline-event]").first
+    earlier = page.locator("li[data-testid=timeline-event]").last  # newest first: the oldest
     expect(earlier).not_to_have_class(_has("is-new"))  # only what arrived live is marked
     assert timeline_seqs(page) == site.seqs(project)
     wait_until(
@@ -289,7 +289,9 @@ def test_project_shows_its_open_deadlines_with_the_legal_basis(site: Site, page:
     shown = page.locator("[data-testid=deadlines] > [data-testid=deadline]")
     expect(shown).to_have_count(len(deadlines))
     for deadline in deadlines:
-        expect(shown.filter(has_text=deadline["basis"])).to_have_count(1)
+        # Cited as the statute books write it: 招标投标法 第四十六条, not §46.
+        expect(shown.filter(has_text=citation(deadline["basis"]))).to_have_count(1)
+    expect(shown.filter(has_text="§")).to_have_count(0)
 
 
 # --- accessibility and language -------------------------------------------------------------
@@ -334,6 +336,34 @@ def test_main_pages_are_accessible_and_switch_language(site: Site, page: Any) ->
     assert page.locator("h1").inner_text() == heading
     chinese = page.locator("button[data-testid=follow]").inner_text()
     assert chinese != english, "the labels follow the language"
+
+
+DIGITS = "零一二三四五六七八九"
+
+
+def chinese_number(n: int) -> str:
+    """24 → 二十四, 105 → 一百零五 (up to 999, as article numbers go)."""
+    if n < 10:
+        return DIGITS[n]
+    if n < 20:
+        return "十" + (DIGITS[n % 10] if n % 10 else "")
+    if n < 100:
+        return DIGITS[n // 10] + "十" + (DIGITS[n % 10] if n % 10 else "")
+    rest = n % 100
+    tail = (
+        ""
+        if not rest
+        else "零" + DIGITS[rest]
+        if rest < 10
+        else "一" + chinese_number(rest)
+        if rest < 20
+        else chinese_number(rest)
+    )
+    return DIGITS[n // 100] + "百" + tail
+
+
+def citation(basis: str) -> str:
+    return re.sub(r"§\s*(\d+)", lambda m: f"第{chinese_number(int(m.group(1)))}条", basis)
 
 
 def _has(css_class: str) -> re.Pattern[str]:

@@ -32,7 +32,6 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from tests.browser import (
     wait_until,
     watch,
 )
-from tests.conftest import ServerProcess, Staff
+from tests.conftest import CLOSED, ServerProcess, Staff
 from tests.notifications import NotificationServer, notification_server
 from tests.push_service import PushService
 from tests.test_push_e2e import push_env
@@ -98,11 +97,6 @@ STUB_PUSH_MANAGER = """
   PushManager.prototype.permissionState = async function () { return "granted"; };
 })();
 """
-
-
-def in_30_days() -> str:
-    """A bid deadline a notice may carry: thirty days ahead."""
-    return (datetime.now() + timedelta(days=30)).astimezone().isoformat(timespec="seconds")
 
 
 @pytest.fixture
@@ -188,7 +182,7 @@ def test_a_published_event_reaches_the_phone_as_a_notification_that_opens_the_pr
     context, notifications = desktop
     origin, staff = push_server.url, push_staff
     staff.project(PROJECT)
-    staff.publish(PROJECT, "notice", data={"deadline": in_30_days()})
+    staff.publish(PROJECT, "notice", data=CLOSED)  # its bid deadline passed: an opening may follow
     key = httpx.get(origin + "/api/push/vapid-key", timeout=10).json()["publicKey"]
     subscription = service.new_subscriber(application_server_key=key)
     endpoint = subscription["endpoint"]
@@ -249,10 +243,10 @@ def test_a_published_event_reaches_the_phone_as_a_notification_that_opens_the_pr
     assert wait_until(lambda: shown.id in notifications.closed, "the notification to close")
 
     # 4b. Clicked with no window open: a window opens on the project.
-    later = staff.publish(PROJECT, "objection")  # any stage; an opening would precede the deadline
+    later = staff.publish(PROJECT, "bid_opening")
     wait_until(
         lambda: any(p["event"]["seq"] == later["seq"] for p in service.received(endpoint)),
-        "the push for the objection",
+        "the push for the bid opening",
     )
     [payload] = [p for p in service.received(endpoint) if p["event"]["seq"] == later["seq"]]
     current = context.pages[0]
@@ -270,7 +264,7 @@ def test_ios_explains_that_notifications_need_the_home_screen(
     server: ServerProcess, staff: Staff, browser: Any, page: Any, browser_errors: BrowserErrors
 ) -> None:
     staff.project(PROJECT)
-    staff.publish(PROJECT, "notice", data={"deadline": in_30_days()})
+    staff.publish(PROJECT, "notice")
     visit(page, f"{server.url}/p/{PROJECT}")
     expect(page.locator("[data-testid=ios-hint]")).to_be_hidden()
 

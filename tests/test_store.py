@@ -21,6 +21,7 @@ from server.projects.changes import registration
 from server.store import AppendRequest, IdempotencyConflict
 from server.store.readers import Readers
 from server.store.sqlite import SCHEMA, SQLiteStore, _events_query
+from tests.conftest import with_facts
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()
@@ -59,7 +60,8 @@ async def new_project(
 def request(
     project: dict[str, object], stage: str = "notice", key: str | None = None, title: str = "公告"
 ) -> AppendRequest:
-    draft = DOMAIN.event_input({"stage": stage, "title": title}, str(project["category"]), TZ)
+    body = with_facts(stage, title=title)  # with the facts the stage requires
+    draft = DOMAIN.event_input(body, str(project["category"]), TZ)
     return AppendRequest(
         project=project,
         draft=draft,

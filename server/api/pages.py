@@ -62,6 +62,7 @@ VOCABULARY_LINKS = (
 LIST_VIEW = "</static/js/views/list.js>; rel=modulepreload"
 PROJECT_VIEW = "</static/js/views/project.js>; rel=modulepreload"
 FIRST_LIST_PAGE = "/api/projects?limit=20"  # views/list.js without filters
+LATE_ITEMS = "/api/compliance/items?project={}&status=late"  # views/project.js marks late steps
 # Characters encodeURIComponent leaves as they are, besides quote()'s own.
 URI_COMPONENT_SAFE = "!~*'()"
 LONGEST_PRELOADED_ID = 200
@@ -300,8 +301,10 @@ def first_needs(request: Request) -> list[str]:
     if project_id is not None:
         links.append(PROJECT_VIEW)
         if len(project_id) <= LONGEST_PRELOADED_ID:
-            path = "/api/projects/" + quote(project_id, safe=URI_COMPONENT_SAFE)
-            links.append(f"<{path}>; rel=preload; as=fetch; crossorigin")
+            quoted = quote(project_id, safe=URI_COMPONENT_SAFE)
+            # The project, and its late steps that its timeline marks.
+            for path in (f"/api/projects/{quoted}", LATE_ITEMS.format(quoted)):
+                links.append(f"<{path}>; rel=preload; as=fetch; crossorigin")
     elif request.url.path == "/":
         links.append(LIST_VIEW)
         # With filters the app builds its own query: only the plain list is named.

@@ -155,7 +155,9 @@ def _before(
 def latest_value(earlier: Sequence[Event], key: str) -> tuple[Any, int] | None:
     """The latest value of data `key` in the log, and the seq that published it: a
     clarification that states a new value, or a correction of that field
-    (`field` = key, `now` = the value), replaces what came before."""
+    (`field` = key, `now` = the value), replaces what came before. (In the
+    store's transaction only the latest event of each stage and the corrections
+    come with their data: the latest notice and clarification decide.)"""
     found = None
     for e in earlier:
         data = _data(e)

@@ -21,8 +21,10 @@ from server.core.clock import Clock
 from server.core.events import StoredEvent
 
 CommitListener = Callable[[Sequence[StoredEvent]], None]
-# Judges an event before it is appended: (the project's earlier events as
-# stored, in seq order; the event as it would be stored, without seq and hash)
+# Judges an event before it is appended: (the project's earlier events in seq
+# order, each with its seq and stage, and with its data and occurred_at if it
+# is the latest of its stage or a correction (else {} and None); the event as
+# it would be stored, without seq and hash)
 # → the exception to answer with, or None to append it.
 AppendCheck = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], Exception | None]
 TopicStages = Mapping[str, frozenset[str] | None]

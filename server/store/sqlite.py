@@ -338,10 +338,35 @@ class SQLiteStore:
             project_id = pending.request.project["id"]
             if pending.request.check is None or project_id in logs:
                 continue
+            # Every event's seq and stage; the data and occurred_at of the latest
+            # event of each stage and of every correction (what the checks read:
+            # the current deadline, the standing award, what was corrected).
+            # Not every event's: a document is parsed whole, bodies included, and
+            # a project of many long notices would cost each publisher all of them.
             rows = await _fetch(
-                self.writer, "SELECT doc FROM events WHERE project = ? ORDER BY seq", (project_id,)
+                self.writer,
+                "SELECT seq, stage FROM events WHERE project = ? ORDER BY seq",
+                (project_id,),
             )
-            logs[project_id] = [orjson.loads(row[0]) for row in rows]
+            facts = await _fetch(
+                self.writer,
+                # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
+                "SELECT seq, json_extract(d, '$.data'), json_extract(d, '$.occurred_at') FROM"
+                " (SELECT seq, CAST(doc AS TEXT) AS d FROM events WHERE seq IN"
+                "  (SELECT MAX(seq) FROM events WHERE project = ? GROUP BY stage"
+                "   UNION SELECT seq FROM events WHERE project = ? AND stage = 'correction'))",
+                (project_id, project_id),
+            )
+            known = {seq: (data, occurred) for seq, data, occurred in facts}
+            logs[project_id] = [
+                {
+                    "seq": seq,
+                    "stage": stage,
+                    "data": orjson.loads(known[seq][0] or "{}") if seq in known else {},
+                    "occurred_at": known[seq][1] if seq in known else None,
+                }
+                for seq, stage in rows
+            ]
         return logs
 
     async def _write_batch(

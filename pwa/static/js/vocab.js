@@ -6,6 +6,10 @@ import { pick, L } from './i18n.js';
 
 let categories = [];
 const stages = new Map();
+// Each category's own stage entries: its own names (a land sale's notice is 出让公告),
+// its facts in display order, the facts a publication must carry.
+const ownStages = new Map();
+let fields = {};
 let agencies = [];
 let regions = [];
 const places = { agency: new Map(), region: new Map() };
@@ -18,7 +22,26 @@ export async function loadVocab({ again = false } = {}) {
     load('/api/directory', 'directory').catch(() => null),
   ]);
   categories = vocab.data.items;
-  for (const category of categories) for (const stage of category.stages) stages.set(stage.code, stage);
+  fields = vocab.data.fields ?? {};
+  stages.clear(); // loaded again: names may have changed
+  ownStages.clear();
+  const names = new Map(); // stage code → its distinct names across categories
+  for (const category of categories) {
+    ownStages.set(category.code, new Map(category.stages.map((s) => [s.code, s])));
+    for (const stage of category.stages) {
+      if (!stages.has(stage.code)) stages.set(stage.code, { ...stage });
+      const seen = names.get(stage.code) ?? new Map();
+      seen.set(stage.name?.zh, stage.name);
+      names.set(stage.code, seen);
+    }
+  }
+  // Without a category (the list's filter over every category), a stage that each
+  // category names its own way is called by all its names at once.
+  for (const [code, seen] of names) {
+    if (seen.size < 2) continue;
+    const all = [...seen.values()];
+    stages.get(code).name = { zh: all.map((n) => n?.zh).join(' / '), en: [...new Set(all.map((n) => n?.en))].join(' / ') };
+  }
   if (directory) {
     ({ agencies, regions } = directory.data);
     for (const a of agencies) places.agency.set(a.code, a);
@@ -29,7 +52,12 @@ export async function loadVocab({ again = false } = {}) {
 export const allCategories = () => categories;
 export const category = (code) => categories.find((c) => c.code === code);
 export const categoryName = (code) => pick(category(code)?.name) || code;
-export const stageName = (code) => (code ? pick(stages.get(code)?.name) || code : L('尚未发布', 'Nothing published yet'));
+/** A stage's name: the category's own (出让公告 for a land sale's notice) when the category is given. */
+export const stageName = (code, categoryCode) => (code
+  ? pick(ownStages.get(categoryCode)?.get(code)?.name) || pick(stages.get(code)?.name) || code
+  : L('尚未发布', 'Nothing published yet'));
+/** The facts a stage carries in a category, in the order they are shown ([] when the vocabulary has none). */
+export const stageFields = (categoryCode, code) => ownStages.get(categoryCode)?.get(code)?.fields ?? [];
 /** The directory's agencies and regions, as listed there: [{code, zh, en, …}]. */
 export const allAgencies = () => agencies;
 export const allRegions = () => regions;
@@ -60,64 +88,16 @@ export function nextStage(categoryCode, stage) {
 /** Every stage of every category, lifecycle ones first (for the list's stage filter). */
 export const everyStage = () => [...stages.values()].filter((s) => !isRecord(s.code)).sort((a, b) => a.oversight - b.oversight);
 
-// Names for the facts staff put in an event's `data`. Unknown keys show as written.
-const DATA = {
-  deadline: ['投标截止/开标时间', 'Bid deadline / opening'],
-  submission_deadline: ['申请截止时间', 'Application deadline'],
-  signed_at: ['合同签订时间', 'Contract signed'],
-  listing_ends: ['挂牌截止时间', 'Listing ends'],
-  publicity_ends: ['公示截止时间', 'Publicity ends'],
-  decided_at: ['处罚决定时间', 'Decision date'],
-  received_at: ['收到时间', 'Received'],
-  accepted_at: ['验收时间', 'Accepted'],
-  auction_starts: ['挂牌/竞价开始', 'Auction starts'],
-  auction_at: ['竞价时间', 'Auction time'],
-  corrects: ['更正的信息', 'Corrects'],
-  winner: ['中标/成交人', 'Winner'],
-  amount: ['中标/成交金额', 'Amount'],
-  candidates: ['中标候选人', 'Candidates'],
-  bidders: ['投标人数', 'Bidders'],
-  method: ['方式', 'Method'],
-  qualification: ['资格要求', 'Qualification'],
-  max_price: ['最高限价', 'Price cap'],
-  start_price: ['起始价', 'Starting price'],
-  final_price: ['成交价', 'Final price'],
-  lowest_price: ['最低报价', 'Lowest bid'],
-  highest_price: ['最高报价', 'Highest bid'],
-  bid_bond: ['投标保证金', 'Bid bond'],
-  deposit: ['保证金', 'Deposit'],
-  budget: ['预算', 'Budget'],
-  title: ['项目名称', 'Title'],
-  currency: ['币种', 'Currency'],
-  region: ['地区', 'Region'],
-  must_tender: ['依法必须招标', 'Tender required by law'],
-  fine: ['罚款', 'Fine'],
-  party: ['当事人', 'Party'],
-  authority: ['处理机关', 'Authority'],
-  result: ['结果', 'Result'],
-  reason: ['原因', 'Reason'],
-  status: ['状态', 'Status'],
-  subject: ['事项', 'Subject'],
-  duration_days: ['工期/期限（天）', 'Duration (days)'],
-  experts: ['评审专家人数', 'Experts'],
-  valid_bids: ['有效投标', 'Valid bids'],
-  rejected: ['被否决投标', 'Rejected bids'],
-  number: ['编号', 'Number'],
-  deadline_changed: ['截止时间是否变更', 'Deadline changed'],
-  schedule_changed: ['日程是否变更', 'Schedule changed'],
-  field: ['更正的内容', 'Field corrected'],
-  was: ['原为', 'Was'],
-  now: ['更正为', 'Now'],
-  evaluation: ['评标办法', 'Evaluation method'],
-  items: ['采购内容', 'Items'],
-  parcel: ['地块编号', 'Parcel'],
-  use: ['用途', 'Use'],
-  area_m2: ['面积（平方米）', 'Area (m²)'],
-  area_mu: ['面积（亩）', 'Area (mu)'],
-  lease_years: ['租期（年）', 'Lease (years)'],
-  term_years: ['期限（年）', 'Term (years)'],
-  progress: ['进度', 'Progress'],
-  grade: ['评价', 'Grade'],
-  rounds: ['竞价轮次', 'Bidding rounds'],
-};
-export const dataLabel = (key) => (DATA[key] ? L(...DATA[key]) : key);
+// The facts staff put in an event's `data`, as the vocabulary describes them
+// (GET /api/categories `fields`): name, kind, unit, whether it is a key date.
+/** A data key's entry in the vocabulary, or null for a key it does not know. */
+export const fieldOf = (key) => fields[key] ?? null;
+/** A data key's name in the current language; the key itself when the vocabulary does not know it. */
+export const dataLabel = (key) => pick(fields[key]) || key;
+/** A data key's unit in the current language ('' without one). */
+export const fieldUnit = (key) => pick(fields[key]?.unit);
+/** The data keys that are dates bidders plan by, and the one that closes the bidding window. */
+export const keyDateFields = () => Object.keys(fields).filter((key) => fields[key].key_date);
+export const closesFields = () => Object.keys(fields).filter((key) => fields[key].closes);
+/** What a key date is called where it matters (投标截止, 挂牌截止…). */
+export const keyDateName = (key) => pick(fields[key]?.key_date) || dataLabel(key);
