@@ -48,6 +48,8 @@ def test_drill_down_from_the_late_figure_to_the_project(
     expect(slow).to_contain_text("已逾期")
     expect(slow).to_contain_text("应于")  # due …
     expect(slow).to_contain_text("实际")  # … vs done
+    expect(slow).to_contain_text("第五十四条")  # the basis as the statute book writes it
+    expect(slow).not_to_contain_text("§")
     # Too short is not late: it has a figure and a list of its own.
     expect(card.locator("[data-testid=item]").filter(has_text="时限不足")).to_have_count(0)
     card.locator("button[data-testid=drill-too_short]").click()

@@ -3,6 +3,7 @@
 import { h, when, dueTime, parseTime, span, showingCopy, failure, problem } from '../ui.js';
 import { L, pick, current } from '../i18n.js';
 import { navigate } from '../router.js';
+import { citation } from './parts.js';
 import { load } from '../api.js';
 import { allCategories, categoryName, stageName, agencyName } from '../vocab.js';
 
@@ -147,7 +148,7 @@ function complianceItem(item, rules) {
     too_short: [L('时限不足', 'Period too short'), gap && L(`比法定时限少了 ${span(gap)}`, `${span(gap)} short of the statutory period`)],
     on_time: [L('按时', 'On time'), null],
   }[state] ?? [state, null];
-  const basis = english(item, 'basis');
+  const basis = basisOf(item);
   return h('li', { class: `item state-${state}`, 'data-testid': 'item', 'data-project': item.project },
     h('p', null, h('span', { class: `level ${state === 'on_time' ? 'good' : 'bad'}` }, words[0]), ' ',
       h('a', { href: `/p/${encodeURIComponent(item.project)}`, 'data-testid': 'item-project' }, item.project_title || item.project)),
@@ -162,10 +163,12 @@ function complianceItem(item, rules) {
 
 /** `thing[key]` in the reader's language: `<key>_en` in English where the server has one. */
 const english = (thing, key) => (current() === 'en' && thing[`${key}_en`]) || thing[key];
+/** A basis as readers cite it: 第二十四条, never §24. */
+const basisOf = (thing) => citation(english(thing, 'basis'));
 /** The same as a span marked Chinese when no English was there to show. */
 const shown = (thing, key) => {
-  const text = english(thing, key);
-  return text === thing[key] ? h('span', { lang: 'zh-CN' }, text) : h('span', null, text);
+  const text = key === 'basis' ? basisOf(thing) : english(thing, key);
+  return english(thing, key) === thing[key] ? h('span', { lang: 'zh-CN' }, text) : h('span', null, text);
 };
 
 function catalogItem(item) {
@@ -175,7 +178,7 @@ function catalogItem(item) {
     h('dl', { class: 'data' },
       row(L('事项', 'Item'), item.name.join(' › ')),
       row(L('公开内容', 'Content'), item.content),
-      row(L('公开依据', 'Basis'), english(item, 'basis')),
+      row(L('公开依据', 'Basis'), basisOf(item)),
       row(L('公开时限', 'Time limit'), item.time_limit),
       row(L('公开主体', 'Responsible'), item.body),
       row(L('公开渠道', 'Channel'), item.channel),

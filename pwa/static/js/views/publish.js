@@ -11,6 +11,7 @@ import { request } from '../api.js';
 import { lifecycle, nextStage } from '../vocab.js';
 import * as staff from '../staff.js';
 import { field, clearErrors, markField, showError } from './forms.js';
+import { citation } from './parts.js';
 
 /**
  * {form, setProjects(projects, chosen)}. `vocabulary` is GET /api/categories
@@ -252,7 +253,7 @@ export function publishForm({ token, rules, vocabulary }) {
       h('p', null, h('span', { class: 'level' }, level), ' ', h('span', { lang: 'zh-CN' }, w.message)),
       (w.due_at || w.basis) && h('p', { class: 'small' },
         w.due_at ? L(`期限 ${dueTime(w.due_at)}`, `Due ${dueTime(w.due_at)}`) : '',
-        w.due_at && w.basis ? ' · ' : '', w.basis ? h('span', { lang: 'zh-CN' }, w.basis) : ''));
+        w.due_at && w.basis ? ' · ' : '', w.basis ? h('span', { lang: 'zh-CN' }, citation(w.basis)) : ''));
   }
 
   async function publish() {
