@@ -511,7 +511,8 @@ def sunbid_post(t_ns: int = 0, size: int = EVENT_BYTES) -> dict[str, Any]:
         "stage": "notice",
         "title": "基准测试公告",
         "body": "",
-        "data": {"t": t_ns},
+        # A notice states its bid deadline (a fact the checks before publishing require).
+        "data": {"t": t_ns, "deadline": "2099-12-31T09:30:00+08:00"},
         "occurred_at": "2026-12-01T09:30:00+08:00",
     }
     post["body"] = padded_body(size, len(orjson.dumps(post)) + SUNBID_ADDED_BYTES)

@@ -223,6 +223,18 @@ class Domain:
             )
         return _project_fields(fields, named), reason.strip()
 
+    def missing_fact(self, category: str, stage: str, data: Mapping[str, Any]) -> ApiError | None:
+        """The first fact `stage` requires in `category` that `data` lacks, as the answer."""
+        use = self.categories[category].uses[stage]
+        for key in use.required:  # the facts without which the stage cannot be true
+            if data.get(key) is None:
+                fact = self.facts[key]
+                return invalid(
+                    f"data.{key}",
+                    f"{use.zh}须写明{fact.zh}（required in this stage: {fact.en}）",
+                )
+        return None
+
     def event_input(
         self,
         body: object,
@@ -268,14 +280,8 @@ class Domain:
             "occurred_at": None if occurred is None else parse_time(occurred, "occurred_at", tz),
         }
         # The facts last: a form's own fields are named first when both are wrong.
-        use = self.categories[category].uses[stage]
-        for key in use.required:  # the facts without which the stage cannot be true
-            if data.get(key) is None:
-                fact = self.facts[key]
-                raise invalid(
-                    f"data.{key}",
-                    f"{use.zh}须写明{fact.zh}（required in this stage: {fact.en}）",
-                )
+        # (Required facts are checked with the log, projects/checks.py: after a
+        # repeat of an Idempotency-Key is answered with the event it made.)
         for key in (time_fields or {}).get(stage, ()):
             if data.get(key) is not None:  # absent or null: the watchdog reports it missing
                 parse_time(data[key], f"data.{key}", tz)

@@ -124,10 +124,13 @@ def test_a_broken_fields_table_names_the_entry(
     assert where in str(caught.value)
 
 
-def test_required_facts_and_kinds_are_checked_with_the_input() -> None:
+def test_required_facts_and_kinds_are_checked() -> None:
     def refused(stage: str, data: dict[str, Any], category: str = "construction") -> str:
         with pytest.raises(ApiError) as caught:
-            DOMAIN.event_input({"stage": stage, "title": "t", "data": data}, category, SHANGHAI)
+            body = {"stage": stage, "title": "t", "data": data}
+            draft = DOMAIN.event_input(body, category, SHANGHAI)
+            if (missing := DOMAIN.missing_fact(category, stage, draft["data"])) is not None:
+                raise missing
         assert caught.value.status == 422
         return str(caught.value.details["field"])
 
@@ -143,6 +146,7 @@ def test_required_facts_and_kinds_are_checked_with_the_input() -> None:
     assert refused("award", {"winner": "某公司", "amount": -1}) == "data.amount"
     assert refused("award", {"winner": "某公司", "amount": "一千万"}) == "data.amount"
     assert refused("award", {"winner": 3, "amount": 5}) == "data.winner"
+    assert refused("correction", {}) == "data.corrects"
     assert refused("correction", {"corrects": True}) == "data.corrects"
     assert refused("bid_opening", {"bidders": 7.5}) == "data.bidders"
     assert refused("clarification", {"deadline_changed": "yes"}) == "data.deadline_changed"

@@ -277,19 +277,3 @@ def test_open_until_it_closes_or_concludes() -> None:
     assert not records([registered(1, "2026-12-01T09:00:00.000+08:00")])["P-1"].is_open(0), (
         "no closes_at"
     )
-
-
-def test_search_text_holds_every_events_title_and_body_lower_cased() -> None:
-    events = [
-        registered(1, "2026-12-01T09:00:00.000+08:00"),
-        StoredEvent.from_dict(
-            {
-                "seq": 2, "project": "P-1", "category": "construction", "agency": "YW-GGZY",
-                "region": None, "stage": "notice", "title": "Road NOTICE", "body": "市政 Asphalt",
-                "data": {}, "occurred_at": "2026-12-01T10:00:00.000+08:00",
-                "published_at": "2026-12-01T10:00:00.000+08:00",
-            }
-        ),
-    ]  # fmt: skip
-    search = records(events)["P-1"].search
-    assert "road notice" in search and "市政 asphalt" in search

@@ -8,9 +8,11 @@ transaction that would append it (store/sqlite.py), so two publications
 racing each other are judged one after the other and cannot both pass.
 
 What the vocabulary states is data (categories.toml): which facts a stage
-requires (checked with the input, domain.py), and which published time it
-may not come before (`not_before`). The rules of the lifecycle itself are
-here, each with a short id the API names as `details.rule`.
+requires (checked here, not with the input, so that a request repeated with
+its Idempotency-Key still gets the event it made before these checks
+existed), and which published time it may not come before (`not_before`).
+The rules of the lifecycle itself are here, each with a short id the API
+names as `details.rule`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def as_published(
 
 def refusal(domain: Domain, earlier: Sequence[Event], event: Event) -> ApiError | None:
     """Why `event` may not follow `earlier` in its project's log, or None if it may."""
+    missing = domain.missing_fact(event["category"], event["stage"], _data(event))
+    if missing is not None:
+        return missing
     category = domain.categories[event["category"]]
     bad = _unknown_reference(domain, earlier, event)
     if bad is not None:

@@ -18,8 +18,10 @@ What bidders look for is folded too (the vocabulary says which data keys
 hold such dates, `Domain.key_date_fields`): each key date's latest value
 (a clarification or correction with a new deadline replaces the notice's),
 `closes_at` (the latest value of a field that ends the bidding window),
-whether a concluding stage (award, contract, failed) came, and the text a
-search looks in (every event's title and body, lower-cased).
+and whether a concluding stage (award, contract, failed) came. (Not the
+text a search looks in: that is the events' own titles and bodies, read
+from the log, table.py. Carried in the row, it made every write of a busy
+project rewrite all of its text.)
 """
 
 from __future__ import annotations
@@ -109,7 +111,6 @@ class ProjectRecord:
     closes_at: str | None = None
     closes_us: int | None = None  # the same moment in epoch µs: the `closes` order
     concluded: bool = False  # an award, contract or failed event came
-    search: str = ""  # every event's title and body, lower-cased, for `q`
 
     @property
     def registered(self) -> bool:
@@ -153,7 +154,6 @@ def apply_events(
             record.concluded = True
         if dates := rules.dates_in(event.stage, doc["data"]):
             _set_dates(record, dates, event.stage, event.seq, rules.closing)
-        record.search += search_text(doc)
         activity = epoch_us(moment)
         if activity >= record.activity_us:
             record.activity_us, record.updated_at = activity, moment
@@ -164,11 +164,6 @@ def apply_events(
 
 def epoch_us(moment: str) -> int:
     return int(datetime.fromisoformat(moment).timestamp() * 1_000_000)
-
-
-def search_text(doc: dict[str, Any]) -> str:
-    """What an event adds to its project's search text."""
-    return f"\n{doc['title']}\n{doc['body']}".lower()
 
 
 def _is_time(value: object) -> bool:

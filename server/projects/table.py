@@ -40,16 +40,20 @@ from server.projects.fold import (
     ProjectRecord,
     apply_events,
     epoch_us,
-    search_text,
 )
 from server.store.sqlite import SQLiteStore
 
 log = logging.getLogger("sunbid.projects")
 
-COLUMNS = (*PUBLIC_FIELDS, "activity_us", "closes_us", "concluded", "search")
+COLUMNS = (*PUBLIC_FIELDS, "activity_us", "closes_us", "concluded")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM projects"
-# What reads for the API take: all but the search text (long, and only searched in).
-READ = f"SELECT {', '.join(COLUMNS[:-1])}, '' FROM projects"
+# A word of `q` is in the project's id or title, or in the title or body of
+# one of its events, as the log holds them (LIKE ignores ASCII case).
+WORD = (
+    "(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM events"
+    " WHERE events.project = projects.id AND (json_extract(CAST(doc AS TEXT), '$.title')"
+    " || char(10) || json_extract(CAST(doc AS TEXT), '$.body')) LIKE ? ESCAPE '\\'))"
+)
 FOLD_VERSION = 2  # raise when what the fold stores changes: older tables are refolded
 # Columns added since the first table, and their definitions (schema.sql has them all).
 ADDED_COLUMNS = {
@@ -58,7 +62,6 @@ ADDED_COLUMNS = {
     "closes_at": "TEXT",
     "closes_us": "INTEGER",
     "concluded": "INTEGER NOT NULL DEFAULT 0",
-    "search": "TEXT NOT NULL DEFAULT ''",
 }
 SIGNED = re.compile(r"-?[0-9]{1,19}")
 CLOSING_WINDOW_US = 72 * 3600 * 1_000_000  # `status=closing`: open and closing within 72 hours
@@ -138,7 +141,7 @@ class ProjectTable:
         await _store(conn, (records[i] for i in changed), events[-1].seq)
 
     def _needs_fold(self, event: StoredEvent, doc: dict[str, Any]) -> bool:
-        """Whether the event changes more than activity, stage and search text."""
+        """Whether the event changes more than activity and stage."""
         return (
             event.stage in RECORD_STAGES
             or event.stage in self.rules.concluding
@@ -171,7 +174,6 @@ class ProjectTable:
                     moment,
                     activity,
                     event.seq,
-                    search_text(doc),
                     event.project,
                 )
             )
@@ -181,8 +183,7 @@ class ProjectTable:
             "UPDATE projects SET category = ?, agency = ?, region = ?,"
             " stage = CASE WHEN ? THEN ? ELSE stage END,"
             " updated_at = CASE WHEN ? >= activity_us THEN ? ELSE updated_at END,"
-            " activity_us = MAX(activity_us, ?), last_seq = MAX(last_seq, ?),"
-            " search = search || ? WHERE id = ?",
+            " activity_us = MAX(activity_us, ?), last_seq = MAX(last_seq, ?) WHERE id = ?",
             rows,
         )
         await conn.execute("UPDATE cursors SET seq = ? WHERE name = ?", (events[-1].seq, NAME))
@@ -190,7 +191,7 @@ class ProjectTable:
     # --- reads ---------------------------------------------------------------
 
     async def get(self, project_id: str) -> dict[str, Any] | None:
-        rows = await self.store.read(f"{READ} WHERE id = ?", (project_id,))
+        rows = await self.store.read(f"{SELECT} WHERE id = ?", (project_id,))
         return _served(_record(rows[0]), self.store.clock.now_us()) if rows else None
 
     async def list(
@@ -221,9 +222,7 @@ class ProjectTable:
                 params.append(filters[column])
         for word in words:
             like = "%" + _escape_like(word.lower()) + "%"
-            clauses.append(
-                "(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' OR search LIKE ? ESCAPE '\\')"
-            )
+            clauses.append(WORD)
             params += [like, like, like]
         if status is not None:
             clauses.append("concluded = 0 AND closes_us > ?")
@@ -249,7 +248,7 @@ class ProjectTable:
                 params += [activity, project_id]
         where = " AND ".join(clauses) or "1"
         rows = await self.store.read(
-            f"{READ} WHERE {where} ORDER BY {order} LIMIT ?",
+            f"{SELECT} WHERE {where} ORDER BY {order} LIMIT ?",
             (*params, limit + 1),
             long=bool(words) or sort != "activity",  # a search reads every project
         )

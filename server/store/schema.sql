@@ -41,8 +41,7 @@ CREATE TABLE IF NOT EXISTS projects (
     key_dates   TEXT NOT NULL DEFAULT '[]', -- JSON [{field, at, stage, seq}], ascending by at
     closes_at   TEXT,
     closes_us   INTEGER,                -- epoch µs of closes_at: the `sort=closes` order
-    concluded   INTEGER NOT NULL DEFAULT 0, -- 1 once an award, contract or failed event came
-    search      TEXT NOT NULL DEFAULT ''    -- every event's title and body, lower-cased
+    concluded   INTEGER NOT NULL DEFAULT 0  -- 1 once an award, contract or failed event came
 );
 CREATE INDEX IF NOT EXISTS projects_by_activity ON projects(activity_us DESC, id DESC);
 
