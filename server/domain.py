@@ -525,8 +525,11 @@ def _not_before(
     if not isinstance(table, dict):
         raise DomainFileError(f'{path}: {where}.not_before: {{ <field> = "<rule>" }}')
     for key, rule in table.items():
-        if key not in facts or facts[key].kind.value != "datetime":
-            raise DomainFileError(f"{path}: {where}.not_before: {key!r} is not a datetime field")
+        # A key date: the checks read its latest value from the project's key
+        # dates (projects/fold.py), not from every event that may state it.
+        fact = facts.get(key)
+        if fact is None or fact.kind.value != "datetime" or fact.key_date is None:
+            raise DomainFileError(f"{path}: {where}.not_before: {key!r} is not a key date field")
         if not isinstance(rule, str) or not CODE.fullmatch(rule):
             raise DomainFileError(f"{path}: {where}.not_before.{key}: a rule id such as x_before_y")
     return MappingProxyType(dict(table))

@@ -302,6 +302,28 @@ def test_publishing_refuses_what_cannot_be_true(staff: Staff) -> None:
     staff.publish("CK-1", "award")  # after a correction of the first
 
 
+def test_the_deadline_an_earlier_clarification_moved_still_decides(staff: Staff) -> None:
+    """Clarification 1 moves the deadline; clarification 2 says nothing of it:
+    the moved deadline decides, not the notice's (the check reads every step
+    that states such a time, not only the latest of each stage)."""
+    staff.project("CK-MOVED")
+    staff.publish("CK-MOVED", "notice", data={"deadline": "2026-12-28T09:30:00+08:00"})
+    moved = staff.publish(
+        "CK-MOVED", "clarification", data={"deadline": "2026-12-18T09:30:00+08:00"}
+    )
+    staff.publish("CK-MOVED", "clarification", data={"number": 2})
+    early = staff.client.post(
+        "/api/projects/CK-MOVED/events",
+        json={"stage": "bid_opening", "title": "开标", "occurred_at": "2026-12-17T09:30:00+08:00"},
+    )
+    assert early.status_code == 422
+    assert early.json()["error"]["details"] == {
+        "event": moved["seq"],
+        "rule": "opening_before_deadline",
+    }
+    staff.publish("CK-MOVED", "bid_opening", occurred_at="2026-12-18T09:30:00+08:00")
+
+
 def test_dry_run_appends_nothing_and_shows_the_warnings(staff: Staff) -> None:
     staff.project("DR-1")
     head = staff.server.head()

@@ -162,7 +162,8 @@ def latest_value(earlier: Sequence[Event], key: str) -> tuple[Any, int] | None:
     clarification that states a new value, or a correction of that field
     (`field` = key, `now` = the value), replaces what came before. (In the
     store's transaction only the latest event of each stage and the corrections
-    come with their data: the latest notice and clarification decide.)"""
+    come with their data, and each key date is added to the event that stated
+    its latest value, as the projects record holds it.)"""
     found = None
     for e in earlier:
         data = _data(e)

@@ -358,15 +358,27 @@ class SQLiteStore:
                 (project_id, project_id),
             )
             known = {seq: (data, occurred) for seq, data, occurred in facts}
-            logs[project_id] = [
-                {
+            events = {
+                seq: {
                     "seq": seq,
                     "stage": stage,
                     "data": orjson.loads(known[seq][0] or "{}") if seq in known else {},
                     "occurred_at": known[seq][1] if seq in known else None,
                 }
                 for seq, stage in rows
-            ]
+            }
+            # The latest value of each key date and the event that stated it,
+            # as the projects record (written with the log) holds them: an
+            # earlier clarification that moved a deadline counts, though only
+            # the latest clarification was read with its data.
+            dated = await _fetch(
+                self.writer, "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
+            )
+            for date in orjson.loads(dated[0][0]) if dated else ():
+                stated = events.get(date["seq"])
+                if stated is not None and date["stage"] != "correction":
+                    stated["data"] = {**stated["data"], date["field"]: date["at"]}
+            logs[project_id] = list(events.values())
         return logs
 
     async def _write_batch(
