@@ -17,7 +17,7 @@ from server.core.errors import ApiError
 from server.core.events import StoredEvent
 from server.core.topics import CODE
 from server.projects.changes import amendment, registration
-from server.projects.checks import as_published, refusal
+from server.projects.checks import refusal
 from server.state import AppState
 from server.store import (
     AlreadyExists,
@@ -25,6 +25,7 @@ from server.store import (
     AppendResult,
     IdempotencyConflict,
     StoreUnavailable,
+    as_published,
 )
 
 MAX_IDEMPOTENCY_KEY = 200

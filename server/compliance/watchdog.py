@@ -522,30 +522,21 @@ class Watchdog:
             tally.open_breaches -= 1
         # Whether the obligation was met is the data's word (signed on time,
         # published a day later, is on time); the warnings above stand anyway.
-        if done <= deadline.due:
+        on_time = done <= deadline.due
+        if on_time:
             tally.on_time += 1
-            self._settle(
-                project,
-                deadline.rule,
-                deadline.trigger_seq,
-                fact.seq,
-                deadline.due,
-                done,
-                "on_time",
-                deadline.due,
-            )
         else:
             tally.late += 1
-            self._settle(
-                project,
-                deadline.rule,
-                deadline.trigger_seq,
-                fact.seq,
-                deadline.due,
-                done,
-                "late",
-                deadline.due,
-            )
+        self._settle(
+            project,
+            deadline.rule,
+            deadline.trigger_seq,
+            fact.seq,
+            deadline.due,
+            done,
+            "on_time" if on_time else "late",
+            deadline.due,
+        )
         for warning in deadline.fired.values():
             warning.resolved_at = published
             changes.append(warning)

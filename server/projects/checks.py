@@ -41,24 +41,6 @@ class Contradiction:
         return ApiError(422, "contradicts", self.message, {"event": self.event, "rule": self.rule})
 
 
-def as_published(
-    project: Mapping[str, Any], draft: Mapping[str, Any], published_at: str
-) -> dict[str, Any]:
-    """The event `draft` makes, as the store writes it, but for its seq and hash."""
-    return {
-        "project": project["id"],
-        "category": project["category"],
-        "agency": project["agency"],
-        "region": project["region"],
-        "stage": draft["stage"],
-        "title": draft["title"],
-        "body": draft["body"],
-        "data": draft["data"],
-        "occurred_at": draft["occurred_at"] or published_at,
-        "published_at": published_at,
-    }
-
-
 def refusal(domain: Domain, earlier: Sequence[Event], event: Event) -> ApiError | None:
     """Why `event` may not follow `earlier` in its project's log, or None if it may."""
     missing = domain.missing_fact(event["category"], event["stage"], _data(event))

@@ -62,6 +62,24 @@ class AppendRequest:
     check: AppendCheck | None = None
 
 
+def as_published(
+    project: Mapping[str, Any], draft: Mapping[str, Any], published_at: str
+) -> dict[str, Any]:
+    """The event `draft` makes in `project`, as the log stores it, but its seq and hash."""
+    return {
+        "project": project["id"],
+        "category": project["category"],
+        "agency": project["agency"],
+        "region": project["region"],
+        "stage": draft["stage"],
+        "title": draft["title"],
+        "body": draft["body"],
+        "data": draft["data"],
+        "occurred_at": draft["occurred_at"] or published_at,
+        "published_at": published_at,
+    }
+
+
 @dataclass(frozen=True)
 class AppendResult:
     event: StoredEvent

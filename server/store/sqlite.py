@@ -42,6 +42,7 @@ from server.store import (
     StoreUnavailable,
     TopicStages,
     VerifyReport,
+    as_published,
     idempotency,
 )
 from server.store.readers import Readers
@@ -466,20 +467,7 @@ class SQLiteStore:
 
 
 def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
-    project, draft = req.project, req.draft
-    return {
-        "seq": seq,
-        "project": project["id"],
-        "category": project["category"],
-        "agency": project["agency"],
-        "region": project["region"],
-        "stage": draft["stage"],
-        "title": draft["title"],
-        "body": draft["body"],
-        "data": draft["data"],
-        "occurred_at": draft["occurred_at"] or published_at,
-        "published_at": published_at,
-    }
+    return {"seq": seq, **as_published(req.project, req.draft, published_at)}
 
 
 def _events_query(since: int, topics: TopicStages | None, limit: int) -> tuple[str, list[Any]]:
