@@ -187,4 +187,5 @@ def _time(value: object) -> datetime | None:
 
 
 def _shown(moment: datetime) -> str:
-    return moment.isoformat(timespec="minutes")
+    """A time as the app writes it (2026年12月18日 09:30), at the offset it was given with."""
+    return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
