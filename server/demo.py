@@ -20,7 +20,7 @@ import orjson
 
 from server.domain import Domain, format_time
 from server.projects.changes import registration
-from server.projects.checks import refusal
+from server.projects.checks import READS, refusal
 from server.projects.table import ProjectTable
 from server.store import AppendRequest, EventStore
 
@@ -63,6 +63,7 @@ async def load_demo(
                 draft=draft,
                 published_at=published,
                 check=lambda earlier, event: _refused(domain, earlier, event),
+                check_reads=READS,
             )
         )
         seqs[(p, e)] = result.event.seq

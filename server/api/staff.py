@@ -17,7 +17,7 @@ from server.core.errors import ApiError
 from server.core.events import StoredEvent
 from server.core.topics import CODE
 from server.projects.changes import amendment, registration
-from server.projects.checks import refusal
+from server.projects.checks import READS, refusal
 from server.state import AppState
 from server.store import (
     AlreadyExists,
@@ -102,6 +102,7 @@ async def publish_event(request: Request) -> Response:
                 idempotency_key=key,
                 fingerprint=fingerprint,
                 check=lambda earlier, event: refusal(domain, earlier, event),
+                check_reads=READS,
             )
         )
     except IdempotencyConflict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from server.core.errors import ApiError, invalid
@@ -27,6 +28,15 @@ from server.domain import Category, Domain
 from server.facts import Kind
 
 Event = Mapping[str, Any]
+
+# What the checks read of a project's earlier events in the append's
+# transaction (AppendRequest.check_reads): every award and correction (the
+# standing award), the latest notice and failure. The store adds the latest
+# event, the events the candidate names by seq, and each key date's latest
+# value (what `not_before` compares with).
+READS: Mapping[str, str] = MappingProxyType(
+    {"award": "all", "correction": "all", "notice": "latest", "failed": "latest"}
+)
 
 
 @dataclass(frozen=True)
@@ -143,9 +153,8 @@ def latest_value(earlier: Sequence[Event], key: str) -> tuple[Any, int] | None:
     """The latest value of data `key` in the log, and the seq that published it: a
     clarification that states a new value, or a correction of that field
     (`field` = key, `now` = the value), replaces what came before. (In the
-    store's transaction only the latest event of each stage and the corrections
-    come with their data, and each key date is added to the event that stated
-    its latest value, as the projects record holds it.)"""
+    store's transaction not every event comes, `READS`: each key date is added
+    to the event that stated its latest value, as the projects record holds it.)"""
     found = None
     for e in earlier:
         data = _data(e)

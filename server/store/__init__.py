@@ -60,6 +60,10 @@ class AppendRequest:
     # there (with those appended earlier in the same batch): of two racing
     # publications that contradict each other, the second is refused.
     check: AppendCheck | None = None
+    # What the check reads of the project's earlier events, by stage: "all"
+    # of them or the "latest" (besides the latest event, the events the draft
+    # names by seq and the key dates: store/sqlite.py `_project_logs`).
+    check_reads: Mapping[str, str] | None = None
 
 
 def as_published(

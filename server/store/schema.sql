@@ -10,6 +10,8 @@ CREATE TABLE IF NOT EXISTS events (
     doc      BLOB NOT NULL              -- the event JSON exactly as served, hash included
 );
 CREATE INDEX IF NOT EXISTS events_by_project  ON events(project, seq);
+-- The checks before publishing: a project's latest event of a stage (server/projects/checks.py).
+CREATE INDEX IF NOT EXISTS events_by_project_stage ON events(project, stage, seq);
 CREATE INDEX IF NOT EXISTS events_by_category ON events(category, seq);
 CREATE INDEX IF NOT EXISTS events_by_agency   ON events(agency, seq);
 CREATE INDEX IF NOT EXISTS events_by_region   ON events(region, seq);

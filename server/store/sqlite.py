@@ -332,50 +332,60 @@ class SQLiteStore:
         return {row[0] for row in rows}
 
     async def _project_logs(self, batch: list[_Pending]) -> dict[str, list[dict[str, Any]]]:
-        """The events of each project a checked request publishes to, read in
-        the writer's transaction: what the log holds as the batch is decided."""
-        logs: dict[str, list[dict[str, Any]]] = {}
+        """What the checks read of each project a checked request publishes to,
+        read in the writer's transaction: the log as the batch is decided.
+
+        Not every event: a document is parsed whole, bodies included, and a
+        project of many long notices would cost each publisher all of them.
+        The project's latest event; of each stage in `check_reads` every event
+        ("all") or the latest; the events a draft names by seq; and each key
+        date's latest value, from the projects record written with the log,
+        added to the event that stated it. Each is an index lookup
+        (events_by_project_stage), whatever the project's length."""
+        wanted: dict[str, tuple[dict[str, str], set[int]]] = {}
         for pending in batch:
-            project_id = pending.request.project["id"]
-            if pending.request.check is None or project_id in logs:
+            req = pending.request
+            if req.check is None:
                 continue
-            # Every event's seq and stage; the data and occurred_at of the latest
-            # event of each stage and of every correction (what the checks read:
-            # the current deadline, the standing award, what was corrected).
-            # Not every event's: a document is parsed whole, bodies included, and
-            # a project of many long notices would cost each publisher all of them.
+            reads, refs = wanted.setdefault(req.project["id"], ({}, set()))
+            for stage, how in (req.check_reads or {}).items():
+                reads[stage] = "all" if "all" in (how, reads.get(stage)) else how
+            refs.update(_seqs_named(req.draft.get("data")))
+        logs: dict[str, list[dict[str, Any]]] = {}
+        for project_id, (reads, refs) in wanted.items():
+            dated = await _fetch(
+                self.writer, "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
+            )
+            key_dates = orjson.loads(dated[0][0]) if dated else []
+            refs |= {date["seq"] for date in key_dates}
+            parts = ["SELECT MAX(seq) FROM events WHERE project = ?"]
+            params: list[Any] = [project_id]
+            for stage, how in sorted(reads.items()):
+                which = "seq" if how == "all" else "MAX(seq)"
+                parts.append(f"SELECT {which} FROM events WHERE project = ? AND stage = ?")
+                params += [project_id, stage]
+            if refs:
+                marks = ",".join("?" for _ in refs)
+                parts.append(f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})")
+                params += [project_id, *sorted(refs)]
             rows = await _fetch(
                 self.writer,
-                "SELECT seq, stage FROM events WHERE project = ? ORDER BY seq",
-                (project_id,),
-            )
-            facts = await _fetch(
-                self.writer,
                 # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
-                "SELECT seq, json_extract(d, '$.data'), json_extract(d, '$.occurred_at') FROM"
-                " (SELECT seq, CAST(doc AS TEXT) AS d FROM events WHERE seq IN"
-                "  (SELECT MAX(seq) FROM events WHERE project = ? GROUP BY stage"
-                "   UNION SELECT seq FROM events WHERE project = ? AND stage = 'correction'))",
-                (project_id, project_id),
+                "SELECT seq, stage, json_extract(d, '$.data'), json_extract(d, '$.occurred_at')"
+                " FROM (SELECT seq, stage, CAST(doc AS TEXT) AS d FROM events"
+                f" WHERE seq IN ({' UNION '.join(parts)})) ORDER BY seq",
+                params,
             )
-            known = {seq: (data, occurred) for seq, data, occurred in facts}
             events = {
                 seq: {
                     "seq": seq,
                     "stage": stage,
-                    "data": orjson.loads(known[seq][0] or "{}") if seq in known else {},
-                    "occurred_at": known[seq][1] if seq in known else None,
+                    "data": orjson.loads(data or "{}"),
+                    "occurred_at": occurred,
                 }
-                for seq, stage in rows
+                for seq, stage, data, occurred in rows
             }
-            # The latest value of each key date and the event that stated it,
-            # as the projects record (written with the log) holds them: an
-            # earlier clarification that moved a deadline counts, though only
-            # the latest clarification was read with its data.
-            dated = await _fetch(
-                self.writer, "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
-            )
-            for date in orjson.loads(dated[0][0]) if dated else ():
+            for date in key_dates:  # a correction states it as `field` and `now`
                 stated = events.get(date["seq"])
                 if stated is not None and date["stage"] != "correction":
                     stated["data"] = {**stated["data"], date["field"]: date["at"]}
@@ -464,6 +474,17 @@ class SQLiteStore:
             (project_id,),
         )
         return [_event(row) for row in rows]
+
+
+def _seqs_named(data: object) -> set[int]:
+    """The whole numbers among a draft's data values: the seqs it may name."""
+    if not isinstance(data, dict):
+        return set()
+    return {
+        value
+        for value in data.values()
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+    }
 
 
 def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
