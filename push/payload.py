@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from push.crypto import MAX_PLAINTEXT
+from server.core.env import check_origin
 
 CATEGORIES_FILE = Path(__file__).resolve().parent.parent / "server" / "data" / "categories.toml"
 NOTIFICATION_BODY = 120  # characters; a lock screen shows about three lines
@@ -50,21 +51,6 @@ def default_stage_names() -> Mapping[str, str]:
     """Chinese stage names from the vocabulary file, read-only."""
     raw = tomllib.loads(CATEGORIES_FILE.read_text("utf-8"))
     return {code: entry["zh"] for code, entry in raw.get("stages", {}).items()}
-
-
-def check_origin(origin: str) -> str:
-    """The app's public origin (`https://host[:port]`), normalised; ValueError if not one."""
-    parts = urlsplit(origin.strip())
-    if (
-        parts.scheme not in ("https", "http")
-        or not parts.hostname
-        or parts.username is not None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-    ):
-        raise ValueError(f"{origin!r} is not an origin such as https://sunbid.example.org")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def plaintext_limit(endpoint: str) -> int:

@@ -15,10 +15,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from push.endpoints import AllowList, AllowListError
-from push.payload import check_origin
 from push.vapid import VapidSubjectError, validate_subject
 from server.core import env as read
-from server.core.env import SettingsError
+from server.core.env import SettingsError, check_origin
 
 DEFAULT_PUSH_HOSTS = (
     "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com"

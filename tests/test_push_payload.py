@@ -13,10 +13,10 @@ from push.crypto import MAX_PLAINTEXT
 from push.payload import (
     MOZILLA_PLAINTEXT,
     build_payload,
-    check_origin,
     default_stage_names,
     plaintext_limit,
 )
+from server.core.env import check_origin
 from server.domain import Domain
 
 ORIGIN = "https://sunbid.example.org"

@@ -641,31 +641,17 @@ class Watchdog:
         (first, start), (second, end) = moments
         check = self.calendar.at_least_met(start, end, rule.amount, rule.unit)
         tally = self._tally(project, fact.published_at)
+        # Done, but too early: 时限不足, neither late nor an open (overdue) breach.
+        status = "on_time" if check.met else "too_short"
         if check.met:
             tally.on_time += 1
-            self._settle(
-                project,
-                rule,
-                first.seq,
-                second.seq,
-                check.earliest,
-                end,
-                "on_time",
-                fact.published_at,
-            )
-            return
-        # Done, but too early: 时限不足, neither late nor an open (overdue) breach.
-        tally.too_short += 1
+        else:
+            tally.too_short += 1
         self._settle(
-            project,
-            rule,
-            first.seq,
-            second.seq,
-            check.earliest,
-            end,
-            "too_short",
-            fact.published_at,
+            project, rule, first.seq, second.seq, check.earliest, end, status, fact.published_at
         )
+        if check.met:
+            return
         changes.append(
             self._warning(
                 rule,

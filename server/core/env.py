@@ -101,7 +101,15 @@ def origin(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name) or None
     if value is None:
         return None
-    parts = urlsplit(value.strip())
+    try:
+        return check_origin(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def check_origin(origin: str) -> str:
+    """The app's public origin (`https://host[:port]`), normalised; ValueError if not one."""
+    parts = urlsplit(origin.strip())
     if (
         parts.scheme not in ("https", "http")
         or not parts.hostname
@@ -110,7 +118,5 @@ def origin(env: Mapping[str, str], name: str) -> str | None:
         or parts.query
         or parts.fragment
     ):
-        raise SettingsError(
-            f"{name}: {value!r} is not an origin such as https://sunbid.example.org"
-        )
+        raise ValueError(f"{origin!r} is not an origin such as https://sunbid.example.org")
     return f"{parts.scheme}://{parts.netloc.lower()}"
