@@ -36,6 +36,7 @@ class Place:
     zh: str
     en: str
     link: str | None
+    kind: str | None = None  # an agency's: 行政机关, 事业单位, 企业 … (rules.toml's agency_kind)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Directory:
         body = orjson.dumps(
             {
                 "agencies": [
-                    {"code": a.code, "zh": a.zh, "en": a.en, "region": a.link}
+                    {"code": a.code, "zh": a.zh, "en": a.en, "region": a.link, "kind": a.kind}
                     for a in agencies.values()
                 ],
                 "regions": [
@@ -96,9 +97,11 @@ def _entries(path: Path, raw: dict[str, Any], table: str) -> dict[str, Place]:
             )
         if not isinstance(entry, dict):
             raise DirectoryFileError(f"{path}: {table}.{code}: write it as a table of zh, en …")
-        unknown = sorted(set(entry) - {"zh", "en", link})
+        allowed = {"zh", "en", link} | ({"kind"} if table == "agencies" else set())
+        unknown = sorted(set(entry) - allowed)
         if unknown:
-            raise _fail(path, table, code, unknown[0], f"unknown field (fields: en, {link}, zh)")
+            fields = ", ".join(sorted(allowed))
+            raise _fail(path, table, code, unknown[0], f"unknown field (fields: {fields})")
         names = []
         for key in ("zh", "en"):
             value = entry.get(key)
@@ -110,5 +113,8 @@ def _entries(path: Path, raw: dict[str, Any], table: str) -> dict[str, Place]:
         target = entry.get(link)
         if target is not None and (not isinstance(target, str) or not CODE.fullmatch(target)):
             raise _fail(path, table, code, link, "a region code")
-        places[code] = Place(code, names[0], names[1], target)
+        kind = entry.get("kind")
+        if kind is not None and (not isinstance(kind, str) or not kind.strip()):
+            raise _fail(path, table, code, "kind", "non-empty text, such as 行政机关")
+        places[code] = Place(code, names[0], names[1], target, kind and kind.strip())
     return places

@@ -47,6 +47,7 @@ CONSTRUCTION_STAGES = {
     "complaint",
     "complaint_decision",
     "penalty",
+    "penalty_withdrawn",
     "correction",
 }
 # What must never reach a client: stack traces, SQL, internal paths.
@@ -1607,7 +1608,7 @@ def test_directory_names_agencies_and_regions(shared: ServerProcess) -> None:
     body = response.json()
     assert set(body) == {"agencies", "regions"}
     for item in body["agencies"]:
-        assert set(item) == {"code", "zh", "en", "region"}, item
+        assert set(item) == {"code", "zh", "en", "region", "kind"}, item
     for item in body["regions"]:
         assert set(item) == {"code", "zh", "en", "parent"}, item
     agencies = {a["code"]: a for a in body["agencies"]}
@@ -1649,13 +1650,27 @@ def test_an_edited_directory_file_is_served(
     path = tmp_path / "directory.toml"
     path.write_text(
         '[agencies.JH-GGZY]\nzh = "金华市交易中心"\nen = "Jinhua PRTC"\nregion = "330700"\n'
+        '[agencies.JH-ZRZY]\nzh = "金华市自然资源局"\nen = "Jinhua NRB"\nkind = "行政机关"\n'
         '[regions.330700]\nzh = "金华市"\nen = "Jinhua"\n',
         "utf-8",
     )
     server = start_server(SUNBID_DIRECTORY_FILE=str(path))
     assert httpx.get(server.url + "/api/directory").json() == {
         "agencies": [
-            {"code": "JH-GGZY", "zh": "金华市交易中心", "en": "Jinhua PRTC", "region": "330700"}
+            {
+                "code": "JH-GGZY",
+                "zh": "金华市交易中心",
+                "en": "Jinhua PRTC",
+                "region": "330700",
+                "kind": None,
+            },
+            {
+                "code": "JH-ZRZY",
+                "zh": "金华市自然资源局",
+                "en": "Jinhua NRB",
+                "region": None,
+                "kind": "行政机关",
+            },
         ],
         "regions": [{"code": "330700", "zh": "金华市", "en": "Jinhua", "parent": None}],
     }

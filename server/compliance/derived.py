@@ -49,8 +49,7 @@ class ComplianceRecord:
         return self.compliance.warnings
 
     def _fresh(self) -> Watchdog:
-        dog = self.compliance.watchdog
-        return Watchdog(dog.rules, dog.calendar, dog.domain, lead_workdays=dog.lead)
+        return self.compliance.watchdog.fresh()
 
     async def check(self, log_reader: LogReader) -> str | None:
         if not self.store.path.exists():
@@ -156,8 +155,9 @@ def _facts(warning: Alert) -> WarningFacts:
 
 def _tallies(dog: Watchdog) -> dict[str, Any]:
     return {
-        "/".join(map(str, key)): (t.on_time, t.late, t.open_breaches)
-        for key, t in dog.tallies.items()
+        "/".join(map(str, (*key, kind))): (t.on_time, t.late, t.open_breaches, t.too_short)
+        for kind, tallies in (("legal", dog.tallies), ("advisory", dog.advisory_tallies))
+        for key, t in tallies.items()
     }
 
 

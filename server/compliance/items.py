@@ -25,13 +25,7 @@ def replay(watchdog: Watchdog, events: Sequence[StoredEvent], now: datetime) -> 
     """A watchdog like `watchdog` (same rules, calendar, lead) that has seen only
     `events` (one project's, in seq order, up to what `watchdog` has seen) and
     kept every item, on time too."""
-    fresh = Watchdog(
-        watchdog.rules,
-        watchdog.calendar,
-        watchdog.domain,
-        lead_workdays=watchdog.lead,
-        keep_on_time=True,
-    )
+    fresh = watchdog.fresh(keep_on_time=True)
     for event in events:
         if event.seq > watchdog.head:
             break

@@ -68,7 +68,9 @@ class Rows:
             return [e for e in events if until is None or e.seq <= until]
         keys = self.watchdog.data_keys
         fields = ["$.published_at", "$.occurred_at", *(f"$.data.{key}" for key in keys)]
+        # Then an amendment's changes (the project facts it states), as JSON text.
         extracts = ", ".join("json_extract(d, ?)" for _ in fields)
+        extracts += ", CASE WHEN stage = 'amended' THEN json_extract(d, '$.data.changes') END"
         bound = "" if until is None else " AND seq <= ?"
         sql = (
             f"SELECT seq, project, category, agency, stage, {extracts} FROM"

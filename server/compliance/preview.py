@@ -24,7 +24,7 @@ SHORT = "时限不足"  # an at_least period cut short: not late, too soon
 
 def preview(running: Watchdog, earlier: Sequence[StoredEvent], candidate: StoredEvent) -> list[Any]:
     """The warnings `candidate` would raise after `earlier` (the project's events)."""
-    watchdog = Watchdog(running.rules, running.calendar, running.domain, lead_workdays=running.lead)
+    watchdog = running.fresh()
     raised: set[str] = set()
     for event in earlier:
         fact = watchdog.fact(event)
@@ -47,4 +47,5 @@ def as_warning(alert: Alert) -> dict[str, Any]:
         "due_at": alert.to_json()["due"],
         "basis": rule.basis,
         "confidence": str(rule.confidence),
+        "advisory": rule.advisory,
     }

@@ -18,6 +18,17 @@ event without `occurred_at` falls back to its publication.
 watchdog warns before the deadline and reports a breach when it passes).
 `at_least`: the target must not come earlier than `amount` after the trigger
 (checked when the target is known). Counting is the calendar's business.
+
+A rule may apply only where some facts hold (`applies_when`): a statute that
+binds only tenders the law requires (依法必须招标), one procurement method, or
+administrative organs (行政机关). The facts are the project's own, as its log
+states them (`PROJECT_FACTS`: the latest value any of its events carries, the
+registration's and amendments' included), or its agency's, from the
+directory (`AGENCY_FACTS`). An unknown fact holds nothing: the rule does not
+apply until staff record it.
+
+A rule may be `advisory`: local practice or policy, not law. Its warnings
+reach supervisors like any other, but the public scorecard counts it apart.
 """
 
 from __future__ import annotations
@@ -43,7 +54,17 @@ REFERENCE = re.compile(
     r"(?P<stage>\*|[a-z][a-z0-9_]*)(?:\.(?P<field>occurred_at|data\.[a-z][a-z0-9_]*))?"
 )
 FIELDS = ("id", "name", "category", "trigger", "target", "kind", "amount", "unit", "basis")
-OPTIONAL = ("anchor", "name_en", "basis_en")
+OPTIONAL = ("anchor", "name_en", "basis_en", "applies_when", "advisory")
+# The facts `applies_when` may name, with the kind of value each takes.
+PROJECT_FACTS: dict[str, type] = {
+    "must_tender": bool,  # 依法必须招标: set at registration or by amendment
+    "method": str,  # 招标/采购方式 (公开招标, 邀请招标, 竞争性谈判 …): the notice's data
+    "deal": str,  # 国有产权: 产权转让, 增资, 资产转让: the notice's data
+    "control_transfer": bool,  # 国有产权: the transfer moves control (the pre-disclosure's data)
+}
+AGENCY_FACTS: dict[str, type] = {
+    "agency_kind": str,  # 行政机关, 事业单位, 企业 …: directory.toml
+}
 
 
 class RuleFileError(DataFileError):
@@ -99,6 +120,9 @@ class Rule:
     anchor: Anchor | None = None
     name_en: str = ""  # the label in English (the Chinese one where the file has none)
     basis_en: str = ""  # the basis in English (likewise)
+    # (fact, the values that make the rule apply) pairs, all of which must hold.
+    applies_when: tuple[tuple[str, frozenset[Any]], ...] = ()
+    advisory: bool = False  # local practice or policy, not law: counted apart
 
     @functools.cached_property  # read for every event at start-up
     def start(self) -> Ref:
@@ -123,6 +147,17 @@ class Rule:
             "name_en": self.name_en,
             "confidence": str(self.confidence),
             "anchor": None if self.anchor is None else str(self.anchor),
+            "applies_when": self.conditions(),
+            "advisory": self.advisory,
+        }
+
+    def conditions(self) -> dict[str, Any] | None:
+        """`applies_when` as the rules file writes it: one value, or a list of them."""
+        if not self.applies_when:
+            return None
+        return {
+            fact: next(iter(values)) if len(values) == 1 else sorted(values)
+            for fact, values in self.applies_when
         }
 
 
@@ -216,7 +251,38 @@ def _rule(entry: Entry, domain: Domain) -> Rule:
         anchor=_anchor(entry, trigger),
         name_en=entry.text("name_en") if "name_en" in entry.raw else entry.text("name"),
         basis_en=entry.text("basis_en") if "basis_en" in entry.raw else entry.text("basis"),
+        applies_when=_conditions(entry),
+        advisory=_flag(entry, "advisory"),
     )
+
+
+def _conditions(entry: Entry) -> tuple[tuple[str, frozenset[Any]], ...]:
+    """`applies_when = { fact = value or [values] }`, each fact one of the known
+    ones and each value of its kind."""
+    raw = entry.raw.get("applies_when")
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        raise entry.fail("applies_when", "a table of facts, e.g. { must_tender = true }")
+    known = {**PROJECT_FACTS, **AGENCY_FACTS}
+    conditions = []
+    for fact, value in raw.items():
+        kind = known.get(fact)
+        if kind is None:
+            raise entry.fail("applies_when", f"{fact!r}: one of {', '.join(sorted(known))}")
+        values = value if isinstance(value, list) and kind is str else [value]
+        if not values or not all(type(v) is kind and v != "" for v in values):
+            what = "true or false" if kind is bool else "a text or a list of texts"
+            raise entry.fail("applies_when", f"{fact}: {what}")
+        conditions.append((fact, frozenset(values)))
+    return tuple(conditions)
+
+
+def _flag(entry: Entry, field: str) -> bool:
+    value = entry.raw.get(field, False)
+    if not isinstance(value, bool):
+        raise entry.fail(field, "true or false")
+    return value
 
 
 def _anchor(entry: Entry, trigger: Ref) -> Anchor | None:

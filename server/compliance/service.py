@@ -43,6 +43,7 @@ from server.compliance.watchdog import Alert, Watchdog
 from server.core.clock import Clock
 from server.core.events import StoredEvent
 from server.core.projection import Follower, LogReader
+from server.directory import DIRECTORY_FILE, Directory
 from server.domain import CATEGORIES_FILE, Domain
 from server.settings import Settings
 
@@ -101,10 +102,22 @@ class Compliance:
             settings.workdays_file or WORKDAYS_FILE,
             settings.catalog_file or CATALOG_FILE,
             CATEGORIES_FILE,
+            settings.directory_file or DIRECTORY_FILE,  # the agencies' kinds
         )
         rules = Rules.load(files[0], domain)
         calendar = WorkCalendar.load(files[1])
-        watchdog = Watchdog(rules, calendar, domain, lead_workdays=settings.warn_lead_workdays)
+        agencies = {
+            code: {"agency_kind": agency.kind}
+            for code, agency in Directory.load(files[4]).agencies.items()
+            if agency.kind is not None
+        }
+        watchdog = Watchdog(
+            rules,
+            calendar,
+            domain,
+            lead_workdays=settings.warn_lead_workdays,
+            agencies=agencies,
+        )
         return cls(
             rules,
             Catalog.load(files[2], domain, rules),
@@ -219,13 +232,7 @@ class Compliance:
         )
 
     def _reset(self) -> None:
-        fresh = Watchdog(
-            self.rules,
-            self.watchdog.calendar,
-            self.watchdog.domain,
-            lead_workdays=self.watchdog.lead,
-        )
-        self.watchdog.restore(fresh.state())
+        self.watchdog.restore(self.watchdog.fresh().state())
         self.snapshot_cursor = self._snapshot_base = 0
 
     # --- timers, storing, snapshots and handing on ---------------------------------

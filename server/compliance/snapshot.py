@@ -27,7 +27,7 @@ from server.compliance import watchdog as watchdog_module
 from server.compliance.rules import Rule, Rules
 from server.compliance.watchdog import NO_DATA, Watchdog
 
-FORMAT = 4  # raise when the pickled state's shape changes
+FORMAT = 5  # raise when the pickled state's shape changes
 CODE = (Path(watchdog_module.__file__), Path(__file__))  # the code that makes and reads the state
 CHUNK = 250  # projects pickled per step: about 10 ms of the event loop each (1M events)
 

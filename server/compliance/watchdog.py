@@ -25,6 +25,14 @@ Two kinds of rule (rules.py):
   one is published); a violation is a `breach` with no due time. It stays
   open: publishing cannot undo it, a supervisor has to look at it.
 
+A rule that applies only where some facts hold (rules.py, `applies_when`)
+is judged by the facts the log holds when the rule is checked: a project's
+own (`must_tender`, `method` …: the latest value its events carry, learnt
+before the event's rules are checked) and its agency's (the directory's).
+
+Advisory rules (local practice, not law) are tallied apart: the public
+scorecard's figures count only the law, and show the advisory ones beside.
+
 An event missing a time a rule needs (`notice.data.deadline`, …) is still a
 disclosure: it gets a `data_incomplete` warning, resolved when a later event
 of that stage brings the time.
@@ -44,7 +52,7 @@ from typing import Any
 import orjson
 
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
-from server.compliance.rules import ANY, Confidence, Kind, Ref, Rule, Rules
+from server.compliance.rules import AGENCY_FACTS, ANY, Kind, Ref, Rule, Rules
 from server.core.events import StoredEvent
 from server.domain import Domain
 
@@ -53,6 +61,7 @@ AFTER = timedelta(microseconds=1)  # from a period's last instant to the breach
 NOTHING: frozenset[str] = frozenset()
 NO_DATA: Mapping[str, Any] = MappingProxyType({})  # shared by the many events without rule data
 ENDED = "failed"  # the stage that ends a transaction early: its deadlines are void
+AMENDED = "amended"  # the project's own fields changed: data.changes holds them
 BEIJING = timedelta(hours=8)  # China has kept one offset, without summer time, since 1991
 
 
@@ -90,6 +99,8 @@ class Fact:
         data = doc.get("data")
         if occurred == doc["published_at"]:
             occurred = None  # the common case: one parse is enough
+        if event.stage == AMENDED and isinstance(data, dict):
+            data = data.get("changes")
         return cls(
             seq=event.seq,
             project=event.project,
@@ -146,6 +157,7 @@ class Alert:
             "basis": self.rule.basis,
             "basis_en": self.rule.basis_en,
             "rule_name": {"zh": self.rule.name, "en": self.rule.name_en},
+            "advisory": self.rule.advisory,
             "level": str(self.level),
             "state": self.state,
             "message": self.message,
@@ -212,6 +224,9 @@ class _Project:
     open: dict[str, list[Deadline]] = field(default_factory=dict)
     # data_incomplete warnings per (rule id, stage), until that stage brings the time.
     incomplete: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    # The facts `applies_when` reads, as the latest event carrying each said
+    # them. None until the first (most projects never state one).
+    facts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +257,10 @@ class Watchdog:
         *,
         lead_workdays: int = 1,
         keep_on_time: bool = False,
+        agencies: Mapping[str, Mapping[str, Any]] = NO_DATA,
     ) -> None:
         self.rules = rules
+        self.agencies = agencies  # agency code → its facts (AGENCY_FACTS), from the directory
         # Whether to keep the items met on time as well (one a rule and event:
         # as many as the log's events; only for a replay of one project).
         self.keep_on_time = keep_on_time
@@ -255,11 +272,16 @@ class Watchdog:
         self._timers: list[tuple[datetime, int, Deadline, Level]] = []
         self._counter = itertools.count()
         self.tallies: dict[tuple[str, str, int], Tally] = {}  # (agency, category, YYYYMM)
+        self.advisory_tallies: dict[tuple[str, str, int], Tally] = {}  # the same, advisory rules
         # What to keep of each stage's events: the data keys rules read, and
         # whether an `at_least` rule reads the stage after its event passed.
         self._keep: dict[str, set[str]] = {}
         self._remembered: set[tuple[str, str]] = set()  # (category, stage)
         self._at_least: dict[str, list[Rule]] = {}  # category → its at_least rules
+        # The project facts some rule's applies_when reads: kept of every event.
+        self._facts = frozenset(
+            fact for rule in rules for fact, _ in rule.applies_when if fact not in AGENCY_FACTS
+        )
         for rule in rules:
             for ref in (rule.trigger, rule.target):
                 if ref.data_key is not None:
@@ -271,17 +293,36 @@ class Watchdog:
                     for ref in (rule.trigger, rule.target):
                         self._remembered.add((code, ref.stage))
         self._keep_frozen = {stage: frozenset(keys) for stage, keys in self._keep.items()}
-        self._data_keys = tuple(sorted(set().union(*self._keep.values())))
+        self._keep_always = self._facts
+        self._data_keys = tuple(sorted(set().union(self._facts, *self._keep.values())))
         self._plans: dict[tuple[str, str], _Plan] = {}
+
+    def fresh(self, *, keep_on_time: bool = False) -> Watchdog:
+        """An empty watchdog judging as this one does (rules, calendar, lead, agencies)."""
+        return Watchdog(
+            self.rules,
+            self.calendar,
+            self.domain,
+            lead_workdays=self.lead,
+            keep_on_time=keep_on_time,
+            agencies=self.agencies,
+        )
 
     def state(self) -> tuple[Any, ...]:
         """Everything the log and the timers built, for a snapshot (snapshot.py);
         what the rules and calendar decide is not in it."""
-        return (self.head, self._projects, self._timers, self._counter_value(), self.tallies)
+        return (
+            self.head,
+            self._projects,
+            self._timers,
+            self._counter_value(),
+            (self.tallies, self.advisory_tallies),
+        )
 
     def restore(self, state: tuple[Any, ...]) -> None:
         """Take up a `state()` made with the same rules, calendar and lead."""
-        self.head, self._projects, self._timers, counter, self.tallies = state
+        self.head, self._projects, self._timers, counter, tallies = state
+        self.tallies, self.advisory_tallies = tallies
         self._counter = itertools.count(counter)
 
     def _counter_value(self) -> int:
@@ -290,7 +331,8 @@ class Watchdog:
         return value
 
     def fact(self, event: StoredEvent) -> Fact:
-        return Fact.of(event, self._keep_frozen.get(event.stage, NOTHING))
+        keep = self._keep_frozen.get(event.stage, NOTHING) | self._keep_always
+        return Fact.of(event, keep)
 
     @property
     def data_keys(self) -> tuple[str, ...]:
@@ -305,12 +347,18 @@ class Watchdog:
 
     def fact_of_row(self, row: Sequence[Any]) -> Fact:
         """A Fact from a row of `logread.Rows.page`: seq, project, category, agency,
-        stage, published_at, occurred_at, then the value of each of `data_keys`."""
+        stage, published_at, occurred_at, the value of each of `data_keys`, then an
+        amendment's `data.changes` (JSON text; None for other events)."""
         seq, project, category, agency, stage, published, occurred = row[:7]
         published_at = datetime.fromisoformat(published)
-        data = NO_DATA
-        if any(value is not None for value in row[7:]):
-            data = {k: v for k, v in zip(self._data_keys, row[7:], strict=True) if v is not None}
+        data: Mapping[str, Any] = NO_DATA
+        values = row[7:-1]
+        if any(value is not None for value in values):
+            data = {k: v for k, v in zip(self._data_keys, values, strict=True) if v is not None}
+        if row[-1] is not None:  # an amendment: the facts it changes, nulls included
+            changes = orjson.loads(row[-1])
+            if isinstance(changes, dict):
+                data = {k: changes[k] for k in self._facts if k in changes}
         return Fact(
             seq=seq,
             project=project,
@@ -363,6 +411,8 @@ class Watchdog:
                 fact.project, fact.category, fact.agency
             )
         changes: list[Alert] = []
+        if fact.data and self._facts:
+            self._learn(project, fact.data)
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
@@ -410,32 +460,31 @@ class Watchdog:
     def scorecard(
         self, agency: str | None = None, category: str | None = None, period: str | None = None
     ) -> list[dict[str, Any]]:
-        """Per agency: totals, by category and by month (the public scorecard)."""
+        """Per agency: totals, by category and by month (the public scorecard).
+        The figures count the law; advisory rules are counted apart."""
         agencies: dict[str, dict[str, Any]] = {}
-        for (a, c, month), tally in sorted(self.tallies.items()):
+        keys = sorted(self.tallies.keys() | self.advisory_tallies.keys())
+        for a, c, month in keys:
             p = f"{month // 100:04d}-{month % 100:02d}"
             if (agency and a != agency) or (category and c != category) or (period and p != period):
                 continue
             entry = agencies.setdefault(
-                a, {"agency": a, "totals": Tally(), "by_category": {}, "by_period": {}}
+                a, {"agency": a, "totals": _Score(), "by_category": {}, "by_period": {}}
             )
             for total in (
                 entry["totals"],
-                entry["by_category"].setdefault(c, Tally()),
-                entry["by_period"].setdefault(p, Tally()),
+                entry["by_category"].setdefault(c, _Score()),
+                entry["by_period"].setdefault(p, _Score()),
             ):
-                total.on_time += tally.on_time
-                total.late += tally.late
-                total.open_breaches += tally.open_breaches
-                total.too_short += tally.too_short
+                total.add(self.tallies.get((a, c, month)), self.advisory_tallies.get((a, c, month)))
         shown = [
             {
                 "agency": a,
-                **_score(entry["totals"]),
+                **entry["totals"].to_json(),
                 "by_category": [
-                    {"category": c, **_score(t)} for c, t in entry["by_category"].items()
+                    {"category": c, **t.to_json()} for c, t in entry["by_category"].items()
                 ],
-                "by_period": [{"period": p, **_score(t)} for p, t in entry["by_period"].items()],
+                "by_period": [{"period": p, **t.to_json()} for p, t in entry["by_period"].items()],
             }
             for a, entry in agencies.items()
         ]
@@ -453,6 +502,8 @@ class Watchdog:
     # --- due_within ------------------------------------------------------------------
 
     def _open(self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]) -> None:
+        if rule.applies_when and not self._applies(rule, project):
+            return
         try:
             start = fact.moment(rule.start)
         except Incomplete as exc:
@@ -517,7 +568,7 @@ class Watchdog:
         if deadline.due < published and Level.BREACH not in deadline.fired:
             self._fire(deadline, Level.BREACH, deadline.due + AFTER)
         deadline.closed = True
-        tally = self._tally(project, deadline.due)
+        tally = self._tally(project, deadline.due, deadline.rule)
         if Level.BREACH in deadline.fired:
             tally.open_breaches -= 1
         # Whether the obligation was met is the data's word (signed on time,
@@ -550,7 +601,7 @@ class Watchdog:
         for deadline in (d for waiting in project.open.values() for d in waiting):
             deadline.closed = True
             if Level.BREACH in deadline.fired:
-                tally = self._tally(project, deadline.due)
+                tally = self._tally(project, deadline.due, deadline.rule)
                 tally.open_breaches -= 1
                 tally.late += 1
                 self._settle(
@@ -572,6 +623,8 @@ class Watchdog:
         self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]
     ) -> None:
         """Both moments are in this event (e.g. contract.data.signed_at → contract)."""
+        if rule.applies_when and not self._applies(rule, project):
+            return
         try:
             start, done = fact.moment(rule.start), fact.moment(rule.target)
         except Incomplete as exc:
@@ -583,17 +636,17 @@ class Watchdog:
         if rule.trigger.stage == ANY and done - start <= timedelta(days=rule.amount):
             # Within `amount` × 24 h is within `amount` days of any kind: the
             # common case for the rule on every event, without the calendar.
-            self._tally(project, done).on_time += 1
+            self._tally(project, done, rule).on_time += 1
             if self.keep_on_time:
                 due_at = self.calendar.due(start, rule.amount, rule.unit).at
                 self._settle(project, rule, fact.seq, fact.seq, due_at, done, "on_time", done)
             return
         due = self.calendar.due(start, rule.amount, rule.unit)
         if done <= due.at:
-            self._tally(project, due.at).on_time += 1
+            self._tally(project, due.at, rule).on_time += 1
             self._settle(project, rule, fact.seq, fact.seq, due.at, done, "on_time", due.at)
             return
-        self._tally(project, due.at).late += 1
+        self._tally(project, due.at, rule).late += 1
         self._settle(project, rule, fact.seq, fact.seq, due.at, done, "late", due.at)
         warning = self._warning(
             rule,
@@ -610,7 +663,7 @@ class Watchdog:
     def _fire(self, deadline: Deadline, level: Level, at: datetime) -> Alert:
         rule, project = deadline.rule, deadline.project
         if level is Level.BREACH:
-            self._tally(project, deadline.due).open_breaches += 1
+            self._tally(project, deadline.due, deadline.rule).open_breaches += 1
             message = f"{self._what(rule)}：已超过期限 {_day(deadline.due)}，尚未发布"
         else:
             message = f"{self._what(rule)}：将于 {_day(deadline.due)} 到期，尚未发布"
@@ -625,6 +678,8 @@ class Watchdog:
     def _check_at_least(
         self, rule: Rule, project: _Project, fact: Fact, changes: list[Alert]
     ) -> None:
+        if rule.applies_when and not self._applies(rule, project):
+            return
         moments = []
         for ref, counted in ((rule.trigger, rule.start), (rule.target, rule.target)):
             source = fact if ref.stage == fact.stage else project.latest.get(ref.stage)
@@ -640,7 +695,7 @@ class Watchdog:
                 self._complete(rule, project, fact, ref, changes)
         (first, start), (second, end) = moments
         check = self.calendar.at_least_met(start, end, rule.amount, rule.unit)
-        tally = self._tally(project, fact.published_at)
+        tally = self._tally(project, fact.published_at, rule)
         # Done, but too early: 时限不足, neither late nor an open (overdue) breach.
         status = "on_time" if check.met else "too_short"
         if check.met:
@@ -668,6 +723,8 @@ class Watchdog:
         """An at_least rule whose trigger came and whose target stage is awaited."""
         trigger = project.latest.get(rule.trigger.stage)
         if trigger is None or rule.target.data_key is not None or rule.target.stage == ANY:
+            return None
+        if rule.applies_when and not self._applies(rule, project):
             return None
         target = project.latest.get(rule.target.stage)
         if target is not None and target.seq > trigger.seq:
@@ -778,15 +835,36 @@ class Watchdog:
     def _timer(self, at: datetime, deadline: Deadline, level: Level) -> None:
         heapq.heappush(self._timers, (at, next(self._counter), deadline, level))
 
-    def _tally(self, project: _Project, moment: datetime) -> Tally:
+    def _tally(self, project: _Project, moment: datetime, rule: Rule) -> Tally:
         # Once per event at start-up: the month as a number, and no zone
         # conversion for the common case of a time already in Beijing time.
         local = _beijing(moment)
         key = (project.agency, project.category, local.year * 100 + local.month)
-        tally = self.tallies.get(key)
+        tallies = self.advisory_tallies if rule.advisory else self.tallies
+        tally = tallies.get(key)
         if tally is None:
-            tally = self.tallies[key] = Tally()
+            tally = tallies[key] = Tally()
         return tally
+
+    def _learn(self, project: _Project, data: Mapping[str, Any]) -> None:
+        """Keep the facts `applies_when` reads that this event states."""
+        for key in self._facts:
+            if key in data:
+                if project.facts is None:
+                    project.facts = {}
+                project.facts[key] = data[key]
+
+    def _applies(self, rule: Rule, project: _Project) -> bool:
+        """Whether every fact the rule's applies_when names holds for the project."""
+        for fact, values in rule.applies_when:
+            if fact in AGENCY_FACTS:
+                value = self.agencies.get(project.agency, NO_DATA).get(fact)
+            else:
+                value = None if project.facts is None else project.facts.get(fact)
+            # (A bool fact read from SQLite is 0 or 1: equal to False and True.)
+            if not isinstance(value, str | int) or value not in values:
+                return False
+        return True
 
     def _warning(
         self,
@@ -887,7 +965,7 @@ def _item_json(
         "done_at": _iso(done),
         "status": STATUS_OF[state],
         "state": state,
-        "advisory": rule.confidence is not Confidence.STATUTE,
+        "advisory": rule.advisory,
         "trigger_seq": trigger_seq,
         "target_seq": target_seq,
     }
@@ -926,18 +1004,37 @@ def _rule_json(rule: Rule) -> dict[str, Any]:
         "basis": rule.basis,
         "basis_en": rule.basis_en,
         "confidence": str(rule.confidence),
+        "advisory": rule.advisory,
     }
 
 
-def _score(tally: Tally) -> dict[str, Any]:
-    due = tally.on_time + tally.late + tally.too_short + tally.open_breaches
-    done = tally.on_time + tally.late + tally.too_short
-    return {
-        "due": due,
-        "on_time": tally.on_time,
-        "late": tally.late,
-        "too_short": tally.too_short,
-        "open_breaches": tally.open_breaches,
-        "on_time_rate": None if due == 0 else round(tally.on_time / due, 4),
-        "completed": done,
-    }
+@dataclass(slots=True)
+class _Score:
+    """A scorecard cell: the legal tally, and the advisory one beside it."""
+
+    legal: Tally = field(default_factory=Tally)
+    advisory: Tally = field(default_factory=Tally)
+
+    def add(self, legal: Tally | None, advisory: Tally | None) -> None:
+        for total, tally in ((self.legal, legal), (self.advisory, advisory)):
+            if tally is not None:
+                total.on_time += tally.on_time
+                total.late += tally.late
+                total.open_breaches += tally.open_breaches
+                total.too_short += tally.too_short
+
+    def to_json(self) -> dict[str, Any]:
+        legal, advisory = self.legal, self.advisory
+        due = legal.on_time + legal.late + legal.too_short + legal.open_breaches
+        return {
+            "due": due,
+            "on_time": legal.on_time,
+            "late": legal.late,
+            "too_short": legal.too_short,
+            "open_breaches": legal.open_breaches,
+            "on_time_rate": None if due == 0 else round(legal.on_time / due, 4),
+            "completed": legal.on_time + legal.late + legal.too_short,
+            # Local practice, not law: done late or too short, and overdue.
+            "advisory_late": advisory.late + advisory.too_short,
+            "advisory_open": advisory.open_breaches,
+        }
