@@ -164,12 +164,18 @@ class WorkCalendar:
             raise ValueError(f"unit: one of {', '.join(Unit)}; not {unit!r}")
         return Due(_at(last, time.max), not self._covered(first, last))
 
-    def at_least_met(self, trigger: datetime, target: datetime, amount: int, unit: Unit) -> Check:
+    def at_least_met(
+        self, trigger: datetime, target: datetime, amount: int, unit: Unit, after: bool = False
+    ) -> Check:
         """Whether the days from the day after `trigger` to `target`'s day, both
-        included, number at least `amount` (working days for WD).
+        included, number at least `amount` (working days for WD); with `after`,
+        whether `target` comes only once those days are over (a publicity that
+        must run its whole term before the next step).
 
         No rolling forward here: §203 lengthens a period someone has to act in;
-        a minimum interval is met on its last day even if that day is a Sunday.
+        a minimum interval is met on its last day even if that day is a Sunday,
+        and a period counted backward from a deadline ("at least 15 days before
+        the bid deadline") is not lengthened by the holidays it spans.
         """
         day = _local_ordinal(trigger)
         if amount < 1:
@@ -181,6 +187,8 @@ class WorkCalendar:
             estimated = not self._covered(day + 1, earliest)
         else:
             raise ValueError(f"unit: one of {', '.join(Unit)}; not {unit!r}")
+        if after:
+            earliest += 1
         return Check(_local_ordinal(target) >= earliest, estimated, _at(earliest, time.min))
 
     def shift_workdays(self, day: date, n: int) -> date:

@@ -22,10 +22,10 @@ watchdog warns before the deadline and reports a breach when it passes).
 A rule may apply only where some facts hold (`applies_when`): a statute that
 binds only tenders the law requires (依法必须招标), one procurement method, or
 administrative organs (行政机关). The facts are the project's own, as its log
-states them (`PROJECT_FACTS`: the latest value any of its events carries, the
-registration's and amendments' included), or its agency's, from the
-directory (`AGENCY_FACTS`). An unknown fact holds nothing: the rule does not
-apply until staff record it.
+states them (`PROJECT_FACTS`: the latest value the stages that state a fact
+carry: the registration and amendments for must_tender, the notice for the
+method …), or its agency's, from the directory (`AGENCY_FACTS`). An unknown
+fact holds nothing: the rule does not apply until staff record it.
 
 A rule may be `advisory`: local practice or policy, not law. Its warnings
 reach supervisors like any other, but the public scorecard counts it apart.
@@ -54,13 +54,15 @@ REFERENCE = re.compile(
     r"(?P<stage>\*|[a-z][a-z0-9_]*)(?:\.(?P<field>occurred_at|data\.[a-z][a-z0-9_]*))?"
 )
 FIELDS = ("id", "name", "category", "trigger", "target", "kind", "amount", "unit", "basis")
-OPTIONAL = ("anchor", "name_en", "basis_en", "applies_when", "advisory")
-# The facts `applies_when` may name, with the kind of value each takes.
-PROJECT_FACTS: dict[str, type] = {
-    "must_tender": bool,  # 依法必须招标: set at registration or by amendment
-    "method": str,  # 招标/采购方式 (公开招标, 邀请招标, 竞争性谈判 …): the notice's data
-    "deal": str,  # 国有产权: 产权转让, 增资, 资产转让: the notice's data
-    "control_transfer": bool,  # 国有产权: the transfer moves control (the pre-disclosure's data)
+OPTIONAL = ("anchor", "name_en", "basis_en", "applies_when", "advisory", "after_period")
+# The facts `applies_when` may name: the kind of value each takes and, for a
+# project's, the stages whose data state it (an evaluation's `method` is its
+# evaluation method, not the procurement method a notice states).
+PROJECT_FACTS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "must_tender": (bool, ("registered", "amended")),  # 依法必须招标
+    "method": (str, ("notice",)),  # 招标/采购方式: 公开招标, 邀请招标, 竞争性谈判 …
+    "deal": (str, ("notice",)),  # 国有产权: 产权转让, 增资, 资产转让
+    "control_transfer": (bool, ("plan",)),  # 国有产权: the transfer moves control
 }
 AGENCY_FACTS: dict[str, type] = {
     "agency_kind": str,  # 行政机关, 事业单位, 企业 …: directory.toml
@@ -123,6 +125,9 @@ class Rule:
     # (fact, the values that make the rule apply) pairs, all of which must hold.
     applies_when: tuple[tuple[str, frozenset[Any]], ...] = ()
     advisory: bool = False  # local practice or policy, not law: counted apart
+    # at_least: the target comes only once the period is over (a publicity's
+    # whole term before the next step), not on its last day.
+    after_period: bool = False
 
     @functools.cached_property  # read for every event at start-up
     def start(self) -> Ref:
@@ -149,6 +154,7 @@ class Rule:
             "anchor": None if self.anchor is None else str(self.anchor),
             "applies_when": self.conditions(),
             "advisory": self.advisory,
+            "after_period": self.after_period,
         }
 
     def conditions(self) -> dict[str, Any] | None:
@@ -253,7 +259,15 @@ def _rule(entry: Entry, domain: Domain) -> Rule:
         basis_en=entry.text("basis_en") if "basis_en" in entry.raw else entry.text("basis"),
         applies_when=_conditions(entry),
         advisory=_flag(entry, "advisory"),
+        after_period=_after_period(entry),
     )
+
+
+def _after_period(entry: Entry) -> bool:
+    after = _flag(entry, "after_period")
+    if after and entry.raw.get("kind") != Kind.AT_LEAST:
+        raise entry.fail("after_period", "only for an at_least rule")
+    return after
 
 
 def _conditions(entry: Entry) -> tuple[tuple[str, frozenset[Any]], ...]:
@@ -264,7 +278,7 @@ def _conditions(entry: Entry) -> tuple[tuple[str, frozenset[Any]], ...]:
         return ()
     if not isinstance(raw, dict) or not raw:
         raise entry.fail("applies_when", "a table of facts, e.g. { must_tender = true }")
-    known = {**PROJECT_FACTS, **AGENCY_FACTS}
+    known = {**{fact: kind for fact, (kind, _) in PROJECT_FACTS.items()}, **AGENCY_FACTS}
     conditions = []
     for fact, value in raw.items():
         kind = known.get(fact)

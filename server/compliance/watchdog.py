@@ -52,7 +52,7 @@ from typing import Any
 import orjson
 
 from server.compliance.calendar import LEGAL_TZ, WorkCalendar
-from server.compliance.rules import AGENCY_FACTS, ANY, Kind, Ref, Rule, Rules
+from server.compliance.rules import AGENCY_FACTS, ANY, PROJECT_FACTS, Kind, Ref, Rule, Rules
 from server.core.events import StoredEvent
 from server.domain import Domain
 
@@ -278,10 +278,14 @@ class Watchdog:
         self._keep: dict[str, set[str]] = {}
         self._remembered: set[tuple[str, str]] = set()  # (category, stage)
         self._at_least: dict[str, list[Rule]] = {}  # category → its at_least rules
-        # The project facts some rule's applies_when reads: kept of every event.
-        self._facts = frozenset(
-            fact for rule in rules for fact, _ in rule.applies_when if fact not in AGENCY_FACTS
-        )
+        # The project facts some rule's applies_when reads, by the stages stating them.
+        facts: dict[str, set[str]] = {}
+        for rule in rules:
+            for fact, _ in rule.applies_when:
+                for stage in PROJECT_FACTS[fact][1] if fact in PROJECT_FACTS else ():
+                    facts.setdefault(stage, set()).add(fact)
+                    self._keep.setdefault(stage, set()).add(fact)
+        self._facts = {stage: frozenset(keys) for stage, keys in facts.items()}
         for rule in rules:
             for ref in (rule.trigger, rule.target):
                 if ref.data_key is not None:
@@ -293,8 +297,7 @@ class Watchdog:
                     for ref in (rule.trigger, rule.target):
                         self._remembered.add((code, ref.stage))
         self._keep_frozen = {stage: frozenset(keys) for stage, keys in self._keep.items()}
-        self._keep_always = self._facts
-        self._data_keys = tuple(sorted(set().union(self._facts, *self._keep.values())))
+        self._data_keys = tuple(sorted(set().union(*self._keep.values())))
         self._plans: dict[tuple[str, str], _Plan] = {}
 
     def fresh(self, *, keep_on_time: bool = False) -> Watchdog:
@@ -331,8 +334,7 @@ class Watchdog:
         return value
 
     def fact(self, event: StoredEvent) -> Fact:
-        keep = self._keep_frozen.get(event.stage, NOTHING) | self._keep_always
-        return Fact.of(event, keep)
+        return Fact.of(event, self._keep_frozen.get(event.stage, NOTHING))
 
     @property
     def data_keys(self) -> tuple[str, ...]:
@@ -357,8 +359,9 @@ class Watchdog:
             data = {k: v for k, v in zip(self._data_keys, values, strict=True) if v is not None}
         if row[-1] is not None:  # an amendment: the facts it changes, nulls included
             changes = orjson.loads(row[-1])
+            stated = self._facts.get(AMENDED, NOTHING)
             if isinstance(changes, dict):
-                data = {k: changes[k] for k in self._facts if k in changes}
+                data = {k: changes[k] for k in stated if k in changes}
         return Fact(
             seq=seq,
             project=project,
@@ -411,8 +414,8 @@ class Watchdog:
                 fact.project, fact.category, fact.agency
             )
         changes: list[Alert] = []
-        if fact.data and self._facts:
-            self._learn(project, fact.data)
+        if fact.data and fact.stage in self._facts:
+            self._learn(project, fact)
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
@@ -694,7 +697,7 @@ class Watchdog:
             if source is fact:
                 self._complete(rule, project, fact, ref, changes)
         (first, start), (second, end) = moments
-        check = self.calendar.at_least_met(start, end, rule.amount, rule.unit)
+        check = self.calendar.at_least_met(start, end, rule.amount, rule.unit, rule.after_period)
         tally = self._tally(project, fact.published_at, rule)
         # Done, but too early: 时限不足, neither late nor an open (overdue) breach.
         status = "on_time" if check.met else "too_short"
@@ -733,7 +736,7 @@ class Watchdog:
             start = trigger.moment(rule.start)
         except Incomplete:
             return None
-        check = self.calendar.at_least_met(start, start, rule.amount, rule.unit)
+        check = self.calendar.at_least_met(start, start, rule.amount, rule.unit, rule.after_period)
         return {
             **_rule_json(rule),
             "trigger": trigger.seq,
@@ -846,13 +849,13 @@ class Watchdog:
             tally = tallies[key] = Tally()
         return tally
 
-    def _learn(self, project: _Project, data: Mapping[str, Any]) -> None:
+    def _learn(self, project: _Project, fact: Fact) -> None:
         """Keep the facts `applies_when` reads that this event states."""
-        for key in self._facts:
-            if key in data:
+        for key in self._facts[fact.stage]:
+            if key in fact.data:
                 if project.facts is None:
                     project.facts = {}
-                project.facts[key] = data[key]
+                project.facts[key] = fact.data[key]
 
     def _applies(self, rule: Rule, project: _Project) -> bool:
         """Whether every fact the rule's applies_when names holds for the project."""
