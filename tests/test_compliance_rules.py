@@ -18,40 +18,121 @@ DOMAIN = Domain.load()
 RULES = Rules.load(RULES_FILE, DOMAIN)
 CATALOG = Catalog.load(CATALOG_FILE, DOMAIN, RULES)
 
-# DOMAIN.md "Statutory time limits", row by row:
-# (category, trigger, target, kind, amount, unit, confidence)
-CONSTRUCTION = [
-    ("notice", "notice.data.deadline", "at_least", 20, "day"),
-    ("clarification", "notice.data.deadline", "at_least", 15, "day"),
-    ("objection", "objection_reply", "due_within", 3, "day"),
-    ("evaluation", "candidates", "due_within", 3, "day"),
-    ("candidates", "award", "at_least", 3, "day"),
-    ("award", "contract.data.signed_at", "due_within", 30, "day"),
-    ("complaint", "complaint_decision", "due_within", 30, "workday"),
-]
+# The statutory time limits as checked against the statutes (LEGAL-REVIEW.md),
+# rule by rule: (id, confidence, applies_when, advisory, trigger, target,
+# kind, amount, unit). ✔ read in the statute's text, ◐ a secondary
+# source, ○ unverified.
+MUST = {"must_tender": True}  # only tenders the law requires (依法必须招标)
+TENDER = {"method": ["公开招标", "邀请招标"]}  # tenders, not other methods
+WITHIN, AT_LEAST = "due_within", "at_least"
+# fmt: off
 TABLE = [
-    *(("construction", *row, c) for row, c in zip(CONSTRUCTION, "◐✔✔✔✔◐✔", strict=True)),
-    ("gov_procurement", "plan", "notice", "at_least", 30, "day", "○"),
-    ("gov_procurement", "notice", "notice.data.deadline", "at_least", 20, "day", "✔"),
-    ("gov_procurement", "clarification", "notice.data.deadline", "at_least", 15, "day", "✔"),
-    ("gov_procurement", "evaluation", "award", "due_within", 9, "workday", "✔"),  # 2 + 5 + 2
-    ("gov_procurement", "award", "contract.data.signed_at", "due_within", 30, "day", "✔"),
-    ("gov_procurement", "contract.data.signed_at", "contract", "due_within", 2, "workday", "✔"),
-    ("gov_procurement", "objection", "objection_reply", "due_within", 7, "workday", "✔"),
-    ("gov_procurement", "complaint", "complaint_decision", "due_within", 30, "workday", "✔"),
-    ("land", "notice", "auction", "at_least", 20, "day", "○"),
-    ("land", "auction", "auction.data.listing_ends", "at_least", 10, "day", "○"),
-    ("land", "auction", "award", "due_within", 10, "workday", "◐"),
-    ("mining", "notice", "auction", "at_least", 20, "day", "○"),
-    ("mining", "auction", "award", "due_within", 5, "workday", "◐"),
-    ("mining", "award", "award.data.publicity_ends", "at_least", 10, "workday", "◐"),
-    ("state_assets", "notice", "auction", "at_least", 20, "workday", "○"),
-    ("state_assets", "award", "award.data.publicity_ends", "at_least", 5, "workday", "○"),
-    # soe_procurement: "as construction" for tenders the law requires
-    *(("soe_procurement", *row, "◐") for row in CONSTRUCTION),
-    ("all", "*.occurred_at", "*", "due_within", 20, "workday", "○"),
-    ("all", "penalty.data.decided_at", "penalty", "due_within", 7, "workday", "◐"),
+    ("construction.notice-deadline", "✔", MUST, False,
+     "notice", "notice.data.deadline", AT_LEAST, 20, "day"),
+    ("construction.documents-on-sale", "✔", None, False,
+     "notice", "notice.data.sale_ends", AT_LEAST, 5, "day"),
+    ("construction.prequalification-on-sale", "✔", None, False,
+     "prequalification", "prequalification.data.sale_ends", AT_LEAST, 5, "day"),
+    ("construction.prequalification-submission", "✔", MUST, False,
+     "prequalification.data.sale_ends", "prequalification.data.submission_deadline",
+     AT_LEAST, 5, "day"),
+    ("construction.clarification-deadline", "✔", None, False,
+     "clarification", "notice.data.deadline", AT_LEAST, 15, "day"),
+    ("construction.objection-reply", "✔", None, False,
+     "objection", "objection_reply", WITHIN, 3, "day"),
+    ("construction.evaluation-candidates", "✔", MUST, False,
+     "evaluation", "candidates", WITHIN, 3, "day"),
+    ("construction.candidates-publicity", "✔", MUST, False,
+     "candidates", "award", AT_LEAST, 3, "day"),
+    ("construction.award-notice", "✔", None, False,
+     "award.data.chosen_at", "award.occurred_at", WITHIN, 15, "day"),
+    ("construction.award-contract", "✔", None, False,
+     "award", "contract.data.signed_at", WITHIN, 30, "day"),
+    ("construction.complaint-acceptance", "✔", None, False,
+     "complaint.data.received_at", "complaint.occurred_at", WITHIN, 3, "workday"),
+    ("construction.complaint-decision", "✔", None, False,
+     "complaint", "complaint_decision", WITHIN, 30, "workday"),
+    ("gov_procurement.plan-notice", "◐", None, True,
+     "plan", "notice", AT_LEAST, 30, "day"),
+    ("gov_procurement.single-source-publicity", "✔", None, False,
+     "single_source", "single_source.data.publicity_ends", AT_LEAST, 5, "workday"),
+    ("gov_procurement.notice-deadline", "✔", TENDER, False,
+     "notice", "notice.data.deadline", AT_LEAST, 20, "day"),
+    ("gov_procurement.documents-available", "✔", TENDER, False,
+     "notice", "notice.data.sale_ends", AT_LEAST, 5, "workday"),
+    ("gov_procurement.clarification-deadline", "✔", TENDER, False,
+     "clarification", "notice.data.deadline", AT_LEAST, 15, "day"),
+    ("gov_procurement.evaluation-award", "✔", None, False,
+     "evaluation", "award", WITHIN, 9, "workday"),
+    ("gov_procurement.award-contract", "✔", None, False,
+     "award", "contract.data.signed_at", WITHIN, 30, "day"),
+    ("gov_procurement.contract-published", "✔", None, False,
+     "contract.data.signed_at", "contract", WITHIN, 2, "workday"),
+    ("gov_procurement.objection-reply", "✔", None, False,
+     "objection", "objection_reply", WITHIN, 7, "workday"),
+    ("gov_procurement.complaint-decision", "✔", None, False,
+     "complaint", "complaint_decision", WITHIN, 30, "workday"),
+    ("land.notice-auction", "○", None, False,
+     "notice", "auction", AT_LEAST, 20, "day"),
+    ("land.listing-period", "○", None, False,
+     "auction", "auction.data.listing_ends", AT_LEAST, 10, "day"),
+    ("land.auction-award", "◐", None, False,
+     "auction.data.listing_ends", "award", WITHIN, 10, "workday"),
+    ("mining.notice-auction", "○", None, False,
+     "notice", "auction", AT_LEAST, 20, "day"),
+    ("mining.auction-award", "◐", None, True,
+     "auction.data.listing_ends", "award", WITHIN, 5, "workday"),
+    ("mining.award-publicity", "◐", None, True,
+     "award", "award.data.publicity_ends", AT_LEAST, 10, "workday"),
+    ("state_assets.pre-disclosure", "◐", {"control_transfer": True}, False,
+     "plan.data.approved_at", "plan", WITHIN, 10, "workday"),
+    ("state_assets.pre-disclosure-period", "◐", {"control_transfer": True}, False,
+     "plan", "plan.data.publicity_ends", AT_LEAST, 20, "workday"),
+    ("state_assets.notice-auction", "◐", {"deal": "产权转让"}, False,
+     "notice", "auction", AT_LEAST, 20, "workday"),
+    ("state_assets.award-publicity", "○", None, False,
+     "award", "award.data.publicity_ends", AT_LEAST, 5, "workday"),
+    ("soe_procurement.notice-deadline", "✔", MUST, False,
+     "notice", "notice.data.deadline", AT_LEAST, 20, "day"),
+    ("soe_procurement.documents-on-sale", "✔", TENDER, False,
+     "notice", "notice.data.sale_ends", AT_LEAST, 5, "day"),
+    ("soe_procurement.prequalification-on-sale", "✔", None, False,
+     "prequalification", "prequalification.data.sale_ends", AT_LEAST, 5, "day"),
+    ("soe_procurement.prequalification-submission", "✔", MUST, False,
+     "prequalification.data.sale_ends", "prequalification.data.submission_deadline",
+     AT_LEAST, 5, "day"),
+    ("soe_procurement.clarification-deadline", "✔", TENDER, False,
+     "clarification", "notice.data.deadline", AT_LEAST, 15, "day"),
+    ("soe_procurement.objection-reply", "✔", TENDER, False,
+     "objection", "objection_reply", WITHIN, 3, "day"),
+    ("soe_procurement.evaluation-candidates", "✔", MUST, False,
+     "evaluation", "candidates", WITHIN, 3, "day"),
+    ("soe_procurement.candidates-publicity", "✔", MUST, False,
+     "candidates", "award", AT_LEAST, 3, "day"),
+    ("soe_procurement.award-notice", "✔", TENDER, False,
+     "award.data.chosen_at", "award.occurred_at", WITHIN, 15, "day"),
+    ("soe_procurement.award-contract", "✔", TENDER, False,
+     "award", "contract.data.signed_at", WITHIN, 30, "day"),
+    ("soe_procurement.complaint-acceptance", "✔", TENDER, False,
+     "complaint.data.received_at", "complaint.occurred_at", WITHIN, 3, "workday"),
+    ("soe_procurement.complaint-decision", "✔", TENDER, False,
+     "complaint", "complaint_decision", WITHIN, 30, "workday"),
+    ("rural_property.notice-auction", "○", None, True,
+     "notice", "auction", AT_LEAST, 20, "day"),
+    ("rural_property.auction-award", "○", None, True,
+     "auction", "award", WITHIN, 10, "workday"),
+    ("emission_rights.notice-auction", "○", None, True,
+     "notice", "auction", AT_LEAST, 20, "day"),
+    ("emission_rights.auction-award", "○", None, True,
+     "auction", "award", WITHIN, 10, "workday"),
+    ("all.information-published", "✔", {"agency_kind": ["法律法规授权组织", "行政机关"]}, False,
+     "*.occurred_at", "*", WITHIN, 20, "workday"),
+    ("all.penalty-published", "○", None, True,
+     "penalty.data.decided_at", "penalty", WITHIN, 7, "workday"),
+    ("all.penalty-withdrawn", "✔", None, False,
+     "penalty_withdrawn.occurred_at", "penalty_withdrawn", WITHIN, 3, "day"),
 ]
+# fmt: on
 CONFIDENCE = {"✔": "statute", "◐": "secondary", "○": "memory"}
 
 
@@ -78,21 +159,36 @@ def rule_text(**changes: str | None) -> str:
 
 
 def test_every_row_of_the_statutory_table_is_a_rule() -> None:
-    shipped = {
-        (r.category, str(r.trigger), str(r.target), str(r.kind), r.amount, str(r.unit)): r
-        for r in RULES
-    }
-    for category, trigger, target, kind, amount, unit, mark in TABLE:
-        rule = shipped.get((category, trigger, target, kind, amount, unit))
-        assert rule is not None, (category, trigger, target)
-        assert str(rule.confidence) == CONFIDENCE[mark], rule.id
-        assert rule.basis and rule.name
+    assert [row[0] for row in TABLE] == [rule.id for rule in RULES]
+    for rule_id, mark, applies, advisory, trigger, target, kind, amount, unit in TABLE:
+        rule = RULES[rule_id]
+        shape = (str(rule.trigger), str(rule.target), str(rule.kind), rule.amount, str(rule.unit))
+        assert shape == (trigger, target, kind, amount, unit), rule_id
+        assert str(rule.confidence) == CONFIDENCE[mark], rule_id
+        assert rule.conditions() == applies, rule_id
+        assert rule.advisory is advisory, rule_id
+        assert rule.basis and rule.name and rule.basis_en != rule.basis, rule_id
 
 
-def test_configurable_categories_have_rules_to_adjust() -> None:
-    for category in ("rural_property", "emission_rights"):
-        rules = [r for r in RULES if r.category == category]
-        assert rules and all(str(r.confidence) == "memory" for r in rules)
+def test_a_rule_is_marked_statute_only_where_its_comment_quotes_the_text_read() -> None:
+    """Each rule's comment says what was read where: `read:` for a statute's
+    text, `secondary:` or `memory:` otherwise, matching its confidence."""
+    text = RULES_FILE.read_text("utf-8")
+    for block in text.split("\n[[rule]]\n")[1:]:
+        rule_id = block.split('id = "', 1)[1].split('"', 1)[0]
+        said = {word for word in ("read:", "secondary:", "memory:") if f"# {word}" in block}
+        expected = {"statute": "read:", "secondary": "secondary:", "memory": "memory:"}
+        assert expected[str(RULES[rule_id].confidence)] in said, rule_id
+
+
+def test_local_practice_is_advisory_and_never_marked_statute() -> None:
+    for rule in RULES:
+        if rule.category in ("rural_property", "emission_rights"):
+            assert rule.advisory, rule.id
+        if rule.advisory:
+            assert str(rule.confidence) != "statute", rule.id
+    # No rule cites the expired mining rules as its basis.
+    assert not [r.id for r in RULES if "国土资规〔2017〕7号" in r.basis and "失效" not in r.basis]
 
 
 def test_lookups_resolve_all_and_every_event() -> None:
@@ -265,7 +361,7 @@ def test_catalogue_serialises_with_the_contract_field_names() -> None:
         assert 1 <= len(item["name"]) <= 3
         assert item["audience"] in ("全社会", "特定对象") and item["mode"] in ("主动", "依申请")
     penalty = CATALOG["GGZY-09-01"].to_json()
-    assert penalty["rules"] == ["all.penalty-published"]
+    assert penalty["rules"] == ["all.penalty-published", "all.penalty-withdrawn"]
     assert penalty["stages"] == ["penalty", "penalty_withdrawn"]
 
 
@@ -300,15 +396,14 @@ def test_the_new_items_say_what_the_statutes_say() -> None:
     assert "举报" in CATALOG["GGZY-08-02"].name[-1]
 
 
-def test_the_single_source_rule_waits_in_a_comment_until_it_exists() -> None:
-    # The loader refuses a rule id that rules.toml lacks, so the link is
-    # kept as a comment until the rule is added; then it becomes a link.
-    text = CATALOG_FILE.read_text("utf-8")
-    comment = "# rules: gov_procurement.single-source-publicity (added with the rule)"
-    if "gov_procurement.single-source-publicity" in RULES:
-        assert "gov_procurement.single-source-publicity" in CATALOG["GGZY-02-09"].rules
-    else:
-        assert comment + '\n[[item]]\ncode = "GGZY-02-09"' in text
+def test_the_new_limits_are_linked_from_their_items() -> None:
+    for code, rule_id in (
+        ("GGZY-02-09", "gov_procurement.single-source-publicity"),
+        ("GGZY-09-01", "all.penalty-withdrawn"),
+        ("GGZY-08-01", "construction.complaint-acceptance"),
+        ("GGZY-01-03", "state_assets.pre-disclosure"),
+    ):
+        assert rule_id in CATALOG[code].rules, (code, rule_id)
 
 
 def test_objection_replies_go_actively_to_the_objector() -> None:
