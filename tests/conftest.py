@@ -35,6 +35,10 @@ REQUIRED_FACTS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The categories whose test projects are tenders the law requires (依法必须招标),
+# as most a trading centre runs are: the rules that bind only those apply.
+TENDERED = ("construction", "soe_procurement")
+
 # A notice whose bid deadline has passed: a bid opening may follow it.
 CLOSED = {"deadline": "2026-01-05T09:30:00+08:00"}
 
@@ -173,7 +177,10 @@ class Staff:
         category: str = "construction",
         agency: str = "YW-GGZY",
         region: str | None = "330782",
+        must_tender: bool | None = None,
     ) -> dict[str, Any]:
+        if must_tender is None and category in TENDERED:
+            must_tender = True
         response = self.client.post(
             "/api/projects",
             json={
@@ -182,6 +189,7 @@ class Staff:
                 "category": category,
                 "agency": agency,
                 "region": region,
+                "must_tender": must_tender,
             },
         )
         assert response.status_code == 201, response.text

@@ -30,6 +30,7 @@ from server.projects import open_projects
 from server.projects.changes import registration
 from server.settings import Settings
 from server.store import AppendRequest, EventStore, open_store
+from tests.conftest import TENDERED
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()
@@ -86,7 +87,13 @@ class Server:
         await self.store.append(
             registration(
                 DOMAIN.project_input(
-                    {"id": project_id, "title": "项目", "category": category, "agency": "YW-GGZY"}
+                    {
+                        "id": project_id,
+                        "title": "项目",
+                        "category": category,
+                        "agency": "YW-GGZY",
+                        "must_tender": True if category in TENDERED else None,
+                    }
                 )
             )
         )

@@ -265,7 +265,7 @@ def test_every_answer_matches_the_document(
     check(again, "/api/directory", 304)
 
     # Projects: registering, listing, reading, and each way of being refused.
-    body = project_body("OA-1", budget=10)
+    body = project_body("OA-1", budget=10, must_tender=True)
     assert answers.request_body("/api/projects", "post", body) == []
     project = check(client.post("/api/projects", json=body), "/api/projects", 201)
     assert project["id"] == "OA-1"
@@ -371,7 +371,7 @@ def test_every_answer_matches_the_document(
     check(anyone.get("/api/compliance", params={"month": "2026-1"}), "/api/compliance", 422)
     items = "/api/compliance/items"
     on_time = check(anyone.get(items, params={"project": "OA-1", "status": "on_time"}), items, 200)
-    assert on_time["items"], "every event is an item (published within 20 working days)"
+    assert on_time["items"], "its notice left at least 20 days to the bid deadline"
     check(anyone.get(items, params={"month": "2026-11"}), items, 200)
     check(anyone.get(items, params={"status": "overdue"}), items, 422)
     warnings = "/api/supervision/warnings"

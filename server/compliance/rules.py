@@ -25,7 +25,10 @@ administrative organs (行政机关). The facts are the project's own, as its lo
 states them (`PROJECT_FACTS`: the latest value the stages that state a fact
 carry: the registration and amendments for must_tender, the notice for the
 method …), or its agency's, from the directory (`AGENCY_FACTS`). An unknown
-fact holds nothing: the rule does not apply until staff record it.
+project fact holds nothing: the rule does not apply until staff record it.
+An agency the directory gives no kind is held to the rule: the directory
+names the agencies a rule does not bind, and a missed deadline costs more
+than a warning a supervisor sets aside.
 
 A rule may be `advisory`: local practice or policy, not law. Its warnings
 reach supervisors like any other, but the public scorecard counts it apart.
@@ -54,7 +57,15 @@ REFERENCE = re.compile(
     r"(?P<stage>\*|[a-z][a-z0-9_]*)(?:\.(?P<field>occurred_at|data\.[a-z][a-z0-9_]*))?"
 )
 FIELDS = ("id", "name", "category", "trigger", "target", "kind", "amount", "unit", "basis")
-OPTIONAL = ("anchor", "name_en", "basis_en", "applies_when", "advisory", "after_period")
+OPTIONAL = (
+    "anchor",
+    "name_en",
+    "basis_en",
+    "applies_when",
+    "advisory",
+    "after_period",
+    "if_stated",
+)
 # The facts `applies_when` may name: the kind of value each takes and, for a
 # project's, the stages whose data state it (an evaluation's `method` is its
 # evaluation method, not the procurement method a notice states).
@@ -128,6 +139,9 @@ class Rule:
     # at_least: the target comes only once the period is over (a publicity's
     # whole term before the next step), not on its last day.
     after_period: bool = False
+    # Checked only where the events state the data times it reads: a time an
+    # announcement need not carry is no gap to warn about (no data_incomplete).
+    if_stated: bool = False
 
     @functools.cached_property  # read for every event at start-up
     def start(self) -> Ref:
@@ -155,6 +169,7 @@ class Rule:
             "applies_when": self.conditions(),
             "advisory": self.advisory,
             "after_period": self.after_period,
+            "if_stated": self.if_stated,
         }
 
     def conditions(self) -> dict[str, Any] | None:
@@ -260,7 +275,15 @@ def _rule(entry: Entry, domain: Domain) -> Rule:
         applies_when=_conditions(entry),
         advisory=_flag(entry, "advisory"),
         after_period=_after_period(entry),
+        if_stated=_if_stated(entry, trigger, target),
     )
+
+
+def _if_stated(entry: Entry, trigger: Ref, target: Ref) -> bool:
+    stated = _flag(entry, "if_stated")
+    if stated and trigger.data_key is None and target.data_key is None:
+        raise entry.fail("if_stated", "only for a rule that reads a time in an event's data")
+    return stated
 
 
 def _after_period(entry: Entry) -> bool:

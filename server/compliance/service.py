@@ -193,6 +193,7 @@ class Compliance:
         started = asyncio.get_running_loop().time()
         stored = await self.warnings.snapshot()
         source = "the whole log"
+        whole_log = True
         if (
             stored is not None
             and stored.fingerprint == self.fingerprint
@@ -207,6 +208,7 @@ class Compliance:
                     gc.enable()
                 self.snapshot_cursor = self._snapshot_base = stored.cursor
                 source = f"the snapshot at {stored.cursor} and the log after it"
+                whole_log = False
             except Exception:
                 log.exception("compliance: the snapshot could not be read; rebuilding from the log")
                 self._reset()
@@ -220,6 +222,11 @@ class Compliance:
         gc.freeze()
         self.fired_until = self.clock.now()
         changes += self.watchdog.fire(self.fired_until)
+        if whole_log:
+            # Rebuilt from the whole log (no snapshot, or one made with other
+            # rules): what was stored before is replaced, not added to, so that
+            # a warning today's rules no longer yield does not linger.
+            await self.warnings.clear()
         self._pending += changes  # stored, not sent: nobody was following yet
         await self._flush(force=True)  # a long replay is snapshotted by the ticker, soon
         log.info(

@@ -109,7 +109,7 @@ class Fact:
             stage=event.stage,
             published_at=published,
             occurred_at=datetime.fromisoformat(occurred) if occurred else published,
-            data={k: data[k] for k in keep if k in data} if isinstance(data, dict) else {},
+            data=_kept(data, keep, event.stage == AMENDED),
         )
 
     def moment(self, ref: Ref) -> datetime:
@@ -757,6 +757,8 @@ class Watchdog:
         reason: Incomplete,
         changes: list[Alert],
     ) -> None:
+        if rule.if_stated:
+            return  # checked only where the time is stated: its absence is no gap
         key = (rule.id, ref.stage)
         if key in project.incomplete:
             return  # one open warning per rule and stage is enough
@@ -862,6 +864,8 @@ class Watchdog:
         for fact, values in rule.applies_when:
             if fact in AGENCY_FACTS:
                 value = self.agencies.get(project.agency, NO_DATA).get(fact)
+                if value is None:
+                    continue  # an agency the directory does not describe is held to the rule
             else:
                 value = None if project.facts is None else project.facts.get(fact)
             # (A bool fact read from SQLite is 0 or 1: equal to False and True.)
@@ -900,6 +904,14 @@ def iter_open(watchdog: Watchdog) -> Iterable[Deadline]:
     for project in watchdog._projects.values():
         for deadlines in project.open.values():
             yield from deadlines
+
+
+def _kept(data: object, keep: frozenset[str], nulls: bool) -> dict[str, Any]:
+    """The `keep` keys of an event's data; a null is no value (as SQLite reads
+    it), except in an amendment, where it unsets a fact."""
+    if not isinstance(data, dict):
+        return {}
+    return {k: data[k] for k in keep if k in data and (nulls or data[k] is not None)}
 
 
 def _parse_time(value: object, name: str) -> datetime:
