@@ -443,6 +443,13 @@ class PublishWarning(Struct):
     due_at: Time | None
     basis: str
     confidence: Confidence
+    advisory: Annotated[
+        bool,
+        described(
+            "Local practice or policy, not law: shown to supervisors, counted apart on the "
+            "public scorecard."
+        ),
+    ]
 
 
 class DryRun(Struct, forbid_unknown_fields=True):
@@ -491,6 +498,13 @@ class ComplianceWarning(Struct):
     ) = UNSET
     rule_name: Name | UnsetType = UNSET
     basis_en: str | UnsetType = UNSET
+    advisory: (
+        Annotated[
+            bool,
+            described("Local practice or policy, not law: the scorecard counts it apart."),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class WarningPage(Struct):
@@ -499,6 +513,8 @@ class WarningPage(Struct):
 
 
 class Score(Struct):
+    """Statutory limits only; advisory ones (local practice, not law) apart."""
+
     due: Annotated[int, described("Disclosures whose time limit has come.")]
     on_time: int
     late: Annotated[int, described("Made after the time limit.")]
@@ -511,6 +527,15 @@ class Score(Struct):
             described("A minimum period left too short (时限不足): made, neither late nor open."),
         ]
         | UnsetType
+    ) = UNSET
+    advisory_late: (
+        Annotated[
+            int, described("Advisory limits (not law) missed: made late or a period too short.")
+        ]
+        | UnsetType
+    ) = UNSET
+    advisory_open: (
+        Annotated[int, described("Advisory limits (not law) overdue and not made.")] | UnsetType
     ) = UNSET
 
 
@@ -559,7 +584,11 @@ class ComplianceItem(Struct):
         ),
     ]
     advisory: Annotated[
-        bool, described("The rule's basis is not a statute read (a secondary or unverified one).")
+        bool,
+        described(
+            "Local practice or policy, not law: shown to supervisors, counted apart on the "
+            "public scorecard."
+        ),
     ]
     trigger_seq: Seq
     target_seq: Seq | None
