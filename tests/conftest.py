@@ -173,7 +173,11 @@ class Staff:
         category: str = "construction",
         agency: str = "YW-GGZY",
         region: str | None = "330782",
+        must_tender: bool | None = None,
     ) -> dict[str, Any]:
+        """`must_tender` (依法必须招标) is left unstated unless given: the rules that bind
+        only tenders the law requires then wait for it."""
+        fields: dict[str, Any] = {} if must_tender is None else {"must_tender": must_tender}
         response = self.client.post(
             "/api/projects",
             json={
@@ -182,6 +186,7 @@ class Staff:
                 "category": category,
                 "agency": agency,
                 "region": region,
+                **fields,
             },
         )
         assert response.status_code == 201, response.text

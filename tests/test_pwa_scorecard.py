@@ -24,11 +24,11 @@ def test_drill_down_from_the_late_figure_to_the_project(
     server: ServerProcess, staff: Staff, page: Any
 ) -> None:
     # 收到评标报告之日起3日内公示中标候选人: the report came ten days ago, the publicity today.
-    staff.project("PW-LATE-1")
+    staff.project("PW-LATE-1", must_tender=True)
     staff.publish("PW-LATE-1", "evaluation", occurred_at=days_ago(10))
     staff.publish("PW-LATE-1", "candidates")
     # A publicity period of at least 3 days, cut short by an award the same day.
-    staff.project("PW-SHORT-1")
+    staff.project("PW-SHORT-1", must_tender=True)
     staff.publish("PW-SHORT-1", "notice", occurred_at=days_ago(40), data={"deadline": days_ago(15)})
     staff.publish("PW-SHORT-1", "candidates")
     staff.publish("PW-SHORT-1", "award", data={"winner": "某某建设有限公司", "amount": 1200000})
@@ -68,7 +68,7 @@ def test_drill_down_from_the_late_figure_to_the_project(
 def test_the_month_selector_shows_that_month_only(
     server: ServerProcess, staff: Staff, page: Any
 ) -> None:
-    staff.project("PW-MONTH-1")
+    staff.project("PW-MONTH-1", must_tender=True)
     staff.publish("PW-MONTH-1", "evaluation", occurred_at=days_ago(10))
     staff.publish("PW-MONTH-1", "candidates")
     visit(page, server.url + "/catalog")
