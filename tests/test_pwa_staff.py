@@ -118,6 +118,19 @@ def test_supervisor_sees_a_broken_rule_within_five_seconds(
     warning = warnings.locator("[data-testid=warning]").filter(has_text="PW-SUP-1")
     warning.first.wait_for(state="attached", timeout=WARNING_WITHIN * 1000)
     assert time.monotonic() - published < WARNING_WITHIN
+    expect(warning.locator("[data-testid=advisory-tag]")).to_have_count(0)
+
+    # Local practice, not law (农村产权: the result within 10 working days of the bidding):
+    # its warning says so next to its level.
+    def ago(days: int) -> str:
+        return (datetime.now() - timedelta(days=days)).astimezone().isoformat(timespec="seconds")
+
+    staff.project("PW-SUP-RURAL", category="rural_property", agency="YW-NCCQ")
+    staff.publish("PW-SUP-RURAL", "notice", occurred_at=ago(60), data={"listing_ends": ago(30)})
+    staff.publish("PW-SUP-RURAL", "auction", occurred_at=ago(30))
+    staff.publish("PW-SUP-RURAL", "award")
+    rural = warnings.locator("[data-testid=warning]").filter(has_text="PW-SUP-RURAL")
+    expect(rural.first.locator("[data-testid=advisory-tag]")).to_have_text("地方惯例")
 
 
 def _wait_project(server: ServerProcess, project: str, events: int = 0) -> Any:
