@@ -179,6 +179,8 @@ class Staff:
         region: str | None = "330782",
         must_tender: bool | None = None,
     ) -> dict[str, Any]:
+        """A tender the law requires (must_tender) in the TENDERED categories unless
+        `must_tender` says otherwise: the rules that bind only those apply."""
         if must_tender is None and category in TENDERED:
             must_tender = True
         response = self.client.post(

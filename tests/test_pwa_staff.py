@@ -110,7 +110,7 @@ def test_supervisor_sees_a_broken_rule_within_five_seconds(
     # Let the console's live subscription settle before the rule is broken.
     expect(page.locator("[data-testid=live-status]")).to_have_attribute("data-state", "live")
 
-    staff.project("PW-SUP-1")
+    staff.project("PW-SUP-1", must_tender=True)
     staff.publish("PW-SUP-1", "notice")  # an award needs a notice (deadline far: no warning)
     staff.publish("PW-SUP-1", "candidates")
     staff.publish("PW-SUP-1", "award")  # the same day: 公示期不少于3日 is broken at once
@@ -118,6 +118,19 @@ def test_supervisor_sees_a_broken_rule_within_five_seconds(
     warning = warnings.locator("[data-testid=warning]").filter(has_text="PW-SUP-1")
     warning.first.wait_for(state="attached", timeout=WARNING_WITHIN * 1000)
     assert time.monotonic() - published < WARNING_WITHIN
+    expect(warning.locator("[data-testid=advisory-tag]")).to_have_count(0)
+
+    # Local practice, not law (农村产权: the result within 10 working days of the bidding):
+    # its warning says so next to its level.
+    def ago(days: int) -> str:
+        return (datetime.now() - timedelta(days=days)).astimezone().isoformat(timespec="seconds")
+
+    staff.project("PW-SUP-RURAL", category="rural_property", agency="YW-NCCQ")
+    staff.publish("PW-SUP-RURAL", "notice", occurred_at=ago(60), data={"listing_ends": ago(30)})
+    staff.publish("PW-SUP-RURAL", "auction", occurred_at=ago(30))
+    staff.publish("PW-SUP-RURAL", "award")
+    rural = warnings.locator("[data-testid=warning]").filter(has_text="PW-SUP-RURAL")
+    expect(rural.first.locator("[data-testid=advisory-tag]")).to_have_text("地方惯例")
 
 
 def _wait_project(server: ServerProcess, project: str, events: int = 0) -> Any:
@@ -140,7 +153,7 @@ def test_an_award_without_a_winner_is_refused_at_the_field_and_a_valid_one_asks_
     server: ServerProcess, staff: Staff, admin: str, page: Any, browser_errors: BrowserErrors
 ) -> None:
     browser_errors.expect(r"status of 422 .*/api/projects/PW-AWARD-1/events\?dry_run=1")
-    staff.project("PW-AWARD-1")
+    staff.project("PW-AWARD-1", must_tender=True)
     deadline = (datetime.now() - timedelta(days=5)).astimezone().isoformat(timespec="seconds")
     staff.publish("PW-AWARD-1", "notice", data={"deadline": deadline})
     publicity_ends = (datetime.now() + timedelta(days=3)).astimezone().isoformat(timespec="seconds")
@@ -184,7 +197,9 @@ def test_an_award_without_a_winner_is_refused_at_the_field_and_a_valid_one_asks_
     expect(preview).to_contain_text("义乌市某某建设有限公司")
     expect(preview).to_contain_text("1,180,000.5")  # exactly as published, not rounded
     # Published the same day as the candidates: their publicity period is cut short.
-    expect(preview.locator("[data-testid=preview-warning]").first).to_contain_text("时限不足")
+    short = preview.locator("[data-testid=preview-warning]").filter(has_text="时限不足")
+    expect(short).to_have_count(1)
+    expect(short).to_contain_text("公示")
     assert server.head() == head, "a preview appends nothing"
     assert small_targets(page) == []
     preview.locator("[data-testid=confirm-publish]").click()

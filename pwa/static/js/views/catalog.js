@@ -41,6 +41,8 @@ export default async function catalog(main, ctx) {
       monthPicker(score, month),
       h('p', { class: 'small muted' }, L(`统计截至 ${when(score.as_of)}；问题最多的机构排在前面。点逾期或超期未公开的数字可查看每一项。`,
         `As of ${when(score.as_of)}; agencies with most problems first. Tap a late or overdue figure to see each item.`)),
+      h('p', { class: 'small', 'data-testid': 'legal-only' }, L('只统计法定时限；地方惯例和政策性时限另列。',
+        'Only statutory limits are counted; local practice and policy limits are shown apart.')),
       h('ul', { class: 'scorecard', 'data-testid': 'scorecard' },
         score.agencies.length ? worstFirst(score.agencies).map((a) => agency(a, month, rulesById(items.rules)))
           : h('li', null, month ? L('这个月没有到期的公开事项。', 'Nothing was due this month.') : L('暂无数据。', 'No data yet.')))),
@@ -57,9 +59,12 @@ export default async function catalog(main, ctx) {
 
 const rulesById = (rules) => new Map(rules.map((r) => [r.id, r]));
 
-/** Most late and open breaches first, then the lowest on-time rate; agencies with nothing due last. */
+/**
+ * Most late, too short and open breaches first, then the lowest on-time rate; agencies with
+ * nothing due last. The legal figures only: advisory ones (advisory_late, advisory_open) never rank.
+ */
 function worstFirst(agencies) {
-  const problems = (a) => a.late + a.open_breaches;
+  const problems = (a) => a.late + (a.too_short ?? 0) + a.open_breaches;
   return [...agencies].sort((a, b) => problems(b) - problems(a)
     || (a.on_time_rate ?? 2) - (b.on_time_rate ?? 2));
 }
@@ -81,34 +86,44 @@ function agency(a, month, rules) {
   const items = h('div', { class: 'drill', 'data-testid': 'drill' });
   // The late, too-short and overdue figures open the list of their items, one at a time.
   // Too short (时限不足) is counted apart from late; the items API lists both as status late.
+  // The legal figures list legal items only; the advisory ones (local practice, policy)
+  // list theirs, late and too short together as advisory_late counts them.
   const figure = (kind, count, zh, en) => {
-    const [status, state] = { late: ['late', 'late'], too_short: ['late', 'too_short'], open: ['open', null] }[kind];
+    const [status, state, advisory] = {
+      late: ['late', 'late', false], too_short: ['late', 'too_short', false], open: ['open', null, false],
+      advisory_late: ['late', null, true], advisory_open: ['open', null, true],
+    }[kind];
     const text = L(`${zh} ${count}`, `${count} ${en}`);
     if (!count) return h('span', { class: 'figure' }, text);
-    const button = h('button', { type: 'button', class: 'figure bad', 'data-testid': `drill-${kind}`, 'aria-expanded': 'false' }, text);
+    const button = h('button', { type: 'button', class: advisory ? 'figure' : 'figure bad', 'data-testid': `drill-${kind}`, 'aria-expanded': 'false' }, text);
     button.addEventListener('click', async () => {
       const open = button.getAttribute('aria-expanded') === 'true';
-      for (const other of button.parentElement.querySelectorAll('button.figure')) other.setAttribute('aria-expanded', 'false');
+      for (const other of button.closest('.score').querySelectorAll('button.figure')) other.setAttribute('aria-expanded', 'false');
       if (open) return items.replaceChildren();
       button.setAttribute('aria-expanded', 'true');
-      await showItems(items, { agency: a.agency, status, month }, rules, a.too_short == null ? null : state);
+      await showItems(items, { agency: a.agency, status, month }, rules, a.too_short == null ? null : state, advisory);
     });
     return button;
   };
+  const advisory = (a.advisory_late ?? 0) + (a.advisory_open ?? 0) > 0;
   return h('li', { class: 'score', 'data-agency': a.agency },
     h('h3', null, agencyName(a.agency)),
-    h('p', null, rate == null ? L('尚无到期事项', 'Nothing due yet') : [
+    h('p', null, rate == null ? (advisory ? L('尚无到期的法定时限事项', 'No statutory item due yet') : L('尚无到期事项', 'Nothing due yet')) : [
       h('strong', { class: rate < 90 ? 'bad' : 'good' }, `${rate}%`), L(' 按时公开', ' on time')]),
     rate != null && h('meter', { min: 0, max: 100, value: rate, 'aria-label': L('按时率', 'On-time rate') }),
     h('p', { class: 'small' }, L(`应公开 ${a.due} 项，按时 ${a.on_time} 项`, `${a.due} due, ${a.on_time} on time`)),
     h('p', { class: 'figures' }, figure('late', a.late, '逾期', 'late'),
       a.too_short != null && figure('too_short', a.too_short, '时限不足', 'period too short'),
       figure('open', a.open_breaches, '超期未公开', 'overdue, not disclosed')),
+    advisory && h('p', { class: 'figures advisory', 'data-testid': 'advisory' },
+      h('span', null, L('地方惯例（非法定）：', 'Local practice, not law:')),
+      figure('advisory_late', a.advisory_late, '逾期', 'late'),
+      figure('advisory_open', a.advisory_open, '超期未公开', 'overdue')),
     items);
 }
 
 /** Each late or open item of an agency: the project, the rule in words, due vs done, by how much. */
-async function showItems(box, { agency: code, status, month }, rules, state) {
+async function showItems(box, { agency: code, status, month }, rules, state, advisory) {
   box.replaceChildren(h('p', { class: 'loading', role: 'status' }, L('正在加载…', 'Loading…')));
   const query = new URLSearchParams({ agency: code, status });
   if (month) query.set('month', month);
@@ -119,7 +134,8 @@ async function showItems(box, { agency: code, status, month }, rules, state) {
     box.replaceChildren(h('p', { class: 'error', role: 'alert' }, problem(error)));
     return;
   }
-  const shown = state ? data.items.filter((item) => stateOf(item, rules) === state) : data.items;
+  const shown = data.items.filter((item) => Boolean(item.advisory) === advisory
+    && (!state || stateOf(item, rules) === state));
   if (!shown.length) {
     box.replaceChildren(h('p', { class: 'none' }, L('没有找到对应的事项。', 'No items found.')));
     return;
@@ -145,12 +161,15 @@ function complianceItem(item, rules) {
   const words = {
     late: [L('已逾期', 'Late'), gap && L(`晚了 ${span(gap)}`, `${span(gap)} late`)],
     overdue: [L('已超期未公开', 'Overdue'), gap && L(`已超过 ${span(gap)}`, `${span(gap)} overdue`)],
-    too_short: [L('时限不足', 'Period too short'), gap && L(`比法定时限少了 ${span(gap)}`, `${span(gap)} short of the statutory period`)],
+    too_short: [L('时限不足', 'Period too short'), gap && (item.advisory
+      ? L(`比规定时限少了 ${span(gap)}`, `${span(gap)} short of the period`)
+      : L(`比法定时限少了 ${span(gap)}`, `${span(gap)} short of the statutory period`))],
     on_time: [L('按时', 'On time'), null],
   }[state] ?? [state, null];
   const basis = basisOf(item);
   return h('li', { class: `item state-${state}`, 'data-testid': 'item', 'data-project': item.project },
     h('p', null, h('span', { class: `level ${state === 'on_time' ? 'good' : 'bad'}` }, words[0]), ' ',
+      item.advisory && [h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例', 'local practice')), ' '],
       h('a', { href: `/p/${encodeURIComponent(item.project)}`, 'data-testid': 'item-project' }, item.project_title || item.project)),
     h('p', null, pick(item.rule_name) || item.rule),
     h('p', { class: 'small' },
@@ -191,9 +210,50 @@ function catalogItem(item) {
 
 function rule(r) {
   const unit = r.unit === 'workday' ? L('个工作日', ' working days') : L('日', ' days');
-  return h('li', null,
+  const after = r.kind === 'at_least' && r.after_period ? L('，期满后方可进行下一步', ', the next step only once they are over') : '';
+  const applies = appliesWhen(r.applies_when);
+  return h('li', { 'data-rule': r.id },
     h('p', null, h('strong', null, r.category === 'all' ? L('全部类别', 'All categories') : categoryName(r.category)), ' ', shown(r, 'name')),
+    (r.advisory || applies) && h('p', { class: 'small', 'data-testid': 'applies' },
+      r.advisory && h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例（非法定）', 'local practice, not law')),
+      r.advisory && applies && ' ', applies),
     h('p', { class: 'small muted' },
-      `${r.kind === 'due_within' ? L('不超过', 'within') : L('不少于', 'at least')} ${r.amount}${unit} · `,
-      shown(r, 'basis')));
+      `${r.kind === 'due_within' ? L('不超过', 'within') : L('不少于', 'at least')} ${r.amount}${unit}${after} · `,
+      shown(r, 'basis'),
+      CONFIDENCE[r.confidence] && [' · ', h('span', { class: `confidence ${r.confidence}`, 'data-testid': 'confidence' }, CONFIDENCE[r.confidence]())]));
+}
+
+/** How sure a limit is, by what was read where (rules.toml `confidence`). */
+const CONFIDENCE = {
+  statute: () => L('✔ 已核对法条原文', '✔ checked against the statute'),
+  secondary: () => L('◐ 二手来源', '◐ secondary source'),
+  memory: () => L('○ 待核实', '○ not yet verified'),
+};
+
+// The facts a rule's applies_when reads, and the values it names, in words.
+const TERMS = {
+  公开招标: 'open tendering', 邀请招标: 'invited tendering', 产权转让: 'property rights transfers',
+  行政机关: 'administrative organs', 法律法规授权组织: 'bodies authorised by law',
+};
+const terms = (value) => {
+  const order = Object.keys(TERMS);
+  const rank = (v) => (order.includes(v) ? order.indexOf(v) : order.length);
+  const values = [value].flat().map(String).sort((x, y) => rank(x) - rank(y));
+  return L(values.join('、'), values.map((v) => TERMS[v] ?? v).join(', '));
+};
+const CONDITIONS = {
+  must_tender: (yes) => (yes ? L('仅依法必须招标的项目', 'Only projects that must be tendered by law')
+    : L('仅非依法必须招标的项目', 'Only projects the law does not require to be tendered')),
+  method: (v) => L(`仅${terms(v)}`, `Only ${terms(v)}`),
+  deal: (v) => L(`仅${terms(v)}`, `Only ${terms(v)}`),
+  control_transfer: (yes) => (yes ? L('仅导致实际控制权转移的转让', 'Only transfers that change who controls the company')
+    : L('仅不导致实际控制权转移的转让', 'Only transfers that leave control where it is')),
+  agency_kind: (v) => L(`仅${terms(v)}`, `Only ${terms(v)}`),
+};
+
+/** When a rule applies, in words: null when it always does. */
+function appliesWhen(conditions) {
+  const said = Object.entries(conditions ?? {})
+    .map(([fact, value]) => CONDITIONS[fact]?.(value) ?? `${fact}: ${[value].flat().join(L('、', ', '))}`);
+  return said.length ? h('span', { class: 'applies', 'data-testid': 'applies-when' }, said.join(L('；', '; '))) : null;
 }

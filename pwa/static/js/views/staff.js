@@ -249,6 +249,8 @@ async function warningsSection(ctx, token, rules) {
 function warningItem(w, isNew, rules) {
   return h('li', { class: `warning level-${w.level}${w.resolved_at ? ' resolved' : ''}${isNew ? ' is-new' : ''}`, 'data-testid': 'warning', 'data-id': w.id },
     h('p', null, isNew && h('span', { class: 'new' }, L('新', 'New')), h('span', { class: 'level' }, staff.warningLevel(w, rules)),
+      // Local practice or policy, not law: the scorecard counts it apart.
+      w.advisory && h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例', 'local practice')),
       ' ', h('span', { lang: 'zh-CN' }, w.message)),
     // The message already names the rule and its legal basis.
     h('p', { class: 'small' }, h('a', { href: `/p/${encodeURIComponent(w.project)}` }, w.project), ` · ${agencyName(w.agency)}`,
