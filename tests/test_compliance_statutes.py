@@ -1034,3 +1034,33 @@ def test_where_bidding_follows_the_listing_the_auction_is_the_end_of_the_sale(
     assert refused("2026-03-02T10:00:00+08:00") == "auction_before_listing_end"
     assert refused("2026-03-16T14:59:00+08:00") == "auction_before_listing_end"
     assert refused("2026-03-17T09:30:00+08:00") is None
+
+
+@pytest.mark.parametrize(
+    ("moved_to", "outcome"),
+    [
+        pytest.param(None, TOO_SHORT, id="deadline kept: 10 days left, too short"),
+        pytest.param("2026-03-17T09:30", ON_TIME, id="boundary: moved to the 15th day, lawful"),
+        pytest.param(
+            "2026-03-16T09:30", TOO_SHORT, id="boundary: moved to the 14th day, too short"
+        ),
+    ],
+)
+def test_a_clarification_is_measured_against_the_deadline_as_it_moves(
+    moved_to: str | None, outcome: str
+) -> None:
+    """条例 §21: with less than 15 days left, the deadline must be postponed; the
+    postponed deadline, stated in the clarification, is the one to check."""
+    moved = {} if moved_to is None else {"deadline": moved_to}
+    steps = [
+        step("notice", "2026-02-26T09:00", deadline="2026-03-12T09:30", sale_ends="2026-03-06"),
+        step("clarification", "2026-03-02T10:00", **moved),
+        # Later that day, one stating no deadline: the moved one stands.
+        step("clarification", "2026-03-02T15:00"),
+    ]
+    _, _, warnings = run("construction", steps)
+    found = breaches(warnings, "construction.clarification-deadline")
+    if outcome == ON_TIME:
+        assert found == []
+    else:
+        assert [w.state for w in found] == [TOO_SHORT, TOO_SHORT]

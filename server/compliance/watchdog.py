@@ -227,6 +227,9 @@ class _Project:
     # The facts `applies_when` reads, as the latest event carrying each said
     # them. None until the first (most projects never state one).
     facts: dict[str, Any] | None = None
+    # The latest event stating each time an at_least rule measures against (a
+    # clarification that postpones the bid deadline states the new one).
+    values: dict[str, Fact] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,8 +299,19 @@ class Watchdog:
                     self._at_least.setdefault(code, []).append(rule)
                     for ref in (rule.trigger, rule.target):
                         self._remembered.add((code, ref.stage))
-        self._keep_frozen = {stage: frozenset(keys) for stage, keys in self._keep.items()}
-        self._data_keys = tuple(sorted(set().union(*self._keep.values())))
+        # The times at_least rules measure against: read from whichever event
+        # states them last, whatever its stage (as the checks before publishing
+        # read a deadline a clarification moved).
+        self._moving = frozenset(
+            rule.target.data_key
+            for rule in rules
+            if rule.kind is Kind.AT_LEAST and rule.target.data_key is not None
+        )
+        stages = {*self._keep, *domain.stages}
+        self._keep_frozen = {
+            stage: frozenset(self._keep.get(stage, ())) | self._moving for stage in stages
+        }
+        self._data_keys = tuple(sorted(set().union(self._moving, *self._keep.values())))
         self._plans: dict[tuple[str, str], _Plan] = {}
 
     def fresh(self, *, keep_on_time: bool = False) -> Watchdog:
@@ -334,7 +348,7 @@ class Watchdog:
         return value
 
     def fact(self, event: StoredEvent) -> Fact:
-        return Fact.of(event, self._keep_frozen.get(event.stage, NOTHING))
+        return Fact.of(event, self._keep_frozen.get(event.stage, self._moving))
 
     @property
     def data_keys(self) -> tuple[str, ...]:
@@ -414,8 +428,13 @@ class Watchdog:
                 fact.project, fact.category, fact.agency
             )
         changes: list[Alert] = []
-        if fact.data and fact.stage in self._facts:
-            self._learn(project, fact)
+        if fact.data:
+            if fact.stage in self._facts:
+                self._learn(project, fact)
+            for key in self._moving.intersection(fact.data):
+                if project.values is None:
+                    project.values = {}
+                project.values[key] = fact
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
@@ -686,6 +705,11 @@ class Watchdog:
         moments = []
         for ref, counted in ((rule.trigger, rule.start), (rule.target, rule.target)):
             source = fact if ref.stage == fact.stage else project.latest.get(ref.stage)
+            if ref is rule.target and source is not fact and project.values:
+                # The time as stated last: a clarification may have moved it.
+                stated = project.values.get(ref.data_key or "")
+                if stated is not None and (source is None or stated.seq > source.seq):
+                    source = stated
             if source is None:
                 return  # the other moment is not known yet: checked when it comes
             try:
