@@ -145,3 +145,9 @@ def test_local_practice_is_counted_apart_from_the_law(
         "仅行政机关、法律法规授权组织"
     )
     assert small_targets(page) == []
+
+    # The project's own page marks the late result as local practice, not law.
+    visit(page, server.url + "/p/PW-RURAL-1")
+    marks = page.locator("[data-testid=late]")
+    expect(marks.first).to_be_visible()
+    expect(marks.locator("[data-testid=advisory-tag]").first).to_have_text("地方惯例")

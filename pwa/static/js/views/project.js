@@ -203,7 +203,11 @@ export default async function project(main, ctx) {
   // --- late steps (the compliance watchdog's items) -----------------------------------------
 
   function lateText(item) {
-    const rule = item.rule_name ? h('span', { class: 'small' }, `（${L(item.rule_name.zh, item.rule_name.en || item.rule_name.zh)}）`) : '';
+    const rule = [
+      item.rule_name ? h('span', { class: 'small' }, `（${L(item.rule_name.zh, item.rule_name.en || item.rule_name.zh)}）`) : '',
+      // Local practice or policy, not law: said so, as the scorecard does.
+      item.advisory ? [' ', h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例', 'local practice'))] : '',
+    ];
     // A minimum period left too short (notice → bid deadline under 20 days) is not lateness.
     if (item.state === 'too_short' || (item.kind === 'at_least' && !item.state)) {
       return [h('strong', null, L('时限不足', 'Period too short')),
