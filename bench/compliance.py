@@ -360,7 +360,7 @@ class Planner:
         rng = self.rng
         for _ in range(rng.randint(12, 26)):  # progress reports, about every 10 days
             d += rng.uniform(5, 14)
-            add(self.slot(d), "performance", None, {"progress": f"{rng.randrange(5, 100)}%"})
+            add(self.slot(d), "performance", None, {"progress": rng.randrange(5, 100) / 100})
 
     def _tender(self, category: str, d: float, add: Any, ev: list[Any]) -> None:
         rng = self.rng

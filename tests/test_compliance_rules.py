@@ -262,6 +262,18 @@ BAD_RULES = [
         "'construction.award-contract': anchor",  # a data time names its own moment
     ),
     (rule_text() + rule_text(), "rule #2 'construction.award-contract': id"),  # duplicate
+    (rule_text(applies_when="{ size = 3 }"), "'construction.award-contract': applies_when"),
+    (rule_text(applies_when="{ must_tender = 1 }"), "'construction.award-contract': applies_when"),
+    (rule_text(applies_when="{ method = [] }"), "'construction.award-contract': applies_when"),
+    (rule_text(applies_when="{}"), "'construction.award-contract': applies_when"),
+    (rule_text(advisory='"yes"'), "'construction.award-contract': advisory"),
+    (rule_text(after_period="true"), "'construction.award-contract': after_period"),  # due_within
+    (rule_text(if_stated="true", target='"contract"'), "'construction.award-contract': if_stated"),
+    (rule_text() + '[must_tender]\nbasis = "x"\n', "must_tender: threshold"),
+    (
+        rule_text() + '[must_tender]\nbasis = "x"\n[[must_tender.threshold]]\nzh = "施工"\n',
+        "threshold #1 '施工': en",
+    ),
     ("[rules]\nid = 1\n", "rules: unknown key"),
     ("rule = 1\n", "rule: write each entry"),
     ("", "no [[rule]]"),

@@ -46,9 +46,13 @@ def test_staff_signs_in_creates_a_project_and_publishes_a_notice(
     create.locator("select[name=agency]").select_option("YW-GGZY")
     create.locator("select[name=region]").select_option("330782")
     create.locator("[name=budget]").fill("1250000")
+    # Whether the law requires the tender: the hint gives 必须招标的工程项目规定's values.
+    expect(create.locator("#c-must_tender-hint")).to_contain_text("施工 400 万元")
+    create.locator("select[name=must_tender]").select_option("false")  # below 4 million: no
     submit(create)
     project = _wait_project(server, "PW-STAFF-1")
     assert project["title"] == "义乌市某道路照明工程施工"
+    assert project["must_tender"] is False
     assert (project["category"], project["agency"], project["region"]) == (
         "construction",
         "YW-GGZY",

@@ -20,8 +20,13 @@ STATES = ("open", "resolved")
 
 async def catalog(request: Request) -> Response:
     compliance = state_of(request).compliance
+    must_tender = compliance.rules.must_tender
     return JSONResponse(
-        {"items": compliance.catalog.to_json(), "rules": compliance.rules.to_json()}
+        {
+            "items": compliance.catalog.to_json(),
+            "rules": compliance.rules.to_json(),
+            "must_tender": None if must_tender is None else must_tender.to_json(),
+        }
     )
 
 

@@ -602,6 +602,13 @@ class ComplianceItems(Struct):
 class Catalog(Struct):
     items: list[dict[str, Any]]
     rules: list[dict[str, Any]]
+    must_tender: Annotated[
+        dict[str, Any] | None,
+        described(
+            "What makes a tender one the law requires (依法必须招标): `basis`, `basis_en` and "
+            "`thresholds` [{zh, en, amount}], the estimated contract values in yuan."
+        ),
+    ] = None
 
 
 # --- push --------------------------------------------------------------------------------------

@@ -182,11 +182,40 @@ class Rule:
         }
 
 
+@dataclass(frozen=True)
+class Threshold:
+    zh: str  # 施工, 货物, 服务
+    en: str
+    amount: int  # yuan: the estimated value of one contract from which tendering is required
+
+
+@dataclass(frozen=True)
+class MustTender:
+    """What makes a project one the law requires to be tendered (依法必须招标):
+    the values of 必须招标的工程项目规定, shown to staff who record must_tender.
+    Scope and funding decide too, so the watchdog never infers the fact from
+    a budget: staff state it."""
+
+    basis: str
+    basis_en: str
+    thresholds: tuple[Threshold, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "basis": self.basis,
+            "basis_en": self.basis_en,
+            "thresholds": [{"zh": t.zh, "en": t.en, "amount": t.amount} for t in self.thresholds],
+        }
+
+
 class Rules:
     """All rules, with the two lookups the watchdog needs already resolved for
     `all` and `*`: what an event starts, and what an event answers."""
 
-    def __init__(self, rules: Iterable[Rule], domain: Domain) -> None:
+    def __init__(
+        self, rules: Iterable[Rule], domain: Domain, must_tender: MustTender | None = None
+    ) -> None:
+        self.must_tender = must_tender
         self._rules = {rule.id: rule for rule in rules}
         starts: dict[tuple[str, str], list[Rule]] = {}
         answers: dict[tuple[str, str], list[Rule]] = {}
@@ -205,7 +234,7 @@ class Rules:
     @classmethod
     def load(cls, path: Path = RULES_FILE, domain: Domain | None = None) -> Rules:
         domain = domain or Domain.load()
-        raw = read_toml(path, RuleFileError, ("rule",))
+        raw = read_toml(path, RuleFileError, ("rule", "must_tender"))
         rules: dict[str, Rule] = {}
         for entry in entries(path, raw, "rule", "id", RuleFileError):
             rule = _rule(entry, domain)
@@ -214,7 +243,7 @@ class Rules:
             rules[rule.id] = rule
         if not rules:
             raise RuleFileError(f"{path}: rule: no [[rule]] entries")
-        return cls(rules.values(), domain)
+        return cls(rules.values(), domain, _must_tender(path, raw.get("must_tender")))
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self._rules.values())
@@ -239,6 +268,27 @@ class Rules:
     def to_json(self) -> list[dict[str, Any]]:
         """The `rules` of `GET /api/catalog`."""
         return [rule.to_json() for rule in self._rules.values()]
+
+
+def _must_tender(path: Path, raw: Any) -> MustTender | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise RuleFileError(f"{path}: must_tender: a table of basis, basis_en and [[threshold]]")
+    table = Entry(path, "must_tender", raw, RuleFileError)
+    table.check_keys(("basis", "threshold"), ("basis_en",))
+    thresholds = []
+    for entry in entries(path, raw, "threshold", "zh", RuleFileError):
+        entry.check_keys(("zh", "en", "amount"))
+        thresholds.append(
+            Threshold(entry.text("zh"), entry.text("en"), entry.whole("amount", 1, 10**12))
+        )
+    if not thresholds:
+        raise table.fail("threshold", "at least one [[must_tender.threshold]]")
+    basis = table.text("basis")
+    return MustTender(
+        basis, table.text("basis_en") if "basis_en" in raw else basis, tuple(thresholds)
+    )
 
 
 def _rule(entry: Entry, domain: Domain) -> Rule:

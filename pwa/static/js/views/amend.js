@@ -6,14 +6,14 @@ import { h, exactMoney } from '../ui.js';
 import { L } from '../i18n.js';
 import { request } from '../api.js';
 import { regionName, allRegions } from '../vocab.js';
-import { field, placePicker, clearErrors, markField, showError } from './forms.js';
+import { field, placePicker, clearErrors, markField, showError, mustTenderHint } from './forms.js';
 
 /**
  * {section, setProjects}: the form, and how the console tells it which
  * projects may be amended (those listed for the agency). `amended(project)`
  * gets the project as the server answers after a change.
  */
-export function amendForm(token, amended) {
+export function amendForm(token, amended, mustTenderLaw) {
   let projects = [];
   let current = null; // the chosen project as last read from the server
   let choosing = 0; // answers for an earlier choice are dropped
@@ -31,7 +31,7 @@ export function amendForm(token, amended) {
     field('m-currency', L('币种', 'Currency'), h('input', { id: 'm-currency', name: 'currency', maxlength: 3, autocapitalize: 'characters', spellcheck: 'false', placeholder: 'CNY' }),
       L('三位字母的币种代码，人民币为 CNY。', 'A three-letter currency code; CNY for yuan.')),
     field('m-region', L('地区（可选）', 'Region (optional)'), regionPicker),
-    field('m-must_tender', L('依法必须招标', 'Tender required by law'), mustTender),
+    field('m-must_tender', L('依法必须招标', 'Tender required by law'), mustTender, mustTenderHint(mustTenderLaw)),
     field('m-reason', L('变更原因（必填）', 'Reason for the change (required)'), h('textarea', { id: 'm-reason', name: 'reason', rows: 3, maxlength: 500 }),
       L('会与变更一起公开，显示在项目的全过程记录里。', 'Published with the change, in the project’s timeline.')),
     h('button', { type: 'submit', class: 'primary' }, L('提交变更', 'Save the change')),

@@ -11,6 +11,17 @@ export function field(id, label, control, hint) {
     hint && h('p', { class: 'hint', id: `${id}-hint` }, hint));
 }
 
+/** Beside the 依法必须招标 choice: what the law counts (rules.toml's must_tender), and why it matters. */
+export function mustTenderHint(law) {
+  const rules = L('只有注明「是」的项目适用仅约束依法必须招标项目的法定时限。',
+    'Only projects marked “yes” are held to the limits that bind tenders required by law.');
+  if (!law?.thresholds?.length) return rules;
+  const wan = (amount) => `${(amount / 10_000).toLocaleString('zh-CN')} 万元`;
+  const yuan = (amount) => `${amount.toLocaleString('en')} yuan`;
+  return [L(`${law.basis}：规定范围内的项目，单项合同估算价达到 ${law.thresholds.map((t) => `${t.zh} ${wan(t.amount)}`).join('、')} 以上的，必须招标。`,
+    `${law.basis_en}: a project in its scope must be tendered from an estimated contract value of ${law.thresholds.map((t) => `${yuan(t.amount)} (${t.en.toLowerCase()})`).join(', ')}. `), rules];
+}
+
 export function clearErrors(form) {
   form.querySelectorAll('.field-error').forEach((note) => note.remove());
   for (const input of form.querySelectorAll('[aria-invalid]')) {

@@ -6,7 +6,7 @@ import { request, load } from '../api.js';
 import { live } from '../live.js';
 import { allCategories, categoryName, allAgencies, allRegions, agencyName, regionName } from '../vocab.js';
 import * as staff from '../staff.js';
-import { field, placePicker, clearErrors, markField, showError } from './forms.js';
+import { field, placePicker, clearErrors, markField, showError, mustTenderHint } from './forms.js';
 import { amendForm } from './amend.js';
 import { publishForm } from './publish.js';
 
@@ -77,10 +77,11 @@ async function consolePage(main, ctx, token, role) {
   const supervises = role === 'supervisor' || role === 'admin';
   // The vocabulary (per-category stage names, each stage's facts) and the
   // time-limit rules; without them the form still offers the usual facts.
-  const [rules, vocabulary] = await Promise.all([
-    load('/api/catalog', 'catalog').then((a) => a.data.rules, () => []),
+  const [catalog, vocabulary] = await Promise.all([
+    load('/api/catalog', 'catalog').then((a) => a.data, () => ({ rules: [] })),
     load('/api/categories', 'categories').then((a) => a.data, () => null),
   ]);
+  const { rules } = catalog;
   if (ctx.signal.aborted) return;
   const signOut = h('button', { type: 'button', class: 'link', onclick: () => {
     staff.forget();
@@ -93,7 +94,7 @@ async function consolePage(main, ctx, token, role) {
     h('h1', { tabindex: -1 }, L('工作人员控制台', 'Staff console')),
     h('p', { class: 'role' }, L('角色：', 'Role: '), h('strong', { 'data-testid': 'staff-role' }, staff.roleName(role)), ' ', signOut),
   );
-  if (publishes) main.append(...publishing(ctx, token, role, rules, vocabulary));
+  if (publishes) main.append(...publishing(ctx, token, role, rules, vocabulary, catalog.must_tender));
   main.append(supervises ? await warningsSection(ctx, token, rules)
     : h('section', null, h('h2', null, L('合规预警', 'Compliance warnings')),
       h('p', { class: 'note' }, L('合规预警只对监督人员和管理员开放。您的项目如有临近或超期的法定时限，会显示在项目页的「法定时限」里。',
@@ -101,7 +102,7 @@ async function consolePage(main, ctx, token, role) {
 }
 
 /** The agency filter, the publish form, the create form and the agency's projects. */
-function publishing(ctx, token, role, rules, vocabulary) {
+function publishing(ctx, token, role, rules, vocabulary, mustTenderLaw) {
   let agency = staff.savedAgency();
   let projects = [];
   let loading = 0; // answers to an older request for the list are dropped
@@ -134,6 +135,10 @@ function publishing(ctx, token, role, rules, vocabulary) {
     field('c-agency', L('机构', 'Agency'), placePicker('c-agency', 'agency', allAgencies(), agencyName, agency, L('请选择机构', 'Choose an agency'))),
     field('c-region', L('地区（可选）', 'Region (optional)'), placePicker('c-region', 'region', allRegions(), regionName, '', L('不注明', 'Not stated'))),
     field('c-budget', L('预算（元，可选）', 'Budget (yuan, optional)'), h('input', { id: 'c-budget', name: 'budget', type: 'number', min: 0, step: 'any', inputmode: 'decimal' })),
+    field('c-must_tender', L('依法必须招标', 'Tender required by law'), h('select', { id: 'c-must_tender', name: 'must_tender' },
+      h('option', { value: '' }, L('未注明', 'Not stated')),
+      h('option', { value: 'true' }, L('是', 'Yes')),
+      h('option', { value: 'false' }, L('否', 'No'))), mustTenderHint(mustTenderLaw)),
     h('button', { type: 'submit', class: 'primary' }, L('新建项目', 'Create project')),
     h('p', { class: 'error', role: 'alert' }),
     createResult);
@@ -143,7 +148,7 @@ function publishing(ctx, token, role, rules, vocabulary) {
   const amend = amendForm(token, (project) => {
     projects = projects.map((p) => (p.id === project.id ? { ...p, ...project } : p));
     showProjects();
-  });
+  }, mustTenderLaw);
 
   loadProjects();
 
@@ -190,6 +195,7 @@ function publishing(ctx, token, role, rules, vocabulary) {
     if (els.region.value.trim()) body.region = els.region.value.trim();
     if (els.budget.validity.badInput) return markField(createForm, els.budget, L('预算请填写数字。', 'The budget must be a number.'));
     if (els.budget.value !== '') body.budget = Number(els.budget.value);
+    if (els.must_tender.value !== '') body.must_tender = els.must_tender.value === 'true';
     createResult.textContent = '';
     try {
       const { data: created } = await request('POST', '/api/projects', { body, token });
