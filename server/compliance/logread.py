@@ -66,10 +66,15 @@ class Rows:
         if self._db is None:
             events = await self.log.events_since(since, None, limit)
             return [e for e in events if until is None or e.seq <= until]
-        keys = self.watchdog.data_keys
-        fields = ["$.published_at", "$.occurred_at", *(f"$.data.{key}" for key in keys)]
-        # Then an amendment's changes (the project facts it states), as JSON text.
-        extracts = ", ".join("json_extract(d, ?)" for _ in fields)
+        # Each json_extract parses the whole document again (SQLite 3.40 keeps
+        # no parse), so the data fields come in one call with every path: a
+        # JSON array, `[null,…]` for most events. Then an amendment's changes
+        # (the project facts it states), as JSON text.
+        paths = [f"$.data.{key}" for key in self.watchdog.data_keys] or ["$.data"]
+        if len(paths) == 1:
+            paths *= 2  # one path would answer the bare value, not an array
+        extracts = "json_extract(d, ?), json_extract(d, ?), json_extract(d"
+        extracts += ", ?" * len(paths) + ")"
         extracts += ", CASE WHEN stage = 'amended' THEN json_extract(d, '$.data.changes') END"
         bound = "" if until is None else " AND seq <= ?"
         sql = (
@@ -77,7 +82,8 @@ class Rows:
             " (SELECT seq, project, category, agency, stage, CAST(doc AS TEXT) AS d"
             f"  FROM events WHERE seq > ?{bound} ORDER BY seq LIMIT ?)"
         )
-        params: list[Any] = [*fields, since, *([] if until is None else [until]), limit]
+        params: list[Any] = ["$.published_at", "$.occurred_at", *paths, since]
+        params += [*([] if until is None else [until]), limit]
         return list(await self._db.execute_fetchall(sql, params))
 
     @property

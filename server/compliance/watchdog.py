@@ -312,7 +312,10 @@ class Watchdog:
             stage: frozenset(self._keep.get(stage, ())) | self._moving for stage in stages
         }
         self._data_keys = tuple(sorted(set().union(self._moving, *self._keep.values())))
+        # How SQLite writes the data keys of an event that has none (logread).
+        self._no_values = "[" + ",".join(["null"] * max(2, len(self._data_keys))) + "]"
         self._plans: dict[tuple[str, str], _Plan] = {}
+        self._agency_ok: dict[tuple[str, str], bool] = {}  # (rule id, agency): _agency_holds
 
     def fresh(self, *, keep_on_time: bool = False) -> Watchdog:
         """An empty watchdog judging as this one does (rules, calendar, lead, agencies)."""
@@ -363,16 +366,17 @@ class Watchdog:
 
     def fact_of_row(self, row: Sequence[Any]) -> Fact:
         """A Fact from a row of `logread.Rows.page`: seq, project, category, agency,
-        stage, published_at, occurred_at, the value of each of `data_keys`, then an
-        amendment's `data.changes` (JSON text; None for other events)."""
-        seq, project, category, agency, stage, published, occurred = row[:7]
+        stage, published_at, occurred_at, the values of `data_keys` as a JSON array
+        (text), then an amendment's `data.changes` (JSON text; None for other events)."""
+        seq, project, category, agency, stage, published, occurred, values = row[:8]
         published_at = datetime.fromisoformat(published)
         data: Mapping[str, Any] = NO_DATA
-        values = row[7:-1]
-        if any(value is not None for value in values):
-            data = {k: v for k, v in zip(self._data_keys, values, strict=True) if v is not None}
-        if row[-1] is not None:  # an amendment: the facts it changes, nulls included
-            changes = orjson.loads(row[-1])
+        if values != self._no_values:  # most events carry none of them: no parse
+            # (Fewer than two keys are read with a path repeated: strict=False.)
+            parsed = orjson.loads(values)
+            data = {k: v for k, v in zip(self._data_keys, parsed, strict=False) if v is not None}
+        if row[8] is not None:  # an amendment: the facts it changes, nulls included
+            changes = orjson.loads(row[8])
             stated = self._facts.get(AMENDED, NOTHING)
             if isinstance(changes, dict):
                 data = {k: changes[k] for k in stated if k in changes}
@@ -875,6 +879,15 @@ class Watchdog:
             tally = tallies[key] = Tally()
         return tally
 
+    def _agency_holds(self, rule: Rule, agency: str) -> bool:
+        for fact, values in rule.applies_when:
+            if fact in AGENCY_FACTS:
+                value = self.agencies.get(agency, NO_DATA).get(fact)
+                # An agency the directory gives no kind is held to the rule.
+                if value is not None and value not in values:
+                    return False
+        return True
+
     def _learn(self, project: _Project, fact: Fact) -> None:
         """Keep the facts `applies_when` reads that this event states."""
         for key in self._facts[fact.stage]:
@@ -885,14 +898,16 @@ class Watchdog:
 
     def _applies(self, rule: Rule, project: _Project) -> bool:
         """Whether every fact the rule's applies_when names holds for the project."""
+        key = (rule.id, project.agency)
+        agency_ok = self._agency_ok.get(key)
+        if agency_ok is None:  # the directory does not change: once per rule and agency
+            agency_ok = self._agency_ok[key] = self._agency_holds(rule, project.agency)
+        if not agency_ok:
+            return False
         for fact, values in rule.applies_when:
             if fact in AGENCY_FACTS:
-                value = self.agencies.get(project.agency, NO_DATA).get(fact)
-                if value is None:
-                    continue  # an agency the directory does not describe is held to the rule
-            else:
-                value = None if project.facts is None else project.facts.get(fact)
-            # (A bool fact read from SQLite is 0 or 1: equal to False and True.)
+                continue
+            value = None if project.facts is None else project.facts.get(fact)
             if not isinstance(value, str | int) or value not in values:
                 return False
         return True
