@@ -38,6 +38,7 @@ class _Follows:
 
 class PushRecord:
     name = "push"
+    note: str | None = None
 
     def __init__(self, queue: PushQueue) -> None:
         self.queue = queue

@@ -392,7 +392,7 @@ async def _verify(settings: Settings, store: EventStore) -> int:
             if problem is not None:
                 print(f"BAD in {record.name}: {problem}")
                 return 1
-            print(f"ok: {record.name} is what the log yields")
+            print(f"ok: {record.name} {record.note or 'is what the log yields'}")
     return 0
 
 

@@ -238,7 +238,8 @@ def test_catalog_has_every_item_and_rule_field_and_every_category(shared: Server
     response = httpx.get(shared.url + "/api/catalog")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"items", "rules"}
+    assert set(body) == {"items", "rules", "must_tender"}
+    assert [t["amount"] for t in body["must_tender"]["thresholds"]] == [4e6, 2e6, 1e6]
     items, rules = body["items"], body["rules"]
     assert len(items) >= 10 and len(rules) >= 30
     for item in items:

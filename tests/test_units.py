@@ -287,6 +287,7 @@ def test_the_shipped_vocabulary() -> None:
         "complaint",
         "complaint_decision",
         "penalty",
+        "penalty_withdrawn",
         "correction",
     }
     assert {s.code for s in DOMAIN.stages.values() if s.oversight} == oversight

@@ -30,6 +30,20 @@ def data(tmp_path: Path) -> ServerProcess:
     return proc
 
 
+def test_a_record_made_with_other_rules_is_left_to_the_next_start(tmp_path: Path) -> None:
+    target = tmp_path / "data"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("secrets.json"))
+    proc = ServerProcess(target)
+    assert proc.cli("migrate").returncode == 0
+    code, out = verify(proc)
+    assert code == 0, out
+    assert "ok: compliance was made with other rules" in out, out
+    proc.start()  # rebuilds it from the log under today's rules
+    proc.stop()
+    code, out = verify(proc)
+    assert code == 0 and "ok: compliance is what the log yields" in out, out
+
+
 def sql(path: Path, *statements: str) -> None:
     with sqlite3.connect(path) as conn:
         for statement in statements:

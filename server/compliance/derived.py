@@ -35,6 +35,7 @@ FACT_NAMES = ("rule", "project", "level", "due", "resolved")
 
 class ComplianceRecord:
     name = "compliance"
+    note: str | None = None
 
     def __init__(self, compliance: Compliance) -> None:
         self.compliance = compliance  # loaded, not opened: its rules, files and store
@@ -77,6 +78,17 @@ class ComplianceRecord:
                 f"{self.name}: snapshot cursor {stored_snapshot.cursor} is past the warnings' "
                 f"cursor {until.cursor}"
             )
+        made_today = (
+            stored_snapshot is not None
+            and stored_snapshot.fingerprint == self.compliance.fingerprint
+        )
+        if not made_today and until.cursor > 0:
+            # Made with other rules, data files or code (or by a version that
+            # kept no snapshot): today's cannot judge it, and the next start
+            # finds no snapshot of today's to trust, so it rebuilds the record
+            # from the whole log and replaces it.
+            self.note = "was made with other rules, data files or code: the next start rebuilds it"
+            return None
         dog = self._fresh()
         changes = await logread.replay(dog, log_reader, until.cursor)
         changes += dog.fire(until.fired_until)
@@ -95,10 +107,7 @@ class ComplianceRecord:
             for name, a, b in zip(FACT_NAMES, mine, theirs, strict=True):
                 if a != b:
                     return f"{self.name}: warning {warning_id} {name} {a!r} != {b!r} (log)"
-        if (
-            stored_snapshot is not None
-            and stored_snapshot.fingerprint == self.compliance.fingerprint
-        ):
+        if stored_snapshot is not None:  # made with today's rules (above)
             return await self._check_snapshot(log_reader, stored_snapshot)
         return None
 

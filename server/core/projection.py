@@ -95,6 +95,9 @@ class DerivedRecord(Protocol):
     """A stored projection as `sunbid verify` and `sunbid rebuild` see it."""
 
     name: str
+    # Set by a `check` that found nothing wrong but could not compare either
+    # (a record made with other rules, to be rebuilt): what `verify` says instead.
+    note: str | None
 
     async def check(self, log_reader: LogReader) -> str | None:
         """None if the stored record equals what the log yields; otherwise a

@@ -77,6 +77,7 @@ class ProjectTable:
     """Projects as the API reads them, and the seam that keeps them with the log."""
 
     name = NAME
+    note: str | None = None
 
     def __init__(self, store: SQLiteStore, rules: FoldRules) -> None:
         self.store = store
