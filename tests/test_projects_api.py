@@ -48,7 +48,7 @@ async def test_a_registration_is_an_event_everyone_sees(staff: Staff) -> None:
         "budget": None,
         "currency": "CNY",
         "region": "330782",
-        "must_tender": None,
+        "must_tender": True,  # a test tender the law requires (conftest)
     }
     listed = staff.client.get("/api/events", params={"stages": "registered"}).json()["items"]
     assert listed == [event]
