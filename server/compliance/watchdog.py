@@ -227,8 +227,8 @@ class _Project:
     # The facts `applies_when` reads, as the latest event carrying each said
     # them. None until the first (most projects never state one).
     facts: dict[str, Any] | None = None
-    # The latest event stating each time an at_least rule measures against (a
-    # clarification that postpones the bid deadline states the new one).
+    # The latest event of another stage restating a time an at_least rule
+    # measures against (a clarification that postpones the bid deadline).
     values: dict[str, Fact] | None = None
 
 
@@ -299,14 +299,16 @@ class Watchdog:
                     self._at_least.setdefault(code, []).append(rule)
                     for ref in (rule.trigger, rule.target):
                         self._remembered.add((code, ref.stage))
-        # The times at_least rules measure against: read from whichever event
-        # states them last, whatever its stage (as the checks before publishing
-        # read a deadline a clarification moved).
-        self._moving = frozenset(
-            rule.target.data_key
-            for rule in rules
-            if rule.kind is Kind.AT_LEAST and rule.target.data_key is not None
-        )
+        # The times at_least rules measure against (data key → the stages the
+        # rules read it in): read from whichever event states them last,
+        # whatever its stage, as the checks before publishing read a deadline
+        # a clarification moved.
+        moving: dict[str, set[str]] = {}
+        for rule in rules:
+            if rule.kind is Kind.AT_LEAST and rule.target.data_key is not None:
+                moving.setdefault(rule.target.data_key, set()).add(rule.target.stage)
+        self._moving = frozenset(moving)
+        self._moved_in = {key: frozenset(stages) for key, stages in moving.items()}
         stages = {*self._keep, *domain.stages}
         self._keep_frozen = {
             stage: frozenset(self._keep.get(stage, ())) | self._moving for stage in stages
@@ -436,9 +438,10 @@ class Watchdog:
             if fact.stage in self._facts:
                 self._learn(project, fact)
             for key in self._moving.intersection(fact.data):
-                if project.values is None:
-                    project.values = {}
-                project.values[key] = fact
+                if fact.stage not in self._moved_in[key]:  # a restatement elsewhere
+                    if project.values is None:
+                        project.values = {}
+                    project.values[key] = fact
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
