@@ -1064,3 +1064,25 @@ def test_a_clarification_is_measured_against_the_deadline_as_it_moves(
         assert found == []
     else:
         assert [w.state for w in found] == [TOO_SHORT, TOO_SHORT]
+
+
+@pytest.mark.parametrize(
+    ("corrected_to", "outcome"),
+    [
+        pytest.param("2026-03-17T09:30", ON_TIME, id="corrected to the 15th day: lawful"),
+        pytest.param("2026-03-16T09:30", TOO_SHORT, id="corrected to the 14th day: too short"),
+    ],
+)
+def test_a_corrected_deadline_is_the_one_a_clarification_is_measured_against(
+    corrected_to: str, outcome: str
+) -> None:
+    """A correction of the notice's deadline (field = deadline, now = the new
+    time) moves it as a clarification stating it would, as the checks read it."""
+    steps = [
+        step("notice", "2026-02-26T09:00", deadline="2026-03-12T09:30", sale_ends="2026-03-06"),
+        step("correction", "2026-03-01T10:00", corrects=1, field="deadline", now=corrected_to),
+        step("clarification", "2026-03-02T10:00"),
+    ]
+    _, _, warnings = run("construction", steps)
+    found = breaches(warnings, "construction.clarification-deadline")
+    assert [w.state for w in found] == ([] if outcome == ON_TIME else [TOO_SHORT])

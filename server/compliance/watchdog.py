@@ -40,6 +40,7 @@ of that stage brings the time.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,6 +63,7 @@ NOTHING: frozenset[str] = frozenset()
 NO_DATA: Mapping[str, Any] = MappingProxyType({})  # shared by the many events without rule data
 ENDED = "failed"  # the stage that ends a transaction early: its deadlines are void
 AMENDED = "amended"  # the project's own fields changed: data.changes holds them
+CORRECTION = "correction"  # a published fact corrected: data.field, data.was, data.now
 BEIJING = timedelta(hours=8)  # China has kept one offset, without summer time, since 1991
 
 
@@ -309,6 +311,8 @@ class Watchdog:
                 moving.setdefault(rule.target.data_key, set()).add(rule.target.stage)
         self._moving = frozenset(moving)
         self._moved_in = {key: frozenset(stages) for key, stages in moving.items()}
+        if moving:  # a correction of such a time (field = the key, now = the value)
+            self._keep.setdefault(CORRECTION, set()).update(("field", "now"))
         stages = {*self._keep, *domain.stages}
         self._keep_frozen = {
             stage: frozenset(self._keep.get(stage, ())) | self._moving for stage in stages
@@ -439,9 +443,13 @@ class Watchdog:
                 self._learn(project, fact)
             for key in self._moving.intersection(fact.data):
                 if fact.stage not in self._moved_in[key]:  # a restatement elsewhere
-                    if project.values is None:
-                        project.values = {}
-                    project.values[key] = fact
+                    self._restated(project, key, fact)
+            if fact.stage == CORRECTION and fact.data.get("field") in self._moving:
+                key = fact.data["field"]
+                if fact.data.get("now") is not None:  # as the checks read a corrected time
+                    self._restated(
+                        project, key, dataclasses.replace(fact, data={key: fact.data["now"]})
+                    )
         plan = self._plans.get((fact.category, fact.stage)) or self._plan(fact.category, fact.stage)
         for rule in plan.at_once:
             self._check_at_once(rule, project, fact, changes)
@@ -881,6 +889,11 @@ class Watchdog:
         if tally is None:
             tally = tallies[key] = Tally()
         return tally
+
+    def _restated(self, project: _Project, key: str, fact: Fact) -> None:
+        if project.values is None:
+            project.values = {}
+        project.values[key] = fact
 
     def _agency_holds(self, rule: Rule, agency: str) -> bool:
         for fact, values in rule.applies_when:
