@@ -393,3 +393,33 @@ async def test_of_two_racing_awards_exactly_one_is_published(staff: Staff, admin
             }
     timeline = staff.client.get("/api/projects/RACE-1").json()["timeline"]
     assert [e["stage"] for e in timeline].count("award") == 1
+
+
+def test_the_facts_rules_apply_by_are_published_as_staff_write_them(staff: Staff) -> None:
+    """The procurement method, a transfer's type and whether it moves control
+    are text and booleans, not times; a rule applies once they are stated."""
+    staff.project("AW-1", category="gov_procurement", agency="YW-ZFCG")
+    soon = (datetime.now(SHANGHAI) + timedelta(days=10)).replace(microsecond=0).isoformat()
+
+    def preview(method: str | None) -> list[str]:
+        data = {"deadline": soon, **({} if method is None else {"method": method})}
+        answer = staff.client.post(
+            "/api/projects/AW-1/events",
+            params={"dry_run": "1"},
+            json={"stage": "notice", "title": "采购公告", "data": data},
+        )
+        assert answer.status_code == 200, answer.text
+        return [w["rule"] for w in answer.json()["warnings"] if w["level"] == "breach"]
+
+    # 政府采购法 §35 binds tenders: a tender's ten days are too short, a 询价's are not.
+    assert "gov_procurement.notice-deadline" in preview("公开招标")
+    assert "gov_procurement.notice-deadline" not in preview("询价")
+    assert "gov_procurement.notice-deadline" not in preview(None)
+    staff.project("AW-2", category="state_assets", agency="YW-CQJYS")
+    staff.publish("AW-2", "plan", data={"control_transfer": True, "approved_at": soon})
+    staff.publish("AW-2", "notice", data={"deal": "产权转让", "listing_ends": soon})
+    notice = staff.publish("AW-1", "notice", data={"deadline": soon, "method": "公开招标"})
+    corrected = staff.publish(
+        "AW-1", "correction", data={"corrects": notice["seq"], "field": "method", "now": "询价"}
+    )
+    assert corrected["data"]["now"] == "询价"

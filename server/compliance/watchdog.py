@@ -283,6 +283,13 @@ class Watchdog:
         self._keep: dict[str, set[str]] = {}
         self._remembered: set[tuple[str, str]] = set()  # (category, stage)
         self._at_least: dict[str, list[Rule]] = {}  # category → its at_least rules
+        # The data times rules read, by stage (the API accepts only RFC 3339 there).
+        times: dict[str, set[str]] = {}
+        for rule in rules:
+            for ref in (rule.trigger, rule.target):
+                if ref.data_key is not None:
+                    times.setdefault(ref.stage, set()).add(ref.data_key)
+                    self._keep.setdefault(ref.stage, set()).add(ref.data_key)
         # The project facts some rule's applies_when reads, by the stages stating them.
         facts: dict[str, set[str]] = {}
         for rule in rules:
@@ -291,10 +298,6 @@ class Watchdog:
                     facts.setdefault(stage, set()).add(fact)
                     self._keep.setdefault(stage, set()).add(fact)
         self._facts = {stage: frozenset(keys) for stage, keys in facts.items()}
-        for rule in rules:
-            for ref in (rule.trigger, rule.target):
-                if ref.data_key is not None:
-                    self._keep.setdefault(ref.stage, set()).add(ref.data_key)
         for code in domain.categories:
             for rule in rules:
                 if rule.kind is Kind.AT_LEAST and rule.category in (code, "all"):
@@ -316,6 +319,9 @@ class Watchdog:
         stages = {*self._keep, *domain.stages}
         self._keep_frozen = {
             stage: frozenset(self._keep.get(stage, ())) | self._moving for stage in stages
+        }
+        self._time_fields = {
+            stage: frozenset(times.get(stage, ())) | self._moving for stage in stages
         }
         self._data_keys = tuple(sorted(set().union(self._moving, *self._keep.values())))
         # How SQLite writes the data keys of an event that has none (logread).
@@ -367,8 +373,9 @@ class Watchdog:
     @property
     def time_fields(self) -> Mapping[str, frozenset[str]]:
         """Stage → the data fields rules read as times in its events: the API
-        accepts only RFC 3339 times there."""
-        return self._keep_frozen
+        accepts only RFC 3339 times there (not the facts `applies_when` reads,
+        nor a correction's `field` and `now`, kept too)."""
+        return self._time_fields
 
     def fact_of_row(self, row: Sequence[Any]) -> Fact:
         """A Fact from a row of `logread.Rows.page`: seq, project, category, agency,
