@@ -78,15 +78,18 @@ class ComplianceRecord:
                 f"{self.name}: snapshot cursor {stored_snapshot.cursor} is past the warnings' "
                 f"cursor {until.cursor}"
             )
-        made_today = (
+        other_rules = (
             stored_snapshot is not None
-            and stored_snapshot.fingerprint == self.compliance.fingerprint
+            and stored_snapshot.fingerprint != self.compliance.fingerprint
         )
-        if not made_today and until.cursor > 0:
-            # Made with other rules, data files or code (or by a version that
-            # kept no snapshot): today's cannot judge it, and the next start
-            # finds no snapshot of today's to trust, so it rebuilds the record
-            # from the whole log and replaces it.
+        older_version = stored_snapshot is None and progress is None and until.cursor > 0
+        if other_rules or older_version:
+            # Made with other rules, data files or code, or by a version that
+            # kept neither progress nor snapshot: today's rules cannot judge it,
+            # and the next start, finding no snapshot of today's to trust,
+            # rebuilds the record from the whole log and replaces it. (A record
+            # with progress and no snapshot yet, a server stopped early, is
+            # compared as usual.)
             self.note = "was made with other rules, data files or code: the next start rebuilds it"
             return None
         dog = self._fresh()
