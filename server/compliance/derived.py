@@ -66,7 +66,8 @@ class ComplianceRecord:
     async def _check(self, log_reader: LogReader) -> str | None:
         progress = await self.store.progress()
         stored_snapshot = await self.store.snapshot()
-        # A record from before progress was kept: compare with the log up to now.
+        # No progress: an empty record, or one by a version that kept none
+        # (left to the next start below); either is read up to the log's head.
         until = progress or Progress(log_reader.head, self.clock.now())
         if until.cursor > log_reader.head:
             return (
