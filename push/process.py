@@ -141,7 +141,12 @@ class PushProcess:
 
 
 async def _run(settings: PushSettings) -> None:
-    store = open_store(settings.database_url, Clock(settings.timezone), readonly=True)
+    store = open_store(
+        settings.database_url,
+        Clock(settings.timezone),
+        readonly=True,
+        schema=settings.database_schema,
+    )
     queue = PushQueue(settings.data_dir / QUEUE_FILE)
     async with contextlib.AsyncExitStack() as stack:
         await store.open()

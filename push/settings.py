@@ -28,6 +28,7 @@ DEFAULT_PUSH_HOSTS = (
 class PushSettings:
     data_dir: Path  # push.db and the VAPID key live here
     database_url: str  # the log the worker derives deliveries from
+    database_schema: str  # its PostgreSQL schema (and the push tables')
     timezone: ZoneInfo
     vapid_subject: str
     push_allowed_hosts: tuple[str, ...]
@@ -72,6 +73,7 @@ class PushSettings:
         return cls(
             data_dir=read.data_dir(env),
             database_url=read.database_url(env),
+            database_schema=read.database_schema(env),
             timezone=read.timezone(env),
             vapid_subject=subject,
             push_allowed_hosts=allowed,

@@ -75,7 +75,12 @@ class SunbidApp:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> SunbidApp:
     settings = settings or Settings.from_env()
     clock = clock or Clock(settings.timezone)
-    store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
+    store = open_store(
+        settings.database_url,
+        clock,
+        synchronous=settings.sqlite_synchronous,
+        schema=settings.database_schema,
+    )
     domain = Domain.load()
     directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
     projects = open_projects(store, domain)

@@ -216,7 +216,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 def _with_store(settings: Settings, action: Callable[[EventStore], Awaitable[int]]) -> int:
     async def run() -> int:
         store = open_store(
-            settings.database_url, Clock(settings.timezone), synchronous=settings.sqlite_synchronous
+            settings.database_url,
+            Clock(settings.timezone),
+            synchronous=settings.sqlite_synchronous,
+            schema=settings.database_schema,
         )
         try:
             await store.open()
@@ -432,7 +435,12 @@ async def _rebuild(settings: Settings, store: EventStore) -> int:
 
 def _log_with_projects(settings: Settings, clock: Clock) -> EventStore:
     """The log, not yet open, with the projects table written beside each append."""
-    store = open_store(settings.database_url, clock, synchronous=settings.sqlite_synchronous)
+    store = open_store(
+        settings.database_url,
+        clock,
+        synchronous=settings.sqlite_synchronous,
+        schema=settings.database_schema,
+    )
     open_projects(store, Domain.load())
     return store
 

@@ -26,6 +26,7 @@ MIN_TOKEN_LENGTH = 16
 class Settings:
     data_dir: Path
     database_url: str
+    database_schema: str  # PostgreSQL only: the schema holding every table
     bus_url: str
     timezone: ZoneInfo
     demo: bool
@@ -101,6 +102,7 @@ class Settings:
             max_connections=whole(env, "SUNBID_MAX_CONNECTIONS", 12_000, 16),
             data_dir=read.data_dir(env),
             database_url=read.database_url(env),
+            database_schema=read.database_schema(env),
             bus_url=env.get("SUNBID_BUS_URL", "memory://"),
             timezone=read.timezone(env),
             demo=read.flag(env, "SUNBID_DEMO", True),

@@ -1,10 +1,10 @@
-"""The event store's contract, in-process on a real SQLite file."""
+"""The event store's contract, in-process, on a real SQLite file and a real PostgreSQL schema."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,20 +18,42 @@ from server.core.events import GENESIS_HASH, chain_hash
 from server.domain import Domain
 from server.projects import open_projects
 from server.projects.changes import registration
-from server.store import AppendRequest, IdempotencyConflict
+from server.store import AppendRequest, IdempotencyConflict, open_store
+from server.store.queries import events_query
 from server.store.readers import Readers
-from server.store.sqlite import SCHEMA, SQLiteStore, _events_query
+from server.store.sqlite import SCHEMA, SQLiteStore
 from tests.conftest import with_facts
+from tests.services import postgres_schema
 
 TZ = ZoneInfo("Asia/Shanghai")
 DOMAIN = Domain.load()
 
 
+CLOCK = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(database URL, schema) of an empty log: each contract test runs on both backends."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'log.db'}", "public"
+    else:
+        with postgres_schema() as (url, schema):
+            yield url, schema
+
+
+def log_store(log_url: tuple[str, str], *, projects: bool = True) -> Any:
+    """A store (not yet open) on the test's log, as a process opening it would have."""
+    url, schema = log_url
+    opened = open_store(url, CLOCK, schema=schema)
+    if projects:
+        open_projects(opened, DOMAIN)
+    return opened
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    clock = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
-    opened = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}", clock)
-    open_projects(opened, DOMAIN)
+async def store(log_url: tuple[str, str]) -> AsyncIterator[Any]:
+    opened = log_store(log_url)
     await opened.open()
     yield opened
     await opened.close()
@@ -70,7 +92,7 @@ def request(
     )
 
 
-async def test_concurrent_appends_share_commits_and_stay_gapless(store: SQLiteStore) -> None:
+async def test_concurrent_appends_share_commits_and_stay_gapless(store: Any) -> None:
     seen: list[int] = []
     store.on_commit(lambda events: seen.extend(e.seq for e in events))
     project = await new_project(store, "P-1")
@@ -87,7 +109,7 @@ async def test_concurrent_appends_share_commits_and_stay_gapless(store: SQLiteSt
         previous = body["hash"]
 
 
-async def test_idempotency_inside_one_batch(store: SQLiteStore) -> None:
+async def test_idempotency_inside_one_batch(store: Any) -> None:
     project = await new_project(store, "P-1")
     first, second, other = await asyncio.gather(
         store.append(request(project, key="k")),
@@ -101,7 +123,7 @@ async def test_idempotency_inside_one_batch(store: SQLiteStore) -> None:
     assert store.head == 3  # the registration, k and k2
 
 
-async def test_events_since_filters_by_topic_and_stage(store: SQLiteStore) -> None:
+async def test_events_since_filters_by_topic_and_stage(store: Any) -> None:
     road = await new_project(store, "ROAD")
     land = await new_project(store, "LAND", category="land", region=None)
     await store.append(request(road, "notice"))
@@ -125,9 +147,8 @@ async def test_events_since_filters_by_topic_and_stage(store: SQLiteStore) -> No
     assert await seqs({"all": frozenset({"notice"})}, since=3) == [4]
 
 
-async def test_project_stage_moves_only_on_lifecycle_stages(tmp_path: Path) -> None:
-    clock = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}", clock)
+async def test_project_stage_moves_only_on_lifecycle_stages(log_url: tuple[str, str]) -> None:
+    store = log_store(log_url, projects=False)
     projects = open_projects(store, DOMAIN)
     await store.open()
     try:
@@ -141,17 +162,14 @@ async def test_project_stage_moves_only_on_lifecycle_stages(tmp_path: Path) -> N
     assert stored["stage"] == "notice" and stored["last_seq"] == 3
 
 
-async def test_reopening_continues_the_chain(tmp_path: Path) -> None:
-    clock = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
-    url = f"sqlite:///{tmp_path / 'log.db'}"
-    first = SQLiteStore(url, clock)
-    open_projects(first, DOMAIN)
+async def test_reopening_continues_the_chain(log_url: tuple[str, str]) -> None:
+    first = log_store(log_url)
     await first.open()
     project = await new_project(first, "P-1")
     await first.append(request(project))
     await first.close()
 
-    second = SQLiteStore(url, clock)
+    second = log_store(log_url, projects=False)
     await second.open()
     try:
         result = await second.append(request(project))
@@ -185,7 +203,7 @@ def test_every_event_filter_is_answered_by_an_index(
 ) -> None:
     db = sqlite3.connect(":memory:")
     db.executescript(SCHEMA)
-    sql, params = _events_query(10, topics, 100)
+    sql, params = events_query(10, topics, 100)
     plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
     reads = [step for step in plan if step.startswith(("SCAN events", "SEARCH events"))]
     assert reads, plan
@@ -200,7 +218,7 @@ def test_every_event_filter_is_answered_by_an_index(
         assert " INDEX events_by_" in step or step.endswith("(rowid=?)"), plan
 
 
-async def test_event_filters_give_the_first_matches_in_order(store: SQLiteStore) -> None:
+async def test_event_filters_give_the_first_matches_in_order(store: Any) -> None:
     road = await new_project(store, "ROAD")
     land = await new_project(store, "LAND", category="land", region=None)
     stages = ["notice", "award", "penalty", "notice", "auction", "notice", "award"]
@@ -268,3 +286,70 @@ async def test_long_reads_never_hold_up_short_ones(tmp_path: Path) -> None:
 async def _hold(readers: Readers) -> None:
     async with readers.long():
         pass
+
+
+# --- several processes on one PostgreSQL log -------------------------------------------------
+
+
+@pytest.fixture
+def postgres_log() -> Iterator[tuple[str, str]]:
+    with postgres_schema() as pair:
+        yield pair
+
+
+async def test_stores_sharing_a_postgres_log_append_one_gapless_chain(
+    postgres_log: tuple[str, str],
+) -> None:
+    """Three stores on one schema, as three processes would be: their
+    concurrent appends interleave into one chain, gapless and verified."""
+    stores = [log_store(postgres_log) for _ in range(3)]
+    for opened in stores:
+        await opened.open()
+    try:
+        project = await new_project(stores[0], "P-1")
+        results = await asyncio.gather(
+            *(stores[i % 3].append(request(project, title=f"公告{i}")) for i in range(150))
+        )
+        assert sorted(r.event.seq for r in results) == list(range(2, 152))
+        assert all(opened.commits < 150 for opened in stores)  # group commit in each
+        report = await stores[1].verify()
+        assert (report.first_bad_seq, report.head) == (None, 151)
+        projects = await stores[2].read("SELECT last_seq FROM projects WHERE id = 'P-1'")
+        assert projects[0][0] == 151  # the projects record was written in each commit
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+async def test_a_reader_following_seq_never_skips_an_event_committed_later(
+    postgres_log: tuple[str, str],
+) -> None:
+    """`WHERE seq > cursor` is how every follower reads the log: while two
+    writers append, a reader polling that way must see every seq, in order,
+    each exactly once. (With a sequence assigning seq at insert time, a
+    reader would see 8 before 7 committed and move past 7 for good.)"""
+    writers = [log_store(postgres_log) for _ in range(2)]
+    reader = log_store(postgres_log, projects=False)
+    for opened in (*writers, reader):
+        await opened.open()
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        while not done.is_set() or (seen[-1] if seen else 0) < 201:
+            events = await reader.events_since(seen[-1] if seen else 0, None, 1000)
+            seen.extend(e.seq for e in events)
+            await asyncio.sleep(0)
+
+    try:
+        project = await new_project(writers[0], "P-1")
+        following = asyncio.create_task(follow())
+        await asyncio.gather(
+            *(writers[i % 2].append(request(project, title=f"公告{i}")) for i in range(200))
+        )
+        done.set()
+        await asyncio.wait_for(following, 10)
+        assert seen == list(range(1, 202))
+    finally:
+        for opened in (*writers, reader):
+            await opened.close()

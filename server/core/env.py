@@ -9,12 +9,14 @@ the time zone, the log format) are defined once, here.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LOG_FORMATS = ("text", "json")
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class SettingsError(ValueError):
@@ -36,6 +38,15 @@ def data_dir(env: Mapping[str, str]) -> Path:
 
 def database_url(env: Mapping[str, str]) -> str:
     return env.get("SUNBID_DATABASE_URL", f"sqlite:///{data_dir(env) / 'sunbid.db'}")
+
+
+def database_schema(env: Mapping[str, str]) -> str:
+    value = env.get("SUNBID_DATABASE_SCHEMA", "public")
+    if not SCHEMA_NAME.match(value):
+        raise SettingsError(
+            "SUNBID_DATABASE_SCHEMA must be a plain lower-case name (letters, digits, _)"
+        )
+    return value
 
 
 def timezone(env: Mapping[str, str]) -> ZoneInfo:

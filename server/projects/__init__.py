@@ -12,12 +12,13 @@ from server.domain import Domain
 from server.projects.fold import FoldRules
 from server.projects.table import ProjectTable
 from server.store import EventStore
+from server.store.postgres import PostgresStore
 from server.store.sqlite import SQLiteStore
 
 
 def open_projects(store: EventStore, domain: Domain) -> ProjectTable:
     """The projects of `store`'s log, written with every append from now on:
     call before the store opens (it catches the table up at open)."""
-    if not isinstance(store, SQLiteStore):
+    if not isinstance(store, SQLiteStore | PostgresStore):
         raise TypeError(f"no projects table for {type(store).__name__}")
     return ProjectTable(store, FoldRules.of(domain))

@@ -1,4 +1,5 @@
-"""The `projects` table: the fold of the log (projects/fold.py), kept in SQLite.
+"""The `projects` table: the fold of the log (projects/fold.py), kept beside the log
+(in its SQLite file, or its PostgreSQL schema).
 
 It is written with the log: the store hands each batch of new events to
 `write` inside the transaction that appends them, so a project, its events
@@ -28,6 +29,7 @@ import orjson
 
 from server.core.events import StoredEvent
 from server.core.numbers import MAX_SEQ, whole_number
+from server.core.pg import PgConnection, is_postgres
 from server.core.projection import LogReader
 from server.core.topics import CODE
 from server.projects.fold import (
@@ -41,6 +43,7 @@ from server.projects.fold import (
     apply_events,
     epoch_us,
 )
+from server.store.postgres import PostgresStore
 from server.store.sqlite import SQLiteStore
 
 log = logging.getLogger("sunbid.projects")
@@ -49,11 +52,15 @@ COLUMNS = (*PUBLIC_FIELDS, "activity_us", "closes_us", "concluded")
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM projects"
 # A word of `q` is in the project's id or title, or in the title or body of
 # one of its events, as the log holds them (LIKE ignores ASCII case).
-WORD = (
-    "(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM events"
+WORD = {
+    False: "(title LIKE ? ESCAPE '\\' OR id LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM events"
     " WHERE events.project = projects.id AND (json_extract(CAST(doc AS TEXT), '$.title')"
-    " || char(10) || json_extract(CAST(doc AS TEXT), '$.body')) LIKE ? ESCAPE '\\'))"
-)
+    " || char(10) || json_extract(CAST(doc AS TEXT), '$.body')) LIKE ? ESCAPE '\\'))",
+    # PostgreSQL: ILIKE, since its LIKE minds case; the document is BYTEA there.
+    True: "(title ILIKE ? ESCAPE '\\' OR id ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM events"
+    " WHERE events.project = projects.id AND ((convert_from(doc, 'UTF8')::json ->> 'title')"
+    " || chr(10) || (convert_from(doc, 'UTF8')::json ->> 'body')) ILIKE ? ESCAPE '\\'))",
+}
 FOLD_VERSION = 2  # raise when what the fold stores changes: older tables are refolded
 # Columns added since the first table, and their definitions (schema.sql has them all).
 ADDED_COLUMNS = {
@@ -70,6 +77,13 @@ UPSERT = (
     f" ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in COLUMNS[1:])}"
 )
 PAGE = 2000
+ACTIVITY = {
+    postgres: "UPDATE projects SET category = ?, agency = ?, region = ?,"
+    " stage = CASE WHEN ? THEN ? ELSE stage END,"
+    " updated_at = CASE WHEN ? >= activity_us THEN ? ELSE updated_at END,"
+    f" activity_us = {greatest}(activity_us, ?), last_seq = {greatest}(last_seq, ?) WHERE id = ?"
+    for postgres, greatest in ((False, "MAX"), (True, "GREATEST"))
+}
 RECORD_STAGES = frozenset({REGISTERED, AMENDED})  # the stages that need the fold in full
 
 
@@ -79,7 +93,7 @@ class ProjectTable:
     name = NAME
     note: str | None = None
 
-    def __init__(self, store: SQLiteStore, rules: FoldRules) -> None:
+    def __init__(self, store: SQLiteStore | PostgresStore, rules: FoldRules) -> None:
         self.store = store
         self.rules = rules
         store.write_with_log(self)
@@ -88,10 +102,11 @@ class ProjectTable:
 
     async def open(self, conn: aiosqlite.Connection, head: int) -> None:
         """Bring a table from an older file up to the log; catch up if behind."""
-        columns = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(projects)")}
-        for column, definition in ADDED_COLUMNS.items():
-            if column not in columns:  # a file from before the column
-                await conn.execute(f"ALTER TABLE projects ADD COLUMN {column} {definition}")
+        if not is_postgres(conn):  # PostgreSQL tables were created with every column
+            columns = {row[1] for row in await conn.execute_fetchall("PRAGMA table_info(projects)")}
+            for column, definition in ADDED_COLUMNS.items():
+                if column not in columns:  # a file from before the column
+                    await conn.execute(f"ALTER TABLE projects ADD COLUMN {column} {definition}")
         await conn.execute(
             "CREATE INDEX IF NOT EXISTS projects_by_closing ON projects(closes_us, id)"
         )
@@ -104,7 +119,7 @@ class ProjectTable:
             await conn.execute("INSERT INTO cursors (name, seq) VALUES (?, ?)", (NAME, cursor))
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS fold_versions"
-            " (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
+            " (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
         found = list(
             await conn.execute_fetchall("SELECT version FROM fold_versions WHERE name = ?", (NAME,))
@@ -178,15 +193,9 @@ class ProjectTable:
                     event.project,
                 )
             )
-        # SQLite computes every SET from the row as it was: `updated_at` is
+        # Every SET is computed from the row as it was: `updated_at` is
         # compared with the old `activity_us`.
-        await conn.executemany(
-            "UPDATE projects SET category = ?, agency = ?, region = ?,"
-            " stage = CASE WHEN ? THEN ? ELSE stage END,"
-            " updated_at = CASE WHEN ? >= activity_us THEN ? ELSE updated_at END,"
-            " activity_us = MAX(activity_us, ?), last_seq = MAX(last_seq, ?) WHERE id = ?",
-            rows,
-        )
+        await conn.executemany(ACTIVITY[is_postgres(conn)], rows)
         await conn.execute("UPDATE cursors SET seq = ? WHERE name = ?", (events[-1].seq, NAME))
 
     # --- reads ---------------------------------------------------------------
@@ -223,7 +232,7 @@ class ProjectTable:
                 params.append(filters[column])
         for word in words:
             like = "%" + _escape_like(word.lower()) + "%"
-            clauses.append(WORD)
+            clauses.append(WORD[self.store.postgres])
             params += [like, like, like]
         if status is not None:
             clauses.append("concluded = 0 AND closes_us > ?")
@@ -247,7 +256,7 @@ class ProjectTable:
                 activity, project_id = _decode_cursor(cursor)
                 clauses.append("(activity_us, id) < (?, ?)")
                 params += [activity, project_id]
-        where = " AND ".join(clauses) or "1"
+        where = " AND ".join(clauses) or "TRUE"
         rows = await self.store.read(
             f"{SELECT} WHERE {where} ORDER BY {order} LIMIT ?",
             (*params, limit + 1),
@@ -369,7 +378,9 @@ async def _fold_history(
     apply_events(records, [_event(row) for row in rows], rules)
 
 
-async def _store(conn: aiosqlite.Connection, records: Iterable[ProjectRecord], cursor: int) -> None:
+async def _store(
+    conn: aiosqlite.Connection | PgConnection, records: Iterable[ProjectRecord], cursor: int
+) -> None:
     """Write the registered ones of `records` and move the cursor."""
     rows = [tuple(_column(r, c) for c in COLUMNS) for r in records if r.registered]
     if rows:

@@ -1,7 +1,7 @@
 """The event log behind one small interface: append, read, verify, head.
 
 A backend is chosen by the database URL's scheme: `sqlite:///path` (default,
-one machine) and, later, `postgresql://` (scale-out). Every backend passes
+one machine) and `postgresql://` (scale-out: any number of processes). Every backend passes
 the same contract tests (tests/test_store.py).
 
 The records derived from the log and kept beside it (projects/) are written
@@ -133,13 +133,26 @@ class EventStore(Protocol):
 
 
 def open_store(
-    url: str, clock: Clock, *, synchronous: str = "FULL", readonly: bool = False
+    url: str,
+    clock: Clock,
+    *,
+    synchronous: str = "FULL",
+    readonly: bool = False,
+    schema: str = "public",
 ) -> EventStore:
     """The store for `url`; `readonly` for a process that only reads the log
-    another process writes (appends then raise StoreUnavailable)."""
+    another process writes (appends then raise StoreUnavailable). `schema`
+    names the PostgreSQL schema (`SUNBID_DATABASE_SCHEMA`)."""
     scheme = url.partition(":")[0]
     if scheme == "sqlite":
         from server.store.sqlite import SQLiteStore
 
         return SQLiteStore(url, clock, synchronous=synchronous, readonly=readonly)
-    raise ValueError(f"SUNBID_DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:///path)")
+    if scheme in ("postgresql", "postgres"):
+        from server.store.postgres import PostgresStore
+
+        return PostgresStore(url, clock, schema=schema, readonly=readonly)
+    raise ValueError(
+        f"SUNBID_DATABASE_URL: unsupported scheme {scheme!r}"
+        " (use sqlite:///path or postgresql://user@host/db)"
+    )

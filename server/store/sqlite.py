@@ -17,12 +17,10 @@ Settings, and why:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +29,28 @@ import orjson
 
 from server.core import versions
 from server.core.clock import Clock
-from server.core.events import GENESIS_HASH, StoredEvent, chain_hash
-from server.store import (
-    AlreadyExists,
-    AppendRequest,
-    AppendResult,
-    CommitListener,
-    IdempotencyConflict,
-    RecordWithLog,
-    StoreUnavailable,
-    TopicStages,
-    VerifyReport,
-    as_published,
-    idempotency,
-)
+from server.core.events import GENESIS_HASH, StoredEvent
+from server.store import StoreUnavailable, TopicStages, VerifyReport
+from server.store.groupcommit import EVENT_COLUMNS, GroupCommitLog, Pending, hash_of
+from server.store.queries import event_of, events_query
 from server.store.readers import Readers
 from server.store.verify import verify_rows
 
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
-MAX_BATCH = 256
-EVENT_COLUMNS = "seq, project, category, agency, region, stage, doc"
-# Lookups in one events query; beyond, one query with OR (still indexed, sorted in full).
-MAX_BRANCHES = 64
-TOPIC_COLUMNS = {
-    "project": "project",
-    "category": "category",
-    "agency": "agency",
-    "region": "region",
-}
 
 
-@dataclass
-class _Pending:
-    request: AppendRequest
-    future: asyncio.Future[AppendResult] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-class SQLiteStore:
+class SQLiteStore(GroupCommitLog):
     def __init__(
         self, url: str, clock: Clock, *, synchronous: str = "FULL", readonly: bool = False
     ) -> None:
+        super().__init__(clock)
         # sqlite:///relative/file.db or sqlite:////absolute/file.db
         self.path = Path(url.removeprefix("sqlite:///"))
-        self.clock = clock
         self.synchronous = synchronous
         self.readonly = readonly  # a reader beside the process that writes (the push worker)
-        self.head = 0  # the last event handed to listeners: what clients can see
         self._written = 0  # the last event committed: where the writer continues
-        self.commits = 0  # transactions that appended events: shows group commit at work
         self._last_hash: str | None = GENESIS_HASH  # None: the chain's tip is damaged
-        self._listeners: list[CommitListener] = []
-        self._with_log: list[RecordWithLog] = []
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        # The writer connection runs one transaction at a time: a token or a
-        # rebuild written in the middle of a batch would share its fate.
-        self._write_lock = asyncio.Lock()
-        self._writer_task: asyncio.Task[None] | None = None
         self._w: aiosqlite.Connection | None = None
         self._readers: Readers | None = None
 
@@ -120,25 +81,15 @@ class SQLiteStore:
                 await self._rollback()
                 raise
             await self._w.execute("COMMIT")
-        self._writer_task = asyncio.create_task(self._write_loop(), name="sunbid-log-writer")
+        self._start_writer()
 
     async def close(self) -> None:
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-            await asyncio.gather(self._writer_task, return_exceptions=True)
-            self._writer_task = None
+        await self._stop_writer()
         if self._readers is not None:
             await self._readers.close()
         if self._w is not None:
             await self._w.close()
         self._readers, self._w = None, None
-
-    def on_commit(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
-
-    def write_with_log(self, record: RecordWithLog) -> None:
-        """Have `record` written in every append's transaction (call before `open`)."""
-        self._with_log.append(record)
 
     # --- for the records kept in this file beside the log ------------------
 
@@ -188,27 +139,8 @@ class SQLiteStore:
 
     # --- the log ------------------------------------------------------------
 
-    async def append(self, request: AppendRequest) -> AppendResult:
-        if self.readonly:
-            raise StoreUnavailable("this store was opened read-only")
-        pending = _Pending(request)
-        self._queue.put_nowait(pending)
-        return await pending.future
-
-    async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                async with self._write_lock:
-                    await self._commit(batch)
-            except Exception:  # the one writer must never die
-                log.exception("appending a batch of %d events failed", len(batch))
-                await self._reload_head()
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(StoreUnavailable("internal error"))
+    async def _after_failure(self) -> None:
+        await self._reload_head()
 
     async def _reload_head(self) -> None:
         """Take `head` and the last hash from the file (at open, after a failed commit).
@@ -227,7 +159,7 @@ class SQLiteStore:
                 log.error("the last event (seq %d) is unreadable: run `sunbid verify`", seq)
                 self._last_hash = None
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         if self._last_hash is None:
             for pending in batch:
                 pending.future.set_exception(
@@ -236,8 +168,10 @@ class SQLiteStore:
             return
         try:
             await self.writer.execute("BEGIN IMMEDIATE")
-            outcomes, created, keys = await self._assign(batch)
-            await self._write_batch(created, keys)
+            outcomes, created, keys = await self._assign(
+                self.writer, batch, self._written, self._last_hash
+            )
+            await self._write_batch(self.writer, created, keys)
             await self.writer.execute("COMMIT")
         except Exception as exc:  # nothing of the batch may stay: roll back whatever failed
             expected = isinstance(exc, sqlite3.Error | ValueError)  # disk full, I/O, bad data
@@ -254,187 +188,9 @@ class SQLiteStore:
                     pending.future.set_exception(StoreUnavailable(str(exc)))
             return
         if created:
-            self._written, self._last_hash = created[-1].seq, _hash_of(created[-1])
+            self._written, self._last_hash = created[-1].seq, hash_of(created[-1])
         self.commits += 1
         self._answer(batch, outcomes, created)
-
-    async def _assign(
-        self, batch: list[_Pending]
-    ) -> tuple[list[AppendResult | Exception], list[StoredEvent], list[tuple[str, str, str, int]]]:
-        """Inside the transaction: each request's outcome (a new event with its
-        seq and hash, the event an earlier use of its key made, or an error),
-        the new events, and the idempotency keys to record."""
-        head, last_hash = self._written, self._last_hash
-        assert last_hash is not None
-        earlier = await idempotency.earlier_keys(
-            self.writer,
-            [(p.request.project["id"], k) for p in batch if (k := p.request.idempotency_key)],
-        )
-        registered = await self._registered(batch)
-        logs = await self._project_logs(batch)
-        outcomes: list[AppendResult | Exception] = []
-        created: list[StoredEvent] = []
-        keys: list[tuple[str, str, str, int]] = []
-        now = self.clock.now()
-        for pending in batch:
-            req = pending.request
-            project_id = req.project["id"]
-            if req.idempotency_key is not None and (project_id, req.idempotency_key) in earlier:
-                fingerprint, previous = earlier[(project_id, req.idempotency_key)]
-                if fingerprint != req.fingerprint:
-                    outcomes.append(IdempotencyConflict())
-                else:
-                    outcomes.append(AppendResult(previous, created=False))
-                continue
-            if req.once:
-                if project_id in registered:
-                    outcomes.append(AlreadyExists(project_id))
-                    continue
-                registered.add(project_id)
-            published = (req.published_at or now).isoformat(timespec="milliseconds")
-            event = _new_event(head + 1, req, published)
-            if req.check is not None:
-                candidate = {k: v for k, v in event.items() if k != "seq"}
-                try:
-                    refused = req.check(logs[project_id], candidate)
-                except Exception as exc:  # a faulty check fails its request, not the batch
-                    log.exception("checking an event of %s failed", project_id)
-                    refused = exc
-                if refused is not None:
-                    outcomes.append(refused)
-                    continue
-            head += 1
-            event["hash"] = last_hash = chain_hash(last_hash, event)
-            stored = StoredEvent.from_dict(event)
-            if project_id in logs:  # a later check in this batch sees it
-                logs[project_id].append(event)
-            created.append(stored)
-            outcomes.append(AppendResult(stored, created=True))
-            if req.idempotency_key is not None:
-                keys.append((project_id, req.idempotency_key, req.fingerprint, head))
-                earlier[(project_id, req.idempotency_key)] = (req.fingerprint, stored)
-        return outcomes, created, keys
-
-    async def _registered(self, batch: list[_Pending]) -> set[str]:
-        """The projects of `once` requests whose stage the log already holds:
-        decided in the writer's transaction, so of two racing creates one wins."""
-        asked = [
-            (p.request.project["id"], p.request.draft["stage"]) for p in batch if p.request.once
-        ]
-        if not asked:
-            return set()
-        values = ",".join("(?,?)" for _ in asked)
-        rows = await _fetch(
-            self.writer,
-            f"SELECT DISTINCT project FROM events WHERE (project, stage) IN (VALUES {values})",
-            [part for pair in asked for part in pair],
-        )
-        return {row[0] for row in rows}
-
-    async def _project_logs(self, batch: list[_Pending]) -> dict[str, list[dict[str, Any]]]:
-        """What the checks read of each project a checked request publishes to,
-        read in the writer's transaction: the log as the batch is decided.
-
-        Not every event: a document is parsed whole, bodies included, and a
-        project of many long notices would cost each publisher all of them.
-        The project's latest event; of each stage in `check_reads` every event
-        ("all") or the latest; the events a draft names by seq; and each key
-        date's latest value, from the projects record written with the log,
-        added to the event that stated it. Each is an index lookup
-        (events_by_project_stage), whatever the project's length."""
-        wanted: dict[str, tuple[dict[str, str], set[int]]] = {}
-        for pending in batch:
-            req = pending.request
-            if req.check is None:
-                continue
-            reads, refs = wanted.setdefault(req.project["id"], ({}, set()))
-            for stage, how in (req.check_reads or {}).items():
-                reads[stage] = "all" if "all" in (how, reads.get(stage)) else how
-            refs.update(_seqs_named(req.draft.get("data")))
-        logs: dict[str, list[dict[str, Any]]] = {}
-        for project_id, (reads, refs) in wanted.items():
-            dated = await _fetch(
-                self.writer, "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
-            )
-            key_dates = orjson.loads(dated[0][0]) if dated else []
-            refs |= {date["seq"] for date in key_dates}
-            parts = ["SELECT MAX(seq) FROM events WHERE project = ?"]
-            params: list[Any] = [project_id]
-            for stage, how in sorted(reads.items()):
-                which = "seq" if how == "all" else "MAX(seq)"
-                parts.append(f"SELECT {which} FROM events WHERE project = ? AND stage = ?")
-                params += [project_id, stage]
-            if refs:
-                marks = ",".join("?" for _ in refs)
-                parts.append(f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})")
-                params += [project_id, *sorted(refs)]
-            rows = await _fetch(
-                self.writer,
-                # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
-                "SELECT seq, stage, json_extract(d, '$.data'), json_extract(d, '$.occurred_at')"
-                " FROM (SELECT seq, stage, CAST(doc AS TEXT) AS d FROM events"
-                f" WHERE seq IN ({' UNION '.join(parts)})) ORDER BY seq",
-                params,
-            )
-            events = {
-                seq: {
-                    "seq": seq,
-                    "stage": stage,
-                    "data": orjson.loads(data or "{}"),
-                    "occurred_at": occurred,
-                }
-                for seq, stage, data, occurred in rows
-            }
-            for date in key_dates:  # a correction states it as `field` and `now`
-                stated = events.get(date["seq"])
-                if stated is not None and date["stage"] != "correction":
-                    stated["data"] = {**stated["data"], date["field"]: date["at"]}
-            logs[project_id] = list(events.values())
-        return logs
-
-    async def _write_batch(
-        self, created: list[StoredEvent], keys: list[tuple[str, str, str, int]]
-    ) -> None:
-        """The new events, the records written with the log, the keys: one transaction."""
-        if not created:
-            return
-        for record in self._with_log:  # first: an event row references its project's
-            await record.write(self.writer, created)
-        await self.writer.executemany(
-            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
-            [(e.seq, e.project, e.category, e.agency, e.region, e.stage, e.json) for e in created],
-        )
-        await idempotency.record_keys(self.writer, keys)
-
-    def _answer(
-        self,
-        batch: list[_Pending],
-        outcomes: list[AppendResult | Exception],
-        created: list[StoredEvent],
-    ) -> None:
-        # Durable now: answer the publishers first, then hand the events to
-        # the listeners in a callback of their own, so a fan-out to thousands
-        # does not hold back the 201s. Callbacks run in order, so batches
-        # reach listeners in seq order.
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():  # the publisher went away
-                continue
-            if isinstance(outcome, Exception):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
-        if created:  # after the publishers' wake-ups, which are queued first
-            asyncio.get_running_loop().call_soon(self._announce, created)
-
-    def _announce(self, created: list[StoredEvent]) -> None:
-        # `head` moves with no await before the listeners run: a client that
-        # reads `head` and then joins the hub misses nothing and gets nothing twice.
-        self.head = created[-1].seq
-        for listener in self._listeners:
-            try:
-                listener(created)
-            except Exception:
-                log.exception("a commit listener failed")
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction was open
@@ -442,14 +198,14 @@ class SQLiteStore:
 
     async def get_event(self, seq: int) -> StoredEvent | None:
         rows = await self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
-        return _event(rows[0]) if rows else None
+        return event_of(rows[0]) if rows else None
 
     async def events_since(
         self, since: int, topics: TopicStages | None, limit: int
     ) -> list[StoredEvent]:
-        sql, params = _events_query(since, topics, limit)
+        sql, params = events_query(since, topics, limit)
         rows = await self._read(sql, params, long=True)
-        return [_event(row) for row in rows]
+        return [event_of(row) for row in rows]
 
     async def verify(self) -> VerifyReport:
         # Its own connection: a full scan must not hold up the API's reads.
@@ -473,82 +229,7 @@ class SQLiteStore:
             f"SELECT {EVENT_COLUMNS} FROM events WHERE project = ? ORDER BY seq",
             (project_id,),
         )
-        return [_event(row) for row in rows]
-
-
-def _seqs_named(data: object) -> set[int]:
-    """The whole numbers among a draft's data values: the seqs it may name."""
-    if not isinstance(data, dict):
-        return set()
-    return {
-        value
-        for value in data.values()
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
-    }
-
-
-def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
-    return {"seq": seq, **as_published(req.project, req.draft, published_at)}
-
-
-def _events_query(since: int, topics: TopicStages | None, limit: int) -> tuple[str, list[Any]]:
-    """SQL for the first `limit` events after `since` on any of `topics`.
-
-    Every filter is answered by an index (schema.sql), never by a scan of the
-    log: a topic by its column's index, a stage by events_by_stage. Several
-    topics or stages are several lookups, each stopping after `limit` rows;
-    the first `limit` of their union is the answer. (One query with `OR` or
-    `stage IN` would read *every* match after `since` to sort them.)
-    """
-    if topics is None or topics.get("all", ()) is None:  # everything: the seq range alone
-        return f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [
-            since,
-            limit,
-        ]
-    branches: list[tuple[str, list[Any]]] = []
-    for topic, stages in topics.items():
-        kind, _, value = topic.partition(":")
-        column = None if topic == "all" else TOPIC_COLUMNS[kind]
-        for stage in sorted(stages) if stages is not None else [None]:
-            conditions, params = [], []
-            if column is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value)
-            if stage is not None:
-                # `+stage` when a project is named: its few events beat all of a stage's.
-                conditions.append("+stage = ?" if kind == "project" else "stage = ?")
-                params.append(stage)
-            branches.append((" AND ".join(conditions), params))
-    if len(branches) == 1:  # one lookup: no union to gather
-        condition, params = branches[0]
-        return (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND {condition}"
-            " ORDER BY seq LIMIT ?",
-            [since, *params, limit],
-        )
-    if len(branches) > MAX_BRANCHES:  # SQLite allows 500 per compound query
-        where = " OR ".join(f"({condition})" for condition, _ in branches)
-        return (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND ({where}) ORDER BY seq LIMIT ?",
-            [since, *(p for _, params in branches for p in params), limit],
-        )
-    union = " UNION ".join(
-        f"SELECT seq FROM (SELECT seq FROM events WHERE seq > ? AND {condition}"
-        " ORDER BY seq LIMIT ?)"
-        for condition, _ in branches
-    )
-    return (
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({union}) ORDER BY seq LIMIT ?",
-        [*(p for _, params in branches for p in (since, *params, limit)), limit],
-    )
-
-
-def _event(row: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]))
-
-
-def _hash_of(event: StoredEvent) -> str:
-    return str(orjson.loads(event.json)["hash"])
+        return [event_of(row) for row in rows]
 
 
 async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
