@@ -233,8 +233,9 @@ class PushQueue(SideFile):
                     "  WHERE state != 0 AND next_at < ? LIMIT ?)",
                     (before, chunk),
                 )
-            deleted += max(cursor.rowcount, 0)
-            if cursor.rowcount < chunk:
+            removed = int(cursor.rowcount)
+            deleted += max(removed, 0)
+            if removed < chunk:
                 return deleted
 
     async def counts(self, seq: int) -> dict[str, int]:
