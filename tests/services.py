@@ -14,11 +14,17 @@ never see each other's data, and the shared services are never reset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import shutil
 import socket
-from collections.abc import Iterator
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -91,3 +97,96 @@ def postgres_env() -> Iterator[dict[str, str]]:
     """SUNBID_* settings for a server on a fresh schema (a generator for fixtures)."""
     with postgres_schema() as (url, schema):
         yield {"SUNBID_DATABASE_URL": url, "SUNBID_DATABASE_SCHEMA": schema}
+
+
+# --- instances of our own, for fault tests (the shared ones are never stopped) -----------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a free port, stopped and started at will."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            _missing("redis-server (to start an instance of the test's own)")
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.process = subprocess.Popen(
+            [*command, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port, lambda: self.process is not None and self.process.poll() is None)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of the test's own (initdb in a temp dir), run as
+    the `postgres` user when the tests run as root (PostgreSQL refuses root)."""
+
+    def __init__(self) -> None:
+        if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+            _missing("initdb and pg_ctl (to start a PostgreSQL of the test's own)")
+        # Not under pytest's tmp_path: the postgres user could not enter it.
+        self.directory = Path(tempfile.mkdtemp(prefix="sunbid-pg-"))
+        self.data = self.directory / "pgdata"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*prefix, *command], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def start(self) -> OwnPostgres:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        log = str(self.directory / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        return self
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop it if it runs, and delete its files."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _wait_for_port(port: int, alive: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the service on port {port} exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
