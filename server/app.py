@@ -27,6 +27,7 @@ from server.compliance.service import Compliance
 from server.core.clock import Clock
 from server.core.errors import ApiError
 from server.core.frames import warning_frame
+from server.core.pg import CONNECTION_LOST
 from server.demo import load_demo
 from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
@@ -187,6 +188,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
+            # PostgreSQL down or restarting: a read failed, not the request.
+            **dict.fromkeys(CONNECTION_LOST, _store_down),
             Exception: _internal_error,
         },
     )
@@ -218,6 +221,20 @@ async def _http_error(_: Request, exc: Exception) -> Response:
         {"error": {"code": code, "message": str(exc.detail)}},
         status_code=exc.status_code,
         headers=exc.headers,
+    )
+
+
+async def _store_down(_: Request, exc: Exception) -> Response:
+    log.warning("the database could not be reached: %s", exc)
+    return JSONResponse(
+        {
+            "error": {
+                "code": "store_unavailable",
+                "message": "the database cannot be reached right now; try again",
+            }
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
     )
 
 

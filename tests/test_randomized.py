@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -109,11 +110,18 @@ class Connection:
 
 
 class RandomClient:
+    """Follows its topics through any of `servers` (each with an HTTP client on
+    it): every connection goes to one chosen at random, resuming with `since`."""
+
     def __init__(
-        self, number: int, server: ServerProcess, rng: random.Random, http: httpx.AsyncClient
+        self,
+        number: int,
+        servers: Sequence[tuple[ServerProcess, httpx.AsyncClient]],
+        rng: random.Random,
     ) -> None:
         self.name = f"client {number}"
-        self.server, self.rng, self.http = server, rng, http
+        self.servers, self.rng = servers, rng
+        self.server, self.http = servers[0]
         self.topics = rng.sample(TOPICS, rng.choice([1, 1, 2, 3]))
         self.stages = (
             sorted(rng.sample(FILTER_STAGES, rng.randint(1, 3))) if rng.random() < 0.35 else None
@@ -137,6 +145,7 @@ class RandomClient:
     # --- connecting ------------------------------------------------------------
 
     async def connect(self) -> None:
+        self.server, self.http = self.rng.choice(self.servers)
         since = self.since()
         self.connections += 1
         self.conn = conn = Connection()
@@ -305,7 +314,11 @@ class RandomClient:
             await self.disconnect()
 
 
-async def publish_randomly(http: httpx.AsyncClient, rng: random.Random, rounds: int) -> int:
+async def publish_randomly(
+    staff: httpx.AsyncClient | Sequence[httpx.AsyncClient], rng: random.Random, rounds: int
+) -> int:
+    """Bursts of publications, each through one of `staff` (clients on different servers)."""
+    publishers = [staff] if isinstance(staff, httpx.AsyncClient) else list(staff)
     published = 0
     for _ in range(rounds):
         burst = []
@@ -313,7 +326,7 @@ async def publish_randomly(http: httpx.AsyncClient, rng: random.Random, rounds: 
             project = rng.choice(list(PROJECTS))
             stage = rng.choice(STAGES[PROJECTS[project][0]])
             burst.append(
-                http.post(
+                rng.choice(publishers).post(
                     f"/api/projects/{project}/events",
                     json=with_facts(
                         stage,
@@ -329,57 +342,63 @@ async def publish_randomly(http: httpx.AsyncClient, rng: random.Random, rounds: 
     return published
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-async def test_random_clients_each_see_exactly_their_events_once_in_order(
-    server: ServerProcess, admin: str, seed: int
-) -> None:
+async def read_log(public: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The whole log through `GET /api/events`: independent of the streams."""
+    log: list[dict[str, Any]] = []
+    while True:
+        since = log[-1]["seq"] if log else 0
+        page = (await public.get("/api/events", params={"since": since, "limit": 1000})).json()
+        log += page["items"]
+        if len(page["items"]) < 1000:
+            break
+    assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    return log
+
+
+async def workout(
+    seed: int,
+    servers: Sequence[tuple[ServerProcess, httpx.AsyncClient]],
+    staff: Sequence[httpx.AsyncClient],
+) -> tuple[list[RandomClient], list[dict[str, Any]]]:
+    """Projects created, a history published, then 20 random clients wander
+    over `servers` while publishing goes on through `staff`; they finish by
+    catching up with the final log. Returns the clients and that log."""
     rng = random.Random(seed)
-    async with (
-        httpx.AsyncClient(
-            base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {admin}"}
-        ) as staff,
-        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as public,
-    ):
-        for project, (category, agency, region) in PROJECTS.items():
-            response = await staff.post(
-                "/api/projects",
-                json={
-                    "id": project,
-                    "title": f"随机 {project}",
-                    "category": category,
-                    "agency": agency,
-                    "region": region,
-                },
-            )
-            assert response.status_code == 201, response.text
-        await publish_randomly(staff, rng, 40)  # a history to replay
+    for project, (category, agency, region) in PROJECTS.items():
+        response = await staff[0].post(
+            "/api/projects",
+            json={
+                "id": project,
+                "title": f"随机 {project}",
+                "category": category,
+                "agency": agency,
+                "region": region,
+            },
+        )
+        assert response.status_code == 201, response.text
+    await publish_randomly(staff, rng, 40)  # a history to replay
 
-        clients = [RandomClient(n, server, rng, public) for n in range(20)]
-        done = asyncio.Event()
-        wandering = [asyncio.create_task(c.wander(done)) for c in clients]
-        try:
-            await publish_randomly(staff, rng, 120)
-            done.set()
-            await asyncio.wait_for(asyncio.gather(*wandering), 30)
-            pages: list[dict[str, Any]] = []
-            while True:
-                since = pages[-1]["seq"] if pages else 0
-                page = (
-                    await public.get("/api/events", params={"since": since, "limit": 1000})
-                ).json()
-                pages += page["items"]
-                if len(page["items"]) < 1000:
-                    break
-            log = pages
-            assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
-            await asyncio.wait_for(asyncio.gather(*(c.finish(log) for c in clients)), 60)
-        finally:
-            for task in wandering:
-                task.cancel()
-            for client in clients:
-                with contextlib.suppress(BaseException):
-                    await client.disconnect()
+    clients = [RandomClient(n, servers, rng) for n in range(20)]
+    done = asyncio.Event()
+    wandering = [asyncio.create_task(c.wander(done)) for c in clients]
+    try:
+        await publish_randomly(staff, rng, 120)
+        done.set()
+        await asyncio.wait_for(asyncio.gather(*wandering), 30)
+        log = await read_log(servers[0][1])
+        await asyncio.wait_for(asyncio.gather(*(c.finish(log) for c in clients)), 60)
+    finally:
+        for task in wandering:
+            task.cancel()
+        for client in clients:
+            with contextlib.suppress(BaseException):
+                await client.disconnect()
+    return clients, log
 
+
+def assert_each_saw_its_events(
+    clients: Sequence[RandomClient], log: list[dict[str, Any]], seed: int
+) -> None:
     assert sum(c.connections for c in clients) > 100  # plenty of resuming happened
     for client in clients:
         assert client.start is not None
@@ -393,3 +412,17 @@ async def test_random_clients_each_see_exactly_their_events_once_in_order(
             f" doubled {sorted({s for s in got if got.count(s) > 1})[:8]}"
         )
         assert client.got == expected, f"seed {seed} {client!r}: events differ from the log"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_random_clients_each_see_exactly_their_events_once_in_order(
+    server: ServerProcess, admin: str, seed: int
+) -> None:
+    async with (
+        httpx.AsyncClient(
+            base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {admin}"}
+        ) as staff,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as public,
+    ):
+        clients, log = await workout(seed, [(server, public)], [staff])
+    assert_each_saw_its_events(clients, log, seed)

@@ -173,7 +173,7 @@ async def _append(state: AppState, request: AppendRequest) -> AppendResult:
 def _unavailable() -> ApiError:
     return ApiError(
         503,
-        "unavailable",
+        "store_unavailable",
         "the event log cannot be written right now; nothing was published, try again",
         headers={"Retry-After": "5"},
     )

@@ -37,6 +37,15 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
+# What an API handler may meet when the database goes away under a read:
+# answered 503 `store_unavailable` (server/app.py), not as an internal error.
+CONNECTION_LOST: tuple[type[Exception], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
 CONNECT_SECONDS = 5.0
 COMMAND_SECONDS = 30.0  # a statement slower than this is a stuck server, not a busy one
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
