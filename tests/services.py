@@ -14,6 +14,7 @@ never see each other's data, and the shared services are never reset.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import secrets
@@ -79,7 +80,9 @@ def drop_schema(url: str, schema: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(drop())
+    # In a thread of its own: the caller may be inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, drop()).result()
 
 
 @contextmanager
