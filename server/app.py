@@ -21,7 +21,6 @@ from server.api import JSONResponse, compliance, operations, pages, public, push
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
-from server.backup.files import log_path
 from server.bus import open_bus
 from server.compliance.service import Compliance
 from server.core.clock import Clock
@@ -37,6 +36,7 @@ from server.pruning import Pruner
 from server.settings import Settings
 from server.state import AppState
 from server.store import open_store
+from server.store.pruning import key_home
 from server.stream import peer
 from server.stream.limits import ConnectionLimiter
 from server.stream.revocation import RevocationWatch
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             state.push = push
             stack.push_async_callback(push.close)
             pruner = Pruner(
-                log_path(settings.database_url),
+                key_home(state.store),
                 push.queue,
                 clock,
                 keep_keys=timedelta(hours=settings.idempotency_keep_hours),

@@ -24,13 +24,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Protocol
 
-import aiosqlite
-
 from server.core.clock import Clock
-from server.store.pruning import prune_idempotency
+from server.store.pruning import KeyHome, prune_keys
 
 log = logging.getLogger("sunbid.pruning")
 EVERY = 3600.0  # seconds between runs
@@ -51,7 +48,7 @@ class Pruned:
 class Pruner:
     def __init__(
         self,
-        log_file: Path | None,  # the SQLite log holding the keys; None: not SQLite
+        keys: KeyHome | None,  # where the keys are (store/pruning.py key_home); None: none
         deliveries: FinishedDeliveries | None,
         clock: Clock,
         *,
@@ -59,7 +56,7 @@ class Pruner:
         keep_deliveries: timedelta,
         every: float = EVERY,
     ) -> None:
-        self.log_file = log_file
+        self.keys = keys
         self.deliveries = deliveries
         self.clock = clock
         self.keep_keys = keep_keys
@@ -70,10 +67,8 @@ class Pruner:
     async def prune_once(self) -> Pruned:
         now = self.clock.now()
         keys = deliveries = 0
-        if self.log_file is not None:
-            async with aiosqlite.connect(self.log_file, isolation_level=None) as conn:
-                await conn.execute("PRAGMA busy_timeout=5000")  # the writer goes first
-                keys = await prune_idempotency(conn, now - self.keep_keys)
+        if self.keys is not None:
+            keys = await prune_keys(self.keys, now - self.keep_keys)
         if self.deliveries is not None:
             before = (now - self.keep_deliveries).timestamp()
             deliveries = await self.deliveries.prune_finished(before)

@@ -1,8 +1,11 @@
 """Staff tokens: who may publish, supervise or administer.
 
 Not derived from the log (a token is a secret, which the public log must
-never carry): a table of its own in the log's file, written outside the
-append transactions. Only a token's SHA-256 digest is stored.
+never carry): a table of its own beside the log (its SQLite file, or its
+PostgreSQL schema), written outside the append transactions. Only a
+token's SHA-256 digest is stored. On PostgreSQL every process reads the
+same table, so a token revoked through any of them (or `sunbid token
+revoke`) is refused by all (stream/revocation.py re-reads it).
 """
 
 from __future__ import annotations
@@ -11,10 +14,16 @@ import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import asyncpg
+
 from server.core.clock import Clock
 from server.domain import format_time
 from server.store import AlreadyExists
+from server.store.postgres import PostgresStore
 from server.store.sqlite import SQLiteStore
+
+# A second token of the same name or digest, as each engine says it.
+DUPLICATE = (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
 
 CHUNK = 500  # digests per query: SQLite binds at most 32,766 parameters, keep well below
 
@@ -30,7 +39,7 @@ class Token:
 
 
 class Tokens:
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore | PostgresStore) -> None:
         self.store = store
         self.clock: Clock = store.clock
 
@@ -40,7 +49,7 @@ class Tokens:
                 "INSERT INTO tokens (name, role, agency, digest, created_at) VALUES (?,?,?,?,?)",
                 (name, role, agency, digest, format_time(self.clock.now())),
             )
-        except sqlite3.IntegrityError:
+        except DUPLICATE:
             raise AlreadyExists(name) from None
 
     async def list(self) -> list[Token]:
@@ -81,6 +90,6 @@ class Tokens:
 
 def tokens_of(store: object) -> Tokens:
     """The tokens kept beside `store`'s log."""
-    if not isinstance(store, SQLiteStore):
+    if not isinstance(store, (SQLiteStore, PostgresStore)):
         raise TypeError(f"no token table for {type(store).__name__}")
     return Tokens(store)

@@ -1,11 +1,13 @@
 """Pruning: idempotency keys and finished push deliveries are forgotten after
-their configured time, and nothing else is; real SQLite files, a frozen clock."""
+their configured time, and nothing else is; real SQLite files and a real
+PostgreSQL schema (the keys), a frozen clock."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +17,12 @@ from server.core.clock import FrozenClock
 from server.projects import open_projects
 from server.pruning import Pruner
 from server.settings import Settings, SettingsError
-from server.store.sqlite import SQLiteStore
+from server.store import open_store
+from server.store.pruning import key_home
 from tests.test_push_queue import event, subscribe
-from tests.test_store import DOMAIN, TZ, new_project, request
+from tests.test_store import DOMAIN, TZ, log_url, new_project, request
+
+__all__ = ["log_url"]  # the fixture: every key test runs on SQLite and PostgreSQL
 
 START = datetime(2026, 12, 1, 9, 30, tzinfo=TZ)
 
@@ -28,8 +33,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(f"sqlite:///{tmp_path / 'sunbid.db'}", clock)
+async def store(log_url: tuple[str, str], clock: FrozenClock) -> AsyncIterator[Any]:
+    opened = open_store(log_url[0], clock, schema=log_url[1])
     open_projects(opened, DOMAIN)  # as the server does: the projects kept with the log
     await opened.open()
     yield opened
@@ -44,9 +49,9 @@ async def queue(tmp_path: Path) -> AsyncIterator[PushQueue]:
     await opened.close()
 
 
-def pruner(store: SQLiteStore | None, queue: PushQueue | None, clock: FrozenClock) -> Pruner:
+def pruner(store: Any, queue: PushQueue | None, clock: FrozenClock) -> Pruner:
     return Pruner(
-        store.path if store is not None else None,
+        key_home(store) if store is not None else None,
         queue,
         clock,
         keep_keys=timedelta(hours=168),
@@ -54,9 +59,7 @@ def pruner(store: SQLiteStore | None, queue: PushQueue | None, clock: FrozenCloc
     )
 
 
-async def test_keys_older_than_the_keep_time_are_pruned(
-    store: SQLiteStore, clock: FrozenClock
-) -> None:
+async def test_keys_older_than_the_keep_time_are_pruned(store: Any, clock: FrozenClock) -> None:
     project = await new_project(store, "P-1")
     old = await store.append(request(project, key="k-old", title="一"))
     clock.advance(timedelta(hours=100))
@@ -76,7 +79,7 @@ async def test_keys_older_than_the_keep_time_are_pruned(
     assert (await pruner(store, None, clock).prune_once()).keys == 0
 
 
-async def test_a_key_just_inside_its_time_is_kept(store: SQLiteStore, clock: FrozenClock) -> None:
+async def test_a_key_just_inside_its_time_is_kept(store: Any, clock: FrozenClock) -> None:
     project = await new_project(store, "P-1")
     await store.append(request(project, key="k", title="一"))
     clock.advance(timedelta(hours=168) - timedelta(seconds=1))
