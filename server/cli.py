@@ -24,6 +24,7 @@ from server.backup.make import TargetNotEmpty, make_backup
 from server.backup.restore import restore_backup
 from server.compliance.derived import ComplianceRecord
 from server.compliance.records import WARNINGS_FILE
+from server.core import pg
 from server.core.clock import Clock
 from server.core.datafile import DataFileError
 from server.core.logs import configure_logging, uvicorn_log_config
@@ -33,10 +34,14 @@ from server.datalock import DataDirBusy, lock_data_dir, unlock_data_dir
 from server.domain import Domain, DomainFileError
 from server.http_protocol import fit_open_files, protocol_class
 from server.migrations import MigrationError
+from server.migrations import postgres as pg_migrations
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
 from server.projects import open_projects
 from server.settings import Settings, SettingsError
-from server.store import AlreadyExists, EventStore, open_store
+from server.store import AlreadyExists, EventStore, StoreUnavailable, open_store
+from server.store.copy_to import CopyRefused, check_copy, copy_log
+from server.store.postgres import PostgresStore
+from server.store.sqlite import SQLiteStore
 from server.tokens import tokens_of
 
 
@@ -69,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         "migrate", help="bring a data directory written by an older version up to date"
     )
 
+    copy_to = commands.add_parser(
+        "copy-to",
+        help="copy the SQLite log (events, tokens, keys) into an empty PostgreSQL schema; verified",
+    )
+    copy_to.add_argument("url", help="postgresql://user@host/db")
+    copy_to.add_argument("--schema", default="public", help="the schema to fill (default public)")
+
     backup = commands.add_parser(
         "backup", help="copy all data into PATH, consistently, while the server runs; verified"
     )
@@ -96,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return _with_store(settings, lambda store: _verify(settings, store))
     if args.command in ("rebuild", "migrate"):
         return _stopped(settings, args.command)
+    if args.command == "copy-to":
+        return _copy_to(settings, args.url, args.schema)
     if args.command == "backup":
         return _backup(settings, args.path)
     if args.command == "restore":
@@ -224,6 +238,9 @@ def _with_store(settings: Settings, action: Callable[[EventStore], Awaitable[int
         try:
             await store.open()
             return await action(store)
+        except StoreUnavailable as exc:
+            print(f"sunbid: {exc}", file=sys.stderr)
+            return 1
         finally:
             await store.close()
 
@@ -448,7 +465,12 @@ def _log_with_projects(settings: Settings, clock: Clock) -> EventStore:
 async def _migrate(settings: Settings) -> int:
     # The steps that append open the log themselves, one at a time.
     clock = Clock(settings.timezone)
+    schema = settings.database_schema
     try:
+        checked: list[str] = []
+        if is_postgres(settings.database_url):  # first: a newer schema stops it all
+            found = await pg_migrations.read_versions(settings.database_url, schema)
+            checked = pg_migrations.check_versions(found, schema)
         done = await migrate(
             data_files(settings),
             lambda: _log_with_projects(settings, clock),
@@ -456,7 +478,96 @@ async def _migrate(settings: Settings) -> int:
     except MigrationError as exc:
         print(f"sunbid: {exc}", file=sys.stderr)
         return 1
-    for line in done:
+    except pg.UNAVAILABLE as exc:
+        print(f"sunbid: nothing was migrated, PostgreSQL is unreachable: {exc}", file=sys.stderr)
+        return 1
+    for line in [*checked, *done]:
         print(line)
     print(f"{settings.data_dir}: {'migrated' if done else 'up to date, nothing to do'}")
+    return 0
+
+
+UNREACHABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *pg.UNAVAILABLE)
+COPIED_NOTE = (
+    "note: push.db and compliance.db stay in {data_dir}; they follow the copied log"
+    " (the same seqs): start the servers on PostgreSQL with this data directory, and"
+    " run `sunbid verify` there"
+)
+
+
+def _copy_to(settings: Settings, url: str, schema: str) -> int:
+    """`sunbid copy-to`: the SQLite log into PostgreSQL, with the server stopped."""
+    problem = None
+    source = log_path(settings.database_url)
+    if source is None:
+        problem = "copy-to copies a SQLite log; SUNBID_DATABASE_URL is PostgreSQL already"
+    elif not is_postgres(url):
+        problem = f"{url!r} is not a postgresql:// URL"
+    elif not source.exists():
+        problem = f"there is no SQLite log at {source}"
+    else:
+        try:
+            pg.check_schema_name(schema)
+        except ValueError as exc:
+            problem = str(exc).replace("SUNBID_DATABASE_SCHEMA", "--schema")
+    if problem is not None:
+        print(f"sunbid: nothing was copied: {problem}", file=sys.stderr)
+        return 2
+    try:  # no server appends to the SQLite log while it is copied
+        lock = lock_data_dir(settings.data_dir, "sunbid copy-to")
+    except DataDirBusy as exc:
+        print(f"sunbid: nothing was copied (stop the server first): {exc}", file=sys.stderr)
+        return 1
+    try:
+        found = asyncio.run(read_versions(data_files(settings)))
+        if (due := refusal(found, settings.data_dir)) is not None:
+            print(f"sunbid: nothing was copied: {due}", file=sys.stderr)
+            return 2
+        return asyncio.run(_copy(settings, url, schema))
+    finally:
+        unlock_data_dir(lock)
+
+
+async def _copy(settings: Settings, url: str, schema: str) -> int:
+    clock, domain = Clock(settings.timezone), Domain.load()
+    source = SQLiteStore(settings.database_url, clock, readonly=True)
+    target = PostgresStore(url, clock, schema=schema)
+    projects = open_projects(target, domain)
+    try:
+        await source.open()
+        await target.open()
+        copied = await copy_log(source, target, [projects])
+    except CopyRefused as exc:
+        print(f"sunbid: nothing was copied: {exc}", file=sys.stderr)
+        return 1
+    except UNREACHABLE as exc:
+        print(f"sunbid: nothing was copied, PostgreSQL is unreachable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await target.close()
+        await source.close()
+    print(
+        f"copied {copied.events} events, {copied.tokens} tokens and {copied.keys}"
+        f" idempotency keys into PostgreSQL schema {schema}"
+    )
+    # Checked as a new process would find it: opened afresh, projects caught up.
+    check = PostgresStore(url, clock, schema=schema)
+    projects = open_projects(check, domain)
+    try:
+        await check.open()
+        problem = await check_copy(check, copied)
+        if problem is None:
+            print(
+                f"ok: {copied.events} events, head {copied.head}, hash chain intact,"
+                " the same tip as the SQLite log"
+            )
+            problem = await projects.check(check)
+            if problem is None:
+                print(f"ok: {projects.name} is what the log yields")
+    finally:
+        await check.close()
+    if problem is not None:
+        print(f"BAD after the copy: {problem}")
+        return 1
+    print(COPIED_NOTE.format(data_dir=settings.data_dir))
     return 0
