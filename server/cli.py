@@ -315,7 +315,9 @@ def _backup(settings: Settings, target: Path) -> int:
     _postgres_note(
         settings,
         "backup",
-        "Back up the log with pg_dump (or pg_basebackup) AFTER this command finishes.",
+        "Back up the log AFTER this command finishes, with pg_dump --format=custom"
+        f' --schema={settings.database_schema} --file=FILE "$SUNBID_DATABASE_URL"'
+        " (or pg_basebackup).",
     )
     try:
         log = log_path(settings.database_url)
@@ -338,7 +340,10 @@ def _backup(settings: Settings, target: Path) -> int:
 
 def _restore(settings: Settings, source: Path) -> int:
     _postgres_note(
-        settings, "restore", "Restore the log with pg_restore (or from the base backup) as well."
+        settings,
+        "restore",
+        "Restore the log as well, with pg_restore --clean --if-exists"
+        ' --dbname="$SUNBID_DATABASE_URL" FILE (or from the base backup).',
     )
     try:
         log = log_path(settings.database_url)
