@@ -6,6 +6,7 @@ Real processes, a real SQLite data directory and a fresh PostgreSQL schema."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from server.core.events import chain_hash
 from tests.conftest import ServerProcess, Staff, with_facts
 from tests.services import postgres_schema
+from tests.test_verify import FIXTURE
 
 
 @pytest.fixture
@@ -189,3 +191,26 @@ def test_copy_to_from_postgresql_is_refused(tmp_path: Path, database: tuple[str,
     )
     refused = moved.cli("copy-to", database[0], "--schema", "other")
     assert refused.returncode == 2 and "PostgreSQL already" in refused.stderr
+
+
+def test_a_migrated_older_deployment_moves_with_its_derived_records(
+    tmp_path: Path, database: tuple[str, str]
+) -> None:
+    """The pre-issue fixture: events published before their projects' `registered`
+    events (appended by the migration), push subscriptions and warnings in the
+    data directory. All of it verifies on PostgreSQL after the copy."""
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE, data, ignore=shutil.ignore_patterns("secrets.json"))
+    old = ServerProcess(data)
+    refused = old.cli("copy-to", database[0], "--schema", database[1])
+    assert refused.returncode == 2 and "sunbid migrate" in refused.stderr, refused.stderr
+    assert old.cli("migrate").returncode == 0
+    assert old.cli("rebuild").returncode == 0  # its warnings under today's rules
+
+    copied = old.cli("copy-to", database[0], "--schema", database[1])
+
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    verified = on_postgres(old, database).cli("verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    for record in ("projects", "compliance", "push"):
+        assert f"ok: {record} is what the log yields" in verified.stdout, verified.stdout
