@@ -161,7 +161,8 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         return 1
     try:
         found = asyncio.run(read_versions(data_files(settings)))
-        if (problem := refusal(found, settings.data_dir)) is not None:
+        problem = refusal(found, settings.data_dir) or asyncio.run(_schema_refusal(settings))
+        if problem is not None:
             print(f"sunbid: {problem}", file=sys.stderr)
             return 2
         return _serve(settings, host, port)
@@ -576,3 +577,20 @@ async def _copy(settings: Settings, url: str, schema: str) -> int:
         return 1
     print(COPIED_NOTE.format(data_dir=settings.data_dir))
     return 0
+
+
+async def _schema_refusal(settings: Settings) -> str | None:
+    """Why a server must not start on the PostgreSQL schema (a newer one); or None.
+    An unreachable database is left to the store, which says so at start."""
+    if not is_postgres(settings.database_url):
+        return None
+    schema = settings.database_schema
+    try:
+        pg_migrations.check_versions(
+            await pg_migrations.read_versions(settings.database_url, schema), schema
+        )
+    except MigrationError as exc:
+        return str(exc)
+    except pg.UNAVAILABLE:
+        return None
+    return None

@@ -142,3 +142,10 @@ def test_backup_names_the_postgresql_tools(deployment: ServerProcess, tmp_path: 
     assert "pg_dump" in result.stderr and f"--schema={schema}" in result.stderr, result.stderr
     restore = deployment.cli("restore", str(tmp_path / "backup"))
     assert "pg_restore" in restore.stderr, restore.stderr
+
+
+def test_a_server_refuses_a_schema_from_a_newer_version(deployment: ServerProcess) -> None:
+    sql(deployment, "UPDATE schema_versions SET version = 99 WHERE name = 'events'")
+    with pytest.raises(RuntimeError, match="written by a newer Sunbid"):
+        deployment.start()
+    assert deployment.process is not None and deployment.process.wait(10) == 2
