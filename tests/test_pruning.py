@@ -5,7 +5,8 @@ PostgreSQL schema (the keys), a frozen clock."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,22 @@ def test_keep_times_are_settings() -> None:
         Settings.from_env({"SUNBID_IDEMPOTENCY_KEEP_HOURS": "0"})
     with pytest.raises(SettingsError, match="SUNBID_DELIVERY_KEEP_DAYS"):
         PushSettings.from_env({"SUNBID_DELIVERY_KEEP_DAYS": "0"})
+
+
+async def test_a_key_s_age_reads_the_offset_its_event_was_published_with(
+    store: Any, clock: FrozenClock
+) -> None:
+    """Events published under another SUNBID_TIMEZONE: their times carry other
+    offsets, and the age is still measured in absolute time."""
+    project = await new_project(store, "P-1")
+    utc, kiribati = UTC, timezone(timedelta(hours=14))
+    # Read as local times, without the offset, old would look younger than the
+    # keep time (+6 h) and young older (-8 h): each would be judged wrong.
+    old = (START - timedelta(hours=169)).astimezone(kiribati)
+    young = (START - timedelta(hours=167)).astimezone(utc)
+    await store.append(replace(request(project, key="k-old", title="一"), published_at=old))
+    await store.append(replace(request(project, key="k-young", title="二"), published_at=young))
+
+    assert (await pruner(store, None, clock).prune_once()).keys == 1
+    assert not (await store.append(request(project, key="k-young", title="二"))).created
+    assert (await store.append(request(project, key="k-old", title="一"))).created
