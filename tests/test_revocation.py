@@ -2,6 +2,8 @@
 process, writing only the database) stops working on connections that signed in with
 it within 5 s, and a failed `auth` signs a connection out at once. Either way the
 connection loses its role and the staff topics, so no warning reaches it any more.
+On SQLite and on PostgreSQL (where the token table is the database's, shared
+by every process).
 """
 
 from __future__ import annotations
@@ -10,15 +12,33 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import websockets
 
 from tests.conftest import ServerProcess, Staff
+from tests.services import postgres_schema
 from tests.test_compliance_api import before_pong, recv
 
 _ids = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if request.param == "postgresql":
+            url, schema = stack.enter_context(postgres_schema())
+            env = {"SUNBID_DATABASE_URL": url, "SUNBID_DATABASE_SCHEMA": schema}
+        proc = ServerProcess(tmp_path / "data", **env).start()
+        try:
+            yield proc
+        finally:
+            if proc.process is not None:
+                proc.stop()
 
 
 async def sign_in(ws: Any, token: str) -> dict[str, Any]:
