@@ -46,11 +46,12 @@ class PushService:
     queue: PushQueue
     key: VapidKey
     allow: AllowList
-    worker: PushProcess
+    worker: PushProcess | None  # None: this process takes subscriptions, another sends
 
     @classmethod
-    async def open(cls, settings: PushSettings, bus: Bus) -> PushService:
-        """Open the queue and the key (loud errors, never a silent new key), start sending."""
+    async def open(cls, settings: PushSettings, bus: Bus, *, send: bool = True) -> PushService:
+        """Open the queue and the key (loud errors, never a silent new key), start
+        sending (unless `send` is False: another process of the deployment sends)."""
         data_dir, subject = settings.data_dir, settings.vapid_subject
         allow = AllowList.from_entries(settings.push_allowed_hosts)
         queue = PushQueue(data_dir / QUEUE_FILE)
@@ -66,13 +67,14 @@ class PushService:
                 "it; set a real mailto: or https: contact",
                 subject,
             )
-        worker = PushProcess(settings)
-        try:
-            await worker.start()
-        except BaseException:
-            await queue.close()
-            raise
-        bus.subscribe(worker.notify)
+        worker = PushProcess(settings) if send else None
+        if worker is not None:
+            try:
+                await worker.start()
+            except BaseException:
+                await queue.close()
+                raise
+            bus.subscribe(worker.notify)
         return cls(queue, key, allow, worker)
 
     @property
@@ -123,8 +125,9 @@ class PushService:
 
     @property
     def sending(self) -> bool:
-        """The worker process is running (false while it is being restarted)."""
-        return self.worker.alive
+        """The worker process is running (false while it is being restarted);
+        true where another process sends (`serve --no-worker`)."""
+        return self.worker is None or self.worker.alive
 
     async def unsubscribe(self, endpoint: str) -> None:
         await self.queue.delete(endpoint)
@@ -138,8 +141,9 @@ class PushService:
 
     def attempts(self) -> dict[str, float]:
         """Attempts by outcome, counted by the worker process(es) this server ran."""
-        return self.worker.metrics.deliveries()
+        return {} if self.worker is None else self.worker.metrics.deliveries()
 
     async def close(self) -> None:
-        await self.worker.close()
+        if self.worker is not None:
+            await self.worker.close()
         await self.queue.close()

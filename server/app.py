@@ -127,18 +127,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             stack.push_async_callback(state.compliance.close)
             # Push reads its settings from the same SUNBID_* variables.
             push_settings = PushSettings.from_env(settings.environ)
-            push = await PushService.open(push_settings, state.bus)
+            # `serve --no-worker`: subscriptions are taken here, sent by `sunbid worker`.
+            push = await PushService.open(push_settings, state.bus, send=settings.background)
             state.push = push
             stack.push_async_callback(push.close)
-            pruner = Pruner(
-                key_home(state.store),
-                push.queue,
-                clock,
-                keep_keys=timedelta(hours=settings.idempotency_keep_hours),
-                keep_deliveries=timedelta(days=push_settings.delivery_keep_days),
-            )
-            pruner.start()
-            stack.push_async_callback(pruner.close)
+            if settings.background:
+                pruner = Pruner(
+                    key_home(state.store),
+                    push.queue,
+                    clock,
+                    keep_keys=timedelta(hours=settings.idempotency_keep_hours),
+                    keep_deliveries=timedelta(days=push_settings.delivery_keep_days),
+                )
+                pruner.start()
+                stack.push_async_callback(pruner.close)
             stack.push_async_callback(app.close_streams)
             yield
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,6 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the API, streams and app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on the port (needs PostgreSQL and Redis to share)",
+    )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve only: push, compliance timers and pruning run in `sunbid worker`",
+    )
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a socket from --workers
+    commands.add_parser(
+        "worker",
+        help="run the background work (push, compliance timers, pruning) without serving HTTP",
+    )
 
     token = commands.add_parser("token", help="staff tokens").add_subparsers(
         dest="action", required=True
@@ -103,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sunbid: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        return serve_forever(settings, args.host, args.port)
+        if args.no_worker:
+            settings = dataclasses.replace(settings, background=False)
+        if args.workers != 1:
+            return _serve_workers(settings, args)
+        return serve_forever(settings, args.host, args.port, fd=args.fd)
+    if args.command == "worker":
+        return _worker(settings)
     if args.command == "verify":
         return _with_store(settings, lambda store: _verify(settings, store))
     if args.command in ("rebuild", "migrate"):
@@ -149,7 +172,55 @@ class _NoConnectionLines(logging.Filter):
         return record.msg not in self.PER_CONNECTION
 
 
-def serve_forever(settings: Settings, host: str, port: int) -> int:
+def shareable(settings: Settings) -> str | None:
+    """Why several processes cannot share this deployment; None if they can."""
+    database = settings.database_url.partition(":")[0]
+    bus = settings.bus_url.partition(":")[0]
+    if is_postgres(settings.database_url) and bus == "redis":
+        return None
+    return (
+        "several processes need a database and a bus they can all share:"
+        " SUNBID_DATABASE_URL=postgresql://… and SUNBID_BUS_URL=redis://…"
+        f" (this deployment has {database} and {bus}: one process serves it all)"
+    )
+
+
+def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("sunbid: --workers must be at least 1", file=sys.stderr)
+        return 2
+    refused = shareable(settings)
+    if refused is not None:
+        print(f"sunbid: --workers {args.workers}: {refused}", file=sys.stderr)
+        return 2
+    from server.supervisor import serve_workers
+
+    configure_logging(settings.log_format)
+    return serve_workers(
+        args.host, args.port, args.workers, ["--no-worker"] if args.no_worker else []
+    )
+
+
+def _worker(settings: Settings) -> int:
+    refused = shareable(settings)
+    if refused is not None:
+        print(f"sunbid worker: {refused}", file=sys.stderr)
+        return 2
+    from server.background import run_background
+
+    configure_logging(settings.log_format)
+    lock = lock_data_dir(settings.data_dir, "sunbid worker", shared=True)
+    try:
+        problem = asyncio.run(_schema_refusal(settings))
+        if problem is not None:
+            print(f"sunbid: {problem}", file=sys.stderr)
+            return 2
+        return asyncio.run(run_background(settings))
+    finally:
+        unlock_data_dir(lock)
+
+
+def serve_forever(settings: Settings, host: str, port: int, *, fd: int | None = None) -> int:
     configure_logging(settings.log_format)
     try:
         # Held until this process exits: one server per SQLite log, and
@@ -165,7 +236,7 @@ def serve_forever(settings: Settings, host: str, port: int) -> int:
         if problem is not None:
             print(f"sunbid: {problem}", file=sys.stderr)
             return 2
-        return _serve(settings, host, port)
+        return _serve(settings, host, port, fd)
     finally:
         unlock_data_dir(lock)
 
@@ -179,7 +250,7 @@ def data_files(settings: Settings) -> DataFiles:
     }
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings, host: str, port: int, fd: int | None = None) -> int:
     from server.app import create_app
 
     try:
@@ -195,6 +266,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         app,
         host=host,
         port=port,
+        fd=fd,  # from `serve --workers N`, which bound the port once for all
         http=protocol_class(settings.http_header_timeout, max_connections),
         # The client address per-address limits count: X-Forwarded-For's,
         # but only when the peer is one of these proxies.
@@ -222,7 +294,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     )
     if settings.log_format == "json":
         logging.getLogger("sunbid").info(banner)  # a log pipeline reads only JSON lines
-    else:
+    elif fd is None:  # with --workers, the supervisor has said where once
         print(banner, flush=True)
     _Server(config).run()
     return 0

@@ -76,6 +76,9 @@ class Settings:
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
+    # The background work (push worker, compliance duty, pruning) runs here:
+    # False for `serve --no-worker`, whose deployment runs `sunbid worker`.
+    background: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

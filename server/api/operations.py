@@ -85,4 +85,6 @@ async def not_ready(state: AppState) -> list[str]:
         await asyncio.wait_for(state.store.get_event(max(state.store.head, 1)), STORE_READ_SECONDS)
     except Exception:
         reasons.append("store_unreadable")
+    # The bus's own view (server/bus/): e.g. not yet subscribed at start-up.
+    reasons += getattr(state.bus, "not_ready", lambda: [])()
     return reasons

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,8 +20,11 @@ STATUSES = ("open", "closing")
 SORTS = ("activity", "closes")
 
 
+NODE = f"{socket.gethostname()}:{os.getpid()}"  # which process answered, of a deployment's many
+
+
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "head": state_of(request).store.head})
+    return JSONResponse({"status": "ok", "head": state_of(request).store.head, "node": NODE})
 
 
 async def categories(request: Request) -> Response:
