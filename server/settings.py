@@ -28,6 +28,7 @@ class Settings:
     database_url: str
     database_schema: str  # PostgreSQL only: the schema holding every table
     bus_url: str
+    bus_prefix: str  # prefixes every Redis key and channel: deployments can share one Redis
     timezone: ZoneInfo
     demo: bool
     # Limits: exceeding one answers with the contract's error, never a crash.
@@ -104,6 +105,7 @@ class Settings:
             database_url=read.database_url(env),
             database_schema=read.database_schema(env),
             bus_url=env.get("SUNBID_BUS_URL", "memory://"),
+            bus_prefix=bus_prefix(env),
             timezone=read.timezone(env),
             demo=read.flag(env, "SUNBID_DEMO", True),
             max_body_bytes=max_body_bytes,
@@ -163,3 +165,15 @@ def _token(env: Mapping[str, str], name: str) -> str | None:
             f"{name} must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, no spaces"
         )
     return raw
+
+
+def bus_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("SUNBID_BUS_PREFIX", "sunbid")
+    if (
+        not prefix
+        or len(prefix) > 100
+        or not prefix.isprintable()
+        or any(c.isspace() for c in prefix)
+    ):
+        raise SettingsError("SUNBID_BUS_PREFIX must be 1-100 printable characters without spaces")
+    return prefix

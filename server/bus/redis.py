@@ -1,0 +1,246 @@
+"""The scale-out bus: committed events travel between processes over Redis pub/sub.
+
+Redis is the fast path, not the record: pub/sub keeps nothing, so a message
+lost to a restart or a dropped connection is simply not there. The log is
+the record. Every batch, whatever its source, goes through the `Sequencer`,
+which reads any gap from the log; and whenever the channel has been quiet
+for a second, or Redis cannot be reached, the database itself is polled.
+So Redis going away slows nothing down by more than a poll interval, and
+nothing is lost or doubled when it comes back.
+
+Message: a JSON array of the batch's event documents, the exact bytes the
+store wrote (`StoredEvent.json`). The receiver needs nothing else (no read
+per message: that is the point of the bus), and a batch is what one commit
+produced, so its size is bounded by the writer's batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+from server.bus import Deliver
+from server.bus.sequencer import Log, Sequencer
+from server.core.events import StoredEvent
+
+log = logging.getLogger("sunbid.bus")
+
+QUIET = 1.0  # poll the database once the channel has said nothing for this long
+POLL = 0.5  # and this often while Redis is unreachable
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 2.0
+SEND_TIMEOUT = 1.0
+POLL_PAGE = 1000
+
+
+class RedisBus:
+    def __init__(self, url: str, log_: Log, prefix: str = "sunbid") -> None:
+        self.url = url
+        self.channel = f"{prefix}:events"
+        self._subscribers: list[Deliver] = []
+        self.sequencer = Sequencer(log_, self._deliver_all)
+        self._client: redis.Redis | None = None
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._listening = False  # subscribed to the channel right now
+        self._send_down_until = 0.0  # monotonic time before which sending is not tried
+        self._reported_down = False
+        self._reported_poll_error = False
+        # Counters for metrics and tests.
+        self.received = 0
+        self.polls_found = 0
+        self.bad_messages = 0
+        self.dropped_sends = 0
+
+    # --- the Bus protocol -------------------------------------------------------------------
+
+    def subscribe(self, deliver: Deliver) -> None:
+        self._subscribers.append(deliver)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._client = redis.from_url(
+            self.url,
+            socket_connect_timeout=1,
+            socket_timeout=SEND_TIMEOUT + 1,
+            health_check_interval=0,
+        )
+        self.sequencer.start()
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name="sunbid-bus-send"),
+            asyncio.create_task(self._listen_loop(), name="sunbid-bus-listen"),
+        ]
+
+    def publish(self, events: Sequence[StoredEvent]) -> None:
+        if not self._started or not events:
+            return
+        # Local subscribers first, without waiting for a round trip through Redis.
+        self.sequencer.offer(events)
+        self._outbox.put_nowait(b"[" + b",".join(event.json for event in events) + b"]")
+
+    async def close(self) -> None:
+        self._started = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.sequencer.close()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._subscribers.clear()
+
+    # --- health -----------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self._listening and time.monotonic() >= self._send_down_until
+
+    def problems(self) -> list[str]:
+        """For /readyz: a degradation, not a reason to stop serving (the database
+        carries delivery meanwhile, at most a poll interval later)."""
+        return [] if self.healthy or not self._started else ["bus_unreachable"]
+
+    # --- inside -----------------------------------------------------------------------------
+
+    def _deliver_all(self, events: Sequence[StoredEvent]) -> None:
+        for deliver in self._subscribers:
+            try:
+                deliver(events)
+            except Exception:  # one failing subscriber must not starve the others
+                log.exception("a bus subscriber failed")
+
+    def _down(self, what: str, exc: BaseException) -> None:
+        self._listening = False
+        if not self._reported_down:  # once per outage, not once per message
+            self._reported_down = True
+            log.warning(
+                "Redis at %s is unreachable (%s: %s): delivering from the database",
+                self.url,
+                what,
+                exc,
+            )
+
+    def _up(self) -> None:
+        if self._reported_down:
+            self._reported_down = False
+            log.warning("Redis at %s is reachable again", self.url)
+
+    async def _send_loop(self) -> None:
+        assert self._client is not None
+        while True:
+            payload = await self._outbox.get()
+            if time.monotonic() < self._send_down_until:
+                # The others find these by polling the database, or as a gap.
+                self.dropped_sends += 1
+                continue
+            try:
+                await asyncio.wait_for(self._client.publish(self.channel, payload), SEND_TIMEOUT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.dropped_sends += 1
+                self._send_down_until = time.monotonic() + BACKOFF_MAX
+                self._down("publishing", exc)
+
+    async def _listen_loop(self) -> None:
+        assert self._client is not None
+        backoff = BACKOFF_MIN
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                # Subscribed first, then read the log once: what was committed
+                # while not listening comes from there, what follows from Redis.
+                self._listening = True
+                self._send_down_until = 0.0
+                self._up()
+                backoff = BACKOFF_MIN
+                await self._poll()
+                while True:
+                    message = await pubsub.get_message(timeout=QUIET)
+                    if message is None:
+                        await self._poll()  # quiet: maybe Redis lost it, maybe nothing happened
+                    elif message.get("type") == "message":
+                        self._receive(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._down("listening", exc)
+            finally:
+                self._listening = False
+                try:
+                    await asyncio.shield(pubsub.aclose())
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the connection is gone already
+                    pass
+            # Until the next attempt, the database carries live delivery.
+            retry_at = time.monotonic() + backoff
+            while (left := retry_at - time.monotonic()) > 0:
+                await self._poll()
+                await asyncio.sleep(min(POLL, left))
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _poll(self) -> None:
+        try:
+            while True:
+                events = await self.sequencer.log.events_since(
+                    self.sequencer.delivered, None, POLL_PAGE
+                )
+                if events:
+                    self.polls_found += 1
+                    self.sequencer.offer(events)
+                if len(events) < POLL_PAGE or self.sequencer.filling:
+                    break
+            self._reported_poll_error = False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store answers 503 meanwhile; streams wait
+            if not self._reported_poll_error:
+                self._reported_poll_error = True
+                log.warning("polling the log for new events failed: %s", exc)
+
+    def _receive(self, data: Any) -> None:
+        try:
+            events = parse(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            # Not ours or damaged: anything it held is read from the log as a gap.
+            self.bad_messages += 1
+            log.warning("ignoring a malformed message on %s: %s", self.channel, exc)
+            return
+        self.received += 1
+        self.sequencer.offer(events)
+
+
+def parse(data: Any) -> list[StoredEvent]:
+    """The events of one message, ascending; ValueError/TypeError/KeyError if it is not one."""
+    if not isinstance(data, bytes | str):
+        raise TypeError(f"a message of type {type(data).__name__}")
+    documents = orjson.loads(data)
+    if not isinstance(documents, list):
+        raise ValueError("not a JSON array")
+    events = []
+    for document in documents:
+        if not isinstance(document, dict):
+            raise ValueError("an element is not an object")
+        seq = document["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise ValueError(f"bad seq {seq!r}")
+        for field in ("project", "category", "agency", "stage"):
+            if not isinstance(document[field], str):
+                raise ValueError(f"bad {field}")
+        if not isinstance(document["region"], str | None):
+            raise ValueError("bad region")
+        events.append(StoredEvent.from_dict(document))
+    events.sort(key=lambda event: event.seq)
+    return events
