@@ -223,6 +223,11 @@ def test_the_bus_prefix_setting(tmp_path: Path) -> None:
     for bad in ("", "a b", "x" * 101, "a\nb"):
         with pytest.raises(SettingsError, match="SUNBID_BUS_PREFIX"):
             Settings.from_env({**base, "SUNBID_BUS_PREFIX": bad})
+    for good in ("memory://", "redis://127.0.0.1", "redis://h:6380/2", "rediss://u:p@h/0"):
+        assert Settings.from_env({**base, "SUNBID_BUS_URL": good}).bus_url == good
+    for bad in ("kafka://h", "redis://", "redis://h:port/0", "redis://h:99999", "redis://h/x"):
+        with pytest.raises(SettingsError, match="SUNBID_BUS_URL"):
+            Settings.from_env({**base, "SUNBID_BUS_URL": bad})
 
 
 # --- two processes over Redis -------------------------------------------------------------------

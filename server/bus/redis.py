@@ -17,6 +17,7 @@ produced, so its size is bounded by the writer's batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ class RedisBus:
         self.channel = f"{prefix}:events"
         self._subscribers: list[Deliver] = []
         self.sequencer = Sequencer(log_, self._deliver_all)
-        self._client: redis.Redis | None = None
+        self._client: redis.Redis | None = self._connect()
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -67,18 +68,23 @@ class RedisBus:
     async def start(self) -> None:
         if self._started:
             return
-        self._client = redis.from_url(
-            self.url,
-            socket_connect_timeout=1,
-            socket_timeout=SEND_TIMEOUT + 1,
-            health_check_interval=0,
-        )
+        if self._client is None:  # closed and started again
+            self._client = self._connect()
         self.sequencer.start()
         self._started = True
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="sunbid-bus-send"),
             asyncio.create_task(self._listen_loop(), name="sunbid-bus-listen"),
         ]
+
+    def _connect(self) -> redis.Redis:
+        """A client (connecting lazily); a URL it cannot use is a settings error, at once."""
+        try:
+            return redis.from_url(
+                self.url, socket_connect_timeout=1, socket_timeout=SEND_TIMEOUT + 1
+            )
+        except ValueError as exc:
+            raise ValueError(f"SUNBID_BUS_URL: {exc} (use redis://host[:port][/db])") from exc
 
     def publish(self, events: Sequence[StoredEvent]) -> None:
         if not self._started or not events:
@@ -178,12 +184,8 @@ class RedisBus:
                 self._down("listening", exc)
             finally:
                 self._listening = False
-                try:
-                    await asyncio.shield(pubsub.aclose())
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # the connection is gone already
-                    pass
+                with contextlib.suppress(Exception):  # the connection is gone already
+                    await pubsub.aclose()
             # Until the next attempt, the database carries live delivery.
             retry_at = time.monotonic() + backoff
             while (left := retry_at - time.monotonic()) > 0:
