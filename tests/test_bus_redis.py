@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 import redis.asyncio as redis
+from websockets.asyncio.client import connect
 
 from server.bus import open_bus
 from server.bus.memory import MemoryBus
@@ -30,7 +31,7 @@ from server.projects import open_projects
 from server.projects.changes import registration
 from server.settings import Settings, SettingsError
 from server.store import AppendRequest, open_store
-from tests.conftest import with_facts
+from tests.conftest import ServerProcess, Staff, with_facts
 from tests.services import OwnRedis, redis_url, unique_name
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -412,3 +413,46 @@ async def test_close_leaves_no_task_behind(deployment: Deployment) -> None:
     left = [t for t in asyncio.all_tasks() if t.get_name().startswith("sunbid-bus")]
     assert left == []
     deployment.a.publish(await deployment.store.events_since(0, None, 10))  # after close: ignored
+
+
+# --- the server on a Redis bus ------------------------------------------------------------------
+
+
+async def test_a_server_on_a_redis_bus_streams_on_and_reports_the_outage(tmp_path: Path) -> None:
+    own = OwnRedis().start()
+    server = ServerProcess(
+        tmp_path / "data", SUNBID_BUS_URL=own.url, SUNBID_BUS_PREFIX=unique_name("bus")
+    ).start()
+    staff = Staff(server, server.token("admin-test"))
+    try:
+        staff.project("P-1")
+        async with connect(server.ws_url + "?topics=all&since=0") as ws:
+
+            async def next_seqs(count: int) -> list[int]:
+                seqs: list[int] = []
+                while len(seqs) < count:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if message["op"] == "event":
+                        seqs.append(message["event"]["seq"])
+                return seqs
+
+            assert await next_seqs(1) == [1]
+            own.stop()
+            began = time.monotonic()
+            while staff.client.get("/readyz").json().get("degraded") != ["bus_unreachable"]:
+                assert time.monotonic() - began < 5, "the outage is reported within 5 s"
+                await asyncio.sleep(0.1)
+            assert staff.client.get("/readyz").status_code == 200, "degraded, still serving"
+            staff.publish("P-1")
+            assert await next_seqs(1) == [2]
+            own.start()
+            began = time.monotonic()
+            while "degraded" in staff.client.get("/readyz").json():
+                assert time.monotonic() - began < 10, "Redis is used again"
+                await asyncio.sleep(0.1)
+            staff.publish("P-1")
+            assert await next_seqs(1) == [3]
+    finally:
+        staff.client.close()
+        server.stop()
+        own.stop()
