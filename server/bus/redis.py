@@ -126,7 +126,6 @@ class RedisBus:
                 log.exception("a bus subscriber failed")
 
     def _down(self, what: str, exc: BaseException) -> None:
-        self._listening = False
         if not self._reported_down:  # once per outage, not once per message
             self._reported_down = True
             log.warning(
@@ -151,6 +150,8 @@ class RedisBus:
                 continue
             try:
                 await asyncio.wait_for(self._client.publish(self.channel, payload), SEND_TIMEOUT)
+                if self._listening:
+                    self._up()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
