@@ -204,7 +204,7 @@ def test_a_malformed_message_is_refused_with_a_value_or_type_error(data: Any) ->
 async def test_open_bus_chooses_by_scheme_and_the_memory_bus_moves_head() -> None:
     log = FakeLog()
     memory = open_bus("memory://", log)
-    assert isinstance(memory, MemoryBus) and memory.problems() == []
+    assert isinstance(memory, MemoryBus) and memory.problems() == [] and memory.counters() == {}
     seen = Recorder(log)
     memory.subscribe(seen)
     await memory.start()
@@ -356,6 +356,9 @@ async def test_a_dropped_message_is_filled_from_the_log(deployment: Deployment) 
     took = await until(lambda: len(deployment.seen_b.seqs) == 4, 3)
     assert took < 2.5 and deployment.b.polls_found >= 1
     assert_once_in_order(deployment)
+    counters = deployment.b.counters()
+    assert counters["sunbid_bus_gap_fills"][1] == 1
+    assert counters["sunbid_bus_polls_found"][1] == deployment.b.polls_found
 
 
 async def test_a_malformed_message_is_ignored(deployment: Deployment) -> None:
@@ -452,6 +455,9 @@ async def test_a_server_on_a_redis_bus_streams_on_and_reports_the_outage(tmp_pat
                 await asyncio.sleep(0.1)
             staff.publish("P-1")
             assert await next_seqs(1) == [3]
+        metrics = staff.client.get("/metrics").text
+        assert "\nsunbid_bus_messages_dropped_total 1.0\n" in metrics, "the one sent while down"
+        assert "\nsunbid_bus_messages_received_total " in metrics
     finally:
         staff.client.close()
         server.stop()

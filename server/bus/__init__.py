@@ -32,6 +32,10 @@ class Bus(Protocol):
         """What /readyz reports as degraded (empty when all is well)."""
         ...
 
+    def counters(self) -> dict[str, tuple[str, int]]:
+        """For /metrics: name -> (help, count since start); empty for the memory bus."""
+        ...
+
 
 def open_bus(url: str, log: Log, *, prefix: str = "sunbid") -> Bus:
     """The bus for `url`; `log` is the store, whose `head` the bus moves

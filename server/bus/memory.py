@@ -43,3 +43,6 @@ class MemoryBus:
 
     def problems(self) -> list[str]:
         return []
+
+    def counters(self) -> dict[str, tuple[str, int]]:
+        return {}

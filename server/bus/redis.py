@@ -116,6 +116,27 @@ class RedisBus:
         carries delivery meanwhile, at most a poll interval later)."""
         return [] if self.healthy or not self._started else ["bus_unreachable"]
 
+    def counters(self) -> dict[str, tuple[str, int]]:
+        return {
+            "sunbid_bus_messages_received": (
+                "Messages from other processes received over Redis",
+                self.received,
+            ),
+            "sunbid_bus_messages_malformed": ("Messages on the channel ignored", self.bad_messages),
+            "sunbid_bus_messages_dropped": (
+                "Batches not sent to Redis because it was unreachable",
+                self.dropped_sends,
+            ),
+            "sunbid_bus_gap_fills": (
+                "Gaps in what arrived, read from the log",
+                self.sequencer.gap_fills,
+            ),
+            "sunbid_bus_polls_found": (
+                "Polls of the database that found events Redis had not brought",
+                self.polls_found,
+            ),
+        }
+
     # --- inside -----------------------------------------------------------------------------
 
     def _deliver_all(self, events: Sequence[StoredEvent]) -> None:
