@@ -8,6 +8,7 @@ log through a view with a `head` of its own, as another process would.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -407,6 +408,40 @@ async def test_with_redis_down_delivery_goes_on_from_the_database(tmp_path: Path
         own.stop()
     left = [t for t in asyncio.all_tasks() if t.get_name().startswith("sunbid-bus")]
     assert left == [], "close() leaves no task behind"
+
+
+async def test_with_redis_hung_delivery_goes_on_from_the_database(tmp_path: Path) -> None:
+    """A Redis that accepts nothing and answers nothing (stopped, or a network
+    that drops packets): no error comes, only silence, and the polls carry on."""
+    own = OwnRedis().start()
+    store = open_store(f"sqlite:///{tmp_path / 'log.db'}", CLOCK)
+    open_projects(store, DOMAIN)
+    await store.open()
+    pair = Deployment(store, own.url, unique_name("sunbid_test"))
+    try:
+        await pair.start()
+        await until(lambda: len(pair.seen_b.seqs) == 1, 5)
+        assert own.process is not None
+        own.process.send_signal(signal.SIGSTOP)
+        try:
+            await pair.publish(5)
+            took = await until(lambda: len(pair.seen_b.seqs) == 6, 5)
+            assert took < 5
+            await until(lambda: pair.a.problems() == ["bus_unreachable"], 5)  # its send timed out
+            # B only listens: its ping goes unanswered (3 s of silence, 2 s to answer).
+            await until(lambda: pair.b.problems() == ["bus_unreachable"], 10)
+            await pair.publish(2)
+            await until(lambda: len(pair.seen_b.seqs) == 8, 5)
+        finally:
+            own.process.send_signal(signal.SIGCONT)
+        await until(lambda: pair.a.healthy and pair.b.healthy, 10)
+        await pair.publish(5)
+        await until(lambda: len(pair.seen_b.seqs) == 13, 5)
+        assert_once_in_order(pair)
+    finally:
+        await pair.close()
+        await store.close()
+        own.stop()
 
 
 async def test_close_leaves_no_task_behind(deployment: Deployment) -> None:

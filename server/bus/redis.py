@@ -4,9 +4,11 @@ Redis is the fast path, not the record: pub/sub keeps nothing, so a message
 lost to a restart or a dropped connection is simply not there. The log is
 the record. Every batch, whatever its source, goes through the `Sequencer`,
 which reads any gap from the log; and whenever the channel has been quiet
-for a second, or Redis cannot be reached, the database itself is polled.
-So Redis going away slows nothing down by more than a poll interval, and
-nothing is lost or doubled when it comes back.
+for a second, or Redis cannot be reached, the database itself is polled
+(a cheap indexed read that finds nothing most of the time). So Redis going
+away slows nothing down by more than a poll interval, and nothing is lost
+or doubled when it comes back. A silent subscription is pinged, so a hung
+Redis is noticed (and reported by /readyz as `bus_unreachable`) as a dead one is.
 
 Message: a JSON array of the batch's event documents, the exact bytes the
 store wrote (`StoredEvent.json`). The receiver needs nothing else (no read
@@ -33,7 +35,9 @@ from server.core.events import StoredEvent
 log = logging.getLogger("sunbid.bus")
 
 QUIET = 1.0  # poll the database once the channel has said nothing for this long
-POLL = 0.5  # and this often while Redis is unreachable
+POLL = 0.5  # how often the poller looks (it polls while quiet or unsubscribed)
+SILENCE = 3.0  # ping Redis after this long without a word on the subscription
+PONG_WAIT = 2.0  # and count it unreachable when the answer takes longer
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 2.0
 SEND_TIMEOUT = 1.0
@@ -51,6 +55,7 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._listening = False  # subscribed to the channel right now
+        self._last_heard = 0.0  # monotonic time of the subscription's last word
         self._send_down_until = 0.0  # monotonic time before which sending is not tried
         self._reported_down = False
         self._reported_poll_error = False
@@ -75,6 +80,9 @@ class RedisBus:
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="sunbid-bus-send"),
             asyncio.create_task(self._listen_loop(), name="sunbid-bus-listen"),
+            # A task of its own: a listener stuck on a hung connection must not
+            # hold up delivery from the database.
+            asyncio.create_task(self._poll_loop(), name="sunbid-bus-poll"),
         ]
 
     def _connect(self) -> redis.Redis:
@@ -189,17 +197,13 @@ class RedisBus:
                 await pubsub.subscribe(self.channel)
                 # Subscribed first, then read the log once: what was committed
                 # while not listening comes from there, what follows from Redis.
+                self._last_heard = time.monotonic()
                 self._listening = True
                 self._send_down_until = 0.0
                 self._up()
                 backoff = BACKOFF_MIN
                 await self._poll()
-                while True:
-                    message = await pubsub.get_message(timeout=QUIET)
-                    if message is None:
-                        await self._poll()  # quiet: maybe Redis lost it, maybe nothing happened
-                    elif message.get("type") == "message":
-                        self._receive(message.get("data"))
+                await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -208,12 +212,37 @@ class RedisBus:
                 self._listening = False
                 with contextlib.suppress(Exception):  # the connection is gone already
                     await pubsub.aclose()
-            # Until the next attempt, the database carries live delivery.
-            retry_at = time.monotonic() + backoff
-            while (left := retry_at - time.monotonic()) > 0:
-                await self._poll()
-                await asyncio.sleep(min(POLL, left))
+            await asyncio.sleep(backoff)  # the poller carries delivery meanwhile
             backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Hand on what arrives until the connection fails or falls silent."""
+        pinged_at: float | None = None
+        while True:
+            message = await pubsub.get_message(timeout=QUIET)
+            now = time.monotonic()
+            if message is not None:  # a pong too: the connection is alive
+                self._last_heard, pinged_at = now, None
+                if message.get("type") == "message":
+                    self._receive(message.get("data"))
+            elif pinged_at is not None and now - pinged_at > PONG_WAIT:
+                # A hung server or a network that drops packets gives no error, only this.
+                raise ConnectionError(f"no answer to a ping within {PONG_WAIT:g} s")
+            elif pinged_at is None and now - self._last_heard > SILENCE:
+                await asyncio.wait_for(pubsub.ping(), SEND_TIMEOUT)
+                pinged_at = now
+
+    async def _poll_loop(self) -> None:
+        """Read the log while the channel is quiet or Redis is unreachable: a lost
+        message, or an outage, delays an event by about a second, no more."""
+        polled = 0.0
+        while True:
+            await asyncio.sleep(POLL)
+            now = time.monotonic()
+            quiet = now - self._last_heard >= QUIET and now - polled >= QUIET
+            if not self._listening or quiet:
+                polled = now
+                await self._poll()
 
     async def _poll(self) -> None:
         try:
