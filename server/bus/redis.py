@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as redis
@@ -50,7 +51,10 @@ class RedisBus:
         self.channel = f"{prefix}:events"
         self._subscribers: list[Deliver] = []
         self.sequencer = Sequencer(log_, self._deliver_all)
-        self._client: redis.Redis | None = self._connect()
+        self._client: redis.Redis | None = self._connect()  # checks the URL first
+        parts = urlsplit(url)
+        # For log lines: never the password the URL may hold.
+        self.where = f"{parts.hostname}:{parts.port or 6379}"
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -127,7 +131,7 @@ class RedisBus:
     def counters(self) -> dict[str, tuple[str, int]]:
         return {
             "sunbid_bus_messages_received": (
-                "Messages from other processes received over Redis",
+                "Messages received over Redis (this process's own come back too)",
                 self.received,
             ),
             "sunbid_bus_messages_malformed": ("Messages on the channel ignored", self.bad_messages),
@@ -159,7 +163,7 @@ class RedisBus:
             self._reported_down = True
             log.warning(
                 "Redis at %s is unreachable (%s: %s): delivering from the database",
-                self.url,
+                self.where,
                 what,
                 exc,
             )
@@ -167,7 +171,7 @@ class RedisBus:
     def _up(self) -> None:
         if self._reported_down:
             self._reported_down = False
-            log.warning("Redis at %s is reachable again", self.url)
+            log.warning("Redis at %s is reachable again", self.where)
 
     async def _send_loop(self) -> None:
         assert self._client is not None
