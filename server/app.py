@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         clock=clock,
         store=store,
         projects=projects,
-        bus=open_bus(settings.bus_url),
+        bus=open_bus(settings.bus_url, store, prefix=settings.bus_prefix),
         hub=hub,
         auth=auth,
         limiter=ConnectionLimiter(settings.max_connections_per_address),

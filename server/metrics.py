@@ -66,7 +66,7 @@ class Metrics:
 
     async def exposition(self, state: AppState) -> bytes:
         """The text to answer a scrape with: the async reads first, then one pass."""
-        families = [*_streams(state), *await _sidefiles(state)]
+        families = [*_streams(state), *_bus(state), *await _sidefiles(state)]
         return generate_latest(_Scrape([*self.registry.collect(), *families]))
 
 
@@ -108,6 +108,15 @@ def _streams(state: AppState) -> Iterator[Metric]:
         deliveries.add_metric([transport], delivered[transport])
         lagging.add_metric([transport], counters.lagging_closes)
     yield from (connections, deliveries, lagging)
+
+
+def _bus(state: AppState) -> Iterator[Metric]:
+    """The Redis bus's counters (none for the one-process bus): how often Redis
+    lost something that the log then supplied."""
+    for name, (description, value) in state.bus.counters().items():
+        family = CounterMetricFamily(name, description)
+        family.add_metric([], value)
+        yield family
 
 
 async def _sidefiles(state: AppState) -> list[Metric]:

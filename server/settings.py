@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from server.core import env as read
@@ -28,6 +29,7 @@ class Settings:
     database_url: str
     database_schema: str  # PostgreSQL only: the schema holding every table
     bus_url: str
+    bus_prefix: str  # prefixes every Redis key and channel: deployments can share one Redis
     timezone: ZoneInfo
     demo: bool
     # Limits: exceeding one answers with the contract's error, never a crash.
@@ -106,7 +108,8 @@ class Settings:
             data_dir=read.data_dir(env),
             database_url=read.database_url(env),
             database_schema=read.database_schema(env),
-            bus_url=env.get("SUNBID_BUS_URL", "memory://"),
+            bus_url=bus_url(env),
+            bus_prefix=bus_prefix(env),
             timezone=read.timezone(env),
             demo=read.flag(env, "SUNBID_DEMO", True),
             max_body_bytes=max_body_bytes,
@@ -166,3 +169,33 @@ def _token(env: Mapping[str, str], name: str) -> str | None:
             f"{name} must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, no spaces"
         )
     return raw
+
+
+def bus_url(env: Mapping[str, str]) -> str:
+    """Checked here so a typo stops `sunbid serve` with a message, not a traceback."""
+    url = env.get("SUNBID_BUS_URL", "memory://")
+    usage = "SUNBID_BUS_URL must be memory:// or redis://host[:port][/db]"
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return url
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise SettingsError(usage)
+    try:
+        parts.port  # noqa: B018 - raises ValueError when it is not a port number
+    except ValueError:
+        raise SettingsError(f"{usage} (bad port)") from None
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise SettingsError(f"{usage} (the database is a number)")
+    return url
+
+
+def bus_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("SUNBID_BUS_PREFIX", "sunbid")
+    if (
+        not prefix
+        or len(prefix) > 100
+        or not prefix.isprintable()
+        or any(c.isspace() for c in prefix)
+    ):
+        raise SettingsError("SUNBID_BUS_PREFIX must be 1-100 printable characters without spaces")
+    return prefix

@@ -62,7 +62,7 @@ class Server:
         self.store = open_store(settings.database_url, self.clock)
         self.projects = open_projects(self.store, DOMAIN)
         await self.store.open()
-        bus = open_bus("memory://")
+        bus = open_bus("memory://", self.store)
         self.store.on_commit(bus.publish)
         await bus.start()
         self.compliance = Compliance.load(settings, DOMAIN, self.clock, self._broadcast)
@@ -333,7 +333,7 @@ async def test_the_demo_breaks_only_its_deliberate_rule_whatever_the_date(
     compliance = Compliance.load(settings, DOMAIN, clock, lambda message: None)
     try:
         await load_demo(store, projects, DOMAIN, now)
-        await compliance.open(store, open_bus("memory://"))
+        await compliance.open(store, open_bus("memory://", store))
         docs, _ = await compliance.warnings.list({}, None, None, 500)
     finally:
         await compliance.close()

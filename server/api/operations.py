@@ -70,7 +70,9 @@ def degradations(state: AppState) -> list[str]:
     taking the one server out of rotation for it would stop the streams and
     the API as well, for everyone.
     """
-    return [] if state.push is not None and state.push.sending else ["push_worker_down"]
+    push = [] if state.push is not None and state.push.sending else ["push_worker_down"]
+    # Redis down: the bus polls the database meanwhile, so streams go on.
+    return push + state.bus.problems()
 
 
 async def not_ready(state: AppState) -> list[str]:

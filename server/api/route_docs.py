@@ -168,9 +168,11 @@ ROUTES: dict[tuple[str, str], Doc] = {
         description="200 when the log is open and answers a read within 2 s, the "
         "compliance watchdog has rebuilt and runs, and no shutdown has begun; `degraded` "
         "lists what does not work meanwhile without stopping service (`push_worker_down`: "
-        "it is being restarted). Otherwise 503 `not_ready` with `Retry-After` and "
-        "`details.reasons`, a list of `store_unreadable`, `compliance_not_running`, "
-        "`shutting_down`. `/healthz` is liveness only.",
+        "it is being restarted; `bus_unreachable`: Redis is down and events from other "
+        "processes come by polling the database, at most a second later). Otherwise 503 "
+        "`not_ready` with `Retry-After` and `details.reasons`, a list of "
+        "`store_unreadable`, `compliance_not_running`, `shutting_down`. "
+        "`/healthz` is liveness only.",
     ),
     ("/metrics", "get"): Doc(
         "metrics",

@@ -144,7 +144,7 @@ class Ready(Struct):
     head: Head
     degraded: (
         Annotated[
-            list[Literal["push_worker_down"]],
+            list[Literal["push_worker_down", "bus_unreachable"]],
             described("What does not work now, though the process serves."),
         ]
         | UnsetType

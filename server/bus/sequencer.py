@@ -1,0 +1,113 @@
+"""Turning batches from several sources into one gapless, ascending delivery.
+
+With several processes on one log, events reach a process three ways: its
+own commits (`publish`), other processes' commits (Redis) and the database
+itself (polling while Redis is quiet or down). They overlap, come in any
+order and can miss events (a dropped message, a Redis outage). Subscribers
+need every event exactly once, contiguous and ascending, so everything goes
+through one `Sequencer`: it drops what was delivered, delivers what follows
+on directly, and reads a gap from the log before anything after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from server.core.events import StoredEvent
+
+log = logging.getLogger("sunbid.bus")
+
+PAGE = 1000
+
+
+class Log(Protocol):
+    """What the sequencer needs of the store."""
+
+    head: int
+
+    async def events_since(self, since: int, topics: None, limit: int) -> list[StoredEvent]: ...
+
+
+class Sequencer:
+    def __init__(
+        self, log: Log, deliver_all: Callable[[Sequence[StoredEvent]], None], page: int = PAGE
+    ) -> None:
+        self.log = log
+        self._deliver_all = deliver_all
+        self._page = page
+        self.delivered = log.head
+        self._gap: asyncio.Task[None] | None = None
+        self._missed = False
+        self.gap_fills = 0  # gaps read from the log (for metrics and tests)
+        self.filled_events = 0
+
+    def start(self) -> None:
+        """Begin at the log's head now: what came before was someone else's to deliver."""
+        self.delivered = max(self.delivered, self.log.head)
+
+    def offer(self, events: Sequence[StoredEvent]) -> None:
+        """Take a batch in ascending seq order from any source (never raises)."""
+        if not events:
+            return
+        if self._gap is not None:
+            # The filling task reads until it finds nothing new, so whatever
+            # this batch holds is read from the log there, in order.
+            self._missed = True
+            return
+        fresh = [event for event in events if event.seq > self.delivered]
+        if not fresh:
+            return
+        if fresh[0].seq != self.delivered + 1 or not _contiguous(fresh):
+            self._missed = True
+            self._gap = asyncio.create_task(self._fill(), name="sunbid-bus-gap")
+            return
+        self._hand_on(fresh)
+
+    async def close(self) -> None:
+        if self._gap is not None:
+            self._gap.cancel()
+            await asyncio.gather(self._gap, return_exceptions=True)
+            self._gap = None
+
+    @property
+    def filling(self) -> bool:
+        return self._gap is not None
+
+    def _hand_on(self, events: Sequence[StoredEvent]) -> None:
+        # `head` moves with no await before the subscribers run: a client that
+        # reads `head` and then joins the hub misses nothing and gets nothing twice.
+        self.delivered = events[-1].seq
+        self.log.head = self.delivered
+        try:
+            self._deliver_all(events)
+        except Exception:  # the subscribers guard themselves; this is the last line
+            log.exception("delivering a batch failed")
+
+    async def _fill(self) -> None:
+        try:
+            self.gap_fills += 1
+            while self._missed:  # a read may have begun just before their commit
+                self._missed = False
+                while True:
+                    events = await self.log.events_since(self.delivered, None, self._page)
+                    fresh = [event for event in events if event.seq > self.delivered]
+                    if fresh:
+                        self.filled_events += len(fresh)
+                        self._hand_on(fresh)
+                    if len(events) < self._page:
+                        break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The next batch or poll finds the gap again and retries.
+            log.warning("reading the log after a gap failed: %s", exc)
+        finally:
+            self._gap = None
+
+
+def _contiguous(events: Sequence[StoredEvent]) -> bool:
+    return all(b.seq == a.seq + 1 for a, b in itertools.pairwise(events))
