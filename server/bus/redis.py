@@ -43,6 +43,7 @@ BACKOFF_MIN = 0.1
 BACKOFF_MAX = 2.0
 SEND_TIMEOUT = 1.0
 POLL_PAGE = 1000
+OUTBOX_MAX = 10_000  # batches waiting to be sent
 
 
 class RedisBus:
@@ -103,6 +104,9 @@ class RedisBus:
             return
         # Local subscribers first, without waiting for a round trip through Redis.
         self.sequencer.offer(events)
+        if self._outbox.qsize() >= OUTBOX_MAX:  # Redis slow but not failing: bound the memory
+            self.dropped_sends += 1  # the others read these from the log
+            return
         self._outbox.put_nowait(b"[" + b",".join(event.json for event in events) + b"]")
 
     async def close(self) -> None:

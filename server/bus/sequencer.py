@@ -39,7 +39,7 @@ class Sequencer:
         self.log = log
         self._deliver_all = deliver_all
         self._page = page
-        self.delivered = log.head
+        self.delivered = getattr(log, "head", 0)  # a store sets it in open(); see start()
         self._gap: asyncio.Task[None] | None = None
         self._missed = False
         self.gap_fills = 0  # gaps read from the log (for metrics and tests)
