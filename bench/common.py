@@ -287,6 +287,7 @@ class Server:
     log_path: Path | None = None
     seq: int = 0  # baselines: the publishers number events themselves
     cwd: Path = ROOT  # another checkout's, to measure an earlier version of Sunbid
+    cores: set[int] = field(default_factory=lambda: {SERVER_CORE})  # where it may run
 
     @property
     def pid(self) -> int:
@@ -314,7 +315,7 @@ class Server:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=lambda: os.sched_setaffinity(0, {SERVER_CORE}),
+            preexec_fn=lambda: os.sched_setaffinity(0, self.cores),
         )
         log.close()
         deadline = time.monotonic() + timeout

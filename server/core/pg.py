@@ -144,6 +144,7 @@ class Database:
             timeout=CONNECT_SECONDS,
             command_timeout=COMMAND_SECONDS,
             server_settings={"search_path": self.schema, "application_name": "sunbid"},
+            reset=_reset,
         )
 
     @property
@@ -167,6 +168,15 @@ class Database:
 
 
 # Pools by (event loop, url, schema): a pool belongs to the loop that opened it.
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Ready a connection for its next user. asyncpg's default resets every
+    session setting (a round trip per release: a tenth of a publication's
+    server time); nothing here changes one, so only an open transaction (a
+    task cancelled inside one) needs ending."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 _open: dict[tuple[int, str, str], Database] = {}
 _opening: dict[int, asyncio.Lock] = {}
 
