@@ -26,6 +26,7 @@ import pytest
 
 from server.bus import Bus, open_bus
 from server.compliance import logread
+from server.compliance.derived import ComplianceRecord
 from server.compliance.records import Progress, Snapshot, WarningStore
 from server.compliance.service import Compliance
 from server.compliance.watchdog import Alert, Level
@@ -416,6 +417,23 @@ async def test_replay_of_a_postgres_log_reads_what_sqlite_reads(
     events = await process.store.events_since(0, None, 100)
     assert [f.seq for f in facts] == [e.seq for e in events]
     assert facts == [dog.fact(e) for e in events]
+
+    # `sunbid verify` compares the PostgreSQL record with a replay of the log.
+    await asyncio.sleep(1.5)  # the latest warnings stored
+    settings = Settings.from_env({"SUNBID_DATA_DIR": str(tmp_path / "none"), **process.env})
+    record = ComplianceRecord.load(settings, DOMAIN, process.clock)
+    assert await record.check(process.store) is None
+    assert process.compliance.warnings.fence is not None
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(
+            f"UPDATE {settings.database_schema}.warnings SET level = 'approaching'"
+            " WHERE level = 'breach'"
+        )
+    finally:
+        await conn.close()
+    problem = await record.check(process.store)
+    assert problem is not None and "level" in problem
 
 
 # --- real processes ---------------------------------------------------------------------------

@@ -149,6 +149,16 @@ class Ready(Struct):
         ]
         | UnsetType
     ) = UNSET
+    compliance_active: (
+        Annotated[
+            bool,
+            described(
+                "This process stores the compliance warnings (it holds the lease; "
+                "always with SQLite). A standby serves the same answers from memory."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 # --- the vocabulary and the directory --------------------------------------------------------

@@ -322,7 +322,9 @@ class Compliance:
             now = self.clock.now()
             self._emit(self.watchdog.fire(now))
             self.fired_until = now
-            if not self.active:
+            if not self.active or self._unsaved:
+                # (Kept warnings while active: the lease lapsed for a moment
+                # and came back without changing hands; they are stored now.)
                 await self._take_turn()
             elif (
                 self.snapshot_events
@@ -374,8 +376,9 @@ class Compliance:
         self._pending = self._pending[len(batch) - len(kept) :]
         self._unsaved.clear()
         self._replace = False
-        self._active = True
-        if self._lease is not None:
+        # Stored under the lease (fenced); if it went meanwhile, stand by again.
+        was_active, self._active = self._active, self._lease is None or self._lease.active
+        if self._lease is not None and self._active and not was_active:
             log.info("compliance: active, %d warnings stored on taking over", len(batch))
 
     def _keep_pending(self) -> None:
@@ -400,15 +403,15 @@ class Compliance:
                 if not rows or rows[0][0] != self.fingerprint:
                     return
                 self._other_rules = False
-            # Pruned, this process's warnings are no longer all: they can add
-            # to the stored record, never replace it.
-            self._replace = False
             stored = await self.warnings.progress()
         except Exception as exc:
             log.warning("compliance: reading the stored progress failed: %s", exc)
             return
         if stored is None:
             return
+        # Pruned, this process's warnings are no longer all: they can add to
+        # the stored record, never replace it.
+        self._replace = False
         self._unsaved = {
             key: kept
             for key, kept in self._unsaved.items()
