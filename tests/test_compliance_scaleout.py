@@ -439,48 +439,62 @@ async def test_replay_of_a_postgres_log_reads_what_sqlite_reads(
 # --- real processes ---------------------------------------------------------------------------
 
 
-async def test_sigkill_of_the_active_server_hands_the_watchdog_to_another(
+def test_sigkill_of_the_active_server_hands_the_watchdog_to_another(
     tmp_path: Path, database: tuple[str, str]
 ) -> None:
-    pytest.importorskip("server.bus.redis", reason="the Redis bus is not on this branch yet")
+    """Two `sunbid serve` on one schema and one Redis bus: one stores warnings;
+    SIGKILL it, and the other stores them within 15 s, also those made while
+    no process held the lease, each once. (Skipped until the Redis bus is
+    there: the memory bus is not shared between processes.)"""
+    pytest.importorskip("server.bus.redis", reason="the Redis bus (server/bus/redis.py) is absent")
+    from tests.conftest import Staff
     from tests.services import redis_url
-    from tests.test_scaleout import Deployment, create_project, staff_client
+    from tests.test_scaleout import Deployment
 
     deployment = Deployment(tmp_path, database, redis_url())
     try:
         servers = deployment.start(2)
         token = deployment.token()
 
-        async def active() -> list[bool]:
-            answers = []
-            for server in servers:
-                if server.process is None:
-                    answers.append(False)
-                    continue
-                async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-                    answer = (await client.get("/readyz")).json()
-                answers.append(bool(answer.get("compliance_active")))
-            return answers
+        def active() -> list[bool]:
+            return [
+                server.process is not None
+                and bool(httpx.get(server.url + "/readyz", timeout=5).json()["compliance_active"])
+                for server in servers
+            ]
 
-        assert sorted(await active()) == [False, True]
-        holder = (await active()).index(True)
+        assert sorted(active()) == [False, True]
+        holder = active().index(True)
         other = servers[1 - holder]
-        async with staff_client(other, token) as staff:
-            await create_project(staff, "ROAD-1")
-            # A notice without its deadline: a data_incomplete warning at once.
-            response = await staff.post(
-                "/api/projects/ROAD-1/events",
-                json={"stage": "notice", "title": "公告", "body": "", "data": {}},
-            )
-            assert response.status_code in (201, 422), response.text
-        servers[holder].stop(signal.SIGKILL)
+        staff = Staff(other, token)
+
+        def too_short(project_id: str) -> str:
+            staff.project(project_id)
+            candidates = staff.publish(project_id, "candidates")
+            award = staff.publish(project_id, "award")  # the same day: publicity too short
+            rule = "construction.candidates-publicity"
+            return f"{rule}/{project_id}/{candidates['seq']}-{award['seq']}/breach"
+
+        def stored() -> list[str]:
+            answer = staff.client.get("/api/supervision/warnings", params={"limit": 500})
+            assert answer.status_code == 200, answer.text
+            return [w["id"] for w in answer.json()["items"]]
+
+        first = too_short("ROAD-1")
         began = time.monotonic()
-        while (await active())[1 - holder] is False:
-            assert time.monotonic() - began <= TAKEOVER_SECONDS, "no takeover within 15 s"
-            await asyncio.sleep(0.25)
-        async with staff_client(other, token) as staff:
-            listed = (await staff.get("/api/supervision/warnings")).json()
-        ids = [w["id"] for w in listed.get("warnings", listed.get("items", []))]
-        assert len(ids) == len(set(ids))
+        while first not in stored():
+            assert time.monotonic() - began < 5, "the holder stores the warning"
+            time.sleep(0.1)
+        servers[holder].stop(signal.SIGKILL)
+        killed = time.monotonic()
+        second = too_short("ROAD-2")  # no holder yet: the standby keeps it
+        while not active()[1 - holder]:
+            assert time.monotonic() - killed <= TAKEOVER_SECONDS, "no takeover within 15 s"
+            time.sleep(0.25)
+        while not {first, second} <= set(stored()):
+            assert time.monotonic() - killed <= TAKEOVER_SECONDS + 2, "the kept warnings stored"
+            time.sleep(0.1)
+        ids = stored()
+        assert len(ids) == len(set(ids)) == 2
     finally:
         deployment.stop()
