@@ -9,10 +9,12 @@ query is shaped for the watchdog alone, so it lives here and not in the
 store's interface.
 
 With a PostgreSQL log the same rows come from the server through the
-store's pool: the document (BYTEA) is cast to `json` once per row in a
+store's pool: the document (BYTEA) is cast to `jsonb` once per row in a
 subquery and the fields taken with `#>`/`->>`, so again only the few fields
-travel and nothing is parsed whole in Python. Any other log is read through
-the store's `events_since`, each event parsed.
+travel and nothing is parsed whole in Python. (`jsonb`, not `json`: a
+`json` value is parsed again by every operator on it; with the sixteen data
+fields the rules read, jsonb pages 80,000 events in 1 s where json took 6.6.)
+Any other log is read through the store's `events_since`, each event parsed.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ class Rows:
             f"SELECT seq, project, category, agency, stage, d ->> 'published_at',"
             f" d ->> 'occurred_at', {extracts},"
             " CASE WHEN stage = 'amended' THEN (d #> '{data,changes}')::text END FROM"
-            " (SELECT seq, project, category, agency, stage, convert_from(doc, 'UTF8')::json AS d"
+            " (SELECT seq, project, category, agency, stage, convert_from(doc, 'UTF8')::jsonb AS d"
             f"  FROM events WHERE seq > ?{bound} ORDER BY seq LIMIT ?) AS page"
         )
         params = [*params[: len(keys)], nothing, *params[len(keys) :]] if keys else [nothing]
