@@ -366,6 +366,40 @@ async def test_exactly_one_stores_and_a_standby_takes_over_losing_and_doubling_n
     assert await facts_of(c) == expected
 
 
+async def test_a_process_that_loses_the_lease_stops_writing_and_the_new_holder_writes(
+    processes: Callable[..., Awaitable[Process]], database: tuple[str, str], tmp_path: Path
+) -> None:
+    a = await processes()
+    b = await processes()
+    assert a.compliance is not None and b.compliance is not None
+    assert a.compliance._lease is not None and b.compliance._lease is not None
+    assert actives(a, b) == [True, False]
+    conn = await asyncpg.connect(database[0])
+    try:  # b takes the lease over (as if a had stalled past its time)
+        await conn.execute(
+            f"UPDATE {database[1]}.leases SET holder = $1,"
+            " expires_at = now() + interval '10 seconds'",
+            b.compliance._lease.holder,
+        )
+    finally:
+        await conn.close()
+    await wait_for(_true(lambda: actives(a, b) == [False, True]), leases.RENEW + 2, "b holds it")
+    writes: list[int] = []
+    save = a.compliance.warnings.save
+
+    async def counted(*args: Any, **kwargs: Any) -> None:
+        writes.append(1)
+        await save(*args, **kwargs)
+
+    a.compliance.warnings.save = counted  # type: ignore[method-assign]
+    await workload(a, a.clock)
+    await later(a, a.clock)
+    await asyncio.sleep(1.5)
+    assert writes == [], "a stands by: no write"
+    assert await facts_of(b) == await reference_facts(tmp_path)
+    assert actives(a, b) == [False, True]
+
+
 async def test_not_a_candidate_only_stands_by(
     processes: Callable[..., Awaitable[Process]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
