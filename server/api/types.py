@@ -153,8 +153,8 @@ class Ready(Struct):
         Annotated[
             bool,
             described(
-                "This process stores the compliance warnings (it holds the lease; "
-                "always with SQLite). A standby serves the same answers from memory."
+                "PostgreSQL only: whether this process stores the compliance warnings "
+                "(it holds the lease). A standby serves the same answers from memory."
             ),
         ]
         | UnsetType
