@@ -195,6 +195,35 @@ async def test_one_holder_at_a_time_and_a_lost_lease_fences_its_writes(
         await b.close()
 
 
+async def test_a_holder_that_cannot_renew_counts_itself_out_before_it_expires(
+    database: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, schema = database
+    changes: list[bool] = []
+    held = leases.Lease(url, schema, "job", holder="a:1", ttl=3, renew=1, retry=0.5)
+    held.on_change = changes.append
+    await held.open()
+    try:
+        assert held.active
+        began = asyncio.get_running_loop().time()
+        assert held._database is not None
+
+        @contextlib.asynccontextmanager
+        async def unreachable() -> AsyncIterator[Any]:
+            raise OSError("the database is unreachable")
+            yield
+
+        monkeypatch.setattr(held._database, "connection", unreachable)
+        await wait_for(_true(lambda: not held.active), 3, "counted out")
+        # Out before the row's expiry (3 s after its last renewal, by the database).
+        assert asyncio.get_running_loop().time() - began < 3
+        await wait_for(_true(lambda: changes == [True, False]), 2, "told")
+        monkeypatch.undo()
+        await wait_for(_true(lambda: held.active), 2, "renewed when the database is back")
+    finally:
+        await held.close()
+
+
 def test_a_lease_is_renewed_well_inside_its_time() -> None:
     for ttl, renew in ((10, 10), (3, 3), (10, 0)):
         with pytest.raises(ValueError):
