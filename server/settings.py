@@ -75,6 +75,10 @@ class Settings:
     # The app's public origin (SUNBID_PUBLIC_URL): share cards' absolute URLs.
     # None: the origin each request came to.
     public_url: str | None = None
+    # Whether this process does background work: for compliance, whether it is
+    # a candidate for the lease that makes it the one writing warnings
+    # (`serve --no-worker` turns it off).
+    background: bool = True
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)

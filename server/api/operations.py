@@ -58,6 +58,10 @@ async def readyz(request: Request) -> Response:
             headers={"Retry-After": "5"},
         )
     answer: dict[str, object] = {"status": "ready", "head": state.store.head}
+    if state.compliance.warnings.postgres:
+        # Whether this process is the one storing compliance warnings (the
+        # lease holder); a standby is ready all the same: it serves from memory.
+        answer["compliance_active"] = state.compliance.active
     if degraded := degradations(state):
         answer["degraded"] = degraded
     return JSONResponse(answer)

@@ -149,6 +149,16 @@ class Ready(Struct):
         ]
         | UnsetType
     ) = UNSET
+    compliance_active: (
+        Annotated[
+            bool,
+            described(
+                "PostgreSQL only: whether this process stores the compliance warnings "
+                "(it holds the lease). A standby serves the same answers from memory."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 # --- the vocabulary and the directory --------------------------------------------------------

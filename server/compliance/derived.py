@@ -53,7 +53,7 @@ class ComplianceRecord:
         return self.compliance.watchdog.fresh()
 
     async def check(self, log_reader: LogReader) -> str | None:
-        if not self.store.path.exists():
+        if not self.store.postgres and not self.store.path.exists():
             if log_reader.head == 0:
                 return None
             return f"{self.name}: {self.store.path.name} is missing"

@@ -6,8 +6,15 @@ its own: SQLite extracts the few fields with `json_extract` in its thread
 while the interpreter checks the previous page, so a start over a million
 events neither parses whole documents nor builds an event object each. The
 query is shaped for the watchdog alone, so it lives here and not in the
-store's interface. A log that is not a file (another backend) is read
-through the store's `events_since`, each event parsed.
+store's interface.
+
+With a PostgreSQL log the same rows come from the server through the
+store's pool: the document (BYTEA) is cast to `jsonb` once per row in a
+subquery and the fields taken with `#>`/`->>`, so again only the few fields
+travel and nothing is parsed whole in Python. (`jsonb`, not `json`: a
+`json` value is parsed again by every operator on it; with the sixteen data
+fields the rules read, jsonb pages 80,000 events in 1 s where json took 6.6.)
+Any other log is read through the store's `events_since`, each event parsed.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import aiosqlite
 import orjson
 
 from server.compliance.watchdog import Alert, Fact, Watchdog
+from server.core import pg
 from server.core.projection import LogReader
 
 log = logging.getLogger("sunbid.compliance")
@@ -39,6 +47,16 @@ class LogFile(Protocol):
     path: Path
 
 
+@runtime_checkable
+class LogDatabase(Protocol):
+    """A log kept in PostgreSQL (the PostgreSQL store): its pool."""
+
+    postgres: bool
+
+    @property
+    def db(self) -> pg.Database: ...
+
+
 class Rows:
     """The events after a seq, in pages, from one log, each with how to make
     its Fact (made while checking, so a bad event is caught with its seq)."""
@@ -47,10 +65,13 @@ class Rows:
         self.watchdog = watchdog
         self.log = log
         self._db: aiosqlite.Connection | None = None
+        self._pg: pg.Database | None = None
 
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[Rows]:
-        if isinstance(self.log, LogFile):
+        if isinstance(self.log, LogDatabase) and self.log.postgres:
+            self._pg = self.log.db
+        elif isinstance(self.log, LogFile):
             uri = f"file:{Path(self.log.path).resolve()}?mode=ro"
             self._db = await aiosqlite.connect(uri, uri=True)
         try:
@@ -59,10 +80,13 @@ class Rows:
             if self._db is not None:
                 await self._db.close()
                 self._db = None
+            self._pg = None
 
     async def page(self, since: int, until: int | None, limit: int = PAGE) -> list[Any]:
         """Up to `limit` events with since < seq (≤ until): rows or StoredEvents,
         each with its seq first (`seq_of`) and read by `fact_of`."""
+        if self._pg is not None:
+            return await self._pg_page(self._pg, since, until, limit)
         if self._db is None:
             events = await self.log.events_since(since, None, limit)
             return [e for e in events if until is None or e.seq <= until]
@@ -86,17 +110,45 @@ class Rows:
         params += [*([] if until is None else [until]), limit]
         return list(await self._db.execute_fetchall(sql, params))
 
+    async def _pg_page(
+        self, database: pg.Database, since: int, until: int | None, limit: int
+    ) -> list[Any]:
+        """The same columns as the SQLite page, from PostgreSQL. The data values
+        as one JSON array, or the watchdog's all-null text when the event
+        carries none of them (so that most rows need no parse, as with SQLite)."""
+        keys = self.watchdog.data_keys
+        values = ", ".join("d #> ?::text[]" for _ in keys)
+        params: list[Any] = [["data", key] for key in keys] * 2
+        nothing = self.watchdog.no_values
+        extracts = (
+            f"CASE WHEN num_nonnulls({values or 'NULL'}) = 0 THEN ?"
+            f" ELSE json_build_array({values})::text END"
+            if keys
+            else "?"
+        )
+        bound = "" if until is None else " AND seq <= ?"
+        sql = (
+            f"SELECT seq, project, category, agency, stage, d ->> 'published_at',"
+            f" d ->> 'occurred_at', {extracts},"
+            " CASE WHEN stage = 'amended' THEN (d #> '{data,changes}')::text END FROM"
+            " (SELECT seq, project, category, agency, stage, convert_from(doc, 'UTF8')::jsonb AS d"
+            f"  FROM events WHERE seq > ?{bound} ORDER BY seq LIMIT ?) AS page"
+        )
+        params = [*params[: len(keys)], nothing, *params[len(keys) :]] if keys else [nothing]
+        params += [since, *([] if until is None else [until]), limit]
+        return await database.rows(sql, params)
+
     @property
     def direct(self) -> bool:
-        """Reading the log file itself (rows), not through the store (events)."""
-        return self._db is not None
+        """Reading the log's rows itself, not through the store (events)."""
+        return self._db is not None or self._pg is not None
 
     @property
     def fact_of(self) -> Callable[[Any], Fact]:
-        return self.watchdog.fact if self._db is None else self.watchdog.fact_of_row
+        return self.watchdog.fact_of_row if self.direct else self.watchdog.fact
 
     def seq_of(self, item: Any) -> int:
-        return int(item.seq if self._db is None else item[0])
+        return int(item[0] if self.direct else item.seq)
 
 
 async def replay(watchdog: Watchdog, log: LogReader, until: int | None = None) -> list[Alert]:

@@ -11,6 +11,12 @@ changes nothing, and a resolution only ever fills `resolved_at` in.
 the moment up to which timers fired, written in the same transaction as the
 warnings they cover: `sunbid verify` rebuilds exactly that far to compare.
 `snapshot` holds one state (snapshot.py) with its cursor and fingerprint.
+
+With a PostgreSQL log the same tables live in its schema (`PG_SCHEMA`),
+shared by every process, and only the one holding the compliance lease
+writes them (service.py): each write first checks, inside its transaction,
+that the lease is still this process's (`fence`), so a process that lost it
+without noticing yet cannot write after another has taken over.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 import orjson
 
 from server.compliance.watchdog import Alert
-from server.core import versions
+from server.core import lease, versions
 from server.core.sidefile import SideFile
 
 WARNINGS_FILE = "compliance.db"
@@ -54,6 +60,33 @@ CREATE TABLE IF NOT EXISTS snapshot (
     chain       TEXT NOT NULL,      -- the hash of event `cursor`: of this log, not another
     taken_at    TEXT NOT NULL,
     state       BLOB NOT NULL
+);
+"""
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS warnings (
+    id          TEXT PRIMARY KEY,
+    project     TEXT NOT NULL,
+    agency      TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    level       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    resolved_at TEXT,
+    doc         BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS warnings_by_time ON warnings(created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS warnings_by_agency ON warnings(agency, created_at DESC);
+CREATE TABLE IF NOT EXISTS progress (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor      BIGINT NOT NULL,
+    fired_until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor      BIGINT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    chain       TEXT NOT NULL,
+    taken_at    TEXT NOT NULL,
+    state       BYTEA NOT NULL
 );
 """
 PROGRESS = """
@@ -89,21 +122,48 @@ class Snapshot:
 
 
 class WarningStore(SideFile):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA, versions.COMPLIANCE)
+    def __init__(
+        self, path: Path, *, database_url: str = "", database_schema: str = "public"
+    ) -> None:
+        super().__init__(
+            path,
+            SCHEMA,
+            versions.COMPLIANCE,
+            name="compliance",
+            postgres_schema=PG_SCHEMA,
+            database_url=database_url,
+            database_schema=database_schema,
+        )
+        # PostgreSQL: (lease name, holder) every write must still hold; None: unfenced.
+        self.fence: tuple[str, str] | None = None
+
+    async def _check_fence(self) -> None:
+        """Inside a transaction: refuse to write unless the lease is still ours
+        (and keep it ours until the commit)."""
+        if self.fence is None or not self.postgres:
+            return
+        if not await self.db.execute_fetchall(lease.FENCE, self.fence):
+            raise lease.LeaseLost(f"the lease {self.fence[0]!r} is not held by {self.fence[1]}")
 
     async def save(
         self,
         warnings: Iterable[Alert],
         progress: Progress | None = None,
         snapshot: Snapshot | None = None,
+        *,
+        replace: bool = False,
     ) -> None:
         """Insert new warnings and fill in resolutions, with the progress (and
-        snapshot) they go with, in one transaction."""
+        snapshot) they go with, in one transaction; `replace`: instead of
+        everything stored before (a rebuild from the whole log)."""
         rows = [_row(w) for w in warnings]
-        if not rows and progress is None and snapshot is None:
+        if not rows and progress is None and snapshot is None and not replace:
             return
         async with self.transaction():
+            await self._check_fence()
+            if replace:
+                for table in ("warnings", "progress", "snapshot"):
+                    await self.db.execute(f"DELETE FROM {table}")
             await self.db.executemany(UPSERT, rows)
             if progress is not None:
                 await self.db.execute(PROGRESS, (progress.cursor, progress.fired_until.isoformat()))
@@ -136,6 +196,7 @@ class WarningStore(SideFile):
     async def clear(self) -> None:
         """Forget everything (a rebuild from the log starts from nothing)."""
         async with self.transaction():
+            await self._check_fence()
             for table in ("warnings", "progress", "snapshot"):
                 await self.db.execute(f"DELETE FROM {table}")
 

@@ -20,6 +20,29 @@ change, so the timer task (which takes the snapshot) does not fire, and
 events the bus brings are held and applied right after. A warning is the
 same object before and after a snapshot, its id made of what caused it:
 stored once, restarts included.
+
+Several processes (PostgreSQL). Every process keeps the whole watchdog in
+memory and follows the log: /api/compliance, its items and deadlines and the
+publish dry-run are answered from memory, by whichever process a request
+reaches, and each process hands warnings to its own connected supervisors
+(a supervisor is connected to one process, so gets each warning once, and no
+warning crosses between processes). The stored record, though, must be
+written by one: two writers would race on progress and snapshot. So exactly
+one process is *active*, the holder of the `compliance` lease
+(server/core/lease.py: a row in the database, by the database's clock; a
+dead holder's lease expires and another takes over within 15 s). Only the
+active process stores warnings, progress and snapshots; each of its writes
+checks the lease inside its transaction, so one that lost it stops at once.
+
+A standby keeps what it would have stored (`_unsaved`, by warning id) and
+drops what the active process has stored (its `progress` covers the moment
+and seq the warning was made at: the watchdog is deterministic, so the same
+warning was made there). On becoming active it first stores everything it
+kept (upsert by id: nothing doubles), so nothing the dead holder had not yet
+flushed is lost; then it goes on as the only writer. With SQLite (one
+process) there is no lease: the process is always active, as before.
+Processes that are not lease candidates (`settings.background` off) only
+ever stand by.
 """
 
 from __future__ import annotations
@@ -40,6 +63,7 @@ from server.compliance.catalog import CATALOG_FILE, Catalog
 from server.compliance.records import WARNINGS_FILE, Progress, Snapshot, WarningStore
 from server.compliance.rules import RULES_FILE, Rules
 from server.compliance.watchdog import Alert, Watchdog
+from server.core import lease as leases
 from server.core.clock import Clock
 from server.core.events import StoredEvent
 from server.core.projection import Follower, LogReader
@@ -50,6 +74,8 @@ from server.settings import Settings
 log = logging.getLogger("sunbid.compliance")
 
 MAX_SLEEP = 1.0  # seconds: how late a warning may be, and how soon a moved clock is seen
+LEASE = "compliance"
+PRUNE_SECONDS = 2.0  # a standby reads the stored progress this often
 
 Notify = Callable[[dict[str, Any]], None]  # a warning's JSON, to every supervisor following
 
@@ -70,6 +96,8 @@ class Compliance:
         *,
         fingerprint: str = "",
         snapshot_events: int = 0,  # 0: only at shutdown
+        lease: leases.Lease | None = None,  # PostgreSQL: the turn to write
+        candidate: bool = True,  # may write at all (always, with SQLite)
     ) -> None:
         self.rules = rules
         self.catalog = catalog
@@ -92,6 +120,17 @@ class Compliance:
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
+        self._lease = lease
+        # SQLite: one process, always the writer. PostgreSQL: a candidate with a lease.
+        self._candidate = not warnings.postgres or (candidate and lease is not None)
+        self._active = False  # storing: the lease held and the standby's warnings stored
+        self._replace = False  # built from the whole log: the record is replaced on activation
+        self._other_rules = False  # the stored snapshot was discarded (other rules, code, log)
+        # A standby's warnings not known to be stored, with the (seq, moment) they were made by.
+        self._unsaved: dict[str, tuple[Alert, int, datetime]] = {}
+        self._pruned_at = 0.0
+        if lease is not None:
+            lease.on_change = self._lease_changed
 
     @classmethod
     def load(cls, settings: Settings, domain: Domain, clock: Clock, notify: Notify) -> Compliance:
@@ -118,15 +157,25 @@ class Compliance:
             lead_workdays=settings.warn_lead_workdays,
             agencies=agencies,
         )
+        warnings = WarningStore(
+            settings.data_dir / WARNINGS_FILE,
+            database_url=settings.database_url,
+            database_schema=settings.database_schema,
+        )
+        lease = None
+        if warnings.postgres and settings.background:
+            lease = leases.Lease(settings.database_url, settings.database_schema, LEASE)
         return cls(
             rules,
             Catalog.load(files[2], domain, rules),
             watchdog,
-            WarningStore(settings.data_dir / WARNINGS_FILE),
+            warnings,
             clock,
             notify,
             fingerprint=snapshot.fingerprint(files, settings.warn_lead_workdays),
             snapshot_events=settings.compliance_snapshot_events,
+            lease=lease,
+            candidate=settings.background,
         )
 
     # --- the projection ------------------------------------------------------------
@@ -158,8 +207,13 @@ class Compliance:
         self._log = store
         await self.warnings.open()
         try:
+            if self._lease is not None:
+                await self._lease.open()  # tried once: a lone process is active at once
+                self.warnings.fence = (self._lease.name, self._lease.holder)
             await self._start(store)
         except BaseException:
+            if self._lease is not None:
+                await self._lease.close()
             await self.warnings.close()
             raise
         self._follower = Follower(self, store)
@@ -172,6 +226,19 @@ class Compliance:
         """Caught up with the log and following it, its timers ticking."""
         return self._ticker is not None and not self._ticker.done()
 
+    @property
+    def active(self) -> bool:
+        """This process stores the warnings (always, with SQLite); otherwise it
+        stands by, answering from memory and warning its own supervisors."""
+        if self._lease is not None and not self._lease.active:
+            return False
+        return self._active
+
+    def _lease_changed(self, held: bool) -> None:
+        if not held:
+            self._active = False  # no write starts from now on
+        self._wake.set()  # the ticker stores what it kept, or stands by
+
     async def close(self) -> None:
         if self._ticker is not None:
             # Stopped between two rounds, not cancelled: a cancelled write could
@@ -182,12 +249,18 @@ class Compliance:
         if self._follower is not None:
             await self._follower.close()
         try:
-            if self.watchdog.head != self.snapshot_cursor:
+            if not self.active:
+                pass  # the active process stores what this one knows
+            elif self.watchdog.head != self.snapshot_cursor:
                 await self._snapshot()
             else:
                 await self._flush()
         finally:
-            await self.warnings.close()
+            try:
+                if self._lease is not None:
+                    await self._lease.close()  # given up: another takes over at once
+            finally:
+                await self.warnings.close()
 
     async def _start(self, store: LogReader) -> None:
         started = asyncio.get_running_loop().time()
@@ -222,13 +295,13 @@ class Compliance:
         gc.freeze()
         self.fired_until = self.clock.now()
         changes += self.watchdog.fire(self.fired_until)
-        if whole_log:
-            # Rebuilt from the whole log (no snapshot, or one made with other
-            # rules): what was stored before is replaced, not added to, so that
-            # a warning today's rules no longer yield does not linger.
-            await self.warnings.clear()
+        # Rebuilt from the whole log (no snapshot, or one made with other
+        # rules): what was stored before is replaced, not added to, so that a
+        # warning today's rules no longer yield does not linger.
+        self._replace = whole_log
+        self._other_rules = whole_log and stored is not None
         self._pending += changes  # stored, not sent: nobody was following yet
-        await self._flush(force=True)  # a long replay is snapshotted by the ticker, soon
+        await self._take_turn()  # a long replay is snapshotted by the ticker, soon
         log.info(
             "compliance: ready from %s in %.2f s (snapshot %.2f s), %d events, %d warnings",
             source,
@@ -249,7 +322,11 @@ class Compliance:
             now = self.clock.now()
             self._emit(self.watchdog.fire(now))
             self.fired_until = now
-            if (
+            if not self.active or self._unsaved:
+                # (Kept warnings while active: the lease lapsed for a moment
+                # and came back without changing hands; they are stored now.)
+                await self._take_turn()
+            elif (
                 self.snapshot_events
                 and self.watchdog.head - self._snapshot_base >= self.snapshot_events
             ):
@@ -271,7 +348,80 @@ class Compliance:
         self._pending += changes
         self._wake.set()  # the ticker stores them
 
+    async def _take_turn(self) -> None:
+        """Become active if this process may and holds the lease; stand by otherwise."""
+        if self._candidate and (self._lease is None or self._lease.active):
+            await self._activate()
+        if not self.active:
+            self._keep_pending()
+            await self._prune()
+
+    async def _activate(self) -> None:
+        """Store every warning kept while standing by, and those pending, with
+        the progress they reach (replacing the record after a whole-log
+        rebuild): from then on this process is the one writing."""
+        kept = [alert for alert, _, _ in self._unsaved.values()]
+        batch = [*kept, *self._pending]
+        try:
+            await self.warnings.save(
+                batch, Progress(self.watchdog.head, self.fired_until), replace=self._replace
+            )
+        except Exception as exc:
+            if isinstance(exc, leases.LeaseLost):
+                log.info("compliance: the lease was lost before its warnings were stored")
+            else:
+                log.exception("compliance: storing %d warnings failed; retrying", len(batch))
+            return
+        # Those that came while storing stay pending (stored at the next flush).
+        self._pending = self._pending[len(batch) - len(kept) :]
+        self._unsaved.clear()
+        self._replace = False
+        # Stored under the lease (fenced); if it went meanwhile, stand by again.
+        was_active, self._active = self._active, self._lease is None or self._lease.active
+        if self._lease is not None and self._active and not was_active:
+            log.info("compliance: active, %d warnings stored on taking over", len(batch))
+
+    def _keep_pending(self) -> None:
+        """Standing by: what would have been stored is kept until the active
+        process has stored it (or this one takes over)."""
+        for alert in self._pending:
+            self._unsaved[alert.id] = (alert, self.watchdog.head, self.fired_until)
+        self._pending = []
+
+    async def _prune(self) -> None:
+        """Drop the kept warnings the active process has stored: made by a seq
+        and moment its stored progress covers. Not while this process's record
+        would replace the stored one (its snapshot was made with other rules)
+        until a snapshot with today's rules shows that the record was replaced."""
+        now = asyncio.get_running_loop().time()
+        if not self._unsaved or now - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            if self._other_rules:
+                rows = await self.warnings.rows("SELECT fingerprint FROM snapshot")
+                if not rows or rows[0][0] != self.fingerprint:
+                    return
+                self._other_rules = False
+            stored = await self.warnings.progress()
+        except Exception as exc:
+            log.warning("compliance: reading the stored progress failed: %s", exc)
+            return
+        if stored is None:
+            return
+        # Pruned, this process's warnings are no longer all: they can add to
+        # the stored record, never replace it.
+        self._replace = False
+        self._unsaved = {
+            key: kept
+            for key, kept in self._unsaved.items()
+            if kept[1] > stored.cursor or kept[2] > stored.fired_until
+        }
+
     async def _flush(self, *, force: bool = False) -> None:
+        if not self.active:
+            self._keep_pending()
+            return
         if not self._pending and not force:
             return
         batch, self._pending = self._pending, []
@@ -284,6 +434,10 @@ class Compliance:
     async def _snapshot(self) -> None:
         """Store the state with its cursor and the warnings so far, in one
         transaction; nothing changes the state while it is pickled."""
+        if not self.active:
+            self._snapshot_base = self.watchdog.head  # the active process takes them
+            await self._flush()
+            return
         self._freezing = True
         try:
             cursor = self.watchdog.head

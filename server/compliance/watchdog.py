@@ -366,6 +366,11 @@ class Watchdog:
         return Fact.of(event, self._keep_frozen.get(event.stage, self._moving))
 
     @property
+    def no_values(self) -> str:
+        """The data keys' values of an event that has none, as `fact_of_row` expects them."""
+        return self._no_values
+
+    @property
     def data_keys(self) -> tuple[str, ...]:
         """Every data field some rule reads: what a rebuild asks the store for."""
         return self._data_keys
