@@ -101,6 +101,7 @@ class SharedLimits:
         self.release_script = self.redis.register_script(RELEASE)
         self.take_script = self.redis.register_script(TAKE)
         self._down_until = 0.0
+        self._outage = False
         self._heartbeat: asyncio.Task[None] | None = None
         # The limiters counting here (set as they are made: they refer to this).
         self.streams: SharedConnectionLimiter | None = None
@@ -114,13 +115,13 @@ class SharedLimits:
         return time.monotonic() >= self._down_until
 
     def failed(self, exc: BaseException) -> None:
-        if self.usable():
+        if not self._outage:  # once per outage, not once per retry
             log.warning(
-                "Redis unreachable for per-address limits (%s); counting in this process"
-                " for %.0f s",
+                "Redis unreachable for per-address limits (%s); each process counts"
+                " its own until it is back",
                 exc,
-                RETRY_SECONDS,
             )
+        self._outage = True
         self._down_until = time.monotonic() + RETRY_SECONDS
 
     async def start(self) -> None:
@@ -132,6 +133,9 @@ class SharedLimits:
         try:
             await self.redis.set(self.node_key, "1", ex=NODE_TTL_SECONDS)
             self._down_until = 0.0  # reachable again: count there from now on
+            if self._outage:
+                log.info("Redis reachable again: per-address limits count across processes")
+                self._outage = False
             if self.streams is not None:
                 await self.streams.settle()
         except Exception as exc:  # Redis down: the next beat tries again
@@ -164,6 +168,9 @@ class SharedConnectionLimiter:
         # where its acquire was counted (Redis, or locally while it was down).
         self._held: Counter[str] = Counter()
         self._owed: Counter[str] = Counter()  # releases Redis has not heard yet
+        # Addresses whose acquire timed out: Redis may have counted it or not,
+        # so the heartbeat sets this process's field to what it really holds.
+        self._unsure: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def key(self, address: str) -> str:
@@ -183,6 +190,7 @@ class SharedConnectionLimiter:
                     ],
                 )
             except Exception as exc:
+                self._unsure.add(address)
                 shared.failed(exc)
             else:
                 if allowed:
@@ -221,8 +229,18 @@ class SharedConnectionLimiter:
         return self._owed.get(address, 0)
 
     async def settle(self) -> None:
+        """Bring Redis in line with this process: owed releases, unsure counts."""
         for address in list(self._owed):
             await self._give_back(address)
+        node = self.shared.node
+        for address in list(self._unsure):
+            held = self._held.get(address, 0) + self._owed.get(address, 0)
+            if held:
+                await self.shared.redis.hset(self.key(address), node, held)
+                await self.shared.redis.expire(self.key(address), HASH_TTL_SECONDS)
+            else:
+                await self.shared.redis.hdel(self.key(address), node)
+            self._unsure.discard(address)
 
 
 class SharedRateLimiter:

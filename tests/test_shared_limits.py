@@ -154,3 +154,31 @@ async def test_only_a_redis_bus_shares_limits() -> None:
     assert shared.subscriptions is not None
     assert shared.streams.per_address == 4 and shared.subscriptions.burst == 5
     await shared.redis.aclose()
+
+
+async def test_a_count_left_unsure_by_a_failed_acquire_is_corrected() -> None:
+    """An acquire that fails may still have been counted by Redis (a timeout
+    after the script ran): the heartbeat sets this process's count to what it
+    holds, so no slot leaks for as long as the process lives."""
+    own = OwnRedis().start()
+    shared = SharedLimits(own.url, unique_name("sunbid_test"))
+    try:
+        await shared.start()
+        streams = SharedConnectionLimiter(2, shared)
+        assert await streams.acquire("10.0.0.1")  # held in Redis
+        own.stop()
+        assert await streams.acquire("10.0.0.2")  # counted locally; Redis unsure
+        own.start()
+        await shared.redis.hset(streams.key("10.0.0.2"), shared.node, 5)  # as if counted
+        await shared.beat()
+        assert await shared.redis.hget(streams.key("10.0.0.2"), shared.node) is None
+        other = SharedLimits(own.url, shared.prefix.removesuffix(":limits"))
+        try:
+            await other.start()
+            rival = SharedConnectionLimiter(2, other)
+            assert await rival.acquire("10.0.0.2") and await rival.acquire("10.0.0.2")
+        finally:
+            await other.close()
+    finally:
+        own.stop()
+        await shared.close()
