@@ -110,12 +110,6 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path, shared: dict[s
             supervisor.wait()
 
 
-def test_procfile_runs_web_and_worker() -> None:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    assert any(line.startswith("web: sunbid serve") for line in lines)
-    assert "worker: sunbid worker" in lines
-
-
 def test_serve_no_worker_starts_no_push_worker(start_server: Callable[..., ServerProcess]) -> None:
     server = start_server()
     with_worker = server.log_tail()
