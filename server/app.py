@@ -34,6 +34,7 @@ from server.hub import Hub
 from server.projects import open_projects
 from server.pruning import Pruner
 from server.settings import Settings
+from server.shared_limits import open_shared_limits
 from server.state import AppState
 from server.store import open_store
 from server.store.pruning import key_home
@@ -88,6 +89,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     tokens = tokens_of(store)
     hub = Hub()
     auth = Authenticator(tokens)
+    # On a Redis bus several processes serve: per-address limits count in Redis.
+    shared = open_shared_limits(
+        settings.bus_url,
+        settings.bus_prefix,
+        settings.max_connections_per_address,
+        settings.subscribe_burst,
+        settings.subscribe_refill_seconds,
+    )
     state = AppState(
         settings=settings,
         domain=domain,
@@ -98,12 +107,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         bus=open_bus(settings.bus_url, store, prefix=settings.bus_prefix),
         hub=hub,
         auth=auth,
-        limiter=ConnectionLimiter(settings.max_connections_per_address),
+        limiter=(
+            shared.streams
+            if shared is not None and shared.streams is not None
+            else ConnectionLimiter(settings.max_connections_per_address)
+        ),
         compliance=Compliance.load(
             settings, domain, clock, lambda warning: hub.warn(warning_frame(warning))
         ),
         revocations=RevocationWatch(tokens, auth),
     )
+    if shared is not None and shared.subscriptions is not None:
+        state.subscribe_limiter = shared.subscriptions
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -117,6 +132,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             state.bus.subscribe(state.hub.dispatch)
             await state.bus.start()
             stack.push_async_callback(state.bus.close)
+            if shared is not None:
+                await shared.start()  # never raises: with Redis down it counts locally
+                stack.push_async_callback(shared.close)
             state.revocations.start()
             stack.push_async_callback(state.revocations.close)
             if settings.demo:

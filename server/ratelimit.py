@@ -6,12 +6,21 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 # Addresses remembered at most: about 200 bytes each. When full, the address
 # seen least recently is forgotten (its next request starts a full bucket),
 # never everyone at once: a flood from many addresses cannot reset the
 # buckets of the few that were being held back.
 MAX_ADDRESSES = 100_000
+
+
+class AddressRate(Protocol):
+    """A rate per address: this process's buckets (below) or every process's
+    (server/shared_limits.py). `check` is 0 if allowed (and counted), else
+    the seconds to wait."""
+
+    async def check(self, address: str) -> float: ...
 
 
 class RateLimiter:
@@ -39,6 +48,9 @@ class RateLimiter:
         while len(self._buckets) > self.max_addresses:
             self._buckets.popitem(last=False)
         return 0.0 if allowed else (1 - tokens) * self.refill_seconds
+
+    async def check(self, address: str) -> float:
+        return self.take(address)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -15,12 +15,12 @@ from server.domain import Domain
 from server.hub import Hub
 from server.metrics import Metrics
 from server.projects.table import ProjectTable
-from server.ratelimit import RateLimiter
+from server.ratelimit import AddressRate, RateLimiter
 from server.settings import Settings
 from server.store import EventStore
 from server.stream.counters import StreamCounters
 from server.stream.feed import Feed
-from server.stream.limits import ConnectionLimiter
+from server.stream.limits import StreamLimiter
 from server.stream.revocation import RevocationWatch
 
 
@@ -64,14 +64,15 @@ class AppState:
     bus: Bus
     hub: Hub
     auth: Authenticator
-    limiter: ConnectionLimiter
+    limiter: StreamLimiter
     compliance: Compliance
     revocations: RevocationWatch
     connections: set[Connection] = field(default_factory=set)
     push: Push | None = None  # set once the app has started
-    subscribe_limiter: RateLimiter = field(init=False)
+    subscribe_limiter: AddressRate = field(init=False)  # app.py may replace it
     stream_counters: StreamCounters = field(default_factory=StreamCounters)
     metrics: Metrics = field(default_factory=Metrics)
+    started: bool = False  # the lifespan's start-up work is done
     shutting_down: bool = False  # /readyz answers 503 from the start of a shutdown
 
     def __post_init__(self) -> None:

@@ -4,18 +4,24 @@ and how a process names itself (`/healthz`) and says it may take traffic
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
-from tests.conftest import ROOT, ServerProcess, free_port
+from server.api.operations import degradations, not_ready
+from server.app import create_app
+from server.settings import Settings
+from tests.conftest import ROOT, ServerProcess, close_clients, free_port
 from tests.services import postgres_schema, redis_url, unique_name
 
 
@@ -102,3 +108,92 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path, shared: dict[s
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait()
+
+
+def test_serve_no_worker_starts_no_push_worker(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    with_worker = server.log_tail()
+    server.stop()
+    quiet = ServerProcess(server.data_dir.parent / "quiet")
+    quiet.data_dir.mkdir(parents=True)
+    with open(quiet.log, "ab") as log:
+        quiet.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--no-worker", "--port", str(quiet.port)],
+            cwd=ROOT,
+            env=quiet.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(quiet.url + "/readyz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert answer.status_code == 200, answer.text
+        assert "degraded" not in answer.json(), "no worker by design is no degradation"
+        assert httpx.get(quiet.url + "/api/push/vapid-key").status_code == 200
+    finally:
+        quiet.stop()
+    assert "push worker started" in with_worker, "the check below can tell"
+    assert "push worker started" not in quiet.log_tail(20_000), quiet.log_tail()
+
+
+class QuietBus:
+    """A bus that is still getting ready, then one that lost its broker."""
+
+    def __init__(self, ready: list[str], problems: list[str]) -> None:
+        self.ready, self.issues = ready, problems
+
+    def not_ready(self) -> list[str]:
+        return self.ready
+
+    def problems(self) -> list[str]:
+        return self.issues
+
+
+async def test_readyz_reasons_include_the_bus(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SUNBID_DATA_DIR": str(tmp_path), "SUNBID_DEMO": "0"})
+    state = create_app(settings).state  # never started: the log is not open
+    reasons = await not_ready(state)
+    assert "store_unreadable" in reasons and "compliance_not_running" in reasons
+    state.bus = QuietBus(["bus_not_subscribed"], [])  # type: ignore[assignment]
+    assert "bus_not_subscribed" in await not_ready(state)
+    state.bus = QuietBus([], ["bus_unreachable"])  # type: ignore[assignment]
+    assert "bus_unreachable" not in await not_ready(state), "a degradation, not a reason"
+    assert "bus_unreachable" in degradations(state)
+
+
+async def test_stream_limit_holds_across_two_processes(
+    start_server: Callable[..., ServerProcess], shared: dict[str, str]
+) -> None:
+    """Two servers of one deployment: SUNBID_MAX_CONNECTIONS_PER_ADDRESS=2 is
+    two streams per address in all, not two per process."""
+    env = {**shared, "SUNBID_MAX_CONNECTIONS_PER_ADDRESS": "2"}
+    first, second = start_server("a", **env), start_server("b", **env)
+    opened = [
+        await websockets.connect(first.ws_url),
+        await websockets.connect(second.ws_url),
+    ]
+    try:
+        for ws in opened:
+            await ws.send('{"op":"ping"}')
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["op"] == "pong"
+        for server in (first, second):
+            async with websockets.connect(server.ws_url) as third:
+                refused = json.loads(await asyncio.wait_for(third.recv(), 5))
+                assert refused["code"] == "too_many_connections", server.url
+        await opened.pop().close()  # a slot freed on the second serves the first
+        deadline = time.monotonic() + 5
+        while True:
+            async with websockets.connect(first.ws_url) as again:
+                await again.send('{"op":"ping"}')
+                answer = json.loads(await asyncio.wait_for(again.recv(), 5))
+            if answer.get("op") == "pong" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert answer.get("op") == "pong", answer
+    finally:
+        await close_clients(opened)

@@ -28,7 +28,7 @@ async def vapid_key(request: Request) -> Response:
 
 async def subscribe(request: Request) -> Response:
     state, push = state_of(request), _push(request)
-    wait = state.subscribe_limiter.take(client_address(request.scope))
+    wait = await state.subscribe_limiter.check(client_address(request.scope))
     if wait:
         raise ApiError(
             429,

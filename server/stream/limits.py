@@ -5,7 +5,16 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
+
+
+class StreamLimiter(Protocol):
+    """Open streams per address: this process's (below), or every process's
+    (server/shared_limits.py). `acquire` may ask Redis, so it is awaited;
+    `release` never waits (it runs in `finally`)."""
+
+    async def acquire(self, address: str) -> bool: ...
+    def release(self, address: str) -> None: ...
 
 
 class ConnectionLimiter:
@@ -13,7 +22,7 @@ class ConnectionLimiter:
         self.per_address = per_address
         self._open: Counter[str] = Counter()
 
-    def acquire(self, address: str) -> bool:
+    async def acquire(self, address: str) -> bool:
         if self._open[address] >= self.per_address:
             return False
         self._open[address] += 1

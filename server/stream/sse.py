@@ -96,7 +96,7 @@ class SSEStream:
         state = self.state
         topics, stages, since = self.parse(scope)  # ApiError → the app's error response
         address = client_address(scope)
-        if not state.limiter.acquire(address):
+        if not await state.limiter.acquire(address):
             raise ApiError(
                 429,
                 "too_many_connections",

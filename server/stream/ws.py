@@ -158,7 +158,7 @@ class WebSocketStream:
             return
         address = client_address(scope)
         state = self.state
-        if not state.limiter.acquire(address):
+        if not await state.limiter.acquire(address):
             await send({"type": "websocket.accept"})
             await send(
                 _op(
