@@ -75,16 +75,12 @@ class Settings:
     # The app's public origin (SUNBID_PUBLIC_URL): share cards' absolute URLs.
     # None: the origin each request came to.
     public_url: str | None = None
-    # Whether this process does background work: for compliance, whether it is
-    # a candidate for the lease that makes it the one writing warnings
-    # (`serve --no-worker` turns it off).
+    # The background work (push worker, pruning, candidacy for the compliance
+    # lease) runs here: False for `serve --no-worker`, beside `sunbid worker`.
     background: bool = True
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
-    # The background work (push worker, compliance duty, pruning) runs here:
-    # False for `serve --no-worker`, whose deployment runs `sunbid worker`.
-    background: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
