@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from push.derive import Pending
+from push.derive import DeliveryDerivation, Pending
 from push.queue import Outcome, PushQueue, State
+from push.record import PushRecord
 from push.vapid import load_or_create_key
 from tests.push_service import Answer, PushService
 from tests.services import postgres_schema
@@ -133,6 +134,36 @@ async def test_a_claim_passes_on_after_its_lease_and_only_the_holder_records(
     await second.record([Outcome(2, sub, State.QUEUED, 500, next_at=NOW + 40)])
     assert await first.next_due_at() == NOW + 40
     assert [d.seq for d in await first.due(NOW + 40, 10)] == [2]
+
+
+async def test_verify_and_rebuild_hold_the_tables_to_the_log(
+    database: tuple[str, str], queues: Callable[..., Any]
+) -> None:
+    store = log_store(database)
+    await store.open()
+    try:
+        project = await new_project(store, "P1")
+        published = [(await store.append(request(project))).event for _ in range(3)]
+        queue = await queues()
+        sub = await subscribe(queue, 1)
+        derivation = DeliveryDerivation(lambda stage: 3600)
+        derivation.apply(published)
+        await queue.enqueue(derivation.take(), up_to=derivation.cursor, now=NOW)
+        record = PushRecord(queue)
+        assert await record.check(store) is None
+        # A row past the cursor (as no derivation makes): found, then removed.
+        await queue.db.execute(
+            "INSERT INTO deliveries (seq, subscription_id, next_at, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            (derivation.cursor + 5, sub, NOW, NOW + 60),
+        )
+        problem = await record.check(store)
+        assert problem is not None and "not one the cursor" in problem
+        await record.rebuild(store)
+        assert await record.check(store) is None
+        assert await queue.depth() == 3
+    finally:
+        await store.close()
 
 
 # --- real worker processes -----------------------------------------------------------
