@@ -257,7 +257,7 @@ class PushQueue(SideFile):
 
     async def due(self, now: float, limit: int) -> list[Due]:
         """Deliveries to attempt now; on PostgreSQL, claimed for this worker
-        (CLAIM_SECONDS) so that no other worker attempts them meanwhile."""
+        (for `lease` seconds) so that no other worker attempts them meanwhile."""
         if self.postgres:
             return await self._claim(now, limit)
         rows = await self.rows(
