@@ -147,7 +147,13 @@ async def _run(settings: PushSettings) -> None:
         readonly=True,
         schema=settings.database_schema,
     )
-    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    queue = PushQueue(
+        settings.data_dir / QUEUE_FILE,
+        database_url=settings.database_url,
+        database_schema=settings.database_schema,
+        # A claim must outlast any attempt: a live worker's rows stay its own.
+        lease=max(settings.push_claim_seconds, 2 * settings.push_timeout),
+    )
     async with contextlib.AsyncExitStack() as stack:
         await store.open()
         stack.push_async_callback(store.close)

@@ -5,13 +5,48 @@ cursor says how far the log has been turned into delivery rows, and it moves
 in the same transaction as the rows it covers. A crash at any moment loses
 nothing: on restart the cursor resumes, and queued rows are sent again.
 
-It lives in its own SQLite file (see schema.sql for why) with
+On one machine it lives in its own SQLite file (see schema.sql for why) with
 `synchronous=NORMAL`: a process crash loses no committed transaction, and a
 power cut could at worst re-send what the log still holds — never lose it.
+One worker sends from it (the web server's, or `sunbid worker`).
+
+With `SUNBID_DATABASE_URL=postgresql://…` the tables are in the log's schema
+(schema.pg.sql) and any number of workers share them; each delivery is sent
+by exactly one of them:
+
+- deriving locks the cursor row (`SELECT … FOR UPDATE`) and reads it again
+  inside the transaction that writes the rows and moves it: a second worker
+  deriving the same page waits, then finds the cursor past those events;
+- sending claims due rows with one `UPDATE … WHERE (seq, subscription_id) IN
+  (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …`, which sets `claimed_by`
+  (this worker) and `claimed_until` (now + the lease); another worker skips
+  rows locked by a concurrent claim and rows whose claim still holds;
+- an outcome is stored only where the row is still claimed by this worker.
+
+The lease (SUNBID_PUSH_CLAIM_SECONDS, 60 s; twice the send timeout if
+longer) outlasts any attempt, and a worker claims no more rows than it has
+free sending slots (push/worker.py), so a live worker's rows are never taken
+from it. A worker killed
+mid-send leaves its claims to expire: another sends those rows after the
+lease, so the attempt that was in flight when it died may reach the push
+service twice (at least once, as for a crash with SQLite; the `Topic` header
+lets the service collapse the repeat). Workers compare the lease with their
+own clocks: they must agree to well within the lease (NTP does).
+
+Why plain SKIP LOCKED and not a job queue library (pgqueuer, procrastinate):
+this queue is a projection of the log. Its rows must be written in the same
+transaction that moves the cursor, and `sunbid verify`/`rebuild` hold them to
+the log (push/record.py). A library's own job table would be a second copy of
+these rows, written outside that transaction, with its own retry rules beside
+the push service's (429, Retry-After, TTL); a claim column and one statement
+are all the coordination several senders need.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -25,6 +60,8 @@ from server.core.sidefile import SideFile
 
 QUEUE_FILE = "push.db"  # in the data directory
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
+PG_SCHEMA = (Path(__file__).parent / "schema.pg.sql").read_text("utf-8")
+CLAIM_SECONDS = 60.0  # PostgreSQL: how long a worker's claim on a row holds, by default
 
 
 class State(IntEnum):
@@ -67,8 +104,28 @@ class Outcome:
 
 
 class PushQueue(SideFile):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA, versions.PUSH)
+    def __init__(
+        self,
+        path: Path,
+        *,
+        database_url: str = "",
+        database_schema: str = "public",
+        lease: float = CLAIM_SECONDS,
+    ) -> None:
+        """`path`: the SQLite file; with a postgresql `database_url` the tables
+        are in that database's `database_schema` instead (shared by workers)."""
+        super().__init__(
+            path,
+            SCHEMA,
+            versions.PUSH,
+            name="push",
+            postgres_schema=PG_SCHEMA,
+            database_url=database_url,
+            database_schema=database_schema,
+        )
+        self.lease = max(lease, 1.0)
+        # Names this worker's claims: unique even for a pid reused on another host.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     # --- subscriptions ---------------------------------------------------------
 
@@ -96,14 +153,14 @@ class PushQueue(SideFile):
                     "DELETE FROM subscription_topics WHERE subscription_id = ?", (sub_id,)
                 )
             else:
-                cursor = await self.db.execute(
+                inserted = await self.db.execute_fetchall(
                     "INSERT INTO subscriptions (endpoint, p256dh, auth, topics, stages,"
-                    " created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+                    " created_at, updated_at) VALUES (?,?,?,?,?,?,?) RETURNING id",
                     (endpoint, p256dh, auth, orjson.dumps(topics).decode(), stage_list, now, now),
                 )
-                sub_id, created = int(cursor.lastrowid or 0), True
+                sub_id, created = int(next(iter(inserted))[0]), True
             await self.db.executemany(
-                "INSERT OR IGNORE INTO subscription_topics VALUES (?, ?)",
+                "INSERT INTO subscription_topics VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(topic, sub_id) for topic in topics],
             )
         return sub_id, created
@@ -163,16 +220,31 @@ class PushQueue(SideFile):
         It spells push.derive.matches in SQL (tests/test_push_derive.py
         holds the two to the same answers).
         """
+        # PostgreSQL: `strpos`, SQLite: `instr` (the same test: is ",stage," in the list).
+        find = "strpos" if self.postgres else "instr"
         added = 0
         async with self.transaction():
+            if self.postgres:
+                # Another worker may have derived these events meanwhile: wait
+                # for its transaction, then skip what its cursor covers.
+                rows = await self.db.execute_fetchall(
+                    "SELECT seq FROM cursor WHERE id = 1 FOR UPDATE"
+                )
+                done = int(rows[0][0]) if rows else 0
+                if up_to <= done:
+                    return 0
+                events = [event for event in events if event.seq > done]
             for event in events:
                 marks = ",".join("?" for _ in event.topics)
                 cursor = await self.db.execute(
-                    "INSERT OR IGNORE INTO deliveries (seq, subscription_id, next_at, expires_at)"
-                    " SELECT DISTINCT ?, t.subscription_id, ?, ? FROM subscription_topics t"
+                    "INSERT INTO deliveries (seq, subscription_id, next_at, expires_at)"
+                    " SELECT DISTINCT CAST(? AS BIGINT), t.subscription_id,"
+                    " CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION)"
+                    " FROM subscription_topics t"
                     " JOIN subscriptions s ON s.id = t.subscription_id"
                     f" WHERE t.topic IN ({marks})"
-                    " AND (s.stages IS NULL OR instr(s.stages, ?) > 0)",
+                    f" AND (s.stages IS NULL OR {find}(s.stages, ?) > 0)"
+                    " ON CONFLICT DO NOTHING",
                     (event.seq, now, event.expires_at, *event.topics, f",{event.stage},"),
                 )
                 added += max(cursor.rowcount, 0)
@@ -186,6 +258,10 @@ class PushQueue(SideFile):
     # --- sending --------------------------------------------------------------------
 
     async def due(self, now: float, limit: int) -> list[Due]:
+        """Deliveries to attempt now; on PostgreSQL, claimed for this worker
+        (for `lease` seconds) so that no other worker attempts them meanwhile."""
+        if self.postgres:
+            return await self._claim(now, limit)
         rows = await self.rows(
             "SELECT d.seq, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.attempts,"
             " d.expires_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id"
@@ -194,8 +270,36 @@ class PushQueue(SideFile):
         )
         return [Due(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
 
+    async def _claim(self, now: float, limit: int) -> list[Due]:
+        # One statement, so no transaction to hold: rows another worker is
+        # claiming at this moment are skipped (SKIP LOCKED), rows it holds are
+        # left until its claim expires.
+        rows = await self.rows(
+            "UPDATE deliveries d SET claimed_by = ?, claimed_until = ?"
+            " FROM subscriptions s WHERE s.id = d.subscription_id"
+            " AND (d.seq, d.subscription_id) IN"
+            " (SELECT seq, subscription_id FROM deliveries"
+            "  WHERE state = 0 AND next_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
+            "  ORDER BY next_at, seq LIMIT ? FOR UPDATE SKIP LOCKED)"
+            " RETURNING d.seq, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.attempts,"
+            " d.expires_at, d.next_at",
+            (self.worker_id, now + self.lease, now, now, limit),
+        )
+        rows = sorted(rows, key=lambda r: (r[7], r[0]))
+        return [Due(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
+
     async def next_due_at(self) -> float | None:
-        rows = await self.rows("SELECT MIN(next_at) FROM deliveries WHERE state = 0")
+        """When a row is next due; on PostgreSQL a row claimed by a worker is
+        due again when the claim runs out (if that worker died)."""
+        if self.postgres:
+            rows = await self.rows(
+                "SELECT LEAST("
+                " (SELECT MIN(next_at) FROM deliveries WHERE state = 0 AND claimed_until IS NULL),"
+                " (SELECT MIN(GREATEST(next_at, claimed_until)) FROM deliveries"
+                "  WHERE state = 0 AND claimed_until IS NOT NULL))"
+            )
+        else:
+            rows = await self.rows("SELECT MIN(next_at) FROM deliveries WHERE state = 0")
         return None if rows[0][0] is None else float(rows[0][0])
 
     async def depth(self) -> int:
@@ -206,16 +310,34 @@ class PushQueue(SideFile):
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Store what happened to a batch of attempts, in one transaction."""
         gone = {o.subscription_id for o in outcomes if o.state is State.GONE}
+        update = (
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
+            " next_at = CASE WHEN CAST(? AS DOUBLE PRECISION) > 0 THEN ? ELSE next_at END"
+        )
+        rows = [
+            (o.state, o.status, o.next_at, o.next_at, o.seq, o.subscription_id) for o in outcomes
+        ]
         async with self.transaction():
-            await self.db.executemany(
-                "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
-                " next_at = CASE WHEN ? > 0 THEN ? ELSE next_at END"
-                " WHERE seq = ? AND subscription_id = ?",
-                [
-                    (o.state, o.status, o.next_at, o.next_at, o.seq, o.subscription_id)
-                    for o in outcomes
-                ],
-            )
+            if self.postgres:
+                # Only rows this worker still holds: had its claim run out (it
+                # stalled past the lease), another worker owns the row now.
+                held = (
+                    update + ", claimed_by = NULL, claimed_until = NULL"
+                    " WHERE seq = ? AND subscription_id = ? AND claimed_by = ?"
+                )
+                mine = [(*row, self.worker_id) for row in rows]
+                await self.db.executemany(held, [row for row in mine if row[0] is not State.GONE])
+                # A gone subscription is forgotten only on an outcome stored
+                # (few: one statement each, to learn which were).
+                gone = set()
+                for row in mine:
+                    if row[0] is State.GONE:
+                        stored = await self.db.execute_fetchall(
+                            held + " RETURNING subscription_id", row
+                        )
+                        gone.update(int(r[0]) for r in stored)
+            else:
+                await self.db.executemany(update + " WHERE seq = ? AND subscription_id = ?", rows)
         for sub_id in gone:
             await self._forget(sub_id)
 

@@ -1,10 +1,11 @@
 """The push queue as a record derived from the log, for `sunbid verify` and
 `sunbid rebuild`.
 
-What the log decides of push.db: the cursor (how far deliveries have been
-derived) cannot be ahead of the log's head, and every delivery row is an
-(event, subscription) pair the derivation yields: an event up to the
-cursor, whose topics and stage the subscription follows. Only a
+What the log decides of push.db (or of the push tables in PostgreSQL): the
+cursor (how far deliveries have been derived) cannot be ahead of the log's
+head, and every delivery row is an (event, subscription) pair the
+derivation yields: an event up to the cursor, whose topics and stage the
+subscription follows. Only a
 subscription never changed since it was made is held to the last rule: an
 updated one followed other topics when its older rows were derived, and the
 rows of a deleted one stay (as delivered, failed or gone) with nothing left
@@ -27,6 +28,8 @@ from server.core.projection import LogReader
 from server.core.topics import topics_of
 
 PAGE = 1000
+SELECT_ROWS = "SELECT seq, subscription_id, state FROM deliveries ORDER BY seq, subscription_id"
+SELECT_SUBSCRIPTIONS = "SELECT id, topics, stages, created_at = updated_at FROM subscriptions"
 
 
 @dataclass(frozen=True)
@@ -68,18 +71,26 @@ class PushRecord:
     async def _read(self) -> tuple[int, list[Any], dict[int, _Follows]]:
         """The cursor, the rows and the subscriptions as of one moment (one
         read transaction: the worker may go on deriving meanwhile)."""
-        db = self.queue.db
-        await db.execute("BEGIN")
-        try:
-            cursor = await self.queue.cursor()
-            rows = await self.queue.rows(
-                "SELECT seq, subscription_id, state FROM deliveries ORDER BY seq, subscription_id"
-            )
-            subscriptions = await self.queue.rows(
-                "SELECT id, topics, stages, created_at = updated_at FROM subscriptions"
-            )
-        finally:
-            await db.execute("COMMIT")
+        queue = self.queue
+        if queue.postgres:
+            # The cursor row share-locked: workers' derives (FOR UPDATE) wait
+            # until these reads are done, so no row appears past the cursor read.
+            async with queue.transaction():
+                found = await queue.db.execute_fetchall(
+                    "SELECT seq FROM cursor WHERE id = 1 FOR SHARE"
+                )
+                cursor = int(found[0][0]) if found else 0
+                rows = await queue.db.execute_fetchall(SELECT_ROWS)
+                subscriptions = await queue.db.execute_fetchall(SELECT_SUBSCRIPTIONS)
+        else:
+            db = queue.db
+            await db.execute("BEGIN")
+            try:
+                cursor = await queue.cursor()
+                rows = await queue.rows(SELECT_ROWS)
+                subscriptions = await queue.rows(SELECT_SUBSCRIPTIONS)
+            finally:
+                await db.execute("COMMIT")
         follows = {
             int(sub_id): _Follows(
                 frozenset(orjson.loads(topics)),

@@ -54,7 +54,11 @@ class PushService:
         sending (unless `send` is False: another process of the deployment sends)."""
         data_dir, subject = settings.data_dir, settings.vapid_subject
         allow = AllowList.from_entries(settings.push_allowed_hosts)
-        queue = PushQueue(data_dir / QUEUE_FILE)
+        queue = PushQueue(
+            data_dir / QUEUE_FILE,
+            database_url=settings.database_url,
+            database_schema=settings.database_schema,
+        )
         await queue.open()
         try:
             key = load_or_create_key(data_dir, subscriptions_exist=await queue.count() > 0)

@@ -40,6 +40,8 @@ class PushSettings:
     push_timeout: float
     push_retry_base: float
     push_max_attempts: int
+    # PostgreSQL: how long a worker's claim on a due row holds (push/queue.py)
+    push_claim_seconds: float
     # Finished deliveries are kept so long, then pruned (server/pruning.py)
     delivery_keep_days: int
     log_format: str
@@ -83,6 +85,7 @@ class PushSettings:
             delivery_keep_days=read.whole(env, "SUNBID_DELIVERY_KEEP_DAYS", 30, 1),
             push_retry_base=read.seconds(env, "SUNBID_PUSH_RETRY_BASE_SECONDS", 2.0),
             push_max_attempts=read.whole(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
+            push_claim_seconds=float(read.whole(env, "SUNBID_PUSH_CLAIM_SECONDS", 60, 1)),
             log_format=read.log_format(env),
             environ=read.sunbid_variables(env),
         )

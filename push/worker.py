@@ -6,7 +6,8 @@ Two loops and a flusher share one aiohttp session:
   cursor and queue a delivery per matching subscription (push/queue.py);
 - send: take due deliveries, encrypt each for its subscriber, POST it with
   bounded concurrency overall and per push service; never more than one
-  attempt of a delivery in flight;
+  attempt of a delivery in flight (with PostgreSQL, across every worker of
+  the deployment: due rows are claimed, push/queue.py);
 - flush: store outcomes in batches (every few ms), and only then let the
   send loop see those rows again.
 
@@ -186,9 +187,10 @@ class PushWorker:
             return False
         derivation.apply(events)
         rows = derivation.take()
-        added = await self.queue.enqueue(rows, up_to=derivation.cursor, now=self.clock())
-        if added:
-            self._send_wanted.set()
+        await self.queue.enqueue(rows, up_to=derivation.cursor, now=self.clock())
+        # New events: rows to send, whether this worker or another (sharing
+        # the queue on PostgreSQL) derived them.
+        self._send_wanted.set()
         return len(events) == DERIVE_PAGE
 
     # --- send --------------------------------------------------------------------
@@ -216,9 +218,14 @@ class PushWorker:
 
     async def _start_due(self) -> int:
         """Start an attempt for each due delivery not already in flight."""
+        limit = DUE_PAGE
+        if self.queue.postgres:
+            # Claim no more than can be sent at once: a claimed row waiting
+            # for a slot would spend its lease (push/queue.py) waiting.
+            limit = max(1, self._concurrency - len(self._sends))
         due = [
             d
-            for d in await self.queue.due(self.clock(), DUE_PAGE)
+            for d in await self.queue.due(self.clock(), limit)
             if (d.seq, d.subscription_id) not in self._in_flight
         ]
         # Claimed at once: a row read now must not be sent again after its

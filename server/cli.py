@@ -357,7 +357,11 @@ async def _token_revoke(store: EventStore, name: str) -> int:
 
 
 async def _vapid_show(settings: Settings) -> int:
-    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    queue = PushQueue(
+        settings.data_dir / QUEUE_FILE,
+        database_url=settings.database_url,
+        database_schema=settings.database_schema,
+    )
     await queue.open()
     try:
         key = load_or_create_key(settings.data_dir, subscriptions_exist=await queue.count() > 0)
@@ -456,7 +460,11 @@ async def open_records(settings: Settings, store: EventStore) -> AsyncIterator[l
     """Every record derived from the log, opened, in the order `sunbid verify`
     checks them and `sunbid rebuild` recomputes them: a new stored projection
     is added here (this module wires, so it may open push's)."""
-    queue = PushQueue(settings.data_dir / QUEUE_FILE)
+    queue = PushQueue(
+        settings.data_dir / QUEUE_FILE,
+        database_url=settings.database_url,
+        database_schema=settings.database_schema,
+    )
     await queue.open()
     try:
         domain = Domain.load()

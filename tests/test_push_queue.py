@@ -1,21 +1,33 @@
-"""The durable push queue, in-process on a real SQLite file."""
+"""The durable push queue, in-process, on a real SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from push.derive import Pending
 from push.queue import Outcome, PushQueue, State
+from tests.services import postgres_schema
 
 NOW = 1_800_000_000.0
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], PushQueue]]:
+    """A new PushQueue (not yet open) on the test's store: each test runs on both engines."""
+    path = tmp_path / "push.db"
+    if request.param == "sqlite":
+        yield lambda: PushQueue(path)
+    else:
+        with postgres_schema() as (url, schema):
+            yield lambda: PushQueue(path, database_url=url, database_schema=schema)
+
+
 @pytest.fixture
-async def queue(tmp_path: Path) -> AsyncIterator[PushQueue]:
-    opened = PushQueue(tmp_path / "push.db")
+async def queue(make_queue: Callable[[], PushQueue]) -> AsyncIterator[PushQueue]:
+    opened = make_queue()
     await opened.open()
     yield opened
     await opened.close()
@@ -73,6 +85,8 @@ async def test_outcomes_counts_retries_and_gone(queue: PushQueue) -> None:
     third = await subscribe(queue, 3, ["all"])
     await queue.enqueue([event(1), event(2)], up_to=2, now=NOW)
 
+    # Taken to be sent (claimed, on PostgreSQL): event 1's three rows.
+    assert {d.seq for d in await queue.due(NOW, 3)} == {1}
     await queue.record(
         [
             Outcome(1, first, State.DELIVERED, 201),
@@ -87,18 +101,19 @@ async def test_outcomes_counts_retries_and_gone(queue: PushQueue) -> None:
     # The retry waits for its time.
     assert (1, second) not in {(d.seq, d.subscription_id) for d in await queue.due(NOW, 10)}
     assert (1, second) in {(d.seq, d.subscription_id) for d in await queue.due(NOW + 31, 10)}
-    assert await queue.next_due_at() == NOW
+    # Event 2's rows are due at NOW; on PostgreSQL the look above claimed
+    # them, so they are due again (for another worker) when the claim runs out.
+    assert await queue.next_due_at() == (NOW + queue.lease if queue.postgres else NOW)
 
 
-async def test_queue_survives_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "push.db"
-    first = PushQueue(path)
+async def test_queue_survives_reopening(make_queue: Callable[[], PushQueue]) -> None:
+    first = make_queue()
     await first.open()
     sub_id = await subscribe(first, 1, ["all"])
     await first.enqueue([event(1)], up_to=7, now=NOW)
     await first.close()
 
-    again = PushQueue(path)
+    again = make_queue()
     await again.open()
     try:
         assert await again.cursor() == 7
@@ -107,3 +122,15 @@ async def test_queue_survives_reopening(tmp_path: Path) -> None:
         assert not await again.delete("https://push.example/1")
     finally:
         await again.close()
+
+
+async def test_prune_removes_only_finished_rows_before_the_time(queue: PushQueue) -> None:
+    sub = await subscribe(queue, 1, ["all"])
+    await queue.enqueue([event(1), event(2), event(3)], up_to=3, now=NOW)
+    assert [d.seq for d in await queue.due(NOW, 2)] == [1, 2]
+    await queue.record([Outcome(1, sub, State.DELIVERED, 201), Outcome(2, sub, State.FAILED, 400)])
+    assert await queue.prune_finished(NOW - 1) == 0
+    assert await queue.prune_finished(NOW + 1, chunk=1) == 2
+    assert [(d.seq, d.subscription_id) for d in await queue.due(NOW, 10)] == [(3, sub)]
+    assert await queue.depth() == 1
+    assert await queue.counts(1) == {"queued": 0, "delivered": 0, "failed": 0, "gone": 0}
