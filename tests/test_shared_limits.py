@@ -189,7 +189,7 @@ async def test_a_hung_redis_costs_one_short_timeout_then_counts_locally() -> Non
         assert not await streams.acquire("10.0.0.1"), "the local cap of 1 holds"
         assert await rate.check("10.0.0.1") == 0
         assert await rate.check("10.0.0.1") > 0
-        assert time.monotonic() - began < 0.05, "no Redis round trip while it is down"
+        assert time.monotonic() - began < 0.2, "no Redis round trip (0.25 s each) while it is down"
         own.process.send_signal(signal.SIGCONT)
         await shared.beat()
         assert shared.usable()
