@@ -31,6 +31,9 @@ import time
 from collections import Counter
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.ratelimit import RateLimiter
 from server.stream.limits import ConnectionLimiter
@@ -93,7 +96,12 @@ class SharedLimits:
 
     def __init__(self, url: str, prefix: str) -> None:
         self.redis = Redis.from_url(
-            url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+            url,
+            socket_timeout=TIMEOUT_SECONDS,
+            socket_connect_timeout=TIMEOUT_SECONDS,
+            # Once, at once, on a dropped connection (a pooled one that a Redis
+            # restart closed): not on a timeout, which would double the wait.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self.prefix = f"{prefix}:limits"
         self.node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -131,12 +139,17 @@ class SharedLimits:
     async def beat(self) -> None:
         """Say this process lives; give back slots a failed release still owes."""
         try:
-            await self.redis.set(self.node_key, "1", ex=NODE_TTL_SECONDS)
+            was = await self.redis.set(self.node_key, "1", ex=NODE_TTL_SECONDS, get=True)
             self._down_until = 0.0  # reachable again: count there from now on
             if self._outage:
                 log.info("Redis reachable again: per-address limits count across processes")
                 self._outage = False
             if self.streams is not None:
+                if was is None:
+                    # Our liveness key was gone (Redis restarted empty, or we
+                    # could not refresh it for NODE_TTL_SECONDS and others
+                    # dropped our fields): count again what we still hold.
+                    self.streams.recount()
                 await self.streams.settle()
         except Exception as exc:  # Redis down: the next beat tries again
             self.failed(exc)
@@ -189,6 +202,9 @@ class SharedConnectionLimiter:
                         HASH_TTL_SECONDS,
                     ],
                 )
+            except asyncio.CancelledError:
+                self._unsure.add(address)  # the script may have run: settle() checks
+                raise
             except Exception as exc:
                 self._unsure.add(address)
                 shared.failed(exc)
@@ -227,6 +243,11 @@ class SharedConnectionLimiter:
     def owed(self, address: str) -> int:
         """Releases of `address` that Redis has not heard yet."""
         return self._owed.get(address, 0)
+
+    def recount(self) -> None:
+        """Redis may have lost this process's counts: settle() writes them again."""
+        self._unsure.update(self._held)
+        self._unsure.update(self._owed)
 
     async def settle(self) -> None:
         """Bring Redis in line with this process: owed releases, unsure counts."""

@@ -185,6 +185,13 @@ async def test_stream_limit_holds_across_two_processes(
             async with websockets.connect(server.ws_url) as third:
                 refused = json.loads(await asyncio.wait_for(third.recv(), 5))
                 assert refused["code"] == "too_many_connections", server.url
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(third.recv(), 5)
+                assert third.close_code == 4029, server.url
+            async with httpx.AsyncClient(timeout=5) as client:
+                sse = await client.get(server.url + "/api/stream?topics=all")
+            assert sse.status_code == 429, (server.url, sse.text)
+            assert sse.json()["error"]["code"] == "too_many_connections"
         await opened.pop().close()  # a slot freed on the second serves the first
         deadline = time.monotonic() + 5
         while True:

@@ -5,6 +5,7 @@ shared Redis, and a redis-server of its own for the fault."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -68,6 +69,47 @@ async def test_a_crashed_process_frees_its_slots(processes: list[SharedLimits]) 
     assert await two.acquire("10.0.0.1"), "the dead process's slots are no longer counted"
 
 
+async def test_a_process_back_after_its_key_expired_counts_its_slots_again(
+    processes: list[SharedLimits],
+) -> None:
+    """A live process that could not refresh its key for 30 s had its fields
+    dropped by the others; its next heartbeat writes what it holds again."""
+    one = SharedConnectionLimiter(2, processes[0])
+    two = SharedConnectionLimiter(2, processes[1])
+    assert await one.acquire("10.0.0.1") and await one.acquire("10.0.0.1")
+    await processes[0].redis.delete(processes[0].node_key)
+    assert await two.acquire("10.0.0.1"), "counted as dead meanwhile (fails open)"
+    await processes[0].beat()
+    assert await processes[0].redis.hget(one.key("10.0.0.1"), processes[0].node) == b"2"
+    assert not await two.acquire("10.0.0.1"), "its two streams count again"
+    one.release("10.0.0.1")
+    one.release("10.0.0.1")
+    two.release("10.0.0.1")
+    await settled()
+    assert await processes[0].redis.exists(one.key("10.0.0.1")) == 0, "all given back"
+
+
+async def test_counts_survive_a_redis_restart_that_lost_them() -> None:
+    own = OwnRedis().start()
+    prefix = unique_name("sunbid_test")
+    one, two = SharedLimits(own.url, prefix), SharedLimits(own.url, prefix)
+    try:
+        await one.start()
+        await two.start()
+        first = SharedConnectionLimiter(2, one)
+        second = SharedConnectionLimiter(2, two)
+        assert await first.acquire("10.0.0.1") and await first.acquire("10.0.0.1")
+        own.stop()
+        own.start()  # empty: every count and liveness key is gone
+        await one.beat()
+        await two.beat()
+        assert not await second.acquire("10.0.0.1"), "the first's streams are counted again"
+    finally:
+        own.stop()
+        await one.close()
+        await two.close()
+
+
 async def test_release_after_redis_lost_its_data_does_not_go_negative(
     processes: list[SharedLimits],
 ) -> None:
@@ -124,6 +166,38 @@ async def test_redis_down_counts_locally_without_waiting() -> None:
         assert await streams.local.acquire("10.0.0.1")
         assert await streams.local.acquire("10.0.0.1")
     finally:
+        own.stop()
+        await shared.close()
+
+
+async def test_a_hung_redis_costs_one_short_timeout_then_counts_locally() -> None:
+    """A Redis that accepts but never answers (stopped with SIGSTOP): the
+    first call waits out the 0.25 s timeout, the next ones count locally
+    at once, and Redis is tried again once it answers."""
+    own = OwnRedis().start()
+    shared = SharedLimits(own.url, unique_name("sunbid_test"))
+    try:
+        await shared.start()
+        streams = SharedConnectionLimiter(1, shared)
+        rate = SharedRateLimiter(1, 1000, shared)
+        assert own.process is not None
+        own.process.send_signal(signal.SIGSTOP)
+        began = time.monotonic()
+        assert await streams.acquire("10.0.0.1"), "fails open to the local count"
+        assert time.monotonic() - began < 0.6, "one short timeout, not a long wait"
+        began = time.monotonic()
+        assert not await streams.acquire("10.0.0.1"), "the local cap of 1 holds"
+        assert await rate.check("10.0.0.1") == 0
+        assert await rate.check("10.0.0.1") > 0
+        assert time.monotonic() - began < 0.2, "no Redis round trip (0.25 s each) while it is down"
+        own.process.send_signal(signal.SIGCONT)
+        await shared.beat()
+        assert shared.usable()
+        assert await streams.acquire("10.0.0.2"), "counted in Redis again"
+        assert await shared.redis.hget(streams.key("10.0.0.2"), shared.node) == b"1"
+    finally:
+        if own.process is not None:
+            own.process.send_signal(signal.SIGCONT)
         own.stop()
         await shared.close()
 
