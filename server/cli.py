@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from push.copy import copy_push_rows
 from push.queue import QUEUE_FILE, PushQueue
 from push.record import PushRecord
 from push.settings import PushSettings
@@ -575,9 +577,9 @@ async def _migrate(settings: Settings) -> int:
 
 UNREACHABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *pg.UNAVAILABLE)
 COPIED_NOTE = (
-    "note: push.db and compliance.db stay in {data_dir}; they follow the copied log"
-    " (the same seqs): start the servers on PostgreSQL with this data directory, and"
-    " run `sunbid verify` there"
+    "note: the compliance record is derived again from the log at the first start on"
+    " PostgreSQL; keep the VAPID key (in {data_dir}) with every server, and run"
+    " `sunbid verify` there"
 )
 
 
@@ -622,7 +624,8 @@ async def _copy(settings: Settings, url: str, schema: str) -> int:
     try:
         await source.open()
         await target.open()
-        copied = await copy_log(source, target, [projects])
+        push_rows = functools.partial(copy_push_rows, settings.data_dir / QUEUE_FILE)
+        copied = await copy_log(source, target, [projects], push_rows)
     except CopyRefused as exc:
         print(f"sunbid: nothing was copied: {exc}", file=sys.stderr)
         return 1
@@ -633,8 +636,8 @@ async def _copy(settings: Settings, url: str, schema: str) -> int:
         await target.close()
         await source.close()
     print(
-        f"copied {copied.events} events, {copied.tokens} tokens and {copied.keys}"
-        f" idempotency keys into PostgreSQL schema {schema}"
+        f"copied {copied.events} events, {copied.tokens} tokens, {copied.keys}"
+        f" idempotency keys and {copied.also} into PostgreSQL schema {schema}"
     )
     # Checked as a new process would find it: opened afresh, projects caught up.
     check = PostgresStore(url, clock, schema=schema)

@@ -21,7 +21,7 @@ meanwhile waits for it. A target holding anything is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,13 +51,19 @@ class Copied:
     last_hash: str
     tokens: int
     keys: int
+    also: str = ""  # what else was copied, in words
 
 
 async def copy_log(
-    source: SQLiteStore, target: PostgresStore, records: Sequence[RecordWithLog]
+    source: SQLiteStore,
+    target: PostgresStore,
+    records: Sequence[RecordWithLog],
+    also: Callable[[Any], Awaitable[str]] | None = None,
 ) -> Copied:
     """Copy `source` (open, read-only) into the empty `target` (open, with `records`
-    written with its log); raise CopyRefused, changing nothing, if it cannot be."""
+    written with its log); raise CopyRefused, changing nothing, if it cannot be.
+    `also` copies more (push subscriptions) in the same transaction; what it
+    says it copied is in the result's `also`."""
     report = await source.verify()
     if report.first_bad_seq is not None:
         raise CopyRefused(
@@ -85,7 +91,11 @@ async def copy_log(
         await conn.executemany(f"INSERT INTO idempotency ({KEY_COLUMNS}) VALUES (?,?,?,?)", keys)
         await conn.executemany(f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?,?,?,?,?,?)", tokens)
         await conn.execute("UPDATE log_head SET seq = ?, hash = ? WHERE id = 1", (seq, last_hash))
-    return Copied(seq, seq, last_hash, len(tokens), len(keys))
+        try:
+            more = await also(conn) if also is not None else ""
+        except ValueError as exc:
+            raise CopyRefused(str(exc)) from None
+    return Copied(seq, seq, last_hash, len(tokens), len(keys), more)
 
 
 async def _refuse_unless_empty(conn: Any) -> None:
