@@ -1,8 +1,15 @@
-"""Shared fixtures: a real Sunbid server process on a free port, with a real SQLite file."""
+"""Shared fixtures: a real Sunbid server process on a free port, with a real SQLite file.
+
+`SUNBID_TEST_BACKEND=postgresql` runs every server process of the suite on
+PostgreSQL and Redis instead (each in a schema and bus prefix of its own):
+
+    SUNBID_TEST_BACKEND=postgresql .venv/bin/python -m pytest
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -70,6 +77,35 @@ async def close_clients(opened: list[Any]) -> None:
                 await thing.aclose()
 
 
+SUITE_SCHEMA = "sunbid_suite_"  # schemas of SUNBID_TEST_BACKEND=postgresql runs
+
+
+def backend_env(data_dir: Path) -> dict[str, str]:
+    """The database and bus settings of a server under SUNBID_TEST_BACKEND: one
+    schema and bus prefix per data directory (a restart keeps its data)."""
+    if os.environ.get("SUNBID_TEST_BACKEND", "sqlite") != "postgresql":
+        return {}
+    from tests.services import postgres_url, redis_url
+
+    name = SUITE_SCHEMA + hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    return {
+        "SUNBID_DATABASE_URL": postgres_url(),
+        "SUNBID_DATABASE_SCHEMA": name,
+        "SUNBID_BUS_URL": redis_url(),
+        "SUNBID_BUS_PREFIX": name,
+    }
+
+
+def pytest_sessionfinish() -> None:
+    """Drop the schemas a SUNBID_TEST_BACKEND=postgresql run made."""
+    if os.environ.get("SUNBID_TEST_BACKEND", "sqlite") != "postgresql":
+        return
+    from tests.services import POSTGRES_URL, drop_schema, postgres_schemas
+
+    for schema in postgres_schemas(SUITE_SCHEMA):
+        drop_schema(POSTGRES_URL, schema)
+
+
 class ServerProcess:
     """`sunbid serve` in a child process; can be killed and restarted on the same data."""
 
@@ -81,6 +117,7 @@ class ServerProcess:
             "SUNBID_DATA_DIR": str(data_dir),
             "SUNBID_DEMO": "0",
             "PYTHONUNBUFFERED": "1",
+            **backend_env(data_dir),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

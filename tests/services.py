@@ -85,6 +85,25 @@ def drop_schema(url: str, schema: str) -> None:
         thread.submit(asyncio.run, drop()).result()
 
 
+def postgres_schemas(prefix: str) -> list[str]:
+    """The schemas on the test PostgreSQL whose names start with `prefix`."""
+
+    async def names() -> list[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            rows = await conn.fetch(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)", prefix
+            )
+        finally:
+            await conn.close()
+        return [row[0] for row in rows]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, names()).result()
+
+
 @contextmanager
 def postgres_schema() -> Iterator[tuple[str, str]]:
     """(url, schema): a fresh schema on the test PostgreSQL, dropped afterwards."""

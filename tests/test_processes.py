@@ -22,7 +22,7 @@ from server.api.operations import degradations, not_ready
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import ROOT, ServerProcess, close_clients, free_port
-from tests.services import postgres_schema, redis_url, unique_name
+from tests.services import OwnRedis, postgres_schema, redis_url, unique_name
 
 
 def sunbid(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -204,3 +204,38 @@ async def test_stream_limit_holds_across_two_processes(
         assert answer.get("op") == "pong", answer
     finally:
         await close_clients(opened)
+
+
+def test_a_process_is_ready_once_it_has_reached_the_bus(tmp_path: Path) -> None:
+    """Not ready until Redis was reached since start (start-up is not done);
+    after that a Redis outage is a degradation: the database carries delivery,
+    and failing every process at once would take the deployment out of rotation."""
+    redis = OwnRedis()  # not started yet
+    with postgres_schema() as (url, schema):
+        server = ServerProcess(
+            tmp_path / "data",
+            SUNBID_DATABASE_URL=url,
+            SUNBID_DATABASE_SCHEMA=schema,
+            SUNBID_BUS_URL=redis.url,
+        )
+        try:
+            server.start()
+            refused = httpx.get(server.url + "/readyz")
+            assert refused.status_code == 503
+            assert "bus_unreachable" in refused.json()["error"]["details"]["reasons"]
+            redis.start()
+            deadline = time.monotonic() + 15
+            while (ready := httpx.get(server.url + "/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, ready.text
+                time.sleep(0.2)
+            redis.stop()
+            deadline = time.monotonic() + 15
+            while "bus_unreachable" not in (answer := httpx.get(server.url + "/readyz")).text:
+                assert time.monotonic() < deadline, answer.text
+                time.sleep(0.2)
+            assert answer.status_code == 200
+            assert answer.json()["degraded"] == ["bus_unreachable"]
+        finally:
+            if server.process is not None:
+                server.stop()
+            redis.stop()

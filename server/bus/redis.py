@@ -60,6 +60,7 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._listening = False  # subscribed to the channel right now
+        self._reached = False  # subscribed at least once since start (for /readyz)
         self._last_heard = 0.0  # monotonic time of the subscription's last word
         self._send_down_until = 0.0  # monotonic time before which sending is not tried
         self._reported_down = False
@@ -126,6 +127,13 @@ class RedisBus:
     @property
     def healthy(self) -> bool:
         return self._listening and time.monotonic() >= self._send_down_until
+
+    def not_ready(self) -> list[str]:
+        """For /readyz: a process that has not reached Redis since it started is
+        not ready (its start-up is not done); once it has, an outage is only a
+        degradation (`problems`): every process would fail at once, taking the
+        whole deployment out of rotation, while the database carries delivery."""
+        return [] if self._reached or not self._started else ["bus_unreachable"]
 
     def problems(self) -> list[str]:
         """For /readyz: a degradation, not a reason to stop serving (the database
@@ -207,6 +215,7 @@ class RedisBus:
                 # while not listening comes from there, what follows from Redis.
                 self._last_heard = time.monotonic()
                 self._listening = True
+                self._reached = True
                 self._send_down_until = 0.0
                 self._up()
                 backoff = BACKOFF_MIN

@@ -20,7 +20,6 @@ import orjson
 
 from server.core.clock import Clock
 from server.core.events import StoredEvent, chain_hash
-from server.core.pg import is_postgres
 from server.store import (
     AlreadyExists,
     AppendRequest,
@@ -48,15 +47,12 @@ class Pending:
 
 
 # A checked event's data and occurred_at, from its stored document.
-_DATA_AND_TIME = {
-    # CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
-    False: "SELECT seq, stage, json_extract(d, '$.data'), json_extract(d, '$.occurred_at')"
+# CAST: a BLOB is JSONB to SQLite 3.45 and later; the log holds JSON text.
+DATA_AND_TIME = (
+    "SELECT seq, stage, json_extract(d, '$.data'), json_extract(d, '$.occurred_at')"
     " FROM (SELECT seq, stage, CAST(doc AS TEXT) AS d FROM events"
-    " WHERE seq IN ({union})) ORDER BY seq",
-    True: "SELECT seq, stage, d -> 'data', d ->> 'occurred_at'"
-    " FROM (SELECT seq, stage, convert_from(doc, 'UTF8')::json AS d FROM events"
-    " WHERE seq IN ({union})) AS checked ORDER BY seq",
-}
+    " WHERE seq IN ({union})) ORDER BY seq"
+)
 
 
 class GroupCommitLog:
@@ -103,8 +99,7 @@ class GroupCommitLog:
     async def _write_loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            self._gather(batch)
             try:
                 async with self._write_lock:
                     await self._commit(batch)
@@ -114,6 +109,11 @@ class GroupCommitLog:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(StoreUnavailable("internal error"))
+
+    def _gather(self, batch: list[Pending]) -> None:
+        """Add what was queued meanwhile to `batch` (in place), up to MAX_BATCH."""
+        while len(batch) < MAX_BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     async def _commit(self, batch: list[Pending]) -> None:
         raise NotImplementedError
@@ -213,11 +213,6 @@ class GroupCommitLog:
             refs.update(_seqs_named(req.draft.get("data")))
         logs: dict[str, list[dict[str, Any]]] = {}
         for project_id, (reads, refs) in wanted.items():
-            dated = await conn.execute_fetchall(
-                "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
-            )
-            key_dates = orjson.loads(dated[0][0]) if dated else []
-            refs |= {date["seq"] for date in key_dates}
             parts = ["SELECT MAX(seq) FROM events WHERE project = ?"]
             params: list[Any] = [project_id]
             for stage, how in sorted(reads.items()):
@@ -228,9 +223,7 @@ class GroupCommitLog:
                 marks = ",".join("?" for _ in refs)
                 parts.append(f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})")
                 params += [project_id, *sorted(refs)]
-            rows = await conn.execute_fetchall(
-                _DATA_AND_TIME[is_postgres(conn)].format(union=" UNION ".join(parts)), params
-            )
+            rows, key_dates = await self._checked_rows(conn, project_id, parts, params)
             events = {
                 seq: {
                     "seq": seq,
@@ -246,6 +239,24 @@ class GroupCommitLog:
                     stated["data"] = {**stated["data"], date["field"]: date["at"]}
             logs[project_id] = list(events.values())
         return logs
+
+    async def _checked_rows(
+        self, conn: Any, project_id: str, parts: list[str], params: list[Any]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """(seq, stage, data, occurred_at) of the events `parts` select and of
+        those stating the project's key dates; and those key dates."""
+        dated = await conn.execute_fetchall(
+            "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
+        )
+        key_dates: list[dict[str, Any]] = orjson.loads(dated[0][0]) if dated else []
+        if key_dates:
+            marks = ",".join("?" for _ in key_dates)
+            parts = [*parts, f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})"]
+            params = [*params, project_id, *(date["seq"] for date in key_dates)]
+        rows = await conn.execute_fetchall(
+            DATA_AND_TIME.format(union=" UNION ".join(parts)), params
+        )
+        return rows, key_dates
 
     async def _write_batch(
         self, conn: Any, created: list[StoredEvent], keys: list[tuple[str, str, str, int]]
