@@ -315,3 +315,37 @@ async def test_a_killed_workers_rows_are_sent_by_another_after_the_lease(
     # Not before the dead worker's claims ran out (claimed before it was killed).
     first = min(msg.received_at for msg in service.messages)
     assert first >= killed_at + lease - 1.0 - 0.5
+
+
+def test_a_server_on_postgresql_takes_subscriptions_and_its_worker_sends(tmp_path: Path) -> None:
+    """The whole path on PostgreSQL: `sunbid serve` takes the subscription into
+    the schema's push tables, its worker derives and sends, and the staff
+    delivery counts read them back."""
+    from tests.test_push_e2e import messages, start_push_server, stop, wait_until
+
+    with postgres_schema() as (url, name), PushService.in_thread() as service:
+        push = start_push_server(
+            tmp_path / "data", service, SUNBID_DATABASE_URL=url, SUNBID_DATABASE_SCHEMA=name
+        )
+        try:
+            push.staff.project("PG-PUSH-1")
+            subscription = service.new_subscriber(application_server_key=push.key)
+            response = push.request(
+                "POST",
+                "/api/push/subscriptions",
+                json={"subscription": subscription, "topics": ["project:PG-PUSH-1"]},
+            )
+            assert response.status_code == 201, response.text
+            event = push.publish("PG-PUSH-1", "notice")
+            endpoint = subscription["endpoint"]
+
+            # (The project's registration may be pushed too: the subscription
+            # can come before the worker derives it.)
+            def sent() -> list[int]:
+                return [m.payload["event"]["seq"] for m in messages(service, endpoint)]
+
+            wait_until(lambda: event["seq"] in sent(), "the push")
+            push.settled(event["seq"], delivered=1)
+            assert sent().count(event["seq"]) == 1
+        finally:
+            stop(push)
