@@ -47,6 +47,11 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,
 )
 CONNECT_SECONDS = 5.0
+# Connections per process: every API read takes one for a round trip, the
+# log's writer and each side record keep one. Sixteen keep sixteen publishers
+# from queueing for a connection; mind PostgreSQL's max_connections (100 by
+# default) when running many processes.
+POOL_SIZE = 16
 COMMAND_SECONDS = 30.0  # a statement slower than this is a stuck server, not a busy one
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -127,7 +132,7 @@ class Database:
         self._pool: asyncpg.Pool | None = None
         self.users = 0  # the store and side records sharing it (pool_for)
 
-    async def open(self, max_size: int = 10) -> None:
+    async def open(self, max_size: int = POOL_SIZE) -> None:
         # The schema first, on a connection of its own: the pool's connections
         # name it in their search_path, which must exist for CREATE TABLE.
         conn = await asyncpg.connect(self.url, timeout=CONNECT_SECONDS)

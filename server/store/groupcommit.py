@@ -60,6 +60,8 @@ class GroupCommitLog:
 
     readonly = False
     postgres = False  # which SQL the records beside the log speak (server/core/pg.py)
+    # The latest event's seq where `where` holds (an index lookup, backwards).
+    LATEST = "SELECT MAX(seq) FROM events WHERE {where}"
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -213,11 +215,13 @@ class GroupCommitLog:
             refs.update(_seqs_named(req.draft.get("data")))
         logs: dict[str, list[dict[str, Any]]] = {}
         for project_id, (reads, refs) in wanted.items():
-            parts = ["SELECT MAX(seq) FROM events WHERE project = ?"]
+            parts = [self.LATEST.format(where="project = ?")]
             params: list[Any] = [project_id]
             for stage, how in sorted(reads.items()):
-                which = "seq" if how == "all" else "MAX(seq)"
-                parts.append(f"SELECT {which} FROM events WHERE project = ? AND stage = ?")
+                if how == "all":
+                    parts.append("SELECT seq FROM events WHERE project = ? AND stage = ?")
+                else:
+                    parts.append(self.LATEST.format(where="project = ? AND stage = ?"))
                 params += [project_id, stage]
             if refs:
                 marks = ",".join("?" for _ in refs)

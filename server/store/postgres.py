@@ -51,6 +51,9 @@ APPEND = (
 
 class PostgresStore(GroupCommitLog):
     postgres = True
+    # Not MAX(seq): on a table not yet analysed PostgreSQL may aggregate every
+    # row of the index rather than read its last one.
+    LATEST = "(SELECT seq FROM events WHERE {where} ORDER BY seq DESC LIMIT 1)"
 
     def __init__(
         self, url: str, clock: Clock, *, schema: str = "public", readonly: bool = False
@@ -195,18 +198,21 @@ class PostgresStore(GroupCommitLog):
     ) -> tuple[list[Any], list[dict[str, Any]]]:
         """As groupcommit's, in one round trip (it is made holding the tip):
         the key dates and the events stating them are joined in the query."""
+        # The key dates' seqs are the project's own events (its fold wrote them).
         union = " UNION ".join(
             [
                 *parts,
                 "SELECT (date ->> 'seq')::bigint FROM dated, json_array_elements(dated.k) AS date",
             ]
         )
+        # `= ANY (ARRAY(…))`: the few seqs are found first, then each row by the
+        # primary key (with `IN (…)` the planner may scan every event instead).
         rows = await conn.execute_fetchall(
             "WITH dated AS (SELECT key_dates::json AS k FROM projects WHERE id = ?)"
             " SELECT seq, stage, d -> 'data', d ->> 'occurred_at', (SELECT k FROM dated)"
             " FROM (SELECT seq, stage, convert_from(doc, 'UTF8')::json AS d FROM events"
-            f" WHERE project = ? AND seq IN ({union})) AS checked ORDER BY seq",
-            [project_id, project_id, *params],
+            f" WHERE seq = ANY (ARRAY({union}))) AS checked ORDER BY seq",
+            [project_id, *params],
         )
         key_dates = orjson.loads(rows[0][4]) if rows and rows[0][4] else []
         return [row[:4] for row in rows], key_dates

@@ -70,8 +70,11 @@ def events_query(
         " ORDER BY seq LIMIT ?) AS branch"
         for condition, _ in branches
     )
+    # PostgreSQL: `= ANY (ARRAY(…))`, so the few seqs are gathered first and each
+    # row read by the primary key (it may plan `IN (…)` as a scan of every event).
+    among = f"= ANY (ARRAY({union}))" if postgres else f"IN ({union})"
     return (
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq IN ({union}) ORDER BY seq LIMIT ?",
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq {among} ORDER BY seq LIMIT ?",
         [*(p for _, params in branches for p in (since, *params, limit)), limit],
     )
 
