@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -218,21 +217,12 @@ def test_a_migrated_older_deployment_moves_with_its_derived_records(
     # Derived again from the log at the first start on PostgreSQL, not copied.
     assert "ok: compliance was made with other rules" in verified.stdout
     # The subscriptions (not derived: people's own) came along, ids and all.
-    with sqlite3.connect(data / "push.db") as source:
-        wanted = source.execute(
-            "SELECT id, endpoint, p256dh, auth, topics, stages FROM subscriptions ORDER BY id"
-        ).fetchall()
-        cursor = source.execute("SELECT seq FROM cursor").fetchone()[0]
+    subscriptions = (
+        "SELECT id, endpoint, p256dh, auth, topics, stages FROM subscriptions ORDER BY id"
+    )
+    wanted = sqlite_rows(data / "push.db", subscriptions)
     assert wanted, "the fixture has subscriptions"
-
-    async def target_rows() -> tuple[list[tuple[Any, ...]], int]:
-        conn = await asyncpg.connect(database[0], server_settings={"search_path": database[1]})
-        try:
-            rows = await conn.fetch(
-                "SELECT id, endpoint, p256dh, auth, topics, stages FROM subscriptions ORDER BY id"
-            )
-            return [tuple(r) for r in rows], int(await conn.fetchval("SELECT seq FROM cursor"))
-        finally:
-            await conn.close()
-
-    assert asyncio.run(target_rows()) == (wanted, cursor)
+    assert rows(*database, subscriptions) == wanted
+    assert rows(*database, "SELECT seq FROM cursor") == sqlite_rows(
+        data / "push.db", "SELECT seq FROM cursor"
+    )

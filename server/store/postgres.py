@@ -37,7 +37,7 @@ from server.core.events import StoredEvent
 from server.store import StoreUnavailable, TopicStages, VerifyReport, idempotency
 from server.store.groupcommit import EVENT_COLUMNS, GroupCommitLog, Pending, hash_of
 from server.store.queries import event_of, events_query
-from server.store.verify import verify_rows
+from server.store.verify import verify_rows, with_missing_tail
 
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.pg.sql").read_text("utf-8")
@@ -244,12 +244,4 @@ class PostgresStore(GroupCommitLog):
             )
             tip = await conn.execute_fetchall("SELECT seq FROM log_head WHERE id = 1")
             rows = await conn.execute_fetchall("SELECT MAX(seq) FROM cursors")
-        referenced = max(int(tip[0][0]) if tip else 0, rows[0][0] or 0)
-        if report.first_bad_seq is None and referenced > report.head:
-            return VerifyReport(
-                report.checked,
-                report.head,
-                report.head + 1,
-                f"seq {report.head + 1}..{referenced} are missing from the end",
-            )
-        return report
+        return with_missing_tail(report, max(int(tip[0][0]) if tip else 0, rows[0][0] or 0))

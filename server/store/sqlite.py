@@ -34,7 +34,7 @@ from server.store import StoreUnavailable, TopicStages, VerifyReport
 from server.store.groupcommit import EVENT_COLUMNS, GroupCommitLog, Pending, hash_of
 from server.store.queries import event_of, events_query
 from server.store.readers import Readers
-from server.store.verify import verify_rows
+from server.store.verify import verify_rows, with_missing_tail
 
 log = logging.getLogger("sunbid.store")
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
@@ -214,15 +214,7 @@ class SQLiteStore(GroupCommitLog):
             report = await verify_rows(_batches(cursor))
             # Every record written with the log has seen its last event.
             rows = await _fetch(conn, "SELECT MAX(seq) FROM cursors")
-        referenced = rows[0][0] or 0
-        if report.first_bad_seq is None and referenced > report.head:
-            return VerifyReport(
-                report.checked,
-                report.head,
-                report.head + 1,
-                f"seq {report.head + 1}..{referenced} are missing from the end",
-            )
-        return report
+        return with_missing_tail(report, rows[0][0] or 0)
 
     async def timeline(self, project_id: str) -> list[StoredEvent]:
         rows = await self._read(

@@ -59,3 +59,16 @@ def _check(row: StoredEvent, previous: str) -> str | None:
     if chain_hash(previous, event) != event["hash"]:
         return "the hash does not match the event and the previous hash"
     return None
+
+
+def with_missing_tail(report: VerifyReport, referenced: int) -> VerifyReport:
+    """`report`, unless a record beside the log has seen seqs past its end
+    (`referenced`, the records' highest cursor): then those are missing."""
+    if report.first_bad_seq is None and referenced > report.head:
+        return VerifyReport(
+            report.checked,
+            report.head,
+            report.head + 1,
+            f"seq {report.head + 1}..{referenced} are missing from the end",
+        )
+    return report
