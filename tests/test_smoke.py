@@ -8,7 +8,8 @@ from tests.conftest import ServerProcess, Staff
 
 
 def test_health_and_categories(server: ServerProcess) -> None:
-    assert httpx.get(server.url + "/healthz").json() == {"status": "ok", "head": 0}
+    health = httpx.get(server.url + "/healthz").json()
+    assert health == {"status": "ok", "head": 0, "node": health["node"]}
     items = httpx.get(server.url + "/api/categories").json()["items"]
     assert [c["code"] for c in items] == [
         "construction",

@@ -137,6 +137,8 @@ class Error(Struct, forbid_unknown_fields=True):
 class Health(Struct):
     status: Literal["ok"]
     head: Head
+    # Which process answered, `host:pid`: one of a deployment's many.
+    node: Annotated[str, Meta(examples=["web-1:4012"])]
 
 
 class Ready(Struct):
