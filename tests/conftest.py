@@ -122,6 +122,7 @@ class ServerProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
+        self.args: list[str] = []  # more for `sunbid serve` (e.g. --no-worker)
 
     @property
     def url(self) -> str:
@@ -135,7 +136,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "server", "serve", "--port", str(self.port), *self.args],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

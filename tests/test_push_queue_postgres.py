@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,6 +29,7 @@ from push.derive import DeliveryDerivation, Pending
 from push.queue import Outcome, PushQueue, State
 from push.record import PushRecord
 from push.vapid import load_or_create_key
+from tests.conftest import ROOT
 from tests.push_service import Answer, PushService
 from tests.services import postgres_schema
 from tests.test_store import log_store, new_project, request
@@ -349,3 +352,63 @@ def test_a_server_on_postgresql_takes_subscriptions_and_its_worker_sends(tmp_pat
             assert sent().count(event["seq"]) == 1
         finally:
             stop(push)
+
+
+def test_web_processes_without_workers_and_a_sunbid_worker_deliver(tmp_path: Path) -> None:
+    """The deployment's recommended shape: `serve --no-worker` takes the
+    subscription and the publication, `sunbid worker` (no HTTP) derives and
+    sends the push; the web process starts no push worker of its own."""
+    from tests.conftest import ServerProcess
+    from tests.services import redis_url, unique_name
+    from tests.test_push_e2e import Push, messages, push_env, wait_until
+
+    with postgres_schema() as (url, name), PushService.in_thread() as service:
+        env = push_env(
+            service,
+            SUNBID_DATABASE_URL=url,
+            SUNBID_DATABASE_SCHEMA=name,
+            SUNBID_BUS_URL=redis_url(),
+            SUNBID_BUS_PREFIX=unique_name("bus"),
+        )
+        web = ServerProcess(tmp_path / "data", **env)
+        web.args = ["--no-worker"]
+        web.start()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "server", "worker"],
+            cwd=ROOT,
+            env=web.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        push = Push(web, web.token("push-admin"))
+        try:
+            assert web.process is not None
+            children = Path(f"/proc/{web.process.pid}/task/{web.process.pid}/children")
+            assert children.read_text().strip() == "", "the web process runs no push worker"
+            push.staff.project("PG-WORKER-1")
+            subscription = service.new_subscriber(application_server_key=push.key)
+            response = push.request(
+                "POST",
+                "/api/push/subscriptions",
+                json={"subscription": subscription, "topics": ["project:PG-WORKER-1"]},
+            )
+            assert response.status_code == 201, response.text
+            event = push.publish("PG-WORKER-1", "notice")
+
+            def sent() -> list[int]:
+                return [
+                    m.payload["event"]["seq"] for m in messages(service, subscription["endpoint"])
+                ]
+
+            wait_until(lambda: event["seq"] in sent(), "the push, sent by the worker")
+            push.settled(event["seq"], delivered=1)
+            assert worker.poll() is None
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        finally:
+            push.close()
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            if web.process is not None:
+                web.stop()
