@@ -7,6 +7,7 @@ The server processes are not pinned: on this 2-core machine they share both
 cores with PostgreSQL, Redis and this client (which is pinned to core 1).
 
     .venv/bin/python bench/scaleout.py publish [--processes 2] [--publishers 16] [--duration 10]
+                                               [--split]
     .venv/bin/python bench/scaleout.py fanout [--processes 2] [--subscribers 2000] [--rate 10]
     .venv/bin/python bench/scaleout.py idle [--processes 4] [--connections 40000]
     .venv/bin/python bench/scaleout.py resume [--missed 10000]
@@ -68,7 +69,11 @@ BOTH_CORES = {0, 1}
 class Deployment:
     """P server processes on a fresh schema and bus prefix."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, split: bool = False) -> None:
+        # split: web processes `serve --no-worker` and one `sunbid worker`
+        # beside them (push and compliance duty), as docs/deploy.md describes.
+        self.split = split
+        self.worker: subprocess.Popen[bytes] | None = None
         self.schema = f"bench_{secrets.token_hex(4)}"
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
         self.env = {
@@ -89,6 +94,8 @@ class Deployment:
         for i in range(self.processes):
             port = free_port()
             argv = [str(BIN / "sunbid"), "serve", "--host", HOST, "--port", str(port)]
+            if self.split:
+                argv.append("--no-worker")
             server = Server("sunbid", port, argv, env=dict(self.env), cores=BOTH_CORES)
             server.workdir = self.workdir / f"p{i}"
             server.workdir.mkdir(parents=True)
@@ -97,6 +104,14 @@ class Deployment:
                 token = self.token()
             server.token = token
             self.servers.append(server)
+        if self.split:
+            self.worker = subprocess.Popen(
+                [str(BIN / "sunbid"), "worker"],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         await create_project(self.servers[0])
         return self.servers
 
@@ -119,6 +134,9 @@ class Deployment:
         return sum(s.rss_kib() for s in self.servers)
 
     async def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(30)
         for server in self.servers:
             server.workdir = None  # the shared directory goes below, once
             server.stop()
@@ -130,8 +148,10 @@ class Deployment:
         subprocess.run(["rm", "-rf", str(self.workdir)], check=False)
 
 
-async def bench_publish(processes: int, publishers: int, duration: float) -> dict[str, Any]:
-    deployment = Deployment(processes)
+async def bench_publish(
+    processes: int, publishers: int, duration: float, split: bool = False
+) -> dict[str, Any]:
+    deployment = Deployment(processes, split=split)
     try:
         servers = await deployment.start()
         pubs = [await Publisher.open(servers[i % processes]) for i in range(publishers)]
@@ -156,11 +176,9 @@ async def bench_publish(processes: int, publishers: int, duration: float) -> dic
         for pub in pubs:
             pub.close()
         verify = deployment.cli("verify")
-        head = (
-            int(verify.stdout.split("events")[0].split()[-1]) if "events" in verify.stdout else -1
-        )
         return {
             "processes": processes,
+            "shape": "serve --no-worker + sunbid worker" if split else "serve",
             "publishers": publishers,
             "published": len(acknowledged),
             "per_s": len(acknowledged) / wall,
@@ -169,8 +187,8 @@ async def bench_publish(processes: int, publishers: int, duration: float) -> dic
             "max_ms": max(times) * 1e3,
             "bad_statuses": sorted(set(bad)),
             "gapless_and_all_in_log": sorted(acknowledged) == list(range(2, 2 + len(acknowledged))),
-            "verify": verify.stdout.strip().splitlines()[-1] if verify.stdout else "",
-            "verify_head": head,
+            "verify": verify.stdout.strip().splitlines()[0] if verify.stdout else "",
+            "verify_head": verify_head(verify.stdout),
         }
     finally:
         await deployment.stop()
@@ -386,6 +404,9 @@ async def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=40_000)
     parser.add_argument("--missed", type=int, default=10_000)
+    parser.add_argument(
+        "--split", action="store_true", help="publish: serve --no-worker, plus one sunbid worker"
+    )
     args = parser.parse_args()
     if args.what == "hold":
         raise_nofile(CLIENT_SOCKETS + 1000)
@@ -394,7 +415,9 @@ async def main() -> int:
     raise_nofile(200_000)
     print_machine()
     if args.what == "publish":
-        result = await bench_publish(args.processes or 2, args.publishers, args.duration or 10)
+        result = await bench_publish(
+            args.processes or 2, args.publishers, args.duration or 10, args.split
+        )
     elif args.what == "fanout":
         result = await bench_fanout(
             args.processes or 2, args.subscribers, args.rate, args.duration or 30
