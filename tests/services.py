@@ -115,12 +115,6 @@ def postgres_schema() -> Iterator[tuple[str, str]]:
         drop_schema(url, schema)
 
 
-def postgres_env() -> Iterator[dict[str, str]]:
-    """SUNBID_* settings for a server on a fresh schema (a generator for fixtures)."""
-    with postgres_schema() as (url, schema):
-        yield {"SUNBID_DATABASE_URL": url, "SUNBID_DATABASE_SCHEMA": schema}
-
-
 # --- instances of our own, for fault tests (the shared ones are never stopped) -----------------
 
 

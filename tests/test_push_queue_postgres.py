@@ -29,9 +29,10 @@ from push.derive import DeliveryDerivation, Pending
 from push.queue import Outcome, PushQueue, State
 from push.record import PushRecord
 from push.vapid import load_or_create_key
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ServerProcess
 from tests.push_service import Answer, PushService
-from tests.services import postgres_schema
+from tests.services import postgres_schema, redis_url, unique_name
+from tests.test_push_e2e import Push, messages, push_env, start_push_server, stop, wait_until
 from tests.test_store import log_store, new_project, request
 
 NOW = 1_800_000_000.0
@@ -320,36 +321,39 @@ async def test_a_killed_workers_rows_are_sent_by_another_after_the_lease(
     assert first >= killed_at + lease - 1.0 - 0.5
 
 
+def pushed_once(push: Push, service: PushService, project: str) -> None:
+    """A subscription to `project` taken, a notice published, and its push
+    received once and counted delivered, whichever process sent it."""
+    push.staff.project(project)
+    subscription = service.new_subscriber(application_server_key=push.key)
+    response = push.request(
+        "POST",
+        "/api/push/subscriptions",
+        json={"subscription": subscription, "topics": [f"project:{project}"]},
+    )
+    assert response.status_code == 201, response.text
+    event = push.publish(project, "notice")
+
+    # (The project's registration may be pushed too: the subscription can come
+    # before the worker derives it.)
+    def sent() -> list[int]:
+        return [m.payload["event"]["seq"] for m in messages(service, subscription["endpoint"])]
+
+    wait_until(lambda: event["seq"] in sent(), "the push")
+    push.settled(event["seq"], delivered=1)
+    assert sent().count(event["seq"]) == 1
+
+
 def test_a_server_on_postgresql_takes_subscriptions_and_its_worker_sends(tmp_path: Path) -> None:
     """The whole path on PostgreSQL: `sunbid serve` takes the subscription into
     the schema's push tables, its worker derives and sends, and the staff
     delivery counts read them back."""
-    from tests.test_push_e2e import messages, start_push_server, stop, wait_until
-
     with postgres_schema() as (url, name), PushService.in_thread() as service:
         push = start_push_server(
             tmp_path / "data", service, SUNBID_DATABASE_URL=url, SUNBID_DATABASE_SCHEMA=name
         )
         try:
-            push.staff.project("PG-PUSH-1")
-            subscription = service.new_subscriber(application_server_key=push.key)
-            response = push.request(
-                "POST",
-                "/api/push/subscriptions",
-                json={"subscription": subscription, "topics": ["project:PG-PUSH-1"]},
-            )
-            assert response.status_code == 201, response.text
-            event = push.publish("PG-PUSH-1", "notice")
-            endpoint = subscription["endpoint"]
-
-            # (The project's registration may be pushed too: the subscription
-            # can come before the worker derives it.)
-            def sent() -> list[int]:
-                return [m.payload["event"]["seq"] for m in messages(service, endpoint)]
-
-            wait_until(lambda: event["seq"] in sent(), "the push")
-            push.settled(event["seq"], delivered=1)
-            assert sent().count(event["seq"]) == 1
+            pushed_once(push, service, "PG-PUSH-1")
         finally:
             stop(push)
 
@@ -358,10 +362,6 @@ def test_web_processes_without_workers_and_a_sunbid_worker_deliver(tmp_path: Pat
     """The deployment's recommended shape: `serve --no-worker` takes the
     subscription and the publication, `sunbid worker` (no HTTP) derives and
     sends the push; the web process starts no push worker of its own."""
-    from tests.conftest import ServerProcess
-    from tests.services import redis_url, unique_name
-    from tests.test_push_e2e import Push, messages, push_env, wait_until
-
     with postgres_schema() as (url, name), PushService.in_thread() as service:
         env = push_env(
             service,
@@ -385,23 +385,7 @@ def test_web_processes_without_workers_and_a_sunbid_worker_deliver(tmp_path: Pat
             assert web.process is not None
             children = Path(f"/proc/{web.process.pid}/task/{web.process.pid}/children")
             assert children.read_text().strip() == "", "the web process runs no push worker"
-            push.staff.project("PG-WORKER-1")
-            subscription = service.new_subscriber(application_server_key=push.key)
-            response = push.request(
-                "POST",
-                "/api/push/subscriptions",
-                json={"subscription": subscription, "topics": ["project:PG-WORKER-1"]},
-            )
-            assert response.status_code == 201, response.text
-            event = push.publish("PG-WORKER-1", "notice")
-
-            def sent() -> list[int]:
-                return [
-                    m.payload["event"]["seq"] for m in messages(service, subscription["endpoint"])
-                ]
-
-            wait_until(lambda: event["seq"] in sent(), "the push, sent by the worker")
-            push.settled(event["seq"], delivered=1)
+            pushed_once(push, service, "PG-WORKER-1")
             assert worker.poll() is None
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(30) == 0

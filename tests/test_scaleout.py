@@ -124,7 +124,7 @@ class Follower:
                             self.start = message["head"]
                         elif message["op"] == "event":
                             self.seqs.append(message["event"]["seq"])
-            except (OSError, TimeoutError, Exception):  # the process died: go to another
+            except Exception:  # the process died: go to another
                 await asyncio.sleep(0.05)
             finally:
                 self._ws = None

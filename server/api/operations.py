@@ -92,5 +92,5 @@ async def not_ready(state: AppState) -> list[str]:
     except Exception:
         reasons.append("store_unreadable")
     # The bus's own view (server/bus/): e.g. not yet subscribed at start-up.
-    reasons += getattr(state.bus, "not_ready", lambda: [])()
+    reasons += state.bus.not_ready()
     return reasons

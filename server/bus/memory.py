@@ -41,6 +41,9 @@ class MemoryBus:
         self._started = False
         self._subscribers.clear()
 
+    def not_ready(self) -> list[str]:
+        return []
+
     def problems(self) -> list[str]:
         return []
 
