@@ -44,9 +44,7 @@ are all the coordination several senders need.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -56,6 +54,7 @@ import orjson
 
 from push.derive import Pending
 from server.core import versions
+from server.core.lease import node_name
 from server.core.sidefile import SideFile
 
 QUEUE_FILE = "push.db"  # in the data directory
@@ -125,7 +124,7 @@ class PushQueue(SideFile):
         )
         self.lease = max(lease, 1.0)
         # Names this worker's claims: unique even for a pid reused on another host.
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.worker_id = f"{node_name()}:{secrets.token_hex(4)}"
 
     # --- subscriptions ---------------------------------------------------------
 

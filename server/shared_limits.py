@@ -24,9 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import socket
 import time
 from collections import Counter
 
@@ -35,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from server.core.lease import node_name
 from server.ratelimit import RateLimiter
 from server.stream.limits import ConnectionLimiter
 
@@ -104,7 +103,7 @@ class SharedLimits:
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         self.prefix = f"{prefix}:limits"
-        self.node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.node = f"{node_name()}:{secrets.token_hex(4)}"
         self.acquire_script = self.redis.register_script(ACQUIRE)
         self.release_script = self.redis.register_script(RELEASE)
         self.take_script = self.redis.register_script(TAKE)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import JSONResponse, choice_param, code_params, int_param, state_of
 from server.core.errors import ApiError
+from server.core.lease import node_name
 from server.core.topics import CODE, refuse_unless_allowed
 from server.stream.request import parse_since, parse_stages, parse_topics, split_list
 
@@ -20,7 +18,7 @@ STATUSES = ("open", "closing")
 SORTS = ("activity", "closes")
 
 
-NODE = f"{socket.gethostname()}:{os.getpid()}"  # which process answered, of a deployment's many
+NODE = node_name()  # which process answered, of a deployment's many
 
 
 async def healthz(request: Request) -> Response:

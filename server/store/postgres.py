@@ -96,14 +96,6 @@ class PostgresStore(GroupCommitLog):
         assert self._db is not None, "store is not open"
         return self._db
 
-    async def reachable(self) -> bool:
-        """One round trip to the database (for /readyz)."""
-        try:
-            await self.db.rows("SELECT 1")
-        except (*pg.UNAVAILABLE, asyncpg.PostgresError):
-            return False
-        return True
-
     # --- for the records kept beside the log --------------------------------
 
     async def read(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Any]:
