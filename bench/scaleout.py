@@ -130,6 +130,13 @@ class Deployment:
             check=True,
         )
 
+    async def analyze(self) -> None:
+        conn = await asyncpg.connect(DATABASE_URL)
+        try:
+            await conn.execute(f'ANALYZE "{self.schema}".events, "{self.schema}".projects')
+        finally:
+            await conn.close()
+
     def rss_kib(self) -> int:
         return sum(s.rss_kib() for s in self.servers)
 
@@ -149,30 +156,43 @@ class Deployment:
 
 
 async def bench_publish(
-    processes: int, publishers: int, duration: float, split: bool = False
+    processes: int, publishers: int, duration: float, split: bool = False, warmup: float = 10
 ) -> dict[str, Any]:
     deployment = Deployment(processes, split=split)
     try:
         servers = await deployment.start()
         pubs = [await Publisher.open(servers[i % processes]) for i in range(publishers)]
-        times: list[float] = []
         acknowledged: list[int] = []
         bad: list[int] = []
-        stop = time.monotonic() + duration
 
-        async def loop(pub: Publisher) -> None:
-            while time.monotonic() < stop:
-                t = time.perf_counter()
-                status, seq = await pub.publish()
-                times.append(time.perf_counter() - t)
-                if status == 201:
-                    acknowledged.append(seq)
-                else:
-                    bad.append(status)
+        async def flat_out(seconds: float) -> tuple[list[float], int, float]:
+            """Every publisher posting back to back: answer times, 201s, wall time."""
+            times: list[float] = []
+            before = len(acknowledged)
+            stop = time.monotonic() + seconds
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(loop(p) for p in pubs))
-        wall = time.perf_counter() - t0
+            async def loop(pub: Publisher) -> None:
+                while time.monotonic() < stop:
+                    t = time.perf_counter()
+                    status, seq = await pub.publish()
+                    times.append(time.perf_counter() - t)
+                    if status == 201:
+                        acknowledged.append(seq)
+                    else:
+                        bad.append(status)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(loop(p) for p in pubs))
+            return times, len(acknowledged) - before, time.perf_counter() - t0
+
+        if warmup > 0:
+            # A deployment in service, not one in its first seconds: a fresh
+            # schema's tables are planned as empty until autovacuum's first
+            # ANALYZE (within its one-minute naptime), and a statement
+            # prepared meanwhile scans what it should look up.
+            await flat_out(warmup)
+            await deployment.analyze()
+        times, published, wall = await flat_out(duration)
         for pub in pubs:
             pub.close()
         verify = deployment.cli("verify")
@@ -180,8 +200,9 @@ async def bench_publish(
             "processes": processes,
             "shape": "serve --no-worker + sunbid worker" if split else "serve",
             "publishers": publishers,
-            "published": len(acknowledged),
-            "per_s": len(acknowledged) / wall,
+            "warmup_s": warmup,
+            "published": published,
+            "per_s": published / wall,
             "p50_ms": percentile(times, 50) * 1e3,
             "p99_ms": percentile(times, 99) * 1e3,
             "max_ms": max(times) * 1e3,
@@ -405,6 +426,9 @@ async def main() -> int:
     parser.add_argument("--connections", type=int, default=40_000)
     parser.add_argument("--missed", type=int, default=10_000)
     parser.add_argument(
+        "--warmup", type=float, default=10.0, help="publish: seconds flat out before measuring"
+    )
+    parser.add_argument(
         "--split", action="store_true", help="publish: serve --no-worker, plus one sunbid worker"
     )
     args = parser.parse_args()
@@ -416,7 +440,7 @@ async def main() -> int:
     print_machine()
     if args.what == "publish":
         result = await bench_publish(
-            args.processes or 2, args.publishers, args.duration or 10, args.split
+            args.processes or 2, args.publishers, args.duration or 10, args.split, args.warmup
         )
     elif args.what == "fanout":
         result = await bench_fanout(

@@ -1,5 +1,6 @@
 """Deriving push deliveries from the log (push/derive.py): the pure projection
-without I/O, then the queue's SQL join held to the same matching rule."""
+without I/O, then the queue's SQL join, on SQLite and on PostgreSQL, held to
+the same matching rule."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import itertools
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from push.derive import DeliveryDerivation, Pending, matches
 from push.queue import PushQueue
 from server.core.events import StoredEvent
+from tests.services import postgres_schema
 
 TTL = {"notice": 86_400, "award": 604_800, "bid_opening": 3_600}
 PUBLISHED = "2026-12-01T09:30:00+08:00"
@@ -109,8 +113,18 @@ TOPIC_CHOICES = [["all"], ["project:P-1"], ["project:P-2"], ["region:330782"], [
 STAGE_CHOICES: list[list[str] | None] = [None, ["notice"], ["award"], ["notice", "award"]]
 
 
-async def test_the_queue_pairs_exactly_what_matches_accepts(tmp_path: Path) -> None:
-    queue = PushQueue(tmp_path / "push.db")
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_the_queue_pairs_exactly_what_matches_accepts(tmp_path: Path, engine: str) -> None:
+    if engine == "sqlite":
+        await _pairs_what_matches_accepts(PushQueue(tmp_path / "push.db"))
+        return
+    with postgres_schema() as (url, schema):
+        await _pairs_what_matches_accepts(
+            PushQueue(tmp_path / "unused.db", database_url=url, database_schema=schema)
+        )
+
+
+async def _pairs_what_matches_accepts(queue: PushQueue) -> None:
     await queue.open()
     try:
         subscriptions: dict[int, tuple[list[str], list[str] | None]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -17,7 +18,7 @@ from server.core.clock import FrozenClock
 from server.core.events import GENESIS_HASH, chain_hash
 from server.domain import Domain
 from server.projects import open_projects
-from server.projects.changes import registration
+from server.projects.changes import amendment, registration
 from server.store import AppendRequest, IdempotencyConflict, open_store
 from server.store.queries import events_query
 from server.store.readers import Readers
@@ -121,6 +122,35 @@ async def test_idempotency_inside_one_batch(store: Any) -> None:
     with pytest.raises(IdempotencyConflict):
         await store.append(request(project, key="k", title="另一个"))
     assert store.head == 3  # the registration, k and k2
+
+
+def publication(project: dict[str, object]) -> AppendRequest:
+    """A checked request as the API makes it: from the project's identity only
+    (its region is read in the writer's transaction)."""
+    identity = {name: project[name] for name in ("id", "category", "agency")}
+    return dataclasses.replace(request(identity), check=lambda earlier, event: None, check_reads={})
+
+
+async def test_a_publication_is_routed_by_the_region_its_record_holds(store: Any) -> None:
+    project = await new_project(store, "P-1", region="330782")
+    await store.append(amendment(project, {"region": "330783"}, "划入新区"))
+    result = await store.append(publication(project))
+    assert result.event.region == "330783"
+
+
+async def test_a_publication_batched_after_an_amendment_waits_for_the_amended_record(
+    store: Any,
+) -> None:
+    project = await new_project(store, "P-1", region="330782")
+    commits = store.commits
+    amended, published = await asyncio.gather(
+        store.append(amendment(project, {"region": "330783"}, "划入新区")),
+        store.append(publication(project)),
+    )
+    assert amended.event.region == "330782"  # to those who followed it where it was
+    assert published.event.region == "330783"
+    assert published.event.seq == amended.event.seq + 1
+    assert store.commits == commits + 2  # queued together, decided in two transactions
 
 
 async def test_events_since_filters_by_topic_and_stage(store: Any) -> None:

@@ -81,7 +81,10 @@ async def publish_event(request: Request) -> Response:
     state = state_of(request)
     dry_run = _dry_run(request)
     token = await state.auth.from_header(request.headers.get("authorization"))
-    project = await _project(state, request.path_params["project_id"])
+    project_id = request.path_params["project_id"]
+    project = await state.projects.identity(project_id) if CODE.fullmatch(project_id) else None
+    if project is None:
+        raise _no_project(project_id)
     require_publisher_of(token, project["agency"])
     draft = state.domain.event_input(
         await read_json(request),
@@ -90,7 +93,7 @@ async def publish_event(request: Request) -> Response:
         state.compliance.watchdog.time_fields,
     )
     if dry_run:
-        return await _dry_run_answer(state, project, draft)
+        return await _dry_run_answer(state, await _project(state, project_id), draft)
     key = _idempotency_key(request)
     fingerprint = hashlib.sha256(orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)).hexdigest()
     domain = state.domain
@@ -158,8 +161,12 @@ def _dry_run(request: Request) -> bool:
 async def _project(state: AppState, project_id: str) -> dict[str, Any]:
     project = await state.projects.get(project_id) if CODE.fullmatch(project_id) else None
     if project is None:
-        raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
+        raise _no_project(project_id)
     return project
+
+
+def _no_project(project_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no project {project_id[:64]!r}")
 
 
 async def _append(state: AppState, request: AppendRequest) -> AppendResult:

@@ -85,6 +85,7 @@ ACTIVITY = {
     for postgres, greatest in ((False, "MAX"), (True, "GREATEST"))
 }
 RECORD_STAGES = frozenset({REGISTERED, AMENDED})  # the stages that need the fold in full
+IDENTITIES_KEPT = 10_000  # projects whose identity() is kept in memory
 
 
 class ProjectTable:
@@ -96,6 +97,7 @@ class ProjectTable:
     def __init__(self, store: SQLiteStore | PostgresStore, rules: FoldRules) -> None:
         self.store = store
         self.rules = rules
+        self._identities: dict[str, dict[str, str]] = {}  # see identity()
         store.write_with_log(self)
 
     # --- written with the log (called by the store) ------------------------
@@ -203,6 +205,29 @@ class ProjectTable:
     async def get(self, project_id: str) -> dict[str, Any] | None:
         rows = await self.store.read(f"{SELECT} WHERE id = ?", (project_id,))
         return _served(_record(rows[0]), self.store.clock.now_us()) if rows else None
+
+    async def identity(self, project_id: str) -> dict[str, str] | None:
+        """A registered project's id, category and agency: what a publication
+        to it is checked against before the store decides it. No amendment
+        changes them (PROJECT_FIELDS), so they are kept once read: publishing
+        reads no row per request. The store reads the rest (the region the
+        event is routed by, the earlier events) in its own transaction."""
+        known = self._identities.get(project_id)
+        if known is not None:
+            return known
+        rows = await self.store.read(
+            "SELECT id, category, agency FROM projects WHERE id = ?", (project_id,)
+        )
+        if not rows:
+            return None
+        if len(self._identities) >= IDENTITIES_KEPT:  # the oldest read goes first
+            del self._identities[next(iter(self._identities))]
+        known = self._identities[project_id] = {
+            "id": rows[0][0],
+            "category": rows[0][1],
+            "agency": rows[0][2],
+        }
+        return known
 
     async def list(
         self,

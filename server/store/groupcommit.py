@@ -35,7 +35,18 @@ from server.store import (
 log = logging.getLogger("sunbid.store")
 MAX_BATCH = 256
 EVENT_COLUMNS = "seq, project, category, agency, region, stage, doc"
-Outcomes = tuple[list[AppendResult | Exception], list[StoredEvent], list[tuple[str, str, str, int]]]
+# Each request's outcome (None: to be decided in the next batch), the new
+# events, the idempotency keys to record.
+Outcome = AppendResult | Exception | None
+Outcomes = tuple[list[Outcome], list[StoredEvent], list[tuple[str, str, str, int]]]
+
+
+@dataclass(frozen=True)
+class CheckedRecord:
+    """What an append reads of its project's record in the writer's transaction."""
+
+    key_dates: list[dict[str, Any]]  # each key date's latest value and the seq stating it
+    region: str | None  # where the project's events are routed now
 
 
 @dataclass
@@ -132,8 +143,9 @@ class GroupCommitLog:
             [(p.request.project["id"], k) for p in batch if (k := p.request.idempotency_key)],
         )
         registered = await self._registered(conn, batch)
-        logs = await self._project_logs(conn, batch)
-        outcomes: list[AppendResult | Exception] = []
+        logs, regions = await self._project_logs(conn, batch)
+        outcomes: list[Outcome] = []
+        rerouted: set[str] = set()  # projects whose record an unchecked request changes
         created: list[StoredEvent] = []
         keys: list[tuple[str, str, str, int]] = []
         now = self.clock.now()
@@ -152,8 +164,17 @@ class GroupCommitLog:
                     outcomes.append(AlreadyExists(project_id))
                     continue
                 registered.add(project_id)
+            if req.check is not None and project_id in rerouted:
+                # An earlier request of this batch changes the project's record
+                # (an amendment may move its region): decided in the next
+                # batch, against the record as that one writes it.
+                outcomes.append(None)
+                continue
             published = (req.published_at or now).isoformat(timespec="milliseconds")
-            event = _new_event(head + 1, req, published)
+            project = req.project
+            if project_id in regions:  # routed as the record is now, not as the request read it
+                project = {**project, "region": regions[project_id]}
+            event = {"seq": head + 1, **as_published(project, req.draft, published)}
             if req.check is not None:
                 candidate = {k: v for k, v in event.items() if k != "seq"}
                 try:
@@ -171,6 +192,8 @@ class GroupCommitLog:
                 logs[project_id].append(event)
             created.append(stored)
             outcomes.append(AppendResult(stored, created=True))
+            if req.check is None:
+                rerouted.add(project_id)
             if req.idempotency_key is not None:
                 keys.append((project_id, req.idempotency_key, req.fingerprint, head))
                 earlier[(project_id, req.idempotency_key)] = (req.fingerprint, stored)
@@ -193,9 +216,11 @@ class GroupCommitLog:
 
     async def _project_logs(
         self, conn: Any, batch: list[Pending]
-    ) -> dict[str, list[dict[str, Any]]]:
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str | None]]:
         """What the checks read of each project a checked request publishes to,
-        read in the writer's transaction: the log as the batch is decided.
+        read in the writer's transaction: the log as the batch is decided; and
+        each such project's region as its record holds it there (the request
+        was made from what may be an older read of it, server/api/staff.py).
 
         Not every event: a document is parsed whole, bodies included, and a
         project of many long notices would cost each publisher all of them.
@@ -214,6 +239,7 @@ class GroupCommitLog:
                 reads[stage] = "all" if "all" in (how, reads.get(stage)) else how
             refs.update(_seqs_named(req.draft.get("data")))
         logs: dict[str, list[dict[str, Any]]] = {}
+        regions: dict[str, str | None] = {}
         for project_id, (reads, refs) in wanted.items():
             parts = [self.LATEST.format(where="project = ?")]
             params: list[Any] = [project_id]
@@ -227,7 +253,10 @@ class GroupCommitLog:
                 marks = ",".join("?" for _ in refs)
                 parts.append(f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})")
                 params += [project_id, *sorted(refs)]
-            rows, key_dates = await self._checked_rows(conn, project_id, parts, params)
+            rows, record = await self._checked_rows(conn, project_id, parts, params)
+            key_dates = record.key_dates if record is not None else []
+            if record is not None:
+                regions[project_id] = record.region
             events = {
                 seq: {
                     "seq": seq,
@@ -242,17 +271,19 @@ class GroupCommitLog:
                 if stated is not None and date["stage"] != "correction":
                     stated["data"] = {**stated["data"], date["field"]: date["at"]}
             logs[project_id] = list(events.values())
-        return logs
+        return logs, regions
 
     async def _checked_rows(
         self, conn: Any, project_id: str, parts: list[str], params: list[Any]
-    ) -> tuple[list[Any], list[dict[str, Any]]]:
+    ) -> tuple[list[Any], CheckedRecord | None]:
         """(seq, stage, data, occurred_at) of the events `parts` select and of
-        those stating the project's key dates; and those key dates."""
-        dated = await conn.execute_fetchall(
-            "SELECT key_dates FROM projects WHERE id = ?", (project_id,)
+        those stating the project's key dates; and what the checks and the
+        event read of the project's record (None if it has none)."""
+        found = await conn.execute_fetchall(
+            "SELECT key_dates, region FROM projects WHERE id = ?", (project_id,)
         )
-        key_dates: list[dict[str, Any]] = orjson.loads(dated[0][0]) if dated else []
+        record = CheckedRecord(orjson.loads(found[0][0]), found[0][1]) if found else None
+        key_dates = record.key_dates if record is not None else []
         if key_dates:
             marks = ",".join("?" for _ in key_dates)
             parts = [*parts, f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})"]
@@ -260,7 +291,7 @@ class GroupCommitLog:
         rows = await conn.execute_fetchall(
             DATA_AND_TIME.format(union=" UNION ".join(parts)), params
         )
-        return rows, key_dates
+        return rows, record
 
     async def _write_batch(
         self, conn: Any, created: list[StoredEvent], keys: list[tuple[str, str, str, int]]
@@ -279,7 +310,7 @@ class GroupCommitLog:
     def _answer(
         self,
         batch: list[Pending],
-        outcomes: list[AppendResult | Exception],
+        outcomes: list[Outcome],
         created: list[StoredEvent],
     ) -> None:
         # Durable now: answer the publishers first, then hand the events to
@@ -289,7 +320,9 @@ class GroupCommitLog:
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the publisher went away
                 continue
-            if isinstance(outcome, Exception):
+            if outcome is None:
+                self._queue.put_nowait(pending)
+            elif isinstance(outcome, Exception):
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
@@ -325,6 +358,3 @@ def _seqs_named(data: object) -> set[int]:
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
     }
 
-
-def _new_event(seq: int, req: AppendRequest, published_at: str) -> dict[str, Any]:
-    return {"seq": seq, **as_published(req.project, req.draft, published_at)}

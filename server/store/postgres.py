@@ -35,7 +35,13 @@ from server.core import pg, versions
 from server.core.clock import Clock
 from server.core.events import StoredEvent
 from server.store import StoreUnavailable, TopicStages, VerifyReport, idempotency
-from server.store.groupcommit import EVENT_COLUMNS, GroupCommitLog, Pending, hash_of
+from server.store.groupcommit import (
+    EVENT_COLUMNS,
+    CheckedRecord,
+    GroupCommitLog,
+    Pending,
+    hash_of,
+)
 from server.store.queries import event_of, events_query
 from server.store.verify import verify_rows, with_missing_tail
 
@@ -187,27 +193,30 @@ class PostgresStore(GroupCommitLog):
 
     async def _checked_rows(
         self, conn: Any, project_id: str, parts: list[str], params: list[Any]
-    ) -> tuple[list[Any], list[dict[str, Any]]]:
+    ) -> tuple[list[Any], CheckedRecord | None]:
         """As groupcommit's, in one round trip (it is made holding the tip):
-        the key dates and the events stating them are joined in the query."""
+        the record and the events stating its key dates are joined in the query."""
         # The key dates' seqs are the project's own events (its fold wrote them).
         union = " UNION ".join(
             [
                 *parts,
-                "SELECT (date ->> 'seq')::bigint FROM dated, json_array_elements(dated.k) AS date",
+                "SELECT (date ->> 'seq')::bigint"
+                " FROM record, json_array_elements(record.k) AS date",
             ]
         )
         # `= ANY (ARRAY(…))`: the few seqs are found first, then each row by the
         # primary key (with `IN (…)` the planner may scan every event instead).
         rows = await conn.execute_fetchall(
-            "WITH dated AS (SELECT key_dates::json AS k FROM projects WHERE id = ?)"
-            " SELECT seq, stage, d -> 'data', d ->> 'occurred_at', (SELECT k FROM dated)"
+            "WITH record AS (SELECT key_dates::json AS k, region FROM projects WHERE id = ?)"
+            " SELECT seq, stage, d -> 'data', d ->> 'occurred_at',"
+            " (SELECT k FROM record), (SELECT region FROM record)"
             " FROM (SELECT seq, stage, convert_from(doc, 'UTF8')::json AS d FROM events"
             f" WHERE seq = ANY (ARRAY({union}))) AS checked ORDER BY seq",
             [project_id, *params],
         )
-        key_dates = orjson.loads(rows[0][4]) if rows and rows[0][4] else []
-        return [row[:4] for row in rows], key_dates
+        if not rows or rows[0][4] is None:  # no record (key_dates is never NULL in one)
+            return [row[:4] for row in rows], None
+        return [row[:4] for row in rows], CheckedRecord(orjson.loads(rows[0][4]), rows[0][5])
 
     async def get_event(self, seq: int) -> StoredEvent | None:
         rows = await self.db.rows(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,))
