@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 
 from server.bus import open_bus
 from server.bus.memory import MemoryBus
-from server.bus.redis import RedisBus, parse
+from server.bus.redis import RedisBus, encode, last_seq, parse
 from server.bus.sequencer import Sequencer
 from server.core.clock import FrozenClock
 from server.core.events import StoredEvent
@@ -129,6 +129,19 @@ async def test_a_gap_is_read_from_the_log_and_later_batches_wait_for_it() -> Non
     await sequencer.close()
 
 
+async def test_a_gap_closed_over_redis_within_the_grace_is_not_read() -> None:
+    log = FakeLog(written=3)
+    seen = Recorder(log)
+    sequencer = Sequencer(log, seen)
+    sequencer.offer([event(2), event(3)])  # this process's commit, before the other's 1
+    assert seen.seqs == []
+    sequencer.offer([event(1)])  # the other's, over Redis a moment later
+    assert seen.seqs == [1, 2, 3] and seen.heads == [3]
+    await settle(sequencer)
+    assert log.reads == 0 and sequencer.gap_fills == 0
+    await sequencer.close()
+
+
 async def test_it_starts_at_the_head_and_a_failed_read_is_retried_by_the_next_batch() -> None:
     log = FakeLog(written=5, head=2)
     seen = Recorder(log)
@@ -169,8 +182,8 @@ async def test_close_cancels_a_fill_in_progress() -> None:
 
 
 def test_a_message_round_trips_the_exact_documents() -> None:
-    events = [event(2), event(1)]
-    payload = b"[" + b",".join(e.json for e in events) + b"]"
+    payload = encode([event(1), event(2)])
+    assert payload.startswith(b"2\n[") and last_seq(payload) == 2
     parsed = parse(payload)
     assert [e.seq for e in parsed] == [1, 2]
     assert parsed[0] == event(1) and parsed[0].json == event(1).json
@@ -192,6 +205,10 @@ def test_a_message_round_trips_the_exact_documents() -> None:
         b'"stage": "s"}]',
         b'[{"seq": 1, "project": 5, "category": "c", "agency": "a", "region": null, "stage": "s"}]',
         b'[{"seq": 1, "project": "P", "category": "c", "agency": "a", "region": 7, "stage": "s"}]',
+        b"1\n[]",
+        b"5\n" + event(1).json.join([b"[", b"]"]),  # the seq in front is not the batch's last
+        b"1\n" + encode([event(1)]),
+        b"[" + event(1).json + b"]",  # no seq in front
     ],
 )
 def test_a_malformed_message_is_refused_with_a_value_or_type_error(data: Any) -> None:

@@ -10,10 +10,13 @@ away slows nothing down by more than a poll interval, and nothing is lost
 or doubled when it comes back. A silent subscription is pinged, so a hung
 Redis is noticed (and reported by /readyz as `bus_unreachable`) as a dead one is.
 
-Message: a JSON array of the batch's event documents, the exact bytes the
-store wrote (`StoredEvent.json`). The receiver needs nothing else (no read
-per message: that is the point of the bus), and a batch is what one commit
-produced, so its size is bounded by the writer's batch.
+Message: the batch's last seq in decimal and a newline, then a JSON array of
+the batch's event documents, the exact bytes the store wrote
+(`StoredEvent.json`). The receiver needs nothing else (no read per message:
+that is the point of the bus), and a batch is what one commit produced, so
+its size is bounded by the writer's batch. The seq in front lets a process
+drop, unparsed, a message it has delivered already: its own commits, which
+come back to it, and those a read of the log brought first.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ class RedisBus:
         if self._outbox.qsize() >= OUTBOX_MAX:  # Redis slow but not failing: bound the memory
             self.dropped_sends += 1  # the others read these from the log
             return
-        self._outbox.put_nowait(b"[" + b",".join(event.json for event in events) + b"]")
+        self._outbox.put_nowait(encode(events))
 
     async def close(self) -> None:
         self._started = False
@@ -281,6 +284,13 @@ class RedisBus:
                 log.warning("polling the log for new events failed: %s", exc)
 
     def _receive(self, data: Any) -> None:
+        if (
+            isinstance(data, bytes)
+            and (last := last_seq(data)) is not None
+            and last <= self.sequencer.delivered
+        ):  # delivered already (our own commit, or read from the log): not worth parsing
+            self.received += 1
+            return
         try:
             events = parse(data)
         except (ValueError, TypeError, KeyError) as exc:
@@ -292,11 +302,27 @@ class RedisBus:
         self.sequencer.offer(events)
 
 
+def encode(events: Sequence[StoredEvent]) -> bytes:
+    """One message: a batch of events, ascending."""
+    return b"%d\n[%s]" % (events[-1].seq, b",".join(event.json for event in events))
+
+
+def last_seq(data: bytes) -> int | None:
+    """The seq a message names in front (None if it names none)."""
+    head = data[: data.find(b"\n")]
+    return int(head) if head.isdigit() and len(head) <= 19 else None
+
+
 def parse(data: Any) -> list[StoredEvent]:
     """The events of one message, ascending; ValueError/TypeError/KeyError if it is not one."""
-    if not isinstance(data, bytes | str):
+    if isinstance(data, str):
+        data = data.encode()
+    if not isinstance(data, bytes):
         raise TypeError(f"a message of type {type(data).__name__}")
-    documents = orjson.loads(data)
+    last = last_seq(data)
+    if last is None:
+        raise ValueError("no seq in front")
+    documents = orjson.loads(data[data.find(b"\n") + 1 :])
     if not isinstance(documents, list):
         raise ValueError("not a JSON array")
     events = []
@@ -313,4 +339,6 @@ def parse(data: Any) -> list[StoredEvent]:
             raise ValueError("bad region")
         events.append(StoredEvent.from_dict(document))
     events.sort(key=lambda event: event.seq)
+    if not events or events[-1].seq != last:
+        raise ValueError(f"the seq in front, {last}, is not the batch's last")
     return events
