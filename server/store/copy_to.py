@@ -95,6 +95,10 @@ async def copy_log(
             more = await also(conn) if also is not None else ""
         except ValueError as exc:
             raise CopyRefused(str(exc)) from None
+    # Statistics for the planner now, not at autovacuum's next round: until
+    # then it plans for the empty tables the copy began with, and a statement
+    # a server prepares meanwhile would scan the log where it should look up.
+    await target.write("ANALYZE events, projects", ())
     return Copied(seq, seq, last_hash, len(tokens), len(keys), more)
 
 
