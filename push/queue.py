@@ -431,10 +431,14 @@ class PushQueue(SideFile):
             if removed < chunk:
                 return deleted
 
-    async def counts(self, seq: int) -> dict[str, dict[str, int]]:
-        """The deliveries of event `seq` by kind (push, sms…), then by state. A
-        delivery whose subscription is gone counts under its kind of the time
-        only while the row is there; a deleted one's are counted as push."""
+    async def counts(self, seq: int) -> dict[str, int]:
+        """The Web Push deliveries of event `seq`, by state."""
+        none = {state.name.lower(): 0 for state in State}
+        return (await self.counts_by_kind(seq)).get("push", none)
+
+    async def counts_by_kind(self, seq: int) -> dict[str, dict[str, int]]:
+        """The deliveries of event `seq` by kind (push, sms…), then by state. The
+        rows of a subscription since deleted count as push (its kind went with it)."""
         rows = await self.rows(
             "SELECT COALESCE(s.kind, 'push'), d.state, COUNT(*) FROM deliveries d"
             " LEFT JOIN subscriptions s ON s.id = d.subscription_id"
@@ -532,14 +536,27 @@ class PushQueue(SideFile):
             (channel.subscription_id,),
         )
 
-    async def confirm_channel(self, channel: Channel, now: str) -> None:
-        """The code was right: the channel follows its topics from now on."""
+    async def confirm_channel(
+        self,
+        channel: Channel,
+        now: str,
+        *,
+        address: tuple[bytes, str, str, str] | None = None,
+    ) -> None:
+        """The code was right (or WeChat's consent came, with the `address`:
+        sealed, digest, hint, manage digest): it follows its topics from now on."""
         async with self.transaction():
             await self.db.execute(
                 "UPDATE contacts SET code_digest = NULL, code_expires_at = NULL,"
                 " confirmed_at = ? WHERE subscription_id = ?",
                 (now, channel.subscription_id),
             )
+            if address is not None:
+                await self.db.execute(
+                    "UPDATE contacts SET address = ?, address_digest = ?, hint = ?,"
+                    " manage_digest = ? WHERE subscription_id = ?",
+                    (*address, channel.subscription_id),
+                )
             await self._follow(channel.subscription_id, channel.topics, now)
 
     async def _follow(self, sub_id: int, topics: list[str], now: str) -> None:
@@ -551,6 +568,18 @@ class PushQueue(SideFile):
     async def delete_channel(self, channel: Channel) -> None:
         """Cancel a channel and erase its address (the contact row goes)."""
         await self._forget(channel.subscription_id)
+
+    async def prune_unconfirmed(self, before: float) -> int:
+        """Erase channels whose code (or WeChat authorization) expired before
+        `before` (epoch seconds) unconfirmed; how many."""
+        rows = await self.rows(
+            "SELECT subscription_id FROM contacts"
+            " WHERE confirmed_at IS NULL AND code_expires_at < ?",
+            (before,),
+        )
+        for row in rows:
+            await self._forget(int(row[0]))
+        return len(rows)
 
     async def count_sent(self, sub_id: int, day: str, cap: int) -> bool:
         """Count one message to a channel on local date `day`; False (nothing

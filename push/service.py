@@ -140,7 +140,7 @@ class PushService:
     async def delivery_counts(self, seq: int) -> dict[str, Any]:
         """The Web Push deliveries of event `seq` by state, and beside them
         `channels`: each configured channel's (push/channels/), by state."""
-        by_kind = await self.queue.counts(seq)
+        by_kind = await self.queue.counts_by_kind(seq)
         none = {state.name.lower(): 0 for state in State}
         kinds = sorted((set(by_kind) | set(self.channel_kinds)) - {"push"})
         return {

@@ -33,10 +33,14 @@ log = logging.getLogger("sunbid.pruning")
 EVERY = 3600.0  # seconds between runs
 
 
+UNCONFIRMED_SECONDS = 3600.0
+
+
 class FinishedDeliveries(Protocol):
     """The push queue, as far as pruning needs it."""
 
     async def prune_finished(self, before: float) -> int: ...
+    async def prune_unconfirmed(self, before: float) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class Pruner:
         if self.deliveries is not None:
             before = (now - self.keep_deliveries).timestamp()
             deliveries = await self.deliveries.prune_finished(before)
+            # Channels never confirmed: their addresses go once their codes are long dead.
+            await self.deliveries.prune_unconfirmed(now.timestamp() - UNCONFIRMED_SECONDS)
         if keys or deliveries:
             log.info("pruned %d idempotency keys and %d finished deliveries", keys, deliveries)
         return Pruned(keys, deliveries)

@@ -138,7 +138,7 @@ async def test_a_channel_gets_deliveries_only_once_confirmed(
     due = await queue.due(NOW, 10)
     assert [(d.seq, d.kind) for d in due] == [(2, "sms"), (3, "sms")]
     assert due[0].address is not None and cipher.open(due[0].address) == "+8613812345678"
-    counts = await queue.counts(2)
+    counts = await queue.counts_by_kind(2)
     assert counts == {"sms": {"queued": 1, "delivered": 0, "failed": 0, "gone": 0}}
 
 
@@ -155,7 +155,7 @@ async def test_cancelling_erases_the_address_and_gives_up_its_deliveries(
     await queue.delete_channel(channel)
     assert await queue.channel(channel_id) is None
     assert int((await queue.rows("SELECT COUNT(*) FROM contacts"))[0][0]) == 0
-    assert (await queue.counts(1))["push"]["gone"] == 1  # the row stays, with no one behind it
+    assert (await queue.counts_by_kind(1))["push"]["gone"] == 1  # the row stays, with no one behind it
     assert await queue.channels_of_address(cipher.digest("sms", "+8613812345678")) == 0
 
 
@@ -337,3 +337,18 @@ async def test_dispatch_waits_out_quiet_hours_and_stops_at_the_daily_cap(tmp_pat
     assert message.unsubscribe is not None and "/api/channels/" + "a" * 16 in message.unsubscribe
     capped = await dispatch.deliver(due, notice, "招标公告", morning, count)
     assert capped == Dropped("daily cap") and len(sender.sent) == 1
+
+
+async def test_channels_never_confirmed_are_erased_an_hour_after_their_code(
+    queue: PushQueue, tmp_path: Path
+) -> None:
+    cipher = ContactCipher.load_or_create(tmp_path)
+    pending = await queue.add_channel(
+        new_channel(cipher, "+8613812345678"), ["all"], None, STAMP
+    )  # its code runs out at NOW + 600
+    kept = await queue.add_channel(
+        new_channel(cipher, "+8613912345678", code_digest=None), ["all"], None, STAMP
+    )
+    assert await queue.prune_unconfirmed(NOW + 600) == 0
+    assert await queue.prune_unconfirmed(NOW + 601) == 1
+    assert await queue.channel(pending) is None and await queue.channel(kept) is not None

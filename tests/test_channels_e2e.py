@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -17,9 +18,13 @@ import pytest
 from tests.conftest import ServerProcess, Staff
 from tests.sms_service import SmsService
 from tests.standins import in_thread, until
+from tests.wechat_service import APPID as WECHAT_APPID
+from tests.wechat_service import SECRET as WECHAT_SECRET
+from tests.wechat_service import WeChatService
 
 NUMBER = "13812345678"
 PROJECT = "CH-E2E-1"
+WECHAT_TEMPLATE = "tpl-event-0001"
 
 
 @pytest.fixture
@@ -88,3 +93,83 @@ def test_an_sms_channel_from_confirmation_to_erasure(tmp_path: Path, sms: SmsSer
         staff.client.close()
         server.stop()
     assert found_in(data, NUMBER) == [], "the number is erased everywhere, logs included"
+
+
+@pytest.fixture
+def wechat() -> Iterator[WeChatService]:
+    with in_thread(WeChatService()) as service:
+        service.add_template(WECHAT_TEMPLATE, ["thing1", "thing2"])
+        yield service
+
+
+def wechat_env(wechat: WeChatService) -> dict[str, str]:
+    return {
+        "SUNBID_WECHAT_APPID": WECHAT_APPID,
+        "SUNBID_WECHAT_SECRET": WECHAT_SECRET,
+        "SUNBID_WECHAT_TEMPLATE_EVENT": WECHAT_TEMPLATE,
+        "SUNBID_WECHAT_API_BASE": wechat.origin,
+        "SUNBID_WECHAT_OAUTH_BASE": wechat.origin,
+        "SUNBID_PUBLIC_URL": "https://sunbid.example",
+    }
+
+
+def authorized(client: httpx.Client, wechat: WeChatService, openid: str, topics: str) -> str:
+    """Through WeChat's consent as a browser would: the fragment /follows gets."""
+    asked = client.get("/api/channels/wechat/authorize", params={"topics": topics})
+    assert asked.status_code == 302, asked.text
+    to_wechat = urlsplit(asked.headers["location"])
+    assert to_wechat.netloc == urlsplit(wechat.origin).netloc
+    query = parse_qs(to_wechat.query)
+    assert query["redirect_uri"] == ["https://sunbid.example/api/channels/wechat/callback"]
+    back = client.get(
+        "/api/channels/wechat/callback",
+        params={"code": wechat.issue_code(openid), "state": query["state"][0]},
+    )
+    assert back.status_code == 302, back.text
+    assert back.headers["location"].startswith("/follows#channel=")
+    return urlsplit(back.headers["location"]).fragment
+
+
+def test_a_wechat_channel_by_consent_until_the_user_unfollows(
+    tmp_path: Path, wechat: WeChatService
+) -> None:
+    openid = wechat.new_follower()
+    data = tmp_path / "data"
+    server = ServerProcess(data, **wechat_env(wechat), SUNBID_PUSH_RETRY_BASE_SECONDS="0.2").start()
+    staff = Staff(server, server.token("channels-admin"))
+    client = httpx.Client(base_url=server.url, timeout=10, follow_redirects=False)
+    try:
+        staff.project(PROJECT)
+        fragment = parse_qs(authorized(client, wechat, openid, f"project:{PROJECT}"))
+        channel, token = fragment["channel"][0], fragment["token"][0]
+        shown = client.get(f"/api/channels/{channel}", headers={"X-Manage-Token": token}).json()
+        assert (shown["kind"], shown["status"]) == ("wechat", "active")
+        # A state is good once: the same consent cannot make a second channel.
+        replay = client.get(
+            "/api/channels/wechat/callback",
+            params={"code": wechat.issue_code(openid), "state": channel + "0" * 32},
+        )
+        assert replay.status_code == 422
+
+        staff.publish(PROJECT, "notice")
+        clarified = staff.publish(PROJECT, "clarification")  # urgent: sent at any hour
+        message = until(lambda: wechat.received(openid))[-1]
+        assert message.data["thing1"] == clarified["title"][:20]
+        assert message.url == f"https://sunbid.example/p/{PROJECT}"
+
+        # The user unfollows the account: WeChat answers 43004, the channel goes.
+        wechat.unfollow(openid)
+        staff.publish(PROJECT, "clarification", title="second clarification 公告")
+        until(
+            lambda: (
+                client.get(
+                    f"/api/channels/{channel}", headers={"X-Manage-Token": token}
+                ).status_code
+                == 404
+            )
+        )
+    finally:
+        client.close()
+        staff.client.close()
+        server.stop()
+    assert found_in(data, openid) == [], "the openid is erased everywhere, logs included"

@@ -236,7 +236,8 @@ class Push:
         response = self.staff.client.get(f"/api/events/{seq}/deliveries")
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"seq", *STATES} and body["seq"] == seq, body
+        assert set(body) == {"seq", "channels", *STATES} and body["seq"] == seq, body
+        assert body["channels"] == {}, "no channel beside Web Push is configured here"
         return {state: body[state] for state in STATES}
 
     def settled(self, seq: int, timeout: float = WAIT, **expected: int) -> None:
@@ -707,7 +708,14 @@ def test_deliveries_needs_staff_and_a_known_seq(push: Push) -> None:
     supervisor = push.server.token("push-supervisor", role="supervisor")
     response = httpx.get(url, headers={"Authorization": f"Bearer {supervisor}"}, timeout=10)
     assert response.status_code == 200, response.text
-    assert response.json() == {"seq": seq, "queued": 0, "delivered": 0, "failed": 0, "gone": 0}
+    assert response.json() == {
+        "seq": seq,
+        "queued": 0,
+        "delivered": 0,
+        "failed": 0,
+        "gone": 0,
+        "channels": {},
+    }
 
     head = push.server.head()
     for unknown in (head + 1, head + 1000, 0, 2**63 - 1):

@@ -17,16 +17,13 @@ the provider's answer code is logged.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from push.channels import Result, Sender
 from push.channels.contacts import (
@@ -49,6 +46,7 @@ log = logging.getLogger("sunbid.channels")
 
 CHANNELS_PER_ADDRESS = 3  # pending or confirmed: one number cannot be signed up without end
 STATE_SECONDS = 600  # how long a WeChat authorization may take
+SECRET_HEX = 32  # the one-time secret in WeChat's `state`, after the channel's id
 
 
 @dataclass
@@ -149,22 +147,49 @@ class ChannelService:
 
     # --- WeChat's web authorization ----------------------------------------------
 
-    def wechat_authorize_url(self, topics: list[str], stages: list[str] | None) -> str:
+    async def wechat_authorize_url(
+        self, topics: list[str], stages: list[str] | None, now: str
+    ) -> str:
+        """Where to send the browser: WeChat's consent page. The follows wait in
+        a pending channel with no address; the `state` WeChat hands back (at
+        most 128 letters and digits) is its id and a one-time secret."""
         sender = self.senders.get("wechat")
-        if sender is None:
+        if not isinstance(sender, WeChatSender):
             raise invalid("kind", "WeChat is not configured here")
         if self.public_url is None:
             raise ApiError(503, "unavailable", "WeChat needs SUNBID_PUBLIC_URL to come back to")
-        state = self._sign({"t": topics, "s": stages, "at": int(self.clock())})
+        secret = new_code_secret()
+        channel_id = await self.queue.add_channel(
+            NewChannel(
+                "wechat",
+                b"",
+                "",
+                "微信",
+                "",
+                secret_digest(secret),
+                self.clock() + STATE_SECONDS,
+            ),
+            topics,
+            self._stages("wechat", stages),
+            now,
+        )
         redirect = f"{self.public_url}/api/channels/wechat/callback"
-        assert isinstance(sender, WeChatSender)
-        return sender.oauth_url(redirect, state)
+        return sender.oauth_url(redirect, channel_id + secret)
 
     async def wechat_complete(self, code: object, state: object, now: str) -> tuple[str, str]:
         """(channel id, manage token) of a WeChat channel, confirmed by consent."""
         sender = self.senders.get("wechat")
-        asked = self._verified(state)
-        if not isinstance(sender, WeChatSender) or asked is None or not isinstance(code, str):
+        if not isinstance(state, str) or len(state) != 16 + SECRET_HEX:
+            raise invalid("state", "start again from the app: the authorization is not valid")
+        channel = await self.queue.channel(state[:16]) if _plain(state[:16]) else None
+        if (
+            not isinstance(sender, WeChatSender)
+            or channel is None
+            or channel.confirmed
+            or not matches(state[16:], channel.code_digest)
+            or (channel.code_expires_at or 0) < self.clock()
+            or not isinstance(code, str)
+        ):
             raise invalid("state", "start again from the app: the authorization is not valid")
         try:
             openid = await sender.openid_for(code)
@@ -172,21 +197,17 @@ class ChannelService:
             log.warning("wechat authorization failed: %s", type(exc).__name__)
             raise invalid("code", "WeChat did not confirm the authorization: try again") from None
         token = new_token()
-        channel_id = await self.queue.add_channel(
-            NewChannel(
-                "wechat",
+        await self.queue.confirm_channel(
+            channel,
+            now,
+            address=(
                 self.cipher.seal(openid),
                 self.cipher.digest("wechat", openid),
                 hint("wechat", openid),
                 secret_digest(token),
-                None,
-                None,
             ),
-            asked["t"],
-            self._stages("wechat", asked["s"]),
-            now,
         )
-        return channel_id, token
+        return channel.channel_id, token
 
     # --- inside ---------------------------------------------------------------------
 
@@ -226,34 +247,16 @@ class ChannelService:
                 "sending a %s confirmation code: %s %s", kind, sent.result.value, sent.detail
             )
 
-    def _sign(self, value: dict[str, Any]) -> str:
-        body = base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
-        return body + "." + self._mac(body)
-
-    def _verified(self, state: object) -> dict[str, Any] | None:
-        """The follows a signed `state` carries, if it is ours and fresh."""
-        if not isinstance(state, str) or state.count(".") != 1:
-            return None
-        body, mac = state.split(".")
-        if not hmac.compare_digest(mac, self._mac(body)):
-            return None
-        try:
-            value = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-            fresh = self.clock() - float(value["at"]) <= STATE_SECONDS
-        except (ValueError, TypeError, KeyError):  # signed by us, so only if the key changed
-            return None
-        return value if fresh and isinstance(value, dict) else None
-
-    def _mac(self, body: str) -> str:
-        key = hashlib.sha256(b"sunbid-wechat-state" + self.cipher.key).digest()
-        return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
-
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for sender in self.senders.values():
             await sender.close()
+
+
+def new_code_secret() -> str:
+    return secrets.token_hex(SECRET_HEX // 2)
 
 
 def _plain(channel_id: str) -> bool:

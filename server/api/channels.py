@@ -86,7 +86,8 @@ async def wechat_authorize(request: Request) -> Response:
         [t for t in raw_topics.split(",") if t],
         None if raw_stages is None else [s for s in raw_stages.split(",") if s],
     )
-    return RedirectResponse(channels.wechat_authorize_url(topics, stages), status_code=302)
+    url = await channels.wechat_authorize_url(topics, stages, format_time(state.clock.now()))
+    return RedirectResponse(url, status_code=302)
 
 
 async def wechat_callback(request: Request) -> Response:

@@ -92,6 +92,7 @@ STAGES = Param(
 # The parameter named in a path's `{…}`: the same wherever it appears.
 PATH_PARAMS = {
     "project_id": PROJECT_ID,
+    "channel_id": Param("channel_id", "path", t.ChannelId),
     "seq": Param("seq", "path", Annotated[int, Meta(ge=1, le=MAX_SEQ)]),
 }
 
@@ -108,6 +109,7 @@ def codes(*names: str) -> tuple[Param, ...]:
 # --- answers shared by several operations ------------------------------------------------------
 
 HTML = Answer("HTML", {}, "text/html", headers=("Link",))
+MANAGE_TOKEN = Param("X-Manage-Token", "header", str, "The token the channel was added with.")
 NOT_MODIFIED = Answer("Not modified.")
 
 SHELL_SUMMARIES = {
@@ -394,6 +396,88 @@ ROUTES: dict[tuple[str, str], Doc] = {
         {200: Answer("Counts by outcome.", t.Deliveries)},
         errors=(401, 404, 422, 503),
         security="staff",
+    ),
+    ("/api/channels/available", "get"): Doc(
+        "channelKinds",
+        "The notification channels beside Web Push configured here",
+        "push",
+        {200: Answer("The kinds offered.", t.ChannelKinds)},
+    ),
+    ("/api/channels", "post"): Doc(
+        "addChannel",
+        "Be told by SMS or e-mail: a code is sent to the address to confirm it",
+        "push",
+        {202: Answer("Pending until confirmed.", t.ChannelAdded)},
+        description="Nothing is sent to the channel but the code until it is confirmed. SMS "
+        "carries only the stages of push/channels/policy.toml. Rate-limited per client "
+        "address and per address (a few channels each).",
+        body=t.ChannelAdd,
+        errors=(400, 413, 415, 422, 429, 503),
+    ),
+    ("/api/channels/wechat/authorize", "get"): Doc(
+        "authorizeWechat",
+        "Be told by WeChat: on to WeChat's web authorization",
+        "push",
+        {302: Answer("To WeChat, which comes back to the callback.", None, headers=("Location",))},
+        params=(
+            Param("topics", "query", str, "Comma-separated topics to follow."),
+            Param("stages", "query", str, "Comma-separated stages (every stage if absent)."),
+        ),
+        errors=(403, 422, 429, 503),
+    ),
+    ("/api/channels/wechat/callback", "get"): Doc(
+        "wechatCallback",
+        "WeChat's way back: the channel is confirmed by the user's consent",
+        "push",
+        {
+            302: Answer(
+                "To /follows, with the channel and its manage token in the fragment.",
+                None,
+                headers=("Location",),
+            )
+        },
+        params=(Param("code", "query", str), Param("state", "query", str)),
+        errors=(422, 503),
+    ),
+    ("/api/channels/{channel_id}/confirm", "post"): Doc(
+        "confirmChannel",
+        "Confirm a channel with the code it was sent",
+        "push",
+        {200: Answer("Active.", t.ChannelStatus)},
+        body=t.ChannelConfirm,
+        errors=(400, 404, 413, 415, 422, 429, 503),
+    ),
+    ("/api/channels/{channel_id}", "get"): Doc(
+        "showChannel",
+        "A channel, to the device that added it",
+        "push",
+        {200: Answer("The channel.", t.ChannelShown)},
+        params=(MANAGE_TOKEN,),
+        errors=(404, 503),
+    ),
+    ("/api/channels/{channel_id}", "delete"): Doc(
+        "cancelChannel",
+        "Cancel a channel: its address is erased",
+        "push",
+        {204: Answer("Cancelled.")},
+        params=(MANAGE_TOKEN,),
+        errors=(404, 503),
+    ),
+    ("/api/channels/{channel_id}/unsubscribe", "get"): Doc(
+        "unsubscribePage",
+        "The 退订 link of a message: a page with a button (a GET cancels nothing)",
+        "push",
+        {200: Answer("HTML", {}, "text/html")},
+        params=(Param("token", "query", str),),
+        errors=(503,),
+    ),
+    ("/api/channels/{channel_id}/unsubscribe", "post"): Doc(
+        "unsubscribeChannel",
+        "Cancel a channel from its message's link (RFC 8058 one-click)",
+        "push",
+        {200: Answer("HTML", {}, "text/html")},
+        params=(Param("token", "query", str),),
+        errors=(404, 503),
     ),
     ("/api/catalog", "get"): Doc(
         "catalog",

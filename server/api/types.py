@@ -656,9 +656,58 @@ class PushSubscriptionResult(Struct):
     topics: list[str]
 
 
+class DeliveryCounts(Struct):
+    queued: Count
+    delivered: Count
+    failed: Count
+    gone: Count
+
+
 class Deliveries(Struct):
     seq: Count
     queued: Count
     delivered: Count
     failed: Count
     gone: Count
+    channels: Annotated[
+        dict[str, DeliveryCounts],
+        described("The same counts for each channel beside Web Push (sms, email, wechat)."),
+    ]
+
+
+ChannelKind = Literal["sms", "email", "wechat"]
+ChannelId = Annotated[str, Meta(pattern="^[0-9a-f]{16}$")]
+
+
+class ChannelKinds(Struct):
+    kinds: list[ChannelKind]
+
+
+class ChannelAdd(Struct):
+    kind: Literal["sms", "email"]
+    address: Annotated[str, Meta(min_length=1, max_length=320)]
+    topics: list[str]
+    stages: list[str] | UnsetType = UNSET
+
+
+class ChannelAdded(Struct):
+    id: ChannelId
+    status: Literal["pending"]
+    manage_token: Annotated[str, described("Keep it on the device: it reads and cancels.")]
+
+
+class ChannelConfirm(Struct):
+    code: Annotated[str, Meta(min_length=1, max_length=20)]
+
+
+class ChannelStatus(Struct):
+    status: Literal["active"]
+
+
+class ChannelShown(Struct):
+    id: ChannelId
+    kind: ChannelKind
+    status: Literal["pending", "active"]
+    topics: list[str]
+    stages: list[str] | None
+    address_hint: Annotated[str, described("Enough to recognise the address: 138****5678.")]
