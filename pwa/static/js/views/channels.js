@@ -273,8 +273,12 @@ function addProblem(kind, error) {
     return L('关注的内容有误，请刷新页面后再试。', 'What you follow could not be taken; reload and try again.');
   }
   if (error.status === 422) return L('本站暂不提供这种提醒方式。', 'This site does not offer this way of being told.');
+  // Too many requests from this network say how long to wait; too many channels of one address do not.
+  if (error.status === 429 && error.retryAfter) {
+    return L(`发送太频繁，请 ${error.retryAfter} 秒后再试。`, `Too many codes sent; try again in ${error.retryAfter} s.`);
+  }
   if (error.status === 429) {
-    return L('发送太频繁，请稍后再试。', 'Too many codes sent; try again later.');
+    return L('这个地址已经添加过多次提醒，请先取消其中一个再添加。', 'This address has too many channels already; cancel one first.');
   }
   return problem(error);
 }
