@@ -32,6 +32,7 @@ import os
 import signal
 import sys
 
+from push.channels.senders import dispatch_for
 from push.endpoints import AllowList
 from push.metrics import WorkerMetrics
 from push.policy import PushPolicy
@@ -162,6 +163,9 @@ async def _run(settings: PushSettings) -> None:
         # The web server created the key before starting us: a missing one
         # here is an error, never a reason to make another.
         key = load_or_create_key(settings.data_dir, subscriptions_exist=True)
+        channels = dispatch_for(settings)
+        if channels is not None:
+            stack.push_async_callback(channels.close)
         worker = PushWorker(
             queue,
             store,
@@ -173,6 +177,7 @@ async def _run(settings: PushSettings) -> None:
             timeout=settings.push_timeout,
             retry=RetryPolicy(settings.push_max_attempts, settings.push_retry_base),
             public_origin=settings.public_url,
+            channels=channels,
         )
         await worker.start()
         stack.push_async_callback(worker.close)

@@ -49,6 +49,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -61,6 +62,11 @@ QUEUE_FILE = "push.db"  # in the data directory
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 PG_SCHEMA = (Path(__file__).parent / "schema.pg.sql").read_text("utf-8")
 CLAIM_SECONDS = 60.0  # PostgreSQL: how long a worker's claim on a row holds, by default
+CHANNEL_PREFIX = "channel:"  # a channel's `endpoint`: "channel:<id>" (never its address)
+# A due row's channel: its kind, and its sealed address (NULL for Web Push).
+DUE_CHANNEL = (
+    "s.kind, (SELECT c.address FROM contacts c WHERE c.subscription_id = d.subscription_id)"
+)
 
 
 class State(IntEnum):
@@ -91,6 +97,38 @@ class Due:
     auth: bytes
     attempts: int
     expires_at: float
+    kind: str = "push"  # or a channel's (push/channels/): sms, email, wechat
+    address: bytes | None = None  # a channel's sealed address (push/channels/contacts.py)
+
+
+@dataclass(frozen=True)
+class NewChannel:
+    """A channel beside Web Push as it is asked for (push/channels/service.py)."""
+
+    kind: str
+    address: bytes  # sealed
+    address_digest: str
+    hint: str
+    manage_digest: str
+    code_digest: str | None  # None: confirmed by the provider's own consent (WeChat)
+    code_expires_at: float | None
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A stored channel: its subscription row and its contact row."""
+
+    subscription_id: int
+    channel_id: str
+    kind: str
+    topics: list[str]
+    stages: list[str] | None
+    hint: str
+    manage_digest: str
+    code_digest: str | None
+    code_expires_at: float | None
+    tries: int
+    confirmed: bool
 
 
 @dataclass(frozen=True)
@@ -175,6 +213,8 @@ class PushQueue(SideFile):
         """Remove a subscription and give up its queued deliveries (as gone)."""
         async with self.transaction():
             await self.db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+            # A channel's address goes with it (gone at the provider, or cancelled).
+            await self.db.execute("DELETE FROM contacts WHERE subscription_id = ?", (sub_id,))
             await self.db.execute(
                 "DELETE FROM subscription_topics WHERE subscription_id = ?", (sub_id,)
             )
@@ -294,11 +334,12 @@ class PushQueue(SideFile):
             return await self._claim(now, limit)
         rows = await self.rows(
             "SELECT d.seq, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.attempts,"
-            " d.expires_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id"
+            f" d.expires_at, d.next_at, {DUE_CHANNEL} FROM deliveries d"
+            " JOIN subscriptions s ON s.id = d.subscription_id"
             " WHERE d.state = 0 AND d.next_at <= ? ORDER BY d.next_at, d.seq LIMIT ?",
             (now, limit),
         )
-        return [Due(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
+        return [_due(row) for row in rows]
 
     async def _claim(self, now: float, limit: int) -> list[Due]:
         # One statement, so no transaction to hold: rows another worker is
@@ -312,11 +353,11 @@ class PushQueue(SideFile):
             "  WHERE state = 0 AND next_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
             "  ORDER BY next_at, seq LIMIT ? FOR UPDATE SKIP LOCKED)"
             " RETURNING d.seq, d.subscription_id, s.endpoint, s.p256dh, s.auth, d.attempts,"
-            " d.expires_at, d.next_at",
+            f" d.expires_at, d.next_at, {DUE_CHANNEL}",
             (self.worker_id, now + self.lease, now, now, limit),
         )
         rows = sorted(rows, key=lambda r: (r[7], r[0]))
-        return [Due(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
+        return [_due(row) for row in rows]
 
     async def next_due_at(self) -> float | None:
         """When a row is next due; on PostgreSQL a row claimed by a worker is
@@ -390,9 +431,147 @@ class PushQueue(SideFile):
             if removed < chunk:
                 return deleted
 
-    async def counts(self, seq: int) -> dict[str, int]:
+    async def counts(self, seq: int) -> dict[str, dict[str, int]]:
+        """The deliveries of event `seq` by kind (push, sms…), then by state. A
+        delivery whose subscription is gone counts under its kind of the time
+        only while the row is there; a deleted one's are counted as push."""
         rows = await self.rows(
-            "SELECT state, COUNT(*) FROM deliveries WHERE seq = ? GROUP BY state", (seq,)
+            "SELECT COALESCE(s.kind, 'push'), d.state, COUNT(*) FROM deliveries d"
+            " LEFT JOIN subscriptions s ON s.id = d.subscription_id"
+            " WHERE d.seq = ? GROUP BY 1, 2",
+            (seq,),
         )
-        by_state = {State(state): int(n) for state, n in rows}
-        return {state.name.lower(): by_state.get(state, 0) for state in State}
+        by_kind: dict[str, dict[State, int]] = {}
+        for kind, state, n in rows:
+            by_kind.setdefault(str(kind), {})[State(state)] = int(n)
+        return {
+            kind: {state.name.lower(): states.get(state, 0) for state in State}
+            for kind, states in by_kind.items()
+        }
+
+    # --- channels beside Web Push (push/channels/) ------------------------------
+
+    async def add_channel(
+        self, new: NewChannel, topics: list[str], stages: list[str] | None, now: str
+    ) -> str:
+        """Store a channel; its id. It follows nothing (no row in
+        subscription_topics, so no delivery is derived for it) until confirmed."""
+        channel_id = secrets.token_hex(8)
+        stage_list = None if not stages else "," + ",".join(sorted(set(stages))) + ","
+        async with self.transaction():
+            inserted = await self.db.execute_fetchall(
+                "INSERT INTO subscriptions (endpoint, p256dh, auth, topics, stages, kind,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+                (
+                    CHANNEL_PREFIX + channel_id,
+                    b"",
+                    b"",
+                    orjson.dumps(topics).decode(),
+                    stage_list,
+                    new.kind,
+                    now,
+                    now,
+                ),
+            )
+            sub_id = int(next(iter(inserted))[0])
+            await self.db.execute(
+                "INSERT INTO contacts (subscription_id, kind, address, address_digest, hint,"
+                " manage_digest, code_digest, code_expires_at, created_at, confirmed_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    sub_id,
+                    new.kind,
+                    new.address,
+                    new.address_digest,
+                    new.hint,
+                    new.manage_digest,
+                    new.code_digest,
+                    new.code_expires_at,
+                    now,
+                    now if new.code_digest is None else None,  # confirmed by consent
+                ),
+            )
+            if new.code_digest is None:
+                await self._follow(sub_id, topics, now)
+        return channel_id
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        rows = await self.rows(
+            "SELECT s.id, s.kind, s.topics, s.stages, c.hint, c.manage_digest, c.code_digest,"
+            " c.code_expires_at, c.tries, c.confirmed_at FROM subscriptions s"
+            " JOIN contacts c ON c.subscription_id = s.id WHERE s.endpoint = ?",
+            (CHANNEL_PREFIX + channel_id,),
+        )
+        if not rows:
+            return None
+        sub_id, kind, topics, stages, hint, manage, code, expires, tries, confirmed = rows[0]
+        return Channel(
+            int(sub_id),
+            channel_id,
+            str(kind),
+            orjson.loads(topics),
+            None if stages is None else stages.strip(",").split(","),
+            str(hint),
+            str(manage),
+            code,
+            None if expires is None else float(expires),
+            int(tries),
+            confirmed is not None,
+        )
+
+    async def channels_of_address(self, address_digest: str) -> int:
+        """How many channels (pending or confirmed) one address has."""
+        rows = await self.rows(
+            "SELECT COUNT(*) FROM contacts WHERE address_digest = ?", (address_digest,)
+        )
+        return int(rows[0][0])
+
+    async def wrong_code(self, channel: Channel) -> None:
+        await self.db.execute(
+            "UPDATE contacts SET tries = tries + 1 WHERE subscription_id = ?",
+            (channel.subscription_id,),
+        )
+
+    async def confirm_channel(self, channel: Channel, now: str) -> None:
+        """The code was right: the channel follows its topics from now on."""
+        async with self.transaction():
+            await self.db.execute(
+                "UPDATE contacts SET code_digest = NULL, code_expires_at = NULL,"
+                " confirmed_at = ? WHERE subscription_id = ?",
+                (now, channel.subscription_id),
+            )
+            await self._follow(channel.subscription_id, channel.topics, now)
+
+    async def _follow(self, sub_id: int, topics: list[str], now: str) -> None:
+        await self.db.executemany(
+            "INSERT INTO subscription_topics VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(topic, sub_id) for topic in topics],
+        )
+
+    async def delete_channel(self, channel: Channel) -> None:
+        """Cancel a channel and erase its address (the contact row goes)."""
+        await self._forget(channel.subscription_id)
+
+    async def count_sent(self, sub_id: int, day: str, cap: int) -> bool:
+        """Count one message to a channel on local date `day`; False (nothing
+        counted) once `cap` were sent that day."""
+        async with self.transaction():
+            rows = await self.db.execute_fetchall(
+                "SELECT sent_day, sent_count FROM contacts WHERE subscription_id = ?", (sub_id,)
+            )
+            if not rows:
+                return False
+            sent = int(rows[0][1]) if rows[0][0] == day else 0
+            if sent >= cap:
+                return False
+            await self.db.execute(
+                "UPDATE contacts SET sent_day = ?, sent_count = ? WHERE subscription_id = ?",
+                (day, sent + 1, sub_id),
+            )
+        return True
+
+
+def _due(row: Sequence[Any]) -> Due:
+    address = None if row[9] is None else bytes(row[9])
+    endpoint, p256dh, auth = row[2], bytes(row[3]), bytes(row[4])
+    return Due(row[0], row[1], endpoint, p256dh, auth, row[5], row[6], row[8], address)

@@ -8,11 +8,15 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     auth       BYTEA NOT NULL,
     topics     TEXT NOT NULL,            -- JSON list, as given
     stages     TEXT,                     -- ',notice,award,' or NULL for every stage
+    kind       TEXT NOT NULL DEFAULT 'push',  -- or sms, email, wechat (push/channels/)
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
 
 -- topic → subscriptions: matching an event is a few index lookups, not a scan.
+-- Added with the notification channels: schemas made before have no column.
+ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'push';
+
 CREATE TABLE IF NOT EXISTS subscription_topics (
     topic           TEXT NOT NULL,
     subscription_id BIGINT NOT NULL,
@@ -49,3 +53,25 @@ CREATE INDEX IF NOT EXISTS deliveries_claimed ON deliveries(claimed_until)
 CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries(next_at) WHERE state != 0;
 CREATE INDEX IF NOT EXISTS deliveries_subscription ON deliveries(subscription_id)
     WHERE state = 0;
+
+-- The addresses of SMS, e-mail and WeChat channels (push/channels/contacts.py):
+-- encrypted, apart from the log, erased with their channel. A channel's row in
+-- `subscriptions` (kind sms/email/wechat, endpoint "channel:<id>") gets its
+-- topics in subscription_topics only once confirmed: until then it follows
+-- nothing, and no delivery is derived for it.
+CREATE TABLE IF NOT EXISTS contacts (
+    subscription_id BIGINT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    address         BYTEA NOT NULL,       -- AES-GCM sealed
+    address_digest  TEXT NOT NULL,       -- keyed digest: the same address found again
+    hint            TEXT NOT NULL,       -- "138****5678", for the app
+    manage_digest   TEXT NOT NULL,       -- digest of the device's manage token
+    code_digest     TEXT,                -- digest of the confirmation code, NULL once confirmed
+    code_expires_at DOUBLE PRECISION,
+    tries           INTEGER NOT NULL DEFAULT 0,
+    created_at      TEXT NOT NULL,
+    confirmed_at    TEXT,
+    sent_day        TEXT,                -- the local date sent_count counts (the daily cap)
+    sent_count      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS contacts_by_address ON contacts(address_digest);

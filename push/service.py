@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from push.endpoints import (
     AllowList,
@@ -23,7 +23,7 @@ from push.endpoints import (
     validate_keys,
 )
 from push.process import PushProcess
-from push.queue import QUEUE_FILE, PushQueue
+from push.queue import QUEUE_FILE, PushQueue, State
 from push.settings import PushSettings
 from push.vapid import VapidKey, is_placeholder_subject, load_or_create_key
 from server.core.errors import ApiError, invalid
@@ -47,6 +47,7 @@ class PushService:
     key: VapidKey
     allow: AllowList
     worker: PushProcess | None  # None: this process takes subscriptions, another sends
+    channel_kinds: Sequence[str] = ()  # the channels beside Web Push configured here
 
     @classmethod
     async def open(cls, settings: PushSettings, bus: Bus, *, send: bool = True) -> PushService:
@@ -136,9 +137,16 @@ class PushService:
     async def unsubscribe(self, endpoint: str) -> None:
         await self.queue.delete(endpoint)
 
-    async def delivery_counts(self, seq: int) -> dict[str, int]:
-        """The deliveries of event `seq`, by state."""
-        return await self.queue.counts(seq)
+    async def delivery_counts(self, seq: int) -> dict[str, Any]:
+        """The Web Push deliveries of event `seq` by state, and beside them
+        `channels`: each configured channel's (push/channels/), by state."""
+        by_kind = await self.queue.counts(seq)
+        none = {state.name.lower(): 0 for state in State}
+        kinds = sorted((set(by_kind) | set(self.channel_kinds)) - {"push"})
+        return {
+            **by_kind.get("push", none),
+            "channels": {kind: by_kind.get(kind, none) for kind in kinds},
+        }
 
     async def queue_depth(self) -> int:
         return await self.queue.depth()

@@ -106,15 +106,16 @@ def load_or_create_key(data_dir: Path, *, subscriptions_exist: bool) -> VapidKey
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    if _create_exclusive(path, pem):
+    if create_exclusive(path, pem):
         log.info("created VAPID key %s", path)
         return VapidKey(key, path)
     # Another process created the key first: use theirs, never overwrite it.
     return VapidKey(_read_key(path), path)
 
 
-def _create_exclusive(path: Path, pem: bytes) -> bool:
-    """Write `pem` to `path` with mode 0600 unless `path` exists; True if written.
+def create_exclusive(path: Path, pem: bytes) -> bool:
+    """Write `pem` to `path` with mode 0600 unless `path` exists; True if written
+    (the VAPID key, and the key that encrypts channel addresses).
 
     The key is complete and synced in a temporary file before it gets its name,
     and `link` (unlike `rename`) refuses to replace a file that appeared meanwhile.

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from push.channels import Result, Sent
+from push.channels.dispatch import ChannelDispatch, Dropped, Later
 from push.crypto import encrypt
 from push.derive import DeliveryDerivation
 from push.endpoints import AllowList, GuardedResolver
@@ -52,6 +54,11 @@ DERIVE_PAGE = 500
 DUE_PAGE = 1000
 FLUSH_SECONDS = 0.01
 DERIVE_DELAY = 0.02
+CHANNEL_STATES = {
+    Result.DELIVERED: State.DELIVERED,
+    Result.GONE: State.GONE,
+    Result.FAILED: State.FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class PushWorker:
         retry: RetryPolicy = RetryPolicy(),
         stage_names: Mapping[str, str] | None = None,
         public_origin: str | None = None,
+        channels: ChannelDispatch | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -113,6 +121,8 @@ class PushWorker:
         self.retry = retry
         self.stage_names = stage_names
         self.public_origin = public_origin  # for Safari's declarative `navigate`
+        self.channels = channels  # SMS, e-mail, WeChat (push/channels/)
+        self._events: dict[int, dict[str, Any]] = {}  # documents the channels' messages need
         self._concurrency = concurrency
         self._per_host = per_host
         self._timeout = timeout
@@ -254,6 +264,8 @@ class PushWorker:
         now = self.clock()
         if now >= due.expires_at:
             return Outcome(due.seq, due.subscription_id, State.FAILED, None)
+        if due.kind != "push":
+            return await self._deliver_by_channel(due, now)
         message = await self._message(due.seq)
         headers = {
             **message.headers,
@@ -281,6 +293,39 @@ class PushWorker:
         if status == 429 or status >= 500:
             return self._retry_or_fail(due, status, retry_after)
         return Outcome(due.seq, due.subscription_id, State.FAILED, status)
+
+    async def _deliver_by_channel(self, due: Due, now: float) -> Outcome:
+        """SMS, e-mail or WeChat (push/channels/dispatch.py decides and sends)."""
+        event = await self._event(due.seq)
+        decided: Sent | Later | Dropped = Dropped("not configured")
+        if self.channels is not None:
+            stage = str(event["stage"])
+            stage_name = (self.stage_names or {}).get(stage, stage)
+            decided = await self.channels.deliver(
+                due, event, stage_name, now, self.queue.count_sent
+            )
+        if isinstance(decided, Later):
+            if decided.at >= due.expires_at:
+                return Outcome(due.seq, due.subscription_id, State.FAILED, None)
+            return Outcome(due.seq, due.subscription_id, State.QUEUED, None, next_at=decided.at)
+        if isinstance(decided, Dropped):
+            _log_channel(due, "dropped", decided.why)
+            return Outcome(due.seq, due.subscription_id, State.FAILED, None)
+        _log_channel(due, decided.result.value, decided.detail)
+        if decided.result is Result.RETRY:
+            return self._retry_or_fail(due, None, decided.retry_after)
+        state = CHANNEL_STATES[decided.result]
+        return Outcome(due.seq, due.subscription_id, state, None)
+
+    async def _event(self, seq: int) -> dict[str, Any]:
+        event = self._events.get(seq)
+        if event is None:
+            stored = await self.store.get_event(seq)
+            assert stored is not None, f"seq {seq} is queued but not in the log"
+            if len(self._events) > 256:
+                self._events.clear()
+            event = self._events[seq] = orjson.loads(stored.json)
+        return event
 
     def _retry_or_fail(self, due: Due, status: int | None, retry_after: float | None) -> Outcome:
         attempts = due.attempts + 1
@@ -367,5 +412,18 @@ def _log(due: Due, status: int | None, detail: str) -> None:
         endpoint_id,
         due.attempts + 1,
         status,
+        detail,
+    )
+
+
+def _log_channel(due: Due, result: str, detail: str) -> None:
+    """One line per attempt by a channel: never its address or the text."""
+    log.info(
+        "%s seq=%d sub=%d attempt=%d result=%s %s",
+        due.kind,
+        due.seq,
+        due.subscription_id,
+        due.attempts + 1,
+        result,
         detail,
     )

@@ -15,9 +15,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from push.channels.senders import service_for
 from push.service import PushService
 from push.settings import PushSettings
-from server.api import JSONResponse, compliance, operations, pages, public, push, staff
+from server.api import (
+    JSONResponse,
+    channels,
+    compliance,
+    operations,
+    pages,
+    public,
+    push,
+    staff,
+)
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
@@ -149,6 +159,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             push = await PushService.open(push_settings, state.bus, send=settings.background)
             state.push = push
             stack.push_async_callback(push.close)
+            beside_push = service_for(push_settings, push.queue)  # SMS, e-mail, WeChat
+            push.channel_kinds = beside_push.kinds
+            state.channels = beside_push
+            stack.push_async_callback(beside_push.close)
             if settings.background:
                 pruner = Pruner(
                     key_home(state.store),
@@ -197,6 +211,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             methods=["POST", "DELETE"],
         ),
         Route("/api/events/{seq}/deliveries", push.deliveries),
+        Route("/api/channels/available", channels.available),
+        Route("/api/channels", channels.add, methods=["POST"]),
+        Route("/api/channels/wechat/authorize", channels.wechat_authorize),
+        Route("/api/channels/wechat/callback", channels.wechat_callback),
+        Route("/api/channels/{channel_id}/confirm", channels.confirm, methods=["POST"]),
+        Route(
+            "/api/channels/{channel_id}/unsubscribe",
+            channels.unsubscribe,
+            methods=["GET", "POST"],
+        ),
+        Route("/api/channels/{channel_id}", channels.one, methods=["GET", "DELETE"]),
         Route("/api/catalog", compliance.catalog),
         Route("/api/compliance", compliance.scorecard),
         Route("/api/compliance/items", compliance.items),

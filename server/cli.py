@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from push.channels.senders import configured as configured_channels
 from push.copy import copy_push_rows
 from push.queue import QUEUE_FILE, PushQueue
 from push.record import PushRecord
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         PushSettings.from_env()  # checked before anything starts, like the server's
+        configured_channels(os.environ)  # SMS, e-mail, WeChat: their senders open nothing yet
     except SettingsError as exc:
         print(f"sunbid: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.core.numbers import MAX_SEQ, whole_number
 from tests.conftest import ROOT, ServerProcess, with_facts
+from tests.sms_service import SmsService
 from tests.test_push_endpoints import b64
 
 CONTRACT_STATUSES = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
@@ -133,7 +134,13 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    server = ServerProcess(Path(tmp_path_factory.mktemp("fuzz")) / "data").start()
+    # SMS configured (so every channel endpoint is live) with a provider that is
+    # not there: confirmation codes fail to send, which only logs a warning.
+    server = ServerProcess(
+        Path(tmp_path_factory.mktemp("fuzz")) / "data",
+        **SmsService(port=9).env(),
+        SUNBID_SUBSCRIBE_BURST="100000",
+    ).start()
     admin = server.token("fuzz-admin")
     # `Connection: close`: a failed example must not poison the next one's connection.
     client = httpx.Client(base_url=server.url, timeout=30, headers={"Connection": "close"})
@@ -853,6 +860,64 @@ def test_ws_oversized_frame_is_closed_1009(target: Target, size: int) -> None:
 
 
 # --- the log, at the end ------------------------------------------------------------------
+
+
+channel_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["sms", "email", "wechat", "push"]) | texts,
+            "address": st.sampled_from(["13812345678", "+86 139 0000 0000"]) | texts | json_values,
+            "topics": st.sampled_from([["all"], ["project:FZ-1"], []]) | json_values,
+        },
+        optional={"stages": st.sampled_from([["notice"], ["evaluation"], None]) | json_values},
+    ),
+)
+channel_ids = st.sampled_from(["0" * 16, "../x", "%2e%2e", "a" * 300]) | st.text(
+    alphabet=string.ascii_letters + string.digits + "-_.~%", min_size=1, max_size=40
+)
+
+
+@FUZZ
+@given(body=channel_bodies)
+def test_add_a_channel_with_any_json(target: Target, body: Any) -> None:
+    response = target.client.post("/api/channels", json=body)
+    check_http(target, response, {202})
+    if response.status_code == 202:
+        assert set(response.json()) == {"id", "status", "manage_token"}
+    target.alive()
+
+
+@FUZZ
+@given(
+    channel=channel_ids,
+    body=json_values,
+    token=st.none() | st.text(alphabet=string.printable.strip(), max_size=60),
+    action=st.sampled_from(["confirm", "get", "delete", "unsubscribe"]),
+)
+def test_any_channel_path_and_token(
+    target: Target, channel: str, body: Any, token: str | None, action: str
+) -> None:
+    headers = {} if token is None else {"X-Manage-Token": token}
+    path = f"/api/channels/{channel}"
+    if action == "confirm":
+        response = target.client.post(path + "/confirm", json=body)
+    elif action == "unsubscribe":
+        response = target.client.post(path + "/unsubscribe", params={"token": token or ""})
+    elif action == "get":
+        response = target.client.get(path, headers=headers)
+    else:
+        response = target.client.delete(path, headers=headers)
+    check_http(target, response, set())  # no channel is anyone's here
+    target.alive()
+
+
+@FUZZ
+@given(query=queries, path=st.sampled_from(["authorize", "callback"]))
+def test_wechat_steps_with_any_query(target: Target, query: str, path: str) -> None:
+    response = target.client.get(f"/api/channels/wechat/{path}?{query}")
+    check_http(target, response, set())  # WeChat is not configured here
+    target.alive()
 
 
 def test_log_is_intact_after_fuzzing(target: Target) -> None:

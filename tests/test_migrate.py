@@ -103,8 +103,8 @@ def test_migrate_keeps_everything_and_the_server_serves_it(old_data: Path) -> No
         migrated = proc.cli("migrate")
         assert migrated.returncode == 0, migrated.stderr
         assert f"({len(projects)} events appended)" in migrated.stdout
-        for name in FILES.values():
-            assert user_version(old_data / name) == 1, name
+        for kind, name in FILES.items():
+            assert user_version(old_data / name) == LATEST[kind], name
         head = len(old_events) + len(projects)
         again = proc.cli("migrate")  # idempotent: the second run changes nothing
         assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout

@@ -47,6 +47,7 @@ BACKOFF_MAX = 2.0
 SEND_TIMEOUT = 1.0
 POLL_PAGE = 1000
 OUTBOX_MAX = 10_000  # batches waiting to be sent
+CLOSE_SECONDS = 5.0
 
 
 class RedisBus:
@@ -117,11 +118,17 @@ class RedisBus:
         self._started = False
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # Bounded: a shutdown must not hang on a connection whose closing
+            # (in a task's `finally`) never finishes.
+            _, stuck = await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
+            if stuck:
+                log.warning("closing the bus: %d task(s) did not stop in time", len(stuck))
         self._tasks = []
         await self.sequencer.close()
         if self._client is not None:
-            await self._client.aclose()
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(self._client.aclose(), CLOSE_SECONDS)
             self._client = None
         self._subscribers.clear()
 

@@ -99,7 +99,7 @@ class Sequencer:
 
     def _release(self) -> None:
         """Hand on what the held events now continue; forget what was delivered."""
-        run = []
+        run: list[StoredEvent] = []
         while (following := self._held.pop(self.delivered + 1 + len(run), None)) is not None:
             run.append(following)
         if run:

@@ -18,7 +18,7 @@ import aiosqlite
 
 # The current schema of each file; raise it together with a new step in server/migrations/.
 EVENTS = 1  # sunbid.db (the log, and the records still beside it)
-PUSH = 1  # push.db
+PUSH = 2  # push.db
 COMPLIANCE = 1  # compliance.db
 
 

@@ -89,6 +89,19 @@ PUSH_STEPS = (
             " WHERE state != 0",
         ),
     ),
+    Step(
+        2,
+        "notification channels beside Web Push: a kind per subscription, and their addresses",
+        sql=(
+            "ALTER TABLE subscriptions ADD COLUMN kind TEXT NOT NULL DEFAULT 'push'",
+            "CREATE TABLE IF NOT EXISTS contacts (subscription_id INTEGER PRIMARY KEY,"
+            " kind TEXT NOT NULL, address BLOB NOT NULL, address_digest TEXT NOT NULL,"
+            " hint TEXT NOT NULL, manage_digest TEXT NOT NULL, code_digest TEXT,"
+            " code_expires_at REAL, tries INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,"
+            " confirmed_at TEXT, sent_day TEXT, sent_count INTEGER NOT NULL DEFAULT 0)",
+            "CREATE INDEX IF NOT EXISTS contacts_by_address ON contacts(address_digest)",
+        ),
+    ),
 )
 COMPLIANCE_STEPS = (Step(1, "schema versions begin (no change)"),)
 

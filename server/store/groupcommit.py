@@ -357,4 +357,3 @@ def _seqs_named(data: object) -> set[int]:
         for value in data.values()
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
     }
-

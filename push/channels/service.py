@@ -1,0 +1,264 @@
+"""Channels beside Web Push as the web server's handlers see them
+(server/api/channels.py): adding one, confirming it, reading and cancelling
+it, WeChat's web authorization.
+
+A channel is confirmed before anything is sent to it: SMS and e-mail by a
+code sent to the address (six digits, ten minutes, five tries), WeChat by
+its own consent (the web authorization gives the openid of whoever agreed).
+Until then its subscription follows nothing. The device that added it keeps
+a manage token (only its digest is stored) to read or cancel it; every
+message carries a one-step 退订 link (contacts.py `unsubscribe_token`).
+
+The confirmation code is sent from this process, in a task of its own: the
+request does not wait for the provider, and nothing about the attempt but
+the provider's answer code is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from push.channels import Result, Sender
+from push.channels.contacts import (
+    CODE_SECONDS,
+    CODE_TRIES,
+    ContactCipher,
+    hint,
+    matches,
+    new_code,
+    new_token,
+    secret_digest,
+)
+from push.channels.dispatch import code_message
+from push.channels.policy import ChannelPolicy
+from push.channels.wechat import WeChatSender
+from push.queue import Channel, NewChannel, PushQueue
+from server.core.errors import ApiError, invalid
+
+log = logging.getLogger("sunbid.channels")
+
+CHANNELS_PER_ADDRESS = 3  # pending or confirmed: one number cannot be signed up without end
+STATE_SECONDS = 600  # how long a WeChat authorization may take
+
+
+@dataclass
+class ChannelService:
+    queue: PushQueue
+    cipher: ContactCipher
+    senders: Mapping[str, Sender]
+    policy: ChannelPolicy
+    normalizers: Mapping[str, Callable[[str], str]]  # kind → address check (ValueError)
+    public_url: str | None
+    clock: Callable[[], float] = time.time
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted(self.senders)
+
+    async def add(
+        self, kind: object, address: object, topics: list[str], stages: list[str] | None, now: str
+    ) -> dict[str, Any]:
+        """A channel by SMS or e-mail, pending until its code comes back."""
+        if not isinstance(kind, str) or kind not in self.senders or kind == "wechat":
+            offered = [k for k in self.kinds if k != "wechat"]
+            raise invalid("kind", f"one of {offered} (WeChat: /api/channels/wechat/authorize)")
+        if not isinstance(address, str) or len(address) > 320:
+            raise invalid("address", "a phone number or e-mail address, as text")
+        try:
+            normal = self.normalizers[kind](address)
+        except ValueError as exc:
+            raise invalid("address", str(exc)) from None
+        digest = self.cipher.digest(kind, normal)
+        if await self.queue.channels_of_address(digest) >= CHANNELS_PER_ADDRESS:
+            raise ApiError(
+                429,
+                "too_many_requests",
+                f"this address has {CHANNELS_PER_ADDRESS} channels already: cancel one first",
+            )
+        code, token = new_code(), new_token()
+        channel_id = await self.queue.add_channel(
+            NewChannel(
+                kind,
+                self.cipher.seal(normal),
+                digest,
+                hint(kind, normal),
+                secret_digest(token),
+                secret_digest(code),
+                self.clock() + CODE_SECONDS,
+            ),
+            topics,
+            self._stages(kind, stages),
+            now,
+        )
+        task = asyncio.create_task(self._send_code(kind, normal, code))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return {"id": channel_id, "status": "pending", "manage_token": token}
+
+    async def confirm(self, channel_id: str, code: object, now: str) -> dict[str, Any]:
+        channel = await self._found(channel_id)
+        if channel.confirmed:
+            return {"status": "active"}
+        if channel.tries >= CODE_TRIES:
+            raise ApiError(
+                429, "too_many_tries", "too many wrong codes: cancel and add the channel again"
+            )
+        if channel.code_expires_at is not None and self.clock() > channel.code_expires_at:
+            raise ApiError(422, "code_expired", "the code has expired: add the channel again")
+        if not isinstance(code, str) or not matches(code.strip(), channel.code_digest):
+            await self.queue.wrong_code(channel)
+            raise ApiError(422, "wrong_code", "that is not the code sent", {"field": "code"})
+        await self.queue.confirm_channel(channel, now)
+        return {"status": "active"}
+
+    async def describe(self, channel_id: str, token: str | None) -> dict[str, Any]:
+        channel = await self._managed(channel_id, token)
+        return {
+            "id": channel.channel_id,
+            "kind": channel.kind,
+            "status": "active" if channel.confirmed else "pending",
+            "topics": channel.topics,
+            "stages": channel.stages,
+            "address_hint": channel.hint,
+        }
+
+    async def cancel(self, channel_id: str, token: str | None) -> None:
+        await self.queue.delete_channel(await self._managed(channel_id, token))
+
+    async def unsubscribe(self, channel_id: str, token: str | None) -> None:
+        """The 退订 link of a message (or the device's manage token)."""
+        channel = await self._found(channel_id)
+        expected = self.cipher.unsubscribe_token(channel_id)
+        if not (
+            isinstance(token, str)
+            and (hmac.compare_digest(token, expected) or matches(token, channel.manage_digest))
+        ):
+            raise _not_found()
+        await self.queue.delete_channel(channel)
+
+    # --- WeChat's web authorization ----------------------------------------------
+
+    def wechat_authorize_url(self, topics: list[str], stages: list[str] | None) -> str:
+        sender = self.senders.get("wechat")
+        if sender is None:
+            raise invalid("kind", "WeChat is not configured here")
+        if self.public_url is None:
+            raise ApiError(503, "unavailable", "WeChat needs SUNBID_PUBLIC_URL to come back to")
+        state = self._sign({"t": topics, "s": stages, "at": int(self.clock())})
+        redirect = f"{self.public_url}/api/channels/wechat/callback"
+        assert isinstance(sender, WeChatSender)
+        return sender.oauth_url(redirect, state)
+
+    async def wechat_complete(self, code: object, state: object, now: str) -> tuple[str, str]:
+        """(channel id, manage token) of a WeChat channel, confirmed by consent."""
+        sender = self.senders.get("wechat")
+        asked = self._verified(state)
+        if not isinstance(sender, WeChatSender) or asked is None or not isinstance(code, str):
+            raise invalid("state", "start again from the app: the authorization is not valid")
+        try:
+            openid = await sender.openid_for(code)
+        except Exception as exc:
+            log.warning("wechat authorization failed: %s", type(exc).__name__)
+            raise invalid("code", "WeChat did not confirm the authorization: try again") from None
+        token = new_token()
+        channel_id = await self.queue.add_channel(
+            NewChannel(
+                "wechat",
+                self.cipher.seal(openid),
+                self.cipher.digest("wechat", openid),
+                hint("wechat", openid),
+                secret_digest(token),
+                None,
+                None,
+            ),
+            asked["t"],
+            self._stages("wechat", asked["s"]),
+            now,
+        )
+        return channel_id, token
+
+    # --- inside ---------------------------------------------------------------------
+
+    def _stages(self, kind: str, asked: Sequence[str] | None) -> list[str] | None:
+        """What the channel follows: the stages asked for that its kind carries
+        (an SMS for a stage it does not carry is never queued)."""
+        carried = self.policy.of(kind).stages
+        if carried is None:
+            return None if asked is None else sorted(asked)
+        chosen = sorted(carried if asked is None else set(asked) & carried)
+        if not chosen:
+            raise invalid("stages", f"{kind} carries only {sorted(carried)}")
+        return chosen
+
+    async def _found(self, channel_id: str) -> Channel:
+        channel = await self.queue.channel(channel_id) if _plain(channel_id) else None
+        if channel is None:
+            raise _not_found()
+        return channel
+
+    async def _managed(self, channel_id: str, token: str | None) -> Channel:
+        """The channel, if `token` is its manage token; else a 404 that does not
+        say whether the id exists."""
+        channel = await self.queue.channel(channel_id) if _plain(channel_id) else None
+        if channel is None or token is None or not matches(token, channel.manage_digest):
+            raise _not_found()
+        return channel
+
+    async def _send_code(self, kind: str, address: str, code: str) -> None:
+        try:
+            sent = await self.senders[kind].send(address, code_message(code))
+        except Exception as exc:  # the user asks again; never the address in the log
+            log.warning("sending a %s confirmation code failed: %s", kind, type(exc).__name__)
+            return
+        if sent.result is not Result.DELIVERED:
+            log.warning(
+                "sending a %s confirmation code: %s %s", kind, sent.result.value, sent.detail
+            )
+
+    def _sign(self, value: dict[str, Any]) -> str:
+        body = base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
+        return body + "." + self._mac(body)
+
+    def _verified(self, state: object) -> dict[str, Any] | None:
+        """The follows a signed `state` carries, if it is ours and fresh."""
+        if not isinstance(state, str) or state.count(".") != 1:
+            return None
+        body, mac = state.split(".")
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            value = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            fresh = self.clock() - float(value["at"]) <= STATE_SECONDS
+        except (ValueError, TypeError, KeyError):  # signed by us, so only if the key changed
+            return None
+        return value if fresh and isinstance(value, dict) else None
+
+    def _mac(self, body: str) -> str:
+        key = hashlib.sha256(b"sunbid-wechat-state" + self.cipher.key).digest()
+        return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sender in self.senders.values():
+            await sender.close()
+
+
+def _plain(channel_id: str) -> bool:
+    return len(channel_id) == 16 and all(c in "0123456789abcdef" for c in channel_id)
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "not_found", "no such channel, or not yours to manage")

@@ -1,0 +1,90 @@
+"""Channels beside Web Push through a real server: a follower adds SMS (and
+e-mail) on the API, confirms with the code the provider's stand-in received,
+a staff publication reaches the stand-in as the approved template with the
+project and stage, the receipts count it per channel, and cancelling erases
+the address: no file of the data directory (the log, push.db, the server's
+own log output) holds the number or the mailbox afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ServerProcess, Staff
+from tests.sms_service import SmsService
+from tests.standins import in_thread, until
+
+NUMBER = "13812345678"
+PROJECT = "CH-E2E-1"
+
+
+@pytest.fixture
+def sms() -> Iterator[SmsService]:
+    with in_thread(SmsService()) as service:
+        yield service
+
+
+def found_in(directory: Path, needle: str) -> list[str]:
+    """The files under `directory` whose bytes contain `needle`."""
+    return [
+        str(path)
+        for path in directory.rglob("*")
+        if path.is_file() and needle.encode() in path.read_bytes()
+    ]
+
+
+def test_an_sms_channel_from_confirmation_to_erasure(tmp_path: Path, sms: SmsService) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(
+        data,
+        **sms.env(),
+        SUNBID_PUBLIC_URL="https://sunbid.example",
+        SUNBID_PUSH_RETRY_BASE_SECONDS="0.2",
+    ).start()
+    staff = Staff(server, server.token("channels-admin"))
+    client = httpx.Client(base_url=server.url, timeout=10)
+    try:
+        assert client.get("/api/channels/available").json() == {"kinds": ["sms"]}
+        staff.project(PROJECT)
+        added = client.post(
+            "/api/channels",
+            json={"kind": "sms", "address": NUMBER, "topics": [f"project:{PROJECT}"]},
+        )
+        assert added.status_code == 202, added.text
+        channel: dict[str, Any] = added.json()
+        assert channel["status"] == "pending"
+        code = until(lambda: [m for m in sms.messages if "code" in m.params])[0].params["code"]
+        wrong = client.post(f"/api/channels/{channel['id']}/confirm", json={"code": "x"})
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "wrong_code"
+        confirmed = client.post(f"/api/channels/{channel['id']}/confirm", json={"code": code})
+        assert confirmed.json() == {"status": "active"}
+
+        staff.publish(PROJECT, "notice")
+        # Urgent, so sent even in the night's quiet hours, whenever this runs.
+        clarified = staff.publish(PROJECT, "clarification")
+        message = until(lambda: [m for m in sms.messages if m.params.get("stage")])[-1]
+        assert message.number == NUMBER and message.template.startswith("SMS_")
+        assert message.params["project"] == clarified["title"]
+
+        def counted() -> dict[str, int] | None:
+            receipts = staff.client.get(f"/api/events/{clarified['seq']}/deliveries").json()
+            sms_counts: dict[str, int] = receipts["channels"]["sms"]
+            return sms_counts if sms_counts["delivered"] == 1 else None
+
+        assert until(counted)["queued"] == 0
+
+        manage = {"X-Manage-Token": channel["manage_token"]}
+        shown = client.get(f"/api/channels/{channel['id']}", headers=manage).json()
+        assert shown["address_hint"] == "138****5678" and shown["status"] == "active"
+        assert client.get(f"/api/channels/{channel['id']}").status_code == 404
+        assert client.delete(f"/api/channels/{channel['id']}", headers=manage).status_code == 204
+        assert client.get(f"/api/channels/{channel['id']}", headers=manage).status_code == 404
+    finally:
+        client.close()
+        staff.client.close()
+        server.stop()
+    assert found_in(data, NUMBER) == [], "the number is erased everywhere, logs included"
