@@ -256,7 +256,8 @@ export function channelsSection(ctx) {
   const checked = channels.adoptFromAddress().then((adopted) => {
     if (adopted) announce(L('微信提醒已开启。', 'WeChat messages are on.'));
     else if (fromWeChat) announce(L('微信授权没有完成，请再试一次。', 'WeChat did not confirm; try again.'), 'error');
-    return Promise.all(channels.list().map((c) => channels.refresh(c.id).catch(() => {})));
+    const others = channels.list().filter((c) => c.id !== adopted?.id); // the adopted one was just read
+    return Promise.all(others.map((c) => channels.refresh(c.id).catch(() => {})));
   });
   section.ready = Promise.all([channels.available().then(offer), checked]);
   return section;
