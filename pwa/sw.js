@@ -12,8 +12,10 @@ const SHELL = `sunbid-shell-${BUILD}`;
 const DATA = 'sunbid-data';
 const DATA_ENTRIES = 200;
 const PAGES = /^\/(p\/[^/]+|follows|catalog|staff)?$/;
-// Streams, staff data and push bookkeeping are never served from a cache.
-const LIVE_ONLY = /^\/api\/(stream|supervision\/|events\/\d+\/deliveries|push\/)/;
+// Streams, staff data and push bookkeeping are never served from a cache, nor
+// notification channels (a channel's masked address is no one else's to keep, and
+// WeChat's authorization is a redirect the browser must follow itself).
+const LIVE_ONLY = /^\/api\/(stream|supervision\/|events\/\d+\/deliveries|push\/|channels(\/|$))/;
 const ICON = '/static/icons/icon-192.png';
 const BADGE = '/static/icons/badge-96.png';
 

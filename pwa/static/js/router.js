@@ -54,10 +54,26 @@ async function show({ keepScroll = false } = {}) {
   if (controller.signal.aborted) return;
   const heading = main.querySelector('h1');
   document.title = heading ? `${heading.textContent} · 阳光交易` : '阳光交易';
+  // A part of the page named in the address (/follows#other-ways): drawn only now, so
+  // the browser could not have scrolled to it itself; shown, and focused when it takes focus.
+  const part = keepScroll ? null : namedPart();
   if (keepScroll) scrollTo(0, scroll);
+  else if (part) {
+    part.scrollIntoView();
+    if (part.hasAttribute('tabindex')) part.focus({ preventScroll: true });
+  }
   // After a navigation (not the first load), take screen readers to the new page's heading.
   else if (rendered) heading?.focus({ preventScroll: true });
   rendered = true;
+}
+
+/** The element the address's fragment names, if the page has one. */
+function namedPart() {
+  try {
+    return location.hash.length > 1 ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+  } catch {
+    return null; // a malformed %-escape: nothing to show
+  }
 }
 
 export function navigate(url, { replace = false } = {}) {

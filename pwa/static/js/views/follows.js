@@ -1,4 +1,5 @@
-// `/follows`: what this device follows, and the notification settings.
+// `/follows`: what this device follows, and the notification settings:
+// push, and the other ways to be told (views/channels.js).
 import { h } from '../ui.js';
 import { L } from '../i18n.js';
 import * as db from '../db.js';
@@ -7,10 +8,12 @@ import * as push from '../push.js';
 import { textSizeControl } from '../textsize.js';
 import { allCategories, categoryName } from '../vocab.js';
 import { describeTopic, pushControl } from './parts.js';
+import { channelsSection } from './channels.js';
 
 export default async function followsPage(main, ctx) {
   const list = h('ul', { class: 'follows', 'data-testid': 'follows' });
   const heading = h('h1', { tabindex: -1 }, L('我的关注', 'Following'));
+  const channels = channelsSection(ctx);
   const category = h('select', { id: 'add-category', name: 'category' },
     allCategories().map((c) => h('option', { value: c.code }, categoryName(c.code))));
 
@@ -30,6 +33,7 @@ export default async function followsPage(main, ctx) {
     h('section', { 'aria-labelledby': 'h-push' },
       h('h2', { id: 'h-push' }, L('通知', 'Notifications')),
       pushControl()),
+    channels,
     h('section', { 'aria-labelledby': 'h-display' },
       h('h2', { id: 'h-display' }, L('显示', 'Display')),
       textSizeControl()),
@@ -70,5 +74,5 @@ export default async function followsPage(main, ctx) {
     follows.changes.removeEventListener('change', onChange);
     push.changes.removeEventListener('change', onChange);
   });
-  await fill();
+  await Promise.all([fill(), channels.ready]);
 }

@@ -2,10 +2,18 @@
 // /follows). It reads "on" only when the server accepted this device's
 // subscription (push.js keeps that one record), shows each step while turning
 // on, ignores taps meanwhile, and ends on or off with one plain sentence:
-// never "on" and an error at once, never a spinner without end.
+// never "on" and an error at once, never a spinner without end. Where push
+// cannot reach this browser at all, it points to the other ways to be told
+// (SMS, WeChat, e-mail) that the server offers.
 import { h } from '../ui.js';
 import { L } from '../i18n.js';
+import * as channels from '../channels.js';
 import * as push from '../push.js';
+
+// Why push cannot reach this browser, as opposed to a step that may work next time.
+const NO_PUSH_HERE = new Set(['ios-install', 'no-worker', 'unsupported', 'push-service', 'push-service-timeout', 'refused-service']);
+// The order they are suggested in: SMS and WeChat reach the phones push cannot.
+const SUGGESTED = ['sms', 'wechat', 'email'];
 
 const STEPS = () => ({
   permission: L('正在请求通知权限：请在浏览器弹出的询问中选择「允许」…', 'Asking for permission: choose “Allow” in the browser’s prompt…'),
@@ -46,13 +54,31 @@ export function explain(reason, limit = push.STEP_WITHIN / 1000) {
 }
 
 /**
+ * 「也可以改用短信或微信接收提醒」 with a link to them on /follows, once the
+ * server said which it offers (asked only here, where push failed); nothing without any.
+ */
+function otherWays() {
+  const line = h('p', { class: 'hint', 'data-testid': 'push-alternative', hidden: true });
+  channels.available().then((kinds) => {
+    const names = SUGGESTED.filter((kind) => kinds?.includes(kind))
+      .map((kind) => ({ sms: L('短信', 'SMS'), wechat: L('微信', 'WeChat'), email: L('电子邮件', 'e-mail') })[kind]);
+    if (!names.length) return;
+    const joined = names.length > 1 ? `${names.slice(0, -1).join(L('、', ', '))}${L('或', ' or ')}${names.at(-1)}` : names[0];
+    line.replaceChildren(L(`收不到推送的话，可以改用${joined}接收提醒：`, `Without push, you can be told by ${joined} instead: `),
+      h('a', { href: '/follows#other-ways' }, L('设置其他提醒方式', 'other ways to be told')));
+    line.hidden = false;
+  });
+  return line;
+}
+
+/**
  * The switch and what to say around it. `before` runs inside the click,
  * before the permission prompt (e.g. follow the project on screen).
  */
 export function pushControl({ before } = {}) {
   const box = h('div', { class: 'push', 'data-testid': 'push' });
   let working = null; // the step under way, or null
-  let message = null; // [text, kind]: the outcome of the last tap
+  let message = null; // [text, kind, reason]: the outcome of the last tap
 
   const render = () => {
     const support = push.support();
@@ -61,6 +87,7 @@ export function pushControl({ before } = {}) {
     if (support !== 'ok' && support !== 'denied') {
       // Nothing to tap: the browser cannot do it here.
       parts.push(h('p', { class: 'hint', 'data-testid': support === 'ios-install' ? 'ios-hint' : 'push-unavailable' }, explain(support)));
+      if (NO_PUSH_HERE.has(support)) parts.push(otherWays());
     } else {
       parts.push(
         h('button', {
@@ -77,6 +104,7 @@ export function pushControl({ before } = {}) {
     }
     if (message && !working) {
       parts.push(h('p', { class: message[1], role: message[1] === 'error' ? 'alert' : null, 'data-testid': 'push-message' }, message[0]));
+      if (NO_PUSH_HERE.has(message[2])) parts.push(otherWays());
     }
     box.replaceChildren(...parts);
   };
@@ -99,7 +127,7 @@ export function pushControl({ before } = {}) {
       }
     } catch (error) {
       // Blocked: the line under the switch says so already.
-      message = error?.reason === 'denied' && push.support() === 'denied' ? null : [explain(error?.reason), 'error'];
+      message = error?.reason === 'denied' && push.support() === 'denied' ? null : [explain(error?.reason), 'error', error?.reason];
     }
     working = null;
     render();
