@@ -249,12 +249,6 @@ def test_an_sms_channel_says_when_texts_come_and_refuses_a_number_that_is_not_on
     assert NUMBER not in json.dumps(channel)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server signs WeChat's `state` as base64 JSON + '.' + MAC, longer than the 128"
-    " letters and digits WeChat takes (push/channels/wechat.py oauth_url raises ValueError:"
-    " /api/channels/wechat/authorize answers 500); passes once the state is short",
-)
 def test_wechat_is_offered_inside_wechat_and_its_consent_adds_the_channel(
     started: Callable[..., ServerProcess],
     wechat: WeChatService,
