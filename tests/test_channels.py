@@ -155,7 +155,8 @@ async def test_cancelling_erases_the_address_and_gives_up_its_deliveries(
     await queue.delete_channel(channel)
     assert await queue.channel(channel_id) is None
     assert int((await queue.rows("SELECT COUNT(*) FROM contacts"))[0][0]) == 0
-    assert (await queue.counts_by_kind(1))["push"]["gone"] == 1  # the row stays, with no one behind it
+    # The row stays, with no one behind it (counted as push: its kind went too).
+    assert (await queue.counts_by_kind(1))["push"]["gone"] == 1
     assert await queue.channels_of_address(cipher.digest("sms", "+8613812345678")) == 0
 
 

@@ -11,10 +11,13 @@ a real JSON Schema validator (`jsonschema`, 2020-12, the dialect of OpenAPI 3.1)
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -30,6 +33,10 @@ from server.domain import MAX_BODY, MAX_TITLE, RFC3339, Category, Domain, Stage
 from server.settings import Settings
 from tests.conftest import ServerProcess, Staff
 from tests.push_service import PushService
+from tests.sms_service import SmsService
+from tests.standins import in_thread, until
+from tests.test_channels_e2e import WECHAT_TEMPLATE, wechat_env
+from tests.wechat_service import WeChatService
 
 # --- the document without a server ------------------------------------------------------------
 
@@ -204,13 +211,34 @@ def service() -> Iterator[PushService]:
 
 
 @pytest.fixture(scope="module")
-def running(service: PushService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staff]:
-    """A real server with push on (its push service on loopback), and an admin."""
+def sms() -> Iterator[SmsService]:
+    with in_thread(SmsService()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def wechat() -> Iterator[WeChatService]:
+    with in_thread(WeChatService()) as running:
+        running.add_template(WECHAT_TEMPLATE, ["thing1", "thing2"])
+        yield running
+
+
+@pytest.fixture(scope="module")
+def running(
+    service: PushService,
+    sms: SmsService,
+    wechat: WeChatService,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Staff]:
+    """A real server with push on (its push service on loopback), SMS and WeChat
+    beside it (their stand-ins on loopback), and an admin."""
     data = tmp_path_factory.mktemp("openapi") / "data"
     server = ServerProcess(
         data,
         SUNBID_PUSH_ALLOWED_HOSTS=service.origin,
         SUNBID_VAPID_SUBJECT="mailto:ops@example.org",
+        **sms.env(),
+        **wechat_env(wechat),
     ).start()
     staff = Staff(server, server.token("openapi-admin"))
     yield staff
@@ -237,10 +265,14 @@ def project_body(project_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_every_answer_matches_the_document(
-    running: Staff, answers: Answers, service: PushService
+    running: Staff,
+    answers: Answers,
+    service: PushService,
+    sms: SmsService,
+    wechat: WeChatService,
 ) -> None:
     server, client = running.server, running.client
-    anyone = httpx.Client(base_url=server.url, timeout=30)
+    anyone = httpx.Client(base_url=server.url, timeout=30, follow_redirects=False)
     publisher = httpx.Client(
         base_url=server.url,
         timeout=30,
@@ -405,6 +437,41 @@ def test_every_answer_matches_the_document(
     check(anyone.get(f"/api/events/{event['seq']}/deliveries"), deliveries, 401)
     check(client.get("/api/events/999999/deliveries"), deliveries, 404)
     check(client.get("/api/events/x/deliveries"), deliveries, 422)
+
+    # Channels beside Web Push: adding, confirming, reading, cancelling, WeChat's way.
+    check(anyone.get("/api/channels/available"), "/api/channels/available", 200)
+    ask = {"kind": "sms", "address": "13812345678", "topics": ["project:OA-1"]}
+    assert answers.request_body("/api/channels", "post", ask) == []
+    added = check(anyone.post("/api/channels", json=ask), "/api/channels", 202)
+    check(anyone.post("/api/channels", json={**ask, "kind": "fax"}), "/api/channels", 422)
+    confirm = "/api/channels/{channel_id}/confirm"
+    wrong = anyone.post(f"/api/channels/{added['id']}/confirm", json={"code": "x"})
+    check(wrong, confirm, 422)
+    code = until(lambda: [m for m in sms.messages if "code" in m.params])[0].params["code"]
+    check(anyone.post(f"/api/channels/{added['id']}/confirm", json={"code": code}), confirm, 200)
+    one, manage = "/api/channels/{channel_id}", {"X-Manage-Token": added["manage_token"]}
+    check(anyone.get(f"/api/channels/{added['id']}", headers=manage), one, 200)
+    check(anyone.get(f"/api/channels/{added['id']}"), one, 404)
+    leave = "/api/channels/{channel_id}/unsubscribe"
+    check(anyone.get(f"/api/channels/{added['id']}/unsubscribe?token=x"), leave, 200)
+    check(anyone.post(f"/api/channels/{added['id']}/unsubscribe?token=x"), leave, 404)
+    check(anyone.delete(f"/api/channels/{added['id']}", headers=manage), one, 204)
+    again = check(anyone.post("/api/channels", json=ask), "/api/channels", 202)
+    token = hmac.new(  # what the worker puts in each message's 退订 link
+        (server.data_dir / "contacts.key").read_bytes(),
+        f"unsubscribe:{again['id']}".encode(),
+        hashlib.sha256,
+    ).hexdigest()[:32]
+    check(anyone.post(f"/api/channels/{again['id']}/unsubscribe?token={token}"), leave, 200)
+    consent = anyone.get("/api/channels/wechat/authorize", params={"topics": "project:OA-1"})
+    check(consent, "/api/channels/wechat/authorize", 302)
+    state = parse_qs(urlsplit(consent.headers["location"]).query)["state"][0]
+    openid = wechat.new_follower()
+    back = anyone.get(
+        "/api/channels/wechat/callback", params={"code": wechat.issue_code(openid), "state": state}
+    )
+    check(back, "/api/channels/wechat/callback", 302)
+    check(anyone.get("/api/channels/wechat/callback?state=x"), "/api/channels/wechat/callback", 422)
 
     # The app: the shell on every page, the worker, the manifest and a file.
     for page in ("/", "/p/OA-1", "/follows", "/catalog", "/staff"):
