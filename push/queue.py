@@ -582,22 +582,48 @@ class PushQueue(SideFile):
         return len(rows)
 
     async def count_sent(self, sub_id: int, day: str, cap: int) -> bool:
-        """Count one message to a channel on local date `day`; False (nothing
-        counted) once `cap` were sent that day."""
+        """Count one message to a channel on local date `day` (for its daily cap
+        and its kind's usage); False (nothing counted) once `cap` were sent that day."""
         async with self.transaction():
             rows = await self.db.execute_fetchall(
-                "SELECT sent_day, sent_count FROM contacts WHERE subscription_id = ?", (sub_id,)
+                "SELECT kind, sent_day, sent_count FROM contacts WHERE subscription_id = ?",
+                (sub_id,),
             )
             if not rows:
                 return False
-            sent = int(rows[0][1]) if rows[0][0] == day else 0
+            kind, sent_day, count = rows[0]
+            sent = int(count) if sent_day == day else 0
             if sent >= cap:
                 return False
             await self.db.execute(
                 "UPDATE contacts SET sent_day = ?, sent_count = ? WHERE subscription_id = ?",
                 (day, sent + 1, sub_id),
             )
+            await self.db.execute(
+                "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, 1)"
+                " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + 1",
+                (kind, day),
+            )
         return True
+
+    async def usage(self, first_day: str, last_day: str) -> dict[str, int]:
+        """Messages handed to each kind's provider from `first_day` to `last_day`."""
+        rows = await self.rows(
+            "SELECT kind, SUM(sent) FROM channel_usage WHERE day >= ? AND day <= ? GROUP BY kind",
+            (first_day, last_day),
+        )
+        return {str(kind): int(sent) for kind, sent in rows}
+
+    async def channel_counts(self) -> dict[str, dict[str, int]]:
+        """Channels of each kind, confirmed and pending."""
+        rows = await self.rows(
+            "SELECT kind, confirmed_at IS NOT NULL, COUNT(*) FROM contacts GROUP BY 1, 2"
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for kind, confirmed, n in rows:
+            state = "active" if confirmed else "pending"
+            counts.setdefault(str(kind), {"active": 0, "pending": 0})[state] = int(n)
+        return counts
 
 
 def _due(row: Sequence[Any]) -> Due:

@@ -75,3 +75,12 @@ CREATE TABLE IF NOT EXISTS contacts (
     sent_count      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS contacts_by_address ON contacts(address_digest);
+
+-- Messages handed to each channel's provider per local day: what it costs
+-- (push/channels/policy.toml `price`), for admins (GET /api/channels/usage).
+CREATE TABLE IF NOT EXISTS channel_usage (
+    kind TEXT NOT NULL,
+    day  TEXT NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, day)
+);

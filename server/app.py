@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         Route("/api/events/{seq}/deliveries", push.deliveries),
         Route("/api/channels/available", channels.available),
+        Route("/api/channels/usage", channels.usage),
         Route("/api/channels", channels.add, methods=["POST"]),
         Route("/api/channels/wechat/authorize", channels.wechat_authorize),
         Route("/api/channels/wechat/callback", channels.wechat_callback),

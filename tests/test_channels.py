@@ -210,6 +210,7 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[ChannelService, Recordi
         ChannelPolicy.load(),
         {"sms": phone},
         "https://sunbid.example",
+        TZ,
         clock=lambda: now[0],
     )
     yield made, sender, now

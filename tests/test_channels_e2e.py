@@ -81,6 +81,9 @@ def test_an_sms_channel_from_confirmation_to_erasure(tmp_path: Path, sms: SmsSer
             return sms_counts if sms_counts["delivered"] == 1 else None
 
         assert until(counted)["queued"] == 0
+        used = staff.client.get("/api/channels/usage").json()["kinds"]["sms"]
+        assert used["active"] == 1 and used["sent_today"] >= 1
+        assert used["cost_month"] == round(used["sent_month"] * used["price"], 2)
 
         manage = {"X-Manage-Token": channel["manage_token"]}
         shown = client.get(f"/api/channels/{channel['id']}", headers=manage).json()

@@ -440,6 +440,11 @@ def test_every_answer_matches_the_document(
 
     # Channels beside Web Push: adding, confirming, reading, cancelling, WeChat's way.
     check(anyone.get("/api/channels/available"), "/api/channels/available", 200)
+    usage = "/api/channels/usage"
+    check(client.get(usage), usage, 200)
+    check(client.get(usage, params={"month": "2026-13x"}), usage, 422)
+    check(anyone.get(usage), usage, 401)
+    check(publisher.get(usage), usage, 403)
     ask = {"kind": "sms", "address": "13812345678", "topics": ["project:OA-1"]}
     assert answers.request_body("/api/channels", "post", ask) == []
     added = check(anyone.post("/api/channels", json=ask), "/api/channels", 202)

@@ -53,4 +53,5 @@ def service_for(settings: PushSettings, queue: PushQueue) -> ChannelService:
         ChannelPolicy.load(),
         {"sms": sms.normalize_phone, "email": normalize_email},
         settings.public_url,
+        settings.timezone,
     )

@@ -23,7 +23,9 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from push.channels import Result, Sender
 from push.channels.contacts import (
@@ -57,6 +59,7 @@ class ChannelService:
     policy: ChannelPolicy
     normalizers: Mapping[str, Callable[[str], str]]  # kind → address check (ValueError)
     public_url: str | None
+    timezone: ZoneInfo  # SUNBID_TIMEZONE: what "today" means for usage
     clock: Callable[[], float] = time.time
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -103,6 +106,29 @@ class ChannelService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return {"id": channel_id, "status": "pending", "manage_token": token}
+
+    async def usage(self, month: str | None) -> dict[str, Any]:
+        """For admins: each kind's channels, messages sent (handed to the
+        provider) today and in `month` (local, YYYY-MM; this month if None),
+        and what they cost at the policy's price."""
+        today = datetime.fromtimestamp(self.clock(), self.timezone).date()
+        month = month or today.isoformat()[:7]
+        first = f"{month}-01"
+        last = f"{month}-31"  # days are ISO dates: the comparison is by text
+        in_month = await self.queue.usage(first, last)
+        on_day = await self.queue.usage(today.isoformat(), today.isoformat())
+        counts = await self.queue.channel_counts()
+        kinds = {}
+        for kind in sorted(set(self.kinds) | set(counts) | set(in_month)):
+            price = self.policy.of(kind).price
+            kinds[kind] = {
+                **counts.get(kind, {"active": 0, "pending": 0}),
+                "sent_today": on_day.get(kind, 0),
+                "sent_month": in_month.get(kind, 0),
+                "price": price,
+                "cost_month": round(in_month.get(kind, 0) * price, 2),
+            }
+        return {"month": month, "currency": "CNY", "kinds": kinds}
 
     async def confirm(self, channel_id: str, code: object, now: str) -> dict[str, Any]:
         channel = await self._found(channel_id)

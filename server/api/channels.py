@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from server.api import JSONResponse, read_json, state_of
+from server.api.compliance import month_param
+from server.auth import STAFF_VIEW_ROLES, require_role
 from server.core.errors import ApiError, invalid
 from server.core.topics import refuse_unless_allowed
 from server.domain import format_time
@@ -30,6 +32,14 @@ def _channels(request: Request) -> Channels:
 
 async def available(request: Request) -> Response:
     return JSONResponse({"kinds": _channels(request).kinds})
+
+
+async def usage(request: Request) -> Response:
+    """What the channels cost: messages sent per kind, today and in a month."""
+    state, channels = state_of(request), _channels(request)
+    token = await state.auth.from_header(request.headers.get("authorization"))
+    require_role(token, STAFF_VIEW_ROLES)
+    return JSONResponse(await channels.usage(month_param(request, "month")))
 
 
 async def add(request: Request) -> Response:

@@ -403,6 +403,15 @@ ROUTES: dict[tuple[str, str], Doc] = {
         "push",
         {200: Answer("The kinds offered.", t.ChannelKinds)},
     ),
+    ("/api/channels/usage", "get"): Doc(
+        "channelUsage",
+        "What the channels beside Web Push cost: messages sent per kind",
+        "staff",
+        {200: Answer("Channels, messages sent today and in the month, cost.", t.ChannelUsage)},
+        params=(Param("month", "query", MONTH, "A month (local time); this month if absent."),),
+        errors=(401, 403, 422, 503),
+        security="staff",
+    ),
     ("/api/channels", "post"): Doc(
         "addChannel",
         "Be told by SMS or e-mail: a code is sent to the address to confirm it",

@@ -704,6 +704,21 @@ class ChannelStatus(Struct):
     status: Literal["active"]
 
 
+class ChannelKindUsage(Struct):
+    active: Count
+    pending: Count
+    sent_today: Count
+    sent_month: Count
+    price: Annotated[float, Meta(ge=0), described("Yuan per message (policy.toml).")]
+    cost_month: Annotated[float, Meta(ge=0)]
+
+
+class ChannelUsage(Struct):
+    month: Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}$")]
+    currency: Literal["CNY"]
+    kinds: dict[str, ChannelKindUsage]
+
+
 class ChannelShown(Struct):
     id: ChannelId
     kind: ChannelKind

@@ -100,6 +100,8 @@ PUSH_STEPS = (
             " code_expires_at REAL, tries INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,"
             " confirmed_at TEXT, sent_day TEXT, sent_count INTEGER NOT NULL DEFAULT 0)",
             "CREATE INDEX IF NOT EXISTS contacts_by_address ON contacts(address_digest)",
+            "CREATE TABLE IF NOT EXISTS channel_usage (kind TEXT NOT NULL, day TEXT NOT NULL,"
+            " sent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, day))",
         ),
     ),
 )
