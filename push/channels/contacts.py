@@ -45,6 +45,15 @@ class ContactCipher:
     key: bytes  # 32 bytes: AES-256-GCM
 
     @classmethod
+    def for_data_dir(cls, data_dir: Path, *, needed: bool) -> ContactCipher:
+        """The data directory's key; where no channel is configured (`needed`
+        false) and there is none, a key of the moment, written nowhere: the
+        file is made only once there is an address to seal."""
+        if needed or (data_dir / KEY_FILE).exists():
+            return cls.load_or_create(data_dir)
+        return cls(secrets.token_bytes(32))
+
+    @classmethod
     def load_or_create(cls, data_dir: Path) -> ContactCipher:
         path = data_dir / KEY_FILE
         if not path.exists():

@@ -46,10 +46,11 @@ def dispatch_for(settings: PushSettings) -> ChannelDispatch | None:
 def service_for(settings: PushSettings, queue: PushQueue) -> ChannelService:
     """What the web server's handlers add, confirm and cancel channels with
     (it sends confirmation codes itself, so it has senders of its own)."""
+    senders = configured(settings.environ)
     return ChannelService(
         queue,
-        ContactCipher.load_or_create(settings.data_dir),
-        configured(settings.environ),
+        ContactCipher.for_data_dir(settings.data_dir, needed=bool(senders)),
+        senders,
         ChannelPolicy.load(),
         {"sms": sms.normalize_phone, "email": normalize_email},
         settings.public_url,
