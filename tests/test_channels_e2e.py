@@ -7,6 +7,7 @@ own log output) holds the number or the mailbox afterwards."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, Staff
-from tests.sms_service import SmsService
+from tests.sms_service import UNAVAILABLE, SmsService
 from tests.standins import in_thread, until
 from tests.wechat_service import APPID as WECHAT_APPID
 from tests.wechat_service import SECRET as WECHAT_SECRET
@@ -176,3 +177,54 @@ def test_a_wechat_channel_by_consent_until_the_user_unfollows(
         staff.client.close()
         server.stop()
     assert found_in(data, openid) == [], "the openid is erased everywhere, logs included"
+
+
+def test_sms_deliveries_pending_over_a_restart_are_sent_once_and_a_revoked_number_goes(
+    tmp_path: Path, sms: SmsService
+) -> None:
+    numbers = ["13800000001", "13800000002", "13800000003"]
+    server = ServerProcess(
+        tmp_path / "data", **sms.env(), SUNBID_PUSH_RETRY_BASE_SECONDS="0.2"
+    ).start()
+    staff = Staff(server, server.token("channels-admin"))
+    client = httpx.Client(base_url=server.url, timeout=10)
+    try:
+        staff.project(PROJECT)
+        channels = {}
+        for n, number in enumerate(numbers):
+            added = client.post(
+                "/api/channels",
+                json={"kind": "sms", "address": number, "topics": [f"project:{PROJECT}"]},
+            ).json()
+            code = until(lambda n=n: len(sms.messages) > n and sms.messages[n])
+            confirmed = client.post(
+                f"/api/channels/{added['id']}/confirm", json={"code": code.params["code"]}
+            )
+            assert confirmed.status_code == 200, confirmed.text
+            channels[number] = added
+        staff.publish(PROJECT, "notice")
+        # The provider fails for a while; the last number has been revoked.
+        sms.script(*[UNAVAILABLE] * 5)
+        sms.refuse_number(numbers[2])
+        clarified = staff.publish(PROJECT, "clarification")  # urgent: sent at any hour
+        until(lambda: sum(1 for status, _ in sms.answers if status == 503) >= 3)
+        server.stop()  # retries still queued
+        server.start()
+
+        def told() -> Counter[str] | None:
+            seen = Counter(m.number for m in sms.messages if m.params.get("stage"))
+            return seen if sum(seen.values()) >= 2 else None
+
+        assert until(told, 20) == Counter(numbers[:2]), "each once, the revoked one never"
+        receipts = staff.client.get(f"/api/events/{clarified['seq']}/deliveries").json()
+        sms_counts = receipts["channels"]["sms"]
+        assert sms_counts["delivered"] == 2 and sms_counts["queued"] == 0
+        revoked = channels[numbers[2]]
+        shown = client.get(
+            f"/api/channels/{revoked['id']}", headers={"X-Manage-Token": revoked["manage_token"]}
+        )
+        assert shown.status_code == 404, "a revoked number's channel is gone, its address erased"
+    finally:
+        client.close()
+        staff.client.close()
+        server.stop()
