@@ -224,7 +224,8 @@ class PushQueue(SideFile):
             )
 
     async def count(self) -> int:
-        rows = await self.rows("SELECT COUNT(*) FROM subscriptions")
+        """Web Push subscriptions (those the VAPID key was given to)."""
+        rows = await self.rows("SELECT COUNT(*) FROM subscriptions WHERE kind = 'push'")
         return int(rows[0][0])
 
     async def get(self, endpoint: str) -> Subscription | None:

@@ -131,6 +131,7 @@ async def test_a_channel_gets_deliveries_only_once_confirmed(
     )
     await queue.enqueue([event(1)], up_to=1, now=NOW)
     assert await queue.depth() == 0, "pending: it follows nothing yet"
+    assert await queue.count() == 0, "not a Web Push subscription: no VAPID key needed for it"
     channel = await queue.channel(channel_id)
     assert channel is not None and not channel.confirmed and channel.hint == "138****5678"
     await queue.confirm_channel(channel, STAMP)
