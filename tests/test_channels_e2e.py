@@ -96,6 +96,8 @@ def test_an_sms_channel_from_confirmation_to_erasure(tmp_path: Path, sms: SmsSer
         client.close()
         staff.client.close()
         server.stop()
+    verified = server.cli("verify")
+    assert verified.returncode == 0 and "ok: push is what the log yields" in verified.stdout
     assert found_in(data, NUMBER) == [], "the number is erased everywhere, logs included"
 
 
