@@ -45,6 +45,7 @@ are all the coordination several senders need.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -64,8 +65,12 @@ PG_SCHEMA = (Path(__file__).parent / "schema.pg.sql").read_text("utf-8")
 CLAIM_SECONDS = 60.0  # PostgreSQL: how long a worker's claim on a row holds, by default
 CHANNEL_PREFIX = "channel:"  # a channel's `endpoint`: "channel:<id>" (never its address)
 # A due row's channel: its kind, and its sealed address (NULL for Web Push).
-DUE_CHANNEL = (
-    "s.kind, (SELECT c.address FROM contacts c WHERE c.subscription_id = d.subscription_id)"
+DUE_CHANNEL = ", ".join(
+    ["s.kind"]
+    + [
+        f"(SELECT c.{column} FROM contacts c WHERE c.subscription_id = d.subscription_id)"
+        for column in ("address", "sent_day", "sent_count")
+    ]
 )
 
 
@@ -99,6 +104,12 @@ class Due:
     expires_at: float
     kind: str = "push"  # or a channel's (push/channels/): sms, email, wechat
     address: bytes | None = None  # a channel's sealed address (push/channels/contacts.py)
+    sent_day: str | None = None  # a channel's messages counted on this local day…
+    sent_count: int = 0  # …so many (stored ones: those being sent are the worker's)
+
+    def sent_on(self, day: str) -> int:
+        """Messages stored as sent to this channel on local day `day`."""
+        return self.sent_count if self.sent_day == day else 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,9 @@ class Outcome:
     state: State
     status: int | None
     next_at: float = 0.0  # for a retry (state QUEUED)
+    # A channel's message handed to its provider: its kind and local day, for
+    # the daily cap and the usage (stored with the outcome, in its batch).
+    sent: tuple[str, str] | None = None
 
 
 class PushQueue(SideFile):
@@ -410,6 +424,7 @@ class PushQueue(SideFile):
                         gone.update(int(r[0]) for r in stored)
             else:
                 await self.db.executemany(update + " WHERE seq = ? AND subscription_id = ?", rows)
+            await self._count_sent(outcomes)
         for sub_id in gone:
             await self._forget(sub_id)
 
@@ -582,30 +597,27 @@ class PushQueue(SideFile):
             await self._forget(int(row[0]))
         return len(rows)
 
-    async def count_sent(self, sub_id: int, day: str, cap: int) -> bool:
-        """Count one message to a channel on local date `day` (for its daily cap
-        and its kind's usage); False (nothing counted) once `cap` were sent that day."""
-        async with self.transaction():
-            rows = await self.db.execute_fetchall(
-                "SELECT kind, sent_day, sent_count FROM contacts WHERE subscription_id = ?",
-                (sub_id,),
-            )
-            if not rows:
-                return False
-            kind, sent_day, count = rows[0]
-            sent = int(count) if sent_day == day else 0
-            if sent >= cap:
-                return False
-            await self.db.execute(
-                "UPDATE contacts SET sent_day = ?, sent_count = ? WHERE subscription_id = ?",
-                (day, sent + 1, sub_id),
-            )
-            await self.db.execute(
-                "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, 1)"
-                " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + 1",
-                (kind, day),
-            )
-        return True
+    async def _count_sent(self, outcomes: Sequence[Outcome]) -> None:
+        """In record()'s transaction: each channel's messages of the batch, per
+        local day, for its daily cap and its kind's usage."""
+        per_channel: Counter[tuple[int, str]] = Counter()
+        per_kind: Counter[tuple[str, str]] = Counter()
+        for outcome in outcomes:
+            if outcome.sent is not None:
+                kind, day = outcome.sent
+                per_channel[(outcome.subscription_id, day)] += 1
+                per_kind[(kind, day)] += 1
+        await self.db.executemany(
+            "UPDATE contacts SET sent_day = ?,"
+            " sent_count = CASE WHEN sent_day = ? THEN sent_count + ? ELSE ? END"
+            " WHERE subscription_id = ?",
+            [(day, day, n, n, sub_id) for (sub_id, day), n in per_channel.items()],
+        )
+        await self.db.executemany(
+            "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, ?)"
+            " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + excluded.sent",
+            [(kind, day, n) for (kind, day), n in per_kind.items()],
+        )
 
     async def usage(self, first_day: str, last_day: str) -> dict[str, int]:
         """Messages handed to each kind's provider from `first_day` to `last_day`."""
@@ -630,4 +642,7 @@ class PushQueue(SideFile):
 def _due(row: Sequence[Any]) -> Due:
     address = None if row[9] is None else bytes(row[9])
     endpoint, p256dh, auth = row[2], bytes(row[3]), bytes(row[4])
-    return Due(row[0], row[1], endpoint, p256dh, auth, row[5], row[6], row[8], address)
+    kind, sent_day, sent_count = row[8], row[10], int(row[11] or 0)
+    return Due(
+        row[0], row[1], endpoint, p256dh, auth, row[5], row[6], kind, address, sent_day, sent_count
+    )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import functools
 import hashlib
@@ -123,6 +124,9 @@ class PushWorker:
         self.public_origin = public_origin  # for Safari's declarative `navigate`
         self.channels = channels  # SMS, e-mail, WeChat (push/channels/)
         self._events: dict[int, dict[str, Any]] = {}  # documents the channels' messages need
+        # Channels' messages handed to providers and not yet stored, per
+        # (subscription, local day): the daily cap counts them too.
+        self._sending: dict[tuple[int, str], int] = {}
         self._concurrency = concurrency
         self._per_host = per_host
         self._timeout = timeout
@@ -297,13 +301,23 @@ class PushWorker:
     async def _deliver_by_channel(self, due: Due, now: float) -> Outcome:
         """SMS, e-mail or WeChat (push/channels/dispatch.py decides and sends)."""
         event = await self._event(due.seq)
-        decided: Sent | Later | Dropped = Dropped("not configured")
-        if self.channels is not None:
-            stage = str(event["stage"])
-            stage_name = (self.stage_names or {}).get(stage, stage)
-            decided = await self.channels.deliver(
-                due, event, stage_name, now, self.queue.count_sent
-            )
+        if self.channels is None:
+            _log_channel(due, "dropped", "not configured")
+            return Outcome(due.seq, due.subscription_id, State.FAILED, None)
+        stage = str(event["stage"])
+        stage_name = (self.stage_names or {}).get(stage, stage)
+        day = self.channels.day(now)
+        # Counted before the send: deliveries of one channel sent at once each
+        # see the others (the count is stored with the outcomes, in batches).
+        counting = (due.subscription_id, day)
+        sent_today = due.sent_on(day) + self._sending.get(counting, 0)
+        self._sending[counting] = self._sending.get(counting, 0) + 1
+        decided = await self.channels.deliver(due, event, stage_name, now, sent_today)
+        sent = None
+        if isinstance(decided, Sent):
+            sent = (due.kind, day)  # handed to the provider: it counts, whatever it said
+        else:
+            self._uncount(counting)
         if isinstance(decided, Later):
             if decided.at >= due.expires_at:
                 return Outcome(due.seq, due.subscription_id, State.FAILED, None)
@@ -313,9 +327,17 @@ class PushWorker:
             return Outcome(due.seq, due.subscription_id, State.FAILED, None)
         _log_channel(due, decided.result.value, decided.detail)
         if decided.result is Result.RETRY:
-            return self._retry_or_fail(due, None, decided.retry_after)
+            retry = self._retry_or_fail(due, None, decided.retry_after)
+            return dataclasses.replace(retry, sent=sent)
         state = CHANNEL_STATES[decided.result]
-        return Outcome(due.seq, due.subscription_id, state, None)
+        return Outcome(due.seq, due.subscription_id, state, None, sent=sent)
+
+    def _uncount(self, counting: tuple[int, str]) -> None:
+        left = self._sending.get(counting, 0) - 1
+        if left > 0:
+            self._sending[counting] = left
+        else:
+            self._sending.pop(counting, None)
 
     async def _event(self, seq: int) -> dict[str, Any]:
         event = self._events.get(seq)
@@ -379,6 +401,8 @@ class PushWorker:
             raise
         for outcome in batch:
             self._in_flight.discard((outcome.seq, outcome.subscription_id))
+            if outcome.sent is not None:  # stored now: the count is the queue's
+                self._uncount((outcome.subscription_id, outcome.sent[1]))
         self._send_wanted.set()
 
 

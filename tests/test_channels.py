@@ -22,8 +22,9 @@ from push.channels.dispatch import ChannelDispatch, Dropped, Later
 from push.channels.policy import ChannelPolicy, ChannelPolicyError
 from push.channels.service import ChannelService
 from push.derive import Pending
-from push.queue import Due, NewChannel, PushQueue
+from push.queue import Due, NewChannel, Outcome, PushQueue, State
 from server.core.errors import ApiError
+from server.migrations.postgres import check_versions, read_versions
 from tests.services import postgres_schema
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -161,16 +162,32 @@ async def test_cancelling_erases_the_address_and_gives_up_its_deliveries(
     assert await queue.channels_of_address(cipher.digest("sms", "+8613812345678")) == 0
 
 
-async def test_the_daily_cap_counts_per_local_day(queue: PushQueue, tmp_path: Path) -> None:
+async def test_messages_sent_are_counted_per_channel_and_day_with_their_outcomes(
+    queue: PushQueue, tmp_path: Path
+) -> None:
     cipher = ContactCipher.load_or_create(tmp_path)
     channel_id = await queue.add_channel(
         new_channel(cipher, "+8613812345678", code_digest=None), ["all"], None, STAMP
     )
+    await queue.enqueue([event(1), event(2), event(3)], up_to=3, now=NOW)
     channel = await queue.channel(channel_id)
     assert channel is not None
     sub = channel.subscription_id
-    assert [await queue.count_sent(sub, "2026-12-06", 2) for _ in range(3)] == [True, True, False]
-    assert await queue.count_sent(sub, "2026-12-07", 2), "a new day starts a new count"
+    sent = [
+        Outcome(1, sub, State.DELIVERED, None, sent=("sms", "2026-12-06")),
+        Outcome(2, sub, State.QUEUED, None, next_at=NOW + 60, sent=("sms", "2026-12-06")),
+        Outcome(3, sub, State.DELIVERED, None, sent=("sms", "2026-12-07")),
+    ]
+    await queue.record(sent[:2])
+    due = (await queue.due(NOW + 60, 10))[0]
+    assert due.sent_on("2026-12-06") == 2 and due.sent_on("2026-12-07") == 0
+    await queue.record(sent[2:])  # a new day starts a new count
+    stored = await queue.rows(
+        "SELECT sent_day, sent_count FROM contacts WHERE subscription_id = ?", (sub,)
+    )
+    assert tuple(stored[0]) == ("2026-12-07", 1)
+    assert await queue.usage("2026-12-01", "2026-12-31") == {"sms": 3}
+    assert await queue.usage("2026-12-07", "2026-12-07") == {"sms": 1}
 
 
 # --- adding, confirming, cancelling ---------------------------------------------------------------
@@ -319,17 +336,12 @@ async def test_dispatch_waits_out_quiet_hours_and_stops_at_the_daily_cap(tmp_pat
     )
     notice = {"stage": "notice", "title": "某工程招标公告", "project": "P1"}
     night = datetime(2026, 12, 6, 23, 30, tzinfo=TZ).timestamp()
-    counted: list[str] = []
-
-    async def count(sub: int, day: str, cap: int) -> bool:
-        counted.append(day)
-        return len(counted) <= 1
-
-    later = await dispatch.deliver(due, notice, "招标公告", night, count)
-    assert later == Later(datetime(2026, 12, 7, 7, 0, tzinfo=TZ).timestamp()) and not counted
+    later = await dispatch.deliver(due, notice, "招标公告", night, 0)
+    assert later == Later(datetime(2026, 12, 7, 7, 0, tzinfo=TZ).timestamp())
     morning = datetime(2026, 12, 7, 9, 0, tzinfo=TZ).timestamp()
-    sent = await dispatch.deliver(due, notice, "招标公告", morning, count)
-    assert sent == Sent(Result.DELIVERED) and counted == ["2026-12-07"]
+    assert dispatch.day(morning) == "2026-12-07" and dispatch.day(night) == "2026-12-06"
+    sent = await dispatch.deliver(due, notice, "招标公告", morning, 9)
+    assert sent == Sent(Result.DELIVERED)
     address, message = sender.sent[0]
     assert address == "+8613812345678" and message.template == "event"
     assert message.params == {
@@ -338,7 +350,7 @@ async def test_dispatch_waits_out_quiet_hours_and_stops_at_the_daily_cap(tmp_pat
         "link": "https://sunbid.example/p/P1",
     }
     assert message.unsubscribe is not None and "/api/channels/" + "a" * 16 in message.unsubscribe
-    capped = await dispatch.deliver(due, notice, "招标公告", morning, count)
+    capped = await dispatch.deliver(due, notice, "招标公告", morning, 10)  # sms: 10 a day
     assert capped == Dropped("daily cap") and len(sender.sent) == 1
 
 
@@ -355,3 +367,33 @@ async def test_channels_never_confirmed_are_erased_an_hour_after_their_code(
     assert await queue.prune_unconfirmed(NOW + 600) == 0
     assert await queue.prune_unconfirmed(NOW + 601) == 1
     assert await queue.channel(pending) is None and await queue.channel(kept) is not None
+
+
+async def test_a_postgresql_push_schema_from_before_the_channels_is_upgraded_when_opened(
+    tmp_path: Path,
+) -> None:
+    with postgres_schema() as (url, schema):
+        older = PushQueue(tmp_path / "unused.db", database_url=url, database_schema=schema)
+        await older.open()
+        for statement in (
+            "ALTER TABLE subscriptions DROP COLUMN kind",
+            "DROP TABLE contacts",
+            "DROP TABLE channel_usage",
+            "UPDATE schema_versions SET version = 1 WHERE name = 'push'",
+        ):
+            await older.db.execute(statement)
+        await older.close()
+        found = await read_versions(url, schema)
+        assert found["push"] == 1
+        assert any("brought to 2" in line for line in check_versions(found, schema))
+        queue = PushQueue(tmp_path / "unused.db", database_url=url, database_schema=schema)
+        await queue.open()
+        try:
+            cipher = ContactCipher.load_or_create(tmp_path)
+            channel_id = await queue.add_channel(
+                new_channel(cipher, "+8613812345678"), ["all"], None, STAMP
+            )
+            assert await queue.channel(channel_id) is not None
+        finally:
+            await queue.close()
+        assert (await read_versions(url, schema))["push"] == 2

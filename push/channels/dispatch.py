@@ -10,7 +10,7 @@ nothing here logs it or the text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -42,23 +42,28 @@ class ChannelDispatch:
     timezone: ZoneInfo
     origin: str | None  # SUNBID_PUBLIC_URL: links in messages need an absolute URL
 
+    def day(self, now: float) -> str:
+        """The local date of `now` (SUNBID_TIMEZONE): what the daily cap counts."""
+        return datetime.fromtimestamp(now, self.timezone).date().isoformat()
+
     async def deliver(
         self,
         due: Due,
         event: Mapping[str, Any],
         stage_name: str,
         now: float,
-        count_sent: Callable[[int, str, int], Awaitable[bool]],
+        sent_today: int,
     ) -> Sent | Later | Dropped:
+        """`sent_today`: the messages sent to this channel on its local day so
+        far (stored ones and those in flight); the daily cap compares it."""
         sender = self.senders.get(due.kind)
         if sender is None or due.address is None:
             return Dropped("not configured")
         policy = self.policy.of(due.kind)
-        local = datetime.fromtimestamp(now, self.timezone)
-        later = policy.send_at(event["stage"], local)
+        later = policy.send_at(event["stage"], datetime.fromtimestamp(now, self.timezone))
         if later is not None:
             return Later(later.timestamp())
-        if not await count_sent(due.subscription_id, local.date().isoformat(), policy.daily_cap):
+        if sent_today >= policy.daily_cap:
             return Dropped("daily cap")
         channel_id = due.endpoint.removeprefix(CHANNEL_PREFIX)
         message = event_message(event, stage_name, self.origin, self.unsubscribe_url(channel_id))

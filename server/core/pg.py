@@ -239,3 +239,10 @@ async def create_schema(conn: PgConnection, name: str, script: str, version: int
                 " ON CONFLICT (name) DO NOTHING",
                 (name, version),
             )
+        elif stamped < version:
+            # Only a set whose script upgrades it in place gets here (the
+            # versions are checked before anything opens: server/migrations/
+            # postgres.py UPGRADED_BY_SCRIPT); the script has just done so.
+            await conn.execute(
+                "UPDATE schema_versions SET version = ? WHERE name = ?", (version, name)
+            )

@@ -2,10 +2,12 @@
 
 Each record set in a PostgreSQL schema (the log and the records beside it,
 and each side record that lives there) is stamped in `schema_versions`
-(server/core/pg.py) when its tables are created. PostgreSQL support began
-at the current version of every set, so no step upgrades one yet: migrate
-reports the versions, and refuses (naming them) a schema written by a newer
-Sunbid or, should one ever appear, one behind with no step to upgrade it.
+(server/core/pg.py) when its tables are created. A set whose PostgreSQL
+script brings an older version to the current one in place (every table,
+column and index added since is made `IF NOT EXISTS`) is listed in
+UPGRADED_BY_SCRIPT: the next open runs the script and stamps the set anew.
+Otherwise migrate reports the versions, and refuses (naming them) a schema
+written by a newer Sunbid or one behind with no way to upgrade it.
 A deployment moved from SQLite is migrated there first (`sunbid migrate`
 on the SQLite data directory), then copied (`sunbid copy-to`).
 """
@@ -17,6 +19,9 @@ import asyncpg
 from server.core import pg
 from server.migrations import MigrationError
 from server.migrations.steps import LATEST
+
+# Record set → the oldest version its current PostgreSQL script upgrades in place.
+UPGRADED_BY_SCRIPT = {"push": 1}  # 2: the notification channels' column and tables
 
 
 async def read_versions(url: str, schema: str) -> dict[str, int]:
@@ -46,6 +51,11 @@ def check_versions(found: dict[str, int], schema: str) -> list[str]:
         if latest is None or version == latest:
             # A set this code does not version (a lease, a cache) is its module's.
             lines.append(f"PostgreSQL schema {schema}: {name} at version {version}, current")
+        elif UPGRADED_BY_SCRIPT.get(name, latest) <= version < latest:
+            lines.append(
+                f"PostgreSQL schema {schema}: {name} at version {version}, brought to"
+                f" {latest} when a server next opens it"
+            )
         elif version > latest:
             problems.append(
                 f"{name} is at version {version}, this code's is {latest}:"
