@@ -152,6 +152,7 @@ class Outcome:
     # A channel's message handed to its provider: its kind and local day, for
     # the daily cap and the usage (stored with the outcome, in its batch).
     sent: tuple[str, str] | None = None
+    attempted: bool = True  # False: held back (quiet hours), not an attempt
 
 
 class PushQueue(SideFile):
@@ -177,6 +178,13 @@ class PushQueue(SideFile):
         self.lease = max(lease, 1.0)
         # Names this worker's claims: unique even for a pid reused on another host.
         self.worker_id = f"{node_name()}:{secrets.token_hex(4)}"
+
+    async def open(self) -> None:
+        await super().open()
+        if not self.postgres:
+            # A cancelled channel's row is overwritten, not left in a free page
+            # of the file (its address is sealed, but erased means erased).
+            await self.db.execute("PRAGMA secure_delete = ON")
 
     # --- subscriptions ---------------------------------------------------------
 
@@ -397,11 +405,12 @@ class PushQueue(SideFile):
         """Store what happened to a batch of attempts, in one transaction."""
         gone = {o.subscription_id for o in outcomes if o.state is State.GONE}
         update = (
-            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_status = ?,"
+            "UPDATE deliveries SET state = ?, attempts = attempts + ?, last_status = ?,"
             " next_at = CASE WHEN CAST(? AS DOUBLE PRECISION) > 0 THEN ? ELSE next_at END"
         )
         rows = [
-            (o.state, o.status, o.next_at, o.next_at, o.seq, o.subscription_id) for o in outcomes
+            (o.state, int(o.attempted), o.status, o.next_at, o.next_at, o.seq, o.subscription_id)
+            for o in outcomes
         ]
         async with self.transaction():
             if self.postgres:
@@ -546,11 +555,16 @@ class PushQueue(SideFile):
         )
         return int(rows[0][0])
 
-    async def wrong_code(self, channel: Channel) -> None:
-        await self.db.execute(
-            "UPDATE contacts SET tries = tries + 1 WHERE subscription_id = ?",
-            (channel.subscription_id,),
-        )
+    async def use_try(self, channel: Channel, most: int) -> bool:
+        """Spend one of a pending channel's `most` tries at its code, before
+        the code is compared: of guesses made at once, no more than `most` are."""
+        async with self.transaction():
+            rows = await self.db.execute_fetchall(
+                "UPDATE contacts SET tries = tries + 1 WHERE subscription_id = ?"
+                " AND tries < ? AND confirmed_at IS NULL RETURNING tries",
+                (channel.subscription_id, most),
+            )
+        return bool(list(rows))
 
     async def confirm_channel(
         self,
@@ -558,15 +572,18 @@ class PushQueue(SideFile):
         now: str,
         *,
         address: tuple[bytes, str, str, str] | None = None,
-    ) -> None:
+    ) -> bool:
         """The code was right (or WeChat's consent came, with the `address`:
-        sealed, digest, hint, manage digest): it follows its topics from now on."""
+        sealed, digest, hint, manage digest): it follows its topics from now
+        on. False if it was confirmed or cancelled meanwhile (nothing changed)."""
         async with self.transaction():
-            await self.db.execute(
+            confirmed = await self.db.execute(
                 "UPDATE contacts SET code_digest = NULL, code_expires_at = NULL,"
-                " confirmed_at = ? WHERE subscription_id = ?",
+                " confirmed_at = ? WHERE subscription_id = ? AND confirmed_at IS NULL",
                 (now, channel.subscription_id),
             )
+            if confirmed.rowcount != 1:  # confirmed meanwhile, or cancelled
+                return False
             if address is not None:
                 await self.db.execute(
                     "UPDATE contacts SET address = ?, address_digest = ?, hint = ?,"
@@ -574,6 +591,7 @@ class PushQueue(SideFile):
                     (*address, channel.subscription_id),
                 )
             await self._follow(channel.subscription_id, channel.topics, now)
+        return True
 
     async def _follow(self, sub_id: int, topics: list[str], now: str) -> None:
         await self.db.executemany(

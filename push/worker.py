@@ -312,16 +312,27 @@ class PushWorker:
         counting = (due.subscription_id, day)
         sent_today = due.sent_on(day) + self._sending.get(counting, 0)
         self._sending[counting] = self._sending.get(counting, 0) + 1
-        decided = await self.channels.deliver(due, event, stage_name, now, sent_today)
+        try:
+            decided = await self.channels.deliver(due, event, stage_name, now, sent_today)
+        except Exception as exc:  # a sender's bug: its message may hold the address
+            log.error("%s seq=%d: sending failed: %s", due.kind, due.seq, type(exc).__name__)
+            decided = Sent(Result.RETRY, detail=type(exc).__name__)
         sent = None
-        if isinstance(decided, Sent):
-            sent = (due.kind, day)  # handed to the provider: it counts, whatever it said
+        if isinstance(decided, Sent) and decided.result is Result.DELIVERED:
+            sent = (due.kind, day)  # accepted by the provider: it counts, and it is paid for
         else:
             self._uncount(counting)
         if isinstance(decided, Later):
             if decided.at >= due.expires_at:
                 return Outcome(due.seq, due.subscription_id, State.FAILED, None)
-            return Outcome(due.seq, due.subscription_id, State.QUEUED, None, next_at=decided.at)
+            return Outcome(
+                due.seq,
+                due.subscription_id,
+                State.QUEUED,
+                None,
+                next_at=decided.at,
+                attempted=False,
+            )
         if isinstance(decided, Dropped):
             _log_channel(due, "dropped", decided.why)
             return Outcome(due.seq, due.subscription_id, State.FAILED, None)

@@ -132,16 +132,17 @@ class ChannelService:
 
     async def confirm(self, channel_id: str, code: object, now: str) -> dict[str, Any]:
         channel = await self._found(channel_id)
+        if channel.kind == "wechat":  # confirmed by WeChat's consent, never by a code
+            raise _not_found()
         if channel.confirmed:
             return {"status": "active"}
-        if channel.tries >= CODE_TRIES:
+        if channel.code_expires_at is not None and self.clock() > channel.code_expires_at:
+            raise ApiError(422, "code_expired", "the code has expired: add the channel again")
+        if not await self.queue.use_try(channel, CODE_TRIES):
             raise ApiError(
                 429, "too_many_tries", "too many wrong codes: cancel and add the channel again"
             )
-        if channel.code_expires_at is not None and self.clock() > channel.code_expires_at:
-            raise ApiError(422, "code_expired", "the code has expired: add the channel again")
         if not isinstance(code, str) or not matches(code.strip(), channel.code_digest):
-            await self.queue.wrong_code(channel)
             raise ApiError(422, "wrong_code", "that is not the code sent", {"field": "code"})
         await self.queue.confirm_channel(channel, now)
         return {"status": "active"}
@@ -163,10 +164,13 @@ class ChannelService:
     async def unsubscribe(self, channel_id: str, token: str | None) -> None:
         """The 退订 link of a message (or the device's manage token)."""
         channel = await self._found(channel_id)
-        expected = self.cipher.unsubscribe_token(channel_id)
+        expected = self.cipher.unsubscribe_token(channel_id).encode()
         if not (
             isinstance(token, str)
-            and (hmac.compare_digest(token, expected) or matches(token, channel.manage_digest))
+            and (
+                hmac.compare_digest(token.encode(), expected)
+                or matches(token, channel.manage_digest)
+            )
         ):
             raise _not_found()
         await self.queue.delete_channel(channel)
@@ -175,10 +179,11 @@ class ChannelService:
 
     async def wechat_authorize_url(
         self, topics: list[str], stages: list[str] | None, now: str
-    ) -> str:
-        """Where to send the browser: WeChat's consent page. The follows wait in
-        a pending channel with no address; the `state` WeChat hands back (at
-        most 128 letters and digits) is its id and a one-time secret."""
+    ) -> tuple[str, str]:
+        """Where to send the browser (WeChat's consent page), and the secret the
+        browser keeps (a cookie) to be recognised when WeChat sends it back. The
+        follows wait in a pending channel with no address; the `state` WeChat
+        hands back (at most 128 letters and digits) is its id and the secret."""
         sender = self.senders.get("wechat")
         if not isinstance(sender, WeChatSender):
             raise invalid("kind", "WeChat is not configured here")
@@ -200,10 +205,15 @@ class ChannelService:
             now,
         )
         redirect = f"{self.public_url}/api/channels/wechat/callback"
-        return sender.oauth_url(redirect, channel_id + secret)
+        return sender.oauth_url(redirect, channel_id + secret), secret
 
-    async def wechat_complete(self, code: object, state: object, now: str) -> tuple[str, str]:
-        """(channel id, manage token) of a WeChat channel, confirmed by consent."""
+    async def wechat_complete(
+        self, code: object, state: object, browser: object, now: str
+    ) -> tuple[str, str]:
+        """(channel id, manage token) of a WeChat channel, confirmed by consent.
+        `browser`: the secret the authorizing browser was given (a cookie), so
+        a link to WeChat's page made by someone else adds nothing for whoever
+        opens it."""
         sender = self.senders.get("wechat")
         if not isinstance(state, str) or len(state) != 16 + SECRET_HEX:
             raise invalid("state", "start again from the app: the authorization is not valid")
@@ -211,7 +221,10 @@ class ChannelService:
         if (
             not isinstance(sender, WeChatSender)
             or channel is None
+            or channel.kind != "wechat"
             or channel.confirmed
+            or not isinstance(browser, str)
+            or not hmac.compare_digest(browser.encode(), state[16:].encode())
             or not matches(state[16:], channel.code_digest)
             or (channel.code_expires_at or 0) < self.clock()
             or not isinstance(code, str)
@@ -222,17 +235,27 @@ class ChannelService:
         except Exception as exc:
             log.warning("wechat authorization failed: %s", type(exc).__name__)
             raise invalid("code", "WeChat did not confirm the authorization: try again") from None
+        digest = self.cipher.digest("wechat", openid)
+        if await self.queue.channels_of_address(digest) >= CHANNELS_PER_ADDRESS:
+            await self.queue.delete_channel(channel)
+            raise ApiError(
+                429,
+                "too_many_requests",
+                f"this WeChat user has {CHANNELS_PER_ADDRESS} channels already: cancel one first",
+            )
         token = new_token()
-        await self.queue.confirm_channel(
+        confirmed = await self.queue.confirm_channel(
             channel,
             now,
             address=(
                 self.cipher.seal(openid),
-                self.cipher.digest("wechat", openid),
+                digest,
                 hint("wechat", openid),
                 secret_digest(token),
             ),
         )
+        if not confirmed:
+            raise invalid("state", "start again from the app: the authorization is not valid")
         return channel.channel_id, token
 
     # --- inside ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 
 MANAGE_HEADER = "x-manage-token"
+WECHAT_COOKIE = "sunbid_wechat"
 
 
 def _channels(request: Request) -> Channels:
@@ -57,6 +58,7 @@ async def add(request: Request) -> Response:
 
 async def confirm(request: Request) -> Response:
     state, channels = state_of(request), _channels(request)
+    await _limit(state, request)
     body = await read_json(request)
     code = body.get("code") if isinstance(body, dict) else None
     confirmed = await channels.confirm(
@@ -96,8 +98,22 @@ async def wechat_authorize(request: Request) -> Response:
         [t for t in raw_topics.split(",") if t],
         None if raw_stages is None else [s for s in raw_stages.split(",") if s],
     )
-    url = await channels.wechat_authorize_url(topics, stages, format_time(state.clock.now()))
-    return RedirectResponse(url, status_code=302)
+    url, secret = await channels.wechat_authorize_url(
+        topics, stages, format_time(state.clock.now())
+    )
+    response = RedirectResponse(url, status_code=302)
+    # The browser that asked is the one WeChat must send back: a link to
+    # WeChat's page opened by someone else finds no cookie and adds nothing.
+    response.set_cookie(
+        WECHAT_COOKIE,
+        secret,
+        max_age=600,
+        path="/api/channels/wechat",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
 
 
 async def wechat_callback(request: Request) -> Response:
@@ -105,10 +121,13 @@ async def wechat_callback(request: Request) -> Response:
     channel_id, token = await channels.wechat_complete(
         request.query_params.get("code"),
         request.query_params.get("state"),
+        request.cookies.get(WECHAT_COOKIE),
         format_time(state.clock.now()),
     )
     # In the fragment: never sent to a server, never in an access log.
-    return RedirectResponse(f"/follows#channel={channel_id}&token={token}", status_code=302)
+    response = RedirectResponse(f"/follows#channel={channel_id}&token={token}", status_code=302)
+    response.delete_cookie(WECHAT_COOKIE, path="/api/channels/wechat")
+    return response
 
 
 def _follows(state: AppState, topics: object, stages: object) -> tuple[list[str], list[str] | None]:
