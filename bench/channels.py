@@ -200,12 +200,17 @@ async def one_kind(kind: str, n: int, seconds: float) -> dict[str, Any]:
         during = await live_window(server, subs, tracker, seconds)
         drained = await sink.wait(n, 600)
         first, last = sink.first_at or t0, sink.counted_at
-        status, receipts = await http.request(
-            "GET",
-            f"/api/events/{seq}/deliveries",
-            headers={"Authorization": f"Bearer {server.token}"},
-        )
-        counts = orjson.loads(receipts)["channels"][kind]
+        counts: dict[str, int] = {}
+        for _ in range(300):  # outcomes are stored a few ms after the last send
+            status, receipts = await http.request(
+                "GET",
+                f"/api/events/{seq}/deliveries",
+                headers={"Authorization": f"Bearer {server.token}"},
+            )
+            counts = orjson.loads(receipts)["channels"][kind]
+            if counts["queued"] == 0:
+                break
+            await asyncio.sleep(0.1)
         http.close()
         return {
             "kind": kind,
