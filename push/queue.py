@@ -637,6 +637,15 @@ class PushQueue(SideFile):
             [(kind, day, n) for (kind, day), n in per_kind.items()],
         )
 
+    async def count_code(self, kind: str, day: str) -> None:
+        """A confirmation code the provider accepted: it costs like a message."""
+        async with self.transaction():
+            await self.db.execute(
+                "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, 1)"
+                " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + 1",
+                (kind, day),
+            )
+
     async def usage(self, first_day: str, last_day: str) -> dict[str, int]:
         """Messages handed to each kind's provider from `first_day` to `last_day`."""
         rows = await self.rows(

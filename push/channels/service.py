@@ -291,7 +291,10 @@ class ChannelService:
         except Exception as exc:  # the user asks again; never the address in the log
             log.warning("sending a %s confirmation code failed: %s", kind, type(exc).__name__)
             return
-        if sent.result is not Result.DELIVERED:
+        if sent.result is Result.DELIVERED:
+            day = datetime.fromtimestamp(self.clock(), self.timezone).date().isoformat()
+            await self.queue.count_code(kind, day)
+        else:
             log.warning(
                 "sending a %s confirmation code: %s %s", kind, sent.result.value, sent.detail
             )
