@@ -14,6 +14,7 @@ from server.core.errors import ApiError
 from server.core.numbers import whole_number
 from server.core.topics import CODE
 from server.state import AppState
+from server.stream.limits import client_address
 
 
 class JSONResponse(Response):
@@ -26,6 +27,16 @@ class JSONResponse(Response):
 def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.sunbid
     return state
+
+
+async def limit_subscribing(request: Request, message: str) -> None:
+    """429 once this client address has asked for too many subscriptions or
+    channels (SUNBID_SUBSCRIBE_BURST, shared by the deployment's processes)."""
+    wait = await state_of(request).subscribe_limiter.check(client_address(request.scope))
+    if wait:
+        raise ApiError(
+            429, "too_many_requests", message, headers={"Retry-After": str(int(wait) + 1)}
+        )
 
 
 async def read_json(request: Request) -> Any:

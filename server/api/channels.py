@@ -10,14 +10,13 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from server.api import JSONResponse, read_json, state_of
+from server.api import JSONResponse, limit_subscribing, read_json, state_of
 from server.api.compliance import month_param
 from server.auth import STAFF_VIEW_ROLES, require_role
 from server.core.errors import ApiError, invalid
 from server.core.topics import refuse_unless_allowed
 from server.domain import format_time
 from server.state import AppState, Channels
-from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 
 MANAGE_HEADER = "x-manage-token"
@@ -45,7 +44,7 @@ async def usage(request: Request) -> Response:
 
 async def add(request: Request) -> Response:
     state, channels = state_of(request), _channels(request)
-    await _limit(state, request)
+    await limit_subscribing(request, "too many requests from this address")
     body = await read_json(request)
     if not isinstance(body, dict):
         raise invalid("body", "an object: {kind, address, topics, stages?}")
@@ -58,7 +57,7 @@ async def add(request: Request) -> Response:
 
 async def confirm(request: Request) -> Response:
     state, channels = state_of(request), _channels(request)
-    await _limit(state, request)
+    await limit_subscribing(request, "too many requests from this address")
     body = await read_json(request)
     code = body.get("code") if isinstance(body, dict) else None
     confirmed = await channels.confirm(
@@ -90,7 +89,7 @@ async def unsubscribe(request: Request) -> Response:
 
 async def wechat_authorize(request: Request) -> Response:
     state, channels = state_of(request), _channels(request)
-    await _limit(state, request)
+    await limit_subscribing(request, "too many requests from this address")
     raw_topics = request.query_params.get("topics", "")
     raw_stages = request.query_params.get("stages")
     topics, stages = _follows(
@@ -135,17 +134,6 @@ def _follows(state: AppState, topics: object, stages: object) -> tuple[list[str]
     refuse_unless_allowed(parsed, None)  # channels take no token
     chosen = parse_stages(stages, state.domain)
     return parsed, None if chosen is None else sorted(chosen)
-
-
-async def _limit(state: AppState, request: Request) -> None:
-    wait = await state.subscribe_limiter.check(client_address(request.scope))
-    if wait:
-        raise ApiError(
-            429,
-            "too_many_requests",
-            "too many requests from this address",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
 
 
 UNSUBSCRIBE_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">

@@ -5,13 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api import JSONResponse, read_json, state_of
+from server.api import JSONResponse, limit_subscribing, read_json, state_of
 from server.core.errors import ApiError, invalid
 from server.core.numbers import MAX_SEQ, whole_number
 from server.core.topics import refuse_unless_allowed
 from server.domain import format_time
 from server.state import Push
-from server.stream.limits import client_address
 from server.stream.request import parse_stages, parse_topics
 
 
@@ -28,14 +27,7 @@ async def vapid_key(request: Request) -> Response:
 
 async def subscribe(request: Request) -> Response:
     state, push = state_of(request), _push(request)
-    wait = await state.subscribe_limiter.check(client_address(request.scope))
-    if wait:
-        raise ApiError(
-            429,
-            "too_many_requests",
-            "too many subscriptions from this address",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
+    await limit_subscribing(request, "too many subscriptions from this address")
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("subscription"), dict):
         raise invalid("subscription", "a PushSubscription: {endpoint, keys: {p256dh, auth}}")
