@@ -63,6 +63,7 @@ QUEUE_FILE = "push.db"  # in the data directory
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 PG_SCHEMA = (Path(__file__).parent / "schema.pg.sql").read_text("utf-8")
 CLAIM_SECONDS = 60.0  # PostgreSQL: how long a worker's claim on a row holds, by default
+CODES_KEPT_SECONDS = 86_400.0
 CHANNEL_PREFIX = "channel:"  # a channel's `endpoint`: "channel:<id>" (never its address)
 # A due row's channel: its kind, and its sealed address (NULL for Web Push).
 DUE_CHANNEL = ", ".join(
@@ -548,6 +549,21 @@ class PushQueue(SideFile):
             confirmed is not None,
         )
 
+    async def codes_sent(self, address_digest: str, since: float) -> int:
+        """Confirmation codes sent to one address since `since` (epoch seconds)."""
+        rows = await self.rows(
+            "SELECT COUNT(*) FROM code_sends WHERE address_digest = ? AND sent_at >= ?",
+            (address_digest, since),
+        )
+        return int(rows[0][0])
+
+    async def note_code(self, address_digest: str, at: float) -> None:
+        async with self.transaction():
+            await self.db.execute(
+                "INSERT INTO code_sends (address_digest, sent_at) VALUES (?, ?)",
+                (address_digest, at),
+            )
+
     async def channels_of_address(self, address_digest: str) -> int:
         """How many channels (pending or confirmed) one address has."""
         rows = await self.rows(
@@ -613,6 +629,10 @@ class PushQueue(SideFile):
         )
         for row in rows:
             await self._forget(int(row[0]))
+        async with self.transaction():  # the record of codes sent is kept a day
+            await self.db.execute(
+                "DELETE FROM code_sends WHERE sent_at < ?", (before - CODES_KEPT_SECONDS,)
+            )
         return len(rows)
 
     async def _count_sent(self, outcomes: Sequence[Outcome]) -> None:

@@ -71,3 +71,11 @@ CREATE TABLE IF NOT EXISTS channel_usage (
     sent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, day)
 );
+
+-- When a confirmation code went to an address (by its keyed digest): a few an
+-- hour, however often a channel to it is added and cancelled. Kept a day.
+CREATE TABLE IF NOT EXISTS code_sends (
+    address_digest TEXT NOT NULL,
+    sent_at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS code_sends_by_address ON code_sends(address_digest, sent_at);

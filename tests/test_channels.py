@@ -397,3 +397,18 @@ async def test_a_postgresql_push_schema_from_before_the_channels_is_upgraded_whe
         finally:
             await queue.close()
         assert (await read_versions(url, schema))["push"] == 2
+
+
+async def test_codes_to_one_address_are_limited_however_often_it_is_cancelled(
+    service: Any,
+) -> None:
+    channels, _, now = service
+    for _ in range(5):
+        added = await channels.add("sms", "13812345678", ["all"], None, STAMP)
+        await channels.cancel(added["id"], added["manage_token"])
+    with pytest.raises(ApiError) as flooded:
+        await channels.add("sms", "+86 138 1234 5678", ["all"], None, STAMP)
+    assert flooded.value.status == 429 and flooded.value.headers == {"Retry-After": "3600"}
+    assert (await channels.add("sms", "13912345678", ["all"], None, STAMP))["status"] == "pending"
+    now[0] += 3601
+    assert (await channels.add("sms", "13812345678", ["all"], None, STAMP))["status"] == "pending"

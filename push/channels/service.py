@@ -47,6 +47,7 @@ from server.core.errors import ApiError, invalid
 log = logging.getLogger("sunbid.channels")
 
 CHANNELS_PER_ADDRESS = 3  # pending or confirmed: one number cannot be signed up without end
+CODES_PER_HOUR = 5  # to one address, however often a channel to it is added and cancelled
 STATE_SECONDS = 600  # how long a WeChat authorization may take
 SECRET_HEX = 32  # the one-time secret in WeChat's `state`, after the channel's id
 
@@ -81,6 +82,13 @@ class ChannelService:
         except ValueError as exc:
             raise invalid("address", str(exc)) from None
         digest = self.cipher.digest(kind, normal)
+        if await self.queue.codes_sent(digest, self.clock() - 3600) >= CODES_PER_HOUR:
+            raise ApiError(
+                429,
+                "too_many_requests",
+                f"{CODES_PER_HOUR} codes went to this address in the last hour: try again later",
+                headers={"Retry-After": "3600"},
+            )
         if await self.queue.channels_of_address(digest) >= CHANNELS_PER_ADDRESS:
             raise ApiError(
                 429,
@@ -102,6 +110,7 @@ class ChannelService:
             self._stages(kind, stages),
             now,
         )
+        await self.queue.note_code(digest, self.clock())
         task = asyncio.create_task(self._send_code(kind, normal, code))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -102,6 +102,10 @@ PUSH_STEPS = (
             "CREATE INDEX IF NOT EXISTS contacts_by_address ON contacts(address_digest)",
             "CREATE TABLE IF NOT EXISTS channel_usage (kind TEXT NOT NULL, day TEXT NOT NULL,"
             " sent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, day))",
+            "CREATE TABLE IF NOT EXISTS code_sends (address_digest TEXT NOT NULL,"
+            " sent_at REAL NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS code_sends_by_address"
+            " ON code_sends(address_digest, sent_at)",
         ),
     ),
 )
