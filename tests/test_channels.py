@@ -20,7 +20,7 @@ from push.channels import Message, Result, Sent
 from push.channels.contacts import KEY_FILE, ContactCipher, ContactKeyError, hint
 from push.channels.dispatch import ChannelDispatch, Dropped, Later
 from push.channels.policy import ChannelPolicy, ChannelPolicyError
-from push.channels.service import ChannelService
+from push.channels.service import ChannelService, yuan
 from push.derive import Pending
 from push.queue import Due, NewChannel, Outcome, PushQueue, State
 from server.core.errors import ApiError
@@ -412,3 +412,8 @@ async def test_codes_to_one_address_are_limited_however_often_it_is_cancelled(
     assert (await channels.add("sms", "13912345678", ["all"], None, STAMP))["status"] == "pending"
     now[0] += 3601
     assert (await channels.add("sms", "13812345678", ["all"], None, STAMP))["status"] == "pending"
+
+
+def test_the_cost_is_counted_to_the_fen_halves_up() -> None:
+    assert yuan(1, 0.045) == 0.05 and yuan(3, 0.045) == 0.14 and yuan(0, 0.045) == 0.0
+    assert yuan(10_000, 0.045) == 450.0

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from push.channels.service import yuan
 from tests.conftest import ServerProcess, Staff
 from tests.sms_service import UNAVAILABLE, SmsService
 from tests.standins import in_thread, until
@@ -84,7 +85,7 @@ def test_an_sms_channel_from_confirmation_to_erasure(tmp_path: Path, sms: SmsSer
         assert until(counted)["queued"] == 0
         used = staff.client.get("/api/channels/usage").json()["kinds"]["sms"]
         assert used["active"] == 1 and used["sent_today"] >= 1
-        assert used["cost_month"] == round(used["sent_month"] * used["price"], 2)
+        assert used["cost_month"] == yuan(used["sent_month"], used["price"])
 
         manage = {"X-Manage-Token": channel["manage_token"]}
         shown = client.get(f"/api/channels/{channel['id']}", headers=manage).json()

@@ -28,6 +28,7 @@ from tests.smtp_service import MailServer
 from tests.standins import in_thread, until
 from tests.targets import small_targets
 from tests.test_pwa_push_switch import STUB
+from tests.test_pwa_staff import sign_in
 from tests.wechat_service import APPID, SECRET, WeChatService
 
 SENDER = "notice@sunbid.example"
@@ -247,6 +248,15 @@ def test_an_sms_channel_says_when_texts_come_and_refuses_a_number_that_is_not_on
     [channel] = kept_channels(page)
     assert server_view(server, channel).json()["status"] == "active"
     assert NUMBER not in json.dumps(channel)
+
+    # A supervisor sees what the reminders cost: the code was one message.
+    sign_in(page, server, server.token("pw-supervisor", "supervisor"))
+    usage = page.locator("[data-testid=channel-usage] tr[data-kind=sms]")
+    expect(usage).to_contain_text("短信")
+    cells = usage.locator("td")
+    expect(cells.nth(0)).to_have_text("1")  # active
+    expect(cells.nth(1)).to_have_text("1")  # sent today: the confirmation code
+    expect(cells.nth(3)).to_have_text("¥0.05")  # 0.045 a message, to the fen
 
 
 def test_wechat_is_offered_inside_wechat_and_its_consent_adds_the_channel(

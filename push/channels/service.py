@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -135,7 +136,7 @@ class ChannelService:
                 "sent_today": on_day.get(kind, 0),
                 "sent_month": in_month.get(kind, 0),
                 "price": price,
-                "cost_month": round(in_month.get(kind, 0) * price, 2),
+                "cost_month": yuan(in_month.get(kind, 0), price),
             }
         return {"month": month, "currency": "CNY", "kinds": kinds}
 
@@ -314,6 +315,12 @@ class ChannelService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for sender in self.senders.values():
             await sender.close()
+
+
+def yuan(messages: int, price: float) -> float:
+    """What `messages` cost at `price` each, to the fen, halves rounded up."""
+    cost = Decimal(str(price)) * messages
+    return float(cost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def new_code_secret() -> str:

@@ -99,6 +99,37 @@ async function consolePage(main, ctx, token, role) {
     : h('section', null, h('h2', null, L('合规预警', 'Compliance warnings')),
       h('p', { class: 'note' }, L('合规预警只对监督人员和管理员开放。您的项目如有临近或超期的法定时限，会显示在项目页的「法定时限」里。',
         'Warnings are for supervisors and administrators. Deadlines of your projects that are near or overdue show on each project page.'))));
+  if (supervises) {
+    const usage = await channelUsage(token);
+    if (usage && !ctx.signal.aborted) main.append(usage);
+  }
+}
+
+const KIND_NAMES = { sms: ['短信', 'SMS'], email: ['电子邮件', 'E-mail'], wechat: ['微信', 'WeChat'] };
+
+/** What the SMS, e-mail and WeChat reminders cost this month (none: nothing shown). */
+async function channelUsage(token) {
+  let data;
+  try {
+    ({ data } = await request('GET', '/api/channels/usage', { token }));
+  } catch {
+    return null;
+  }
+  const kinds = Object.entries(data.kinds);
+  if (!kinds.length) return null;
+  const yuan = (n) => `¥${n.toFixed(2)}`;
+  const cell = (text) => h('td', null, String(text));
+  return h('section', { 'aria-labelledby': 'h-usage' },
+    h('h2', { id: 'h-usage' }, L('提醒用量与费用', 'Reminders: use and cost')),
+    h('table', { class: 'usage', 'data-testid': 'channel-usage' },
+      h('caption', null, L(`${data.month} 月，按每条单价计`, `${data.month}, at the price per message`)),
+      h('thead', null, h('tr', null, ...[
+        L('方式', 'Kind'), L('已开启', 'Active'), L('今日发送', 'Sent today'),
+        L('本月发送', 'Sent this month'), L('本月费用', 'Cost this month'),
+      ].map((label) => h('th', { scope: 'col' }, label)))),
+      h('tbody', null, ...kinds.map(([kind, u]) => h('tr', { 'data-kind': kind },
+        h('th', { scope: 'row' }, L(...(KIND_NAMES[kind] ?? [kind, kind]))),
+        cell(u.active), cell(u.sent_today), cell(u.sent_month), cell(yuan(u.cost_month)))))));
 }
 
 /** The agency filter, the publish form, the create form and the agency's projects. */
