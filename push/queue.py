@@ -64,6 +64,11 @@ SCHEMA = (Path(__file__).parent / "schema.sql").read_text("utf-8")
 PG_SCHEMA = (Path(__file__).parent / "schema.pg.sql").read_text("utf-8")
 CLAIM_SECONDS = 60.0  # PostgreSQL: how long a worker's claim on a row holds, by default
 CODES_KEPT_SECONDS = 86_400.0
+# Messages a channel's provider accepted on a local day (kind, day, how many).
+ADD_USAGE = (
+    "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, ?)"
+    " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + excluded.sent"
+)
 CHANNEL_PREFIX = "channel:"  # a channel's `endpoint`: "channel:<id>" (never its address)
 # A due row's channel: its kind, and its sealed address (NULL for Web Push).
 DUE_CHANNEL = ", ".join(
@@ -139,7 +144,6 @@ class Channel:
     manage_digest: str
     code_digest: str | None
     code_expires_at: float | None
-    tries: int
     confirmed: bool
 
 
@@ -199,7 +203,7 @@ class PushQueue(SideFile):
         now: str,
     ) -> tuple[int, bool]:
         """Create or replace the subscription for this endpoint; (id, created)."""
-        stage_list = None if not stages else "," + ",".join(sorted(set(stages))) + ","
+        stage_list = _stage_list(stages)
         async with self.transaction():
             rows = await self.rows("SELECT id FROM subscriptions WHERE endpoint = ?", (endpoint,))
             if rows:
@@ -219,10 +223,7 @@ class PushQueue(SideFile):
                     (endpoint, p256dh, auth, orjson.dumps(topics).decode(), stage_list, now, now),
                 )
                 sub_id, created = int(next(iter(inserted))[0]), True
-            await self.db.executemany(
-                "INSERT INTO subscription_topics VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(topic, sub_id) for topic in topics],
-            )
+            await self._follow(sub_id, topics)
         return sub_id, created
 
     async def delete(self, endpoint: str) -> bool:
@@ -487,7 +488,7 @@ class PushQueue(SideFile):
         """Store a channel; its id. It follows nothing (no row in
         subscription_topics, so no delivery is derived for it) until confirmed."""
         channel_id = secrets.token_hex(8)
-        stage_list = None if not stages else "," + ",".join(sorted(set(stages))) + ","
+        stage_list = _stage_list(stages)
         async with self.transaction():
             inserted = await self.db.execute_fetchall(
                 "INSERT INTO subscriptions (endpoint, p256dh, auth, topics, stages, kind,"
@@ -522,19 +523,19 @@ class PushQueue(SideFile):
                 ),
             )
             if new.code_digest is None:
-                await self._follow(sub_id, topics, now)
+                await self._follow(sub_id, topics)
         return channel_id
 
     async def channel(self, channel_id: str) -> Channel | None:
         rows = await self.rows(
             "SELECT s.id, s.kind, s.topics, s.stages, c.hint, c.manage_digest, c.code_digest,"
-            " c.code_expires_at, c.tries, c.confirmed_at FROM subscriptions s"
+            " c.code_expires_at, c.confirmed_at FROM subscriptions s"
             " JOIN contacts c ON c.subscription_id = s.id WHERE s.endpoint = ?",
             (CHANNEL_PREFIX + channel_id,),
         )
         if not rows:
             return None
-        sub_id, kind, topics, stages, hint, manage, code, expires, tries, confirmed = rows[0]
+        sub_id, kind, topics, stages, hint, manage, code, expires, confirmed = rows[0]
         return Channel(
             int(sub_id),
             channel_id,
@@ -545,7 +546,6 @@ class PushQueue(SideFile):
             str(manage),
             code,
             None if expires is None else float(expires),
-            int(tries),
             confirmed is not None,
         )
 
@@ -606,10 +606,11 @@ class PushQueue(SideFile):
                     " manage_digest = ? WHERE subscription_id = ?",
                     (*address, channel.subscription_id),
                 )
-            await self._follow(channel.subscription_id, channel.topics, now)
+            await self._follow(channel.subscription_id, channel.topics)
         return True
 
-    async def _follow(self, sub_id: int, topics: list[str], now: str) -> None:
+    async def _follow(self, sub_id: int, topics: list[str]) -> None:
+        """What a subscription follows, in the index deliveries are derived through."""
         await self.db.executemany(
             "INSERT INTO subscription_topics VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(topic, sub_id) for topic in topics],
@@ -652,19 +653,13 @@ class PushQueue(SideFile):
             [(day, day, n, n, sub_id) for (sub_id, day), n in per_channel.items()],
         )
         await self.db.executemany(
-            "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, ?)"
-            " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + excluded.sent",
-            [(kind, day, n) for (kind, day), n in per_kind.items()],
+            ADD_USAGE, [(kind, day, n) for (kind, day), n in per_kind.items()]
         )
 
     async def count_code(self, kind: str, day: str) -> None:
         """A confirmation code the provider accepted: it costs like a message."""
         async with self.transaction():
-            await self.db.execute(
-                "INSERT INTO channel_usage (kind, day, sent) VALUES (?, ?, 1)"
-                " ON CONFLICT (kind, day) DO UPDATE SET sent = channel_usage.sent + 1",
-                (kind, day),
-            )
+            await self.db.execute(ADD_USAGE, (kind, day, 1))
 
     async def usage(self, first_day: str, last_day: str) -> dict[str, int]:
         """Messages handed to each kind's provider from `first_day` to `last_day`."""
@@ -684,6 +679,11 @@ class PushQueue(SideFile):
             state = "active" if confirmed else "pending"
             counts.setdefault(str(kind), {"active": 0, "pending": 0})[state] = int(n)
         return counts
+
+
+def _stage_list(stages: Sequence[str] | None) -> str | None:
+    """How `subscriptions.stages` keeps a filter: ",notice,award,"; None: every stage."""
+    return None if not stages else "," + ",".join(sorted(set(stages))) + ","
 
 
 def _due(row: Sequence[Any]) -> Due:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import email.utils
 import functools
 import hashlib
@@ -123,7 +122,7 @@ class PushWorker:
         self.stage_names = stage_names
         self.public_origin = public_origin  # for Safari's declarative `navigate`
         self.channels = channels  # SMS, e-mail, WeChat (push/channels/)
-        self._events: dict[int, dict[str, Any]] = {}  # documents the channels' messages need
+        self._events: dict[int, dict[str, Any]] = {}  # the documents messages are made from
         # Channels' messages handed to providers and not yet stored, per
         # (subscription, local day): the daily cap counts them too.
         self._sending: dict[tuple[int, str], int] = {}
@@ -317,10 +316,8 @@ class PushWorker:
         except Exception as exc:  # a sender's bug: its message may hold the address
             log.error("%s seq=%d: sending failed: %s", due.kind, due.seq, type(exc).__name__)
             decided = Sent(Result.RETRY, detail=type(exc).__name__)
-        sent = None
-        if isinstance(decided, Sent) and decided.result is Result.DELIVERED:
-            sent = (due.kind, day)  # accepted by the provider: it counts, and it is paid for
-        else:
+        delivered = isinstance(decided, Sent) and decided.result is Result.DELIVERED
+        if not delivered:
             self._uncount(counting)
         if isinstance(decided, Later):
             if decided.at >= due.expires_at:
@@ -338,10 +335,12 @@ class PushWorker:
             return Outcome(due.seq, due.subscription_id, State.FAILED, None)
         _log_channel(due, decided.result.value, decided.detail)
         if decided.result is Result.RETRY:
-            retry = self._retry_or_fail(due, None, decided.retry_after)
-            return dataclasses.replace(retry, sent=sent)
-        state = CHANNEL_STATES[decided.result]
-        return Outcome(due.seq, due.subscription_id, state, None, sent=sent)
+            return self._retry_or_fail(due, None, decided.retry_after)
+        # Accepted by the provider: it counts towards the cap, and it is paid for.
+        sent = (due.kind, day) if delivered else None
+        return Outcome(
+            due.seq, due.subscription_id, CHANNEL_STATES[decided.result], None, sent=sent
+        )
 
     def _uncount(self, counting: tuple[int, str]) -> None:
         left = self._sending.get(counting, 0) - 1
@@ -351,6 +350,7 @@ class PushWorker:
             self._sending.pop(counting, None)
 
     async def _event(self, seq: int) -> dict[str, Any]:
+        """The event's document, read once for all its deliveries (push and channels)."""
         event = self._events.get(seq)
         if event is None:
             stored = await self.store.get_event(seq)
@@ -370,16 +370,14 @@ class PushWorker:
     async def _message(self, seq: int) -> _Message:
         message = self._messages.get(seq)
         if message is None:
-            event = await self.store.get_event(seq)
-            assert event is not None, f"seq {seq} is queued but not in the log"
-            doc = orjson.loads(event.json)
+            doc = await self._event(seq)
             message = _Message(
                 build=functools.partial(
                     _fitted, doc, stage_names=self.stage_names, origin=self.public_origin
                 ),
                 headers={
                     k: v
-                    for k, v in self.policy.headers(event.stage, event.project).items()
+                    for k, v in self.policy.headers(doc["stage"], doc["project"]).items()
                     if k != "TTL"
                 },
             )

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from push.crypto import DecryptError, decrypt, public_bytes
+from tests.standins import in_thread
 
 MAX_BODY = 4096
 MAX_EXP_AHEAD = 24 * 3600
@@ -173,18 +174,8 @@ class PushService:
     @contextmanager
     def in_thread(cls, **kwargs: Any) -> Iterator[PushService]:
         """The service on its own event loop in a background thread, for sync tests."""
-        service = cls(**kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="push-service", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(service.start(), loop).result(10)
+        with in_thread(cls(**kwargs)) as service:
             yield service
-        finally:
-            asyncio.run_coroutine_threadsafe(service.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10) -> T:
         """Run `coroutine` on the service's own loop and wait for it (for `in_thread`)."""

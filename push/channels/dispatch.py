@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from push.channels import Message, Result, Sender, Sent
 from push.channels.contacts import ContactCipher
-from push.channels.policy import ChannelPolicy
+from push.channels.policy import ChannelPolicy, local_day
 from push.queue import CHANNEL_PREFIX, Due
 
 log = logging.getLogger("sunbid.channels")
@@ -44,7 +44,7 @@ class ChannelDispatch:
 
     def day(self, now: float) -> str:
         """The local date of `now` (SUNBID_TIMEZONE): what the daily cap counts."""
-        return datetime.fromtimestamp(now, self.timezone).date().isoformat()
+        return local_day(now, self.timezone)
 
     async def deliver(
         self,

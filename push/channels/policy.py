@@ -17,10 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 POLICY_FILE = Path(__file__).parent / "policy.toml"
 KINDS = ("sms", "email", "wechat")
 EVERY = "*"
+
+
+def local_day(now: float, timezone: ZoneInfo) -> str:
+    """The local date of `now` (epoch seconds): what daily caps and usage count by."""
+    return datetime.fromtimestamp(now, timezone).date().isoformat()
 
 
 class ChannelPolicyError(ValueError):

@@ -4,7 +4,8 @@ it, WeChat's web authorization.
 
 A channel is confirmed before anything is sent to it: SMS and e-mail by a
 code sent to the address (six digits, ten minutes, five tries), WeChat by
-its own consent (the web authorization gives the openid of whoever agreed).
+the user's own step through its web authorization, in the browser that
+started it (which gives the openid of whoever it was).
 Until then its subscription follows nothing. The device that added it keeps
 a manage token (only its digest is stored) to read or cancel it; every
 message carries a one-step 退订 link (contacts.py `unsubscribe_token`).
@@ -23,7 +24,6 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +40,7 @@ from push.channels.contacts import (
     secret_digest,
 )
 from push.channels.dispatch import code_message
-from push.channels.policy import ChannelPolicy
+from push.channels.policy import ChannelPolicy, local_day
 from push.channels.wechat import WeChatSender
 from push.queue import Channel, NewChannel, PushQueue
 from server.core.errors import ApiError, invalid
@@ -121,12 +121,11 @@ class ChannelService:
         """For admins: each kind's channels, messages sent (handed to the
         provider) today and in `month` (local, YYYY-MM; this month if None),
         and what they cost at the policy's price."""
-        today = datetime.fromtimestamp(self.clock(), self.timezone).date()
-        month = month or today.isoformat()[:7]
-        first = f"{month}-01"
-        last = f"{month}-31"  # days are ISO dates: the comparison is by text
-        in_month = await self.queue.usage(first, last)
-        on_day = await self.queue.usage(today.isoformat(), today.isoformat())
+        today = local_day(self.clock(), self.timezone)
+        month = month or today[:7]
+        # Days are ISO dates: compared as text, "-31" ends every month.
+        in_month = await self.queue.usage(f"{month}-01", f"{month}-31")
+        on_day = await self.queue.usage(today, today)
         counts = await self.queue.channel_counts()
         kinds = {}
         for kind in sorted(set(self.kinds) | set(counts) | set(in_month)):
@@ -199,7 +198,7 @@ class ChannelService:
             raise invalid("kind", "WeChat is not configured here")
         if self.public_url is None:
             raise ApiError(503, "unavailable", "WeChat needs SUNBID_PUBLIC_URL to come back to")
-        secret = new_code_secret()
+        secret = _state_secret()
         channel_id = await self.queue.add_channel(
             NewChannel(
                 "wechat",
@@ -290,8 +289,8 @@ class ChannelService:
     async def _managed(self, channel_id: str, token: str | None) -> Channel:
         """The channel, if `token` is its manage token; else a 404 that does not
         say whether the id exists."""
-        channel = await self.queue.channel(channel_id) if _plain(channel_id) else None
-        if channel is None or token is None or not matches(token, channel.manage_digest):
+        channel = await self._found(channel_id)
+        if token is None or not matches(token, channel.manage_digest):
             raise _not_found()
         return channel
 
@@ -302,8 +301,7 @@ class ChannelService:
             log.warning("sending a %s confirmation code failed: %s", kind, type(exc).__name__)
             return
         if sent.result is Result.DELIVERED:
-            day = datetime.fromtimestamp(self.clock(), self.timezone).date().isoformat()
-            await self.queue.count_code(kind, day)
+            await self.queue.count_code(kind, local_day(self.clock(), self.timezone))
         else:
             log.warning(
                 "sending a %s confirmation code: %s %s", kind, sent.result.value, sent.detail
@@ -323,7 +321,7 @@ def yuan(messages: int, price: float) -> float:
     return float(cost.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def new_code_secret() -> str:
+def _state_secret() -> str:
     return secrets.token_hex(SECRET_HEX // 2)
 
 

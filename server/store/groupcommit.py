@@ -254,9 +254,9 @@ class GroupCommitLog:
                 parts.append(f"SELECT seq FROM events WHERE project = ? AND seq IN ({marks})")
                 params += [project_id, *sorted(refs)]
             rows, record = await self._checked_rows(conn, project_id, parts, params)
-            key_dates = record.key_dates if record is not None else []
+            key_dates: list[dict[str, Any]] = []
             if record is not None:
-                regions[project_id] = record.region
+                key_dates, regions[project_id] = record.key_dates, record.region
             events = {
                 seq: {
                     "seq": seq,
