@@ -266,7 +266,7 @@ class CaseStore(SideFile):
                 (case_id, at_us),
             )
 
-    async def close(
+    async def close_case(
         self,
         case_id: str,
         *,
@@ -299,7 +299,7 @@ class CaseStore(SideFile):
             await self._history(case_id, closed_us, what, actor, detail)
         return True
 
-    async def extend(
+    async def extend_case(
         self,
         case_id: str,
         *,

@@ -333,7 +333,7 @@ class Respond:
         extended = replace(case, extended_us=to_us(now), due_us=to_us(new_due), status="extended")
         clock = self.clock_of(extended)
         private = {**self.private(case), "extension": reason}
-        done = await self.store.extend(
+        done = await self.store.extend_case(
             case.id,
             extended_us=to_us(now),
             due_us=to_us(new_due),
@@ -369,7 +369,7 @@ class Respond:
         private: dict[str, Any] | None = None,
     ) -> bool:
         kind = CaseKind(case.kind)
-        done = await self.store.close(
+        done = await self.store.close_case(
             case.id,
             expect=OPEN[kind],
             status=status,
