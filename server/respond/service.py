@@ -415,6 +415,14 @@ class Respond:
         self._scorecards[key] = (time.monotonic(), figures)
         return figures
 
+    @staticmethod
+    def no_figures() -> dict[str, dict[str, Any]]:
+        """The figures of an agency no case was filed with."""
+        figures = {_FIGURE[kind]: _empty(kind) for kind in CaseKind}
+        for entry in figures.values():
+            _finish(entry)
+        return figures
+
     # --- the timer -------------------------------------------------------------------
 
     async def _run(self) -> None:
