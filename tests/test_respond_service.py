@@ -20,7 +20,7 @@ from server.core.clock import FrozenClock
 from server.core.events import StoredEvent
 from server.respond.cases import CaseStore
 from server.respond.derived import RespondRecord
-from server.respond.rules import CaseKind, ResponseRules
+from server.respond.rules import ResponseRules
 from server.respond.service import CaseConflict, Respond
 from tests.services import postgres_schema
 
@@ -130,7 +130,8 @@ async def test_due_times_follow_the_rule_of_the_kind_and_category(world: World) 
     thursday_end = datetime(2026, 12, 10, 23, 59, 59, 999999, tzinfo=LEGAL_TZ)
     assert respond.clock_of(procurement.case).due == thursday_end
     # 20 working days from Tuesday 8 December, over the New Year holiday.
-    assert respond.clock_of(request.case).due == CALENDAR.due(MONDAY, 20, RULES["all.disclosure-reply"].unit).at
+    twenty = CALENDAR.due(MONDAY, 20, RULES["all.disclosure-reply"].unit).at
+    assert respond.clock_of(request.case).due == twenty
     assert procurement.case.id.startswith("q") and request.case.id.startswith("r")
     # What people wrote is sealed: not in the row as text, back in full with the key.
     row = await respond.store.get(land.case.id)
@@ -150,7 +151,8 @@ async def test_warnings_fire_once_at_their_moments_and_close_with_the_case(world
     await two.tick()
     await one.tick()
     await two.tick()
-    assert ids(world.seen[0]) == ids(world.seen[1]) == [(f"{case_id}/0/approaching", "approaching", False)]
+    expected = [(f"{case_id}/0/approaching", "approaching", False)]
+    assert ids(world.seen[0]) == ids(world.seen[1]) == expected
     approaching = world.seen[0][0]
     assert approaching["created_at"] == "2026-12-09T00:00:00.000+08:00"  # when it became true
     assert approaching["case"] == {"kind": "enquiry", "id": case_id}
@@ -229,7 +231,8 @@ async def test_an_extension_resolves_the_first_period_and_starts_the_second(worl
     assert case is not None
     extended = await respond.extend(case, "需要征求第三方意见", "staff")
     assert extended.status == "extended"
-    assert respond.clock_of(extended).due == CALENDAR.due(first.due, 20, RULES["all.disclosure-reply"].unit).at
+    twenty_more = CALENDAR.due(first.due, 20, RULES["all.disclosure-reply"].unit).at
+    assert respond.clock_of(extended).due == twenty_more
     with pytest.raises(CaseConflict, match="once"):
         await respond.extend(extended, "again", "staff")
     await respond.tick()
@@ -302,7 +305,7 @@ async def test_the_scorecard_counts_answers_on_time_late_open_and_ratings(world:
     late = await respond.ask(PROJECT, "二", None)
     overdue = await respond.ask(PROJECT, "三", None)
     declined = await respond.ask(PROJECT, "四", None)
-    request = await respond.request("YW-ZFCG", "主题", "说明", "联系人")
+    await respond.request("YW-ZFCG", "主题", "说明", "联系人")
     world.at(MONDAY + timedelta(days=1))
     case = await respond.store.get(on_time.case.id)
     assert case is not None
@@ -356,8 +359,19 @@ async def test_verify_names_a_tampered_warning_and_a_missing_answer(world: World
     async with respond.store.transaction():
         await respond.store.db.execute(
             "UPDATE case_warnings SET doc = ? WHERE id LIKE ?",
-            (orjson.dumps({"id": "x", "rule": "other", "level": "breach", "due": None,
-                           "resolved_at": None, "created_at": "x"}), "%breach"),
+            (
+                orjson.dumps(
+                    {
+                        "id": "x",
+                        "rule": "other",
+                        "level": "breach",
+                        "due": None,
+                        "resolved_at": None,
+                        "created_at": "x",
+                    }
+                ),
+                "%breach",
+            ),
         )
     problem = await record.check(log)
     assert problem is not None and "breach rule" in problem
@@ -374,4 +388,3 @@ class EmptyLog:
 
     async def events_since(self, since: int, topics: Any, limit: int) -> list[StoredEvent]:
         return [e for e in self.events if e.seq > since][:limit]
-
