@@ -119,7 +119,30 @@ function agency(a, month, rules) {
       h('span', null, L('地方惯例（非法定）：', 'Local practice, not law:')),
       figure('advisory_late', a.advisory_late, '逾期', 'late'),
       figure('advisory_open', a.advisory_open, '超期未公开', 'overdue')),
+    a.enquiries && responseFigures('enquiries', L('咨询答复', 'Enquiries'), a.enquiries),
+    a.disclosure_requests && responseFigures('disclosure-requests', L('依申请公开', 'Disclosure requests'), a.disclosure_requests),
     items);
+}
+
+/**
+ * How an agency answers the public (回应): received, answered on time, late,
+ * still open, the median days to answer and, for enquiries, how satisfied
+ * the askers said they were.
+ */
+function responseFigures(kind, title, f) {
+  const figure = (zh, en, value, bad = false) => h('span', { class: `figure${bad && value ? ' bad' : ''}`, 'data-figure': en.toLowerCase().replace(/ /g, '_') },
+    L(`${zh} ${value}`, `${value} ${en}`));
+  const satisfaction = f.satisfaction;
+  return h('div', { class: 'response', 'data-testid': `respond-${kind}` },
+    h('p', { class: 'small' }, h('strong', null, title)),
+    h('p', { class: 'figures' },
+      figure('收到', 'received', f.received),
+      figure('按时答复', 'on time', f.answered_on_time),
+      figure('逾期', 'late', f.late, true),
+      figure('办理中', 'open', f.open),
+      f.median_days != null && h('span', { class: 'figure', 'data-figure': 'median' }, L(`用时中位数 ${f.median_days} 天`, `median ${f.median_days} days`)),
+      satisfaction?.count ? h('span', { class: 'figure', 'data-figure': 'satisfaction' },
+        L(`满意度 ${satisfaction.mean.toFixed(1)} / 5（${satisfaction.count} 人评价）`, `satisfaction ${satisfaction.mean.toFixed(1)} / 5 (${satisfaction.count} rated)`)) : null));
 }
 
 /** Each late or open item of an agency: the project, the rule in words, due vs done, by how much. */
