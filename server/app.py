@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from push.channels.contacts import ContactCipher
 from push.channels.senders import service_for
 from push.service import PushService
 from push.settings import PushSettings
@@ -26,12 +27,15 @@ from server.api import (
     pages,
     public,
     push,
+    respond,
     staff,
 )
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
 from server.auth import Authenticator
 from server.bus import open_bus
+from server.compliance.calendar import WORKDAYS_FILE, WorkCalendar
+from server.compliance.rules import RULES_FILE
 from server.compliance.service import Compliance
 from server.core.clock import Clock
 from server.core.errors import ApiError
@@ -43,8 +47,11 @@ from server.domain import Domain
 from server.hub import Hub
 from server.projects import open_projects
 from server.pruning import Pruner
+from server.respond.cases import CASES_FILE, CaseStore
+from server.respond.rules import ResponseRules
+from server.respond.service import Respond
 from server.settings import Settings
-from server.shared_limits import open_shared_limits
+from server.shared_limits import SharedRateLimiter, open_shared_limits
 from server.state import AppState
 from server.store import open_store
 from server.store.pruning import key_home
@@ -129,6 +136,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     if shared is not None and shared.subscriptions is not None:
         state.subscribe_limiter = shared.subscriptions
+        state.ask_limiter = SharedRateLimiter(
+            settings.ask_burst, settings.ask_refill_seconds, shared, "ask"
+        )
+        state.ask_device_limiter = SharedRateLimiter(
+            settings.ask_device_burst, settings.ask_device_refill_seconds, shared, "ask-device"
+        )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -153,6 +166,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await load_demo(state.store, state.projects, state.domain, clock.now())
             await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
+            cases = open_respond(settings, domain, clock, hub)
+            await cases.open(state.store.timeline)
+            state.respond = cases
+            stack.push_async_callback(cases.close)
             # Push reads its settings from the same SUNBID_* variables.
             push_settings = PushSettings.from_env(settings.environ)
             # `serve --no-worker`: subscriptions are taken here, sent by `sunbid worker`.
@@ -223,6 +240,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             methods=["GET", "POST"],
         ),
         Route("/api/channels/{channel_id}", channels.one, methods=["GET", "DELETE"]),
+        Route("/api/projects/{project_id}/enquiries", respond.ask, methods=["POST"]),
+        Route("/api/enquiries", respond.list_enquiries),
+        Route("/api/enquiries/{case_id}", respond.enquiry),
+        Route("/api/enquiries/{case_id}/rating", respond.rate, methods=["POST"]),
+        Route("/api/enquiries/{case_id}/answer", respond.answer, methods=["POST"]),
+        Route("/api/enquiries/{case_id}/decline", respond.decline, methods=["POST"]),
+        Route(
+            "/api/disclosure-requests",
+            _by_method(GET=respond.list_requests, POST=respond.file_request),
+            methods=["GET", "POST"],
+        ),
+        Route("/api/disclosure-requests/{case_id}", respond.disclosure_request),
+        Route("/api/disclosure-requests/{case_id}/extend", respond.extend, methods=["POST"]),
+        Route("/api/disclosure-requests/{case_id}/reply", respond.reply, methods=["POST"]),
         Route("/api/catalog", compliance.catalog),
         Route("/api/compliance", compliance.scorecard),
         Route("/api/compliance/items", compliance.items),
@@ -242,6 +273,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     http.state.sunbid = state
     app = SunbidApp(state, http)
     return app
+
+
+def open_respond(settings: Settings, domain: Domain, clock: Clock, hub: Hub) -> Respond:
+    """The public's cases: their rules beside the stage rules, the same
+    calendar, and the addresses' key (push/channels/contacts.py) to seal what
+    people write."""
+    return Respond(
+        CaseStore(
+            settings.data_dir / CASES_FILE,
+            database_url=settings.database_url,
+            database_schema=settings.database_schema,
+        ),
+        ResponseRules.load(settings.rules_file or RULES_FILE, domain),
+        WorkCalendar.load(settings.workdays_file or WORKDAYS_FILE),
+        clock,
+        ContactCipher.for_data_dir(settings.data_dir, needed=True),
+        lambda warning: hub.warn(warning_frame(warning)),
+        lead_workdays=settings.warn_lead_workdays,
+        keep=timedelta(days=settings.case_keep_days),
+        background=settings.background,
+    )
 
 
 def _by_method(

@@ -78,6 +78,14 @@ class Settings:
     # The background work (push worker, pruning, candidacy for the compliance
     # lease) runs here: False for `serve --no-worker`, beside `sunbid worker`.
     background: bool = True
+    # The public's cases (server/respond/): filing enquiries, requests and
+    # ratings per client address (generous: a mobile carrier's NAT puts many
+    # phones behind one address) and per device (the app's X-Device-Id).
+    ask_burst: int = 20
+    ask_refill_seconds: float = 30.0
+    ask_device_burst: int = 5
+    ask_device_refill_seconds: float = 600.0
+    case_keep_days: float = 30.0  # what people wrote is erased this long after a case closes
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -130,6 +138,11 @@ class Settings:
             log_format=read.log_format(env),
             metrics_token=_token(env, "SUNBID_METRICS_TOKEN"),
             public_url=read.origin(env, "SUNBID_PUBLIC_URL"),
+            ask_burst=whole(env, "SUNBID_ASK_BURST", 20, 1),
+            ask_refill_seconds=seconds(env, "SUNBID_ASK_REFILL_SECONDS", 30.0),
+            ask_device_burst=whole(env, "SUNBID_ASK_DEVICE_BURST", 5, 1),
+            ask_device_refill_seconds=seconds(env, "SUNBID_ASK_DEVICE_REFILL_SECONDS", 600.0),
+            case_keep_days=read.days(env, "SUNBID_CASE_KEEP_DAYS", 30.0),
             environ=read.sunbid_variables(env),
         )
 

@@ -266,9 +266,12 @@ class SharedConnectionLimiter:
 class SharedRateLimiter:
     """RateLimiter's `check`, with the buckets in Redis."""
 
-    def __init__(self, burst: int, refill_seconds: float, shared: SharedLimits) -> None:
+    def __init__(
+        self, burst: int, refill_seconds: float, shared: SharedLimits, name: str = "subscribe"
+    ) -> None:
         self.burst, self.refill_seconds = burst, refill_seconds
         self.shared = shared
+        self.name = name  # what is counted: the keys are <prefix>:<name>:<address>
         self.local = RateLimiter(burst, refill_seconds)
 
     async def check(self, address: str) -> float:
@@ -276,7 +279,7 @@ class SharedRateLimiter:
         if shared.usable():
             try:
                 wait = await shared.take_script(
-                    keys=[f"{shared.prefix}:subscribe:{address}"],
+                    keys=[f"{shared.prefix}:{self.name}:{address}"],
                     args=[self.burst, self.refill_seconds],
                 )
             except Exception as exc:

@@ -16,6 +16,7 @@ from server.hub import Hub
 from server.metrics import Metrics
 from server.projects.table import ProjectTable
 from server.ratelimit import AddressRate, RateLimiter
+from server.respond.service import Respond
 from server.settings import Settings
 from server.store import EventStore
 from server.stream.counters import StreamCounters
@@ -93,7 +94,10 @@ class AppState:
     connections: set[Connection] = field(default_factory=set)
     push: Push | None = None  # set once the app has started
     channels: Channels | None = None  # likewise
+    respond: Respond | None = None  # the public's cases: likewise
     subscribe_limiter: AddressRate = field(init=False)  # app.py may replace it
+    ask_limiter: AddressRate = field(init=False)  # filing cases, per address; likewise
+    ask_device_limiter: AddressRate = field(init=False)  # and per device
     stream_counters: StreamCounters = field(default_factory=StreamCounters)
     metrics: Metrics = field(default_factory=Metrics)
     started: bool = False  # the lifespan's start-up work is done
@@ -102,4 +106,8 @@ class AppState:
     def __post_init__(self) -> None:
         self.subscribe_limiter = RateLimiter(
             self.settings.subscribe_burst, self.settings.subscribe_refill_seconds
+        )
+        self.ask_limiter = RateLimiter(self.settings.ask_burst, self.settings.ask_refill_seconds)
+        self.ask_device_limiter = RateLimiter(
+            self.settings.ask_device_burst, self.settings.ask_device_refill_seconds
         )

@@ -130,7 +130,9 @@ async def wechat_callback(request: Request) -> Response:
 
 
 def _follows(state: AppState, topics: object, stages: object) -> tuple[list[str], list[str] | None]:
-    parsed = parse_topics(topics, state.domain, state.settings.max_topics_per_connection)
+    parsed = parse_topics(
+        topics, state.domain, state.settings.max_topics_per_connection, notify=True
+    )
     refuse_unless_allowed(parsed, None)  # channels take no token
     chosen = parse_stages(stages, state.domain)
     return parsed, None if chosen is None else sorted(chosen)

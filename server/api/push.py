@@ -32,7 +32,7 @@ async def subscribe(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("subscription"), dict):
         raise invalid("subscription", "a PushSubscription: {endpoint, keys: {p256dh, auth}}")
     topics = parse_topics(
-        body.get("topics"), state.domain, state.settings.max_topics_per_connection
+        body.get("topics"), state.domain, state.settings.max_topics_per_connection, notify=True
     )
     refuse_unless_allowed(topics, None)  # push takes no token
     stages = parse_stages(body.get("stages"), state.domain)

@@ -234,7 +234,8 @@ class Rules:
     @classmethod
     def load(cls, path: Path = RULES_FILE, domain: Domain | None = None) -> Rules:
         domain = domain or Domain.load()
-        raw = read_toml(path, RuleFileError, ("rule", "must_tender"))
+        # [[response]]: the answer windows of the public's cases (server/respond/rules.py).
+        raw = read_toml(path, RuleFileError, ("rule", "must_tender", "response"))
         rules: dict[str, Rule] = {}
         for entry in entries(path, raw, "rule", "id", RuleFileError):
             rule = _rule(entry, domain)

@@ -91,6 +91,20 @@ def seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def days(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of days from 0 (at once) to ten years, fractions allowed."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3650:  # also refuses nan
+        raise SettingsError(f"{name} must be a number of days from 0 to 3650, got {raw!r}")
+    return value
+
+
 def path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
     return Path(raw) if raw else None

@@ -13,11 +13,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
+
 from server.core.errors import ApiError
 
 MAX_CODE = 64
 CODE = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_CODE}}}")
 PUBLIC_KINDS = ("project", "category", "agency", "region")
+# Followed only by notifications (Web Push, the channels), never by a stream
+# or the event listing: no replay reads the log by it. `enquiry:<id>` is the
+# one answer to one enquiry, for the device that asked it.
+NOTIFY_KINDS = ("enquiry",)
+ENQUIRY_ANSWER = "enquiry_answer"  # the stage whose events carry data.enquiry
 SUPERVISION = "supervision"  # compliance warnings, for supervisors and admins
 
 # Who may follow which topic; a topic not named here is public. Staff topics
@@ -42,15 +49,29 @@ class Routable(Protocol):
 
 def topics_of(event: Routable) -> tuple[str, ...]:
     """Every topic an event is published on."""
-    keys = (
+    keys: tuple[str, ...] = (
         "all",
         "project:" + event.project,
         "category:" + event.category,
         "agency:" + event.agency,
     )
     if event.region:
-        return (*keys, "region:" + event.region)
+        keys = (*keys, "region:" + event.region)
+    if event.stage == ENQUIRY_ANSWER:
+        enquiry = _enquiry_of(event)
+        if enquiry is not None:
+            keys = (*keys, "enquiry:" + enquiry)
     return keys
+
+
+def _enquiry_of(event: Routable) -> str | None:
+    """The enquiry an answer answers (its stored JSON's data.enquiry)."""
+    raw = getattr(event, "json", None)
+    if raw is None:
+        return None
+    data = orjson.loads(raw).get("data")
+    enquiry = data.get("enquiry") if isinstance(data, dict) else None
+    return enquiry if isinstance(enquiry, str) and CODE.fullmatch(enquiry) else None
 
 
 def required_roles(topic: str) -> frozenset[str] | None:
@@ -76,13 +97,16 @@ def refuse_unless_allowed(topics: Iterable[str], role: str | None) -> None:
             )
 
 
-def parse_topic(topic: object, categories: Iterable[str]) -> str:
+def parse_topic(topic: object, categories: Iterable[str], *, notify: bool = False) -> str:
+    """A topic a client may name; with `notify` (Web Push, the channels) also
+    the topics only notifications follow."""
     if not isinstance(topic, str):
         raise ApiError(422, "invalid_topic", "a topic must be a string")
     if topic == "all" or topic in STAFF_TOPICS:
         return topic
     kind, sep, value = topic.partition(":")
-    if not sep or kind not in PUBLIC_KINDS or not CODE.fullmatch(value):
+    kinds = (*PUBLIC_KINDS, *NOTIFY_KINDS) if notify else PUBLIC_KINDS
+    if not sep or kind not in kinds or not CODE.fullmatch(value):
         raise ApiError(
             422,
             "invalid_topic",

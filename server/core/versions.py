@@ -20,6 +20,7 @@ import aiosqlite
 EVENTS = 1  # sunbid.db (the log, and the records still beside it)
 PUSH = 2  # push.db
 COMPLIANCE = 1  # compliance.db
+RESPOND = 1  # respond.db (the public's cases)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -111,5 +111,17 @@ PUSH_STEPS = (
 )
 COMPLIANCE_STEPS = (Step(1, "schema versions begin (no change)"),)
 
-STEPS = {"events": EVENTS_STEPS, "push": PUSH_STEPS, "compliance": COMPLIANCE_STEPS}
-LATEST = {"events": versions.EVENTS, "push": versions.PUSH, "compliance": versions.COMPLIANCE}
+RESPOND_STEPS = (Step(1, "the public's cases begin (no change)"),)
+
+STEPS = {
+    "events": EVENTS_STEPS,
+    "push": PUSH_STEPS,
+    "compliance": COMPLIANCE_STEPS,
+    "respond": RESPOND_STEPS,
+}
+LATEST = {
+    "events": versions.EVENTS,
+    "push": versions.PUSH,
+    "compliance": versions.COMPLIANCE,
+    "respond": versions.RESPOND,
+}

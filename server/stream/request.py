@@ -8,12 +8,13 @@ from server.core.topics import parse_topic
 from server.domain import Domain
 
 
-def parse_topics(raw: object, domain: Domain, limit: int) -> list[str]:
+def parse_topics(raw: object, domain: Domain, limit: int, *, notify: bool = False) -> list[str]:
+    """`notify`: for Web Push and the channels, which may also follow `enquiry:<id>`."""
     if not isinstance(raw, list) or not raw:
         raise ApiError(422, "invalid_topic", "topics must be a non-empty list")
     if len(raw) > limit:
         raise ApiError(422, "too_many_topics", f"at most {limit} topics per connection")
-    return list(dict.fromkeys(parse_topic(t, domain.categories) for t in raw))
+    return list(dict.fromkeys(parse_topic(t, domain.categories, notify=notify) for t in raw))
 
 
 def parse_stages(raw: object, domain: Domain) -> frozenset[str] | None:

@@ -1,0 +1,561 @@
+"""The public's cases at work in the server: filing, answering, the due-time
+warnings and their timer, erasure, and the scorecard's response figures.
+
+An answer is an `enquiry_answer` event in the log, appended by the API
+(server/api/respond.py) between two steps here: `begin_answer` marks the
+case (`answering_us`), the event is appended (the log refuses a second
+answer to the same enquiry inside its transaction), and `answered` closes
+the case with the event's seq. A process that dies between the append and
+the close leaves the mark: the next start finds the event in the project's
+timeline and closes the case (`repair`), or clears a mark whose append never
+happened.
+
+Timers. Every process that does background work (`settings.background`)
+fires the warnings that came due (`CaseStore.fire`: whichever process gets
+there first stores them, once) and erases closed cases' private text once
+their time is up. Every process tails the stored warnings and hands each to
+its own supervisors on `supervision`, within about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from server.compliance.calendar import LEGAL_TZ, WorkCalendar
+from server.core.clock import Clock
+from server.core.events import StoredEvent
+from server.respond import deadlines
+from server.respond.cases import CaseRow, CaseStore, Tally
+from server.respond.deadlines import CaseAlert, CaseClock, from_us, to_us
+from server.respond.rules import CaseKind, ResponseRules
+
+log = logging.getLogger("sunbid.respond")
+
+MAX_SLEEP = 1.0  # seconds between rounds: how late a warning or a tailed one may be
+ERASE_EVERY = 5.0  # seconds between looks for cases whose private text is due to go
+PROGRESS_EVERY = 60.0  # seconds: how often an idle timer records that it looked
+FIRE_BATCH = 500
+SCORECARD_SECONDS = 5.0  # another process's cases show in the scorecard this soon
+ID_PREFIX = {CaseKind.ENQUIRY: "q", CaseKind.DISCLOSURE_REQUEST: "r"}
+OPEN = {CaseKind.ENQUIRY: ("open",), CaseKind.DISCLOSURE_REQUEST: ("received", "extended")}
+STATUSES = {
+    CaseKind.ENQUIRY: ("open", "answered", "declined"),
+    CaseKind.DISCLOSURE_REQUEST: ("received", "extended", "replied"),
+}
+DAY_US = 86_400_000_000
+
+Notify = Callable[[dict[str, Any]], None]
+
+
+class Sealer(Protocol):
+    """AES-GCM with the data directory's key (push/channels/contacts.py ContactCipher)."""
+
+    def seal(self, address: str) -> bytes: ...
+    def open(self, sealed: bytes) -> str: ...
+
+
+class CaseNotFound(Exception):
+    """No such case, or not the right ticket: the two are not told apart."""
+
+
+class CaseConflict(Exception):
+    """The case is not in a state that allows this (its code says why)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Filed:
+    case: CaseRow
+    ticket: str
+
+
+class Respond:
+    def __init__(
+        self,
+        store: CaseStore,
+        rules: ResponseRules,
+        calendar: WorkCalendar,
+        clock: Clock,
+        sealer: Sealer,
+        notify: Notify,
+        *,
+        lead_workdays: int = 1,
+        keep: timedelta = timedelta(days=30),
+        background: bool = True,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.calendar = calendar
+        self.clock = clock
+        self.sealer = sealer
+        self.notify = notify
+        self.lead = lead_workdays
+        self.keep = keep
+        self.background = background
+        self._last_n = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._erased_at = 0.0
+        self._progress_at = 0.0
+        self._scorecards: dict[tuple[Any, ...], tuple[float, dict[str, dict[str, Any]]]] = {}
+
+    # --- start and stop --------------------------------------------------------------
+
+    async def open(self, timeline: Callable[[str], Any]) -> None:
+        """Open the store, settle answers a dead process left half done, start the timer."""
+        await self.store.open()
+        try:
+            await self.repair(timeline)
+            self._last_n = await self.store.last_warning_number()
+            if self.background:
+                await self._fire(self.clock.now())  # what came due while no one was running
+        except BaseException:
+            await self.store.close()
+            raise
+        self._task = asyncio.create_task(self._run(), name="respond-timers")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.store.close()
+
+    async def repair(self, timeline: Callable[[str], Any]) -> None:
+        for case in await self.store.half_answered():
+            events: list[StoredEvent] = await timeline(case.project or "")
+            answer = next((e for e in events if _answers(e, case.id)), None)
+            if answer is not None:
+                await self.answered(case, answer, None)
+                log.info("respond: enquiry %s was answered by seq %d", case.id, answer.seq)
+            elif case.answering_us is not None:
+                await self.store.forget_answering(case.id, case.answering_us)
+
+    # --- filing ----------------------------------------------------------------------
+
+    async def ask(self, project: Mapping[str, Any], question: str, contact: str | None) -> Filed:
+        private = {"question": question, "contact": contact}
+        return await self._file(
+            CaseKind.ENQUIRY, project["agency"], project["id"], project["category"], private
+        )
+
+    async def request(self, agency: str, subject: str, description: str, contact: str) -> Filed:
+        private = {"subject": subject, "description": description, "contact": contact}
+        return await self._file(CaseKind.DISCLOSURE_REQUEST, agency, None, None, private)
+
+    async def _file(
+        self,
+        kind: CaseKind,
+        agency: str,
+        project: str | None,
+        category: str | None,
+        private: dict[str, Any],
+    ) -> Filed:
+        now = self.clock.now()
+        rule = self.rules.for_case(kind, category)
+        due = deadlines.due_after(self.calendar, now, rule.amount, rule)
+        ticket = secrets.token_urlsafe(32)
+        draft = CaseRow(
+            id="",
+            kind=str(kind),
+            agency=agency,
+            project=project,
+            category=category,
+            rule=rule.id,
+            status=OPEN[kind][0],
+            received_us=to_us(now),
+            first_due_us=to_us(due),
+            due_us=to_us(due),
+            extended_us=None,
+            closed_us=None,
+            alert_us=None,
+            answering_us=None,
+            answer_seq=None,
+            linked=False,
+            outcome=None,
+            score=None,
+            rated_us=None,
+            ticket_digest=_digest(ticket),
+            private=self._seal(private),
+            erased_us=None,
+        )
+        draft = replace(draft, alert_us=self.next_alert_us(draft, now))
+        for _ in range(3):  # 60 random bits: a clash is all but impossible, but cheap to handle
+            case = replace(draft, id=ID_PREFIX[kind] + _random_id())
+            if await self.store.insert(case, draft.received_us):
+                self._changed()
+                return Filed(case, ticket)
+        raise RuntimeError("no free case id after three tries")
+
+    # --- the asker's and requester's view --------------------------------------------
+
+    async def find(self, kind: CaseKind, case_id: str, ticket: str | None) -> CaseRow:
+        """The case if `ticket` is its ticket; CaseNotFound otherwise, whichever is wrong."""
+        case = await self.store.get(case_id) if case_id.startswith(ID_PREFIX[kind]) else None
+        wanted = case.ticket_digest if case is not None else _digest("")
+        given = _digest(ticket or "")
+        if not hmac.compare_digest(given, wanted) or case is None or not ticket:
+            raise CaseNotFound(case_id)
+        return case
+
+    async def staff_get(self, kind: CaseKind, case_id: str) -> CaseRow:
+        case = await self.store.get(case_id) if case_id.startswith(ID_PREFIX[kind]) else None
+        if case is None or case.kind != kind:
+            raise CaseNotFound(case_id)
+        return case
+
+    def private(self, case: CaseRow) -> dict[str, Any]:
+        """What the person wrote (and staff's words to them); {} once erased."""
+        if case.private is None:
+            return {}
+        parsed: dict[str, Any] = orjson.loads(self.sealer.open(case.private))
+        return parsed
+
+    def clock_of(self, case: CaseRow) -> CaseClock:
+        return CaseClock(
+            id=case.id,
+            kind=CaseKind(case.kind),
+            agency=case.agency,
+            project=case.project,
+            category=case.category,
+            rule=self.rules[case.rule] if case.rule in self.rules else self._lost_rule(case),
+            received=from_us(case.received_us),
+            first_due=from_us(case.first_due_us),
+            due=from_us(case.due_us),
+            extended=_moment(case.extended_us),
+            closed=_moment(case.closed_us),
+        )
+
+    def _lost_rule(self, case: CaseRow) -> Any:
+        """A rule removed from the file since the case was received: the case
+        keeps its due time; its warnings cite the kind's rule of today."""
+        return self.rules.for_case(CaseKind(case.kind), case.category)
+
+    # --- staff -----------------------------------------------------------------------
+
+    async def begin_answer(self, case: CaseRow) -> int:
+        at_us = self.clock.now_us()
+        if not await self.store.begin_answer(case.id, at_us):
+            raise _not_open(case)
+        return at_us
+
+    async def answered(self, case: CaseRow, event: StoredEvent, actor: str | None) -> None:
+        """Close the enquiry with the event that answers it (idempotent)."""
+        closed = datetime.fromisoformat(orjson.loads(event.json)["published_at"])
+        await self._close(
+            case,
+            "answered",
+            closed,
+            ("answered", actor, {"seq": event.seq}),
+            answer_seq=event.seq,
+            outcome="answered",
+        )
+
+    async def link(self, case: CaseRow, earlier: CaseRow, actor: str) -> None:
+        if earlier.project != case.project or earlier.answer_seq is None or earlier.id == case.id:
+            raise CaseConflict(
+                "not_answered", f"enquiry {earlier.id} is not an answered enquiry of this project"
+            )
+        closed = self.clock.now()
+        if not await self._close(
+            case,
+            "answered",
+            closed,
+            ("linked", actor, {"seq": earlier.answer_seq, "same_as": earlier.id}),
+            answer_seq=earlier.answer_seq,
+            linked=True,
+            outcome="answered",
+        ):
+            raise _not_open(case)
+
+    async def decline(self, case: CaseRow, reason: str, actor: str) -> CaseRow:
+        private = {**self.private(case), "reason": reason}
+        if not await self._close(
+            case,
+            "declined",
+            self.clock.now(),
+            ("declined", actor, None),
+            outcome="declined",
+            private=private,
+        ):
+            raise _not_open(case)
+        return await self.staff_get(CaseKind.ENQUIRY, case.id)
+
+    async def reply(
+        self, case: CaseRow, outcome: str, text: str, basis: str | None, actor: str
+    ) -> CaseRow:
+        now = self.clock.now()
+        private = {**self.private(case), "reply": {"text": text, "basis": basis}}
+        if not await self._close(
+            case,
+            "replied",
+            now,
+            ("replied", actor, {"outcome": outcome}),
+            outcome=outcome,
+            private=private,
+        ):
+            raise _not_open(case)
+        return await self.staff_get(CaseKind.DISCLOSURE_REQUEST, case.id)
+
+    async def extend(self, case: CaseRow, reason: str, actor: str) -> CaseRow:
+        rule = self.clock_of(case).rule
+        if case.status != "received":
+            if case.status == "extended":
+                raise CaseConflict("already_extended", "the period was extended once already")
+            raise _not_open(case)
+        if not rule.extension:
+            raise CaseConflict("not_extendable", f"rule {rule.id} allows no extension")
+        now = self.clock.now()
+        if to_us(now) > case.due_us:
+            raise CaseConflict(
+                "overdue", "the period has run out: it may be extended only before it ends"
+            )
+        new_due = deadlines.due_after(self.calendar, from_us(case.due_us), rule.extension, rule)
+        extended = replace(case, extended_us=to_us(now), due_us=to_us(new_due), status="extended")
+        clock = self.clock_of(extended)
+        private = {**self.private(case), "extension": reason}
+        done = await self.store.extend(
+            case.id,
+            extended_us=to_us(now),
+            due_us=to_us(new_due),
+            alert_us=_us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
+            private=self._seal(private) if case.private is not None else None,
+            due=deadlines.alerts(self.clock_of(case), self.calendar, self.lead, now),
+            actor=actor,
+        )
+        if not done:
+            raise CaseConflict("already_extended", "the case changed meanwhile: reload it")
+        self._changed()
+        return await self.staff_get(CaseKind.DISCLOSURE_REQUEST, case.id)
+
+    async def rate(self, case: CaseRow, score: int, comment: str | None) -> None:
+        if case.status != "answered":
+            raise CaseConflict("not_answered", "an enquiry is rated once it is answered")
+        private = {**self.private(case), "comment": comment} if comment else None
+        sealed = self._seal(private) if private is not None and case.private is not None else None
+        if not await self.store.rate(case.id, score, sealed, self.clock.now_us()):
+            raise CaseConflict("already_rated", "this answer was rated already")
+        self._changed()
+
+    async def _close(
+        self,
+        case: CaseRow,
+        status: str,
+        closed: datetime,
+        history: tuple[str, str | None, dict[str, Any] | None],
+        *,
+        answer_seq: int | None = None,
+        linked: bool = False,
+        outcome: str | None = None,
+        private: dict[str, Any] | None = None,
+    ) -> bool:
+        kind = CaseKind(case.kind)
+        done = await self.store.close(
+            case.id,
+            expect=OPEN[kind],
+            status=status,
+            closed_us=to_us(closed),
+            private=self._seal(private) if private is not None and case.private else None,
+            due=deadlines.alerts(self.clock_of(case), self.calendar, self.lead, closed),
+            history=history,
+            answer_seq=answer_seq,
+            linked=linked,
+            outcome=outcome,
+        )
+        if done:
+            self._changed()
+        return done
+
+    # --- the scorecard ---------------------------------------------------------------
+
+    async def scorecard(
+        self, agency: str | None, category: str | None, month: str | None
+    ) -> dict[str, dict[str, Any]]:
+        """Per agency: `enquiries` and `disclosure_requests` figures (a
+        category names projects, so with one only enquiries are counted)."""
+        key = (agency, category, month)
+        cached = self._scorecards.get(key)
+        if cached is not None and time.monotonic() - cached[0] < SCORECARD_SECONDS:
+            return cached[1]
+        tallies, taken = await self.store.tallies(
+            self.clock.now_us(), agency, category, _month_range(month)
+        )
+        figures: dict[str, dict[str, Any]] = {}
+        for tally in tallies:
+            kind = CaseKind(tally.kind)
+            per_kind = figures.setdefault(tally.agency, {})
+            _add(per_kind.setdefault(_FIGURE[kind], _empty(kind)), tally)
+        for (agency_code, kind_code), took in taken.items():
+            entry = figures[agency_code][_FIGURE[CaseKind(kind_code)]]
+            entry["median_days"] = round(statistics.median(took) / DAY_US, 1)
+        for per_kind in figures.values():
+            for entry in per_kind.values():
+                _finish(entry)
+        if len(self._scorecards) > 1000:
+            self._scorecards.clear()
+        self._scorecards[key] = (time.monotonic(), figures)
+        return figures
+
+    # --- the timer -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._closing:
+            now = self.clock.now()
+            try:
+                if self.background:
+                    await self._fire(now)
+                    await self._erase(now)
+                await self._tail()
+            except Exception:
+                log.exception("respond: a round of timers failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), MAX_SLEEP)
+            self._wake.clear()
+
+    async def _fire(self, now: datetime) -> None:
+        now_us = to_us(now)
+        while True:
+            due = await self.store.due_alerts(now_us, FIRE_BATCH)
+            if not due:
+                break
+            batch = []
+            for case in due:
+                clock = self.clock_of(case)
+                batch.append(
+                    (
+                        case,
+                        _us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
+                        deadlines.alerts(clock, self.calendar, self.lead, now),
+                    )
+                )
+            await self.store.fire(batch, now_us)
+            self._progress_at = time.monotonic()
+            if len(due) < FIRE_BATCH:
+                return
+        if time.monotonic() - self._progress_at >= PROGRESS_EVERY:
+            await self.store.mark_progress(now_us)
+            self._progress_at = time.monotonic()
+
+    async def _erase(self, now: datetime) -> None:
+        if time.monotonic() - self._erased_at < ERASE_EVERY:
+            return
+        self._erased_at = time.monotonic()
+        erased = await self.store.erase_closed(to_us(now - self.keep), to_us(now))
+        if erased:
+            log.info("respond: erased what people wrote in %d closed cases", erased)
+
+    async def _tail(self) -> None:
+        while True:
+            rows = await self.store.warnings_after(self._last_n)
+            for n, doc in rows:
+                self._last_n = n
+                self.notify(orjson.loads(doc))
+            if len(rows) < 500:
+                return
+
+    def _changed(self) -> None:
+        self._scorecards.clear()
+        self._wake.set()  # its warnings' resolutions go to supervisors now
+
+    def _seal(self, private: Mapping[str, Any]) -> bytes:
+        return self.sealer.seal(orjson.dumps(private).decode())
+
+    # --- what derived.py and the API share -----------------------------------------
+
+    def alerts_now(self, case: CaseRow, now: datetime) -> list[CaseAlert]:
+        return deadlines.alerts(self.clock_of(case), self.calendar, self.lead, now)
+
+    def next_alert_us(self, case: CaseRow, now: datetime) -> int | None:
+        return _us(deadlines.next_alert(self.clock_of(case), self.calendar, self.lead, now))
+
+
+_FIGURE = {CaseKind.ENQUIRY: "enquiries", CaseKind.DISCLOSURE_REQUEST: "disclosure_requests"}
+
+
+def _empty(kind: CaseKind) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "received": 0,
+        "answered_on_time": 0,
+        "late": 0,
+        "open": 0,
+        "median_days": None,
+        "outcomes": {},
+        "_scores": [0, 0],
+    }
+    if kind is CaseKind.ENQUIRY:
+        entry["satisfaction"] = None
+    return entry
+
+
+def _add(entry: dict[str, Any], tally: Tally) -> None:
+    entry["received"] += tally.received
+    entry["answered_on_time"] += tally.on_time
+    entry["late"] += tally.late
+    entry["open"] += tally.open
+    if tally.outcome is not None:
+        entry["outcomes"][tally.outcome] = entry["outcomes"].get(tally.outcome, 0) + (
+            tally.received - tally.open
+        )
+    entry["_scores"][0] += tally.scores
+    entry["_scores"][1] += tally.score_sum
+
+
+def _finish(entry: dict[str, Any]) -> None:
+    count, total = entry.pop("_scores")
+    if "satisfaction" in entry:
+        entry["satisfaction"] = {"mean": round(total / count, 2) if count else None, "count": count}
+
+
+def _month_range(month: str | None) -> tuple[int, int] | None:
+    if month is None:
+        return None
+    year, number = int(month[:4]), int(month[5:7])
+    start = datetime(year, number, 1, tzinfo=LEGAL_TZ)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LEGAL_TZ)
+    return to_us(start), to_us(end)
+
+
+def _answers(event: StoredEvent, case_id: str) -> bool:
+    if event.stage != "enquiry_answer":
+        return False
+    data = orjson.loads(event.json).get("data")
+    return isinstance(data, dict) and data.get("enquiry") == case_id
+
+
+def _not_open(case: CaseRow) -> CaseConflict:
+    return CaseConflict("not_open", f"the case is {case.status} already")
+
+
+def _digest(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _random_id() -> str:
+    return base64.b32encode(secrets.token_bytes(8)).decode("ascii").lower()[:12]
+
+
+def _us(moment: datetime | None) -> int | None:
+    return None if moment is None else to_us(moment)
+
+
+def _moment(at_us: int | None) -> datetime | None:
+    return None if at_us is None else from_us(at_us)
