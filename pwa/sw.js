@@ -100,13 +100,21 @@ self.addEventListener('push', (event) => {
   event.waitUntil(notify(event.data));
 });
 
-function notify(data) {
+async function notify(data) {
   let message = {};
   try {
     message = data ? data.json() : {};
   } catch {
     // not JSON: the fallback texts below
   }
+  await show(message);
+  // An open page hears of it too: an answer to this device's own question changes what it waits on.
+  if (message.event) {
+    for (const client of await self.clients.matchAll({ type: 'window' })) client.postMessage({ type: 'push', event: message.event });
+  }
+}
+
+function show(message) {
   const declared = message.notification ?? {}; // the Declarative Web Push form carries the same texts
   const tag = message.tag || declared.tag;
   return self.registration.showNotification(message.title || declared.title || '阳光交易', {

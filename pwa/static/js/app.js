@@ -98,12 +98,18 @@ $('[data-testid=lang]').addEventListener('click', async () => {
   document.documentElement.lang = locale();
 });
 
+// Whether this device follows something an event is published on.
+const followed = (event) => ['all', `project:${event.project}`, `category:${event.category}`, `agency:${event.agency}`, `region:${event.region}`]
+  .some((topic) => follows.has(topic));
+
 // Events of followed topics while another page is on screen: one line at the
 // bottom (the project page announces its own).
 live.on('event', (event) => {
   const answered = cases.heard(event); // an answer to this device's own question: kept at once
   const route = match(location.pathname);
   if (route?.name === 'project' && route.params[0] === event.project) return;
+  // 我的咨询 follows the projects asked about only for their answers.
+  if (route?.name === 'mine' && !answered && !followed(event)) return;
   if (answered) toast(h('a', { href: '/mine' }, L('您的咨询有答复了，点此查看。', 'Your question has been answered: see it.')));
   else toast(h('a', { href: `/p/${encodeURIComponent(event.project)}` }, L('关注的项目有新进展：', 'Update: ') + `【${stageName(event.stage)}】${event.title}`));
 });
@@ -148,6 +154,9 @@ try {
 await start($('#main'), VIEWS);
 rendered();
 rendered = null; // from now on each page replaces `window.sunbid.ready`
+// Questions answered (or declined) while the app was closed stop being waited on
+// (我的咨询 checks every case itself).
+if (match(location.pathname)?.name !== 'mine') cases.recheck();
 
 if ('serviceWorker' in navigator) {
   // A new version took over (not the first worker claiming this page): this
@@ -156,6 +165,11 @@ if ('serviceWorker' in navigator) {
   navigator.serviceWorker.addEventListener('controllerchange', () => {
     if (controlled) loadFully();
     controlled = true;
+  });
+  // A push the worker showed while this page is open: an answer to this device's own
+  // question is checked with its ticket at once (the push may carry the event shortened).
+  navigator.serviceWorker.addEventListener('message', ({ data }) => {
+    if (data?.type === 'push' && data.event?.stage === 'enquiry_answer') cases.recheck(data.event.project);
   });
   navigator.serviceWorker.register('/sw.js', { scope: '/' })
     // Re-sync on every start: the server may have dropped the subscription, or the browser renewed it.

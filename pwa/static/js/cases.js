@@ -55,8 +55,8 @@ const isOpen = (c) => (c.kind === ENQUIRY ? c.status === 'open' : c.status !== '
 
 /**
  * The topics this device's notifications need besides its follows: each
- * enquiry still waiting for its answer (`enquiry:<id>`; anyone may follow it,
- * the ticket is not needed to be told that an answer was published).
+ * enquiry still waiting for its answer (`enquiry:<id>`: Web Push follows it,
+ * no stream does; the ticket is not needed to be told an answer was published).
  */
 export const topics = () => kept.filter((c) => c.kind === ENQUIRY && isOpen(c)).map((c) => `enquiry:${c.id}`);
 
@@ -163,6 +163,12 @@ export async function rate(id, score, comment) {
     if (error instanceof ApiError && error.code === 'already_rated') return refresh(id);
     throw error;
   }
+}
+
+/** Ask again about every enquiry still waiting (of `project`, when given); failures wait for the next time. */
+export function recheck(project = null) {
+  const waiting = kept.filter((c) => c.kind === ENQUIRY && isOpen(c) && (!project || c.project === project));
+  return Promise.all(waiting.map((c) => refresh(c.id).catch(() => null)));
 }
 
 /**

@@ -1,6 +1,5 @@
 // Live updates: one WebSocket to /ws for everything this page needs — the
-// followed topics, this device's enquiries waiting for an answer, the project
-// on screen and, for supervisors, warnings.
+// followed topics, the project on screen and, for supervisors, warnings.
 //
 // The server promises that `since` = the last seq processed brings every
 // matching event exactly once, in order, after any disconnect. So this module
@@ -9,7 +8,6 @@
 // has already processed. A connection opens with a ping: its pong's head is a
 // safe cursor for a device that has none yet (no topics, so nothing in flight).
 import * as follows from './follows.js';
-import * as cases from './cases.js';
 
 const CURSOR_KEY = 'sunbid.cursor';
 const PING_EVERY = 25_000; // idle proxies cut connections after 30-120 s
@@ -57,7 +55,7 @@ function setState(next) {
   emit('status', next);
 }
 
-const publicTopics = () => [...new Set([...cases.topics(), ...follows.list(), ...pageTopics])].slice(0, 64);
+const publicTopics = () => [...new Set([...follows.list(), ...pageTopics])].slice(0, 64);
 
 function send(message) {
   if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
@@ -273,7 +271,6 @@ export const live = {
       retry(backoff(0));
     });
     follows.changes.addEventListener('change', sync);
-    cases.changes.addEventListener('change', sync);
   },
   state: () => state,
   on(type, listener) {

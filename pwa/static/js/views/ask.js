@@ -37,10 +37,8 @@ export function askSection(id, agency, ctx) {
       h('p', { class: 'hint', id: 'q-contact-hint' }, L('电话或邮箱，仅供工作人员需要时联系您；不会公开，也不会出现在答复里。',
         'A phone number or e-mail, only for staff to reach you if needed; never published, never in the answer.'))),
     h('p', { class: 'next-steps', id: 'q-next', 'data-testid': 'ask-next' },
-      L('一般在3个工作日内答复，答复将公开在项目进程中。', 'Usually answered within 3 working days; the answer is published in the project’s timeline.'),
-      ' ',
-      L('问题会与答复一起公开（工作人员会删去其中的个人信息），请不要在问题里写姓名、电话等。',
-        'Your question is published with the answer (staff remove personal details from it); please leave out names and numbers.')),
+      L('一般在3个工作日内答复，答复将公开在项目进程中。问题会与答复一起公开（工作人员会删去其中的个人信息），请不要在问题里写姓名、电话等。',
+        'Usually answered within 3 working days; the answer is published in the project’s timeline. Your question is published with it (staff remove personal details from it): please leave out names and numbers.')),
     submit, alert, result);
 
   const showCount = () => {

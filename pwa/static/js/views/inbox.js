@@ -55,7 +55,7 @@ function inbox({ id, token, ctx, title, lead, paths, item, none }) {
   const said = h('p', { class: 'result', role: 'status', 'data-testid': `${id}-said` });
   const reload = h('button', { type: 'button', class: 'link', onclick: () => load() }, L('刷新', 'Refresh'));
   const section = h('section', { 'aria-labelledby': `h-${id}`, 'data-testid': `${id}-section` },
-    h('h2', { id: `h-${id}`, tabindex: -1 }, title, ' ', count),
+    h('h2', { id: `h-${id}`, tabindex: -1 }, title, count),
     h('p', { class: 'small muted' }, lead, ' ', reload),
     said, list);
   const say = (text) => {
@@ -70,7 +70,7 @@ function inbox({ id, token, ctx, title, lead, paths, item, none }) {
   };
   const showCount = () => {
     const n = list.querySelectorAll(':scope > li[data-case]').length;
-    count.textContent = n ? `（${n}）` : '';
+    count.textContent = n ? L(`（${n}）`, ` (${n})`) : '';
     if (!n && !list.querySelector('.none')) list.append(h('li', { class: 'none' }, none));
   };
   let loading = 0;
@@ -84,7 +84,9 @@ function inbox({ id, token, ctx, title, lead, paths, item, none }) {
       return;
     }
     if (mine !== loading || ctx.signal.aborted) return;
-    items.sort((a, b) => parseTime(a.due) - parseTime(b.due));
+    // Soonest due first; of cases due together, the one waiting longest.
+    const since = (c) => parseTime(c.asked_at ?? c.received_at);
+    items.sort((a, b) => parseTime(a.due) - parseTime(b.due) || since(a) - since(b));
     list.replaceChildren(...items.map((c) => item(c, { remove, say })));
     list.querySelectorAll('[data-due-at]').forEach(countdown);
     showCount();

@@ -5,12 +5,15 @@
 //
 // Each case's list item is kept and updated in place, so a change (an answer
 // heard live, another tab) never takes away a comment being typed or the focus.
-// Answers arrive live on any page: the enquiries waiting for one are among the
-// live connection's topics (live.js), and app.js hands each event to cases.js.
+// Answers arrive live: the page follows, while it is shown, each project with
+// an enquiry of this device waiting (an `enquiry:<id>` topic is for
+// notifications only, no stream serves it), and app.js hands every event to
+// cases.js, which keeps an answer to one of this device's questions.
 import { h, keepInPlace, parseTime, span, showingCopy, problem } from '../ui.js';
 import { L } from '../i18n.js';
 import * as db from '../db.js';
 import * as cases from '../cases.js';
+import { live } from '../live.js';
 import { agencyName } from '../vocab.js';
 import { citation, dateTime } from './parts.js';
 
@@ -70,7 +73,7 @@ export default async function minePage(main, ctx) {
       if (!c) return;
       item.dataset.kind = c.kind;
       item.dataset.status = c.status;
-      what.replaceChildren(...(c.kind === cases.ENQUIRY ? enquiryParts(c, titles) : requestParts(c)));
+      what.replaceChildren(...shown(c.kind === cases.ENQUIRY ? enquiryParts(c, titles) : requestParts(c)));
       rating.update(c);
       removal.update(c);
     };
@@ -160,9 +163,17 @@ export default async function minePage(main, ctx) {
   asked.forEach((p, i) => kept[i]?.data?.title && titles.set(p, kept[i].data.title));
   if (ctx.signal.aborted) return;
 
-  sync();
-  cases.changes.addEventListener('change', sync);
-  ctx.onLeave(() => cases.changes.removeEventListener('change', sync));
+  const waiting = () => [...new Set(cases.list().filter((c) => c.kind === cases.ENQUIRY && c.status === 'open').map((c) => `project:${c.project}`))];
+  const onChange = () => {
+    sync();
+    live.setPageTopics(waiting());
+  };
+  onChange();
+  cases.changes.addEventListener('change', onChange);
+  ctx.onLeave(() => {
+    cases.changes.removeEventListener('change', onChange);
+    live.setPageTopics([]);
+  });
   const tick = setInterval(() => items.forEach((item) => item.update()), 30_000);
   ctx.onLeave(() => clearInterval(tick));
 
@@ -176,6 +187,9 @@ export default async function minePage(main, ctx) {
     say(L('没能取得最新状态：', 'Could not get the latest state: ') + problem(failed), 'error');
   }
 }
+
+/** Parts as h() takes its children: nested lists flattened, nothing for null and false. */
+const shown = (parts) => parts.flat(Infinity).filter((part) => part != null && part !== false);
 
 /** How a case stands, in words and as a state for its look. */
 function standing(c) {
