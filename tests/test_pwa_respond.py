@@ -59,8 +59,9 @@ def ask(page: Any, question: str, contact: str = "") -> dict[str, Any]:
     form = page.locator("form[data-testid=ask]")
     form.locator("textarea[name=question]").fill(question)
     form.locator("input[name=contact]").fill(contact)
+    path = f"/api/projects/{PROJECT}/enquiries"
     with page.expect_response(
-        lambda r: r.url.endswith(f"/api/projects/{PROJECT}/enquiries") and r.request.method == "POST"
+        lambda r: r.url.endswith(path) and r.request.method == "POST"
     ) as posted:
         form.locator("button[type=submit]").click()
     assert posted.value.status == 201, posted.value.text()
@@ -153,6 +154,7 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
         expect(item.locator("[data-testid=due-countdown]")).to_contain_text(re.compile(r"^剩余 \d"))
         expect(item).to_contain_text(CONTACT)
         assert overflow(console) == [] and unnamed_controls(console) == []
+        assert small_targets(console) == []
 
         # Answered with the question as published: the asker's text offered, edited.
         item.locator("button[data-action=answer]").click()
@@ -206,7 +208,8 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
     rating.locator("button[data-score='4']").click()
     expect(rating.locator("button[data-score='4']")).to_have_attribute("aria-pressed", "true")
     rating.locator("textarea[name=comment]").fill("答复及时，说得清楚。")
-    with page.expect_response(lambda r: r.url.endswith(f"/api/enquiries/{first['id']}/rating")) as sent:
+    rated = f"/api/enquiries/{first['id']}/rating"
+    with page.expect_response(lambda r: r.url.endswith(rated)) as sent:
         rating.locator("button[type=submit]").click()
     assert sent.value.status == 201, sent.value.text()
     expect(answered.locator("[data-testid=rated]")).to_contain_text("4 分")
@@ -241,7 +244,7 @@ def test_a_disclosure_request_filed_in_the_app_is_extended_and_replied_in_the_co
     expect(form.locator("#r-contact-hint")).to_contain_text("办结后按规定删除")
     form.locator("select[name=agency]").select_option("YW-GGZY")
     form.locator("input[name=subject]").fill("某道路工程中标候选人评审报告")
-    form.locator("textarea[name=description]").fill("项目编号 YW-GC-2026-0141 的评标委员会评审报告全文。")
+    form.locator("textarea[name=description]").fill("YW-GC-2026-0141 的评标委员会评审报告全文。")
     assert overflow(page) == [] and small_targets(page) == [] and unnamed_controls(page) == []
 
     # The contact is required: said at the field, nothing sent.
@@ -329,6 +332,13 @@ def push_server(tmp_path: Path, service: PushService) -> Iterator[ServerProcess]
 
 
 @pytest.fixture
+def publisher(push_server: ServerProcess) -> Iterator[Staff]:
+    member = Staff(push_server, push_server.token("pw-ask-publisher", "publisher", "YW-GGZY"))
+    yield member
+    member.client.close()
+
+
+@pytest.fixture
 def desktop(
     playwright: Any, tmp_path: Path, browser_errors: BrowserErrors
 ) -> Iterator[tuple[Any, NotificationServer]]:
@@ -368,11 +378,11 @@ def posted_topics(page: Any, action: Any, waiting: bool) -> list[str]:
 def test_the_answer_reaches_the_askers_service_worker_by_push(
     push_server: ServerProcess,
     service: PushService,
+    publisher: Staff,
     desktop: tuple[Any, NotificationServer],
 ) -> None:
     context, notifications = desktop
     origin = push_server.url
-    publisher = Staff(push_server, push_server.token("pw-ask-publisher", "publisher", "YW-GGZY"))
     publisher.project(PROJECT)
     publisher.publish(PROJECT, "notice")
     key = httpx.get(origin + "/api/push/vapid-key", timeout=10).json()["publicKey"]

@@ -234,6 +234,8 @@ function catalogItem(item) {
 function rule(r) {
   const unit = r.unit === 'workday' ? L('个工作日', ' working days') : L('日', ' days');
   const after = r.kind === 'at_least' && r.after_period ? L('，期满后方可进行下一步', ', the next step only once they are over') : '';
+  // A response rule (回应: answering an enquiry or a disclosure request) may allow one extension.
+  const extension = r.extension ? L(`，可延长一次，最多 ${r.extension} 个工作日`, `; one extension of at most ${r.extension} working days`) : '';
   const applies = appliesWhen(r.applies_when);
   return h('li', { 'data-rule': r.id },
     h('p', null, h('strong', null, r.category === 'all' ? L('全部类别', 'All categories') : categoryName(r.category)), ' ', shown(r, 'name')),
@@ -241,7 +243,7 @@ function rule(r) {
       r.advisory && h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例（非法定）', 'local practice, not law')),
       r.advisory && applies && ' ', applies),
     h('p', { class: 'small muted' },
-      `${r.kind === 'due_within' ? L('不超过', 'within') : L('不少于', 'at least')} ${r.amount}${unit}${after} · `,
+      `${r.kind === 'at_least' ? L('不少于', 'at least') : L('不超过', 'within')} ${r.amount}${unit}${after}${extension} · `,
       shown(r, 'basis'),
       CONFIDENCE[r.confidence] && [' · ', h('span', { class: `confidence ${r.confidence}`, 'data-testid': 'confidence' }, CONFIDENCE[r.confidence]())]));
 }

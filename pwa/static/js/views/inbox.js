@@ -54,7 +54,7 @@ function inbox({ id, token, ctx, title, lead, paths, item, none }) {
   const count = h('span', { class: 'count' });
   const said = h('p', { class: 'result', role: 'status', 'data-testid': `${id}-said` });
   const reload = h('button', { type: 'button', class: 'link', onclick: () => load() }, L('刷新', 'Refresh'));
-  const section = h('section', { 'aria-labelledby': `h-${id}`, 'data-testid': `${id}-section` },
+  const section = h('section', { class: 'inbox-section', 'aria-labelledby': `h-${id}`, 'data-testid': `${id}-section` },
     h('h2', { id: `h-${id}`, tabindex: -1 }, title, count),
     h('p', { class: 'small muted' }, lead, ' ', reload),
     said, list);
