@@ -46,6 +46,7 @@ QUESTION = "请问投标保证金可以用银行保函吗？我的电话13812345
 PUBLISHED = "请问投标保证金可以用银行保函吗？"
 ANSWER = "可以。接受银行出具的投标保函，格式见招标文件第三章。"
 CONTACT = "asker@example.cn"
+DECLINED = "开工时间不属于招标投标信息，请咨询建设单位。"
 REQUEST_CONTACT = "浙江省义乌市某路1号 张某 0579-12345678"
 
 
@@ -124,7 +125,9 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
     assert CONTACT not in page.evaluate("() => JSON.stringify(localStorage)"), "sent, never kept"
     # A second question, to be answered by linking it to the first one's answer.
     second = ask(page, "投标保证金能不能用保函？")
-    expect(page.locator("[data-testid=my-enquiry]")).to_have_count(2)
+    # A third, which the agency declines with a reason.
+    third = ask(page, "这条路什么时候开工？")
+    expect(page.locator("[data-testid=my-enquiry]")).to_have_count(3)
     assert overflow(page) == []
 
     # A supervisor sees every open case and its age, read-only, without the contact.
@@ -145,11 +148,11 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
         console = desk.new_page()
         sign_in(console, server, admin)
         inbox = console.locator("[data-testid=enquiries-inbox]")
-        expect(inbox.locator("[data-testid=inbox-enquiry]")).to_have_count(2)
+        expect(inbox.locator("[data-testid=inbox-enquiry]")).to_have_count(3)
         order = inbox.locator("[data-testid=inbox-enquiry]").evaluate_all(
             "items => items.map(item => item.dataset.case)"
         )
-        assert order == [first["id"], second["id"]], order
+        assert order == [first["id"], second["id"], third["id"]], order
         item = inbox.locator(f"[data-case='{first['id']}']")
         expect(item.locator("[data-testid=due-countdown]")).to_contain_text(re.compile(r"^剩余 \d"))
         expect(item).to_contain_text(CONTACT)
@@ -188,7 +191,15 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
         linked.locator("button[type=submit]").click()
         expect(console.locator("[data-testid=enquiries-said]")).to_contain_text("已引用")
         expect(repeat).to_have_count(0)
-        assert server.head() == head
+
+        declined = inbox.locator(f"[data-case='{third['id']}']")
+        declined.locator("button[data-action=decline]").click()
+        refusal = declined.locator("form[data-testid=decline-form]")
+        refusal.locator("textarea[name=reason]").fill(DECLINED)
+        refusal.locator("button[type=submit]").click()
+        expect(console.locator("[data-testid=enquiries-said]")).to_contain_text("已不予答复")
+        expect(declined).to_have_count(0)
+        assert server.head() == head, "nothing published for a link or a decline"
     finally:
         desk.close()
 
@@ -201,6 +212,10 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
         expect(case).to_have_attribute("data-status", "answered")
         expect(case.locator("[data-testid=case-status]")).to_have_text("已答复")
         expect(case.locator("[data-testid=case-answer]")).to_contain_text(ANSWER)
+    turned_down = cases.locator(f"li[data-case='{third['id']}']")
+    expect(turned_down).to_have_attribute("data-status", "declined")
+    expect(turned_down.locator("[data-testid=case-reason]")).to_contain_text(DECLINED)
+    expect(turned_down.locator("form[data-testid=rating]")).to_be_hidden()
     assert overflow(page) == [] and small_targets(page) == [] and unnamed_controls(page) == []
 
     # Rated once: 1–5 and a comment; the server refuses a second rating.
@@ -229,7 +244,7 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
     repeated.locator("button[data-testid=case-remove]").click()
     repeated.locator("button[data-testid=case-remove-confirm]").click()
     expect(repeated).to_have_count(0)
-    assert [c["id"] for c in kept_cases(page)] == [first["id"]]
+    assert [c["id"] for c in kept_cases(page)] == [third["id"], first["id"]]
     assert second["ticket"] not in page.evaluate("() => JSON.stringify(localStorage)")
 
 

@@ -135,7 +135,14 @@ export async function file({ agency, subject, description, contact }) {
  * id or a ticket it no longer takes: the server does not say which) marks
  * the case `gone` rather than forgetting it: only the person forgets it.
  */
-export async function refresh(id) {
+export function refresh(id) {
+  // One request per case at a time: the page, the start-up check and a push may all ask.
+  if (!checking.has(id)) checking.set(id, check(id).finally(() => checking.delete(id)));
+  return checking.get(id);
+}
+const checking = new Map();
+
+async function check(id) {
   const found = get(id);
   if (!found) return null;
   try {
