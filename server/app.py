@@ -166,7 +166,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await load_demo(state.store, state.projects, state.domain, clock.now())
             await state.compliance.open(state.store, state.bus)
             stack.push_async_callback(state.compliance.close)
-            cases = open_respond(settings, domain, clock, hub)
+            cases = open_respond(
+                settings, domain, clock, lambda warning: hub.warn(warning_frame(warning))
+            )
             await cases.open(state.store.timeline)
             state.respond = cases
             stack.push_async_callback(cases.close)
@@ -275,10 +277,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     return app
 
 
-def open_respond(settings: Settings, domain: Domain, clock: Clock, hub: Hub) -> Respond:
+def open_respond(
+    settings: Settings,
+    domain: Domain,
+    clock: Clock,
+    notify: Callable[[dict[str, Any]], None],
+    *,
+    sealing: bool = True,
+) -> Respond:
     """The public's cases: their rules beside the stage rules, the same
     calendar, and the addresses' key (push/channels/contacts.py) to seal what
-    people write."""
+    people write (`sealing` false: `sunbid verify` and `rebuild`, which
+    unseal nothing, make no key file)."""
     return Respond(
         CaseStore(
             settings.data_dir / CASES_FILE,
@@ -288,8 +298,8 @@ def open_respond(settings: Settings, domain: Domain, clock: Clock, hub: Hub) -> 
         ResponseRules.load(settings.rules_file or RULES_FILE, domain),
         WorkCalendar.load(settings.workdays_file or WORKDAYS_FILE),
         clock,
-        ContactCipher.for_data_dir(settings.data_dir, needed=True),
-        lambda warning: hub.warn(warning_frame(warning)),
+        ContactCipher.for_data_dir(settings.data_dir, needed=sealing),
+        notify,
         lead_workdays=settings.warn_lead_workdays,
         keep=timedelta(days=settings.case_keep_days),
         background=settings.background,

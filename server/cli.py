@@ -22,6 +22,7 @@ from push.queue import QUEUE_FILE, PushQueue
 from push.record import PushRecord
 from push.settings import PushSettings
 from push.vapid import VapidKeyError, load_or_create_key
+from server.app import open_respond
 from server.auth import ROLES, digest, new_token
 from server.backup import BackupError
 from server.backup.files import is_postgres, log_path
@@ -42,6 +43,8 @@ from server.migrations import MigrationError
 from server.migrations import postgres as pg_migrations
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
 from server.projects import open_projects
+from server.respond.cases import CASES_FILE
+from server.respond.derived import RespondRecord
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, StoreUnavailable, open_store
 from server.store.copy_to import CopyRefused, check_copy, copy_log
@@ -252,6 +255,7 @@ def data_files(settings: Settings) -> DataFiles:
         "events": log_path(settings.database_url),
         "push": settings.data_dir / QUEUE_FILE,
         "compliance": settings.data_dir / WARNINGS_FILE,
+        "respond": settings.data_dir / CASES_FILE,
     }
 
 
@@ -474,8 +478,10 @@ async def open_records(settings: Settings, store: EventStore) -> AsyncIterator[l
     try:
         domain = Domain.load()
         projects = open_projects(store, domain)
-        compliance = ComplianceRecord.load(settings, domain, Clock(settings.timezone))
-        yield [projects, compliance, PushRecord(queue)]
+        clock = Clock(settings.timezone)
+        compliance = ComplianceRecord.load(settings, domain, clock)
+        cases = open_respond(settings, domain, clock, lambda warning: None, sealing=False)
+        yield [projects, compliance, PushRecord(queue), RespondRecord(cases)]
     finally:
         await queue.close()
 

@@ -139,10 +139,13 @@ async def _sidefiles(state: AppState) -> list[Metric]:
 
     warnings = GaugeMetricFamily(
         "sunbid_compliance_open_warnings",
-        "Compliance warnings not resolved yet, by level",
+        "Compliance warnings not resolved yet (stages and the public's cases), by level",
         labels=["level"],
     )
     by_level = await state.compliance.warnings.open_by_level()
+    if state.respond is not None:  # the public's cases' due times count too
+        for level, n in (await state.respond.store.open_by_level()).items():
+            by_level[level] = by_level.get(level, 0) + n
     for level in sorted({*WARNING_LEVELS, *by_level}):
         warnings.add_metric([level], by_level.get(level, 0))
     return [pushes, depth, warnings]

@@ -228,7 +228,7 @@ class WarningStore(SideFile):
         elif state == "resolved":
             where.append("resolved_at IS NOT NULL")
         if cursor is not None:
-            created_at, warning_id = _decode_cursor(cursor)
+            created_at, warning_id = decode_cursor(cursor)
             where.append("(created_at, id) < (?, ?)")
             params += [created_at, warning_id]
         sql = "SELECT created_at, id, doc FROM warnings"
@@ -238,7 +238,7 @@ class WarningStore(SideFile):
         rows = await self.rows(sql, [*params, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1][0], rows[-1][1]) if more else None
+        next_cursor = encode_cursor(rows[-1][0], rows[-1][1]) if more else None
         return [bytes(row[2]) for row in rows], next_cursor
 
     async def count(self) -> int:
@@ -267,11 +267,11 @@ def _row(warning: Alert) -> tuple[Any, ...]:
     )
 
 
-def _encode_cursor(created_at: str, warning_id: str) -> str:
+def encode_cursor(created_at: str, warning_id: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([created_at, warning_id])).decode("ascii")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         created_at, warning_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
     except (ValueError, TypeError, UnicodeError, orjson.JSONDecodeError):

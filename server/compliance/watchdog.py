@@ -966,6 +966,11 @@ class Watchdog:
         return f"「{rule.name}」（{rule.basis}）"
 
 
+def empty_score() -> dict[str, Any]:
+    """The scorecard's figures of an agency with nothing due (yet)."""
+    return _Score().to_json()
+
+
 def iter_open(watchdog: Watchdog) -> Iterable[Deadline]:
     """Every open deadline (for tests and diagnostics)."""
     for project in watchdog._projects.values():

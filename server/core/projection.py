@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from server.core.events import StoredEvent
@@ -43,7 +43,9 @@ class LogReader(Protocol):
 
     head: int
 
-    async def events_since(self, since: int, topics: None, limit: int) -> list[StoredEvent]: ...
+    async def events_since(
+        self, since: int, topics: Mapping[str, frozenset[str] | None] | None, limit: int
+    ) -> list[StoredEvent]: ...
 
 
 class Follower:
