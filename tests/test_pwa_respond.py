@@ -239,6 +239,14 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
     visit(page, server.url + "/mine")
     expect(answered.locator("[data-testid=rated]")).to_contain_text("4 分")
     expect(answered.locator("form[data-testid=rating]")).to_be_hidden()
+    # The scorecard: the agency's enquiries and what the askers thought of the answers.
+    visit(page, server.url + "/catalog")
+    figures = page.locator("[data-testid=scorecard] li[data-agency='YW-GGZY']").locator(
+        "[data-testid=respond-enquiries]"
+    )
+    expect(figures.locator("[data-figure=received]")).to_have_text("收到 3")
+    expect(figures.locator("[data-figure=satisfaction]")).to_have_text("满意度 4.0 / 5（1 人评价）")
+    visit(page, server.url + "/mine")
 
     # Removed from the device: its ticket is forgotten here.
     repeated.locator("button[data-testid=case-remove]").click()
@@ -328,6 +336,18 @@ def test_a_disclosure_request_filed_in_the_app_is_extended_and_replied_in_the_co
     expect(answer).to_contain_text("第三十七条")
     expect(case.locator("[data-testid=case-extension]")).to_contain_text("需征求第三方意见。")
     assert overflow(page) == []
+
+    # The agency's scorecard counts it: received, answered on time, and how it ended.
+    visit(page, server.url + "/catalog")
+    figures = page.locator("[data-testid=scorecard] li[data-agency='YW-GGZY']").locator(
+        "[data-testid=respond-disclosure-requests]"
+    )
+    expect(figures.locator("[data-figure=received]")).to_have_text("收到 1")
+    expect(figures.locator("[data-figure=on_time]")).to_have_text("按时答复 1")
+    expect(figures.locator("[data-testid=outcomes]")).to_have_text("部分公开 1")
+    rule = page.locator("[data-rule='all.disclosure-reply']")
+    expect(rule).to_contain_text("可延长一次，最多 20 个工作日")
+    expect(rule).to_contain_text("第三十三条")
 
 
 # --- the answer by push ------------------------------------------------------------------------
