@@ -172,7 +172,8 @@ async def answer(request: Request) -> Response:
         return Response(linked.json, media_type="application/json")
     if case.status not in OPEN[CaseKind.ENQUIRY]:
         raise ApiError(409, "not_open", f"the enquiry is {case.status} already")
-    question = body.question or respond.private(case).get("question")
+    private = respond.private(case)
+    question = body.question or private.get("question")
     if question is None:  # erased: nothing to publish unless staff write it
         raise ApiError(
             422,
@@ -181,6 +182,8 @@ async def answer(request: Request) -> Response:
             {"field": "question"},
         )
     assert body.answer is not None
+    inputs.publishable(question, "question", private.get("contact"))
+    inputs.publishable(body.answer, "answer", private.get("contact"))
     project = await state.projects.identity(case.project or "")
     if project is None:
         raise ApiError(404, "not_found", f"no project {case.project!r}")
