@@ -143,6 +143,7 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
         watcher.close()
 
     # The publisher's console: oldest due first, the due time counting down, the contact.
+    head = server.head()
     desk = phone(browser, browser_errors)
     try:
         console = desk.new_page()
@@ -163,6 +164,13 @@ def test_a_question_is_answered_in_the_console_live_on_the_askers_page_and_rated
         item.locator("button[data-action=answer]").click()
         answer = item.locator("form[data-testid=answer-form]")
         expect(answer.locator("textarea[name=question]")).to_have_value(QUESTION)
+        # Left as the asker wrote it, with a phone number: refused, and said where.
+        browser_errors.expect(r"status of 422 .*/api/enquiries/q[a-z2-7]+/answer")
+        answer.locator("textarea[name=answer]").fill(ANSWER)
+        answer.locator("button[type=submit]").click()
+        expect(answer.locator("[role=alert]")).to_contain_text("公开的问题里含有手机号码")
+        expect(answer.locator("textarea[name=question]")).to_have_attribute("aria-invalid", "true")
+        assert server.head() == head, "nothing published"
         answer.locator("textarea[name=question]").fill(PUBLISHED)
         answer.locator("textarea[name=answer]").fill(ANSWER)
         answer.locator("button[type=submit]").click()

@@ -144,11 +144,27 @@ function actions(caseId, forms) {
   return [bar, box];
 }
 
+// What the server found that must not be published (details.found of 422 personal_data).
+const PERSONAL = () => ({
+  'a mobile number': L('手机号码', 'a mobile number'),
+  'an identity card number': L('身份证号码', 'an identity card number'),
+  'an e-mail address': L('电子邮箱', 'an e-mail address'),
+  "the asker's contact": L('提问人的联系方式', 'the asker’s contact'),
+});
+
+/** 「公开的问题」里含有手机号码：…: what to remove before publishing, in words. */
+function personal(error) {
+  const where = { question: L('公开的问题', 'The question'), answer: L('答复', 'The answer') }[error.details?.field] ?? '';
+  const found = (error.details?.found ?? []).map((what) => PERSONAL()[what] ?? what).join(L('、', ', '));
+  return L(`${where}里含有${found || '个人信息'}，不能公开。请删去后再发布。`,
+    `${where} holds ${found || 'personal data'}, which must not be published. Remove it, then publish.`);
+}
+
 /** A form's refusal: next to the field the server names, else in its alert. */
 function refused(form, error, messages = {}) {
   const alert = form.querySelector('[role=alert]');
   const input = error.details?.field && form.elements.namedItem(error.details.field);
-  const text = messages[error.code] ?? (error.status === 403
+  const text = messages[error.code] ?? (error.code === 'personal_data' ? personal(error) : error.status === 403
     ? L('这个令牌无权处理该机构的事项。', 'This token may not act for that agency.')
     : problem(error));
   alert.textContent = L('未能提交：', 'Not submitted: ') + text;
