@@ -34,7 +34,6 @@ from server.tokens import Token
 DEVICE = "x-device-id"
 TICKET = "x-ticket"
 NO_STORE = {"Cache-Control": "no-store"}
-ANSWER_TITLE = "咨询答复："
 DAY_US = 86_400_000_000
 
 
@@ -331,10 +330,12 @@ async def _inbox(request: Request, kind: CaseKind) -> Response:
         raise ApiError(
             422, "invalid_parameter", "cursor: not a cursor this API gave out", {"field": "cursor"}
         ) from None
-    return JSONResponse(
-        {"items": [_staff_item(state, c, token) for c in cases], "next_cursor": next_cursor},
-        headers=NO_STORE,
-    )
+    items = [_staff_item(state, c, token) for c in cases]
+    if kind is CaseKind.ENQUIRY:  # the console names the project, not just its code
+        titles = await state.projects.titles(item["project"] for item in items)
+        for item in items:
+            item["project_title"] = titles.get(item["project"])
+    return JSONResponse({"items": items, "next_cursor": next_cursor}, headers=NO_STORE)
 
 
 def _staff_item(state: AppState, case: CaseRow, token: Token) -> dict[str, Any]:
@@ -420,7 +421,9 @@ async def _answer(state: AppState, case: CaseRow) -> dict[str, Any] | None:
 
 
 def _answer_draft(case: CaseRow, question: str, answer_text: str) -> dict[str, Any]:
-    title = ANSWER_TITLE + " ".join(question.split())
+    # The question is the title: a timeline and a notification already name
+    # the stage (咨询答复), so a reader sees what was asked.
+    title = " ".join(question.split())
     if len(title) > MAX_TITLE:
         title = title[: MAX_TITLE - 1] + "…"
     return {

@@ -111,9 +111,7 @@ live.on('event', (event) => {
   // 我的咨询 follows the projects asked about only for their answers.
   if (route?.name === 'mine' && !answered && !followed(event)) return;
   if (answered) return toast(h('a', { href: '/mine' }, L('您的咨询有答复了，点此查看。', 'Your question has been answered: see it.')));
-  // An answer's title repeats its stage's name (咨询答复：…): its question says more.
-  const said = event.stage === 'enquiry_answer' ? event.data?.question ?? '' : event.title;
-  toast(h('a', { href: `/p/${encodeURIComponent(event.project)}` }, L('关注的项目有新进展：', 'Update: ') + `【${stageName(event.stage)}】${said}`));
+  toast(h('a', { href: `/p/${encodeURIComponent(event.project)}` }, L('关注的项目有新进展：', 'Update: ') + `【${stageName(event.stage)}】${event.title}`));
 });
 live.on('status', (state) => {
   showLive(state);
