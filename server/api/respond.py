@@ -10,6 +10,8 @@ asker's own view shows it to the ticket holder only, and staff lists carry
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Any
 
 import orjson
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import JSONResponse, choice_param, code_params, int_param, read_json, state_of
+from server.api.staff import idempotency_key
 from server.auth import require_publisher_of
 from server.core.errors import ApiError
 from server.core.topics import CODE, ENQUIRY_ANSWER
@@ -25,7 +28,7 @@ from server.respond import inputs
 from server.respond.cases import CaseRow
 from server.respond.deadlines import from_us, iso
 from server.respond.rules import CaseKind
-from server.respond.service import OPEN, STATUSES, CaseConflict, CaseNotFound, Respond
+from server.respond.service import OPEN, STATUSES, CaseConflict, CaseNotFound, Respond, Retry
 from server.state import AppState
 from server.store import AppendRequest, StoreUnavailable
 from server.stream.limits import client_address
@@ -47,8 +50,12 @@ async def ask(request: Request) -> Response:
     if project is None:
         raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
     body = inputs.question(await read_json(request))
+    retry = _retry(request, project["id"], body)
     await _limit_filing(request, state)
-    filed = await _respond(state).ask(project, body.question, body.contact)
+    try:
+        filed = await _respond(state).ask(project, body.question, body.contact, retry)
+    except CaseConflict as exc:
+        raise ApiError(409, exc.code, exc.message) from None
     case = filed.case
     return JSONResponse(
         {
@@ -60,7 +67,7 @@ async def ask(request: Request) -> Response:
             "project": case.project,
             "topic": f"enquiry:{case.id}",
         },
-        status_code=201,
+        status_code=201 if filed.created else 200,
         headers={**NO_STORE, "Location": f"/api/enquiries/{case.id}"},
     )
 
@@ -109,8 +116,14 @@ async def file_request(request: Request) -> Response:
             f"agency: {body.agency!r} is not in the directory (GET /api/directory)",
             {"field": "agency"},
         )
+    retry = _retry(request, body.agency, body)
     await _limit_filing(request, state)
-    filed = await _respond(state).request(body.agency, body.subject, body.description, body.contact)
+    try:
+        filed = await _respond(state).request(
+            body.agency, body.subject, body.description, body.contact, retry
+        )
+    except CaseConflict as exc:
+        raise ApiError(409, exc.code, exc.message) from None
     case = filed.case
     return JSONResponse(
         {
@@ -121,7 +134,7 @@ async def file_request(request: Request) -> Response:
             "received_at": _iso(case.received_us),
             "agency": case.agency,
         },
-        status_code=201,
+        status_code=201 if filed.created else 200,
         headers={**NO_STORE, "Location": f"/api/disclosure-requests/{case.id}"},
     )
 
@@ -258,6 +271,15 @@ def _respond(state: AppState) -> Respond:
     if state.respond is None:
         raise ApiError(503, "unavailable", "the server is starting; try again")
     return state.respond
+
+
+def _retry(request: Request, where: str, body: inputs.Question | inputs.Request) -> Retry | None:
+    """The filing's Idempotency-Key, if sent, with a digest of what it files."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    filed = orjson.dumps([where, dataclasses.asdict(body)], option=orjson.OPT_SORT_KEYS)
+    return Retry(key, hashlib.sha256(filed).hexdigest())
 
 
 async def _limit_filing(request: Request, state: AppState) -> None:

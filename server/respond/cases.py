@@ -61,12 +61,16 @@ _COLUMNS = """
     rated_us      {big},
     ticket_digest TEXT NOT NULL,      -- SHA-256 of the ticket the asker keeps
     private       {blob},             -- sealed JSON: what the person wrote; NULL once erased
-    erased_us     {big}
+    erased_us     {big},
+    retry_digest  TEXT,               -- SHA-256 of the filing's Idempotency-Key
+    retry_fingerprint TEXT            -- SHA-256 of what was filed with it
 """
 _REST = """
 CREATE INDEX IF NOT EXISTS cases_inbox ON cases(kind, agency, status, due_us, id);
 CREATE INDEX IF NOT EXISTS cases_by_status ON cases(kind, status, due_us, id);
 CREATE INDEX IF NOT EXISTS cases_by_project ON cases(project, due_us, id) WHERE project IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS cases_retry ON cases(retry_digest)
+    WHERE retry_digest IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_alerts ON cases(alert_us) WHERE alert_us IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_answering ON cases(answering_us) WHERE answering_us IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_to_erase ON cases(closed_us)
@@ -111,7 +115,7 @@ CASE_FIELDS = (
     "id", "kind", "agency", "project", "category", "rule", "status", "received_us",
     "first_due_us", "due_us", "extended_us", "closed_us", "alert_us", "answering_us",
     "answer_seq", "linked", "outcome", "score", "rated_us", "ticket_digest", "private",
-    "erased_us",
+    "erased_us", "retry_digest", "retry_fingerprint",
 )  # fmt: skip
 SELECT_CASE = f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
 WARNING_FILTERS = ("agency", "category", "level", "project")
@@ -142,6 +146,8 @@ class CaseRow:
     ticket_digest: str
     private: bytes | None
     erased_us: int | None
+    retry_digest: str | None = None
+    retry_fingerprint: str | None = None
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> CaseRow:
@@ -190,7 +196,7 @@ class CaseStore(SideFile):
     # --- cases -----------------------------------------------------------------------
 
     async def insert(self, case: CaseRow, at_us: int) -> bool:
-        """Store a new case; False if its id is taken (made again by the caller)."""
+        """Store a new case; False if its id (or its Idempotency-Key) is taken."""
         async with self.transaction():
             cursor = await self.db.execute(
                 f"INSERT INTO cases ({', '.join(CASE_FIELDS)})"
@@ -204,6 +210,10 @@ class CaseStore(SideFile):
 
     async def get(self, case_id: str) -> CaseRow | None:
         rows = await self.rows(SELECT_CASE + " WHERE id = ?", (case_id,))
+        return CaseRow.of(rows[0]) if rows else None
+
+    async def by_retry(self, retry_digest: str) -> CaseRow | None:
+        rows = await self.rows(SELECT_CASE + " WHERE retry_digest = ?", (retry_digest,))
         return CaseRow.of(rows[0]) if rows else None
 
     async def many(self, case_ids: Iterable[str]) -> dict[str, CaseRow]:

@@ -85,6 +85,16 @@ class CaseConflict(Exception):
 class Filed:
     case: CaseRow
     ticket: str
+    created: bool = True  # False: a repeat of a filing with the same Idempotency-Key
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A filing's Idempotency-Key and what was filed with it: a repeat (a
+    phone that lost the 201) gets the same case and ticket back, not a second."""
+
+    key: str
+    fingerprint: str
 
 
 class Respond:
@@ -153,15 +163,23 @@ class Respond:
 
     # --- filing ----------------------------------------------------------------------
 
-    async def ask(self, project: Mapping[str, Any], question: str, contact: str | None) -> Filed:
+    async def ask(
+        self,
+        project: Mapping[str, Any],
+        question: str,
+        contact: str | None,
+        retry: Retry | None = None,
+    ) -> Filed:
         private = {"question": question, "contact": contact}
         return await self._file(
-            CaseKind.ENQUIRY, project["agency"], project["id"], project["category"], private
+            CaseKind.ENQUIRY, project["agency"], project["id"], project["category"], private, retry
         )
 
-    async def request(self, agency: str, subject: str, description: str, contact: str) -> Filed:
+    async def request(
+        self, agency: str, subject: str, description: str, contact: str, retry: Retry | None = None
+    ) -> Filed:
         private = {"subject": subject, "description": description, "contact": contact}
-        return await self._file(CaseKind.DISCLOSURE_REQUEST, agency, None, None, private)
+        return await self._file(CaseKind.DISCLOSURE_REQUEST, agency, None, None, private, retry)
 
     async def _file(
         self,
@@ -170,11 +188,19 @@ class Respond:
         project: str | None,
         category: str | None,
         private: dict[str, Any],
+        retry: Retry | None = None,
     ) -> Filed:
+        retry_digest = _digest(f"{kind}:{retry.key}") if retry is not None else None
+        if retry is not None and retry_digest is not None:
+            earlier = await self.store.by_retry(retry_digest)
+            if earlier is not None:
+                return self._repeat(earlier, retry)
         now = self.clock.now()
         rule = self.rules.for_case(kind, category)
         due = deadlines.due_after(self.calendar, now, rule.amount, rule)
         ticket = secrets.token_urlsafe(32)
+        if retry is not None:
+            private = {**private, "ticket": ticket}  # for a repeat to be given again
         draft = CaseRow(
             id="",
             kind=str(kind),
@@ -198,6 +224,8 @@ class Respond:
             ticket_digest=_digest(ticket),
             private=self._seal(private),
             erased_us=None,
+            retry_digest=retry_digest,
+            retry_fingerprint=retry.fingerprint if retry is not None else None,
         )
         draft = replace(draft, alert_us=self.next_alert_us(draft, now))
         for _ in range(3):  # 60 random bits: a clash is all but impossible, but cheap to handle
@@ -205,7 +233,23 @@ class Respond:
             if await self.store.insert(case, draft.received_us):
                 self._changed()
                 return Filed(case, ticket)
+            if retry is not None and retry_digest is not None:
+                earlier = await self.store.by_retry(retry_digest)
+                if earlier is not None:  # the same key filed at the same moment: that one
+                    return self._repeat(earlier, retry)
         raise RuntimeError("no free case id after three tries")
+
+    def _repeat(self, earlier: CaseRow, retry: Retry) -> Filed:
+        if earlier.retry_fingerprint != retry.fingerprint:
+            raise CaseConflict(
+                "idempotency_key_reused", "this Idempotency-Key was used to file something else"
+            )
+        ticket = self.private(earlier).get("ticket")
+        if ticket is None:  # erased since: the ticket cannot be given again
+            raise CaseConflict(
+                "idempotency_key_reused", "this Idempotency-Key's case was closed and erased"
+            )
+        return Filed(earlier, ticket, created=False)
 
     # --- the asker's and requester's view --------------------------------------------
 
