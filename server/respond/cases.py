@@ -118,7 +118,12 @@ CASE_FIELDS = (
     "erased_us", "retry_digest", "retry_fingerprint",
 )  # fmt: skip
 SELECT_CASE = f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
+LINKED = CASE_FIELDS.index("linked")
 WARNING_FILTERS = ("agency", "category", "level", "project")
+INSERT_WARNING = (
+    "INSERT INTO case_warnings (id, case_id, agency, project, category, level, created_at,"
+    " resolved_at, doc, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 LOCK_WARNINGS = "SELECT pg_advisory_xact_lock(hashtext('sunbid-case-warnings'))"
 
 
@@ -151,11 +156,8 @@ class CaseRow:
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> CaseRow:
-        values = dict(zip(CASE_FIELDS, row, strict=True))
-        values["linked"] = bool(values["linked"])
-        if values["private"] is not None:
-            values["private"] = bytes(values["private"])
-        return cls(**values)
+        """A row of SELECT_CASE (positional: a rebuild reads every case)."""
+        return cls(*(*row[:LINKED], bool(row[LINKED]), *row[LINKED + 1 :]))
 
 
 @dataclass(frozen=True)
@@ -504,11 +506,15 @@ class CaseStore(SideFile):
         """`sunbid rebuild`: every warning as the cases yield them now."""
         async with self.transaction():
             await self.db.execute("DELETE FROM case_warnings")
-            await self._store_alerts(alerts)
-            for case_id, next_us in next_alerts.items():
-                await self.db.execute(
-                    "UPDATE cases SET alert_us = ? WHERE id = ?", (next_us, case_id)
-                )
+            n = await self._next_number()
+            # One statement per table, not per row: a rebuild may write 100,000s.
+            await self.db.executemany(
+                INSERT_WARNING, [_warning_row(a, n + i) for i, a in enumerate(alerts)]
+            )
+            await self.db.executemany(
+                "UPDATE cases SET alert_us = ? WHERE id = ?",
+                [(next_us, case_id) for case_id, next_us in next_alerts.items()],
+            )  # (only those whose moment moved: the caller leaves the rest out)
             await self._progress(now_us)
 
     # --- inside a transaction ---------------------------------------------------------
@@ -525,23 +531,8 @@ class CaseStore(SideFile):
             return
         n = await self._next_number()
         for alert in alerts:
-            doc = alert.to_json()
             cursor = await self.db.execute(
-                "INSERT INTO case_warnings (id, case_id, agency, project, category, level,"
-                " created_at, resolved_at, doc, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
-                (
-                    alert.id,
-                    alert.case.id,
-                    alert.case.agency,
-                    alert.case.project,
-                    alert.case.category,
-                    alert.level,
-                    doc["created_at"],
-                    doc["resolved_at"],
-                    orjson.dumps(doc),
-                    n,
-                ),
+                INSERT_WARNING + " ON CONFLICT (id) DO NOTHING", _warning_row(alert, n)
             )
             n += max(cursor.rowcount, 0)
 
@@ -578,6 +569,23 @@ class CaseStore(SideFile):
             " WHERE excluded.fired_until > case_progress.fired_until",
             (fired_until_us,),
         )
+
+
+def _warning_row(alert: CaseAlert, n: int) -> tuple[Any, ...]:
+    doc = alert.to_json()
+    case = alert.case
+    return (
+        alert.id,
+        case.id,
+        case.agency,
+        case.project,
+        case.category,
+        alert.level,
+        doc["created_at"],
+        doc["resolved_at"],
+        orjson.dumps(doc),
+        n,
+    )
 
 
 def _scorecard_filters(

@@ -498,14 +498,8 @@ class Respond:
                 break
             batch = []
             for case in due:
-                clock = self.clock_of(case)
-                batch.append(
-                    (
-                        case,
-                        _us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
-                        deadlines.alerts(clock, self.calendar, self.lead, now),
-                    )
-                )
+                alerts, next_us = self.plan(case, now)
+                batch.append((case, next_us, alerts))
             await self.store.fire(batch, now_us)
             self._progress_at = time.monotonic()
             if len(due) < FIRE_BATCH:
@@ -549,6 +543,14 @@ class Respond:
 
     def next_alert_us(self, case: CaseRow, now: datetime) -> int | None:
         return _us(deadlines.next_alert(self.clock_of(case), self.calendar, self.lead, now))
+
+    def plan(self, case: CaseRow, now: datetime) -> tuple[list[CaseAlert], int | None]:
+        """The case's warnings by `now`, and when its next one becomes true."""
+        clock = self.clock_of(case)
+        return (
+            deadlines.alerts(clock, self.calendar, self.lead, now),
+            _us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
+        )
 
 
 _FIGURE = {CaseKind.ENQUIRY: "enquiries", CaseKind.DISCLOSURE_REQUEST: "disclosure_requests"}
