@@ -826,9 +826,9 @@ def apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 PAST_63_BITS = (
-    "a cursor's due time from 2**63 to 2**64-1 is read by JSON as an int and goes to "
-    "SQLite as is: OverflowError, a 500 (server/respond/cases.py _decode_cursor checks "
-    "only that it is an int)"
+    "a cursor's due time from 2**63 to 2**64-1 is read by JSON as an int and goes to the "
+    "database as is (SQLite: OverflowError; PostgreSQL: DataError, value out of int64 "
+    "range), a 500: server/respond/cases.py _decode_cursor checks only that it is an int"
 )
 
 
