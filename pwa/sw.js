@@ -11,11 +11,13 @@ const ASSETS = [];
 const SHELL = `sunbid-shell-${BUILD}`;
 const DATA = 'sunbid-data';
 const DATA_ENTRIES = 200;
-const PAGES = /^\/(p\/[^/]+|follows|catalog|staff)?$/;
+const PAGES = /^\/(p\/[^/]+|follows|mine|request|catalog|staff)?$/;
 // Streams, staff data and push bookkeeping are never served from a cache, nor
 // notification channels (a channel's masked address is no one else's to keep, and
-// WeChat's authorization is a redirect the browser must follow itself).
-const LIVE_ONLY = /^\/api\/(stream|supervision\/|events\/\d+\/deliveries|push\/|channels(\/|$))/;
+// WeChat's authorization is a redirect the browser must follow itself), nor
+// enquiries and disclosure requests (read with a ticket: a person's own case,
+// which the app keeps itself, cases.js).
+const LIVE_ONLY = /^\/api\/(stream|supervision\/|events\/\d+\/deliveries|push\/|channels(\/|$)|enquiries|disclosure-requests)/;
 const ICON = '/static/icons/icon-192.png';
 const BADGE = '/static/icons/badge-96.png';
 
@@ -98,13 +100,21 @@ self.addEventListener('push', (event) => {
   event.waitUntil(notify(event.data));
 });
 
-function notify(data) {
+async function notify(data) {
   let message = {};
   try {
     message = data ? data.json() : {};
   } catch {
     // not JSON: the fallback texts below
   }
+  await show(message);
+  // An open page hears of it too: an answer to this device's own question changes what it waits on.
+  if (message.event) {
+    for (const client of await self.clients.matchAll({ type: 'window' })) client.postMessage({ type: 'push', event: message.event });
+  }
+}
+
+function show(message) {
   const declared = message.notification ?? {}; // the Declarative Web Push form carries the same texts
   const tag = message.tag || declared.tag;
   return self.registration.showNotification(message.title || declared.title || '阳光交易', {
@@ -141,7 +151,8 @@ async function openOrFocus(url) {
 }
 
 // The push service replaced the subscription: subscribe again and tell the
-// server, with the topics the app kept in IndexedDB.
+// server, with the topics it last accepted (push.js keeps them in IndexedDB:
+// the follows and the enquiries waiting for an answer), or the follows.
 self.addEventListener('pushsubscriptionchange', (event) => {
   event.waitUntil(resubscribe(event.oldSubscription, event.newSubscription));
 });
@@ -156,7 +167,7 @@ async function resubscribe(old, renewed) {
     method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
   });
   if (old && old.endpoint !== subscription.endpoint) await post('DELETE', { endpoint: old.endpoint });
-  const topics = (await stored('follows')) ?? [];
+  const topics = (await stored('push'))?.topics ?? (await stored('follows')) ?? [];
   if (topics.length) await post('POST', { subscription: subscription.toJSON(), topics: topics.slice(0, 64) });
 }
 

@@ -1420,7 +1420,7 @@ async def test_ws_frame_limit_follows_the_setting(
 
 # --- the app ---------------------------------------------------------------------------
 
-APP_PAGES = ["/", "/p/YW-GC-2026-0141", "/follows", "/catalog", "/staff"]
+APP_PAGES = ["/", "/p/YW-GC-2026-0141", "/follows", "/mine", "/request", "/catalog", "/staff"]
 
 
 def without_card(page: str) -> str:

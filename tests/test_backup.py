@@ -135,7 +135,9 @@ def test_a_backup_taken_while_publishing_restores_every_acknowledged_event(
         "sunbid.db": "log",
         "push.db": "database",
         "compliance.db": "database",
+        "respond.db": "database",
         "vapid_private.pem": "file",
+        "contacts.key": "file",
     }
     assert not list(tmp_path.glob(".backup.partial-*")), "a temporary folder was left"
     key_before = push.key
@@ -409,6 +411,8 @@ def test_with_postgresql_only_the_data_directory_is_copied(
     assert {f["name"] for f in manifest["files"]} == {
         "push.db",
         "compliance.db",
+        "respond.db",
+        "contacts.key",
         "vapid_private.pem",
     }
     # A backup without the log is not restored beside a SQLite log.

@@ -65,6 +65,7 @@ def test_every_file_has_one_step_per_version() -> None:
         "events": versions.EVENTS,
         "push": versions.PUSH,
         "compliance": versions.COMPLIANCE,
+        "respond": versions.RESPOND,
     }
 
 

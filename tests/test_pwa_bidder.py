@@ -33,7 +33,7 @@ from tests.conftest import ServerProcess, Staff
 LIVE_WITHIN = 1.0  # seconds from the publisher's 201 to the bidder's screen
 DEMO_PROJECT = "YW-GC-2026-0141"
 NOT_LIVE = re.compile("^(connecting|offline)$")
-PAGES = ("/", "/p/{id}", "/follows", "/catalog", "/staff")
+PAGES = ("/", "/p/{id}", "/follows", "/mine", "/request", "/catalog", "/staff")
 
 
 @dataclass

@@ -43,7 +43,7 @@ def test_large_text_keeps_every_page_within_320_px(
     watch(context, browser_errors)
     try:
         page = context.new_page()
-        pages = ["/", f"/p/{project}", "/follows", "/catalog", "/staff"]
+        pages = ["/", f"/p/{project}", "/follows", "/mine", "/request", "/catalog", "/staff"]
         # Signed in, so /staff shows the whole console, not just the sign-in form.
         visit(page, server.url + "/follows")
         page.evaluate(f"sessionStorage.setItem('sunbid.token', {token!r})")

@@ -34,7 +34,6 @@ from server.tokens import Token
 DEVICE = "x-device-id"
 TICKET = "x-ticket"
 NO_STORE = {"Cache-Control": "no-store"}
-ANSWER_TITLE = "咨询答复："
 DAY_US = 86_400_000_000
 
 
@@ -172,7 +171,8 @@ async def answer(request: Request) -> Response:
         return Response(linked.json, media_type="application/json")
     if case.status not in OPEN[CaseKind.ENQUIRY]:
         raise ApiError(409, "not_open", f"the enquiry is {case.status} already")
-    question = body.question or respond.private(case).get("question")
+    private = respond.private(case)
+    question = body.question or private.get("question")
     if question is None:  # erased: nothing to publish unless staff write it
         raise ApiError(
             422,
@@ -181,6 +181,8 @@ async def answer(request: Request) -> Response:
             {"field": "question"},
         )
     assert body.answer is not None
+    inputs.publishable(question, "question", private.get("contact"))
+    inputs.publishable(body.answer, "answer", private.get("contact"))
     project = await state.projects.identity(case.project or "")
     if project is None:
         raise ApiError(404, "not_found", f"no project {case.project!r}")
@@ -328,10 +330,12 @@ async def _inbox(request: Request, kind: CaseKind) -> Response:
         raise ApiError(
             422, "invalid_parameter", "cursor: not a cursor this API gave out", {"field": "cursor"}
         ) from None
-    return JSONResponse(
-        {"items": [_staff_item(state, c, token) for c in cases], "next_cursor": next_cursor},
-        headers=NO_STORE,
-    )
+    items = [_staff_item(state, c, token) for c in cases]
+    if kind is CaseKind.ENQUIRY:  # the console names the project, not just its code
+        titles = await state.projects.titles(item["project"] for item in items)
+        for item in items:
+            item["project_title"] = titles.get(item["project"])
+    return JSONResponse({"items": items, "next_cursor": next_cursor}, headers=NO_STORE)
 
 
 def _staff_item(state: AppState, case: CaseRow, token: Token) -> dict[str, Any]:
@@ -417,7 +421,9 @@ async def _answer(state: AppState, case: CaseRow) -> dict[str, Any] | None:
 
 
 def _answer_draft(case: CaseRow, question: str, answer_text: str) -> dict[str, Any]:
-    title = ANSWER_TITLE + " ".join(question.split())
+    # The question is the title: a timeline and a notification already name
+    # the stage (咨询答复), so a reader sees what was asked.
+    title = " ".join(question.split())
     if len(title) > MAX_TITLE:
         title = title[: MAX_TITLE - 1] + "…"
     return {

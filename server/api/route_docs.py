@@ -163,6 +163,8 @@ SHELL_SUMMARIES = {
     "/": ("appHome", "Projects, newest activity first; filters and search"),
     "/p/{project_id}": ("appProject", "One transaction's whole process, live"),
     "/follows": ("appFollows", "What this device follows; notification settings"),
+    "/mine": ("appMine", "This device's enquiries and disclosure requests, with their answers"),
+    "/request": ("appRequest", "File a disclosure request (依申请公开) with an agency"),
     "/catalog": ("appCatalog", "The disclosure catalogue and the agencies' scorecards"),
     "/staff": ("appStaff", "Staff console: create projects, publish, amend, warnings"),
 }

@@ -197,7 +197,7 @@ class CaseStore(SideFile):
                 f" VALUES ({', '.join('?' * len(CASE_FIELDS))}) ON CONFLICT (id) DO NOTHING",
                 [getattr(case, name) for name in CASE_FIELDS],
             )
-            if cursor.rowcount != 1:
+            if int(cursor.rowcount) != 1:
                 return False
             await self._history(case.id, at_us, "filed", None, None)
         return True
@@ -224,7 +224,8 @@ class CaseStore(SideFile):
         limit: int,
     ) -> tuple[list[CaseRow], str | None]:
         """Oldest due first. ValueError for a cursor this never gave out."""
-        where, params = ["kind = ?"], [kind]
+        where: list[str] = ["kind = ?"]
+        params: list[Any] = [kind]
         for name in ("agency", "project"):
             if name in filters:
                 where.append(f"{name} = ?")
@@ -253,7 +254,7 @@ class CaseStore(SideFile):
                 "UPDATE cases SET answering_us = ? WHERE id = ? AND status = 'open'",
                 (at_us, case_id),
             )
-        return cursor.rowcount == 1
+        return int(cursor.rowcount) == 1
 
     async def half_answered(self) -> list[CaseRow]:
         rows = await self.rows(SELECT_CASE + " WHERE answering_us IS NOT NULL")
@@ -291,7 +292,7 @@ class CaseStore(SideFile):
                 f" WHERE id = ? AND status IN ({', '.join('?' * len(expect))})",
                 (status, closed_us, answer_seq, int(linked), outcome, private, case_id, *expect),
             )
-            if cursor.rowcount != 1:
+            if int(cursor.rowcount) != 1:
                 return False
             await self._store_alerts(due)
             await self._resolve(case_id, closed_us)
@@ -317,7 +318,7 @@ class CaseStore(SideFile):
                 " WHERE id = ? AND status = 'received'",
                 (extended_us, due_us, alert_us, private, case_id),
             )
-            if cursor.rowcount != 1:
+            if int(cursor.rowcount) != 1:
                 return False
             await self._store_alerts(due)
             await self._resolve(case_id, extended_us)
@@ -331,7 +332,7 @@ class CaseStore(SideFile):
                 " WHERE id = ? AND status = 'answered' AND score IS NULL",
                 (score, at_us, private, case_id),
             )
-            if cursor.rowcount != 1:
+            if int(cursor.rowcount) != 1:
                 return False
             await self._history(case_id, at_us, "rated", None, {"score": score})
         return True
@@ -428,7 +429,7 @@ class CaseStore(SideFile):
                     "UPDATE cases SET alert_us = ? WHERE id = ? AND alert_us = ?",
                     (next_us, case.id, case.alert_us),
                 )
-                if cursor.rowcount == 1:
+                if int(cursor.rowcount) == 1:
                     await self._store_alerts(due)
             await self._progress(fired_until_us)
 
@@ -572,7 +573,8 @@ class CaseStore(SideFile):
 def _scorecard_filters(
     agency: str | None, category: str | None, month: tuple[int, int] | None
 ) -> tuple[str, list[Any]]:
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if agency is not None:
         where.append("agency = ?")
         params.append(agency)

@@ -113,6 +113,7 @@ class Respond:
         self._last_n = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._ticking = asyncio.Lock()
         self._closing = False
         self._erased_at = 0.0
         self._progress_at = 0.0
@@ -427,17 +428,23 @@ class Respond:
 
     async def _run(self) -> None:
         while not self._closing:
-            now = self.clock.now()
             try:
-                if self.background:
-                    await self._fire(now)
-                    await self._erase(now)
-                await self._tail()
+                await self.tick()
             except Exception:
                 log.exception("respond: a round of timers failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), MAX_SLEEP)
             self._wake.clear()
+
+    async def tick(self) -> None:
+        """One round: fire what came due, erase what is due to go, hand new
+        and resolved warnings to this process's supervisors."""
+        async with self._ticking:  # one round at a time (the timer task, a test)
+            now = self.clock.now()
+            if self.background:
+                await self._fire(now)
+                await self._erase(now)
+            await self._tail()
 
     async def _fire(self, now: datetime) -> None:
         now_us = to_us(now)
@@ -464,12 +471,16 @@ class Respond:
             self._progress_at = time.monotonic()
 
     async def _erase(self, now: datetime) -> None:
-        if time.monotonic() - self._erased_at < ERASE_EVERY:
-            return
-        self._erased_at = time.monotonic()
+        if time.monotonic() - self._erased_at >= ERASE_EVERY:
+            self._erased_at = time.monotonic()
+            await self.erase_due(now)
+
+    async def erase_due(self, now: datetime) -> int:
+        """Erase what people wrote in the cases closed longer than `keep` ago."""
         erased = await self.store.erase_closed(to_us(now - self.keep), to_us(now))
         if erased:
             log.info("respond: erased what people wrote in %d closed cases", erased)
+        return erased
 
     async def _tail(self) -> None:
         while True:

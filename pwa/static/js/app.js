@@ -1,5 +1,6 @@
 // The app's entry: language, the live connection, the pages, the service
-// worker, and notifications kept in step with what this device follows.
+// worker, and notifications kept in step with what this device follows and
+// the enquiries it waits on.
 import { L, current, locale, setLang } from './i18n.js';
 import { h, $, toast, updateBanner, showingCopy, isShowingCopy, failure } from './ui.js';
 import { start, refresh, match, loadFully } from './router.js';
@@ -7,6 +8,7 @@ import { live } from './live.js';
 import { loadVocab, stageName } from './vocab.js';
 import * as api from './api.js';
 import * as follows from './follows.js';
+import * as cases from './cases.js';
 import * as push from './push.js';
 import './textsize.js'; // the large-text mode, on before the first page shows
 
@@ -29,6 +31,8 @@ const project = lazy(() => import('./views/project.js'));
 const followsPage = lazy(() => import('./views/follows.js'));
 const catalog = lazy(() => import('./views/catalog.js'));
 const staff = lazy(() => import('./views/staff.js'));
+const mine = lazy(() => import('./views/mine.js'));
+const disclosure = lazy(() => import('./views/request.js'));
 const missing = async (main) => {
   main.replaceChildren(h('h1', { tabindex: -1 }, L('找不到这个页面', 'Page not found')),
     h('p', null, h('a', { href: '/' }, L('回到项目列表', 'Back to the projects'))));
@@ -55,7 +59,8 @@ const fresh = (view) => async (main, ctx) => {
     shown();
   }
 };
-const VIEWS = Object.fromEntries(Object.entries({ list, project, follows: followsPage, catalog, staff, missing })
+const PAGES = { list, project, follows: followsPage, mine, request: disclosure, catalog, staff };
+const VIEWS = Object.fromEntries(Object.entries({ ...PAGES, missing })
   .map(([name, view]) => [name, fresh(view)]));
 
 function labelChrome() {
@@ -65,7 +70,7 @@ function labelChrome() {
   lang.setAttribute('aria-label', L('Switch to English', '切换到中文'));
   $('.skip').textContent = L('跳到正文', 'Skip to content');
   $('nav.tabs').setAttribute('aria-label', L('主导航', 'Main'));
-  const names = { list: L('项目', 'Projects'), follows: L('我的关注', 'Following'), catalog: L('公开目录', 'Catalogue'), staff: L('工作人员', 'Staff') };
+  const names = { list: L('项目', 'Projects'), follows: L('我的关注', 'Following'), mine: L('我的咨询', 'Asked'), catalog: L('公开目录', 'Catalogue'), staff: L('工作人员', 'Staff') };
   for (const link of document.querySelectorAll('[data-nav]')) link.textContent = names[link.dataset.nav];
   showLive(live.state());
   updateBanner();
@@ -93,11 +98,19 @@ $('[data-testid=lang]').addEventListener('click', async () => {
   document.documentElement.lang = locale();
 });
 
+// Whether this device follows something an event is published on.
+const followed = (event) => ['all', `project:${event.project}`, `category:${event.category}`, `agency:${event.agency}`, `region:${event.region}`]
+  .some((topic) => follows.has(topic));
+
 // Events of followed topics while another page is on screen: one line at the
 // bottom (the project page announces its own).
 live.on('event', (event) => {
+  const answered = cases.heard(event); // an answer to this device's own question: kept at once
   const route = match(location.pathname);
   if (route?.name === 'project' && route.params[0] === event.project) return;
+  // 我的咨询 follows the projects asked about only for their answers.
+  if (route?.name === 'mine' && !answered && !followed(event)) return;
+  if (answered) return toast(h('a', { href: '/mine' }, L('您的咨询有答复了，点此查看。', 'Your question has been answered: see it.')));
   toast(h('a', { href: `/p/${encodeURIComponent(event.project)}` }, L('关注的项目有新进展：', 'Update: ') + `【${stageName(event.stage)}】${event.title}`));
 });
 live.on('status', (state) => {
@@ -108,11 +121,18 @@ live.on('status', (state) => {
 addEventListener('online', updateBanner);
 addEventListener('offline', updateBanner);
 follows.changes.addEventListener('change', () => push.sync().catch(() => {}));
+// An enquiry asked or answered changes what this device is told of; a case merely checked does not.
+let waitingOn = cases.topics().join();
+cases.changes.addEventListener('change', () => {
+  if (cases.topics().join() === waitingOn) return;
+  waitingOn = cases.topics().join();
+  push.sync().catch(() => {});
+});
 
 labelChrome();
 live.start();
 // The first page's code is fetched meanwhile (from the worker's cache, once installed).
-({ list, project, follows: followsPage, catalog, staff })[match(location.pathname)?.name]?.preload().catch(() => {});
+PAGES[match(location.pathname)?.name]?.preload().catch(() => {});
 // The vocabulary kept on this device, if any, at once; checked in the background.
 const quickly = api.answerQuickly();
 try {
@@ -134,6 +154,9 @@ try {
 await start($('#main'), VIEWS);
 rendered();
 rendered = null; // from now on each page replaces `window.sunbid.ready`
+// Questions answered (or declined) while the app was closed stop being waited on
+// (我的咨询 checks every case itself).
+if (match(location.pathname)?.name !== 'mine') cases.recheck();
 
 if ('serviceWorker' in navigator) {
   // A new version took over (not the first worker claiming this page): this
@@ -142,6 +165,11 @@ if ('serviceWorker' in navigator) {
   navigator.serviceWorker.addEventListener('controllerchange', () => {
     if (controlled) loadFully();
     controlled = true;
+  });
+  // A push the worker showed while this page is open: an answer to this device's own
+  // question is checked with its ticket at once (the push may carry the event shortened).
+  navigator.serviceWorker.addEventListener('message', ({ data }) => {
+    if (data?.type === 'push' && data.event?.stage === 'enquiry_answer') cases.recheck(data.event.project);
   });
   navigator.serviceWorker.register('/sw.js', { scope: '/' })
     // Re-sync on every start: the server may have dropped the subscription, or the browser renewed it.

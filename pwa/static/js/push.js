@@ -10,11 +10,16 @@
 import { request } from './api.js';
 import * as db from './db.js';
 import * as follows from './follows.js';
+import * as cases from './cases.js';
 
 const RECORD = 'push';
 export const STEP_WITHIN = 15_000; // the service worker, the push service, the server: each this long at most
 const ANSWER_WITHIN = 60_000; // a person deciding on the permission prompt
 const MAX_TOPICS = 64;
+
+// What this device is told of: each enquiry of its own still waiting for an answer (few,
+// and asked for), then what it follows.
+const toldOf = () => [...new Set([...cases.topics(), ...follows.list()])].slice(0, MAX_TOPICS);
 
 /** Why a step failed: `reason` is one of the codes `explain` in the switch knows. */
 export class PushError extends Error {
@@ -88,7 +93,7 @@ export async function enable(progress = () => {}) {
   try {
     const support_ = support();
     if (support_ !== 'ok') throw new PushError(support_);
-    if (!follows.list().length) throw new PushError('nothing-followed');
+    if (!toldOf().length) throw new PushError('nothing-followed');
     progress('permission');
     const permission = await within(Notification.requestPermission(), ANSWER_WITHIN, 'permission-timeout');
     if (permission === 'denied') throw new PushError('denied');
@@ -119,9 +124,10 @@ export async function disable() {
 
 /**
  * Post this device's subscription with the followed topics again: on every
- * start and whenever follows change, so a subscription the browser renewed, or
- * a server that lost it, heals itself. Nothing followed any more: the server
- * forgets it and the switch reads off. A refusal turns the switch off too.
+ * start and whenever follows (or the enquiries waiting for an answer) change,
+ * so a subscription the browser renewed, or a server that lost it, heals
+ * itself. Nothing followed any more: the server forgets it and the switch
+ * reads off. A refusal turns the switch off too.
  */
 export async function sync() {
   await loaded;
@@ -130,7 +136,7 @@ export async function sync() {
   if (busy || !(enabled() || confirming)) return;
   busy = true;
   try {
-    if (!follows.list().length) {
+    if (!toldOf().length) {
       if (!accepted) return;
       const { endpoint } = accepted;
       await remember(null);
@@ -167,7 +173,7 @@ async function register(progress = () => {}) {
   }
   progress('registering');
   const json = subscription.toJSON();
-  const topics = follows.list().slice(0, MAX_TOPICS);
+  const topics = toldOf();
   let answer;
   try {
     answer = await server(request('POST', '/api/push/subscriptions', { body: { subscription: json, topics } }));

@@ -6,6 +6,8 @@ const ROUTES = [
   [/^\/$/, 'list'],
   [/^\/p\/([^/]+)$/, 'project'],
   [/^\/follows$/, 'follows'],
+  [/^\/mine$/, 'mine'],
+  [/^\/request$/, 'request'],
   [/^\/catalog$/, 'catalog'],
   [/^\/staff$/, 'staff'],
 ];

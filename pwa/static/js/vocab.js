@@ -54,7 +54,7 @@ export const category = (code) => categories.find((c) => c.code === code);
 export const categoryName = (code) => pick(category(code)?.name) || code;
 /** A stage's name: the category's own (出让公告 for a land sale's notice) when the category is given. */
 export const stageName = (code, categoryCode) => (code
-  ? pick(ownStages.get(categoryCode)?.get(code)?.name) || pick(stages.get(code)?.name) || code
+  ? pick(ownStages.get(categoryCode)?.get(code)?.name) || pick(stages.get(code)?.name) || (OWN_NAMES[code] ? L(...OWN_NAMES[code]) : code)
   : L('尚未发布', 'Nothing published yet'));
 /** The facts a stage carries in a category, in the order they are shown ([] when the vocabulary has none). */
 export const stageFields = (categoryCode, code) => ownStages.get(categoryCode)?.get(code)?.fields ?? [];
@@ -65,11 +65,14 @@ export const allRegions = () => regions;
 export const agencyName = (code) => pick(places.agency.get(code)) || code || '';
 export const regionName = (code) => pick(places.region.get(code)) || code || '';
 export const isOversight = (code) => Boolean(stages.get(code)?.oversight);
-// Stages that record the project itself — its registration and each amendment
-// of its details — rather than a step of the transaction: in every category's
-// list, yet never the project's stage, never "what comes next", and never
-// published through the publish form (only POST and PATCH /api/projects append them).
-const RECORDS = new Set(['registered', 'amended']);
+// Stages that record the project itself — its registration, each amendment
+// of its details, an answer to a public enquiry — rather than a step of the
+// transaction: in every category's list, yet never the project's stage, never
+// "what comes next", and never published through the publish form (only POST
+// and PATCH /api/projects and the enquiry's answer endpoint append them).
+const RECORDS = new Set(['registered', 'amended', 'enquiry_answer']);
+// Their names for a vocabulary that does not list them yet.
+const OWN_NAMES = { enquiry_answer: ['咨询答复', 'Answer to an enquiry'] };
 export const isRecord = (code) => RECORDS.has(code) || Boolean(stages.get(code)?.record);
 /** Whether an event of this stage becomes the project's current stage. */
 export const movesStage = (code) => Boolean(code) && !isOversight(code) && !isRecord(code);

@@ -6,6 +6,7 @@ import { navigate } from '../router.js';
 import { citation } from './parts.js';
 import { load } from '../api.js';
 import { allCategories, categoryName, stageName, agencyName } from '../vocab.js';
+import { OUTCOMES } from '../cases.js';
 
 export default async function catalog(main, ctx) {
   main.replaceChildren(h('h1', { tabindex: -1 }, L('公开目录与考核', 'Catalogue and scorecard')),
@@ -119,7 +120,38 @@ function agency(a, month, rules) {
       h('span', null, L('地方惯例（非法定）：', 'Local practice, not law:')),
       figure('advisory_late', a.advisory_late, '逾期', 'late'),
       figure('advisory_open', a.advisory_open, '超期未公开', 'overdue')),
+    a.enquiries?.received > 0 && responseFigures('enquiries', L('咨询答复', 'Enquiries'), a.enquiries),
+    a.disclosure_requests?.received > 0 && responseFigures('disclosure-requests', L('依申请公开', 'Disclosure requests'), a.disclosure_requests),
     items);
+}
+
+/** How the public's cases ended, in words: an enquiry's way of closing, a request's outcome. */
+const ENDINGS = () => ({
+  answered: L('公开答复', 'answered'), linked: L('引用已有答复', 'linked to an answer'), declined: L('不予答复', 'declined'),
+  ...OUTCOMES(),
+});
+
+/**
+ * How an agency answers the public (回应), shown once it received any case:
+ * received, answered on time, late, still open, the median days to answer,
+ * how the cases ended and, for enquiries, how satisfied the askers said they were.
+ */
+function responseFigures(kind, title, f) {
+  const figure = (zh, en, value, bad = false) => h('span', { class: `figure${bad && value ? ' bad' : ''}`, 'data-figure': en.toLowerCase().replace(/ /g, '_') },
+    L(`${zh} ${value}`, `${value} ${en}`));
+  const satisfaction = f.satisfaction;
+  return h('div', { class: 'response', 'data-testid': `respond-${kind}` },
+    h('p', { class: 'small' }, h('strong', null, title)),
+    h('p', { class: 'figures' },
+      figure('收到', 'received', f.received),
+      figure('按时答复', 'on time', f.answered_on_time),
+      figure('逾期', 'late', f.late, true),
+      figure('办理中', 'open', f.open),
+      f.median_days != null && h('span', { class: 'figure', 'data-figure': 'median' }, L(`用时中位数 ${f.median_days} 天`, `median ${f.median_days} days`)),
+      satisfaction?.count ? h('span', { class: 'figure', 'data-figure': 'satisfaction' },
+        L(`满意度 ${satisfaction.mean.toFixed(1)} / 5（${satisfaction.count} 人评价）`, `satisfaction ${satisfaction.mean.toFixed(1)} / 5 (${satisfaction.count} rated)`)) : null),
+    Object.keys(f.outcomes ?? {}).length > 0 && h('p', { class: 'small muted', 'data-testid': 'outcomes' },
+      Object.entries(f.outcomes).map(([code, n]) => L(`${ENDINGS()[code] ?? code} ${n}`, `${n} ${ENDINGS()[code] ?? code}`)).join(L('，', ', '))));
 }
 
 /** Each late or open item of an agency: the project, the rule in words, due vs done, by how much. */
@@ -211,6 +243,8 @@ function catalogItem(item) {
 function rule(r) {
   const unit = r.unit === 'workday' ? L('个工作日', ' working days') : L('日', ' days');
   const after = r.kind === 'at_least' && r.after_period ? L('，期满后方可进行下一步', ', the next step only once they are over') : '';
+  // A response rule (回应: answering an enquiry or a disclosure request) may allow one extension.
+  const extension = r.extension ? L(`，可延长一次，最多 ${r.extension} 个工作日`, `; one extension of at most ${r.extension} working days`) : '';
   const applies = appliesWhen(r.applies_when);
   return h('li', { 'data-rule': r.id },
     h('p', null, h('strong', null, r.category === 'all' ? L('全部类别', 'All categories') : categoryName(r.category)), ' ', shown(r, 'name')),
@@ -218,7 +252,7 @@ function rule(r) {
       r.advisory && h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例（非法定）', 'local practice, not law')),
       r.advisory && applies && ' ', applies),
     h('p', { class: 'small muted' },
-      `${r.kind === 'due_within' ? L('不超过', 'within') : L('不少于', 'at least')} ${r.amount}${unit}${after} · `,
+      `${r.kind === 'at_least' ? L('不少于', 'at least') : L('不超过', 'within')} ${r.amount}${unit}${after}${extension} · `,
       shown(r, 'basis'),
       CONFIDENCE[r.confidence] && [' · ', h('span', { class: `confidence ${r.confidence}`, 'data-testid': 'confidence' }, CONFIDENCE[r.confidence]())]));
 }

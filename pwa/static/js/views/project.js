@@ -12,6 +12,7 @@ import {
 import { live } from '../live.js';
 import * as follows from '../follows.js';
 import { followToggle, pushControl, citation, dateTime, factList, factValue, stepLink, budgetText } from './parts.js';
+import { askSection } from './ask.js';
 
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
 // The project's own fields, as registered and amended, in the order they are listed.
@@ -94,6 +95,7 @@ export default async function project(main, ctx) {
       h('section', { 'aria-labelledby': 'h-deadlines' },
         h('h2', { id: 'h-deadlines' }, L('法定时限', 'Statutory deadlines')),
         h('ul', { class: 'deadlines', 'data-testid': 'deadlines' }, deadlineItems())),
+      askSection(id, p.agency, ctx),
     );
     markCurrent();
     markCorrected();
@@ -361,7 +363,8 @@ export default async function project(main, ctx) {
       markCorrected();
       markOlder();
     });
-    const said = event.stage === 'amended' ? event.data?.reason ?? '' : event.title;
+    const said = event.stage === 'amended' ? event.data?.reason ?? ''
+      : event.stage === 'enquiry_answer' ? clip(event.data?.question) : event.title;
     toast(h('a', { href: `#e${event.seq}` }, L('新进展：', 'New: ') + `【${stageName(event.stage, shown.category)}】${said}`));
     db.put(`project:${id}`, { data: { ...shown, copy: undefined }, at: new Date().toISOString() });
     clearTimeout(refreshing);
@@ -402,6 +405,8 @@ export default async function project(main, ctx) {
 }
 
 const fact = (term, value) => [h('dt', null, term), h('dd', null, value)];
+/** The start of a long text, for a one-line announcement. */
+const clip = (text, length = 40) => (String(text ?? '').length > length ? `${String(text).slice(0, length)}…` : String(text ?? ''));
 /** An agency or region by name (its code only when the directory has no name for it). */
 const place = (name, code) => name(code);
 
@@ -410,6 +415,8 @@ function eventItem(event, isNew, project) {
   const kind = isRecord(event.stage) ? ' record' : isOversight(event.stage) ? ' oversight' : '';
   const corrects = event.stage === 'correction' ? event.data?.corrects : null;
   const amended = event.stage === 'amended';
+  const answer = event.stage === 'enquiry_answer';
+  const own = amended || answer; // the title and text only repeat what is shown below
   return h('li', {
     id: `e${event.seq}`, class: `event${kind}${isNew ? ' is-new' : ''}`,
     'data-testid': 'timeline-event', 'data-seq': event.seq, 'data-stage': event.stage, 'data-corrects': corrects ?? null,
@@ -418,16 +425,27 @@ function eventItem(event, isNew, project) {
   h('h3', null,
     isNew && h('span', { class: 'new' }, L('新', 'New')),
     // An amendment's title and text repeat its reason, shown below in the reader's language.
-    h('span', { class: 'stage' }, stageName(event.stage, project?.category)), amended ? '' : ` ${event.title}`),
+    h('span', { class: 'stage' }, stageName(event.stage, project?.category)), own ? '' : ` ${event.title}`),
   corrects && h('p', { class: 'corrects' }, L('更正：', 'Corrects: '), stepLink(corrects, project?.timeline, project?.category)),
-  !amended && event.body && h('p', { class: 'body' }, event.body),
+  !own && event.body && h('p', { class: 'body' }, event.body),
   event.stage === 'registered' ? registration(event.data ?? {})
     : amended ? amendment(event, project)
-      : facts(event, project),
+      : answer ? questionAndAnswer(event.data ?? {})
+        : facts(event, project),
   event.truncated && h('p', { class: 'small muted' }, L('内容较长，刷新页面可查看全文。', 'Shortened; reload for the full text.')),
   h('p', { class: 'small muted' },
     `#${event.seq} · ${L('发布于', 'published')} ${dateTime(event.published_at)} · ${L('校验码', 'hash')} `,
     h('code', { title: event.hash }, (event.hash ?? '').slice(0, 12))));
+}
+
+/** 咨询答复: the question as published (personal details removed), the answer, when it was asked. */
+function questionAndAnswer(data) {
+  return [
+    h('dl', { class: 'qa' },
+      h('dt', null, L('问', 'Q')), h('dd', { 'data-testid': 'qa-question' }, data.question ?? '—'),
+      h('dt', null, L('答', 'A')), h('dd', { 'data-testid': 'qa-answer' }, data.answer ?? '—')),
+    data.asked_at && h('p', { class: 'small muted' }, L(`提问于 ${dateTime(data.asked_at)}`, `Asked ${dateTime(data.asked_at)}`)),
+  ];
 }
 
 /** 项目登记: the details the project was registered with (its title is the event's). */

@@ -1,5 +1,6 @@
-// `/staff`: sign in with a token, create projects, publish stage changes, and
-// (supervisors, admins) watch compliance warnings arrive live.
+// `/staff`: sign in with a token, answer the public's enquiries and disclosure
+// requests, create projects, publish stage changes, and (supervisors, admins)
+// watch compliance warnings arrive live.
 import { h, when, dueTime, keepInPlace, problem, failure } from '../ui.js';
 import { L } from '../i18n.js';
 import { request, load } from '../api.js';
@@ -9,6 +10,7 @@ import * as staff from '../staff.js';
 import { field, placePicker, clearErrors, markField, showError, mustTenderHint } from './forms.js';
 import { amendForm } from './amend.js';
 import { publishForm } from './publish.js';
+import { inboxSections } from './inbox.js';
 
 export default async function staffPage(main, ctx) {
   const token = staff.savedToken();
@@ -83,6 +85,9 @@ async function consolePage(main, ctx, token, role) {
   ]);
   const { rules } = catalog;
   if (ctx.signal.aborted) return;
+  // The cases waiting for an answer: every day's work, so first.
+  const inbox = await inboxSections(ctx, token, role);
+  if (ctx.signal.aborted) return;
   const signOut = h('button', { type: 'button', class: 'link', onclick: () => {
     staff.forget();
     live.signOut();
@@ -93,6 +98,7 @@ async function consolePage(main, ctx, token, role) {
   main.replaceChildren(
     h('h1', { tabindex: -1 }, L('工作人员控制台', 'Staff console')),
     h('p', { class: 'role' }, L('角色：', 'Role: '), h('strong', { 'data-testid': 'staff-role' }, staff.roleName(role)), ' ', signOut),
+    ...inbox,
   );
   if (publishes) main.append(...publishing(ctx, token, role, rules, vocabulary, catalog.must_tender));
   main.append(supervises ? await warningsSection(ctx, token, rules)
@@ -290,7 +296,14 @@ function warningItem(w, isNew, rules) {
       w.advisory && h('span', { class: 'tag advisory', 'data-testid': 'advisory-tag' }, L('地方惯例', 'local practice')),
       ' ', h('span', { lang: 'zh-CN' }, w.message)),
     // The message already names the rule and its legal basis.
-    h('p', { class: 'small' }, h('a', { href: `/p/${encodeURIComponent(w.project)}` }, w.project), ` · ${agencyName(w.agency)}`,
+    h('p', { class: 'small' }, w.project ? h('a', { href: `/p/${encodeURIComponent(w.project)}` }, w.project) : caseName(w.case), ` · ${agencyName(w.agency)}`,
       w.due ? ` · ${L('期限', 'due')} ${dueTime(w.due)}` : ''),
     w.resolved_at && h('p', { class: 'small good' }, L(`已于 ${when(w.resolved_at)} 解决`, `Resolved ${when(w.resolved_at)}`)));
+}
+
+/** A response warning's case when it has no project (a disclosure request): its kind and id. */
+function caseName(found) {
+  if (!found) return '—';
+  const kind = { enquiry: L('咨询', 'Enquiry'), disclosure_request: L('依申请公开', 'Disclosure request') }[found.kind] ?? found.kind;
+  return `${kind} ${found.id}`;
 }
