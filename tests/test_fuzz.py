@@ -1209,6 +1209,16 @@ def answer_ok(body: object) -> bool:
     )
 
 
+def personal(body: dict[str, Any]) -> bool:
+    """Whether an answer would publish personal data (server/respond/inputs.py's
+    patterns) or the asker's contact: refused, 422 `personal_data`."""
+    published = [body["answer"], body.get("question") or ASKED]
+    return any(
+        MARK in text or any(pattern.search(text) for pattern, _ in inputs.PERSONAL_DATA)
+        for text in published
+    )
+
+
 def reason_ok(body: object) -> bool:
     if not fields_ok(body, {"reason"}):
         return False
@@ -1543,6 +1553,14 @@ def test_rate_with_any_json_id_and_ticket(
 roles = st.sampled_from(["admin", "admin", "admin", "publisher-fz", "publisher-yw", "supervisor"])
 answer_bodies = st.one_of(
     st.fixed_dictionaries({"answer": plain}, optional={"question": st.none() | plain}),
+    st.fixed_dictionaries(
+        {
+            "answer": st.sampled_from(
+                ["请致电 13900001111。", "写信至 a@b.cn", MARK, "电话13800138000"]
+            )
+        },
+        optional={"question": st.sampled_from(["身份证 110101199003071234 的问题", ASKED])},
+    ),
     st.just({"same_as": "<answered>"}),
     with_junk(
         {"answer": maybe(texts | st.just("答" * (inputs.MAX_ANSWER + 1)))},
@@ -1583,6 +1601,9 @@ def test_answer_with_any_json(target: Target, body: Any, role: str) -> None:
     elif linking and body["same_as"] in target.answered:
         assert response.status_code == 200, response.text
         assert response.json()["seq"] == target.answered[body["same_as"]], response.text
+    elif answer_ok(body) and personal(body):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "personal_data", response.text
     elif answer_ok(body):
         assert response.status_code == 201, response.text
         publish(target, response)

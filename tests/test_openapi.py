@@ -600,6 +600,7 @@ def check_respond(
     assert items == sorted(items, key=lambda i: (i["due"], i["id"]))
     (first,) = [i for i in items if i["id"] == filed["id"]]
     assert first["contact"] == question["contact"] and first["question"] == question["question"]
+    assert first["project_title"] == "更名后的项目", first  # OA-1 as amended above
     watched = check(supervisor.get(inbox, params={"status": "open"}), inbox, 200)
     assert watched["items"] and all(i["contact"] is None for i in watched["items"])
     check(anyone.get(inbox), inbox, 401)
@@ -618,6 +619,9 @@ def check_respond(
     check(anyone.post(mine + "/answer", json=written), answer, 401)
     check(supervisor.post(mine + "/answer", json=written), answer, 403)
     check(publisher.post(mine + "/answer", json={}), answer, 422)
+    personal = {"answer": "请致电 13900001111 询问。"}
+    refused = check(publisher.post(mine + "/answer", json=personal), answer, 422)["error"]
+    assert (refused["code"], refused["details"]["found"]) == ("personal_data", ["a mobile number"])
     check(publisher.post("/api/enquiries/qaaaaaaaaaaaa/answer", json=written), answer, 404)
     event = check(publisher.post(mine + "/answer", json=written), answer, 201)
     assert event["stage"] == "enquiry_answer" and event["data"]["enquiry"] == filed["id"]

@@ -662,8 +662,10 @@ ROUTES: dict[tuple[str, str], Doc] = {
         description="A publisher of the enquiry's agency, or an admin. The event's `data` "
         "is `enquiry`, `question` (as published), `answer` and `asked_at`; it is on the "
         "project's topics and on `enquiry:<id>`, which the asker's device may follow by "
-        "push. `same_as` must name an answered enquiry of the same project (422 "
-        "`not_answered` otherwise). 409 `not_open` once answered or declined.",
+        "push. A question or answer holding personal data (a mobile or identity card "
+        "number, an e-mail address, the asker's contact) is refused: 422 `personal_data`, "
+        "`details.found` says what. `same_as` must name an answered enquiry of the same "
+        "project (422 `not_answered` otherwise). 409 `not_open` once answered or declined.",
         body={"oneOf": [t.EnquiryAnswer, t.EnquiryLink]},
         errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
         security="staff",

@@ -136,6 +136,13 @@ class ErrorDetails(Struct):
         Annotated[str, described("`contradicts`: which check refused it, e.g. second_award.")]
         | UnsetType
     ) = UNSET
+    found: (
+        Annotated[
+            list[str],
+            described("`personal_data`: what an answer may not publish, e.g. a mobile number."),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class Error(Struct, forbid_unknown_fields=True):
@@ -903,6 +910,10 @@ class EnquiryItem(Struct):
     contact: Contact
     rule: CaseRule
     erased: Erased
+    project_title: (
+        Annotated[str | None, described("In the inbox: the project's title, as it is now.")]
+        | UnsetType
+    ) = UNSET
 
 
 class EnquiryPage(Struct):
