@@ -15,7 +15,7 @@ from server.compliance.records import decode_cursor, encode_cursor
 from server.compliance.watchdog import empty_score
 from server.core.errors import ApiError
 
-PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # [0-9], not \d: no other scripts' digits
 LEVELS = ("approaching", "breach", "data_incomplete")
 STATES = ("open", "resolved")
 

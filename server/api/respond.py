@@ -284,16 +284,16 @@ def _retry(request: Request, where: str, body: inputs.Question | inputs.Request)
 
 async def _limit_filing(request: Request, state: AppState) -> None:
     """429 once this address, or this device, has filed too much too fast."""
-    waits = [await state.ask_limiter.check(client_address(request.scope))]
     device = request.headers.get(DEVICE)
+    if device is not None and (not 8 <= len(device) <= 64 or not CODE.fullmatch(device)):
+        raise ApiError(  # refused before it costs the address a filing
+            422,
+            "invalid_parameter",
+            f"{DEVICE}: 8-64 characters of A-Z a-z 0-9 . _ -",
+            {"field": DEVICE},
+        )
+    waits = [await state.ask_limiter.check(client_address(request.scope))]
     if device is not None:
-        if not 8 <= len(device) <= 64 or not CODE.fullmatch(device):
-            raise ApiError(
-                422,
-                "invalid_parameter",
-                f"{DEVICE}: 8-64 characters of A-Z a-z 0-9 . _ -",
-                {"field": DEVICE},
-            )
         waits.append(await state.ask_device_limiter.check("device:" + device))
     wait = max(waits)
     if wait:

@@ -618,6 +618,6 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         due_us, case_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
     except (ValueError, TypeError, UnicodeError, orjson.JSONDecodeError):
         raise ValueError("not a cursor") from None
-    if type(due_us) is not int or not isinstance(case_id, str):
-        raise ValueError("not a cursor")
+    if type(due_us) is not int or not 0 <= due_us < 2**63 or not isinstance(case_id, str):
+        raise ValueError("not a cursor")  # (a database integer has 64 bits)
     return due_us, case_id

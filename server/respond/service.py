@@ -594,6 +594,8 @@ def _month_range(month: str | None) -> tuple[int, int] | None:
     if month is None:
         return None
     year, number = int(month[:4]), int(month[5:7])
+    if not 1 <= year < 9999:  # no case was received then; and no datetime for 10000-01
+        return (0, 0)
     start = datetime(year, number, 1, tzinfo=LEGAL_TZ)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LEGAL_TZ)
     return to_us(start), to_us(end)
