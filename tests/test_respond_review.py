@@ -1,7 +1,9 @@
-"""Problems found in Respond (回应) by review, each written as the test that
-should pass once it is fixed, marked `xfail(strict=True)` with the problem
-in its reason: a fix makes the test pass unexpectedly, which fails the
-suite until the mark is removed.
+"""Respond (回应) under an attacker's and a reviewer's eye: each test is a
+problem found by review, kept as the test that shows it fixed — personal
+data however it is written, contacts that say little, bidi marks in an
+answer's title, cursors out of range, races between staff (an answer and a
+decline, a reply and an extension), renamed rules, due times counted over a
+year the calendar did not know yet, and erasure while a reader holds the WAL.
 
 The API's problems are shown through a real `sunbid serve`; the service's
 races and timers in-process on a real store (SQLite, and PostgreSQL where
@@ -79,12 +81,6 @@ def ask(public: httpx.Client, question: str, project: str = PROJECT, **body: Any
     return str(response.json()["id"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /api/openapi.json is a 500: the eleven respond routes have no entry in "
-    "route_docs.ROUTES, so openapi.build raises RouteNotDescribed (tests/test_openapi.py "
-    "fails on main too)",
-)
 def test_the_api_document_is_served_with_the_respond_routes(
     running: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -95,13 +91,6 @@ def test_the_api_document_is_served_with_the_respond_routes(
     assert {"/api/enquiries/{case_id}/answer", "/api/disclosure-requests"} <= set(paths)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scorecard gives an agency only the response figures of the kinds it "
-    "received: one asked but never sent a disclosure request has no `disclosure_requests` "
-    "(Respond.scorecard builds per kind from the tallies; api/compliance.scorecard "
-    "falls back to no_figures() only when the agency has none at all)",
-)
 def test_every_agency_on_the_scorecard_has_both_response_figures(
     running: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -124,13 +113,6 @@ SPELLINGS = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the personal-data check (inputs.PERSONAL_DATA, inputs.publishable) finds "
-    "only eleven plain ASCII digits: a number written +86…, with spaces or hyphens, in "
-    "full-width digits or split by a zero-width space is published to the immutable log "
-    "when staff keep the asker's words",
-)
 def test_a_mobile_number_however_written_is_not_published(
     running: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -144,12 +126,6 @@ def test_a_mobile_number_however_written_is_not_published(
     assert published == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="any answer holding the asker's contact as a substring is refused, however "
-    "short: a contact of 无 (none), as people fill in forms, makes every answer with 无 "
-    "in it (无需, 无法) a 422 personal_data (inputs.publishable)",
-)
 def test_a_contact_of_one_common_character_does_not_block_the_answer(
     running: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -162,12 +138,6 @@ def test_a_contact_of_one_common_character_does_not_block_the_answer(
     assert answered.status_code == 201, answered.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an answer's title is made from the question (api/respond._answer_draft), which "
-    "is checked as multi-line text: bidi marks (U+200E, U+200F, U+061C) that every other "
-    "title refuses reach the published title, reordering the digits next to them",
-)
 def test_an_answer_title_holds_no_bidi_mark(
     running: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -182,11 +152,6 @@ def test_an_answer_title_holds_no_bidi_mark(
     assert answered.status_code == 422 or not BIDI_MARKS.search(answered.json()["title"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an inbox cursor holding a number beyond 64-bit signed (2**63) is a 500, not a "
-    "422: cases._decode_cursor checks only that it is an int, and the database refuses it",
-)
 def test_an_inbox_cursor_out_of_range_is_a_422(
     running: tuple[httpx.Client, httpx.Client],
 ) -> None:
@@ -265,14 +230,6 @@ async def desk(tmp_path: Path, backend: dict[str, str]) -> AsyncIterator[Desk]:
         await respond.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an enquiry marked as being answered (answering_us) can still be declined or "
-    "linked: Respond.decline/link close it without looking at the mark, then "
-    "Respond.answered ignores that its close failed, so the answer is in the log while "
-    "the case says declined (or linked to another answer); `sunbid verify` then fails "
-    "and `rebuild` cannot repair it",
-)
 @pytest.mark.parametrize("closer", ["decline", "link"])
 async def test_an_enquiry_being_answered_is_not_closed_another_way(desk: Desk, closer: str) -> None:
     respond = await desk.start()
@@ -298,13 +255,6 @@ async def test_an_enquiry_being_answered_is_not_closed_another_way(desk: Desk, c
     assert await desk.record().check(EmptyLog([first, answer])) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reply made from the request as read before a concurrent extension "
-    "overwrites the sealed document without the extension's reason (Respond.reply seals "
-    "the document it read; CaseStore.close_case accepts status received or extended "
-    "without checking what changed): the requester never learns why it was extended",
-)
 async def test_a_reply_keeps_the_reason_of_an_extension_made_meanwhile(desk: Desk) -> None:
     respond = await desk.start()
     filed = await respond.request("YW-ZRZY", "土地出让收入", "请公开明细", "a@example.com")
@@ -318,13 +268,6 @@ async def test_a_reply_keeps_the_reason_of_an_extension_made_meanwhile(desk: Des
     assert respond.private(case).get("extension") == "需征求第三方意见"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a case whose rule was renamed (or removed) in the rules file takes today's rule "
-    "(Respond._lost_rule) and with it a new warning id (deadlines.alerts uses rule.id): "
-    "the next round stores and hands supervisors the `approaching` they had already, "
-    "and `sunbid verify` names the earlier one as not yielded by the cases",
-)
 async def test_renaming_a_response_rule_does_not_warn_again(desk: Desk) -> None:
     before: list[dict[str, Any]] = []
     respond = await desk.start(seen=before)
@@ -347,13 +290,6 @@ async def test_renaming_a_response_rule_does_not_warn_again(desk: Desk) -> None:
     assert await desk.record(rules=renamed).check(EmptyLog()) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a due time the calendar could only estimate (a year it does not cover: 1 "
-    "January 2027 counted as a working day) is stored as if known and never corrected "
-    "(deadlines.due_after drops Due.estimated; cases keep due_us): once the 2027 "
-    "schedule is added, requests filed now stay due a day early and breach a day early",
-)
 async def test_a_due_time_follows_the_calendar_once_it_knows_the_year(desk: Desk) -> None:
     respond = await desk.start()
     filed = await respond.request("YW-ZRZY", "主题", "说明", "联系人")
@@ -369,13 +305,6 @@ async def test_a_due_time_follows_the_calendar_once_it_knows_the_year(desk: Desk
     assert again.clock_of(case).due == known.due(MONDAY, 20, Unit.WORKDAY).at  # 5 January
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erasure truncates the WAL with PRAGMA wal_checkpoint(TRUNCATE) and ignores "
-    "its busy result (CaseStore.erase_closed): with a reader open at the time (a backup, "
-    "another process) the erased text stays in respond.db and its WAL, and no later "
-    "round retries, although the case reads erased",
-)
 async def test_erased_text_leaves_the_files_though_a_reader_was_open(tmp_path: Path) -> None:
     desk = Desk(tmp_path, {})
     try:

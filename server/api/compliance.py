@@ -63,8 +63,8 @@ async def scorecard(request: Request) -> Response:
             {"agency": code, **empty_score(), "by_category": [], "by_period": []}
             for code in sorted(responses.keys() - shown)
         ]
-        for entry in agencies:
-            entry.update(responses.get(entry["agency"]) or state.respond.no_figures())
+        for entry in agencies:  # both kinds, received or not
+            entry.update({**state.respond.no_figures(), **responses.get(entry["agency"], {})})
     return JSONResponse({"as_of": state.clock.now().isoformat(), "agencies": agencies})
 
 

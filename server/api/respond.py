@@ -22,6 +22,8 @@ from server.api import JSONResponse, choice_param, code_params, int_param, read_
 from server.api.staff import idempotency_key
 from server.auth import require_publisher_of
 from server.core.errors import ApiError
+from server.core.events import StoredEvent
+from server.core.text import line_problem
 from server.core.topics import CODE, ENQUIRY_ANSWER
 from server.domain import MAX_TITLE
 from server.respond import inputs
@@ -30,7 +32,7 @@ from server.respond.deadlines import from_us, iso
 from server.respond.rules import CaseKind
 from server.respond.service import OPEN, STATUSES, CaseConflict, CaseNotFound, Respond, Retry
 from server.state import AppState
-from server.store import AppendRequest, StoreUnavailable
+from server.store import AppendRequest, IdempotencyConflict, StoreUnavailable
 from server.stream.limits import client_address
 from server.tokens import Token
 
@@ -38,6 +40,7 @@ DEVICE = "x-device-id"
 TICKET = "x-ticket"
 NO_STORE = {"Cache-Control": "no-store"}
 DAY_US = 86_400_000_000
+ANSWER_KEY = "enquiry-answer:"  # + the enquiry's id: the Idempotency-Key of its answer
 
 
 # --- the public --------------------------------------------------------------------
@@ -195,40 +198,59 @@ async def answer(request: Request) -> Response:
         )
     assert body.answer is not None
     inputs.publishable(question, "question", private.get("contact"))
+    if problem := line_problem(" ".join(question.split())):  # it is the event's title
+        raise ApiError(422, "invalid_field", f"question: {problem}", {"field": "question"})
     inputs.publishable(body.answer, "answer", private.get("contact"))
-    project = await state.projects.identity(case.project or "")
+    project = await state.projects.get(case.project or "")  # its region routes the event
     if project is None:
         raise ApiError(404, "not_found", f"no project {case.project!r}")
     try:
         marked = await respond.begin_answer(case)
     except CaseConflict as exc:
         raise ApiError(409, exc.code, exc.message) from None
+    draft = _answer_draft(case, question, body.answer)
     try:
         result = await state.store.append(
             AppendRequest(
                 project=project,
-                draft=_answer_draft(case, question, body.answer),
-                check=lambda earlier, event: _second_answer(earlier, case.id),
-                check_reads={ENQUIRY_ANSWER: "all"},
+                draft=draft,
+                # One answer per enquiry, decided in the log's own transaction:
+                # a repeat of the same answer is that answer, another is refused.
+                idempotency_key=ANSWER_KEY + case.id,
+                fingerprint=hashlib.sha256(
+                    orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)
+                ).hexdigest(),
             )
         )
-    except BaseException as exc:
+    except IdempotencyConflict:
+        await _settle(state, respond, case)
+        raise ApiError(409, "not_open", f"enquiry {case.id} was answered already") from None
+    except StoreUnavailable:  # nothing was appended
         await respond.store.forget_answering(case.id, marked)
-        if isinstance(exc, StoreUnavailable):
-            raise ApiError(
-                503,
-                "store_unavailable",
-                "the event log cannot be written right now; nothing was published, try again",
-                headers={"Retry-After": "5"},
-            ) from None
-        raise
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the event log cannot be written right now; nothing was published, try again",
+            headers={"Retry-After": "5"},
+        ) from None
+    # Any other failure leaves the mark: whether the answer was appended is
+    # not known here, and the next start (or answer) finds out from the log.
     await respond.answered(case, result.event, token.name)
     return Response(
         result.event.json,
-        status_code=201,
+        status_code=201 if result.created else 200,
         media_type="application/json",
         headers={"Location": f"/api/events?since={result.event.seq - 1}&limit=1"},
     )
+
+
+async def _settle(state: AppState, respond: Respond, case: CaseRow) -> None:
+    """The log holds an answer to `case` that the case does not know of yet
+    (its process died after appending it): close the case with it."""
+    for event in await state.store.timeline(case.project or ""):
+        if event.stage == ENQUIRY_ANSWER and _answers(event, case.id):
+            await respond.answered(case, event, None)
+            return
 
 
 async def decline(request: Request) -> Response:
@@ -462,18 +484,9 @@ def _answer_draft(case: CaseRow, question: str, answer_text: str) -> dict[str, A
     }
 
 
-def _second_answer(earlier: Any, case_id: str) -> Exception | None:
-    """Refused in the writer's transaction: of two racing answers, one is published."""
-    for event in earlier:
-        data = event.get("data") or {}
-        if event.get("stage") == ENQUIRY_ANSWER and data.get("enquiry") == case_id:
-            return ApiError(
-                409,
-                "not_open",
-                f"enquiry {case_id} was answered already (seq {event['seq']})",
-                {"seq": event["seq"]},
-            )
-    return None
+def _answers(event: StoredEvent, case_id: str) -> bool:
+    data = orjson.loads(event.json).get("data")
+    return isinstance(data, dict) and data.get("enquiry") == case_id
 
 
 def _not_found(kind: CaseKind) -> ApiError:

@@ -50,6 +50,7 @@ _COLUMNS = """
     received_us   {big} NOT NULL,
     first_due_us  {big} NOT NULL,     -- the due time it was received with
     due_us        {big} NOT NULL,     -- now: the first, or the extended one
+    due_estimated INTEGER NOT NULL DEFAULT 0,  -- counted over days the calendar does not cover
     extended_us   {big},
     closed_us     {big},
     alert_us      {big},              -- the next moment a warning of it becomes true
@@ -113,9 +114,9 @@ PG_SCHEMA = (
 )
 CASE_FIELDS = (
     "id", "kind", "agency", "project", "category", "rule", "status", "received_us",
-    "first_due_us", "due_us", "extended_us", "closed_us", "alert_us", "answering_us",
-    "answer_seq", "linked", "outcome", "score", "rated_us", "ticket_digest", "private",
-    "erased_us", "retry_digest", "retry_fingerprint",
+    "first_due_us", "due_us", "due_estimated", "extended_us", "closed_us", "alert_us",
+    "answering_us", "answer_seq", "linked", "outcome", "score", "rated_us", "ticket_digest",
+    "private", "erased_us", "retry_digest", "retry_fingerprint",
 )  # fmt: skip
 SELECT_CASE = f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
 LINKED = CASE_FIELDS.index("linked")
@@ -139,6 +140,7 @@ class CaseRow:
     received_us: int
     first_due_us: int
     due_us: int
+    due_estimated: int  # 1: a day the calendar does not know was counted as Monday–Friday
     extended_us: int | None
     closed_us: int | None
     alert_us: int | None
@@ -188,8 +190,11 @@ class CaseStore(SideFile):
             database_url=database_url,
             database_schema=database_schema,
         )
+        self.truncate_pending = False  # erased text may still be in the WAL (SQLite)
 
     async def open(self) -> None:
+        # Erased text may still be in the WAL (SQLite): looked at once after a start.
+        self.truncate_pending = not self.postgres
         await super().open()
         if not self.postgres:
             # Erased text must not linger in freed pages of the file.
@@ -259,12 +264,15 @@ class CaseStore(SideFile):
         next_cursor = _encode_cursor([found[-1].due_us, found[-1].id]) if more else None
         return found, next_cursor
 
-    async def begin_answer(self, case_id: str, at_us: int) -> bool:
-        """Mark an open enquiry as being answered (the event is appended next)."""
+    async def begin_answer(self, case_id: str, at_us: int, stale_us: int) -> bool:
+        """Mark an open enquiry as being answered (the event is appended next),
+        unless another answer is under way (a mark older than `stale_us` is
+        taken over: its append ended long ago, and the log refuses a second)."""
         async with self.transaction():
             cursor = await self.db.execute(
-                "UPDATE cases SET answering_us = ? WHERE id = ? AND status = 'open'",
-                (at_us, case_id),
+                "UPDATE cases SET answering_us = ? WHERE id = ? AND status = 'open'"
+                " AND (answering_us IS NULL OR answering_us < ?)",
+                (at_us, case_id, stale_us),
             )
         return int(cursor.rowcount) == 1
 
@@ -283,7 +291,7 @@ class CaseStore(SideFile):
         self,
         case_id: str,
         *,
-        expect: Sequence[str],
+        expect: str,
         status: str,
         closed_us: int,
         private: bytes | None,
@@ -292,17 +300,20 @@ class CaseStore(SideFile):
         answer_seq: int | None = None,
         linked: bool = False,
         outcome: str | None = None,
+        unmarked: bool = False,
     ) -> bool:
-        """Close a case whose status is one of `expect`; False if it was not.
-        The warnings due by the closing are stored first, then every open one
-        is resolved: all in one transaction."""
+        """Close a case whose status is `expect`; False if it is not (or, with
+        `unmarked`, if an answer is being appended to it). The warnings due by
+        the closing are stored first, then every open one is resolved: all in
+        one transaction."""
+        mark = " AND answering_us IS NULL" if unmarked else ""
         async with self.transaction():
             cursor = await self.db.execute(
                 "UPDATE cases SET status = ?, closed_us = ?, alert_us = NULL,"
                 " answering_us = NULL, answer_seq = ?, linked = ?, outcome = ?,"
                 " private = COALESCE(?, private)"
-                f" WHERE id = ? AND status IN ({', '.join('?' * len(expect))})",
-                (status, closed_us, answer_seq, int(linked), outcome, private, case_id, *expect),
+                f" WHERE id = ? AND status = ?{mark}",
+                (status, closed_us, answer_seq, int(linked), outcome, private, case_id, expect),
             )
             if int(cursor.rowcount) != 1:
                 return False
@@ -318,6 +329,7 @@ class CaseStore(SideFile):
         *,
         extended_us: int,
         due_us: int,
+        due_estimated: bool,
         alert_us: int | None,
         private: bytes | None,
         due: Iterable[CaseAlert],
@@ -326,9 +338,9 @@ class CaseStore(SideFile):
         async with self.transaction():
             cursor = await self.db.execute(
                 "UPDATE cases SET status = 'extended', extended_us = ?, due_us = ?,"
-                " alert_us = ?, private = COALESCE(?, private)"
+                " due_estimated = ?, alert_us = ?, private = COALESCE(?, private)"
                 " WHERE id = ? AND status = 'received'",
-                (extended_us, due_us, alert_us, private, case_id),
+                (extended_us, due_us, int(due_estimated), alert_us, private, case_id),
             )
             if int(cursor.rowcount) != 1:
                 return False
@@ -336,6 +348,32 @@ class CaseStore(SideFile):
             await self._resolve(case_id, extended_us)
             await self._history(case_id, extended_us, "extended", actor, {"due_us": due_us})
         return True
+
+    async def estimated_open(self) -> list[CaseRow]:
+        """Open cases whose due time counted days the calendar did not know,
+        and that have warned nobody yet."""
+        rows = await self.rows(
+            SELECT_CASE + " WHERE due_estimated = 1 AND closed_us IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM case_warnings w WHERE w.case_id = cases.id)"
+        )
+        return [CaseRow.of(row) for row in rows]
+
+    async def redate(self, case: CaseRow, fixed: CaseRow) -> bool:
+        """Store `fixed`'s due times if the case is still as read."""
+        async with self.transaction():
+            cursor = await self.db.execute(
+                "UPDATE cases SET first_due_us = ?, due_us = ?, due_estimated = ?, alert_us = ?"
+                " WHERE id = ? AND due_us = ? AND closed_us IS NULL",
+                (
+                    fixed.first_due_us,
+                    fixed.due_us,
+                    fixed.due_estimated,
+                    fixed.alert_us,
+                    case.id,
+                    case.due_us,
+                ),
+            )
+        return int(cursor.rowcount) == 1
 
     async def rate(self, case_id: str, score: int, private: bytes | None, at_us: int) -> bool:
         async with self.transaction():
@@ -363,10 +401,20 @@ class CaseStore(SideFile):
                     "UPDATE cases SET private = NULL, erased_us = ? WHERE id = ?", (at_us, case_id)
                 )
                 await self._history(case_id, at_us, "erased", None, None)
-        if ids and not self.postgres:
-            # The old pages are in the WAL until a checkpoint: write them back, empty it.
-            await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if ids:
+            self.truncate_pending = not self.postgres
+        if self.truncate_pending:
+            await self.truncate_wal()
         return len(ids)
+
+    async def truncate_wal(self) -> None:
+        """The erased text's old pages are in the WAL until a checkpoint: write
+        them back and empty it. A reader open at the time (a backup, another
+        process) keeps the checkpoint from finishing: tried again next time."""
+        async with self._lock:  # not between another task's statements
+            rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = bool(rows and rows[0][0])
+        self.truncate_pending = busy
 
     async def history(self, case_id: str) -> list[dict[str, Any]]:
         rows = await self.rows(

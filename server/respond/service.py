@@ -41,7 +41,7 @@ from server.core.events import StoredEvent
 from server.respond import deadlines
 from server.respond.cases import CaseRow, CaseStore, Tally
 from server.respond.deadlines import CaseAlert, CaseClock, from_us, to_us
-from server.respond.rules import CaseKind, ResponseRules
+from server.respond.rules import CaseKind, ResponseRule, ResponseRules
 
 log = logging.getLogger("sunbid.respond")
 
@@ -49,7 +49,9 @@ MAX_SLEEP = 1.0  # seconds between rounds: how late a warning or a tailed one ma
 ERASE_EVERY = 5.0  # seconds between looks for cases whose private text is due to go
 PROGRESS_EVERY = 60.0  # seconds: how often an idle timer records that it looked
 FIRE_BATCH = 500
-SCORECARD_SECONDS = 5.0  # another process's cases show in the scorecard this soon
+SCORECARD_SECONDS = 5.0
+# An answer's mark this old is taken over: its append ended (or died) long ago.
+STALE_ANSWER_US = 60_000_000  # another process's cases show in the scorecard this soon
 ID_PREFIX = {CaseKind.ENQUIRY: "q", CaseKind.DISCLOSURE_REQUEST: "r"}
 OPEN = {CaseKind.ENQUIRY: ("open",), CaseKind.DISCLOSURE_REQUEST: ("received", "extended")}
 STATUSES = {
@@ -136,6 +138,8 @@ class Respond:
         await self.store.open()
         try:
             await self.repair(timeline)
+            if self.background:
+                await self.redate_estimated()
             self._last_n = await self.store.last_warning_number()
             if self.background:
                 await self._fire(self.clock.now())  # what came due while no one was running
@@ -197,7 +201,7 @@ class Respond:
                 return self._repeat(earlier, retry)
         now = self.clock.now()
         rule = self.rules.for_case(kind, category)
-        due = deadlines.due_after(self.calendar, now, rule.amount, rule)
+        due = self.calendar.due(now, rule.amount, rule.unit)
         ticket = secrets.token_urlsafe(32)
         if retry is not None:
             private = {**private, "ticket": ticket}  # for a repeat to be given again
@@ -210,8 +214,9 @@ class Respond:
             rule=rule.id,
             status=OPEN[kind][0],
             received_us=to_us(now),
-            first_due_us=to_us(due),
-            due_us=to_us(due),
+            first_due_us=to_us(due.at),
+            due_us=to_us(due.at),
+            due_estimated=int(due.estimated),
             extended_us=None,
             closed_us=None,
             alert_us=None,
@@ -290,76 +295,109 @@ class Respond:
             closed=_moment(case.closed_us),
         )
 
-    def _lost_rule(self, case: CaseRow) -> Any:
-        """A rule removed from the file since the case was received: the case
-        keeps its due time; its warnings cite the kind's rule of today."""
-        return self.rules.for_case(CaseKind(case.kind), case.category)
+    def _lost_rule(self, case: CaseRow) -> ResponseRule:
+        """A rule renamed or removed in the file since the case was received:
+        the case keeps its due time and its rule's id (its warnings' ids do
+        not change); they cite the kind's rule of today for the rest."""
+        return replace(self.rules.for_case(CaseKind(case.kind), case.category), id=case.rule)
 
     # --- staff -----------------------------------------------------------------------
 
     async def begin_answer(self, case: CaseRow) -> int:
-        at_us = self.clock.now_us()
-        if not await self.store.begin_answer(case.id, at_us):
-            raise _not_open(case)
-        return at_us
+        now = self.clock.now_us()
+        if not await self.store.begin_answer(case.id, now, now - STALE_ANSWER_US):
+            fresh = await self.store.get(case.id)
+            if fresh is not None and fresh.status == "open":
+                raise CaseConflict("being_answered", "another answer is being published")
+            raise _not_open(fresh or case)
+        return now
 
     async def answered(self, case: CaseRow, event: StoredEvent, actor: str | None) -> None:
-        """Close the enquiry with the event that answers it (idempotent)."""
+        """Close the enquiry with the event that answers it: the log is the
+        truth, so nothing else closes a case while its answer is appended."""
         closed = datetime.fromisoformat(orjson.loads(event.json)["published_at"])
-        await self._close(
+        if await self._close(
             case,
             "answered",
             closed,
             ("answered", actor, {"seq": event.seq}),
             answer_seq=event.seq,
             outcome="answered",
-        )
+        ):
+            return
+        now = await self.store.get(case.id)
+        if now is None or now.answer_seq != event.seq:
+            log.error(
+                "respond: enquiry %s is answered by seq %d but could not be closed by it (%s)",
+                case.id,
+                event.seq,
+                now.status if now else "gone",
+            )
 
     async def link(self, case: CaseRow, earlier: CaseRow, actor: str) -> None:
         if earlier.project != case.project or earlier.answer_seq is None or earlier.id == case.id:
             raise CaseConflict(
                 "not_answered", f"enquiry {earlier.id} is not an answered enquiry of this project"
             )
-        closed = self.clock.now()
-        if not await self._close(
+        await self._close_unmarked(
             case,
             "answered",
-            closed,
             ("linked", actor, {"seq": earlier.answer_seq, "same_as": earlier.id}),
             answer_seq=earlier.answer_seq,
             linked=True,
             outcome="answered",
-        ):
-            raise _not_open(case)
+        )
 
     async def decline(self, case: CaseRow, reason: str, actor: str) -> CaseRow:
-        private = {**self.private(case), "reason": reason}
-        if not await self._close(
+        await self._close_unmarked(
             case,
             "declined",
-            self.clock.now(),
             ("declined", actor, None),
             outcome="declined",
-            private=private,
-        ):
-            raise _not_open(case)
+            write={"reason": reason},
+        )
         return await self.staff_get(CaseKind.ENQUIRY, case.id)
 
     async def reply(
         self, case: CaseRow, outcome: str, text: str, basis: str | None, actor: str
     ) -> CaseRow:
-        now = self.clock.now()
-        private = {**self.private(case), "reply": {"text": text, "basis": basis}}
-        if not await self._close(
+        await self._close_unmarked(
             case,
             "replied",
-            now,
             ("replied", actor, {"outcome": outcome}),
             outcome=outcome,
-            private=private,
-        ):
-            raise _not_open(case)
+            write={"reply": {"text": text, "basis": basis}},
+        )
         return await self.staff_get(CaseKind.DISCLOSURE_REQUEST, case.id)
+
+    async def _close_unmarked(
+        self,
+        case: CaseRow,
+        status: str,
+        history: tuple[str, str | None, dict[str, Any] | None],
+        *,
+        write: dict[str, Any] | None = None,
+        **closing: Any,
+    ) -> None:
+        """Close a case as staff decide (not by an answer's event): only as it
+        was read, so that what changed meanwhile (an extension's reason in
+        the sealed document) is kept — read again and tried once more — and
+        never while an answer to it is being appended."""
+        for _ in range(2):
+            if case.status not in OPEN[CaseKind(case.kind)]:
+                raise _not_open(case)
+            private = {**self.private(case), **write} if write is not None else None
+            if await self._close(
+                case, status, self.clock.now(), history, private=private, unmarked=True, **closing
+            ):
+                return
+            fresh = await self.store.get(case.id)
+            if fresh is None:
+                raise _not_open(case)
+            if fresh.answering_us is not None and fresh.closed_us is None:
+                raise CaseConflict("being_answered", "an answer to it is being published")
+            case = fresh
+        raise CaseConflict("changed", "the case changed meanwhile: reload it")
 
     async def extend(self, case: CaseRow, reason: str, actor: str) -> CaseRow:
         rule = self.clock_of(case).rule
@@ -374,17 +412,19 @@ class Respond:
             raise CaseConflict(
                 "overdue", "the period has run out: it may be extended only before it ends"
             )
-        new_due = deadlines.due_after(self.calendar, from_us(case.due_us), rule.extension, rule)
-        extended = replace(case, extended_us=to_us(now), due_us=to_us(new_due), status="extended")
-        clock = self.clock_of(extended)
+        new_due = self.calendar.due(from_us(case.due_us), rule.extension, rule.unit)
+        extended = replace(
+            case, extended_us=to_us(now), due_us=to_us(new_due.at), status="extended"
+        )
         private = {**self.private(case), "extension": reason}
         done = await self.store.extend_case(
             case.id,
             extended_us=to_us(now),
-            due_us=to_us(new_due),
-            alert_us=_us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
+            due_us=to_us(new_due.at),
+            due_estimated=new_due.estimated,
+            alert_us=self.next_alert_us(extended, now),
             private=self._seal(private) if case.private is not None else None,
-            due=deadlines.alerts(self.clock_of(case), self.calendar, self.lead, now),
+            due=self.alerts_now(case, now),
             actor=actor,
         )
         if not done:
@@ -395,8 +435,10 @@ class Respond:
     async def rate(self, case: CaseRow, score: int, comment: str | None) -> None:
         if case.status != "answered":
             raise CaseConflict("not_answered", "an enquiry is rated once it is answered")
+        if comment and case.private is None:
+            raise CaseConflict("erased", "this case was erased: rate it without a comment")
         private = {**self.private(case), "comment": comment} if comment else None
-        sealed = self._seal(private) if private is not None and case.private is not None else None
+        sealed = self._seal(private) if private is not None else None
         if not await self.store.rate(case.id, score, sealed, self.clock.now_us()):
             raise CaseConflict("already_rated", "this answer was rated already")
         self._changed()
@@ -412,23 +454,51 @@ class Respond:
         linked: bool = False,
         outcome: str | None = None,
         private: dict[str, Any] | None = None,
+        unmarked: bool = False,
     ) -> bool:
-        kind = CaseKind(case.kind)
         done = await self.store.close_case(
             case.id,
-            expect=OPEN[kind],
+            expect=case.status,
             status=status,
             closed_us=to_us(closed),
             private=self._seal(private) if private is not None and case.private else None,
-            due=deadlines.alerts(self.clock_of(case), self.calendar, self.lead, closed),
+            due=self.alerts_now(case, closed),
             history=history,
             answer_seq=answer_seq,
             linked=linked,
             outcome=outcome,
+            unmarked=unmarked,
         )
         if done:
             self._changed()
         return done
+
+    async def redate_estimated(self) -> int:
+        """Count again the due times that counted days the calendar did not
+        know then (next year's holidays, before the State Council announced
+        them), for the open cases that have warned nobody yet: the calendar
+        may know them now."""
+        redated = 0
+        now = self.clock.now()
+        for case in await self.store.estimated_open():
+            rule = self.clock_of(case).rule
+            first = self.calendar.due(from_us(case.received_us), rule.amount, rule.unit)
+            due, estimated = first.at, first.estimated
+            if case.extended_us is not None and rule.extension:
+                extended = self.calendar.due(first.at, rule.extension, rule.unit)
+                due, estimated = extended.at, first.estimated or extended.estimated
+            fixed = replace(
+                case,
+                first_due_us=to_us(first.at),
+                due_us=to_us(due),
+                due_estimated=int(estimated),
+            )
+            fixed = replace(fixed, alert_us=self.next_alert_us(fixed, now))
+            if fixed != case and await self.store.redate(case, fixed):
+                redated += 1
+        if redated:
+            log.info("respond: %d due times counted again with today's calendar", redated)
+        return redated
 
     # --- the scorecard ---------------------------------------------------------------
 
