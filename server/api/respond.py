@@ -441,6 +441,7 @@ def _times(case: CaseRow, state: AppState) -> dict[str, Any]:
         "status": case.status,
         "asked_at" if case.kind == CaseKind.ENQUIRY else "received_at": _iso(case.received_us),
         "due": _iso(case.due_us),
+        "due_estimated": bool(case.due_estimated),
         "closed_at": _iso(case.closed_us),
         "overdue": (now_us if open_ else case.closed_us or 0) > case.due_us,
         "rule": case.rule,

@@ -798,6 +798,13 @@ Due = Annotated[
     ),
 ]
 ClosedAt = Annotated[Time | None, described("When it was answered, declined or replied to.")]
+DueEstimated = Annotated[
+    bool,
+    described(
+        "`due` counted days the working-day calendar does not know yet (next year's "
+        "holidays before they are announced) as Monday–Friday; counted again once it does."
+    ),
+]
 Overdue = Annotated[bool, described("Past `due` and still open, or closed after it.")]
 CaseRule = Annotated[
     str, Meta(examples=["all.enquiry-answer"]), described("The response rule `due` follows.")
@@ -880,6 +887,7 @@ class Enquiry(Struct):
     question: Annotated[str | None, described("The asker's own words; null once erased.")]
     asked_at: Time
     due: Due
+    due_estimated: DueEstimated
     closed_at: ClosedAt
     answer: PublishedAnswer | None
     reason: Annotated[str | None, described("Why it was declined.")]
@@ -900,6 +908,7 @@ class EnquiryItem(Struct):
     status: EnquiryStatus
     asked_at: Time
     due: Due
+    due_estimated: DueEstimated
     closed_at: ClosedAt
     answer_seq: Annotated[Seq | None, described("The `enquiry_answer` event that answers it.")]
     linked: Annotated[bool, described("Answered by linking to an earlier answer (`same_as`).")]
@@ -1002,6 +1011,7 @@ class DisclosureRequest(Struct):
     description: Annotated[str | None, described("Null once erased.")]
     received_at: Time
     due: Due
+    due_estimated: DueEstimated
     closed_at: ClosedAt
     extension: Annotated[
         Extension | None, described("The period's one extension, if it was extended.")
