@@ -32,7 +32,7 @@ from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.core.events import EVENT_FIELDS
 from server.domain import MAX_BODY, MAX_TITLE, RFC3339, Category, Domain, Stage
 from server.respond import inputs
-from server.respond.deadlines import CaseClock, alerts, due_after
+from server.respond.deadlines import CaseClock, alerts
 from server.respond.rules import CaseKind, ResponseRules
 from server.respond.service import STATUSES as CASE_STATUSES
 from server.settings import Settings
@@ -154,7 +154,7 @@ def test_case_warnings_match_the_document(document: dict[str, Any]) -> None:
     ]
     for kind, case_id, project, category in cases:
         rule = rules.for_case(kind, category)
-        due = due_after(calendar, received, rule.amount, rule)
+        due = calendar.due(received, rule.amount, rule.unit).at
         case = CaseClock(
             case_id, kind, "YW-GGZY", project, category, rule, received, due, due, None, None
         )

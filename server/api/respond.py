@@ -22,7 +22,6 @@ from server.api import JSONResponse, choice_param, code_params, int_param, read_
 from server.api.staff import idempotency_key
 from server.auth import require_publisher_of
 from server.core.errors import ApiError
-from server.core.events import StoredEvent
 from server.core.text import line_problem
 from server.core.topics import CODE, ENQUIRY_ANSWER
 from server.domain import MAX_TITLE
@@ -30,7 +29,15 @@ from server.respond import inputs
 from server.respond.cases import CaseRow
 from server.respond.deadlines import from_us, iso
 from server.respond.rules import CaseKind
-from server.respond.service import OPEN, STATUSES, CaseConflict, CaseNotFound, Respond, Retry
+from server.respond.service import (
+    OPEN,
+    STATUSES,
+    CaseConflict,
+    CaseNotFound,
+    Respond,
+    Retry,
+    answers,
+)
 from server.state import AppState
 from server.store import AppendRequest, IdempotencyConflict, StoreUnavailable
 from server.stream.limits import client_address
@@ -248,7 +255,7 @@ async def _settle(state: AppState, respond: Respond, case: CaseRow) -> None:
     """The log holds an answer to `case` that the case does not know of yet
     (its process died after appending it): close the case with it."""
     for event in await state.store.timeline(case.project or ""):
-        if event.stage == ENQUIRY_ANSWER and _answers(event, case.id):
+        if answers(event, case.id):
             await respond.answered(case, event, None)
             return
 
@@ -483,11 +490,6 @@ def _answer_draft(case: CaseRow, question: str, answer_text: str) -> dict[str, A
         },
         "occurred_at": None,
     }
-
-
-def _answers(event: StoredEvent, case_id: str) -> bool:
-    data = orjson.loads(event.json).get("data")
-    return isinstance(data, dict) and data.get("enquiry") == case_id
 
 
 def _not_found(kind: CaseKind) -> ApiError:

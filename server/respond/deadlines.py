@@ -94,11 +94,6 @@ class CaseAlert:
         return f"{what}应于 {day} 前答复：{rule}"
 
 
-def due_after(calendar: WorkCalendar, start: datetime, amount: int, rule: ResponseRule) -> datetime:
-    """The last instant of a period of `amount` of the rule's units after `start`."""
-    return calendar.due(start, amount, rule.unit).at
-
-
 def approaching_at(
     calendar: WorkCalendar, start: datetime, due: datetime, lead: int
 ) -> datetime | None:

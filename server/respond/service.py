@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -35,11 +34,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from server.compliance.calendar import LEGAL_TZ, WorkCalendar
+from server.compliance.calendar import WorkCalendar
 from server.core.clock import Clock
 from server.core.events import StoredEvent
-from server.respond import deadlines
-from server.respond.cases import CaseRow, CaseStore, Tally
+from server.core.topics import ENQUIRY_ANSWER
+from server.respond import deadlines, scorecard
+from server.respond.cases import CaseRow, CaseStore
 from server.respond.deadlines import CaseAlert, CaseClock, from_us, to_us
 from server.respond.rules import CaseKind, ResponseRule, ResponseRules
 
@@ -58,7 +58,6 @@ STATUSES = {
     CaseKind.ENQUIRY: ("open", "answered", "declined"),
     CaseKind.DISCLOSURE_REQUEST: ("received", "extended", "replied"),
 }
-DAY_US = 86_400_000_000
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -158,7 +157,7 @@ class Respond:
     async def repair(self, timeline: Callable[[str], Any]) -> None:
         for case in await self.store.half_answered():
             events: list[StoredEvent] = await timeline(case.project or "")
-            answer = next((e for e in events if _answers(e, case.id)), None)
+            answer = next((e for e in events if answers(e, case.id)), None)
             if answer is not None:
                 await self.answered(case, answer, None)
                 log.info("respond: enquiry %s was answered by seq %d", case.id, answer.seq)
@@ -506,36 +505,19 @@ class Respond:
         self, agency: str | None, category: str | None, month: str | None
     ) -> dict[str, dict[str, Any]]:
         """Per agency: `enquiries` and `disclosure_requests` figures (a
-        category names projects, so with one only enquiries are counted)."""
+        category names projects, so with one only enquiries are counted);
+        kept a few seconds, and forgotten when this process changes a case."""
         key = (agency, category, month)
         cached = self._scorecards.get(key)
         if cached is not None and time.monotonic() - cached[0] < SCORECARD_SECONDS:
             return cached[1]
         tallies, taken = await self.store.tallies(
-            self.clock.now_us(), agency, category, _month_range(month)
+            self.clock.now_us(), agency, category, scorecard.month_range(month)
         )
-        figures: dict[str, dict[str, Any]] = {}
-        for tally in tallies:
-            kind = CaseKind(tally.kind)
-            per_kind = figures.setdefault(tally.agency, {})
-            _add(per_kind.setdefault(_FIGURE[kind], _empty(kind)), tally)
-        for (agency_code, kind_code), took in taken.items():
-            entry = figures[agency_code][_FIGURE[CaseKind(kind_code)]]
-            entry["median_days"] = round(statistics.median(took) / DAY_US, 1)
-        for per_kind in figures.values():
-            for entry in per_kind.values():
-                _finish(entry)
+        figures = scorecard.figures(tallies, taken)
         if len(self._scorecards) > 1000:
             self._scorecards.clear()
         self._scorecards[key] = (time.monotonic(), figures)
-        return figures
-
-    @staticmethod
-    def no_figures() -> dict[str, dict[str, Any]]:
-        """The figures of an agency no case was filed with."""
-        figures = {_FIGURE[kind]: _empty(kind) for kind in CaseKind}
-        for entry in figures.values():
-            _finish(entry)
         return figures
 
     # --- the timer -------------------------------------------------------------------
@@ -623,56 +605,9 @@ class Respond:
         )
 
 
-_FIGURE = {CaseKind.ENQUIRY: "enquiries", CaseKind.DISCLOSURE_REQUEST: "disclosure_requests"}
-
-
-def _empty(kind: CaseKind) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "received": 0,
-        "answered_on_time": 0,
-        "late": 0,
-        "open": 0,
-        "median_days": None,
-        "outcomes": {},
-        "_scores": [0, 0],
-    }
-    if kind is CaseKind.ENQUIRY:
-        entry["satisfaction"] = None
-    return entry
-
-
-def _add(entry: dict[str, Any], tally: Tally) -> None:
-    entry["received"] += tally.received
-    entry["answered_on_time"] += tally.on_time
-    entry["late"] += tally.late
-    entry["open"] += tally.open
-    if tally.outcome is not None:
-        entry["outcomes"][tally.outcome] = entry["outcomes"].get(tally.outcome, 0) + (
-            tally.received - tally.open
-        )
-    entry["_scores"][0] += tally.scores
-    entry["_scores"][1] += tally.score_sum
-
-
-def _finish(entry: dict[str, Any]) -> None:
-    count, total = entry.pop("_scores")
-    if "satisfaction" in entry:
-        entry["satisfaction"] = {"mean": round(total / count, 2) if count else None, "count": count}
-
-
-def _month_range(month: str | None) -> tuple[int, int] | None:
-    if month is None:
-        return None
-    year, number = int(month[:4]), int(month[5:7])
-    if not 1 <= year < 9999:  # no case was received then; and no datetime for 10000-01
-        return (0, 0)
-    start = datetime(year, number, 1, tzinfo=LEGAL_TZ)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LEGAL_TZ)
-    return to_us(start), to_us(end)
-
-
-def _answers(event: StoredEvent, case_id: str) -> bool:
-    if event.stage != "enquiry_answer":
+def answers(event: StoredEvent, case_id: str) -> bool:
+    """Whether `event` is the published answer to enquiry `case_id`."""
+    if event.stage != ENQUIRY_ANSWER:
         return False
     data = orjson.loads(event.json).get("data")
     return isinstance(data, dict) and data.get("enquiry") == case_id
