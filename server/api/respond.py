@@ -32,7 +32,6 @@ from server.respond.rules import CaseKind
 from server.respond.service import (
     OPEN,
     STATUSES,
-    CaseConflict,
     CaseNotFound,
     Respond,
     Retry,
@@ -62,10 +61,7 @@ async def ask(request: Request) -> Response:
     body = inputs.question(await read_json(request))
     retry = _retry(request, project["id"], body)
     await _limit_filing(request, state)
-    try:
-        filed = await _respond(state).ask(project, body.question, body.contact, retry)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    filed = await _respond(state).ask(project, body.question, body.contact, retry)
     case = filed.case
     return JSONResponse(
         {
@@ -109,10 +105,7 @@ async def rate(request: Request) -> Response:
     case = await _find(request, CaseKind.ENQUIRY)
     score, comment = inputs.rating(await read_json(request))
     await _limit_filing(request, state)
-    try:
-        await _respond(state).rate(case, score, comment)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    await _respond(state).rate(case, score, comment)
     return JSONResponse({"score": score, "comment": comment}, status_code=201, headers=NO_STORE)
 
 
@@ -128,12 +121,9 @@ async def file_request(request: Request) -> Response:
         )
     retry = _retry(request, body.agency, body)
     await _limit_filing(request, state)
-    try:
-        filed = await _respond(state).request(
-            body.agency, body.subject, body.description, body.contact, retry
-        )
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    filed = await _respond(state).request(
+        body.agency, body.subject, body.description, body.contact, retry
+    )
     case = filed.case
     return JSONResponse(
         {
@@ -184,10 +174,7 @@ async def answer(request: Request) -> Response:
                 f"same_as: no enquiry {body.same_as!r}",
                 {"field": "same_as"},
             ) from None
-        try:
-            await respond.link(case, earlier, token.name)
-        except CaseConflict as exc:
-            raise ApiError(409 if exc.code == "not_open" else 422, exc.code, exc.message) from None
+        await respond.link(case, earlier, token.name)
         assert earlier.answer_seq is not None  # link() checked it
         linked = await state.store.get_event(earlier.answer_seq)
         assert linked is not None
@@ -211,10 +198,7 @@ async def answer(request: Request) -> Response:
     project = await state.projects.get(case.project or "")  # its region routes the event
     if project is None:
         raise ApiError(404, "not_found", f"no project {case.project!r}")
-    try:
-        marked = await respond.begin_answer(case)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    marked = await respond.begin_answer(case)
     draft = _answer_draft(case, question, body.answer)
     try:
         result = await state.store.append(
@@ -264,10 +248,7 @@ async def decline(request: Request) -> Response:
     state = state_of(request)
     token, case = await _staff_case(request, CaseKind.ENQUIRY)
     reason = inputs.reason(await read_json(request))
-    try:
-        declined = await _respond(state).decline(case, reason, token.name)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    declined = await _respond(state).decline(case, reason, token.name)
     return JSONResponse(_staff_item(state, declined, token), headers=NO_STORE)
 
 
@@ -275,10 +256,7 @@ async def extend(request: Request) -> Response:
     state = state_of(request)
     token, case = await _staff_case(request, CaseKind.DISCLOSURE_REQUEST)
     reason = inputs.reason(await read_json(request))
-    try:
-        extended = await _respond(state).extend(case, reason, token.name)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    extended = await _respond(state).extend(case, reason, token.name)
     return JSONResponse(_staff_item(state, extended, token), headers=NO_STORE)
 
 
@@ -286,10 +264,7 @@ async def reply(request: Request) -> Response:
     state = state_of(request)
     token, case = await _staff_case(request, CaseKind.DISCLOSURE_REQUEST)
     body = inputs.reply(await read_json(request))
-    try:
-        replied = await _respond(state).reply(case, body.outcome, body.text, body.basis, token.name)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    replied = await _respond(state).reply(case, body.outcome, body.text, body.basis, token.name)
     return JSONResponse(_staff_item(state, replied, token), headers=NO_STORE)
 
 

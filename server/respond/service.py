@@ -36,6 +36,7 @@ import orjson
 
 from server.compliance.calendar import WorkCalendar
 from server.core.clock import Clock
+from server.core.errors import ApiError
 from server.core.events import StoredEvent
 from server.core.topics import ENQUIRY_ANSWER
 from server.respond import deadlines, scorecard
@@ -73,13 +74,11 @@ class CaseNotFound(Exception):
     """No such case, or not the right ticket: the two are not told apart."""
 
 
-class CaseConflict(Exception):
-    """The case is not in a state that allows this (its code says why)."""
+class CaseConflict(ApiError):
+    """The case is not in a state that allows this (409; its code says why)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(409, code, message)
 
 
 @dataclass(frozen=True)
@@ -335,8 +334,11 @@ class Respond:
 
     async def link(self, case: CaseRow, earlier: CaseRow, actor: str) -> None:
         if earlier.project != case.project or earlier.answer_seq is None or earlier.id == case.id:
-            raise CaseConflict(
-                "not_answered", f"enquiry {earlier.id} is not an answered enquiry of this project"
+            raise ApiError(
+                422,
+                "not_answered",
+                f"same_as: enquiry {earlier.id} is not an answered enquiry of this project",
+                {"field": "same_as"},
             )
         await self._close_unmarked(
             case,
