@@ -276,8 +276,11 @@ class CaseStore(SideFile):
             )
         return int(cursor.rowcount) == 1
 
-    async def half_answered(self) -> list[CaseRow]:
-        rows = await self.rows(SELECT_CASE + " WHERE answering_us IS NOT NULL")
+    async def half_answered(self, before_us: int) -> list[CaseRow]:
+        """Cases marked as being answered since before `before_us`."""
+        rows = await self.rows(
+            SELECT_CASE + " WHERE answering_us IS NOT NULL AND answering_us < ?", (before_us,)
+        )
         return [CaseRow.of(row) for row in rows]
 
     async def forget_answering(self, case_id: str, at_us: int) -> None:

@@ -48,6 +48,7 @@ log = logging.getLogger("sunbid.respond")
 
 MAX_SLEEP = 1.0  # seconds between rounds: how late a warning or a tailed one may be
 ERASE_EVERY = 5.0  # seconds between looks for cases whose private text is due to go
+REPAIR_EVERY = 60.0  # seconds between looks for answers left half done
 PROGRESS_EVERY = 60.0  # seconds: how often an idle timer records that it looked
 FIRE_BATCH = 500
 SCORECARD_SECONDS = 5.0
@@ -127,15 +128,18 @@ class Respond:
         self._closing = False
         self._erased_at = 0.0
         self._progress_at = 0.0
+        self._repaired_at = time.monotonic()
+        self._timeline: Callable[[str], Any] = _no_timeline
         self._scorecards: dict[tuple[Any, ...], tuple[float, dict[str, dict[str, Any]]]] = {}
 
     # --- start and stop --------------------------------------------------------------
 
     async def open(self, timeline: Callable[[str], Any]) -> None:
         """Open the store, settle answers a dead process left half done, start the timer."""
+        self._timeline = timeline
         await self.store.open()
         try:
-            await self.repair(timeline)
+            await self.repair()
             if self.background:
                 await self.redate_estimated()
             self._last_n = await self.store.last_warning_number()
@@ -153,9 +157,14 @@ class Respond:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.store.close()
 
-    async def repair(self, timeline: Callable[[str], Any]) -> None:
-        for case in await self.store.half_answered():
-            events: list[StoredEvent] = await timeline(case.project or "")
+    async def repair(self) -> None:
+        """Settle the answers whose process died (or lost its database) between
+        marking the case and closing it: the log says whether the answer was
+        appended. Marks younger than a minute are left to the process that
+        made them, which may still be appending."""
+        stale = self.clock.now_us() - STALE_ANSWER_US
+        for case in await self.store.half_answered(stale):
+            events: list[StoredEvent] = await self._timeline(case.project or "")
             answer = next((e for e in events if answers(e, case.id)), None)
             if answer is not None:
                 await self.answered(case, answer, None)
@@ -542,6 +551,9 @@ class Respond:
             if self.background:
                 await self._fire(now)
                 await self._erase(now)
+                if time.monotonic() - self._repaired_at >= REPAIR_EVERY:
+                    self._repaired_at = time.monotonic()
+                    await self.repair()
             await self._tail()
 
     async def _fire(self, now: datetime) -> None:
@@ -605,6 +617,10 @@ class Respond:
             deadlines.alerts(clock, self.calendar, self.lead, now),
             _us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
         )
+
+
+async def _no_timeline(project: str) -> list[StoredEvent]:
+    return []  # before open(): no answer is looked for
 
 
 def answers(event: StoredEvent, case_id: str) -> bool:
