@@ -17,6 +17,8 @@ respond.db, which runs `synchronous=NORMAL` like every file beside the log
 (a process crash loses nothing; a power cut may lose the last
 transactions), one transaction per case.
 
+`--profile` samples the server with py-spy during the first filing window.
+
 `--database postgresql` runs the same on the machine's PostgreSQL and Redis
 (`SUNBID_DATABASE_URL`, a fresh `SUNBID_DATABASE_SCHEMA`, `SUNBID_BUS_URL`
 with its own prefix; the schema is dropped after). The server process is
@@ -25,7 +27,7 @@ The figures are taken after a warm-up and an `ANALYZE` of the new schema
 (see docs/deploy.md, "A new schema's first minute").
 
     .venv/bin/python bench/respond_filing.py [--askers 16] [--duration 15] [--runs 3]
-        [--database sqlite,postgresql]
+        [--database sqlite,postgresql] [--profile]
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ from common import (
     percentile,
     pin_self,
     print_machine,
+    profile_summary,
     raise_nofile,
     run,
     save_results,
     source_address,
+    start_profiler,
     start_server,
     wait_quiet,
 )
@@ -197,9 +201,16 @@ async def one_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         if schema is not None:
             await analyze(schema)
         runs: list[dict[str, Any]] = []
+        profile = None
         for r in range(args.runs):
             await wait_quiet()
+            spy = None
+            if args.profile and r == 0:
+                spy = start_profiler(server, args.duration, f"respond_filing-{kind}")
             asked = await ask_for(server, args.askers, args.duration)
+            if spy is not None:
+                spy.wait()
+                profile = profile_summary("sunbid", top=15, name=f"respond_filing-{kind}")
             await wait_quiet()
             published = as_publish(await publish_for(server, args.askers, args.duration))
             runs.append({"ask": asked, "publish": published})
@@ -220,7 +231,9 @@ async def one_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             f"{durable['events_head']:,}; sunbid verify rc={durable['verify_rc']}",
             flush=True,
         )
-        return {"database": kind, "runs": runs, "durable": durable}
+        if profile is not None:
+            print(profile, flush=True)
+        return {"database": kind, "runs": runs, "durable": durable, "profile": profile}
     finally:
         if server is not None:
             server.stop()
@@ -296,6 +309,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of each before timing")
     ap.add_argument("--database", default="sqlite", help="sqlite, postgresql or both (comma)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the server with py-spy during the first filing window "
+        "(bench/results/profile-respond_filing-<database>.txt)",
+    )
     args = ap.parse_args()
     return int(run(amain(args)))
 

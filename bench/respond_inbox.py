@@ -27,10 +27,13 @@ with the server's `CaseStore` in a child process on core 0 and its
 `inbox()` (the SQL the API runs, and the rows' decoding) is timed with the
 indexes, then with `cases_inbox`, `cases_by_status` and `cases_by_project`
 dropped (the primary key stays): the store alone, no HTTP, no JSON, no
-decryption. The query plans are printed.
+decryption. The query plans are printed. `--db` runs only this
+comparison, on a copy of another respond.db (the later page found by
+walking the store's pages).
 
     .venv/bin/python bench/respond_inbox.py [--enquiries 10000] [--requests 10000]
         [--runs 3] [--requests-per-query 400] [--page 100]
+    .venv/bin/python bench/respond_inbox.py --db PATH/respond.db [--page 50]
 """
 
 from __future__ import annotations
@@ -193,6 +196,8 @@ async def child_sql(args: argparse.Namespace) -> dict[str, Any]:
             return await rows(sql, params)
 
         for name, q in queries.items():
+            if isinstance(q["cursor"], str) and q["cursor"].startswith("page:"):
+                q["cursor"] = await cursor_of_page(store, q, int(q["cursor"][5:]))
             store.rows = capture  # type: ignore[method-assign]
             found, _ = await store.inbox(q["kind"], q["filters"], q["statuses"], q["cursor"], LIMIT)
             store.rows = rows  # type: ignore[method-assign]
@@ -217,6 +222,16 @@ async def child_sql(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def cursor_of_page(store: Any, q: dict[str, Any], page: int) -> str | None:
+    """The cursor that leads to page `page` of a query (None: there are fewer)."""
+    cursor = None
+    for _ in range(page - 1):
+        _, cursor = await store.inbox(q["kind"], q["filters"], q["statuses"], cursor, LIMIT)
+        if cursor is None:
+            return None
+    return cursor
+
+
 def run_sql_child(db: Path, queries: dict[str, Any], count: int, drop: bool) -> dict[str, Any]:
     argv = [
         sys.executable, str(Path(__file__).resolve()), "--child-sql", str(db),
@@ -235,6 +250,86 @@ def run_sql_child(db: Path, queries: dict[str, Any], count: int, drop: bool) -> 
     if proc.returncode != 0:
         raise ServerError(f"--child-sql exited with {proc.returncode}: {proc.stderr[-3000:]}")
     return dict(orjson.loads(proc.stdout.splitlines()[-1]))
+
+
+def sql_queries(page: str | None, requests: bool) -> dict[str, dict[str, Any]]:
+    """What the API's queries ask of CaseStore.inbox()."""
+    queries: dict[str, dict[str, Any]] = {
+        "open, every agency": {
+            "kind": "enquiry", "filters": {}, "statuses": ["open"], "cursor": None,
+        },
+        f"open, agency={AGENCY}": {
+            "kind": "enquiry", "filters": {"agency": AGENCY}, "statuses": ["open"], "cursor": None,
+        },
+    }  # fmt: skip
+    if page is not None:
+        queries["open, a later page"] = {
+            "kind": "enquiry",
+            "filters": {},
+            "statuses": ["open"],
+            "cursor": page,
+        }
+    if requests:
+        queries["disclosure requests, open"] = {
+            "kind": "disclosure_request",
+            "filters": {},
+            "statuses": ["received", "extended"],
+            "cursor": None,
+        }
+    return queries
+
+
+async def sql_comparison(
+    db: Path, queries: dict[str, Any], count: int, runs: int
+) -> dict[str, list[dict[str, Any]]]:
+    """CaseStore.inbox() on `db` with its indexes and without, alternating."""
+    sql: dict[str, list[dict[str, Any]]] = {"indexed": [], "no index": []}
+    for _ in range(runs):
+        for label, drop in (("indexed", False), ("no index", True)):
+            await wait_quiet()
+            sql[label].append(run_sql_child(db, queries, count, drop))
+    return sql
+
+
+def print_sql(sql: dict[str, list[dict[str, Any]]], what: str) -> None:
+    print(f"The same SQL through CaseStore.inbox() on a copy of {what} (no HTTP), median:")
+    rows = [["query", "rows", "indexed p50 ms", "p99 ms", "no index p50 ms", "p99 ms", "ratio p50"]]
+    for name in sql["indexed"][0]:
+        a = statistics.median(s[name]["p50_ms"] for s in sql["indexed"])
+        a99 = statistics.median(s[name]["p99_ms"] for s in sql["indexed"])
+        b = statistics.median(s[name]["p50_ms"] for s in sql["no index"])
+        b99 = statistics.median(s[name]["p99_ms"] for s in sql["no index"])
+        found = str(sql["indexed"][0][name]["rows"])
+        rows.append(
+            [name, found, f"{a:.2f}", f"{a99:.2f}", f"{b:.2f}", f"{b99:.2f}", f"{b / a:.0f}×"]
+        )
+    print(fmt_table(rows))
+    for label in ("indexed", "no index"):
+        for name, v in sql[label][0].items():
+            print(f"  plan, {label}, {name}: {' / '.join(v['plan'])}")
+
+
+async def only_sql(args: argparse.Namespace) -> int:
+    """--db: the SQL comparison alone, on a copy of a respond.db made elsewhere."""
+    pin_self()
+    print_machine()
+    work = Path(tempfile.mkdtemp(prefix="bench-respond-inbox-"))
+    try:
+        copy = work / "respond.db"
+        copy_db(Path(args.db), copy)
+        with sqlite3.connect(copy) as db:
+            counts = db.execute(
+                "SELECT kind || '/' || status, COUNT(*) FROM cases GROUP BY 1"
+            ).fetchall()
+        print("cases: " + ", ".join(f"{k} {n:,}" for k, n in counts))
+        queries = sql_queries(f"page:{args.page}", requests=True)
+        sql = await sql_comparison(copy, queries, args.requests_per_query, args.runs)
+    finally:
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+    print_sql(sql, args.db)
+    path = save_results("respond_inbox_sql", {"args": vars(args), "cases": counts, "sql": sql})
+    print(f"results: {path.relative_to(ROOT)}")
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -320,30 +415,8 @@ async def amain(args: argparse.Namespace) -> int:
         live = Path(server.env["SUNBID_DATA_DIR"]) / "respond.db"
         copy = work / "respond.db"
         copy_db(live, copy)
-        sql_queries = {
-            "open, every agency": {
-                "kind": "enquiry", "filters": {}, "statuses": ["open"], "cursor": None,
-            },
-            f"open, agency={AGENCY}": {
-                "kind": "enquiry", "filters": {"agency": AGENCY}, "statuses": ["open"],
-                "cursor": None,
-            },
-            f"open, page {args.page}": {
-                "kind": "enquiry", "filters": {}, "statuses": ["open"], "cursor": page_cursor,
-            },
-        }  # fmt: skip
-        if args.requests:
-            sql_queries["disclosure requests, open"] = {
-                "kind": "disclosure_request",
-                "filters": {},
-                "statuses": ["received", "extended"],
-                "cursor": None,
-            }
-        sql: dict[str, list[dict[str, Any]]] = {"indexed": [], "no index": []}
-        for _ in range(args.runs):
-            for label, drop in (("indexed", False), ("no index", True)):
-                await wait_quiet()
-                sql[label].append(run_sql_child(copy, sql_queries, args.requests_per_query, drop))
+        queries_sql = sql_queries(page_cursor, bool(args.requests))
+        sql = await sql_comparison(copy, queries_sql, args.requests_per_query, args.runs)
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", str(work)], check=False)
@@ -385,18 +458,7 @@ async def amain(args: argparse.Namespace) -> int:
     verdict = "met" if first <= TARGET_MS else "NOT met"
     print(f"  target first page ≤ {TARGET_MS:.0f} ms (p99): {verdict}")
     print()
-    print("The same SQL through CaseStore.inbox() on a copy of respond.db (no HTTP), median:")
-    rows = [["query", "indexed p50 ms", "p99 ms", "no index p50 ms", "p99 ms", "ratio p50"]]
-    for name in sql_queries:
-        a = statistics.median(s[name]["p50_ms"] for s in sql["indexed"])
-        a99 = statistics.median(s[name]["p99_ms"] for s in sql["indexed"])
-        b = statistics.median(s[name]["p50_ms"] for s in sql["no index"])
-        b99 = statistics.median(s[name]["p99_ms"] for s in sql["no index"])
-        rows.append([name, f"{a:.2f}", f"{a99:.2f}", f"{b:.2f}", f"{b99:.2f}", f"{b / a:.0f}×"])
-    print(fmt_table(rows))
-    for label in ("indexed", "no index"):
-        for name, v in sql[label][0].items():
-            print(f"  plan, {label}, {name}: {' / '.join(v['plan'])}")
+    print_sql(sql, f"respond.db (the later page: {args.page})")
     path = save_results(
         "respond_inbox",
         {
@@ -421,6 +483,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--requests-per-query", type=int, default=400)
     ap.add_argument("--page", type=int, default=100, help="the later page timed")
+    ap.add_argument(
+        "--db",
+        help="only the SQL comparison, on a copy of this respond.db (e.g. the 100,000 cases "
+        "of bench/respond_rebuild.py)",
+    )
     ap.add_argument("--child-sql", help=argparse.SUPPRESS)
     ap.add_argument("--queries", help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -430,6 +497,8 @@ def main() -> int:
         args.db = args.child_sql
         print(orjson.dumps(run(child_sql(args))).decode(), flush=True)
         return 0
+    if args.db:
+        return int(run(only_sql(args)))
     return int(run(amain(args)))
 
 
