@@ -44,6 +44,7 @@ from server.migrations import postgres as pg_migrations
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
 from server.projects import open_projects
 from server.respond.cases import CASES_FILE
+from server.respond.copy import copy_case_rows
 from server.respond.derived import RespondRecord
 from server.settings import Settings, SettingsError
 from server.store import AlreadyExists, EventStore, StoreUnavailable, open_store
@@ -634,7 +635,12 @@ async def _copy(settings: Settings, url: str, schema: str) -> int:
         await source.open()
         await target.open()
         push_rows = functools.partial(copy_push_rows, settings.data_dir / QUEUE_FILE)
-        copied = await copy_log(source, target, [projects], push_rows)
+        case_rows = functools.partial(copy_case_rows, settings.data_dir / CASES_FILE)
+
+        async def side_rows(conn: Any) -> str:  # what is not derived from the log
+            return f"{await push_rows(conn)} and {await case_rows(conn)}"
+
+        copied = await copy_log(source, target, [projects], side_rows)
     except CopyRefused as exc:
         print(f"sunbid: nothing was copied: {exc}", file=sys.stderr)
         return 1

@@ -146,7 +146,8 @@ class Domain:
 
     def as_json(self) -> dict[str, Any]:
         """`GET /api/categories`: lifecycle stages in order, then oversight ones,
-        then the two that record the project itself (so the app has their names),
+        then the record stages (the project's registration and amendments, the
+        answers to the public's enquiries: so the app has their names),
         each named as the category names it, with the facts it carries; and the
         labels, kinds and units of those facts."""
         oversight = [s.code for s in self.stages.values() if s.oversight]

@@ -42,10 +42,23 @@ def sqlite_deployment(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, dict
             headers={"Idempotency-Key": "move-key-1"},
         )
         assert keyed.status_code == 201, keyed.text
+        # The public's cases are not in the log: they must come along too.
+        asked = httpx.post(
+            server.url + "/api/projects/MOVE-1/enquiries",
+            json={"question": "工期多长？", "contact": "13900000001"},
+        ).json()
+        answered = staff.client.post(
+            f"/api/enquiries/{asked['id']}/answer", json={"answer": "365日历天"}
+        )
+        assert answered.status_code == 201, answered.text
+        requested = httpx.post(
+            server.url + "/api/disclosure-requests",
+            json={"agency": "YW-GGZY", "subject": "合同", "description": "请公开", "contact": "x"},
+        ).json()
         staff.client.close()
     finally:
         server.stop()
-    yield server, token, keyed.json()
+    yield server, token, {**keyed.json(), "asked": asked, "requested": requested}
 
 
 def rows(url: str, schema: str, sql: str) -> list[tuple[object, ...]]:
@@ -84,6 +97,7 @@ def test_a_copied_deployment_verifies_and_continues_the_chain(
 
     assert copied.returncode == 0, copied.stderr
     assert f"copied {head} events, 1 tokens, 1 idempotency keys and 0 push" in copied.stdout
+    assert "and 2 cases into PostgreSQL" in copied.stdout
     assert f"ok: {head} events, head {head}, hash chain intact" in copied.stdout
     assert "ok: projects is what the log yields" in copied.stdout
     target = rows(url, schema, "SELECT seq, project, stage, doc FROM events ORDER BY seq")
@@ -113,6 +127,20 @@ def test_a_copied_deployment_verifies_and_continues_the_chain(
         assert event["hash"] == chain_hash(str(last_hash), body)
         listed = httpx.get(moved.url + "/api/projects/MOVE-1").json()
         assert listed["id"] == "MOVE-1"
+        for path, case in (
+            ("enquiries", keyed["asked"]),
+            ("disclosure-requests", keyed["requested"]),
+        ):
+            assert isinstance(case, dict)
+            mine = httpx.get(
+                f"{moved.url}/api/{path}/{case['id']}", headers={"X-Ticket": case["ticket"]}
+            )
+            assert mine.status_code == 200, mine.text
+        mine = httpx.get(
+            f"{moved.url}/api/enquiries/{keyed['asked']['id']}",  # type: ignore[index]
+            headers={"X-Ticket": keyed["asked"]["ticket"]},  # type: ignore[index]
+        ).json()
+        assert mine["question"] == "工期多长？" and mine["answer"]["answer"] == "365日历天"
     finally:
         moved.stop()
     after = moved.cli("verify")

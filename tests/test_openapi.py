@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,8 +28,13 @@ from websockets.sync.client import connect
 from server.api.openapi import RouteNotDescribed, build, served_routes
 from server.api.route_docs import ROUTES
 from server.app import create_app
+from server.compliance.calendar import LEGAL_TZ, WorkCalendar
 from server.core.events import EVENT_FIELDS
 from server.domain import MAX_BODY, MAX_TITLE, RFC3339, Category, Domain, Stage
+from server.respond import inputs
+from server.respond.deadlines import CaseClock, alerts
+from server.respond.rules import CaseKind, ResponseRules
+from server.respond.service import STATUSES as CASE_STATUSES
 from server.settings import Settings
 from tests.conftest import ServerProcess, Staff
 from tests.push_service import PushService
@@ -112,6 +117,19 @@ def test_facts_come_from_their_one_definition(document: dict[str, Any]) -> None:
     assert schemas["EventInput"]["properties"]["title"]["maxLength"] == MAX_TITLE
     assert schemas["EventInput"]["properties"]["body"]["maxLength"] == MAX_BODY
     assert schemas["ProjectInput"]["properties"]["title"]["maxLength"] == MAX_TITLE
+    # The public's cases: the limits server/respond/inputs.py checks, the statuses it keeps.
+    assert schemas["EnquiryInput"]["properties"]["question"]["maxLength"] == inputs.MAX_QUESTION
+    assert schemas["DisclosureRequestInput"]["properties"]["description"]["maxLength"] == (
+        inputs.MAX_DESCRIPTION
+    )
+    assert schemas["CaseReason"]["properties"]["reason"]["maxLength"] == inputs.MAX_REASON
+    assert schemas["ReplyInput"]["properties"]["outcome"]["enum"] == list(inputs.OUTCOMES)
+    assert schemas["Enquiry"]["properties"]["status"]["enum"] == list(
+        CASE_STATUSES[CaseKind.ENQUIRY]
+    )
+    assert schemas["DisclosureRequest"]["properties"]["status"]["enum"] == list(
+        CASE_STATUSES[CaseKind.DISCLOSURE_REQUEST]
+    )
 
 
 def test_the_enums_follow_the_vocabulary_the_server_loaded(
@@ -122,6 +140,30 @@ def test_the_enums_follow_the_vocabulary_the_server_loaded(
     spec = build(Domain(stages={"registered": stage}, categories={"land": category}), app_routes)
     assert spec["components"]["schemas"]["CategoryCode"]["enum"] == ["land"]
     assert spec["components"]["schemas"]["StageCode"]["enum"] == ["registered"]
+
+
+def test_case_warnings_match_the_document(document: dict[str, Any]) -> None:
+    """The warnings of the public's cases, as the server builds them for supervisors
+    (server/respond/deadlines.py), once the answer window has passed: a disclosure
+    request names no project. (A server would take days to raise them.)"""
+    rules, calendar = ResponseRules.load(), WorkCalendar.load()
+    received = datetime(2026, 12, 1, 10, 0, tzinfo=LEGAL_TZ)
+    cases = [
+        (CaseKind.DISCLOSURE_REQUEST, "rabcdefghijkl", None, None),
+        (CaseKind.ENQUIRY, "qabcdefghijkl", "OA-1", "construction"),
+    ]
+    for kind, case_id, project, category in cases:
+        rule = rules.for_case(kind, category)
+        due = calendar.due(received, rule.amount, rule.unit).at
+        case = CaseClock(
+            case_id, kind, "YW-GGZY", project, category, rule, received, due, due, None, None
+        )
+        found = alerts(case, calendar, 1, due + timedelta(days=30))
+        assert [alert.level for alert in found] == ["approaching", "breach"]
+        for alert in found:
+            warning = json.loads(json.dumps(alert.to_json()))
+            assert warning["case"] == {"kind": str(kind), "id": case_id}
+            assert Answers(document).schema_errors("ComplianceWarning", warning) == []
 
 
 # --- validating answers -----------------------------------------------------------------------
@@ -239,6 +281,7 @@ def running(
         SUNBID_VAPID_SUBJECT="mailto:ops@example.org",
         **sms.env(),
         **wechat_env(wechat),
+        SUNBID_ASK_DEVICE_BURST="2",  # a device may file twice, then 429
     ).start()
     staff = Staff(server, server.token("openapi-admin"))
     yield staff
@@ -478,6 +521,15 @@ def test_every_answer_matches_the_document(
     check(back, "/api/channels/wechat/callback", 302)
     check(anyone.get("/api/channels/wechat/callback?state=x"), "/api/channels/wechat/callback", 422)
 
+    # Respond (回应): the public files cases and reads them back with the ticket, staff
+    # answer them, and the scorecard and warnings count them.
+    supervisor = httpx.Client(
+        base_url=server.url,
+        timeout=30,
+        headers={"Authorization": "Bearer " + server.token("openapi-supervisor", "supervisor")},
+    )
+    check_respond(answers, anyone, publisher, supervisor, client)
+
     # The app: the shell on every page, the worker, the manifest and a file.
     for page in ("/", "/p/OA-1", "/follows", "/mine", "/request", "/catalog", "/staff"):
         template = "/p/{project_id}" if page.startswith("/p/") else page
@@ -492,8 +544,155 @@ def test_every_answer_matches_the_document(
         (p, m) for p, item in answers.spec["paths"].items() for m in item if m != "parameters"
     }
     assert documented <= answers.seen, documented - answers.seen
-    for client_ in (anyone, publisher):
+    for client_ in (anyone, publisher, supervisor):
         client_.close()
+
+
+def check_respond(
+    answers: Answers,
+    anyone: httpx.Client,
+    publisher: httpx.Client,
+    supervisor: httpx.Client,
+    admin: httpx.Client,
+) -> None:
+    """Every endpoint of the public's cases, each way it answers, on project OA-1
+    (agency YW-GGZY, the publisher's)."""
+    check = answers.check
+    json_type = {"Content-Type": "application/json"}
+
+    # Asking: filed, and each way of being refused.
+    asked = "/api/projects/{project_id}/enquiries"
+    question = {"question": "开标时间会推迟吗？", "contact": "13812345678"}
+    assert answers.request_body(asked, "post", question) == []
+    assert answers.request_body(asked, "post", {"question": ""})
+    assert answers.request_body(asked, "post", {**question, "colour": "red"})
+    device = {"X-Device-Id": "openapi-device-1"}
+    ask = "/api/projects/OA-1/enquiries"
+    filed = check(anyone.post(ask, json=question, headers=device), asked, 201)
+    second = check(anyone.post(ask, json=question, headers=device), asked, 201)
+    check(anyone.post(ask, json=question, headers=device), asked, 429)  # the device's third
+    third = check(anyone.post(ask, json={"question": "保证金何时退还？"}), asked, 201)
+    check(anyone.post(ask, json=question, headers={"X-Device-Id": "short"}), asked, 422)
+    check(anyone.post("/api/projects/NOPE/enquiries", json=question), asked, 404)
+    check(anyone.post(ask, json={"question": ""}), asked, 422)
+    check(anyone.post(ask, content=b"{", headers=json_type), asked, 400)
+    check(anyone.post(ask, content=b"{}"), asked, 415)
+    huge = b'{"question":"' + b"x" * (1024 * 1024) + b'"}'
+    check(anyone.post(ask, content=huge, headers=json_type), asked, 413)
+
+    # The asker's view: with the ticket only, never the contact.
+    one = "/api/enquiries/{case_id}"
+    mine, ticket = f"/api/enquiries/{filed['id']}", {"X-Ticket": filed["ticket"]}
+    view = check(anyone.get(mine, headers=ticket), one, 200)
+    assert view["question"] == question["question"] and "contact" not in view, view
+    check(anyone.get(mine), one, 404)
+    check(anyone.get(mine, headers={"X-Ticket": second["ticket"]}), one, 404)
+    rating = "/api/enquiries/{case_id}/rating"
+    check(anyone.post(mine + "/rating", json={"score": 5}, headers=ticket), rating, 409)
+
+    # Staff: the inbox, oldest due first, a page at a time.
+    inbox = "/api/enquiries"
+    page = check(publisher.get(inbox, params={"project": "OA-1", "limit": "1"}), inbox, 200)
+    assert page["next_cursor"], page
+    rest = check(publisher.get(inbox, params={"cursor": page["next_cursor"]}), inbox, 200)
+    items = page["items"] + rest["items"]
+    assert {i["id"] for i in items} == {filed["id"], second["id"], third["id"]}
+    assert items == sorted(items, key=lambda i: (i["due"], i["id"]))
+    (first,) = [i for i in items if i["id"] == filed["id"]]
+    assert first["contact"] == question["contact"] and first["question"] == question["question"]
+    assert first["project_title"] == "更名后的项目", first  # OA-1 as amended above
+    watched = check(supervisor.get(inbox, params={"status": "open"}), inbox, 200)
+    assert watched["items"] and all(i["contact"] is None for i in watched["items"])
+    check(anyone.get(inbox), inbox, 401)
+    check(publisher.get(inbox, params={"agency": "SOMEONE-ELSE"}), inbox, 403)
+    check(admin.get(inbox, params={"status": "closed"}), inbox, 422)
+    check(admin.get(inbox, params={"cursor": "not-a-cursor"}), inbox, 422)
+    check(admin.get(inbox, params={"limit": "501"}), inbox, 422)
+
+    # Answering: published, linked, declined, and each way of being refused.
+    answer = "/api/enquiries/{case_id}/answer"
+    written = {"answer": "不会推迟。", "question": "开标时间会推迟吗？"}
+    linked = {"same_as": filed["id"]}
+    assert answers.request_body(answer, "post", written) == []
+    assert answers.request_body(answer, "post", linked) == []
+    assert answers.request_body(answer, "post", {**written, **linked})  # one or the other
+    check(anyone.post(mine + "/answer", json=written), answer, 401)
+    check(supervisor.post(mine + "/answer", json=written), answer, 403)
+    check(publisher.post(mine + "/answer", json={}), answer, 422)
+    personal = {"answer": "请致电 13900001111 询问。"}
+    refused = check(publisher.post(mine + "/answer", json=personal), answer, 422)["error"]
+    assert (refused["code"], refused["details"]["found"]) == ("personal_data", ["a mobile number"])
+    check(publisher.post("/api/enquiries/qaaaaaaaaaaaa/answer", json=written), answer, 404)
+    event = check(publisher.post(mine + "/answer", json=written), answer, 201)
+    assert event["stage"] == "enquiry_answer" and event["data"]["enquiry"] == filed["id"]
+    check(publisher.post(mine + "/answer", json=written), answer, 409)
+    again = check(publisher.post(f"/api/enquiries/{second['id']}/answer", json=linked), answer, 200)
+    assert again["seq"] == event["seq"], again
+    view = check(anyone.get(mine, headers=ticket), one, 200)
+    assert view["answer"]["seq"] == event["seq"], view
+    check(anyone.post(mine + "/rating", json={"score": 6}, headers=ticket), rating, 422)
+    rated = check(anyone.post(mine + "/rating", json={"score": 4}, headers=ticket), rating, 201)
+    assert rated == {"score": 4, "comment": None}
+    check(anyone.post(mine + "/rating", json={"score": 4}, headers=ticket), rating, 409)
+    check(anyone.post(mine + "/rating", json={"score": 4}), rating, 404)
+    decline = "/api/enquiries/{case_id}/decline"
+    declining = f"/api/enquiries/{third['id']}/decline"
+    check(publisher.post(declining, json={"reason": ""}), decline, 422)
+    check(supervisor.post(declining, json={"reason": "非本项目事项"}), decline, 403)
+    declined = check(publisher.post(declining, json={"reason": "非本项目事项"}), decline, 200)
+    assert declined["status"] == "declined", declined
+    check(publisher.post(declining, json={"reason": "非本项目事项"}), decline, 409)
+
+    # Disclosure requests (依申请公开): filed, read back, extended once, replied to.
+    requests_ = "/api/disclosure-requests"
+    wanted = {
+        "agency": "YW-GGZY",
+        "subject": "2026年度采购合同",
+        "description": "请公开2026年度全部采购合同的金额与供应商。",
+        "contact": "zhang@example.org",
+    }
+    assert answers.request_body(requests_, "post", wanted) == []
+    assert answers.request_body(requests_, "post", {**wanted, "subject": ""})
+    made = check(anyone.post(requests_, json=wanted), requests_, 201)
+    check(anyone.post(requests_, json={**wanted, "agency": "NOWHERE"}), requests_, 422)
+    check(anyone.post(requests_, json={**wanted, "colour": "red"}), requests_, 422)
+    check(anyone.post(requests_, content=b"[", headers=json_type), requests_, 400)
+    theirs = "/api/disclosure-requests/{case_id}"
+    made_path, made_ticket = f"{requests_}/{made['id']}", {"X-Ticket": made["ticket"]}
+    check(anyone.get(made_path, headers=made_ticket), theirs, 200)
+    check(anyone.get(made_path, headers=ticket), theirs, 404)  # an enquiry's ticket
+    listed = check(publisher.get(requests_, params={"status": "open"}), requests_, 200)
+    assert [i["id"] for i in listed["items"]] == [made["id"]], listed
+    assert listed["items"][0]["contact"] == wanted["contact"]
+    check(supervisor.get(requests_), requests_, 200)
+    check(anyone.get(requests_), requests_, 401)
+    check(admin.get(requests_, params={"status": "answered"}), requests_, 422)
+    extend = "/api/disclosure-requests/{case_id}/extend"
+    check(publisher.post(made_path + "/extend", json={}), extend, 422)
+    check(supervisor.post(made_path + "/extend", json={"reason": "需要会商"}), extend, 403)
+    extended = check(
+        publisher.post(made_path + "/extend", json={"reason": "需要会商"}), extend, 200
+    )
+    assert extended["due"] > made["due"] and extended["extension"]["reason"] == "需要会商"
+    check(publisher.post(made_path + "/extend", json={"reason": "需要会商"}), extend, 409)
+    reply = "/api/disclosure-requests/{case_id}/reply"
+    outcome = {"outcome": "partly_granted", "text": "部分合同涉及商业秘密。", "basis": "第三十七条"}
+    assert answers.request_body(reply, "post", outcome) == []
+    assert answers.request_body(reply, "post", {**outcome, "outcome": "maybe"})
+    check(publisher.post(made_path + "/reply", json={**outcome, "outcome": "maybe"}), reply, 422)
+    check(publisher.post(f"{requests_}/raaaaaaaaaaaa/reply", json=outcome), reply, 404)
+    check(publisher.post(made_path + "/reply", json=outcome), reply, 200)
+    check(publisher.post(made_path + "/reply", json=outcome), reply, 409)
+    view = check(anyone.get(made_path, headers=made_ticket), theirs, 200)
+    assert view["reply"]["outcome"] == "partly_granted", view
+
+    # The scorecard counts the cases (their warnings: see test_case_warnings_…).
+    card = check(
+        anyone.get("/api/compliance", params={"agency": "YW-GGZY"}), "/api/compliance", 200
+    )
+    (yiwu,) = card["agencies"]
+    assert yiwu["enquiries"]["received"] == 3 and yiwu["enquiries"]["satisfaction"]["count"] == 1
+    assert yiwu["disclosure_requests"]["outcomes"] == {"partly_granted": 1}
 
 
 def test_the_validator_catches_answers_that_break_the_document(

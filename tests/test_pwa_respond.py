@@ -11,10 +11,8 @@ local push service, decrypted and handed to the asker's service worker.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +20,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PHONE,
     BrowserErrors,
     unnamed_controls,
@@ -32,12 +28,16 @@ from tests.browser import (
     watch,
 )
 from tests.conftest import ServerProcess, Staff
-from tests.notifications import NotificationServer, notification_server
+from tests.notifications import NotificationServer
 from tests.push_service import PushService
 from tests.targets import small_targets
-from tests.test_push_e2e import push_env
 from tests.test_pwa_large_text import overflow
+
+# The phone with a push service that decrypts and a notification daemon the test reads.
 from tests.test_pwa_push import STUB_PUSH_MANAGER, deliver
+from tests.test_pwa_push import desktop as desktop  # the phone, its notifications read
+from tests.test_pwa_push import push_server as push_server  # with a push service that decrypts
+from tests.test_pwa_push import service as service
 from tests.test_pwa_staff import sign_in
 
 PROJECT = "PW-ASK-1"
@@ -362,45 +362,10 @@ def test_a_disclosure_request_filed_in_the_app_is_extended_and_replied_in_the_co
 
 
 @pytest.fixture
-def service() -> Iterator[PushService]:
-    with PushService.in_thread() as running:
-        yield running
-
-
-@pytest.fixture
-def push_server(tmp_path: Path, service: PushService) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "data", **push_env(service)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def publisher(push_server: ServerProcess) -> Iterator[Staff]:
     member = Staff(push_server, push_server.token("pw-ask-publisher", "publisher", "YW-GGZY"))
     yield member
     member.client.close()
-
-
-@pytest.fixture
-def desktop(
-    playwright: Any, tmp_path: Path, browser_errors: BrowserErrors
-) -> Iterator[tuple[Any, NotificationServer]]:
-    """A phone-sized profile whose notifications reach a daemon the test reads (test_pwa_push)."""
-    with notification_server() as notifications:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": notifications.address},
-            **PHONE,
-        )
-        context.set_default_timeout(10_000)
-        watch(context, browser_errors)
-        try:
-            yield context, notifications
-        finally:
-            context.close()
 
 
 def posted_topics(page: Any, action: Any, waiting: bool) -> list[str]:

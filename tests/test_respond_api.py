@@ -265,6 +265,29 @@ def test_a_disclosure_request_is_extended_once_and_replied(
     assert body["subject"] not in public.get("/api/events", params={"since": 0}).text
 
 
+def test_a_retried_filing_gets_the_same_case_and_ticket(
+    world: tuple[ServerProcess, Staff, httpx.Client],
+) -> None:
+    """A phone that lost the 201 sends again with the same Idempotency-Key."""
+    _, staff, public = world
+    key = {"Idempotency-Key": "5f0c6a1e-ask-1"}
+    path = f"/api/projects/{PROJECT}/enquiries"
+    first = public.post(path, json={"question": "工期？", "contact": "x"}, headers=key)
+    again = public.post(path, json={"question": "工期？", "contact": "x"}, headers=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    other = public.post(path, json={"question": "别的问题"}, headers=key)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    # The same key for a request is another filing; repeated, the same request.
+    body = {"agency": "YW-ZFCG", "subject": "合同", "description": "请公开", "contact": "y"}
+    filed = public.post("/api/disclosure-requests", json=body, headers=key)
+    repeat = public.post("/api/disclosure-requests", json=body, headers=key)
+    assert (filed.status_code, repeat.status_code) == (201, 200)
+    assert repeat.json()["ticket"] == filed.json()["ticket"]
+    inbox = staff.client.get("/api/enquiries").json()["items"]
+    assert [i["id"] for i in inbox] == [first.json()["id"]]
+
+
 def test_filing_is_rate_limited_per_address_and_per_device(tmp_path: Path) -> None:
     server = ServerProcess(
         tmp_path / "data", SUNBID_ASK_BURST="4", SUNBID_ASK_DEVICE_BURST="2"

@@ -14,8 +14,9 @@ from server.compliance import items as drill_down
 from server.compliance.records import decode_cursor, encode_cursor
 from server.compliance.watchdog import empty_score
 from server.core.errors import ApiError
+from server.respond import scorecard as response_figures
 
-PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # [0-9], not \d: no other scripts' digits
 LEVELS = ("approaching", "breach", "data_incomplete")
 STATES = ("open", "resolved")
 
@@ -63,8 +64,8 @@ async def scorecard(request: Request) -> Response:
             {"agency": code, **empty_score(), "by_category": [], "by_period": []}
             for code in sorted(responses.keys() - shown)
         ]
-        for entry in agencies:
-            entry.update(responses.get(entry["agency"]) or state.respond.no_figures())
+        for entry in agencies:  # both kinds, received or not
+            entry.update(responses.get(entry["agency"]) or response_figures.none())
     return JSONResponse({"as_of": state.clock.now().isoformat(), "agencies": agencies})
 
 

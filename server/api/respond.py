@@ -10,6 +10,8 @@ asker's own view shows it to the ticket holder only, and staff lists carry
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Any
 
 import orjson
@@ -17,17 +19,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import JSONResponse, choice_param, code_params, int_param, read_json, state_of
+from server.api.staff import idempotency_key
 from server.auth import require_publisher_of
 from server.core.errors import ApiError
+from server.core.text import line_problem
 from server.core.topics import CODE, ENQUIRY_ANSWER
 from server.domain import MAX_TITLE
 from server.respond import inputs
 from server.respond.cases import CaseRow
 from server.respond.deadlines import from_us, iso
 from server.respond.rules import CaseKind
-from server.respond.service import OPEN, STATUSES, CaseConflict, CaseNotFound, Respond
+from server.respond.service import (
+    OPEN,
+    STATUSES,
+    CaseNotFound,
+    Respond,
+    Retry,
+    answers,
+)
 from server.state import AppState
-from server.store import AppendRequest, StoreUnavailable
+from server.store import AppendRequest, IdempotencyConflict, StoreUnavailable
 from server.stream.limits import client_address
 from server.tokens import Token
 
@@ -35,6 +46,7 @@ DEVICE = "x-device-id"
 TICKET = "x-ticket"
 NO_STORE = {"Cache-Control": "no-store"}
 DAY_US = 86_400_000_000
+ANSWER_KEY = "enquiry-answer:"  # + the enquiry's id: the Idempotency-Key of its answer
 
 
 # --- the public --------------------------------------------------------------------
@@ -47,8 +59,9 @@ async def ask(request: Request) -> Response:
     if project is None:
         raise ApiError(404, "not_found", f"no project {project_id[:64]!r}")
     body = inputs.question(await read_json(request))
+    retry = _retry(request, project["id"], body)
     await _limit_filing(request, state)
-    filed = await _respond(state).ask(project, body.question, body.contact)
+    filed = await _respond(state).ask(project, body.question, body.contact, retry)
     case = filed.case
     return JSONResponse(
         {
@@ -60,7 +73,7 @@ async def ask(request: Request) -> Response:
             "project": case.project,
             "topic": f"enquiry:{case.id}",
         },
-        status_code=201,
+        status_code=201 if filed.created else 200,
         headers={**NO_STORE, "Location": f"/api/enquiries/{case.id}"},
     )
 
@@ -92,10 +105,7 @@ async def rate(request: Request) -> Response:
     case = await _find(request, CaseKind.ENQUIRY)
     score, comment = inputs.rating(await read_json(request))
     await _limit_filing(request, state)
-    try:
-        await _respond(state).rate(case, score, comment)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    await _respond(state).rate(case, score, comment)
     return JSONResponse({"score": score, "comment": comment}, status_code=201, headers=NO_STORE)
 
 
@@ -109,8 +119,11 @@ async def file_request(request: Request) -> Response:
             f"agency: {body.agency!r} is not in the directory (GET /api/directory)",
             {"field": "agency"},
         )
+    retry = _retry(request, body.agency, body)
     await _limit_filing(request, state)
-    filed = await _respond(state).request(body.agency, body.subject, body.description, body.contact)
+    filed = await _respond(state).request(
+        body.agency, body.subject, body.description, body.contact, retry
+    )
     case = filed.case
     return JSONResponse(
         {
@@ -121,7 +134,7 @@ async def file_request(request: Request) -> Response:
             "received_at": _iso(case.received_us),
             "agency": case.agency,
         },
-        status_code=201,
+        status_code=201 if filed.created else 200,
         headers={**NO_STORE, "Location": f"/api/disclosure-requests/{case.id}"},
     )
 
@@ -161,10 +174,7 @@ async def answer(request: Request) -> Response:
                 f"same_as: no enquiry {body.same_as!r}",
                 {"field": "same_as"},
             ) from None
-        try:
-            await respond.link(case, earlier, token.name)
-        except CaseConflict as exc:
-            raise ApiError(409 if exc.code == "not_open" else 422, exc.code, exc.message) from None
+        await respond.link(case, earlier, token.name)
         assert earlier.answer_seq is not None  # link() checked it
         linked = await state.store.get_event(earlier.answer_seq)
         assert linked is not None
@@ -182,50 +192,63 @@ async def answer(request: Request) -> Response:
         )
     assert body.answer is not None
     inputs.publishable(question, "question", private.get("contact"))
+    if problem := line_problem(" ".join(question.split())):  # it is the event's title
+        raise ApiError(422, "invalid_field", f"question: {problem}", {"field": "question"})
     inputs.publishable(body.answer, "answer", private.get("contact"))
-    project = await state.projects.identity(case.project or "")
+    project = await state.projects.get(case.project or "")  # its region routes the event
     if project is None:
         raise ApiError(404, "not_found", f"no project {case.project!r}")
-    try:
-        marked = await respond.begin_answer(case)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    marked = await respond.begin_answer(case)
+    draft = _answer_draft(case, question, body.answer)
     try:
         result = await state.store.append(
             AppendRequest(
                 project=project,
-                draft=_answer_draft(case, question, body.answer),
-                check=lambda earlier, event: _second_answer(earlier, case.id),
-                check_reads={ENQUIRY_ANSWER: "all"},
+                draft=draft,
+                # One answer per enquiry, decided in the log's own transaction:
+                # a repeat of the same answer is that answer, another is refused.
+                idempotency_key=ANSWER_KEY + case.id,
+                fingerprint=hashlib.sha256(
+                    orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)
+                ).hexdigest(),
             )
         )
-    except BaseException as exc:
+    except IdempotencyConflict:
+        await _settle(state, respond, case)
+        raise ApiError(409, "not_open", f"enquiry {case.id} was answered already") from None
+    except StoreUnavailable:  # nothing was appended
         await respond.store.forget_answering(case.id, marked)
-        if isinstance(exc, StoreUnavailable):
-            raise ApiError(
-                503,
-                "store_unavailable",
-                "the event log cannot be written right now; nothing was published, try again",
-                headers={"Retry-After": "5"},
-            ) from None
-        raise
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the event log cannot be written right now; nothing was published, try again",
+            headers={"Retry-After": "5"},
+        ) from None
+    # Any other failure leaves the mark: whether the answer was appended is
+    # not known here, and the next start (or answer) finds out from the log.
     await respond.answered(case, result.event, token.name)
     return Response(
         result.event.json,
-        status_code=201,
+        status_code=201 if result.created else 200,
         media_type="application/json",
         headers={"Location": f"/api/events?since={result.event.seq - 1}&limit=1"},
     )
+
+
+async def _settle(state: AppState, respond: Respond, case: CaseRow) -> None:
+    """The log holds an answer to `case` that the case does not know of yet
+    (its process died after appending it): close the case with it."""
+    for event in await state.store.timeline(case.project or ""):
+        if answers(event, case.id):
+            await respond.answered(case, event, None)
+            return
 
 
 async def decline(request: Request) -> Response:
     state = state_of(request)
     token, case = await _staff_case(request, CaseKind.ENQUIRY)
     reason = inputs.reason(await read_json(request))
-    try:
-        declined = await _respond(state).decline(case, reason, token.name)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    declined = await _respond(state).decline(case, reason, token.name)
     return JSONResponse(_staff_item(state, declined, token), headers=NO_STORE)
 
 
@@ -233,10 +256,7 @@ async def extend(request: Request) -> Response:
     state = state_of(request)
     token, case = await _staff_case(request, CaseKind.DISCLOSURE_REQUEST)
     reason = inputs.reason(await read_json(request))
-    try:
-        extended = await _respond(state).extend(case, reason, token.name)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    extended = await _respond(state).extend(case, reason, token.name)
     return JSONResponse(_staff_item(state, extended, token), headers=NO_STORE)
 
 
@@ -244,10 +264,7 @@ async def reply(request: Request) -> Response:
     state = state_of(request)
     token, case = await _staff_case(request, CaseKind.DISCLOSURE_REQUEST)
     body = inputs.reply(await read_json(request))
-    try:
-        replied = await _respond(state).reply(case, body.outcome, body.text, body.basis, token.name)
-    except CaseConflict as exc:
-        raise ApiError(409, exc.code, exc.message) from None
+    replied = await _respond(state).reply(case, body.outcome, body.text, body.basis, token.name)
     return JSONResponse(_staff_item(state, replied, token), headers=NO_STORE)
 
 
@@ -260,18 +277,27 @@ def _respond(state: AppState) -> Respond:
     return state.respond
 
 
+def _retry(request: Request, where: str, body: inputs.Question | inputs.Request) -> Retry | None:
+    """The filing's Idempotency-Key, if sent, with a digest of what it files."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    filed = orjson.dumps([where, dataclasses.asdict(body)], option=orjson.OPT_SORT_KEYS)
+    return Retry(key, hashlib.sha256(filed).hexdigest())
+
+
 async def _limit_filing(request: Request, state: AppState) -> None:
     """429 once this address, or this device, has filed too much too fast."""
-    waits = [await state.ask_limiter.check(client_address(request.scope))]
     device = request.headers.get(DEVICE)
+    if device is not None and (not 8 <= len(device) <= 64 or not CODE.fullmatch(device)):
+        raise ApiError(  # refused before it costs the address a filing
+            422,
+            "invalid_parameter",
+            f"{DEVICE}: 8-64 characters of A-Z a-z 0-9 . _ -",
+            {"field": DEVICE},
+        )
+    waits = [await state.ask_limiter.check(client_address(request.scope))]
     if device is not None:
-        if not 8 <= len(device) <= 64 or not CODE.fullmatch(device):
-            raise ApiError(
-                422,
-                "invalid_parameter",
-                f"{DEVICE}: 8-64 characters of A-Z a-z 0-9 . _ -",
-                {"field": DEVICE},
-            )
         waits.append(await state.ask_device_limiter.check("device:" + device))
     wait = max(waits)
     if wait:
@@ -397,6 +423,7 @@ def _times(case: CaseRow, state: AppState) -> dict[str, Any]:
         "status": case.status,
         "asked_at" if case.kind == CaseKind.ENQUIRY else "received_at": _iso(case.received_us),
         "due": _iso(case.due_us),
+        "due_estimated": bool(case.due_estimated),
         "closed_at": _iso(case.closed_us),
         "overdue": (now_us if open_ else case.closed_us or 0) > case.due_us,
         "rule": case.rule,
@@ -438,20 +465,6 @@ def _answer_draft(case: CaseRow, question: str, answer_text: str) -> dict[str, A
         },
         "occurred_at": None,
     }
-
-
-def _second_answer(earlier: Any, case_id: str) -> Exception | None:
-    """Refused in the writer's transaction: of two racing answers, one is published."""
-    for event in earlier:
-        data = event.get("data") or {}
-        if event.get("stage") == ENQUIRY_ANSWER and data.get("enquiry") == case_id:
-            return ApiError(
-                409,
-                "not_open",
-                f"enquiry {case_id} was answered already (seq {event['seq']})",
-                {"seq": event["seq"]},
-            )
-    return None
 
 
 def _not_found(kind: CaseKind) -> ApiError:

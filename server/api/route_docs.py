@@ -18,10 +18,13 @@ from server.api.compliance import STATES
 from server.api.pages import SHELL_PATHS
 from server.api.public import MAX_QUERY, MAX_WORDS, SORTS
 from server.api.public import STATUSES as PROJECT_STATUSES
+from server.api.respond import DEVICE, TICKET
 from server.api.staff import MAX_IDEMPOTENCY_KEY
 from server.compliance.items import STATUSES as ITEM_STATUSES
 from server.compliance.watchdog import Level
 from server.core.numbers import MAX_SEQ
+from server.respond.rules import CaseKind
+from server.respond.service import STATUSES as CASE_STATUSES
 
 JSON = "application/json"
 Where = Literal["path", "query", "header"]
@@ -94,6 +97,13 @@ PATH_PARAMS = {
     "project_id": PROJECT_ID,
     "channel_id": Param("channel_id", "path", t.ChannelId),
     "seq": Param("seq", "path", Annotated[int, Meta(ge=1, le=MAX_SEQ)]),
+    "case_id": Param(
+        "case_id",
+        "path",
+        Annotated[str, Meta(pattern="^[qr][a-z2-7]{12}$")],
+        "An enquiry's id (q…) under /api/enquiries, a disclosure request's (r…) under "
+        "/api/disclosure-requests.",
+    ),
 }
 
 
@@ -106,9 +116,46 @@ def codes(*names: str) -> tuple[Param, ...]:
     return tuple(Param(name, "query", t.Code) for name in names)
 
 
+def case_status(kind: CaseKind) -> Param:
+    """The statuses of a kind of case, and `open`: those not yet answered."""
+    choices = list(dict.fromkeys((*CASE_STATUSES[kind], "open")))
+    return Param(
+        "status",
+        "query",
+        Annotated[str, Meta(extra_json_schema={"enum": choices})],
+        "Only cases in this status; `open`: not answered yet (every status if absent).",
+    )
+
+
+def case_inbox(kind: CaseKind, *filters: str) -> tuple[Param, ...]:
+    return (
+        *codes(*filters),
+        case_status(kind),
+        Param("cursor", "query", str, "`next_cursor` of the previous page."),
+        limit(50, 500),
+    )
+
+
 # --- answers shared by several operations ------------------------------------------------------
 
 HTML = Answer("HTML", {}, "text/html", headers=("Link",))
+# The public's cases: read back with the ticket; filed with an optional device id.
+X_TICKET = Param(
+    TICKET.title(),
+    "header",
+    str,
+    "The ticket the case was filed with. Without it, or with another, the answer is the "
+    "same 404 as for an id that does not exist.",
+    component="Ticket",
+)
+X_DEVICE = Param(
+    DEVICE.title(),
+    "header",
+    Annotated[str, Meta(pattern="^[A-Za-z0-9._-]{8,64}$")],
+    "The app's random id for this device: filing is limited per device "
+    "(SUNBID_ASK_DEVICE_BURST) as well as per client address (SUNBID_ASK_BURST).",
+    component="DeviceId",
+)
 MANAGE_TOKEN = Param("X-Manage-Token", "header", str, "The token the channel was added with.")
 NOT_MODIFIED = Answer("Not modified.")
 
@@ -548,6 +595,150 @@ ROUTES: dict[tuple[str, str], Doc] = {
             limit(50, 500),
         ),
         errors=(401, 403, 422),
+        security="staff",
+    ),
+    ("/api/projects/{project_id}/enquiries", "post"): Doc(
+        "askEnquiry",
+        "Ask a question about a project (咨询): answered in public, or declined",
+        "public",
+        {
+            201: Answer(
+                "Received: keep the `ticket`, shown only here, to read the answer.",
+                t.EnquiryFiled,
+                headers=("Location",),
+            )
+        },
+        description="The question and contact are kept sealed beside the log and never "
+        "published as written; staff publish the question (personal data removed) with the "
+        "answer as an `enquiry_answer` event on the project, due within the response rule's "
+        "period (GET /api/catalog). Rate-limited per client address and per device "
+        "(`X-Device-Id`).",
+        params=(X_DEVICE,),
+        body=t.EnquiryInput,
+        errors=(400, 404, 413, 415, 422, 429),
+    ),
+    ("/api/enquiries", "get"): Doc(
+        "listEnquiries",
+        "The public's enquiries, oldest due first",
+        "staff",
+        {200: Answer("One page (`Cache-Control: no-store`).", t.EnquiryPage)},
+        description="A publisher sees its own agency's (another `agency` is a 403); a "
+        "supervisor or admin sees all, and only publishers and admins see `contact`.",
+        params=case_inbox(CaseKind.ENQUIRY, "agency", "project"),
+        errors=(401, 403, 422),
+        security="staff",
+    ),
+    ("/api/enquiries/{case_id}", "get"): Doc(
+        "getEnquiry",
+        "An enquiry, to the one who asked it (with its ticket)",
+        "public",
+        {200: Answer("The asker's view (`Cache-Control: no-store`).", t.Enquiry)},
+        params=(X_TICKET,),
+        errors=(404,),
+    ),
+    ("/api/enquiries/{case_id}/rating", "post"): Doc(
+        "rateEnquiry",
+        "Rate the answer to one's enquiry, once (with its ticket)",
+        "public",
+        {201: Answer("Rated.", t.Rating)},
+        description="409 `not_answered` before an answer (a declined enquiry is not "
+        "rated), `already_rated` the second time. The ratings make the scorecard's "
+        "`satisfaction`.",
+        params=(X_TICKET, X_DEVICE),
+        body=t.RatingInput,
+        errors=(400, 404, 409, 413, 415, 422, 429),
+    ),
+    ("/api/enquiries/{case_id}/answer", "post"): Doc(
+        "answerEnquiry",
+        "Answer an enquiry: publish the answer (appends an `enquiry_answer` event)",
+        "staff",
+        {
+            201: Answer("Published: the event.", t.Event, headers=("Location",)),
+            200: Answer(
+                "Linked (`same_as`): the earlier answer's event; nothing new is published.",
+                t.Event,
+            ),
+        },
+        description="A publisher of the enquiry's agency, or an admin. The event's `data` "
+        "is `enquiry`, `question` (as published), `answer` and `asked_at`; it is on the "
+        "project's topics and on `enquiry:<id>`, which the asker's device may follow by "
+        "push. A question or answer holding personal data (a mobile or identity card "
+        "number, an e-mail address, the asker's contact) is refused: 422 `personal_data`, "
+        "`details.found` says what. `same_as` must name an answered enquiry of the same "
+        "project (422 `not_answered` otherwise). 409 `not_open` once answered or declined.",
+        body={"oneOf": [t.EnquiryAnswer, t.EnquiryLink]},
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        security="staff",
+    ),
+    ("/api/enquiries/{case_id}/decline", "post"): Doc(
+        "declineEnquiry",
+        "Decline an enquiry with a reason told to the asker (nothing is published)",
+        "staff",
+        {200: Answer("The enquiry as staff see it.", t.EnquiryItem)},
+        description="A publisher of the enquiry's agency, or an admin. 409 `not_open` once "
+        "answered or declined. The scorecard counts it in `outcomes.declined`.",
+        body=t.CaseReason,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
+        security="staff",
+    ),
+    ("/api/disclosure-requests", "get"): Doc(
+        "listDisclosureRequests",
+        "Requests for government information (依申请公开), oldest due first",
+        "staff",
+        {200: Answer("One page (`Cache-Control: no-store`).", t.DisclosureRequestPage)},
+        description="A publisher sees its own agency's (another `agency` is a 403); a "
+        "supervisor or admin sees all, and only publishers and admins see `contact`.",
+        params=case_inbox(CaseKind.DISCLOSURE_REQUEST, "agency"),
+        errors=(401, 403, 422),
+        security="staff",
+    ),
+    ("/api/disclosure-requests", "post"): Doc(
+        "requestDisclosure",
+        "Request government information from an agency (依申请公开)",
+        "public",
+        {
+            201: Answer(
+                "Received: keep the `ticket`, shown only here, to read the reply.",
+                t.DisclosureRequestFiled,
+                headers=("Location",),
+            )
+        },
+        description="Due in 20 working days (政府信息公开条例 §33), once extendable by 20. "
+        "Nothing of it is published; the subject, description and contact are kept sealed "
+        "and erased a while after the reply. An agency not in GET /api/directory is a 422. "
+        "Rate-limited per client address and per device (`X-Device-Id`).",
+        params=(X_DEVICE,),
+        body=t.DisclosureRequestInput,
+        errors=(400, 413, 415, 422, 429),
+    ),
+    ("/api/disclosure-requests/{case_id}", "get"): Doc(
+        "getDisclosureRequest",
+        "A disclosure request, to the one who made it (with its ticket), the reply included",
+        "public",
+        {200: Answer("The requester's view (`Cache-Control: no-store`).", t.DisclosureRequest)},
+        params=(X_TICKET,),
+        errors=(404,),
+    ),
+    ("/api/disclosure-requests/{case_id}/extend", "post"): Doc(
+        "extendDisclosureRequest",
+        "Extend a request's period once, by its rule's extension, with a reason",
+        "staff",
+        {200: Answer("The request as staff see it, with its new `due`.", t.DisclosureRequestItem)},
+        description="A publisher of the request's agency, or an admin. 409 "
+        "`already_extended` the second time, `not_open` once replied.",
+        body=t.CaseReason,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
+        security="staff",
+    ),
+    ("/api/disclosure-requests/{case_id}/reply", "post"): Doc(
+        "replyDisclosureRequest",
+        "Reply to a request: its outcome, the text and the legal basis",
+        "staff",
+        {200: Answer("The request as staff see it.", t.DisclosureRequestItem)},
+        description="A publisher of the request's agency, or an admin. 409 `not_open` once "
+        "replied. Told to the requester only; nothing is published.",
+        body=t.ReplyInput,
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
         security="staff",
     ),
 }

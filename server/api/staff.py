@@ -94,7 +94,7 @@ async def publish_event(request: Request) -> Response:
     )
     if dry_run:
         return await _dry_run_answer(state, await _project(state, project_id), draft)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     fingerprint = hashlib.sha256(orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)).hexdigest()
     domain = state.domain
     try:
@@ -186,7 +186,7 @@ def _unavailable() -> ApiError:
     )
 
 
-def _idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None

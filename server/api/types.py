@@ -31,6 +31,19 @@ from server.core.events import EVENT_FIELDS
 from server.core.numbers import MAX_SEQ
 from server.core.topics import CODE, MAX_CODE
 from server.domain import MAX_BODY, MAX_REASON, MAX_TITLE
+from server.respond.inputs import (
+    MAX_ANSWER,
+    MAX_BASIS,
+    MAX_COMMENT,
+    MAX_CONTACT,
+    MAX_DESCRIPTION,
+    MAX_QUESTION,
+    MAX_SUBJECT,
+    OUTCOMES,
+)
+from server.respond.inputs import MAX_REASON as MAX_CASE_REASON
+from server.respond.rules import CaseKind
+from server.respond.service import STATUSES
 
 # The keys of the markers the document builder replaces (openapi.py).
 COMPONENT = "x-sunbid-component"
@@ -121,6 +134,13 @@ class ErrorDetails(Struct):
     ) = UNSET
     rule: (
         Annotated[str, described("`contradicts`: which check refused it, e.g. second_award.")]
+        | UnsetType
+    ) = UNSET
+    found: (
+        Annotated[
+            list[str],
+            described("`personal_data`: what an answer may not publish, e.g. a mobile number."),
+        ]
         | UnsetType
     ) = UNSET
 
@@ -489,7 +509,7 @@ class ComplianceWarning(Struct):
 
     id: str
     rule: str
-    project: str
+    project: Annotated[str | None, described("Null for a disclosure request's warning.")]
     agency: str
     due: Time | None
     basis: str
@@ -497,7 +517,7 @@ class ComplianceWarning(Struct):
     message: str
     created_at: Time
     resolved_at: Time | None
-    category: str | UnsetType = UNSET
+    category: str | UnsetType | None = UNSET
     state: (
         Annotated[
             Literal["approaching", "overdue", "too_short", "data_incomplete"],
@@ -514,6 +534,13 @@ class ComplianceWarning(Struct):
         Annotated[
             bool,
             described("Local practice or policy, not law: the scorecard counts it apart."),
+        ]
+        | UnsetType
+    ) = UNSET
+    case: (
+        Annotated[
+            CaseRef,
+            described("A response rule's warning: the public's case it is about (not its text)."),
         ]
         | UnsetType
     ) = UNSET
@@ -563,6 +590,17 @@ class AgencyScore(Score, kw_only=True):
     agency: Code
     by_category: list[CategoryScore]
     by_period: list[PeriodScore]
+    enquiries: (
+        Annotated[EnquiryFigures, described("How it answers enquiries on its projects.")]
+        | UnsetType
+    ) = UNSET
+    disclosure_requests: (
+        Annotated[
+            CaseFigures,
+            described("How it replies to requests for information (依申请公开)."),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class Scorecard(Struct):
@@ -726,3 +764,308 @@ class ChannelShown(Struct):
     topics: list[str]
     stages: list[str] | None
     address_hint: Annotated[str, described("Enough to recognise the address: 138****5678.")]
+
+
+# --- the public's cases (回应) -------------------------------------------------------------------
+
+EnquiryId = Annotated[str, Meta(pattern="^q[a-z2-7]{12}$")]
+RequestId = Annotated[str, Meta(pattern="^r[a-z2-7]{12}$")]
+Ticket = Annotated[
+    str,
+    Meta(
+        pattern="^[A-Za-z0-9_-]{43}$",
+        description="The case's secret, shown only in this answer: send it back as "
+        "`X-Ticket` to read the case. It cannot be shown again.",
+    ),
+]
+EnquiryStatus = Annotated[str, Meta(extra_json_schema={"enum": list(STATUSES[CaseKind.ENQUIRY])})]
+RequestStatus = Annotated[
+    str, Meta(extra_json_schema={"enum": list(STATUSES[CaseKind.DISCLOSURE_REQUEST])})
+]
+Outcome = Annotated[
+    str,
+    Meta(
+        extra_json_schema={"enum": list(OUTCOMES)},
+        description="granted 予以公开, partly_granted 部分公开, refused 不予公开, "
+        "not_held 信息不存在, not_ours 非本机关掌握.",
+    ),
+]
+Due = Annotated[
+    Time,
+    described(
+        "The last moment to answer: the response rule's period (GET /api/catalog) from the "
+        "day after it was received, or the extended one."
+    ),
+]
+ClosedAt = Annotated[Time | None, described("When it was answered, declined or replied to.")]
+DueEstimated = Annotated[
+    bool,
+    described(
+        "`due` counted days the working-day calendar does not know yet (next year's "
+        "holidays before they are announced) as Monday–Friday; counted again once it does."
+    ),
+]
+Overdue = Annotated[bool, described("Past `due` and still open, or closed after it.")]
+CaseRule = Annotated[
+    str, Meta(examples=["all.enquiry-answer"]), described("The response rule `due` follows.")
+]
+Erased = Annotated[
+    bool,
+    described(
+        "What the person wrote was erased, as it is a while after the case closes "
+        "(SUNBID_CASE_KEEP_DAYS): those fields are null now."
+    ),
+]
+AgeDays = Annotated[float, Meta(ge=0), described("Days from receipt to closing, or to now.")]
+Contact = Annotated[
+    str | None,
+    described("How to reach the person: for publishers and admins; null for supervisors."),
+]
+RatingScore = Annotated[int, Meta(ge=1, le=5, description="1 (poor) to 5 (good).")]
+# Text a person writes: 1..limit characters once trimmed (server/respond/inputs.py).
+Question = Annotated[str, Meta(min_length=1, max_length=MAX_QUESTION)]
+AnswerText = Annotated[str, Meta(min_length=1, max_length=MAX_ANSWER)]
+ReasonText = Annotated[str, Meta(min_length=1, max_length=MAX_CASE_REASON)]
+Subject = Annotated[str, Meta(min_length=1, max_length=MAX_SUBJECT)]
+Description = Annotated[str, Meta(min_length=1, max_length=MAX_DESCRIPTION)]
+
+
+class EnquiryInput(Struct, forbid_unknown_fields=True):
+    question: Annotated[Question, described("Never published as it is written.")]
+    contact: (
+        Annotated[
+            str,
+            Meta(max_length=MAX_CONTACT),
+            described("Optional; staff see it, nothing public ever does."),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
+class EnquiryFiled(Struct):
+    id: EnquiryId
+    ticket: Ticket
+    status: Literal["open"]
+    due: Due
+    asked_at: Time
+    project: Code
+    topic: Annotated[
+        str,
+        Meta(pattern="^enquiry:q[a-z2-7]{12}$"),
+        described(
+            "Add it to the device's push subscription (or a channel) to be told of the answer."
+        ),
+    ]
+
+
+class PublishedAnswer(Struct):
+    """The `enquiry_answer` event that answers it, as published for everyone."""
+
+    seq: Seq
+    question: Annotated[str, described("The question as published (personal data removed).")]
+    answer: str
+    published_at: Time
+
+
+class Rating(Struct):
+    score: RatingScore
+    comment: str | None
+
+
+class RatingInput(Struct, forbid_unknown_fields=True):
+    score: RatingScore
+    comment: Annotated[str, Meta(max_length=MAX_COMMENT)] | UnsetType | None = UNSET
+
+
+class Enquiry(Struct):
+    """The asker's view (with the ticket)."""
+
+    id: EnquiryId
+    project: Code
+    status: EnquiryStatus
+    question: Annotated[str | None, described("The asker's own words; null once erased.")]
+    asked_at: Time
+    due: Due
+    due_estimated: DueEstimated
+    closed_at: ClosedAt
+    answer: PublishedAnswer | None
+    reason: Annotated[str | None, described("Why it was declined.")]
+    rating: Rating | None
+    overdue: Overdue
+    rule: CaseRule
+    erased: Erased
+
+
+class EnquiryItem(Struct):
+    """An enquiry as staff see it."""
+
+    id: EnquiryId
+    project: Code
+    agency: Code
+    category: CategoryCode
+    question: Annotated[str | None, described("The asker's words; null once erased.")]
+    status: EnquiryStatus
+    asked_at: Time
+    due: Due
+    due_estimated: DueEstimated
+    closed_at: ClosedAt
+    answer_seq: Annotated[Seq | None, described("The `enquiry_answer` event that answers it.")]
+    linked: Annotated[bool, described("Answered by linking to an earlier answer (`same_as`).")]
+    reason: Annotated[str | None, described("Why it was declined.")]
+    score: Annotated[RatingScore | None, described("The asker's rating.")]
+    overdue: Overdue
+    age_days: AgeDays
+    contact: Contact
+    rule: CaseRule
+    erased: Erased
+    project_title: (
+        Annotated[str | None, described("In the inbox: the project's title, as it is now.")]
+        | UnsetType
+    ) = UNSET
+
+
+class EnquiryPage(Struct):
+    items: Annotated[list[EnquiryItem], described("Oldest due first.")]
+    next_cursor: NextCursor
+
+
+class EnquiryAnswer(Struct, forbid_unknown_fields=True):
+    answer: AnswerText
+    question: (
+        Annotated[
+            Question,
+            described(
+                "The question as it will be published, personal data removed; the asker's "
+                "words if absent."
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
+class EnquiryLink(Struct, forbid_unknown_fields=True):
+    same_as: Annotated[
+        EnquiryId,
+        described(
+            "A repeat question: the id of an answered enquiry of the same project, whose "
+            "answer answers this one. Nothing new is published."
+        ),
+    ]
+
+
+class CaseReason(Struct, forbid_unknown_fields=True):
+    reason: Annotated[ReasonText, described("Told to the person; never published.")]
+
+
+class DisclosureRequestInput(Struct, forbid_unknown_fields=True):
+    agency: Annotated[Code, described("An agency of GET /api/directory.")]
+    subject: Subject
+    description: Description
+    contact: Annotated[
+        str,
+        Meta(min_length=1, max_length=MAX_CONTACT),
+        described("Staff see it, nothing public ever does."),
+    ]
+
+
+class DisclosureRequestFiled(Struct):
+    id: RequestId
+    ticket: Ticket
+    status: Literal["received"]
+    due: Due
+    received_at: Time
+    agency: Code
+
+
+class Extension(Struct):
+    reason: Annotated[str | None, described("Told to the requester; null once erased.")]
+    at: Time
+
+
+class Reply(Struct):
+    outcome: Outcome
+    text: Annotated[str | None, described("Null once erased.")]
+    basis: Annotated[str | None, described("The article relied on.")]
+    at: Time
+
+
+class ReplyInput(Struct, forbid_unknown_fields=True):
+    outcome: Outcome
+    text: Description
+    basis: (
+        Annotated[str, Meta(max_length=MAX_BASIS), described("The article relied on.")]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
+class DisclosureRequest(Struct):
+    """The requester's view (with the ticket), the reply included."""
+
+    id: RequestId
+    agency: Code
+    status: RequestStatus
+    subject: Annotated[str | None, described("Null once erased.")]
+    description: Annotated[str | None, described("Null once erased.")]
+    received_at: Time
+    due: Due
+    due_estimated: DueEstimated
+    closed_at: ClosedAt
+    extension: Annotated[
+        Extension | None, described("The period's one extension, if it was extended.")
+    ]
+    reply: Reply | None
+    overdue: Overdue
+    rule: CaseRule
+    erased: Erased
+
+
+class DisclosureRequestItem(DisclosureRequest, kw_only=True):
+    """A disclosure request as staff see it."""
+
+    age_days: AgeDays
+    contact: Contact
+
+
+class DisclosureRequestPage(Struct):
+    items: Annotated[list[DisclosureRequestItem], described("Oldest due first.")]
+    next_cursor: NextCursor
+
+
+class CaseRef(Struct):
+    kind: Annotated[str, Meta(extra_json_schema={"enum": [str(kind) for kind in CaseKind]})]
+    id: Annotated[str, Meta(pattern="^[qr][a-z2-7]{12}$")]
+
+
+class CaseFigures(Struct):
+    """The public's cases an agency received (in the month asked for, by when each was
+    received), and how it answered them."""
+
+    received: Count
+    answered_on_time: Annotated[Count, described("Closed by their due time.")]
+    late: Annotated[Count, described("Closed after their due time, or still open past it.")]
+    open: Count
+    median_days: Annotated[
+        Annotated[float, Meta(ge=0)] | None,
+        described("Days from receipt to closing, of those closed."),
+    ]
+    outcomes: Annotated[
+        dict[str, Count],
+        described(
+            "Closed cases by how they ended: answered or declined (enquiries), a reply's "
+            "outcome (requests)."
+        ),
+    ]
+
+
+class Satisfaction(Struct):
+    mean: Annotated[
+        Annotated[float, Meta(ge=1, le=5)] | None, described("Null before the first rating.")
+    ]
+    count: Count
+
+
+class EnquiryFigures(CaseFigures, kw_only=True):
+    satisfaction: Annotated[Satisfaction, described("The askers' ratings of the answers.")]

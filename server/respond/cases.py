@@ -50,6 +50,7 @@ _COLUMNS = """
     received_us   {big} NOT NULL,
     first_due_us  {big} NOT NULL,     -- the due time it was received with
     due_us        {big} NOT NULL,     -- now: the first, or the extended one
+    due_estimated INTEGER NOT NULL DEFAULT 0,  -- counted over days the calendar does not cover
     extended_us   {big},
     closed_us     {big},
     alert_us      {big},              -- the next moment a warning of it becomes true
@@ -61,12 +62,16 @@ _COLUMNS = """
     rated_us      {big},
     ticket_digest TEXT NOT NULL,      -- SHA-256 of the ticket the asker keeps
     private       {blob},             -- sealed JSON: what the person wrote; NULL once erased
-    erased_us     {big}
+    erased_us     {big},
+    retry_digest  TEXT,               -- SHA-256 of the filing's Idempotency-Key
+    retry_fingerprint TEXT            -- SHA-256 of what was filed with it
 """
 _REST = """
 CREATE INDEX IF NOT EXISTS cases_inbox ON cases(kind, agency, status, due_us, id);
 CREATE INDEX IF NOT EXISTS cases_by_status ON cases(kind, status, due_us, id);
 CREATE INDEX IF NOT EXISTS cases_by_project ON cases(project, due_us, id) WHERE project IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS cases_retry ON cases(retry_digest)
+    WHERE retry_digest IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_alerts ON cases(alert_us) WHERE alert_us IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_answering ON cases(answering_us) WHERE answering_us IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cases_to_erase ON cases(closed_us)
@@ -109,12 +114,17 @@ PG_SCHEMA = (
 )
 CASE_FIELDS = (
     "id", "kind", "agency", "project", "category", "rule", "status", "received_us",
-    "first_due_us", "due_us", "extended_us", "closed_us", "alert_us", "answering_us",
-    "answer_seq", "linked", "outcome", "score", "rated_us", "ticket_digest", "private",
-    "erased_us",
+    "first_due_us", "due_us", "due_estimated", "extended_us", "closed_us", "alert_us",
+    "answering_us", "answer_seq", "linked", "outcome", "score", "rated_us", "ticket_digest",
+    "private", "erased_us", "retry_digest", "retry_fingerprint",
 )  # fmt: skip
 SELECT_CASE = f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
+LINKED = CASE_FIELDS.index("linked")
 WARNING_FILTERS = ("agency", "category", "level", "project")
+INSERT_WARNING = (
+    "INSERT INTO case_warnings (id, case_id, agency, project, category, level, created_at,"
+    " resolved_at, doc, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 LOCK_WARNINGS = "SELECT pg_advisory_xact_lock(hashtext('sunbid-case-warnings'))"
 
 
@@ -130,6 +140,7 @@ class CaseRow:
     received_us: int
     first_due_us: int
     due_us: int
+    due_estimated: int  # 1: a day the calendar does not know was counted as Monday–Friday
     extended_us: int | None
     closed_us: int | None
     alert_us: int | None
@@ -142,14 +153,13 @@ class CaseRow:
     ticket_digest: str
     private: bytes | None
     erased_us: int | None
+    retry_digest: str | None = None
+    retry_fingerprint: str | None = None
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> CaseRow:
-        values = dict(zip(CASE_FIELDS, row, strict=True))
-        values["linked"] = bool(values["linked"])
-        if values["private"] is not None:
-            values["private"] = bytes(values["private"])
-        return cls(**values)
+        """A row of SELECT_CASE (positional: a rebuild reads every case)."""
+        return cls(*(*row[:LINKED], bool(row[LINKED]), *row[LINKED + 1 :]))
 
 
 @dataclass(frozen=True)
@@ -180,8 +190,11 @@ class CaseStore(SideFile):
             database_url=database_url,
             database_schema=database_schema,
         )
+        self.truncate_pending = False  # erased text may still be in the WAL (SQLite)
 
     async def open(self) -> None:
+        # Erased text may still be in the WAL (SQLite): looked at once after a start.
+        self.truncate_pending = not self.postgres
         await super().open()
         if not self.postgres:
             # Erased text must not linger in freed pages of the file.
@@ -190,7 +203,7 @@ class CaseStore(SideFile):
     # --- cases -----------------------------------------------------------------------
 
     async def insert(self, case: CaseRow, at_us: int) -> bool:
-        """Store a new case; False if its id is taken (made again by the caller)."""
+        """Store a new case; False if its id (or its Idempotency-Key) is taken."""
         async with self.transaction():
             cursor = await self.db.execute(
                 f"INSERT INTO cases ({', '.join(CASE_FIELDS)})"
@@ -204,6 +217,10 @@ class CaseStore(SideFile):
 
     async def get(self, case_id: str) -> CaseRow | None:
         rows = await self.rows(SELECT_CASE + " WHERE id = ?", (case_id,))
+        return CaseRow.of(rows[0]) if rows else None
+
+    async def by_retry(self, retry_digest: str) -> CaseRow | None:
+        rows = await self.rows(SELECT_CASE + " WHERE retry_digest = ?", (retry_digest,))
         return CaseRow.of(rows[0]) if rows else None
 
     async def many(self, case_ids: Iterable[str]) -> dict[str, CaseRow]:
@@ -247,17 +264,23 @@ class CaseStore(SideFile):
         next_cursor = _encode_cursor([found[-1].due_us, found[-1].id]) if more else None
         return found, next_cursor
 
-    async def begin_answer(self, case_id: str, at_us: int) -> bool:
-        """Mark an open enquiry as being answered (the event is appended next)."""
+    async def begin_answer(self, case_id: str, at_us: int, stale_us: int) -> bool:
+        """Mark an open enquiry as being answered (the event is appended next),
+        unless another answer is under way (a mark older than `stale_us` is
+        taken over: its append ended long ago, and the log refuses a second)."""
         async with self.transaction():
             cursor = await self.db.execute(
-                "UPDATE cases SET answering_us = ? WHERE id = ? AND status = 'open'",
-                (at_us, case_id),
+                "UPDATE cases SET answering_us = ? WHERE id = ? AND status = 'open'"
+                " AND (answering_us IS NULL OR answering_us < ?)",
+                (at_us, case_id, stale_us),
             )
         return int(cursor.rowcount) == 1
 
-    async def half_answered(self) -> list[CaseRow]:
-        rows = await self.rows(SELECT_CASE + " WHERE answering_us IS NOT NULL")
+    async def half_answered(self, before_us: int) -> list[CaseRow]:
+        """Cases marked as being answered since before `before_us`."""
+        rows = await self.rows(
+            SELECT_CASE + " WHERE answering_us IS NOT NULL AND answering_us < ?", (before_us,)
+        )
         return [CaseRow.of(row) for row in rows]
 
     async def forget_answering(self, case_id: str, at_us: int) -> None:
@@ -271,7 +294,7 @@ class CaseStore(SideFile):
         self,
         case_id: str,
         *,
-        expect: Sequence[str],
+        expect: str,
         status: str,
         closed_us: int,
         private: bytes | None,
@@ -280,17 +303,20 @@ class CaseStore(SideFile):
         answer_seq: int | None = None,
         linked: bool = False,
         outcome: str | None = None,
+        unmarked: bool = False,
     ) -> bool:
-        """Close a case whose status is one of `expect`; False if it was not.
-        The warnings due by the closing are stored first, then every open one
-        is resolved: all in one transaction."""
+        """Close a case whose status is `expect`; False if it is not (or, with
+        `unmarked`, if an answer is being appended to it). The warnings due by
+        the closing are stored first, then every open one is resolved: all in
+        one transaction."""
+        mark = " AND answering_us IS NULL" if unmarked else ""
         async with self.transaction():
             cursor = await self.db.execute(
                 "UPDATE cases SET status = ?, closed_us = ?, alert_us = NULL,"
                 " answering_us = NULL, answer_seq = ?, linked = ?, outcome = ?,"
                 " private = COALESCE(?, private)"
-                f" WHERE id = ? AND status IN ({', '.join('?' * len(expect))})",
-                (status, closed_us, answer_seq, int(linked), outcome, private, case_id, *expect),
+                f" WHERE id = ? AND status = ?{mark}",
+                (status, closed_us, answer_seq, int(linked), outcome, private, case_id, expect),
             )
             if int(cursor.rowcount) != 1:
                 return False
@@ -306,6 +332,7 @@ class CaseStore(SideFile):
         *,
         extended_us: int,
         due_us: int,
+        due_estimated: bool,
         alert_us: int | None,
         private: bytes | None,
         due: Iterable[CaseAlert],
@@ -314,9 +341,9 @@ class CaseStore(SideFile):
         async with self.transaction():
             cursor = await self.db.execute(
                 "UPDATE cases SET status = 'extended', extended_us = ?, due_us = ?,"
-                " alert_us = ?, private = COALESCE(?, private)"
+                " due_estimated = ?, alert_us = ?, private = COALESCE(?, private)"
                 " WHERE id = ? AND status = 'received'",
-                (extended_us, due_us, alert_us, private, case_id),
+                (extended_us, due_us, int(due_estimated), alert_us, private, case_id),
             )
             if int(cursor.rowcount) != 1:
                 return False
@@ -324,6 +351,32 @@ class CaseStore(SideFile):
             await self._resolve(case_id, extended_us)
             await self._history(case_id, extended_us, "extended", actor, {"due_us": due_us})
         return True
+
+    async def estimated_open(self) -> list[CaseRow]:
+        """Open cases whose due time counted days the calendar did not know,
+        and that have warned nobody yet."""
+        rows = await self.rows(
+            SELECT_CASE + " WHERE due_estimated = 1 AND closed_us IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM case_warnings w WHERE w.case_id = cases.id)"
+        )
+        return [CaseRow.of(row) for row in rows]
+
+    async def redate(self, case: CaseRow, fixed: CaseRow) -> bool:
+        """Store `fixed`'s due times if the case is still as read."""
+        async with self.transaction():
+            cursor = await self.db.execute(
+                "UPDATE cases SET first_due_us = ?, due_us = ?, due_estimated = ?, alert_us = ?"
+                " WHERE id = ? AND due_us = ? AND closed_us IS NULL",
+                (
+                    fixed.first_due_us,
+                    fixed.due_us,
+                    fixed.due_estimated,
+                    fixed.alert_us,
+                    case.id,
+                    case.due_us,
+                ),
+            )
+        return int(cursor.rowcount) == 1
 
     async def rate(self, case_id: str, score: int, private: bytes | None, at_us: int) -> bool:
         async with self.transaction():
@@ -351,10 +404,20 @@ class CaseStore(SideFile):
                     "UPDATE cases SET private = NULL, erased_us = ? WHERE id = ?", (at_us, case_id)
                 )
                 await self._history(case_id, at_us, "erased", None, None)
-        if ids and not self.postgres:
-            # The old pages are in the WAL until a checkpoint: write them back, empty it.
-            await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if ids:
+            self.truncate_pending = not self.postgres
+        if self.truncate_pending:
+            await self.truncate_wal()
         return len(ids)
+
+    async def truncate_wal(self) -> None:
+        """The erased text's old pages are in the WAL until a checkpoint: write
+        them back and empty it. A reader open at the time (a backup, another
+        process) keeps the checkpoint from finishing: tried again next time."""
+        async with self._lock:  # not between another task's statements
+            rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = bool(rows and rows[0][0])
+        self.truncate_pending = busy
 
     async def history(self, case_id: str) -> list[dict[str, Any]]:
         rows = await self.rows(
@@ -494,11 +557,15 @@ class CaseStore(SideFile):
         """`sunbid rebuild`: every warning as the cases yield them now."""
         async with self.transaction():
             await self.db.execute("DELETE FROM case_warnings")
-            await self._store_alerts(alerts)
-            for case_id, next_us in next_alerts.items():
-                await self.db.execute(
-                    "UPDATE cases SET alert_us = ? WHERE id = ?", (next_us, case_id)
-                )
+            n = await self._next_number()
+            # One statement per table, not per row: a rebuild may write 100,000s.
+            await self.db.executemany(
+                INSERT_WARNING, [_warning_row(a, n + i) for i, a in enumerate(alerts)]
+            )
+            await self.db.executemany(
+                "UPDATE cases SET alert_us = ? WHERE id = ?",
+                [(next_us, case_id) for case_id, next_us in next_alerts.items()],
+            )  # (only those whose moment moved: the caller leaves the rest out)
             await self._progress(now_us)
 
     # --- inside a transaction ---------------------------------------------------------
@@ -515,23 +582,8 @@ class CaseStore(SideFile):
             return
         n = await self._next_number()
         for alert in alerts:
-            doc = alert.to_json()
             cursor = await self.db.execute(
-                "INSERT INTO case_warnings (id, case_id, agency, project, category, level,"
-                " created_at, resolved_at, doc, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
-                (
-                    alert.id,
-                    alert.case.id,
-                    alert.case.agency,
-                    alert.case.project,
-                    alert.case.category,
-                    alert.level,
-                    doc["created_at"],
-                    doc["resolved_at"],
-                    orjson.dumps(doc),
-                    n,
-                ),
+                INSERT_WARNING + " ON CONFLICT (id) DO NOTHING", _warning_row(alert, n)
             )
             n += max(cursor.rowcount, 0)
 
@@ -570,6 +622,23 @@ class CaseStore(SideFile):
         )
 
 
+def _warning_row(alert: CaseAlert, n: int) -> tuple[Any, ...]:
+    doc = alert.to_json()
+    case = alert.case
+    return (
+        alert.id,
+        case.id,
+        case.agency,
+        case.project,
+        case.category,
+        alert.level,
+        doc["created_at"],
+        doc["resolved_at"],
+        orjson.dumps(doc),
+        n,
+    )
+
+
 def _scorecard_filters(
     agency: str | None, category: str | None, month: tuple[int, int] | None
 ) -> tuple[str, list[Any]]:
@@ -600,6 +669,6 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         due_us, case_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
     except (ValueError, TypeError, UnicodeError, orjson.JSONDecodeError):
         raise ValueError("not a cursor") from None
-    if type(due_us) is not int or not isinstance(case_id, str):
-        raise ValueError("not a cursor")
+    if type(due_us) is not int or not 0 <= due_us < 2**63 or not isinstance(case_id, str):
+        raise ValueError("not a cursor")  # (a database integer has 64 bits)
     return due_us, case_id

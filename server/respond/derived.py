@@ -24,7 +24,7 @@ import orjson
 from server.core.events import StoredEvent
 from server.core.projection import LogReader
 from server.core.topics import ENQUIRY_ANSWER
-from server.respond.deadlines import from_us, iso
+from server.respond.deadlines import from_us, iso, to_us
 from server.respond.service import Respond
 
 PAGE = 1000
@@ -98,20 +98,24 @@ class RespondRecord:
         await self.store.open()
         try:
             respond = self.respond
-            cases = {case.id: case for case in await self.store.all_cases()}
+            cases = await self.store.all_cases()
+            by_id = {case.id: case for case in cases}
+            closed = 0
             for seq, case_id in (await _answers(log_reader)).items():
-                case = cases.get(case_id)
+                case = by_id.get(case_id)
                 if case is not None and case.answer_seq != seq:
-                    event = await _event(log_reader, seq)
-                    await respond.answered(case, event, None)
+                    await respond.answered(case, await _event(log_reader, seq), None)
+                    closed += 1
+            if closed:
+                cases = await self.store.all_cases()
             now = respond.clock.now()
-            cases = {case.id: case for case in await self.store.all_cases()}
-            alerts = [a for case in cases.values() for a in respond.alerts_now(case, now)]
-            await self.store.replace_warnings(
-                alerts,
-                {case_id: respond.next_alert_us(case, now) for case_id, case in cases.items()},
-                respond.clock.now_us(),
-            )
+            alerts, next_alerts = [], {}
+            for case in cases:
+                found, next_us = respond.plan(case, now)
+                alerts += found
+                if next_us != case.alert_us:
+                    next_alerts[case.id] = next_us
+            await self.store.replace_warnings(alerts, next_alerts, to_us(now))
         finally:
             await self.store.close()
 

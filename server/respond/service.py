@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -35,28 +34,32 @@ from typing import Any, Protocol
 
 import orjson
 
-from server.compliance.calendar import LEGAL_TZ, WorkCalendar
+from server.compliance.calendar import WorkCalendar
 from server.core.clock import Clock
+from server.core.errors import ApiError
 from server.core.events import StoredEvent
-from server.respond import deadlines
-from server.respond.cases import CaseRow, CaseStore, Tally
+from server.core.topics import ENQUIRY_ANSWER
+from server.respond import deadlines, scorecard
+from server.respond.cases import CaseRow, CaseStore
 from server.respond.deadlines import CaseAlert, CaseClock, from_us, to_us
-from server.respond.rules import CaseKind, ResponseRules
+from server.respond.rules import CaseKind, ResponseRule, ResponseRules
 
 log = logging.getLogger("sunbid.respond")
 
 MAX_SLEEP = 1.0  # seconds between rounds: how late a warning or a tailed one may be
 ERASE_EVERY = 5.0  # seconds between looks for cases whose private text is due to go
+REPAIR_EVERY = 60.0  # seconds between looks for answers left half done
 PROGRESS_EVERY = 60.0  # seconds: how often an idle timer records that it looked
 FIRE_BATCH = 500
-SCORECARD_SECONDS = 5.0  # another process's cases show in the scorecard this soon
+SCORECARD_SECONDS = 5.0
+# An answer's mark this old is taken over: its append ended (or died) long ago.
+STALE_ANSWER_US = 60_000_000  # another process's cases show in the scorecard this soon
 ID_PREFIX = {CaseKind.ENQUIRY: "q", CaseKind.DISCLOSURE_REQUEST: "r"}
 OPEN = {CaseKind.ENQUIRY: ("open",), CaseKind.DISCLOSURE_REQUEST: ("received", "extended")}
 STATUSES = {
     CaseKind.ENQUIRY: ("open", "answered", "declined"),
     CaseKind.DISCLOSURE_REQUEST: ("received", "extended", "replied"),
 }
-DAY_US = 86_400_000_000
 
 Notify = Callable[[dict[str, Any]], None]
 
@@ -72,19 +75,27 @@ class CaseNotFound(Exception):
     """No such case, or not the right ticket: the two are not told apart."""
 
 
-class CaseConflict(Exception):
-    """The case is not in a state that allows this (its code says why)."""
+class CaseConflict(ApiError):
+    """The case is not in a state that allows this (409; its code says why)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(409, code, message)
 
 
 @dataclass(frozen=True)
 class Filed:
     case: CaseRow
     ticket: str
+    created: bool = True  # False: a repeat of a filing with the same Idempotency-Key
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A filing's Idempotency-Key and what was filed with it: a repeat (a
+    phone that lost the 201) gets the same case and ticket back, not a second."""
+
+    key: str
+    fingerprint: str
 
 
 class Respond:
@@ -117,15 +128,20 @@ class Respond:
         self._closing = False
         self._erased_at = 0.0
         self._progress_at = 0.0
+        self._repaired_at = time.monotonic()
+        self._timeline: Callable[[str], Any] = _no_timeline
         self._scorecards: dict[tuple[Any, ...], tuple[float, dict[str, dict[str, Any]]]] = {}
 
     # --- start and stop --------------------------------------------------------------
 
     async def open(self, timeline: Callable[[str], Any]) -> None:
         """Open the store, settle answers a dead process left half done, start the timer."""
+        self._timeline = timeline
         await self.store.open()
         try:
-            await self.repair(timeline)
+            await self.repair()
+            if self.background:
+                await self.redate_estimated()
             self._last_n = await self.store.last_warning_number()
             if self.background:
                 await self._fire(self.clock.now())  # what came due while no one was running
@@ -141,10 +157,15 @@ class Respond:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.store.close()
 
-    async def repair(self, timeline: Callable[[str], Any]) -> None:
-        for case in await self.store.half_answered():
-            events: list[StoredEvent] = await timeline(case.project or "")
-            answer = next((e for e in events if _answers(e, case.id)), None)
+    async def repair(self) -> None:
+        """Settle the answers whose process died (or lost its database) between
+        marking the case and closing it: the log says whether the answer was
+        appended. Marks younger than a minute are left to the process that
+        made them, which may still be appending."""
+        stale = self.clock.now_us() - STALE_ANSWER_US
+        for case in await self.store.half_answered(stale):
+            events: list[StoredEvent] = await self._timeline(case.project or "")
+            answer = next((e for e in events if answers(e, case.id)), None)
             if answer is not None:
                 await self.answered(case, answer, None)
                 log.info("respond: enquiry %s was answered by seq %d", case.id, answer.seq)
@@ -153,15 +174,23 @@ class Respond:
 
     # --- filing ----------------------------------------------------------------------
 
-    async def ask(self, project: Mapping[str, Any], question: str, contact: str | None) -> Filed:
+    async def ask(
+        self,
+        project: Mapping[str, Any],
+        question: str,
+        contact: str | None,
+        retry: Retry | None = None,
+    ) -> Filed:
         private = {"question": question, "contact": contact}
         return await self._file(
-            CaseKind.ENQUIRY, project["agency"], project["id"], project["category"], private
+            CaseKind.ENQUIRY, project["agency"], project["id"], project["category"], private, retry
         )
 
-    async def request(self, agency: str, subject: str, description: str, contact: str) -> Filed:
+    async def request(
+        self, agency: str, subject: str, description: str, contact: str, retry: Retry | None = None
+    ) -> Filed:
         private = {"subject": subject, "description": description, "contact": contact}
-        return await self._file(CaseKind.DISCLOSURE_REQUEST, agency, None, None, private)
+        return await self._file(CaseKind.DISCLOSURE_REQUEST, agency, None, None, private, retry)
 
     async def _file(
         self,
@@ -170,11 +199,19 @@ class Respond:
         project: str | None,
         category: str | None,
         private: dict[str, Any],
+        retry: Retry | None = None,
     ) -> Filed:
+        retry_digest = _digest(f"{kind}:{retry.key}") if retry is not None else None
+        if retry is not None and retry_digest is not None:
+            earlier = await self.store.by_retry(retry_digest)
+            if earlier is not None:
+                return self._repeat(earlier, retry)
         now = self.clock.now()
         rule = self.rules.for_case(kind, category)
-        due = deadlines.due_after(self.calendar, now, rule.amount, rule)
+        due = self.calendar.due(now, rule.amount, rule.unit)
         ticket = secrets.token_urlsafe(32)
+        if retry is not None:
+            private = {**private, "ticket": ticket}  # for a repeat to be given again
         draft = CaseRow(
             id="",
             kind=str(kind),
@@ -184,8 +221,9 @@ class Respond:
             rule=rule.id,
             status=OPEN[kind][0],
             received_us=to_us(now),
-            first_due_us=to_us(due),
-            due_us=to_us(due),
+            first_due_us=to_us(due.at),
+            due_us=to_us(due.at),
+            due_estimated=int(due.estimated),
             extended_us=None,
             closed_us=None,
             alert_us=None,
@@ -198,6 +236,8 @@ class Respond:
             ticket_digest=_digest(ticket),
             private=self._seal(private),
             erased_us=None,
+            retry_digest=retry_digest,
+            retry_fingerprint=retry.fingerprint if retry is not None else None,
         )
         draft = replace(draft, alert_us=self.next_alert_us(draft, now))
         for _ in range(3):  # 60 random bits: a clash is all but impossible, but cheap to handle
@@ -205,7 +245,23 @@ class Respond:
             if await self.store.insert(case, draft.received_us):
                 self._changed()
                 return Filed(case, ticket)
+            if retry is not None and retry_digest is not None:
+                earlier = await self.store.by_retry(retry_digest)
+                if earlier is not None:  # the same key filed at the same moment: that one
+                    return self._repeat(earlier, retry)
         raise RuntimeError("no free case id after three tries")
+
+    def _repeat(self, earlier: CaseRow, retry: Retry) -> Filed:
+        if earlier.retry_fingerprint != retry.fingerprint:
+            raise CaseConflict(
+                "idempotency_key_reused", "this Idempotency-Key was used to file something else"
+            )
+        ticket = self.private(earlier).get("ticket")
+        if ticket is None:  # erased since: the ticket cannot be given again
+            raise CaseConflict(
+                "idempotency_key_reused", "this Idempotency-Key's case was closed and erased"
+            )
+        return Filed(earlier, ticket, created=False)
 
     # --- the asker's and requester's view --------------------------------------------
 
@@ -246,76 +302,112 @@ class Respond:
             closed=_moment(case.closed_us),
         )
 
-    def _lost_rule(self, case: CaseRow) -> Any:
-        """A rule removed from the file since the case was received: the case
-        keeps its due time; its warnings cite the kind's rule of today."""
-        return self.rules.for_case(CaseKind(case.kind), case.category)
+    def _lost_rule(self, case: CaseRow) -> ResponseRule:
+        """A rule renamed or removed in the file since the case was received:
+        the case keeps its due time and its rule's id (its warnings' ids do
+        not change); they cite the kind's rule of today for the rest."""
+        return replace(self.rules.for_case(CaseKind(case.kind), case.category), id=case.rule)
 
     # --- staff -----------------------------------------------------------------------
 
     async def begin_answer(self, case: CaseRow) -> int:
-        at_us = self.clock.now_us()
-        if not await self.store.begin_answer(case.id, at_us):
-            raise _not_open(case)
-        return at_us
+        now = self.clock.now_us()
+        if not await self.store.begin_answer(case.id, now, now - STALE_ANSWER_US):
+            fresh = await self.store.get(case.id)
+            if fresh is not None and fresh.status == "open":
+                raise CaseConflict("being_answered", "another answer is being published")
+            raise _not_open(fresh or case)
+        return now
 
     async def answered(self, case: CaseRow, event: StoredEvent, actor: str | None) -> None:
-        """Close the enquiry with the event that answers it (idempotent)."""
+        """Close the enquiry with the event that answers it: the log is the
+        truth, so nothing else closes a case while its answer is appended."""
         closed = datetime.fromisoformat(orjson.loads(event.json)["published_at"])
-        await self._close(
+        if await self._close(
             case,
             "answered",
             closed,
             ("answered", actor, {"seq": event.seq}),
             answer_seq=event.seq,
             outcome="answered",
-        )
+        ):
+            return
+        now = await self.store.get(case.id)
+        if now is None or now.answer_seq != event.seq:
+            log.error(
+                "respond: enquiry %s is answered by seq %d but could not be closed by it (%s)",
+                case.id,
+                event.seq,
+                now.status if now else "gone",
+            )
 
     async def link(self, case: CaseRow, earlier: CaseRow, actor: str) -> None:
         if earlier.project != case.project or earlier.answer_seq is None or earlier.id == case.id:
-            raise CaseConflict(
-                "not_answered", f"enquiry {earlier.id} is not an answered enquiry of this project"
+            raise ApiError(
+                422,
+                "not_answered",
+                f"same_as: enquiry {earlier.id} is not an answered enquiry of this project",
+                {"field": "same_as"},
             )
-        closed = self.clock.now()
-        if not await self._close(
+        await self._close_unmarked(
             case,
             "answered",
-            closed,
             ("linked", actor, {"seq": earlier.answer_seq, "same_as": earlier.id}),
             answer_seq=earlier.answer_seq,
             linked=True,
             outcome="answered",
-        ):
-            raise _not_open(case)
+        )
 
     async def decline(self, case: CaseRow, reason: str, actor: str) -> CaseRow:
-        private = {**self.private(case), "reason": reason}
-        if not await self._close(
+        await self._close_unmarked(
             case,
             "declined",
-            self.clock.now(),
             ("declined", actor, None),
             outcome="declined",
-            private=private,
-        ):
-            raise _not_open(case)
+            write={"reason": reason},
+        )
         return await self.staff_get(CaseKind.ENQUIRY, case.id)
 
     async def reply(
         self, case: CaseRow, outcome: str, text: str, basis: str | None, actor: str
     ) -> CaseRow:
-        now = self.clock.now()
-        private = {**self.private(case), "reply": {"text": text, "basis": basis}}
-        if not await self._close(
+        await self._close_unmarked(
             case,
             "replied",
-            now,
             ("replied", actor, {"outcome": outcome}),
             outcome=outcome,
-            private=private,
-        ):
-            raise _not_open(case)
+            write={"reply": {"text": text, "basis": basis}},
+        )
         return await self.staff_get(CaseKind.DISCLOSURE_REQUEST, case.id)
+
+    async def _close_unmarked(
+        self,
+        case: CaseRow,
+        status: str,
+        history: tuple[str, str | None, dict[str, Any] | None],
+        *,
+        write: dict[str, Any] | None = None,
+        **closing: Any,
+    ) -> None:
+        """Close a case as staff decide (not by an answer's event): only as it
+        was read, so that what changed meanwhile (an extension's reason in
+        the sealed document) is kept — read again and tried once more — and
+        never while an answer to it is being appended."""
+        for _ in range(2):
+            if case.status not in OPEN[CaseKind(case.kind)]:
+                raise _not_open(case)
+            private = {**self.private(case), **write} if write is not None else None
+            if await self._close(
+                case, status, self.clock.now(), history, private=private, unmarked=True, **closing
+            ):
+                return
+            fresh = await self.store.get(case.id)
+            if fresh is None:
+                raise _not_open(case)
+            if fresh.answering_us is not None and fresh.closed_us is None:
+                raise CaseConflict("being_answered", "an answer to it is being published")
+            case = fresh
+        raise CaseConflict("changed", "the case changed meanwhile: reload it")
 
     async def extend(self, case: CaseRow, reason: str, actor: str) -> CaseRow:
         rule = self.clock_of(case).rule
@@ -330,17 +422,19 @@ class Respond:
             raise CaseConflict(
                 "overdue", "the period has run out: it may be extended only before it ends"
             )
-        new_due = deadlines.due_after(self.calendar, from_us(case.due_us), rule.extension, rule)
-        extended = replace(case, extended_us=to_us(now), due_us=to_us(new_due), status="extended")
-        clock = self.clock_of(extended)
+        new_due = self.calendar.due(from_us(case.due_us), rule.extension, rule.unit)
+        extended = replace(
+            case, extended_us=to_us(now), due_us=to_us(new_due.at), status="extended"
+        )
         private = {**self.private(case), "extension": reason}
         done = await self.store.extend_case(
             case.id,
             extended_us=to_us(now),
-            due_us=to_us(new_due),
-            alert_us=_us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
+            due_us=to_us(new_due.at),
+            due_estimated=new_due.estimated,
+            alert_us=self.next_alert_us(extended, now),
             private=self._seal(private) if case.private is not None else None,
-            due=deadlines.alerts(self.clock_of(case), self.calendar, self.lead, now),
+            due=self.alerts_now(case, now),
             actor=actor,
         )
         if not done:
@@ -351,8 +445,10 @@ class Respond:
     async def rate(self, case: CaseRow, score: int, comment: str | None) -> None:
         if case.status != "answered":
             raise CaseConflict("not_answered", "an enquiry is rated once it is answered")
+        if comment and case.private is None:
+            raise CaseConflict("erased", "this case was erased: rate it without a comment")
         private = {**self.private(case), "comment": comment} if comment else None
-        sealed = self._seal(private) if private is not None and case.private is not None else None
+        sealed = self._seal(private) if private is not None else None
         if not await self.store.rate(case.id, score, sealed, self.clock.now_us()):
             raise CaseConflict("already_rated", "this answer was rated already")
         self._changed()
@@ -368,23 +464,51 @@ class Respond:
         linked: bool = False,
         outcome: str | None = None,
         private: dict[str, Any] | None = None,
+        unmarked: bool = False,
     ) -> bool:
-        kind = CaseKind(case.kind)
         done = await self.store.close_case(
             case.id,
-            expect=OPEN[kind],
+            expect=case.status,
             status=status,
             closed_us=to_us(closed),
             private=self._seal(private) if private is not None and case.private else None,
-            due=deadlines.alerts(self.clock_of(case), self.calendar, self.lead, closed),
+            due=self.alerts_now(case, closed),
             history=history,
             answer_seq=answer_seq,
             linked=linked,
             outcome=outcome,
+            unmarked=unmarked,
         )
         if done:
             self._changed()
         return done
+
+    async def redate_estimated(self) -> int:
+        """Count again the due times that counted days the calendar did not
+        know then (next year's holidays, before the State Council announced
+        them), for the open cases that have warned nobody yet: the calendar
+        may know them now."""
+        redated = 0
+        now = self.clock.now()
+        for case in await self.store.estimated_open():
+            rule = self.clock_of(case).rule
+            first = self.calendar.due(from_us(case.received_us), rule.amount, rule.unit)
+            due, estimated = first.at, first.estimated
+            if case.extended_us is not None and rule.extension:
+                extended = self.calendar.due(first.at, rule.extension, rule.unit)
+                due, estimated = extended.at, first.estimated or extended.estimated
+            fixed = replace(
+                case,
+                first_due_us=to_us(first.at),
+                due_us=to_us(due),
+                due_estimated=int(estimated),
+            )
+            fixed = replace(fixed, alert_us=self.next_alert_us(fixed, now))
+            if fixed != case and await self.store.redate(case, fixed):
+                redated += 1
+        if redated:
+            log.info("respond: %d due times counted again with today's calendar", redated)
+        return redated
 
     # --- the scorecard ---------------------------------------------------------------
 
@@ -392,36 +516,19 @@ class Respond:
         self, agency: str | None, category: str | None, month: str | None
     ) -> dict[str, dict[str, Any]]:
         """Per agency: `enquiries` and `disclosure_requests` figures (a
-        category names projects, so with one only enquiries are counted)."""
+        category names projects, so with one only enquiries are counted);
+        kept a few seconds, and forgotten when this process changes a case."""
         key = (agency, category, month)
         cached = self._scorecards.get(key)
         if cached is not None and time.monotonic() - cached[0] < SCORECARD_SECONDS:
             return cached[1]
         tallies, taken = await self.store.tallies(
-            self.clock.now_us(), agency, category, _month_range(month)
+            self.clock.now_us(), agency, category, scorecard.month_range(month)
         )
-        figures: dict[str, dict[str, Any]] = {}
-        for tally in tallies:
-            kind = CaseKind(tally.kind)
-            per_kind = figures.setdefault(tally.agency, {})
-            _add(per_kind.setdefault(_FIGURE[kind], _empty(kind)), tally)
-        for (agency_code, kind_code), took in taken.items():
-            entry = figures[agency_code][_FIGURE[CaseKind(kind_code)]]
-            entry["median_days"] = round(statistics.median(took) / DAY_US, 1)
-        for per_kind in figures.values():
-            for entry in per_kind.values():
-                _finish(entry)
+        figures = scorecard.figures(tallies, taken)
         if len(self._scorecards) > 1000:
             self._scorecards.clear()
         self._scorecards[key] = (time.monotonic(), figures)
-        return figures
-
-    @staticmethod
-    def no_figures() -> dict[str, dict[str, Any]]:
-        """The figures of an agency no case was filed with."""
-        figures = {_FIGURE[kind]: _empty(kind) for kind in CaseKind}
-        for entry in figures.values():
-            _finish(entry)
         return figures
 
     # --- the timer -------------------------------------------------------------------
@@ -444,6 +551,9 @@ class Respond:
             if self.background:
                 await self._fire(now)
                 await self._erase(now)
+                if time.monotonic() - self._repaired_at >= REPAIR_EVERY:
+                    self._repaired_at = time.monotonic()
+                    await self.repair()
             await self._tail()
 
     async def _fire(self, now: datetime) -> None:
@@ -454,14 +564,8 @@ class Respond:
                 break
             batch = []
             for case in due:
-                clock = self.clock_of(case)
-                batch.append(
-                    (
-                        case,
-                        _us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
-                        deadlines.alerts(clock, self.calendar, self.lead, now),
-                    )
-                )
+                alerts, next_us = self.plan(case, now)
+                batch.append((case, next_us, alerts))
             await self.store.fire(batch, now_us)
             self._progress_at = time.monotonic()
             if len(due) < FIRE_BATCH:
@@ -506,55 +610,22 @@ class Respond:
     def next_alert_us(self, case: CaseRow, now: datetime) -> int | None:
         return _us(deadlines.next_alert(self.clock_of(case), self.calendar, self.lead, now))
 
-
-_FIGURE = {CaseKind.ENQUIRY: "enquiries", CaseKind.DISCLOSURE_REQUEST: "disclosure_requests"}
-
-
-def _empty(kind: CaseKind) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "received": 0,
-        "answered_on_time": 0,
-        "late": 0,
-        "open": 0,
-        "median_days": None,
-        "outcomes": {},
-        "_scores": [0, 0],
-    }
-    if kind is CaseKind.ENQUIRY:
-        entry["satisfaction"] = None
-    return entry
-
-
-def _add(entry: dict[str, Any], tally: Tally) -> None:
-    entry["received"] += tally.received
-    entry["answered_on_time"] += tally.on_time
-    entry["late"] += tally.late
-    entry["open"] += tally.open
-    if tally.outcome is not None:
-        entry["outcomes"][tally.outcome] = entry["outcomes"].get(tally.outcome, 0) + (
-            tally.received - tally.open
+    def plan(self, case: CaseRow, now: datetime) -> tuple[list[CaseAlert], int | None]:
+        """The case's warnings by `now`, and when its next one becomes true."""
+        clock = self.clock_of(case)
+        return (
+            deadlines.alerts(clock, self.calendar, self.lead, now),
+            _us(deadlines.next_alert(clock, self.calendar, self.lead, now)),
         )
-    entry["_scores"][0] += tally.scores
-    entry["_scores"][1] += tally.score_sum
 
 
-def _finish(entry: dict[str, Any]) -> None:
-    count, total = entry.pop("_scores")
-    if "satisfaction" in entry:
-        entry["satisfaction"] = {"mean": round(total / count, 2) if count else None, "count": count}
+async def _no_timeline(project: str) -> list[StoredEvent]:
+    return []  # before open(): no answer is looked for
 
 
-def _month_range(month: str | None) -> tuple[int, int] | None:
-    if month is None:
-        return None
-    year, number = int(month[:4]), int(month[5:7])
-    start = datetime(year, number, 1, tzinfo=LEGAL_TZ)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LEGAL_TZ)
-    return to_us(start), to_us(end)
-
-
-def _answers(event: StoredEvent, case_id: str) -> bool:
-    if event.stage != "enquiry_answer":
+def answers(event: StoredEvent, case_id: str) -> bool:
+    """Whether `event` is the published answer to enquiry `case_id`."""
+    if event.stage != ENQUIRY_ANSWER:
         return False
     data = orjson.loads(event.json).get("data")
     return isinstance(data, dict) and data.get("enquiry") == case_id

@@ -104,13 +104,31 @@ function deviceId() {
   return id;
 }
 const device = () => ({ 'X-Device-Id': deviceId() });
+
+/**
+ * One Idempotency-Key per thing filed, kept until the server has answered:
+ * sending the same question again after a lost answer (a tunnel, a lift)
+ * gets the case already filed and its ticket, not a second case.
+ */
+const unanswered = new Map();
+function once(body) {
+  const what = JSON.stringify(body);
+  if (!unanswered.has(what)) unanswered.set(what, randomKey());
+  return { what, headers: { ...device(), 'Idempotency-Key': unanswered.get(what) } };
+}
+function randomKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
 const ticketOf = (c) => ({ 'X-Ticket': c.ticket });
 
 /** Ask about a project; resolves to the case kept, rejects with the server's ApiError. */
 export async function ask(project, question, contact) {
   const body = { question };
   if (contact) body.contact = contact;
-  const { data } = await request('POST', `/api/projects/${encodeURIComponent(project)}/enquiries`, { body, headers: device() });
+  const sent = once({ project, ...body });
+  const { data } = await request('POST', `/api/projects/${encodeURIComponent(project)}/enquiries`, { body, headers: sent.headers });
+  unanswered.delete(sent.what);
   const filed = {
     id: data.id, ticket: data.ticket, kind: ENQUIRY, project: data.project ?? project, question,
     status: data.status ?? 'open', due: data.due, asked_at: data.asked_at ?? new Date().toISOString(),
@@ -121,7 +139,10 @@ export async function ask(project, question, contact) {
 
 /** Request information from an agency (依申请公开); the contact is sent, never kept here. */
 export async function file({ agency, subject, description, contact }) {
-  const { data } = await request('POST', PATHS[REQUEST], { body: { agency, subject, description, contact }, headers: device() });
+  const body = { agency, subject, description, contact };
+  const sent = once(body);
+  const { data } = await request('POST', PATHS[REQUEST], { body, headers: sent.headers });
+  unanswered.delete(sent.what);
   const filed = {
     id: data.id, ticket: data.ticket, kind: REQUEST, agency: data.agency ?? agency, subject, description,
     status: data.status ?? 'received', due: data.due, received_at: data.received_at ?? new Date().toISOString(),
