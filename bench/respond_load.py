@@ -4,7 +4,8 @@ Filing is rate-limited per address and per device (20 at once, then one
 every 30 s; a device 5, then one every 10 min): the benchmarks raise both
 limits through the settings the server reads, so that only the server's own
 work is measured. Each asker has its own keep-alive connection, source
-address (127.0.0.2-9) and `X-Device-Id`, as the app sends it.
+address (127.0.0.2-9) and `X-Device-Id`, and every filing its own
+`Idempotency-Key`, as the app sends them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -65,13 +67,23 @@ def device(i: int) -> str:
     return f"bench-device-{i:04d}"
 
 
+def headers(dev: str) -> dict[str, str]:
+    """What the app sends with a filing: its device, and a key of its own for
+    the filing (kept until the server answers, to send again after a lost 201)."""
+    return {
+        "Content-Type": "application/json",
+        "X-Device-Id": dev,
+        "Idempotency-Key": str(uuid.uuid4()),
+    }
+
+
 async def ask(http: HttpConn, project: str, i: int, dev: str) -> tuple[int, bytes]:
     body = orjson.dumps({"question": f"{QUESTION}（{i}）", "contact": CONTACT.format(i % 10000)})
     return await http.request(
         "POST",
         f"/api/projects/{project}/enquiries",
         body,
-        {"Content-Type": "application/json", "X-Device-Id": dev},
+        headers(dev),
     )
 
 
@@ -88,7 +100,7 @@ async def file_request(http: HttpConn, agency: str, i: int, dev: str) -> tuple[i
         "POST",
         "/api/disclosure-requests",
         body,
-        {"Content-Type": "application/json", "X-Device-Id": dev},
+        headers(dev),
     )
 
 

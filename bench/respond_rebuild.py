@@ -13,13 +13,14 @@ warnings.
      like its activity (`Respond.ask`, the clock at that moment);
    - most are answered: the `enquiry_answer` event is appended to the log
      with `SQLiteStore.append` as the answer endpoint appends it (its draft,
-     the second-answer check, `AppendRequest.published_at` set to the
-     answer's moment as the demo loader lays out history: the answers come
-     after the log's last seq, with the times they were given), then the
-     case is closed with it (`Respond.answered`); some are linked to an
-     earlier answer of the same project (`Respond.link`), some declined
-     (`Respond.decline`); the answer takes 0-3 days mostly, 3-8 days
-     often, up to 40 days now and then (the window is 3 working days);
+     its Idempotency-Key: one answer per enquiry; `AppendRequest.published_at`
+     set to the answer's moment as the demo loader lays out history: the
+     answers come after the log's last seq, with the times they were
+     given), then the case is closed with it (`Respond.answered`); some
+     are linked to an earlier answer of the same project (`Respond.link`),
+     some declined (`Respond.decline`); the answer takes 0-3 days mostly,
+     3-8 days often, up to 40 days now and then (the window is 3 working
+     days);
    - the recent ones (asked in the last 4 days) are mostly still open,
      and a few old ones were never answered;
    - finally the timer's round at the present moment (`Respond._fire`)
@@ -39,9 +40,10 @@ warnings.
    (`RespondRecord.rebuild` then `RespondRecord.check`, in a fresh process
    on core 0, on a copy of the generated respond.db): read every
    `enquiry_answer` event of the log, read every case, compute every
-   warning the cases yield now (`deadlines.alerts`), replace the stored
-   ones; then check. Also timed: `Respond.open` (a server's start: repair
-   of half-done answers, the timer's first round).
+   warning the cases yield now and each case's next alert time
+   (`Respond.plan`), replace the stored ones; then check. Also timed:
+   `Respond.open` (a server's start: repair of half-done answers, the
+   timer's first round).
 
     .venv/bin/python bench/respond_rebuild.py [--events 1000000] [--projects 50000]
         [--enquiries 100000] [--repeat 3] [--regenerate]
@@ -52,6 +54,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 import shutil
@@ -182,11 +185,11 @@ def plan(
 
 async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from server.api.respond import _answer_draft, _second_answer
+    from server.api.respond import ANSWER_KEY, _answer_draft
     from server.app import open_respond
     from server.core.clock import FrozenClock
-    from server.core.topics import ENQUIRY_ANSWER
     from server.domain import Domain
+    from server.projects import open_projects
     from server.respond.derived import RespondRecord
     from server.settings import Settings
     from server.store import AppendRequest
@@ -219,6 +222,7 @@ async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
     )
     domain = Domain.load()
     store = SQLiteStore(f"sqlite:///{log}", clock, synchronous="NORMAL")
+    projects_table = open_projects(store, domain)  # written with each append, as a server's
     await store.open()
     respond = open_respond(settings, domain, clock, lambda warning: None)
     await respond.store.open()
@@ -245,15 +249,22 @@ async def child_generate(args: argparse.Namespace) -> dict[str, Any]:
     answers: dict[int, Any] = {}
     in_flight: set[asyncio.Task[Any]] = set()
 
+    records: dict[str, Any] = {}
+
     async def append(c: dict[str, Any]) -> None:
         case = filed[c["n"]]
-        category, agency = projects[c["project"]]
+        project = records.get(c["project"])
+        if project is None:  # its region routes the event, as the answer endpoint reads it
+            project = records[c["project"]] = await projects_table.get(c["project"])
+        draft = _answer_draft(case, c["question"], ANSWER)
         result = await store.append(
             AppendRequest(
-                project={"id": c["project"], "category": category, "agency": agency},
-                draft=_answer_draft(case, c["question"], ANSWER),
-                check=lambda earlier, event, case_id=case.id: _second_answer(earlier, case_id),
-                check_reads={ENQUIRY_ANSWER: "all"},
+                project=project,
+                draft=draft,
+                idempotency_key=ANSWER_KEY + case.id,  # one answer per enquiry, as the API
+                fingerprint=hashlib.sha256(
+                    orjson.dumps(draft, option=orjson.OPT_SORT_KEYS)
+                ).hexdigest(),
                 published_at=at(round(c["closed"], 3)),
             )
         )
@@ -403,6 +414,19 @@ async def child_respond(args: argparse.Namespace) -> dict[str, Any]:
             counted["calls"] += 1
 
     respond.alerts_now = timed_alerts  # type: ignore[method-assign]
+    plan_case = respond.plan
+
+    def timed_plan(case: Any, now: datetime) -> Any:
+        t = time.perf_counter()
+        try:
+            found = plan_case(case, now)
+            counted["alerts"] += len(found[0])
+            return found
+        finally:
+            spent["compute warnings"] += time.perf_counter() - t
+            counted["calls"] += 1
+
+    respond.plan = timed_plan  # type: ignore[method-assign]
 
     c0, t0 = cpu_s(), time.perf_counter()
     await record.rebuild(store)
