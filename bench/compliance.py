@@ -871,7 +871,7 @@ async def child_rebuild(args: argparse.Namespace) -> dict[str, Any]:
             spent["read"] += time.perf_counter() - t
 
     logread.Rows.page = timed_read  # type: ignore[method-assign]
-    bus = open_bus("memory://")
+    bus = open_bus("memory://", store)
     store.on_commit(bus.publish)
     await bus.start()
     gcw.on = True
