@@ -239,7 +239,7 @@ class Respond:
         for _ in range(3):  # 60 random bits: a clash is all but impossible, but cheap to handle
             case = replace(draft, id=ID_PREFIX[kind] + _random_id())
             if await self.store.insert(case):
-                self._changed()
+                self._changed(resolved=False)
                 return Filed(case, ticket)
             if retry is not None and retry_digest is not None:
                 earlier = await self.store.by_retry(retry_digest)
@@ -447,7 +447,7 @@ class Respond:
         sealed = self._seal(private) if private is not None else None
         if not await self.store.rate(case.id, score, sealed, self.clock.now_us()):
             raise CaseConflict("already_rated", "this answer was rated already")
-        self._changed()
+        self._changed(resolved=False)
 
     async def _close(
         self,
@@ -591,9 +591,13 @@ class Respond:
             if len(rows) < 500:
                 return
 
-    def _changed(self) -> None:
+    def _changed(self, *, resolved: bool = True) -> None:
+        """A case changed: the scorecard is read again; where its warnings may
+        have been resolved, the timer hands that to supervisors now (a filing
+        or a rating resolves nothing: no round of queries for it)."""
         self._scorecards.clear()
-        self._wake.set()  # its warnings' resolutions go to supervisors now
+        if resolved:
+            self._wake.set()
 
     def _seal(self, private: Mapping[str, Any]) -> bytes:
         return self.sealer.seal(orjson.dumps(private).decode())
