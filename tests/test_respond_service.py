@@ -393,3 +393,21 @@ class EmptyLog:
 
     async def events_since(self, since: int, topics: Any, limit: int) -> list[StoredEvent]:
         return [e for e in self.events if e.seq > since][:limit]
+
+
+async def test_the_inbox_pages_each_case_once_in_due_order(world: World) -> None:
+    """Cases asked at one moment share their due time: the cursor goes on by id."""
+    respond = await world.start()
+    asked = [await respond.ask(PROJECT, f"问题 {i}", None) for i in range(7)]
+    world.at(MONDAY + timedelta(days=1))
+    asked.append(await respond.ask(PROJECT, "晚一天的问题", None))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = await respond.store.inbox("enquiry", {}, ("open",), cursor, 3)
+        seen += [case.id for case in page]
+        if cursor is None:
+            break
+    assert seen == [
+        filed.case.id for filed in sorted(asked, key=lambda f: (f.case.due_us, f.case.id))
+    ]

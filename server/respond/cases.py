@@ -267,8 +267,10 @@ class CaseStore(SideFile):
             params += statuses
         if cursor is not None:
             due_us, case_id = _decode_cursor(cursor)
-            where.append("(due_us > ? OR (due_us = ? AND id > ?))")
-            params += [due_us, due_us, case_id]
+            # A row value, so that the index is searched from the cursor on (an OR
+            # of the two conditions walks it from the start: a page costs its depth).
+            where.append("(due_us, id) > (?, ?)")
+            params += [due_us, case_id]
         rows = await self.rows(
             SELECT_CASE + f" WHERE {' AND '.join(where)} ORDER BY due_us, id LIMIT ?",
             [*params, limit + 1],
