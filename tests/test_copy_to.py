@@ -96,7 +96,8 @@ def test_a_copied_deployment_verifies_and_continues_the_chain(
     copied = server.cli("copy-to", url, "--schema", schema)
 
     assert copied.returncode == 0, copied.stderr
-    assert f"copied {head} events, 1 tokens, 1 idempotency keys and 0 push" in copied.stdout
+    # Two keys: the keyed publication's, and the answer's (one answer per enquiry).
+    assert f"copied {head} events, 1 tokens, 2 idempotency keys and 0 push" in copied.stdout
     assert "and 2 cases into PostgreSQL" in copied.stdout
     assert f"ok: {head} events, head {head}, hash chain intact" in copied.stdout
     assert "ok: projects is what the log yields" in copied.stdout

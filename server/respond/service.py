@@ -202,10 +202,6 @@ class Respond:
         retry: Retry | None = None,
     ) -> Filed:
         retry_digest = _digest(f"{kind}:{retry.key}") if retry is not None else None
-        if retry is not None and retry_digest is not None:
-            earlier = await self.store.by_retry(retry_digest)
-            if earlier is not None:
-                return self._repeat(earlier, retry)
         now = self.clock.now()
         rule = self.rules.for_case(kind, category)
         due = self.calendar.due(now, rule.amount, rule.unit)
@@ -242,12 +238,12 @@ class Respond:
         draft = replace(draft, alert_us=self.next_alert_us(draft, now))
         for _ in range(3):  # 60 random bits: a clash is all but impossible, but cheap to handle
             case = replace(draft, id=ID_PREFIX[kind] + _random_id())
-            if await self.store.insert(case, draft.received_us):
+            if await self.store.insert(case):
                 self._changed()
                 return Filed(case, ticket)
             if retry is not None and retry_digest is not None:
                 earlier = await self.store.by_retry(retry_digest)
-                if earlier is not None:  # the same key filed at the same moment: that one
+                if earlier is not None:  # filed before with this key: that case
                     return self._repeat(earlier, retry)
         raise RuntimeError("no free case id after three tries")
 
