@@ -17,7 +17,9 @@ respond.db, which runs `synchronous=NORMAL` like every file beside the log
 (a process crash loses nothing; a power cut may lose the last
 transactions), one transaction per case.
 
-`--profile` samples the server with py-spy during the first filing window.
+Each filing carries an `Idempotency-Key` of its own, as the app sends it
+(`--no-key` to file without). `--profile` samples the server with py-spy
+during the first filing window.
 
 `--database postgresql` runs the same on the machine's PostgreSQL and Redis
 (`SUNBID_DATABASE_URL`, a fresh `SUNBID_DATABASE_SCHEMA`, `SUNBID_BUS_URL`
@@ -27,7 +29,7 @@ The figures are taken after a warm-up and an `ANALYZE` of the new schema
 (see docs/deploy.md, "A new schema's first minute").
 
     .venv/bin/python bench/respond_filing.py [--askers 16] [--duration 15] [--runs 3]
-        [--database sqlite,postgresql] [--profile]
+        [--database sqlite,postgresql] [--no-key] [--profile]
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ from scaleout import BUS_URL, DATABASE_URL
 TARGET_P99_MS = 20.0
 
 
-async def ask_for(server: Server, askers: int, duration: float) -> dict[str, Any]:
+async def ask_for(server: Server, askers: int, duration: float, key: bool = True) -> dict[str, Any]:
     conns = [await HttpConn.open(server.port, source_address(i)) for i in range(askers)]
     times: list[float] = []
     statuses: collections.Counter[int] = collections.Counter()
@@ -85,7 +87,7 @@ async def ask_for(server: Server, askers: int, duration: float) -> dict[str, Any
         while time.monotonic() < stop:
             n += 1
             t = time.perf_counter()
-            status, body = await ask(http, PROJECT, n, device(a))
+            status, body = await ask(http, PROJECT, n, device(a), key)
             times.append(time.perf_counter() - t)
             statuses[status] += 1
             if status != 201 and statuses[status] <= 3:
@@ -207,7 +209,7 @@ async def one_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             spy = None
             if args.profile and r == 0:
                 spy = start_profiler(server, args.duration, f"respond_filing-{kind}")
-            asked = await ask_for(server, args.askers, args.duration)
+            asked = await ask_for(server, args.askers, args.duration, not args.no_key)
             if spy is not None:
                 spy.wait()
                 profile = profile_summary("sunbid", top=15, name=f"respond_filing-{kind}")
@@ -309,6 +311,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of each before timing")
     ap.add_argument("--database", default="sqlite", help="sqlite, postgresql or both (comma)")
+    ap.add_argument(
+        "--no-key",
+        action="store_true",
+        help="file without an Idempotency-Key (the app sends one): what the key costs",
+    )
     ap.add_argument(
         "--profile",
         action="store_true",
