@@ -238,15 +238,6 @@ class CaseStore(SideFile):
         rows = await self.rows(SELECT_CASE + " WHERE retry_digest = ?", (retry_digest,))
         return CaseRow.of(rows[0]) if rows else None
 
-    async def many(self, case_ids: Iterable[str]) -> dict[str, CaseRow]:
-        wanted = sorted(set(case_ids))
-        if not wanted:
-            return {}
-        rows = await self.rows(
-            SELECT_CASE + f" WHERE id IN ({', '.join('?' * len(wanted))})", wanted
-        )
-        return {row[0]: CaseRow.of(row) for row in rows}
-
     async def inbox(
         self,
         kind: str,
