@@ -23,6 +23,7 @@ from server.api import (
     JSONResponse,
     channels,
     compliance,
+    feeds,
     operations,
     pages,
     public,
@@ -222,6 +223,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             methods=["GET", "PATCH"],
         ),
         Route("/api/events", public.list_events),
+        Route("/api/feed.atom", feeds.atom_feed),
+        Route("/api/projects/{project_id}/deadlines.ics", feeds.project_calendar),
+        Route("/api/deadlines.ics", feeds.deadlines_calendar),
         Route("/api/stream", SSEStream(state), methods=["GET"]),
         Route("/api/push/vapid-key", push.vapid_key),
         Route(

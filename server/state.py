@@ -13,6 +13,7 @@ from server.core.clock import Clock
 from server.directory import Directory
 from server.domain import Domain
 from server.hub import Hub
+from server.interop.cache import Renderings
 from server.metrics import Metrics
 from server.projects.table import ProjectTable
 from server.ratelimit import AddressRate, RateLimiter
@@ -100,6 +101,7 @@ class AppState:
     ask_device_limiter: AddressRate = field(init=False)  # and per device
     stream_counters: StreamCounters = field(default_factory=StreamCounters)
     metrics: Metrics = field(default_factory=Metrics)
+    renderings: Renderings = field(default_factory=Renderings)  # feeds and calendars
     started: bool = False  # the lifespan's start-up work is done
     shutting_down: bool = False  # /readyz answers 503 from the start of a shutdown
 

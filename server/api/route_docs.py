@@ -377,6 +377,69 @@ ROUTES: dict[tuple[str, str], Doc] = {
         params=(SINCE, TOPICS, STAGES, limit(100, 1000)),
         errors=(403, 422),
     ),
+    ("/api/feed.atom", "get"): Doc(
+        "atomFeed",
+        "The newest 50 events on topics and stages, as an Atom 1.0 feed",
+        "public",
+        {
+            200: Answer(
+                "Atom 1.0 (RFC 4287), newest first.",
+                {"type": "string"},
+                "application/atom+xml; charset=utf-8",
+                headers=("ETag", "Last-Modified"),
+            ),
+            304: NOT_MODIFIED,
+        },
+        description="Without `topics`, every event (`all`). The feed's id is a tag URI of the "
+        "host and the topics and stages in sorted order; each entry's id a tag URI of the "
+        "event's seq; `updated` is its `published_at`; category terms are the topics it was "
+        "published on. A staff-only topic is a 403. `ETag` and `Last-Modified` (the newest "
+        "event's publication) with `Cache-Control: public, max-age=60`; `If-None-Match` "
+        "(or `If-Modified-Since`) answers 304. docs/feeds.md.",
+        params=(TOPICS, STAGES),
+        errors=(403, 422),
+    ),
+    ("/api/projects/{project_id}/deadlines.ics", "get"): Doc(
+        "projectCalendar",
+        "A project's key dates, open statutory deadlines and cut-offs, as iCalendar",
+        "public",
+        {
+            200: Answer(
+                "iCalendar (RFC 5545): one VEVENT per date, with a stable UID.",
+                {"type": "string"},
+                "text/calendar; charset=utf-8",
+                headers=("ETag", "Last-Modified"),
+            ),
+            304: NOT_MODIFIED,
+        },
+        description="Key dates (投标截止, 开标时间 …) as timed events in SUNBID_TIMEZONE; "
+        "open statutory deadlines (the `deadlines` of GET /api/projects/{id}) and the last "
+        "day for a clarification before the bid deadline as all-day events, each with the "
+        "rule's name and legal basis in its DESCRIPTION. Subscribe with the webcal:// form "
+        "of this URL. `Cache-Control: public, max-age=300`; `If-None-Match` answers 304.",
+        errors=(404,),
+    ),
+    ("/api/deadlines.ics", "get"): Doc(
+        "deadlinesCalendar",
+        "Every open statutory deadline and key date of an agency's or category's projects",
+        "public",
+        {
+            200: Answer(
+                "iCalendar (RFC 5545).",
+                {"type": "string"},
+                "text/calendar; charset=utf-8",
+                headers=("ETag",),
+            ),
+            304: NOT_MODIFIED,
+        },
+        description="The dates of GET /api/projects/{id}/deadlines.ics for every project of "
+        "the agency and category given (both, either, or neither: all) that has an open "
+        "statutory deadline (at most 500, soonest due first) or is open for bids (at most "
+        "500, soonest closing first). Made again at least every hour. "
+        "`Cache-Control: public, max-age=300`; `If-None-Match` answers 304.",
+        params=(Param("agency", "query", t.Code), Param("category", "query", t.CategoryCode)),
+        errors=(422,),
+    ),
     ("/api/stream", "get"): Doc(
         "streamEvents",
         "Server-Sent Events",

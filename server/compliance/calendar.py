@@ -191,6 +191,20 @@ class WorkCalendar:
             earliest += 1
         return Check(_local_ordinal(target) >= earliest, estimated, _at(earliest, time.min))
 
+    def latest_start(self, target: datetime, amount: int, unit: Unit, after: bool = False) -> Due:
+        """The last instant a trigger may come and still meet `at_least_met`
+        against `target`: the cut-off of a period counted backward ("a
+        clarification at least 15 days before the bid deadline"). The search
+        starts at the latest day that could do and steps back: a day count is
+        met at once, working days after the rest days between."""
+        day = _local_ordinal(target) - amount - (1 if after else 0)
+        for _ in range(amount * 3 + 60):  # the longest run of rest days is far shorter
+            check = self.at_least_met(_at(day, time.max), target, amount, unit, after)
+            if check.met:
+                return Due(_at(day, time.max), check.estimated)
+            day -= 1
+        raise OverflowError(f"no day leaves {amount} {unit} before {target.isoformat()}")
+
     def shift_workdays(self, day: date, n: int) -> date:
         """The n-th working day after `day` (before it if n < 0); `day` itself if n == 0."""
         if n == 0:

@@ -506,6 +506,60 @@ class Watchdog:
         shown.sort(key=lambda d: d["due"] or d["not_before"])
         return shown
 
+    def cutoffs(self, project_id: str) -> list[dict[str, Any]]:
+        """The last moments the stages an `at_least` rule measures against a
+        stated time may still come: a clarification at least 15 days before
+        the bid deadline the log states last (its cut-off, 澄清截止), as the
+        rule would count it. What a bidder plans by, not a warning."""
+        project = self._projects.get(project_id)
+        if project is None:
+            return []
+        shown = []
+        for rule in self._at_least.get(project.category, ()):
+            target = rule.target
+            if (
+                target.data_key is None
+                or rule.trigger.data_key is not None
+                or rule.trigger.stage in (ANY, target.stage)
+            ):
+                continue  # a period inside one event, or one that needs no planning
+            if rule.applies_when and not self._applies(rule, project):
+                continue
+            source = project.latest.get(target.stage)
+            stated = project.values.get(target.data_key) if project.values else None
+            if stated is not None and (source is None or stated.seq > source.seq):
+                source = stated
+            if source is None:
+                continue
+            try:
+                moment = source.moment(target)
+            except Incomplete:
+                continue
+            cutoff = self.calendar.latest_start(moment, rule.amount, rule.unit, rule.after_period)
+            shown.append(
+                {
+                    **_rule_json(rule),
+                    "trigger_stage": rule.trigger.stage,
+                    "amount": rule.amount,
+                    "unit": str(rule.unit),
+                    "latest": _iso(cutoff.at),
+                    "before": _iso(moment),
+                    "source": source.seq,
+                    "estimated": cutoff.estimated,
+                }
+            )
+        shown.sort(key=lambda c: c["latest"])
+        return shown
+
+    def project_ids(self, agency: str | None = None, category: str | None = None) -> list[str]:
+        """The projects the watchdog follows, of one agency or category (or all)."""
+        return [
+            p.id
+            for p in self._projects.values()
+            if (agency is None or p.agency == agency)
+            and (category is None or p.category == category)
+        ]
+
     def scorecard(
         self, agency: str | None = None, category: str | None = None, period: str | None = None
     ) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ from server.store.groupcommit import (
     Pending,
     hash_of,
 )
-from server.store.queries import event_of, events_query
+from server.store.queries import event_of, events_query, newest_query
 from server.store.verify import verify_rows, with_missing_tail
 
 log = logging.getLogger("sunbid.store")
@@ -226,6 +226,10 @@ class PostgresStore(GroupCommitLog):
         self, since: int, topics: TopicStages | None, limit: int
     ) -> list[StoredEvent]:
         sql, params = events_query(since, topics, limit, postgres=True)
+        return [event_of(row) for row in await self.db.rows(sql, params)]
+
+    async def newest(self, topics: TopicStages | None, limit: int) -> list[StoredEvent]:
+        sql, params = newest_query(topics, limit, postgres=True)
         return [event_of(row) for row in await self.db.rows(sql, params)]
 
     async def timeline(self, project_id: str) -> list[StoredEvent]:

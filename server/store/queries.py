@@ -35,23 +35,7 @@ def events_query(
             since,
             limit,
         ]
-    branches: list[tuple[str, list[Any]]] = []
-    for topic, stages in topics.items():
-        kind, _, value = topic.partition(":")
-        column = None if topic == "all" else TOPIC_COLUMNS[kind]
-        for stage in sorted(stages) if stages is not None else [None]:
-            conditions, params = [], []
-            if column is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value)
-            if stage is not None:
-                # `+stage` when a project is named: its few events beat all of a
-                # stage's (SQLite's way to keep an index out; PostgreSQL's planner
-                # weighs the two by its statistics).
-                unindexed = kind == "project" and not postgres
-                conditions.append("+stage = ?" if unindexed else "stage = ?")
-                params.append(stage)
-            branches.append((" AND ".join(conditions), params))
+    branches = _branches(topics, postgres)
     if len(branches) == 1:  # one lookup: no union to gather
         condition, params = branches[0]
         return (
@@ -76,6 +60,55 @@ def events_query(
     return (
         f"SELECT {EVENT_COLUMNS} FROM events WHERE seq {among} ORDER BY seq LIMIT ?",
         [*(p for _, params in branches for p in (since, *params, limit)), limit],
+    )
+
+
+def _branches(topics: TopicStages, postgres: bool) -> list[tuple[str, list[Any]]]:
+    """One indexed lookup (condition, parameters) per topic and stage."""
+    branches: list[tuple[str, list[Any]]] = []
+    for topic, stages in topics.items():
+        kind, _, value = topic.partition(":")
+        column = None if topic == "all" else TOPIC_COLUMNS[kind]
+        for stage in sorted(stages) if stages is not None else [None]:
+            conditions, params = [], []
+            if column is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+            if stage is not None:
+                # `+stage` when a project is named: its few events beat all of a
+                # stage's (SQLite's way to keep an index out; PostgreSQL's planner
+                # weighs the two by its statistics).
+                unindexed = kind == "project" and not postgres
+                conditions.append("+stage = ?" if unindexed else "stage = ?")
+                params.append(stage)
+            branches.append((" AND ".join(conditions), params))
+    return branches
+
+
+def newest_query(
+    topics: TopicStages | None, limit: int, *, postgres: bool = False
+) -> tuple[str, list[Any]]:
+    """SQL for the newest `limit` events on any of `topics`, newest first: each
+    lookup reads its index backward and stops after `limit` rows, as in
+    `events_query`."""
+    if topics is None or topics.get("all", ()) is None:
+        return f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?", [limit]
+    branches = _branches(topics, postgres)
+    if len(branches) == 1 or len(branches) > MAX_BRANCHES:
+        where = " OR ".join(f"({condition})" for condition, _ in branches)
+        return (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT ?",
+            [*(p for _, params in branches for p in params), limit],
+        )
+    union = " UNION ".join(
+        f"SELECT seq FROM (SELECT seq FROM events WHERE {condition}"
+        " ORDER BY seq DESC LIMIT ?) AS branch"
+        for condition, _ in branches
+    )
+    among = f"= ANY (ARRAY({union}))" if postgres else f"IN ({union})"
+    return (
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE seq {among} ORDER BY seq DESC LIMIT ?",
+        [*(p for _, params in branches for p in (*params, limit)), limit],
     )
 
 

@@ -32,7 +32,7 @@ from server.core.clock import Clock
 from server.core.events import GENESIS_HASH, StoredEvent
 from server.store import StoreUnavailable, TopicStages, VerifyReport
 from server.store.groupcommit import EVENT_COLUMNS, GroupCommitLog, Pending, hash_of
-from server.store.queries import event_of, events_query
+from server.store.queries import event_of, events_query, newest_query
 from server.store.readers import Readers
 from server.store.verify import verify_rows, with_missing_tail
 
@@ -205,6 +205,11 @@ class SQLiteStore(GroupCommitLog):
     ) -> list[StoredEvent]:
         sql, params = events_query(since, topics, limit)
         rows = await self._read(sql, params, long=True)
+        return [event_of(row) for row in rows]
+
+    async def newest(self, topics: TopicStages | None, limit: int) -> list[StoredEvent]:
+        sql, params = newest_query(topics, limit)
+        rows = await self._read(sql, params)
         return [event_of(row) for row in rows]
 
     async def verify(self) -> VerifyReport:

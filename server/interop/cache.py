@@ -1,0 +1,56 @@
+"""Feeds and calendars kept once rendered, by the version of what they were
+rendered from.
+
+A feed reader or a phone's calendar asks every few minutes, mostly for what
+it already has: the handler works out a version (the newest matching seq,
+the watchdog's head …) in a query or less, and only a version not seen yet
+is rendered. The version's digest is the answer's ETag, so an unchanged
+feed costs a 304 and no rendering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+KEPT = 256  # renderings of a few KB to a few hundred KB each
+
+
+@dataclass(frozen=True)
+class Rendering:
+    body: bytes
+    etag: str
+    last_modified: datetime | None
+
+
+class Renderings:
+    def __init__(self, kept: int = KEPT) -> None:
+        self.kept = kept
+        self._found: OrderedDict[str, Rendering] = OrderedDict()
+
+    @staticmethod
+    def etag(version: str) -> str:
+        return '"' + hashlib.sha256(version.encode()).hexdigest()[:32] + '"'
+
+    def get(self, version: str) -> Rendering | None:
+        found = self._found.get(version)
+        if found is not None:
+            self._found.move_to_end(version)
+        return found
+
+    async def get_or_render(
+        self,
+        version: str,
+        render: Callable[[], Awaitable[tuple[bytes, datetime | None]]],
+    ) -> Rendering:
+        found = self.get(version)
+        if found is not None:
+            return found
+        body, last_modified = await render()
+        made = self._found[version] = Rendering(body, self.etag(version), last_modified)
+        while len(self._found) > self.kept:
+            self._found.popitem(last=False)
+        return made
