@@ -23,8 +23,10 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
+from xml.etree import ElementTree
 
 import httpx
+import icalendar
 import pytest
 import websockets
 from hypothesis import HealthCheck, event, example, given, settings
@@ -602,7 +604,18 @@ def test_post_with_any_credentials(
 @FUZZ
 @given(
     query=queries,
-    path=st.sampled_from(["/api/projects", "/api/events", "/api/categories", "/healthz", "/"]),
+    path=st.sampled_from(
+        [
+            "/api/projects",
+            "/api/events",
+            "/api/categories",
+            "/healthz",
+            "/",
+            "/api/feed.atom",
+            "/api/deadlines.ics",
+            "/api/projects/FZ-1/deadlines.ics",
+        ]
+    ),
 )
 def test_get_with_any_query(target: Target, query: str, path: str) -> None:
     response = target.client.get(f"{path}?{query}")
@@ -611,6 +624,21 @@ def test_get_with_any_query(target: Target, query: str, path: str) -> None:
         body = response.json()
         seqs = [e["seq"] for e in body["items"]]
         assert seqs == sorted(set(seqs)) and len(seqs) <= 1000
+    if response.status_code == 200 and path.endswith(".atom"):
+        feed = ElementTree.fromstring(response.content)
+        assert len(feed.findall("{http://www.w3.org/2005/Atom}entry")) <= 50
+    if response.status_code == 200 and path.endswith(".ics"):
+        assert icalendar.Calendar.from_ical(response.content).get("PRODID")
+    target.alive()
+
+
+@FUZZ
+@given(project=st.text(min_size=1, max_size=80) | st.sampled_from(["FZ-1", "FZ-1.", "."]))
+def test_any_projects_calendar(target: Target, project: str) -> None:
+    response = target.client.get("/api/projects/" + quote(project, safe="") + "/deadlines.ics")
+    check_http(target, response, {200, 307})  # 307: an empty segment, e.g. "/"
+    if response.status_code == 200:
+        assert icalendar.Calendar.from_ical(response.content).get("X-WR-CALNAME")
     target.alive()
 
 

@@ -417,6 +417,29 @@ def test_every_answer_matches_the_document(
     )
     check(anyone.get("/api/events", params={"since": "-1"}), "/api/events", 422)
     check(anyone.get("/api/events", params={"limit": "1001"}), "/api/events", 422)
+    # Feeds and calendars.
+    feed = anyone.get("/api/feed.atom", params={"topics": "project:OA-1"})
+    check(feed, "/api/feed.atom", 200)
+    cached = {"If-None-Match": feed.headers["ETag"]}
+    again = anyone.get("/api/feed.atom", params={"topics": "project:OA-1"}, headers=cached)
+    check(again, "/api/feed.atom", 304)
+    check(anyone.get("/api/feed.atom", params={"topics": "supervision"}), "/api/feed.atom", 403)
+    check(anyone.get("/api/feed.atom", params={"stages": "nope"}), "/api/feed.atom", 422)
+    ics = "/api/projects/{project_id}/deadlines.ics"
+    made = anyone.get("/api/projects/OA-1/deadlines.ics")
+    check(made, ics, 200)
+    cached = {"If-None-Match": made.headers["ETag"]}
+    check(anyone.get("/api/projects/OA-1/deadlines.ics", headers=cached), ics, 304)
+    check(anyone.get("/api/projects/NOPE/deadlines.ics"), ics, 404)
+    every = anyone.get("/api/deadlines.ics", params={"agency": "YW-GGZY"})
+    check(every, "/api/deadlines.ics", 200)
+    cached = {"If-None-Match": every.headers["ETag"]}
+    check(
+        anyone.get("/api/deadlines.ics", params={"agency": "YW-GGZY"}, headers=cached),
+        "/api/deadlines.ics",
+        304,
+    )
+    check(anyone.get("/api/deadlines.ics", params={"category": "x"}), "/api/deadlines.ics", 422)
     detail = check(anyone.get("/api/projects/OA-1"), "/api/projects/{project_id}", 200)
     assert [e["seq"] for e in detail["timeline"]][-2:] == [event["seq"], event["seq"] + 1]
     check(anyone.get("/api/projects/NOPE"), "/api/projects/{project_id}", 404)

@@ -68,7 +68,8 @@ async def atom_feed(request: Request) -> Response:
             page_url=_page_of(selection, origin),
         )
         body = atom.render(info, docs, Names(state.domain, state.directory))
-        return body, datetime.fromisoformat(docs[0]["published_at"]) if docs else None
+        latest = datetime.fromisoformat(docs[0]["published_at"]) if docs else atom.NO_EVENTS_YET
+        return body, latest
 
     return await _answer(request, state.renderings, version, render, ATOM, FEED_MAX_AGE)
 

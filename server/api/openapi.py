@@ -47,6 +47,7 @@ HEADERS = {
     "Retry-After": {"schema": {"type": "integer", "minimum": 0}},
     "Location": {"schema": {"type": "string"}},
     "ETag": {"schema": {"type": "string"}},
+    "Last-Modified": {"schema": {"type": "string"}},
     "Link": {
         "description": "What the page fetches first: its data (`rel=preload; as=fetch`) "
         "and its code (`rel=modulepreload`), so the browser fetches them with the app's code.",
