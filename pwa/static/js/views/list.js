@@ -9,7 +9,7 @@ import {
   allAgencies, allRegions, agencyName, regionName, keyDateName, closesFields,
 } from '../vocab.js';
 import { live } from '../live.js';
-import { describeTopic, followToggle, shortDateTime, budgetText } from './parts.js';
+import { describeTopic, followToggle, shortDateTime, budgetText, subscribeLinks } from './parts.js';
 
 const PAGE = 20;
 const FILTERS = ['category', 'region', 'agency', 'stage', 'status'];
@@ -32,6 +32,7 @@ export default async function list(main, ctx) {
   const more = h('button', { type: 'button', class: 'more', hidden: true }, L('加载更多', 'Load more'));
   const selects = {};
   const follow = h('div', { class: 'chips' });
+  const subscribe = h('div');
   let cursor = null;
   let generation = 0; // answers to an older filter are dropped
 
@@ -81,7 +82,7 @@ export default async function list(main, ctx) {
   main.replaceChildren(
     h('h1', { tabindex: -1 }, L('交易项目', 'Projects')),
     h('p', { class: 'lead' }, L('最新动态在前，点开可看全过程。', 'Latest activity first; open one to see its whole process.')),
-    form, active, follow, count, items, more,
+    form, active, follow, subscribe, count, items, more,
   );
   more.addEventListener('click', async () => {
     const first = await page(false);
@@ -106,11 +107,23 @@ export default async function list(main, ctx) {
     }
   }
 
-  // One-tap follows for what the reader is filtering by.
+  // One-tap follows for what the reader is filtering by, and its feed and calendar.
   function showFollows() {
-    follow.replaceChildren(...['category', 'agency', 'region'].filter((k) => chosen[k]).map((k) => {
-      const [kind, value] = describeTopic(`${k}:${chosen[k]}`);
-      return followToggle(`${k}:${chosen[k]}`, L(`关注${kind}：${value}`, `Follow ${kind.toLowerCase()}: ${value}`));
+    const topics = ['category', 'agency', 'region'].filter((k) => chosen[k]).map((k) => `${k}:${chosen[k]}`);
+    follow.replaceChildren(...topics.map((topic) => {
+      const [kind, value] = describeTopic(topic);
+      return followToggle(topic, L(`关注${kind}：${value}`, `Follow ${kind.toLowerCase()}: ${value}`));
+    }));
+    subscribe.replaceChildren();
+    if (!topics.length) return;
+    // The feed follows the same topics (any of them), of the stage chosen; the calendar
+    // is the agency's and category's (both, when both are chosen), as the list shows.
+    const feed = new URLSearchParams({ topics: topics.join(',') });
+    if (chosen.stage) feed.set('stages', chosen.stage);
+    const places = new URLSearchParams(Object.entries({ agency: chosen.agency, category: chosen.category }).filter(([, v]) => v));
+    subscribe.append(subscribeLinks({
+      feed: `/api/feed.atom?${feed}`,
+      calendar: places.toString() ? `/api/deadlines.ics?${places}` : null,
     }));
   }
 

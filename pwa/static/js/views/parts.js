@@ -41,6 +41,32 @@ export function followToggle(topic, label, attrs = {}) {
 // The notification switch lives in its own module.
 export { pushControl } from './pushswitch.js';
 
+// --- feeds and calendars -------------------------------------------------------------------
+
+/**
+ * 「RSS」 and 「订阅到日历」 for what a page shows (docs/feeds.md). A subscription, not a copy:
+ * webcal:// opens the calendar's own "subscribe" dialog on iPhone, iPad and Mac (and in
+ * Outlook), which re-reads the calendar as deadlines move; Android has no webcal handler
+ * (Chrome calls it an unknown scheme), so there the link adds the same URL to Google
+ * Calendar, which the phone's calendar syncs. The .ics link beside it imports once anywhere
+ * and is the address to paste into any other calendar.
+ */
+export function subscribeLinks({ feed, calendar }) {
+  const links = [];
+  if (feed) links.push(h('a', { href: feed, type: 'application/atom+xml', 'data-testid': 'rss-link' }, 'RSS'));
+  if (calendar) {
+    const webcal = new URL(calendar, location.origin).href.replace(/^https?:/, 'webcal:');
+    const subscribe = /Android/i.test(navigator.userAgent)
+      ? `https://calendar.google.com/calendar/r?cid=${encodeURIComponent(webcal)}`
+      : webcal;
+    links.push(
+      h('a', { href: subscribe, 'data-testid': 'calendar-link' }, L('订阅到日历', 'Add to calendar')),
+      h('a', { href: calendar, type: 'text/calendar', download: '', 'data-testid': 'ics-link' }, L('日历文件 (.ics)', 'Calendar file (.ics)')),
+    );
+  }
+  return h('p', { class: 'subscribe', 'data-testid': 'subscribe' }, ...links);
+}
+
 // --- citations -----------------------------------------------------------------------------
 
 const DIGITS = '零一二三四五六七八九';

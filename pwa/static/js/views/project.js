@@ -11,7 +11,7 @@ import {
 } from '../vocab.js';
 import { live } from '../live.js';
 import * as follows from '../follows.js';
-import { followToggle, pushControl, citation, dateTime, factList, factValue, stepLink, budgetText } from './parts.js';
+import { followToggle, pushControl, citation, dateTime, factList, factValue, stepLink, budgetText, subscribeLinks } from './parts.js';
 import { askSection } from './ask.js';
 
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
@@ -85,6 +85,10 @@ export default async function project(main, ctx) {
         // Asking to be notified about this project implies following it.
         pushControl({ before: () => follows.set(topic, true) })),
       h('div', { class: 'chips', id: 'chips', role: 'group', 'aria-label': L('也可以关注', 'Also follow') }, chipItems()),
+      subscribeLinks({
+        feed: `/api/feed.atom?topics=${encodeURIComponent(topic)}`,
+        calendar: `/api/projects/${encodeURIComponent(id)}/deadlines.ics`,
+      }),
       h('section', { 'aria-labelledby': 'h-timeline' },
         h('h2', { id: 'h-timeline' }, L('全过程（最新在前）', 'The whole process (newest first)')),
         h('ol', { class: 'timeline collapsed', id: 'timeline', 'data-testid': 'timeline' },
