@@ -7,6 +7,7 @@ the calendars with icalendar.Calendar.from_ical, each compared with what the API
 
 from __future__ import annotations
 
+import asyncio
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import icalendar
 import pytest
 
 from server.compliance.calendar import Unit, WorkCalendar
+from server.interop.cache import Renderings
 from tests.conftest import ServerProcess, Staff
 
 A = "{http://www.w3.org/2005/Atom}"
@@ -311,3 +313,33 @@ def test_the_latest_start_is_the_last_day_that_meets_the_period(unit: Unit, afte
         next_day = cutoff + timedelta(days=1)
         assert not calendar.at_least_met(next_day, target, 15, unit, after).met
         assert cutoff.date() < target.date() and isinstance(cutoff.date(), date)
+
+
+# --- renderings kept by version, without a server ----------------------------------------------
+
+
+def test_a_rendering_is_made_once_per_version_and_a_costly_one_at_most_once_a_while() -> None:
+    made: list[str] = []
+
+    def renderer(version: str) -> Any:
+        async def render() -> tuple[bytes, datetime | None]:
+            made.append(version)
+            return version.encode(), None
+
+        return render
+
+    async def scenario() -> None:
+        kept = Renderings(kept=2)
+        first = await kept.get_or_render("v1", renderer("v1"))
+        assert (await kept.get_or_render("v1", renderer("v1"))) is first
+        assert first.etag == Renderings.etag("v1") != Renderings.etag("v2")
+        # A costly rendering: a newer version within the window gets the kept one.
+        assert kept.throttled("agency", "v1", 60) == "v1"
+        assert kept.throttled("agency", "v2", 60) == "v1"
+        assert kept.throttled("agency", "v2", 0) == "v2"
+        await kept.get_or_render("v2", renderer("v2"))
+        await kept.get_or_render("v3", renderer("v3"))  # only two are kept: v1 goes
+        await kept.get_or_render("v1", renderer("v1"))
+
+    asyncio.run(scenario())
+    assert made == ["v1", "v2", "v3", "v1"]

@@ -16,6 +16,7 @@ Cache-Control, and a 304 for a client that has them already.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ CALENDAR_MAX_AGE = 300
 # kind (with an open statutory deadline; open for bids), soonest first.
 CALENDAR_PROJECTS = 500
 PAGE = 100
+REMAKE_SECONDS = 60  # an agency's or category's calendar is made at most this often
 RENDERING = "1"  # raise when what a rendering contains changes: every ETag changes
 
 
@@ -113,11 +115,16 @@ async def deadlines_calendar(request: Request) -> Response:
     now = state.clock.now()
     watchdog = state.compliance.watchdog
     # Which projects are open for bids changes with time as well as the log:
-    # the calendar is made again at least every hour.
+    # the calendar is made again at least every hour. Hundreds of projects
+    # take a fraction of a second to render, and any event anywhere makes a
+    # new version: one is made at most every REMAKE_SECONDS per calendar
+    # (subscribers re-read it hourly), and rendered in a thread.
+    place = f"ics-all|{agency}|{category}|{origin}"
     version = (
-        f"ics-all|{RENDERING}|{agency}|{category}|{state.store.head}|{watchdog.head}"
-        f"|{now:%Y%m%d%H}|{origin}|{state.directory.etag}|{_rules_digest(state)}"
+        f"{place}|{RENDERING}|{state.store.head}|{watchdog.head}"
+        f"|{now:%Y%m%d%H}|{state.directory.etag}|{_rules_digest(state)}"
     )
+    version = state.renderings.throttled(place, version, REMAKE_SECONDS)
 
     async def render() -> tuple[bytes, datetime | None]:
         names = Names(state.domain, state.directory)
@@ -128,7 +135,8 @@ async def deadlines_calendar(request: Request) -> Response:
             + [names.category(category) for _ in [category] if category]
             + ["法定时限与关键日期"]
         )
-        body = calendar.render(title, entries, state.settings.timezone, _host(origin))
+        zone, host = state.settings.timezone, _host(origin)
+        body = await asyncio.to_thread(calendar.render, title, entries, zone, host)
         stamps = [datetime.fromisoformat(p["updated_at"]) for p in projects]
         return body, max(stamps) if stamps else None
 

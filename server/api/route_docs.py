@@ -435,7 +435,7 @@ ROUTES: dict[tuple[str, str], Doc] = {
         description="The dates of GET /api/projects/{id}/deadlines.ics for every project of "
         "the agency and category given (both, either, or neither: all) that has an open "
         "statutory deadline (at most 500, soonest due first) or is open for bids (at most "
-        "500, soonest closing first). Made again at least every hour. "
+        "500, soonest closing first). Made again at least every hour, at most every minute. "
         "`Cache-Control: public, max-age=300`; `If-None-Match` answers 304.",
         params=(Param("agency", "query", t.Code), Param("category", "query", t.CategoryCode)),
         errors=(422,),

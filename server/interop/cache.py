@@ -11,6 +11,7 @@ feed costs a 304 and no rendering.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,22 @@ class Renderings:
     def __init__(self, kept: int = KEPT) -> None:
         self.kept = kept
         self._found: OrderedDict[str, Rendering] = OrderedDict()
+        # What is rendered (an agency's calendar …): its latest version, chosen when.
+        self._made: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def throttled(self, what: str, version: str, seconds: float) -> str:
+        """`version`, or the version of `what` chosen less than `seconds` ago:
+        for renderings costly enough that a little staleness is the better deal."""
+        now = time.monotonic()
+        chosen = self._made.get(what)
+        if chosen is not None and now - chosen[1] < seconds and chosen[0] in self._found:
+            return chosen[0]
+        if chosen is None or chosen[0] != version:
+            self._made[what] = (version, now)
+            self._made.move_to_end(what)
+            while len(self._made) > self.kept:
+                self._made.popitem(last=False)
+        return version
 
     @staticmethod
     def etag(version: str) -> str:
