@@ -602,7 +602,9 @@ def test_post_with_any_credentials(
 @FUZZ
 @given(
     query=queries,
-    path=st.sampled_from(["/api/projects", "/api/events", "/api/categories", "/healthz", "/"]),
+    path=st.sampled_from(
+        ["/api/projects", "/api/events", "/api/ocds/releases", "/api/categories", "/healthz", "/"]
+    ),
 )
 def test_get_with_any_query(target: Target, query: str, path: str) -> None:
     response = target.client.get(f"{path}?{query}")
@@ -611,6 +613,22 @@ def test_get_with_any_query(target: Target, query: str, path: str) -> None:
         body = response.json()
         seqs = [e["seq"] for e in body["items"]]
         assert seqs == sorted(set(seqs)) and len(seqs) <= 1000
+    if response.status_code == 200 and path == "/api/ocds/releases":
+        seqs = [int(r["id"].rsplit("-", 1)[1]) for r in response.json()["releases"]]
+        assert seqs == sorted(set(seqs)) and len(seqs) <= 1000
+    target.alive()
+
+
+@FUZZ
+@given(project=st.text(min_size=1, max_size=80) | codes)
+def test_any_ocds_record_path(target: Target, project: str) -> None:
+    """Any project id: its record package, or the contract's 404."""
+    response = target.client.get("/api/ocds/records/" + quote(project, safe=""))
+    check_http(target, response, {200, 307})  # 307: an empty segment, e.g. "/"
+    if response.status_code == 200:
+        record = response.json()["records"][0]
+        assert record["ocid"] == f"ocds-sunbid-{project}"
+        assert record["compiledRelease"]["tag"] == ["compiled"]
     target.alive()
 
 
@@ -722,6 +740,8 @@ case_cursors = st.one_of(
 NUMBER_PLACES = [
     ("/api/events", "limit", "limit", False),
     ("/api/events", "since", "since", False),
+    ("/api/ocds/releases", "limit", "limit", False),
+    ("/api/ocds/releases", "since", "since", False),
     ("/api/projects", "limit", "limit", False),
     ("/api/supervision/warnings", "limit", "limit", True),
     ("/api/enquiries", "limit", "limit", True),
@@ -885,6 +905,7 @@ def test_scorecard_months_past_the_calendars_ends(apart: Target, name: str, mont
 RANGES = {
     "limit": {
         "/api/events": 1000,
+        "/api/ocds/releases": 1000,
         "/api/projects": 100,
         "/api/supervision/warnings": 500,
         "/api/enquiries": 500,
