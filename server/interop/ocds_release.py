@@ -81,6 +81,7 @@ PHASES = {
     "contract": "contract",
     "performance": "implementation",
 }
+AMENDMENT_OWNERS = {"planning": "tender", "implementation": "contract"}
 UPDATE_TAGS = {
     "planning": "planningUpdate",
     "tender": "tenderAmendment",
@@ -213,7 +214,10 @@ class Draft:
         event = self.event
         entry = {"id": str(event["seq"]), "date": event["published_at"], **fields}
         entry["releaseID"] = self.id
-        self.part(phase).setdefault("amendments", []).append(entry)
+        # Neither planning nor implementation has amendments in OCDS: the
+        # tender's and the contract's stand for them.
+        owner = AMENDMENT_OWNERS.get(phase, phase)
+        self.part(owner).setdefault("amendments", []).append(entry)
 
     def summary(self) -> str | None:
         """The facts of the event as a line of text (for a document without a body)."""
