@@ -152,7 +152,9 @@ class Settings:
             case_keep_days=read.days(env, "SUNBID_CASE_KEEP_DAYS", 30.0),
             ocid_prefix=ocid_prefix(env),
             ocds_publisher=_printable(env, "SUNBID_OCDS_PUBLISHER", "Sunbid"),
-            ocds_license=_url(env, "SUNBID_OCDS_LICENSE", "https://creativecommons.org/licenses/by/4.0/"),
+            ocds_license=_url(
+                env, "SUNBID_OCDS_LICENSE", "https://creativecommons.org/licenses/by/4.0/"
+            ),
             environ=read.sunbid_variables(env),
         )
 

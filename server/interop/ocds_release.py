@@ -182,7 +182,8 @@ class Draft:
             self.contract.setdefault("id", CONTRACT_ID)
             self.contract.setdefault("awardID", AWARD_ID)
             if phase == "implementation":
-                return self.contract.setdefault("implementation", {})
+                implementation: dict[str, Any] = self.contract.setdefault("implementation", {})
+                return implementation
             return self.contract
         return self.tender
 
