@@ -83,6 +83,7 @@ async def timed(port: int, path: str, requests: int) -> tuple[list[float], int]:
 
 def transform_ms(since: int, repeat: int) -> list[float]:
     """The transform alone: the page's stored event JSON to the package's bytes."""
+    sys.path.insert(0, str(ROOT))  # this checkout's server package, not the venv's
     from server.domain import Domain
     from server.interop.ocds import Context, Publication, release_package
 
@@ -117,6 +118,8 @@ async def main(args: argparse.Namespace) -> None:
     head = head_of(LOG)
     print(f"log: {head:,} events ({LOG.relative_to(ROOT)}); load average {os.getloadavg()}")
     server = make_server("sunbid", {"SUNBID_COMPLIANCE_SNAPSHOT_EVENTS": "0"})
+    # `python -m server` from this checkout (the venv's `sunbid` may be another's).
+    server.argv = [sys.executable, "-m", "server", *server.argv[1:]]
     assert server.workdir is not None
     data = server.workdir / "data"
     data.mkdir(parents=True)
@@ -158,7 +161,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         server.stop()
     pure = [statistics.median(transform_ms(positions["middle"], 20)) for _ in range(args.runs)]
-    print(f"transform alone (middle page, median of 20, per run): {pure}")
+    shown = ", ".join(f"{ms:.1f}" for ms in pure)
+    print(f"transform alone, ms (middle page, median of 20, per run): {shown}")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -75,11 +75,28 @@ def number(value: object) -> int | float | None:
 def prune(value: Any) -> Any:
     """`value` without None, empty objects and empty lists, at any depth: OCDS
     fields are left out rather than null, so a release never erases in a
-    compiled release what an earlier one said."""
-    if isinstance(value, dict):
-        pruned = {k: prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
-    if isinstance(value, list):
-        items = [prune(v) for v in value]
-        return [v for v in items if v is not None and v != {} and v != []]
+    compiled release what an earlier one said. (Written for speed: it visits
+    every field of every release of a feed page.)"""
+    if type(value) is dict:
+        kept = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            if type(item) is dict or type(item) is list:
+                item = prune(item)
+                if not item:
+                    continue
+            kept[key] = item
+        return kept
+    if type(value) is list:
+        items = []
+        for item in value:
+            if item is None:
+                continue
+            if type(item) is dict or type(item) is list:
+                item = prune(item)
+                if not item:
+                    continue
+            items.append(item)
+        return items
     return value
