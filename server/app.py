@@ -24,6 +24,7 @@ from server.api import (
     channels,
     compliance,
     feeds,
+    ocds,
     operations,
     pages,
     public,
@@ -264,6 +265,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/api/compliance", compliance.scorecard),
         Route("/api/compliance/items", compliance.items),
         Route("/api/supervision/warnings", compliance.warnings),
+        Route("/api/ocds/releases", ocds.releases),
+        Route("/api/ocds/records/{project_id}", ocds.record),
     ]
     http = Starlette(
         routes=routes,

@@ -9,6 +9,7 @@ it with the variable's name.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,12 @@ class Settings:
     ask_device_burst: int = 5
     ask_device_refill_seconds: float = 600.0
     case_keep_days: float = 30.0  # what people wrote is erased this long after a case closes
+    # OCDS (server/interop/ocds.py): `ocid` = this prefix + "-" + project id
+    # (a placeholder until a prefix is registered with the Open Contracting
+    # Partnership), and what every package says of who publishes it and how.
+    ocid_prefix: str = "ocds-sunbid"
+    ocds_publisher: str = "Sunbid"
+    ocds_license: str = "https://creativecommons.org/licenses/by/4.0/"
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -143,8 +150,43 @@ class Settings:
             ask_device_burst=whole(env, "SUNBID_ASK_DEVICE_BURST", 5, 1),
             ask_device_refill_seconds=seconds(env, "SUNBID_ASK_DEVICE_REFILL_SECONDS", 600.0),
             case_keep_days=read.days(env, "SUNBID_CASE_KEEP_DAYS", 30.0),
+            ocid_prefix=ocid_prefix(env),
+            ocds_publisher=_printable(env, "SUNBID_OCDS_PUBLISHER", "Sunbid"),
+            ocds_license=_url(
+                env, "SUNBID_OCDS_LICENSE", "https://creativecommons.org/licenses/by/4.0/"
+            ),
             environ=read.sunbid_variables(env),
         )
+
+
+OCID_PREFIX = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def ocid_prefix(env: Mapping[str, str]) -> str:
+    """OCDS ids are `ocds-<registered prefix>`: lower-case letters and digits in
+    dash-separated words, short enough to leave the project id room."""
+    prefix = env.get("SUNBID_OCID_PREFIX", "ocds-sunbid")
+    if len(prefix) > 40 or not OCID_PREFIX.fullmatch(prefix):
+        raise SettingsError(
+            "SUNBID_OCID_PREFIX must be 1-40 lower-case letters and digits in words joined"
+            " by dashes, such as ocds-a1b2c3"
+        )
+    return prefix
+
+
+def _printable(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).strip()
+    if not value or len(value) > 200 or not value.isprintable():
+        raise SettingsError(f"{name} must be 1-200 printable characters")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or not value.isprintable():
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return value
 
 
 def _forwarded_allow_ips(env: Mapping[str, str]) -> str:

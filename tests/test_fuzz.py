@@ -614,6 +614,7 @@ def test_post_with_any_credentials(
             "/api/feed.atom",
             "/api/deadlines.ics",
             "/api/projects/FZ-1/deadlines.ics",
+            "/api/ocds/releases",
         ]
     ),
 )
@@ -629,6 +630,9 @@ def test_get_with_any_query(target: Target, query: str, path: str) -> None:
         assert len(feed.findall("{http://www.w3.org/2005/Atom}entry")) <= 50
     if response.status_code == 200 and path.endswith(".ics"):
         assert icalendar.Calendar.from_ical(response.content).get("PRODID")
+    if response.status_code == 200 and path == "/api/ocds/releases":
+        seqs = [int(r["id"].rsplit("-", 1)[1]) for r in response.json()["releases"]]
+        assert seqs == sorted(set(seqs)) and len(seqs) <= 1000
     target.alive()
 
 
@@ -639,6 +643,19 @@ def test_any_projects_calendar(target: Target, project: str) -> None:
     check_http(target, response, {200, 307})  # 307: an empty segment, e.g. "/"
     if response.status_code == 200:
         assert icalendar.Calendar.from_ical(response.content).get("X-WR-CALNAME")
+    target.alive()
+
+
+@FUZZ
+@given(project=st.text(min_size=1, max_size=80) | codes)
+def test_any_ocds_record_path(target: Target, project: str) -> None:
+    """Any project id: its record package, or the contract's 404."""
+    response = target.client.get("/api/ocds/records/" + quote(project, safe=""))
+    check_http(target, response, {200, 307})  # 307: an empty segment, e.g. "/"
+    if response.status_code == 200:
+        record = response.json()["records"][0]
+        assert record["ocid"] == f"ocds-sunbid-{project}"
+        assert record["compiledRelease"]["tag"] == ["compiled"]
     target.alive()
 
 
@@ -750,6 +767,8 @@ case_cursors = st.one_of(
 NUMBER_PLACES = [
     ("/api/events", "limit", "limit", False),
     ("/api/events", "since", "since", False),
+    ("/api/ocds/releases", "limit", "limit", False),
+    ("/api/ocds/releases", "since", "since", False),
     ("/api/projects", "limit", "limit", False),
     ("/api/supervision/warnings", "limit", "limit", True),
     ("/api/enquiries", "limit", "limit", True),
@@ -913,6 +932,7 @@ def test_scorecard_months_past_the_calendars_ends(apart: Target, name: str, mont
 RANGES = {
     "limit": {
         "/api/events": 1000,
+        "/api/ocds/releases": 1000,
         "/api/projects": 100,
         "/api/supervision/warnings": 500,
         "/api/enquiries": 500,

@@ -478,6 +478,17 @@ def test_every_answer_matches_the_document(
     check(publisher.get(warnings), warnings, 403)
     check(client.get(warnings, params={"limit": "501"}), warnings, 422)
 
+    # OCDS 1.1: the release feed (a page with a next one, the last) and a record package.
+    feed = "/api/ocds/releases"
+    paged = check(anyone.get(feed, params={"limit": "1"}), feed, 200)
+    assert paged["links"]["next"]
+    check(anyone.get(feed), feed, 200)
+    check(anyone.get(feed, params={"limit": "1001"}), feed, 422)
+    check(anyone.get(feed, params={"since": "-1"}), feed, 422)
+    record = "/api/ocds/records/{project_id}"
+    check(anyone.get("/api/ocds/records/OA-1"), record, 200)
+    check(anyone.get("/api/ocds/records/NOPE"), record, 404)
+
     # Push: the key, subscribing (new, then the same endpoint again), forgetting, counts.
     key_answer = check(anyone.get("/api/push/vapid-key"), "/api/push/vapid-key", 200)
     subscription = service.new_subscriber(application_server_key=key_answer["publicKey"])

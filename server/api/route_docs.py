@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from server.api import types as t
 from server.api.compliance import STATES
+from server.api.ocds import MAX_PAGE as OCDS_MAX_PAGE
 from server.api.pages import SHELL_PATHS
 from server.api.public import MAX_QUERY, MAX_WORDS, SORTS
 from server.api.public import STATUSES as PROJECT_STATUSES
@@ -439,6 +440,35 @@ ROUTES: dict[tuple[str, str], Doc] = {
         "`Cache-Control: public, max-age=300`; `If-None-Match` answers 304.",
         params=(Param("agency", "query", t.Code), Param("category", "query", t.CategoryCode)),
         errors=(422,),
+    ),
+    ("/api/ocds/releases", "get"): Doc(
+        "ocdsReleases",
+        "OCDS 1.1 release package: one release per event after `since`, ascending",
+        "public",
+        {200: Answer("A page of the release feed.", t.OcdsReleasePackage)},
+        description="Open Contracting Data Standard 1.1 (docs/ocds.md has the mapping). "
+        "`links.next` (absolute) continues the feed while more events exist; the last "
+        "page has none, and a page after the newest event has no releases. Pages before "
+        "the last never change: `Cache-Control: public, max-age=3600` (the last: 5 s).",
+        params=(
+            SINCE,
+            Param(
+                "limit",
+                "query",
+                Annotated[int, Meta(ge=1, le=OCDS_MAX_PAGE, extra_json_schema={"default": 100})],
+                "Releases per page.",
+            ),
+        ),
+        errors=(422,),
+    ),
+    ("/api/ocds/records/{project_id}", "get"): Doc(
+        "ocdsRecord",
+        "OCDS 1.1 record package of a project: its releases and the compiled release",
+        "public",
+        {200: Answer("The project's record.", t.OcdsRecordPackage)},
+        description="`ocid` is SUNBID_OCID_PREFIX, a dash and the project id; the compiled "
+        "release is the releases merged in seq order by ocdsmerge.",
+        errors=(404,),
     ),
     ("/api/stream", "get"): Doc(
         "streamEvents",

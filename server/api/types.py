@@ -1069,3 +1069,47 @@ class Satisfaction(Struct):
 
 class EnquiryFigures(CaseFigures, kw_only=True):
     satisfaction: Annotated[Satisfaction, described("The askers' ratings of the answers.")]
+
+
+# --- OCDS 1.1 (docs/ocds.md) ------------------------------------------------------------------
+# The package's own fields; the releases inside follow the OCDS release schema
+# (https://standard.open-contracting.org/schema/1__1__5/release-schema.json),
+# which tests/test_ocds.py validates them against.
+
+OcdsRelease = Annotated[
+    dict[str, Any],
+    described("An OCDS 1.1 release: one per event, `id` `<ocid>-<seq>`, `date` its published_at."),
+]
+
+
+class OcdsPublisher(Struct):
+    name: str
+
+
+class OcdsLinks(Struct):
+    next: Annotated[str, described("The next page; absent on the last page.")]
+
+
+class OcdsPackage(Struct, kw_only=True):
+    uri: Annotated[str, Meta(description="This package's own URL.")]
+    version: Literal["1.1"]
+    extensions: Annotated[list[str], described("The OCDS extensions its data uses.")]
+    publishedDate: Annotated[str, described("The date of its newest release.")]
+    publisher: OcdsPublisher
+    license: str
+    publicationPolicy: Annotated[str, described("The disclosure catalogue (/catalog).")]
+
+
+class OcdsReleasePackage(OcdsPackage, kw_only=True):
+    releases: list[OcdsRelease]
+    links: OcdsLinks | UnsetType = UNSET
+
+
+class OcdsRecord(Struct):
+    ocid: Annotated[str, described("SUNBID_OCID_PREFIX, a dash, the project id.")]
+    releases: list[OcdsRelease]
+    compiledRelease: Annotated[dict[str, Any], described("The releases merged (ocdsmerge).")]
+
+
+class OcdsRecordPackage(OcdsPackage, kw_only=True):
+    records: Annotated[list[OcdsRecord], Meta(min_length=1, max_length=1)]
