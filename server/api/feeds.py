@@ -207,7 +207,12 @@ def _entries_of(
     watchdog = state.compliance.watchdog
     deadlines = watchdog.deadlines(project["id"], state.clock.now())
     return calendar.project_entries(
-        project, deadlines, watchdog.cutoffs(project["id"]), names, origin
+        project,
+        deadlines,
+        watchdog.cutoffs(project["id"]),
+        names,
+        origin,
+        state.settings.timezone,
     )
 
 

@@ -64,8 +64,10 @@ def project_entries(
     cutoffs: Sequence[Mapping[str, Any]],
     names: Names,
     origin: str,
+    zone: ZoneInfo,
 ) -> list[Entry]:
     """Every date of one project: key dates, open statutory deadlines, cut-offs.
+    Times in the text are written in `zone`, as DTSTART is.
 
     `cutoffs` are left out once the project is concluded (award, contract,
     failed): there is nothing left to clarify.
@@ -86,7 +88,9 @@ def project_entries(
             Entry(
                 uid=f"key-{key_date['field']}-{pid}",
                 summary=f"{label}｜{title}",
-                description=f"{label}：{_written(at)}\n{about}\n见{stage}\n{page}#e{key_date['seq']}",
+                description=(
+                    f"{label}：{_written(at, zone)}\n{about}\n见{stage}\n{page}#e{key_date['seq']}"
+                ),
                 start=at,
                 url=f"{page}#e{key_date['seq']}",
                 sequence=key_date["seq"],
@@ -122,7 +126,7 @@ def project_entries(
                     summary=f"{cutoff['name']}（最后一日）｜{title}",
                     description=_rule_text(
                         cutoff,
-                        f"最后一日：{_day(day)}（须在 {_written(before)} 之前至少"
+                        f"最后一日：{_day(day)}（须在 {_written(before, zone)} 之前至少"
                         f" {cutoff['amount']} {_unit(cutoff['unit'])}）",
                         about,
                         page,
@@ -212,8 +216,10 @@ def _sort_key(start: datetime | date, zone: ZoneInfo) -> datetime:
     return datetime(start.year, start.month, start.day, tzinfo=zone)
 
 
-def _written(moment: datetime) -> str:
-    local = moment
+def _written(moment: datetime, zone: ZoneInfo) -> str:
+    # An event may state a time with any offset (01:30Z); a reader reads the
+    # text beside a DTSTART in the calendar's zone, so the text is in it too.
+    local = moment.astimezone(zone)
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
 
 
