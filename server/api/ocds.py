@@ -8,7 +8,7 @@ for an hour; the last page and a record change with the next event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from server.api import JSONResponse, int_param, state_of
 from server.core.errors import ApiError
-from server.core.numbers import MAX_SEQ
 from server.core.topics import CODE
 from server.domain import format_time
 from server.interop.ocds import (
@@ -81,20 +80,17 @@ async def record(request: Request) -> Response:
 async def _corrected(
     state: AppState, events: list[dict[str, Any]]
 ) -> Mapping[int, Mapping[str, Any]]:
-    """The events the page's corrections name: in the page, or read one by one
-    (corrections are rare, and name an earlier event)."""
+    """The earlier events the page's corrections build on: what each names, and
+    the other corrections of the same event (a correction restates the facts
+    with every earlier correction applied). Corrections are rare, and their
+    projects' timelines short: each such project's is read whole."""
     found: dict[int, Mapping[str, Any]] = {event["seq"]: event for event in events}
-    wanted = _targets(events) - found.keys()
-    for seq in sorted(wanted):
-        if 1 <= seq <= MAX_SEQ:
-            stored = await state.store.get_event(seq)
-            if stored is not None:
-                found[seq] = orjson.loads(stored.json)
+    projects = {e["project"] for e in events if corrected_seq(e) is not None}
+    for project_id in sorted(projects):
+        for stored in await state.store.timeline(project_id):
+            if stored.seq not in found:
+                found[stored.seq] = orjson.loads(stored.json)
     return found
-
-
-def _targets(events: Iterable[Mapping[str, Any]]) -> set[int]:
-    return {seq for event in events if (seq := corrected_seq(event)) is not None}
 
 
 def _context(state: AppState) -> Context:

@@ -21,7 +21,7 @@ from typing import Any
 from ocdsmerge import CompiledRelease
 from ocdsmerge.rules import MergeRules, get_merge_rules
 
-from server.interop.ocds_release import Context, corrected_seq, release_of
+from server.interop.ocds_release import Context, corrected_basis, corrected_seq, release_of
 
 __all__ = ["Context", "Publication", "corrected_seq", "record_package", "release_package"]
 
@@ -58,9 +58,11 @@ def release_package(
     published: str,
     next_page: str | None,
 ) -> dict[str, Any]:
-    """A page of the feed. `corrected`: seq → event, for the events the page's
-    corrections name (those the log holds). `published`: the last release's date
-    (so a page reads the same each time), or the time of asking for an empty one."""
+    """A page of the feed. `corrected`: seq → event, the earlier events of the
+    projects the page's corrections are about (those the log holds: what each
+    correction names, and the other corrections of the same event). `published`:
+    the last release's date (so a page reads the same each time), or the time of
+    asking for an empty one."""
     package = _package(publication, uri, published, [ENQUIRIES, PAGINATION])
     package["releases"] = releases_of(events, corrected, context)
     if next_page is not None:
@@ -102,7 +104,8 @@ def releases_of(
         # Only an earlier event of the same project is corrected (as the API checks).
         if earlier is not None and earlier["project"] != event["project"]:
             earlier = None
-        found.append(release_of(event, context, earlier))
+        basis = corrected_basis(event, corrected) if earlier is not None else None
+        found.append(release_of(event, context, earlier, basis or earlier))
     return found
 
 

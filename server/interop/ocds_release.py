@@ -104,14 +104,20 @@ class Context:
 
 
 def release_of(
-    event: Mapping[str, Any], context: Context, corrected: Mapping[str, Any] | None = None
+    event: Mapping[str, Any],
+    context: Context,
+    corrected: Mapping[str, Any] | None = None,
+    basis: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The release of `event`; `corrected`: the event a `correction` or
-    `penalty_withdrawn` names in `data.corrects`, if the log holds it."""
+    `penalty_withdrawn` names in `data.corrects`, if the log holds it;
+    `basis`: what a correction restates (`corrected_basis`), `corrected` if not given."""
     draft = Draft(event, context)
     stage = event["stage"]
     if stage in ("correction", "penalty_withdrawn"):
-        draft.amend(corrected)
+        if basis is None and corrected is not None:
+            basis = corrected_basis(event, {corrected["seq"]: corrected}) or corrected
+        draft.amend(corrected, basis)
     else:
         MAPPERS.get(stage, _other)(draft, draft.data)
     return draft.finish()
@@ -124,6 +130,63 @@ def corrected_seq(event: Mapping[str, Any]) -> int | None:
     data = event.get("data")
     seq = data.get("corrects") if isinstance(data, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def corrected_basis(
+    event: Mapping[str, Any], earlier: Mapping[int, Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """What a correction restates: the event at the start of its chain (a
+    correction of a correction corrects the same facts), with every correction
+    of that event up to this one applied in seq order, so that a second
+    correction (of another fact, or of the first correction) never puts back a
+    value an earlier one corrected. `earlier`: seq → event, the project's
+    events before this one (those the log holds); None when the start of the
+    chain is not among them."""
+    root = _chain_start(event, earlier)
+    if root is None:
+        return None
+    data = dict(_data(root))
+    fixes = {seq: other for seq, other in earlier.items() if seq < event["seq"]}
+    for seq in sorted({**fixes, event["seq"]: event}):
+        other = event if seq == event["seq"] else fixes[seq]
+        if other["stage"] != "correction":
+            continue
+        start = _chain_start(other, earlier)
+        field = _corrected_field(other, earlier)
+        if start is not None and start["seq"] == root["seq"] and field is not None:
+            data[field] = _data(other)["now"]
+    return {**root, "data": data}
+
+
+def _corrected_field(
+    correction: Mapping[str, Any], earlier: Mapping[int, Mapping[str, Any]]
+) -> str | None:
+    """The fact a correction sets (`field`, with a value `now`); for a
+    correction of a correction's `now`, the fact the earlier one set."""
+    data = _data(correction)
+    field = data.get("field")
+    if not isinstance(field, str) or "now" not in data:
+        return None
+    seq = corrected_seq(correction)
+    target = earlier.get(seq) if seq is not None and seq < correction["seq"] else None
+    if field == "now" and target is not None and target["stage"] == "correction":
+        return _corrected_field(target, earlier)
+    return field
+
+
+def _chain_start(
+    event: Mapping[str, Any], earlier: Mapping[int, Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """The first event a chain of corrections ending at `event` corrects (each
+    link an earlier event of the same project), or None if a link is missing."""
+    current = event
+    while current["stage"] == "correction":
+        seq = corrected_seq(current)
+        found = earlier.get(seq) if seq is not None and seq < current["seq"] else None
+        if found is None or found["project"] != event["project"]:
+            return None
+        current = found
+    return current if current is not event else None
 
 
 class Draft:
@@ -232,23 +295,24 @@ class Draft:
 
     # --- corrections ----------------------------------------------------------------------
 
-    def amend(self, corrected: Mapping[str, Any] | None) -> None:
-        """A correction or a penalty's withdrawal: an amendment where the corrected
-        event's facts live, and the corrected value in its field."""
+    def amend(self, corrected: Mapping[str, Any] | None, basis: Mapping[str, Any] | None) -> None:
+        """A correction or a penalty's withdrawal: an amendment of the release it
+        names (`corrected`), where the facts it corrects live (`basis`, the event
+        at the start of a chain of corrections), and the corrected value in its field."""
         data, event = self.data, self.event
         field = text(data.get("field"))
         phase = "tender"
-        if corrected is not None:
-            phase = PHASES.get(corrected["stage"], "tender")
+        if basis is not None:
+            phase = PHASES.get(basis["stage"], "tender")
             if (
                 event["stage"] == "correction"
                 and field is not None
                 and "now" in data
-                and corrected["stage"] not in ("correction", "penalty_withdrawn")
+                and basis["stage"] not in ("correction", "penalty_withdrawn")
             ):
-                self.remapping, self.source = True, corrected
-                self.data = {**_data(corrected), field: data["now"]}
-                MAPPERS.get(corrected["stage"], _other)(self, self.data)
+                # The basis has this correction's value in its field already.
+                self.remapping, self.source, self.data = True, basis, _data(basis)
+                MAPPERS.get(basis["stage"], _other)(self, self.data)
                 self.remapping, self.source, self.data = False, event, data
         self.tags = [UPDATE_TAGS[phase]]
         description = text(event.get("body"))
