@@ -1,8 +1,9 @@
 """One OCDS 1.1 release per event of the log: which tag, which fields.
 
 A release is a pure function of its event (and, for a correction, the event
-it corrects and the earlier corrections of the same event), the ocid prefix and the agencies' names: the same event gives
-the same bytes whenever it is asked for. Each release says only what its
+it corrects and the earlier corrections of the same event), the ocid prefix
+and the agencies' names: the same event gives the same bytes whenever it is
+asked for. Each release says only what its
 event said; the compiled release (ocds.py, with ocdsmerge) folds them into
 the project's current state. docs/ocds.md is the mapping in prose; the
 tables here are the same mapping in code.
