@@ -8,6 +8,7 @@ it is in how a request is answered.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from libcoveocds.config import LibCoveOCDSConfig
 from server.directory import Directory
 from server.domain import Domain
 from server.interop import calendar
+from server.interop.cache import Renderings
 from server.interop.names import Names
 from server.interop.ocds import record_package
 from tests.conftest import ServerProcess, Staff
@@ -191,3 +193,32 @@ def test_the_feed_and_the_record_agree_on_a_correction_of_a_correction(
         assert problems(page, cove) == []
         (released,) = page["releases"]
         assert released == by_id[released["id"]]
+
+
+# --- what a request can make the server keep ------------------------------------------------
+
+
+def test_renderings_kept_are_bounded_in_bytes_not_only_in_number() -> None:
+    """Without SUNBID_PUBLIC_URL the request's Host is part of every feed's and
+    calendar's version: 256 requests with 256 made-up Host headers for the whole
+    deadlines calendar (megabytes each with hundreds of projects) would keep 256
+    renderings. The bytes kept have a bound too; the newest is always kept."""
+    kept = Renderings(kept=256, kept_bytes=10_000)
+
+    def renderer(size: int) -> Any:
+        async def render() -> tuple[bytes, datetime | None]:
+            return b"x" * size, None
+
+        return render
+
+    async def scenario() -> None:
+        for host in range(100):
+            made = await kept.get_or_render(f"ics-all|http://h{host}.example", renderer(3_000))
+            assert len(made.body) == 3_000
+        assert kept.kept_size() <= 10_000
+        assert kept.get("ics-all|http://h99.example") is not None
+        assert kept.get("ics-all|http://h0.example") is None
+        huge = await kept.get_or_render("huge", renderer(50_000))  # still served
+        assert len(huge.body) == 50_000 and kept.kept_size() <= 50_000
+
+    asyncio.run(scenario())

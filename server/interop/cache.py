@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 KEPT = 256  # renderings of a few KB to a few hundred KB each
+# …and at most this many bytes of them: an agency's calendar with hundreds of
+# projects is megabytes, and without SUNBID_PUBLIC_URL every Host header a
+# request makes up is a version of its own.
+KEPT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,11 @@ class Rendering:
 
 
 class Renderings:
-    def __init__(self, kept: int = KEPT) -> None:
+    def __init__(self, kept: int = KEPT, kept_bytes: int = KEPT_BYTES) -> None:
         self.kept = kept
+        self.kept_bytes = kept_bytes
         self._found: OrderedDict[str, Rendering] = OrderedDict()
+        self._size = 0  # the bytes of the renderings in _found
         # What is rendered (an agency's calendar …): its latest version, chosen when.
         self._made: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
@@ -67,7 +73,19 @@ class Renderings:
         if found is not None:
             return found
         body, last_modified = await render()
-        made = self._found[version] = Rendering(body, self.etag(version), last_modified)
-        while len(self._found) > self.kept:
-            self._found.popitem(last=False)
+        made = Rendering(body, self.etag(version), last_modified)
+        replaced = self._found.pop(version, None)  # rendered twice at once
+        self._size -= len(replaced.body) if replaced else 0
+        self._found[version] = made
+        self._size += len(body)
+        # The oldest go first; the one just made stays even if alone it is larger.
+        while len(self._found) > 1 and (
+            len(self._found) > self.kept or self._size > self.kept_bytes
+        ):
+            _, dropped = self._found.popitem(last=False)
+            self._size -= len(dropped.body)
         return made
+
+    def kept_size(self) -> int:
+        """The bytes of the renderings kept."""
+        return self._size
