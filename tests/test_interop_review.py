@@ -9,8 +9,10 @@ it is in how a request is answered.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -222,3 +224,27 @@ def test_renderings_kept_are_bounded_in_bytes_not_only_in_number() -> None:
         assert len(huge.body) == 50_000 and kept.kept_size() <= 50_000
 
     asyncio.run(scenario())
+
+
+def test_a_project_leaving_an_agencys_calendar_makes_it_newer_not_older(site: Site) -> None:
+    """Last-Modified of an agency's calendar was its projects' newest activity:
+    when the newest project fails (and leaves it), the calendar changed but its
+    Last-Modified went back, so a client asking If-Modified-Since got a 304
+    and kept the failed project's deadlines."""
+    staff = site.staff
+    for project_id in ("R-LM-TWO", "R-LM-ONE"):
+        staff.project(project_id, agency="R-LM-X")
+        staff.publish(project_id, "notice")
+        time.sleep(1.1)  # Last-Modified counts whole seconds
+    response = site.get("/api/deadlines.ics", agency="R-LM-X", category="construction")
+    assert "R-LM-ONE" in response.text and "R-LM-TWO" in response.text
+    held = parsedate_to_datetime(response.headers["last-modified"])
+    time.sleep(1.1)
+    staff.publish("R-LM-ONE", "failed", data={"reason": "终止"})
+    # The same projects by another address (the first is remade at most once a minute).
+    later = site.get("/api/deadlines.ics", agency="R-LM-X")
+    assert "R-LM-ONE" not in later.text and "R-LM-TWO" in later.text
+    assert parsedate_to_datetime(later.headers["last-modified"]) > held
+    asked = {"If-Modified-Since": response.headers["last-modified"]}
+    again = site.anyone.get("/api/deadlines.ics", params={"agency": "R-LM-X"}, headers=asked)
+    assert again.status_code == 200

@@ -137,8 +137,16 @@ async def deadlines_calendar(request: Request) -> Response:
         )
         zone, host = state.settings.timezone, _host(origin)
         body = await asyncio.to_thread(calendar.render, title, entries, zone, host)
+        # Not only its projects' activity: a project leaving the calendar (it
+        # failed, or bidding closed) changes it too, and then the newest of
+        # those left may be older than what a client has. The log's newest
+        # event and the hour (which projects are open) bound every change.
         stamps = [datetime.fromisoformat(p["updated_at"]) for p in projects]
-        return body, max(stamps) if stamps else None
+        newest = await state.store.get_event(state.store.head) if state.store.head else None
+        if newest is not None:
+            stamps.append(datetime.fromisoformat(orjson.loads(newest.json)["published_at"]))
+        stamps.append(now.replace(minute=0, second=0, microsecond=0))
+        return body, max(stamps)
 
     return await _answer(request, state.renderings, version, render, ICS, CALENDAR_MAX_AGE)
 
