@@ -29,6 +29,7 @@ from server.api import (
     push,
     respond,
     staff,
+    stats,
 )
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
@@ -46,6 +47,8 @@ from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.hub import Hub
 from server.projects import open_projects
+from server.stats import open_stats
+from server.stats.service import Statistics
 from server.pruning import Pruner
 from server.respond.cases import CASES_FILE, CaseStore
 from server.respond.rules import ResponseRules
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     domain = Domain.load()
     directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
     projects = open_projects(store, domain)
+    stats_table = open_stats(store)
     tokens = tokens_of(store)
     hub = Hub()
     auth = Authenticator(tokens)
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         revocations=RevocationWatch(tokens, auth),
     )
+    state.stats = Statistics(stats_table, list(domain.categories))
     if shared is not None and shared.subscriptions is not None:
         state.subscribe_limiter = shared.subscriptions
         state.ask_limiter = SharedRateLimiter(
@@ -258,6 +263,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/api/disclosure-requests/{case_id}/reply", respond.reply, methods=["POST"]),
         Route("/api/catalog", compliance.catalog),
         Route("/api/compliance", compliance.scorecard),
+        Route("/api/stats", stats.stats),
+        Route("/api/stats/{table}.csv", stats.table_csv),
         Route("/api/compliance/items", compliance.items),
         Route("/api/supervision/warnings", compliance.warnings),
     ]

@@ -15,6 +15,7 @@ from server.domain import Domain
 from server.hub import Hub
 from server.metrics import Metrics
 from server.projects.table import ProjectTable
+from server.stats.service import Statistics
 from server.ratelimit import AddressRate, RateLimiter
 from server.respond.service import Respond
 from server.settings import Settings
@@ -95,6 +96,7 @@ class AppState:
     push: Push | None = None  # set once the app has started
     channels: Channels | None = None  # likewise
     respond: Respond | None = None  # the public's cases: likewise
+    stats: Statistics | None = None  # the statistics (统计分析), with the store
     subscribe_limiter: AddressRate = field(init=False)  # app.py may replace it
     ask_limiter: AddressRate = field(init=False)  # filing cases, per address; likewise
     ask_device_limiter: AddressRate = field(init=False)  # and per device
