@@ -18,7 +18,7 @@ import pytest
 from server.core.events import StoredEvent
 from server.stats.figures import TABLES
 from server.stats.fold import ProjectFacts, StatsFold, epoch_us, yuan
-from tests.conftest import CLOSED, ServerProcess, Staff, with_facts
+from tests.conftest import CLOSED, ServerProcess, Staff
 from tests.services import postgres_url, unique_name
 
 # --- the fold --------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_bad_parameters(
 
 def test_each_table_as_csv(world: tuple[ServerProcess, dict[str, Any]]) -> None:
     server, _ = world
-    params = {"year": 2026, "agency": AGENCY_A}
+    params: dict[str, Any] = {"year": 2026, "agency": AGENCY_A}
     found = stats(server, **params)
     for table, columns in TABLES.items():
         response = httpx.get(server.url + f"/api/stats/{table}.csv", params=params)

@@ -15,7 +15,6 @@ import statistics
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from server.compliance.calendar import LEGAL_TZ
@@ -145,7 +144,7 @@ async def project_figures(read: Read, filters: Filters) -> dict[str, Any]:
         params,
     )
     sums = (
-        "COUNT(*), COUNT({budget}), SUM({budget}), COUNT(f.award_amount), SUM(f.award_amount),"
+        f"COUNT(*), COUNT({BUDGET}), SUM({BUDGET}), COUNT(f.award_amount), SUM(f.award_amount),"
         " COUNT(f.bidders), AVG(f.bidders),"
         " SUM(CASE WHEN f.bidders = 0 THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN f.bidders = 1 THEN 1 ELSE 0 END),"
@@ -153,8 +152,8 @@ async def project_figures(read: Read, filters: Filters) -> dict[str, Any]:
         " SUM(CASE WHEN f.bidders BETWEEN 3 AND 5 THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN f.bidders >= 6 THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN f.outcome = 'awarded' THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN f.outcome = 'failed' THEN 1 ELSE 0 END), COUNT({days})"
-    ).format(budget=BUDGET, days=DAYS)
+        f" SUM(CASE WHEN f.outcome = 'failed' THEN 1 ELSE 0 END), COUNT({DAYS})"
+    )
     per_category = await read(
         f"SELECT p.category, {sums}{FROM}{cond} GROUP BY p.category ORDER BY 1", params
     )
@@ -280,7 +279,7 @@ async def answers(
     """Per agency and kind (enquiries, disclosure requests), how the public's
     cases were answered (the respond scorecard's figures); and the totals of
     each kind, with the median over every case closed."""
-    totals = {
+    totals: dict[str, dict[str, Any]] = {
         kind: {"kind": kind, **dict.fromkeys(ANSWER_FIELDS, 0), "median_days": None}
         for kind in response_figures.FIGURE.values()
     }
@@ -325,7 +324,7 @@ def _number(value: Any) -> float | None:
     """SQLite's and PostgreSQL's numbers alike (AVG and SUM are NUMERIC there)."""
     if value is None:
         return None
-    return float(value) if isinstance(value, Decimal | int | float) else float(value)
+    return float(value)
 
 
 def _money(value: Any) -> float | None:
