@@ -47,8 +47,6 @@ from server.directory import DIRECTORY_FILE, Directory
 from server.domain import Domain
 from server.hub import Hub
 from server.projects import open_projects
-from server.stats import open_stats
-from server.stats.service import Statistics
 from server.pruning import Pruner
 from server.respond.cases import CASES_FILE, CaseStore
 from server.respond.rules import ResponseRules
@@ -56,6 +54,8 @@ from server.respond.service import Respond
 from server.settings import Settings
 from server.shared_limits import SharedRateLimiter, open_shared_limits
 from server.state import AppState
+from server.stats import open_stats
+from server.stats.service import Statistics
 from server.store import open_store
 from server.store.pruning import key_home
 from server.stream import peer

@@ -43,11 +43,11 @@ from server.migrations import MigrationError
 from server.migrations import postgres as pg_migrations
 from server.migrations.run import DataFiles, migrate, read_versions, refusal
 from server.projects import open_projects
-from server.stats import open_stats
 from server.respond.cases import CASES_FILE
 from server.respond.copy import copy_case_rows
 from server.respond.derived import RespondRecord
 from server.settings import Settings, SettingsError
+from server.stats import open_stats
 from server.store import AlreadyExists, EventStore, StoreUnavailable, open_store
 from server.store.copy_to import CopyRefused, check_copy, copy_log
 from server.store.postgres import PostgresStore

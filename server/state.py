@@ -15,10 +15,10 @@ from server.domain import Domain
 from server.hub import Hub
 from server.metrics import Metrics
 from server.projects.table import ProjectTable
-from server.stats.service import Statistics
 from server.ratelimit import AddressRate, RateLimiter
 from server.respond.service import Respond
 from server.settings import Settings
+from server.stats.service import Statistics
 from server.store import EventStore
 from server.stream.counters import StreamCounters
 from server.stream.feed import Feed

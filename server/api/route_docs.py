@@ -181,6 +181,7 @@ SHELL_SUMMARIES = {
     "/mine": ("appMine", "This device's enquiries and disclosure requests, with their answers"),
     "/request": ("appRequest", "File a disclosure request (依申请公开) with an agency"),
     "/catalog": ("appCatalog", "The disclosure catalogue and the agencies' scorecards"),
+    "/stats": ("appStats", "Statistics (统计分析): charts, their tables and CSV"),
     "/staff": ("appStaff", "Staff console: create projects, publish, amend, warnings"),
 }
 
