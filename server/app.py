@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         revocations=RevocationWatch(tokens, auth),
     )
-    state.stats = Statistics(stats_table, list(domain.categories))
+    state.stats = Statistics(stats_table, list(domain.categories), settings.stats_cache_seconds)
     if shared is not None and shared.subscriptions is not None:
         state.subscribe_limiter = shared.subscriptions
         state.ask_limiter = SharedRateLimiter(

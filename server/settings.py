@@ -86,6 +86,9 @@ class Settings:
     ask_device_burst: int = 5
     ask_device_refill_seconds: float = 600.0
     case_keep_days: float = 30.0  # what people wrote is erased this long after a case closes
+    # How long GET /api/stats keeps an answer for the same filters and log head
+    # (the on-time rates and answers also move with the clock).
+    stats_cache_seconds: float = 5.0
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -143,6 +146,7 @@ class Settings:
             ask_device_burst=whole(env, "SUNBID_ASK_DEVICE_BURST", 5, 1),
             ask_device_refill_seconds=seconds(env, "SUNBID_ASK_DEVICE_REFILL_SECONDS", 600.0),
             case_keep_days=read.days(env, "SUNBID_CASE_KEEP_DAYS", 30.0),
+            stats_cache_seconds=seconds(env, "SUNBID_STATS_CACHE_SECONDS", 5.0),
             environ=read.sunbid_variables(env),
         )
 

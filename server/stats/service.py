@@ -14,13 +14,15 @@ from server.stats import figures
 from server.stats.figures import Filters
 from server.stats.table import StatsTable
 
-KEPT_SECONDS = 5.0
 KEPT_ANSWERS = 256
 
 
 class Statistics:
-    def __init__(self, table: StatsTable, categories: Sequence[str]) -> None:
+    def __init__(
+        self, table: StatsTable, categories: Sequence[str], kept_seconds: float = 5.0
+    ) -> None:
         self.table = table
+        self.kept_seconds = kept_seconds
         self.categories = list(categories)
         self._kept: dict[tuple[Filters, int], tuple[float, dict[str, Any]]] = {}
 
@@ -30,7 +32,7 @@ class Statistics:
         store = self.table.store
         key = (filters, store.head)
         kept = self._kept.get(key)
-        if kept is not None and time.monotonic() - kept[0] < KEPT_SECONDS:
+        if kept is not None and time.monotonic() - kept[0] < self.kept_seconds:
             return kept[1]
         answer = await self.compute(filters, watchdog, cases, now_us)
         if len(self._kept) >= KEPT_ANSWERS:
