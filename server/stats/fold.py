@@ -64,6 +64,8 @@ class ProjectFacts:
 
 def month_of(moment: str) -> int:
     """YYYYMM of an RFC 3339 time, in Beijing time."""
+    if moment.endswith("+08:00"):  # written in Beijing time already, as the server writes
+        return int(moment[0:4]) * 100 + int(moment[5:7])
     local = datetime.fromisoformat(moment).astimezone(LEGAL_TZ)
     return local.year * 100 + local.month
 
