@@ -531,7 +531,7 @@ def test_every_answer_matches_the_document(
     check_respond(answers, anyone, publisher, supervisor, client)
 
     # The app: the shell on every page, the worker, the manifest and a file.
-    for page in ("/", "/p/OA-1", "/follows", "/mine", "/request", "/catalog", "/staff"):
+    for page in ("/", "/p/OA-1", "/follows", "/mine", "/request", "/catalog", "/stats", "/staff"):
         template = "/p/{project_id}" if page.startswith("/p/") else page
         check(anyone.get(page), template, 200)
     check(anyone.get("/sw.js"), "/sw.js", 200)

@@ -82,13 +82,6 @@ class Filters:
             return self.year * 100 + 1, self.year * 100 + 12
         return self.year * 100 + self.month, self.year * 100 + self.month
 
-    def periods(self) -> set[str] | None:
-        """The same months as the compliance scorecard names them (YYYY-MM)."""
-        span = self.months()
-        if span is None:
-            return None
-        return {f"{m // 100:04d}-{m % 100:02d}" for m in range(span[0], span[1] + 1)}
-
     def span_us(self) -> tuple[int, int] | None:
         """The same months as epoch µs [from, to), Beijing time."""
         if self.year is None:
@@ -265,22 +258,31 @@ def on_time(
     watchdog: Watchdog, filters: Filters, categories: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Per category, the compliance scorecard's legal figures (statutory
-    disclosures due, on time, late …) summed over the agencies and months asked."""
-    periods = filters.periods()
-    single = f"{filters.year:04d}-{filters.month:02d}" if filters.year and filters.month else None
-    rows = []
-    for category in categories:
-        if filters.category is not None and category != filters.category:
+    disclosures due, on time, late …) summed over the agencies and months asked.
+
+    Read from the watchdog's own cells, (agency, category, month) → tally, in
+    one pass: what `Watchdog.scorecard` sums, without building its per-agency
+    answer once per category (that took 250 ms on the 1M-event log)."""
+    span = filters.months()
+    rows: dict[str, dict[str, Any]] = {
+        category: {"category": category, **dict.fromkeys(SCORE_FIELDS, 0)}
+        for category in categories
+        if filters.category is None or category == filters.category
+    }
+    for (agency, category, month), tally in watchdog.tallies.items():
+        row = rows.get(category)
+        if row is None or (filters.agency is not None and agency != filters.agency):
             continue
-        row: dict[str, Any] = {"category": category, **dict.fromkeys(SCORE_FIELDS, 0)}
-        for agency in watchdog.scorecard(filters.agency, category, single):
-            for cell in agency["by_period"]:
-                if periods is None or cell["period"] in periods:
-                    for name in SCORE_FIELDS:
-                        row[name] += cell[name]
+        if span is not None and not span[0] <= month <= span[1]:
+            continue
+        row["on_time"] += tally.on_time
+        row["late"] += tally.late
+        row["too_short"] += tally.too_short
+        row["open_breaches"] += tally.open_breaches
+        row["due"] += tally.on_time + tally.late + tally.too_short + tally.open_breaches
+    for row in rows.values():
         row["on_time_rate"] = rate(row["on_time"], row["due"])
-        rows.append(row)
-    return rows
+    return list(rows.values())
 
 
 async def answers(
