@@ -6,7 +6,7 @@ and rebuilt by `sunbid verify` and `sunbid rebuild`.
 Two tables: `stats_projects` (one row per project: the facts the projects
 table lacks) and `stats_months` (events published per month, category and
 agency). Both are created at open, so a log from before them gets them at
-its next start and is folded into them then (about 20 s for a million
+its next start and is folded into them then (10–25 s for a million
 events, once). The fold's version is kept in `fold_versions`, as the
 projects table's is: a table written by an older fold is folded again.
 """
