@@ -11,7 +11,7 @@ const ASSETS = [];
 const SHELL = `sunbid-shell-${BUILD}`;
 const DATA = 'sunbid-data';
 const DATA_ENTRIES = 200;
-const PAGES = /^\/(p\/[^/]+|follows|mine|request|catalog|staff)?$/;
+const PAGES = /^\/(p\/[^/]+|follows|mine|request|catalog|stats|staff)?$/;
 // Streams, staff data and push bookkeeping are never served from a cache, nor
 // notification channels (a channel's masked address is no one else's to keep, and
 // WeChat's authorization is a redirect the browser must follow itself), nor

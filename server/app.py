@@ -31,6 +31,7 @@ from server.api import (
     push,
     respond,
     staff,
+    stats,
 )
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
@@ -55,6 +56,8 @@ from server.respond.service import Respond
 from server.settings import Settings
 from server.shared_limits import SharedRateLimiter, open_shared_limits
 from server.state import AppState
+from server.stats import open_stats
+from server.stats.service import Statistics
 from server.store import open_store
 from server.store.pruning import key_home
 from server.stream import peer
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     domain = Domain.load()
     directory = Directory.load(settings.directory_file or DIRECTORY_FILE)
     projects = open_projects(store, domain)
+    stats_table = open_stats(store)
     tokens = tokens_of(store)
     hub = Hub()
     auth = Authenticator(tokens)
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         revocations=RevocationWatch(tokens, auth),
     )
+    state.stats = Statistics(stats_table, list(domain.categories), settings.stats_cache_seconds)
     if shared is not None and shared.subscriptions is not None:
         state.subscribe_limiter = shared.subscriptions
         state.ask_limiter = SharedRateLimiter(
@@ -263,6 +268,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/api/disclosure-requests/{case_id}/reply", respond.reply, methods=["POST"]),
         Route("/api/catalog", compliance.catalog),
         Route("/api/compliance", compliance.scorecard),
+        Route("/api/stats", stats.stats),
+        Route("/api/stats/{table}.csv", stats.table_csv),
         Route("/api/compliance/items", compliance.items),
         Route("/api/supervision/warnings", compliance.warnings),
         Route("/api/ocds/releases", ocds.releases),

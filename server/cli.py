@@ -47,6 +47,7 @@ from server.respond.cases import CASES_FILE
 from server.respond.copy import copy_case_rows
 from server.respond.derived import RespondRecord
 from server.settings import Settings, SettingsError
+from server.stats import open_stats
 from server.store import AlreadyExists, EventStore, StoreUnavailable, open_store
 from server.store.copy_to import CopyRefused, check_copy, copy_log
 from server.store.postgres import PostgresStore
@@ -479,10 +480,11 @@ async def open_records(settings: Settings, store: EventStore) -> AsyncIterator[l
     try:
         domain = Domain.load()
         projects = open_projects(store, domain)
+        stats = open_stats(store)
         clock = Clock(settings.timezone)
         compliance = ComplianceRecord.load(settings, domain, clock)
         cases = open_respond(settings, domain, clock, lambda warning: None, sealing=False)
-        yield [projects, compliance, PushRecord(queue), RespondRecord(cases)]
+        yield [projects, stats, compliance, PushRecord(queue), RespondRecord(cases)]
     finally:
         await queue.close()
 
@@ -549,7 +551,7 @@ async def _rebuild(settings: Settings, store: EventStore) -> int:
 
 
 def _log_with_projects(settings: Settings, clock: Clock) -> EventStore:
-    """The log, not yet open, with the projects table written beside each append."""
+    """The log, not yet open, with the projects and statistics tables written beside each append."""
     store = open_store(
         settings.database_url,
         clock,
@@ -557,6 +559,7 @@ def _log_with_projects(settings: Settings, clock: Clock) -> EventStore:
         schema=settings.database_schema,
     )
     open_projects(store, Domain.load())
+    open_stats(store)
     return store
 
 

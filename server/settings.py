@@ -93,6 +93,9 @@ class Settings:
     ocid_prefix: str = "ocds-sunbid"
     ocds_publisher: str = "Sunbid"
     ocds_license: str = "https://creativecommons.org/licenses/by/4.0/"
+    # How long GET /api/stats keeps an answer for the same filters and log head
+    # (the on-time rates and answers also move with the clock).
+    stats_cache_seconds: float = 5.0
     # The SUNBID_* variables these settings came from: Web Push reads its own
     # settings from them (push/settings.py), so both agree on every value.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -155,6 +158,7 @@ class Settings:
             ocds_license=_url(
                 env, "SUNBID_OCDS_LICENSE", "https://creativecommons.org/licenses/by/4.0/"
             ),
+            stats_cache_seconds=seconds(env, "SUNBID_STATS_CACHE_SECONDS", 5.0),
             environ=read.sunbid_variables(env),
         )
 

@@ -19,6 +19,7 @@ from server.projects.table import ProjectTable
 from server.ratelimit import AddressRate, RateLimiter
 from server.respond.service import Respond
 from server.settings import Settings
+from server.stats.service import Statistics
 from server.store import EventStore
 from server.stream.counters import StreamCounters
 from server.stream.feed import Feed
@@ -96,6 +97,7 @@ class AppState:
     push: Push | None = None  # set once the app has started
     channels: Channels | None = None  # likewise
     respond: Respond | None = None  # the public's cases: likewise
+    stats: Statistics | None = None  # the statistics (统计分析), with the store
     subscribe_limiter: AddressRate = field(init=False)  # app.py may replace it
     ask_limiter: AddressRate = field(init=False)  # filing cases, per address; likewise
     ask_device_limiter: AddressRate = field(init=False)  # and per device

@@ -615,6 +615,7 @@ def test_post_with_any_credentials(
             "/api/deadlines.ics",
             "/api/projects/FZ-1/deadlines.ics",
             "/api/ocds/releases",
+            "/api/stats",
         ]
     ),
 )
@@ -908,6 +909,53 @@ def test_scorecard_months(target: Target, name: str, month: str, status: int) ->
     check_number_answer(target, response, name)
     assert response.status_code == status, response.text[:300]
     target.no_traceback()
+
+
+STATS_CATEGORIES = ("construction", "land", "nothing", "bad code", "")
+STATS_TABLES = ("amounts", "answers", "on-time", "events_by_month", "nothing", "a%2Fb", "")
+filter_numbers = number_texts | st.sampled_from(["", "2000", "2100", "1", "12", "13", "0"])
+
+
+@FUZZ
+@given(
+    year=st.none() | filter_numbers,
+    month=st.none() | filter_numbers,
+    category=st.none() | st.sampled_from(STATS_CATEGORIES) | st.text(max_size=8),
+    agency=st.none() | st.text(max_size=70),
+    table=st.none() | st.sampled_from(STATS_TABLES),
+)
+def test_stats_with_any_filters(
+    target: Target,
+    year: str | None,
+    month: str | None,
+    category: str | None,
+    agency: str | None,
+    table: str | None,
+) -> None:
+    """The statistics and their CSV: 200 exactly when every filter is one the
+    contract takes (server/numbers.py and the code pattern are the oracle)."""
+    given_ = {"year": year, "month": month, "category": category, "agency": agency}
+    params = {k: v for k, v in given_.items() if v is not None}
+    path = "/api/stats" if table is None else f"/api/stats/{table}.csv"
+    response = target.client.get(path, params=params)
+    check_http(target, response, {200})
+    year_ok = not year or whole_number(year, 2000, 2100) is not None
+    month_ok = not month or (whole_number(month, 1, 12) is not None and bool(year))
+    category_ok = not category or category in ("construction", "land")
+    agency_ok = not agency or CODE.fullmatch(agency) is not None
+    table_ok = table is None or table.replace("-", "_") in (
+        "amounts",
+        "answers",
+        "on_time",
+        "events_by_month",
+    )
+    if not table_ok:
+        assert response.status_code == 404, response.text[:300]
+    elif year_ok and month_ok and category_ok and agency_ok:
+        assert response.status_code == 200, (params, response.text[:300])
+    else:
+        assert response.status_code == 422, (params, response.text[:300])
+    target.alive()
 
 
 SCORECARD_MONTH = (

@@ -565,7 +565,7 @@ def test_every_answer_matches_the_document(
     check_respond(answers, anyone, publisher, supervisor, client)
 
     # The app: the shell on every page, the worker, the manifest and a file.
-    for page in ("/", "/p/OA-1", "/follows", "/mine", "/request", "/catalog", "/staff"):
+    for page in ("/", "/p/OA-1", "/follows", "/mine", "/request", "/catalog", "/stats", "/staff"):
         template = "/p/{project_id}" if page.startswith("/p/") else page
         check(anyone.get(page), template, 200)
     check(anyone.get("/sw.js"), "/sw.js", 200)
@@ -727,6 +727,18 @@ def check_respond(
     (yiwu,) = card["agencies"]
     assert yiwu["enquiries"]["received"] == 3 and yiwu["enquiries"]["satisfaction"]["count"] == 1
     assert yiwu["disclosure_requests"]["outcomes"] == {"partly_granted": 1}
+
+    # The statistics count them too, and the rest of the log.
+    figures = check(anyone.get("/api/stats"), "/api/stats", 200)
+    assert figures["totals"]["enquiries"]["received"] >= 3, figures["totals"]
+    check(anyone.get("/api/stats", params={"year": 2026, "agency": "YW-GGZY"}), "/api/stats", 200)
+    check(anyone.get("/api/stats", params={"month": 3}), "/api/stats", 422)
+    table = "/api/stats/{table}.csv"
+    csv_answer = anyone.get("/api/stats/answers.csv")
+    check(csv_answer, table, 200)
+    assert csv_answer.text.startswith("\ufeffagency,kind,received")
+    check(anyone.get("/api/stats/nothing.csv"), table, 404)
+    check(anyone.get("/api/stats/amounts.csv", params={"year": 1999}), table, 422)
 
 
 def test_the_validator_catches_answers_that_break_the_document(

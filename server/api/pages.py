@@ -49,7 +49,16 @@ log = logging.getLogger("sunbid")
 PWA_DIR = Path(__file__).resolve().parents[2] / "pwa"
 STATIC = "static"
 # Every path the app routes on the client (pwa/static/js/router.js) answers with the shell.
-SHELL_PATHS = ("/", "/p/{project_id}", "/follows", "/mine", "/request", "/catalog", "/staff")
+SHELL_PATHS = (
+    "/",
+    "/p/{project_id}",
+    "/follows",
+    "/mine",
+    "/request",
+    "/catalog",
+    "/stats",
+    "/staff",
+)
 RENDERED_KEEP = 256  # shells with a card kept rendered (and gzipped), the latest asked for
 # What each page's first render fetches (pwa/static/js/app.js, views/list.js,
 # views/project.js), named in the shell's `Link` header; keep the two in step

@@ -26,6 +26,7 @@ from server.compliance.watchdog import Level
 from server.core.numbers import MAX_SEQ
 from server.respond.rules import CaseKind
 from server.respond.service import STATUSES as CASE_STATUSES
+from server.stats.figures import TABLES as STATS_TABLES
 
 JSON = "application/json"
 Where = Literal["path", "query", "header"]
@@ -98,6 +99,12 @@ PATH_PARAMS = {
     "project_id": PROJECT_ID,
     "channel_id": Param("channel_id", "path", t.ChannelId),
     "seq": Param("seq", "path", Annotated[int, Meta(ge=1, le=MAX_SEQ)]),
+    "table": Param(
+        "table",
+        "path",
+        Annotated[str, Meta(extra_json_schema={"enum": list(STATS_TABLES)})],
+        "A table of GET /api/stats.",
+    ),
     "case_id": Param(
         "case_id",
         "path",
@@ -106,6 +113,14 @@ PATH_PARAMS = {
         "/api/disclosure-requests.",
     ),
 }
+
+
+STATS_FILTERS = (
+    Param("year", "query", Annotated[int, Meta(ge=2000, le=2100)], "Only this year."),
+    Param("month", "query", Annotated[int, Meta(ge=1, le=12)], "Only this month (with `year`)."),
+    Param("category", "query", t.CategoryCode),
+    Param("agency", "query", t.Code),
+)
 
 
 def limit(default: int, high: int) -> Param:
@@ -167,6 +182,7 @@ SHELL_SUMMARIES = {
     "/mine": ("appMine", "This device's enquiries and disclosure requests, with their answers"),
     "/request": ("appRequest", "File a disclosure request (依申请公开) with an agency"),
     "/catalog": ("appCatalog", "The disclosure catalogue and the agencies' scorecards"),
+    "/stats": ("appStats", "Statistics (统计分析): charts, their tables and CSV"),
     "/staff": ("appStaff", "Staff console: create projects, publish, amend, warnings"),
 }
 
@@ -656,6 +672,34 @@ ROUTES: dict[tuple[str, str], Doc] = {
         description="Agencies worst first: the most items late, too short or overdue, then "
         "the lowest on-time rate.",
         errors=(422,),
+    ),
+    ("/api/stats", "get"): Doc(
+        "stats",
+        "Statistics (统计分析): projects, publications, amounts, competition, time to award, "
+        "on-time rates, answers",
+        "public",
+        {200: Answer("Every figure: totals, and one list of rows per table.", t.Stats)},
+        params=STATS_FILTERS,
+        description="Projects count in the month of their first notice (of their first event "
+        "until one), publications in the month they were published, Beijing time; amounts in "
+        "yuan. docs/stats.md defines every figure.",
+        errors=(422,),
+    ),
+    ("/api/stats/{table}.csv", "get"): Doc(
+        "statsTable",
+        "One table of the statistics as CSV (UTF-8 with a byte-order mark, for Excel)",
+        "public",
+        {
+            200: Answer(
+                "The rows GET /api/stats serves under that name; a header line of column names.",
+                {"type": "string"},
+                "text/csv; charset=utf-8",
+            ),
+        },
+        params=STATS_FILTERS,
+        description="`Content-Disposition: attachment` names the file after the table and "
+        "the filters.",
+        errors=(404, 422),
     ),
     ("/api/compliance/items", "get"): Doc(
         "complianceItems",

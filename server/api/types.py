@@ -1113,3 +1113,134 @@ class OcdsRecord(Struct):
 
 class OcdsRecordPackage(OcdsPackage, kw_only=True):
     records: Annotated[list[OcdsRecord], Meta(min_length=1, max_length=1)]
+
+
+# --- statistics (统计分析) ---------------------------------------------------------------------
+
+Month = Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}$")]
+Yuan = Annotated[float, Meta(ge=0), described("Yuan (CNY).")] | None
+Rate = Annotated[float, Meta(ge=0, le=1), described("A fraction of 1.")] | None
+
+
+class StatsFilters(Struct):
+    year: int | None
+    month: int | None
+    category: CategoryCode | None
+    agency: Code | None
+
+
+class AnswerTotals(Struct):
+    kind: Literal["enquiries", "disclosure_requests"]
+    received: int
+    answered_on_time: int
+    late: int
+    open: int
+    on_time_rate: Rate
+    median_days: float | None
+
+
+class StatsTotals(Struct):
+    projects: int
+    events: int
+    budget_sum: Yuan
+    budget_median: Yuan
+    award_count: int
+    award_sum: Yuan
+    award_median: Yuan
+    awarded: int
+    failed: int
+    failure_rate: Rate
+    median_days: Annotated[float | None, described("Days from the first notice to the award.")]
+    mean_bidders: float | None
+    single_bidder: Annotated[int, described("Procedures with one bidder: no competition.")]
+    counted_bidders: int
+    due: int
+    on_time: int
+    on_time_rate: Rate
+    enquiries: AnswerTotals
+    disclosure_requests: AnswerTotals
+
+
+class StageCount(Struct):
+    category: CategoryCode
+    stage: StageCode
+    projects: int
+
+
+class MonthCount(Struct):
+    month: Month
+    category: CategoryCode
+    projects: int
+
+
+class MonthEvents(Struct):
+    month: Month
+    events: int
+
+
+class CategoryAmounts(Struct):
+    category: CategoryCode
+    projects: int
+    budget_count: int
+    budget_sum: Yuan
+    budget_median: Yuan
+    award_count: int
+    award_sum: Yuan
+    award_median: Yuan
+
+
+class CategoryCompetition(Struct):
+    category: CategoryCode
+    counted: Annotated[int, described("Projects with a published number of bidders.")]
+    mean_bidders: float | None
+    bidders_0: int
+    bidders_1: int
+    bidders_2: int
+    bidders_3_5: int
+    bidders_6_plus: int
+
+
+class CategoryDurations(Struct):
+    category: CategoryCode
+    awarded: int
+    failed: int
+    failure_rate: Rate
+    timed: Annotated[int, described("Awarded projects with a notice: those the median counts.")]
+    median_days: float | None
+
+
+class CategoryOnTime(Struct):
+    category: CategoryCode
+    due: int
+    on_time: int
+    late: int
+    too_short: int
+    open_breaches: int
+    on_time_rate: Rate
+
+
+class AgencyAnswers(Struct):
+    agency: Code
+    kind: Literal["enquiries", "disclosure_requests"]
+    received: int
+    answered_on_time: int
+    late: int
+    open: int
+    on_time_rate: Rate
+    median_days: float | None
+
+
+class Stats(Struct):
+    as_of: Time
+    log_head: int
+    filters: StatsFilters
+    currency: Literal["CNY"]
+    totals: StatsTotals
+    projects_by_stage: list[StageCount]
+    projects_by_month: Annotated[list[MonthCount], described("By the month of the first notice.")]
+    events_by_month: Annotated[list[MonthEvents], described("By the month of publication.")]
+    amounts: list[CategoryAmounts]
+    competition: list[CategoryCompetition]
+    durations: list[CategoryDurations]
+    on_time: list[CategoryOnTime]
+    answers: list[AgencyAnswers]

@@ -30,6 +30,7 @@ const list = lazy(() => import('./views/list.js'));
 const project = lazy(() => import('./views/project.js'));
 const followsPage = lazy(() => import('./views/follows.js'));
 const catalog = lazy(() => import('./views/catalog.js'));
+const statsPage = lazy(() => import('./views/stats.js'));
 const staff = lazy(() => import('./views/staff.js'));
 const mine = lazy(() => import('./views/mine.js'));
 const disclosure = lazy(() => import('./views/request.js'));
@@ -59,7 +60,7 @@ const fresh = (view) => async (main, ctx) => {
     shown();
   }
 };
-const PAGES = { list, project, follows: followsPage, mine, request: disclosure, catalog, staff };
+const PAGES = { list, project, follows: followsPage, mine, request: disclosure, catalog, stats: statsPage, staff };
 const VIEWS = Object.fromEntries(Object.entries({ ...PAGES, missing })
   .map(([name, view]) => [name, fresh(view)]));
 
@@ -70,7 +71,7 @@ function labelChrome() {
   lang.setAttribute('aria-label', L('Switch to English', '切换到中文'));
   $('.skip').textContent = L('跳到正文', 'Skip to content');
   $('nav.tabs').setAttribute('aria-label', L('主导航', 'Main'));
-  const names = { list: L('项目', 'Projects'), follows: L('我的关注', 'Following'), mine: L('我的咨询', 'Asked'), catalog: L('公开目录', 'Catalogue'), staff: L('工作人员', 'Staff') };
+  const names = { list: L('项目', 'Projects'), follows: L('我的关注', 'Following'), mine: L('我的咨询', 'Asked'), catalog: L('公开目录', 'Catalogue'), stats: L('统计', 'Statistics'), staff: L('工作人员', 'Staff') };
   for (const link of document.querySelectorAll('[data-nav]')) link.textContent = names[link.dataset.nav];
   showLive(live.state());
   updateBanner();

@@ -9,6 +9,7 @@ const ROUTES = [
   [/^\/mine$/, 'mine'],
   [/^\/request$/, 'request'],
   [/^\/catalog$/, 'catalog'],
+  [/^\/stats$/, 'stats'],
   [/^\/staff$/, 'staff'],
 ];
 
