@@ -177,9 +177,11 @@ def test_a_restart_with_deliveries_pending_loses_nothing_and_repeats_nothing(
         register(staff, receiver, "down", ["project:S-1"])
         register(staff, receiver, "busy", ["project:S-1"])
         receiver.set_mode("down", "fail")
+        receiver.set_mode("busy", "slow")  # 40 × 50 ms: most still to send at the kill
         sent = [staff.publish("S-1", "clarification")["seq"] for _ in range(40)]
         until(lambda: len(receiver.got("busy")) >= 5)
-        server.stop(signal.SIGKILL)  # while "busy" is being served
+        server.stop(signal.SIGKILL)
+        assert len(receiver.got("busy")) < len(sent), "killed with deliveries pending"
         receiver.set_mode("down", "ok")
         server.start()
         until(lambda: receiver.seqs("down") == sent, 15)
@@ -234,9 +236,10 @@ def test_disabled_after_failing_too_long_then_replay_enables_and_resends(
         assert replay.status_code == 200, replay.text
         assert replay.json()["state"] == "active" and replay.json()["cursor"] == sent[1]
         until(lambda: receiver.seqs("gone") == [sent[2]])
-        # From an earlier seq: sent again, in order, under the same ids.
+        # From an earlier seq: sent again, in order, under the same ids (the
+        # project's registration, just before the first, included).
         staff.client.post(f"/api/webhooks/{hook}/replay", json={"since": 0})
-        until(lambda: receiver.seqs("gone") == [sent[2], *sent])
+        until(lambda: receiver.seqs("gone") == [sent[2], sent[0] - 1, *sent])
         ids = [r.msg_id for r in receiver.got("gone")]
         assert ids[0] == ids[-1] == f"msg_{hook}_{sent[2]}"
         resolved = httpx.get(

@@ -5,7 +5,7 @@ every request is checked with the reference `standardwebhooks` verifier, as a
 platform receiving our webhooks would check it: one that fails is refused
 (401) and kept in `bad`, so a test can assert that nothing unsigned or
 wrongly signed ever arrived. A receiver can be told to answer 500, to hang
-(never answer), or to redirect.
+(never answer), to redirect, or to take 50 ms per request.
 
     with WebhookReceiver.in_thread() as receiver:
         url = receiver.url("a")          # give it to POST /api/webhooks
@@ -28,7 +28,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.standins import in_thread
 
-MODES = ("ok", "fail", "hang", "redirect")
+MODES = ("ok", "fail", "hang", "redirect", "slow")
+SLOW_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class WebhookReceiver:
         if mode == "hang":
             assert self._release is not None
             await self._release.wait()
+        if mode == "slow":
+            await asyncio.sleep(SLOW_SECONDS)
         if mode == "redirect":
             raise web.HTTPFound(f"http://127.0.0.1:{self.port}/private")
         if self.fast:
