@@ -221,7 +221,12 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.5)
         for repeat in range(args.repeats):
             server = await start_server(
-                "sunbid", {"SUNBID_WEBHOOK_ALLOWED_HOSTS": f"http://127.0.0.1:{sink.port}"}
+                "sunbid",
+                {
+                    "SUNBID_WEBHOOK_ALLOWED_HOSTS": f"http://127.0.0.1:{sink.port}",
+                    # This checkout's code, whichever one the venv's `sunbid` names.
+                    "PYTHONPATH": str(BENCH.parent),
+                },
             )
             try:
                 for name, hooks, per_hook in (
