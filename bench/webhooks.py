@@ -92,7 +92,8 @@ async def api(server: Server, method: str, path: str, body: Any = None) -> Any:
         if method == "POST":
             status, answer = await http.post_json(path, body, server.token)
         else:
-            headers = {"Authorization": f"Bearer {server.token}"}
+            # A 204 has no length: the connection's end marks the end of the answer.
+            headers = {"Authorization": f"Bearer {server.token}", "Connection": "close"}
             status, answer = await http.request(method, path, headers=headers)
     finally:
         http.close()
