@@ -153,9 +153,15 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 async def validate_endpoint(
-    url: object, allow: AllowList, resolver: Resolver = system_resolver
+    url: object,
+    allow: AllowList,
+    resolver: Resolver = system_resolver,
+    *,
+    service: str = "push service",
 ) -> str:
-    """The endpoint, normalised (lower-case ASCII host, no default port), or EndpointRejected."""
+    """The endpoint, normalised (lower-case ASCII host, no default port), or
+    EndpointRejected. `service` names what the URL must lead to, in messages
+    (webhooks pass theirs: the same rules hold for them)."""
     if not isinstance(url, str) or not url or len(url) > MAX_ENDPOINT:
         raise EndpointRejected(f"endpoint must be a URL of at most {MAX_ENDPOINT} characters")
     if any(char <= " " or char == "\x7f" for char in url):
@@ -181,13 +187,13 @@ async def validate_endpoint(
         # Named by the operator for tests or local development: admitted as is.
         return _rebuild(scheme, host, port, parts.path, parts.query)
     if literal is not None or _looks_numeric(host):
-        raise EndpointRejected("endpoint host must be a push service's name, not an IP address")
+        raise EndpointRejected(f"endpoint host must be a {service}'s name, not an IP address")
     if scheme != "https":
         raise EndpointRejected("endpoint must use https")
     if port != 443:
         raise EndpointRejected("endpoint must use the standard https port 443")
     if not allow.allows_host(host):
-        raise EndpointRejected(f"{host} is not an accepted push service")
+        raise EndpointRejected(f"{host} is not an accepted {service}")
     try:
         addresses = await asyncio.wait_for(resolver(host, port), RESOLVE_TIMEOUT)
     except (OSError, TimeoutError):

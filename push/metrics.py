@@ -33,12 +33,21 @@ from push.queue import Outcome, State
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client at import
 DIRECTORY_PREFIX = "sunbid-push-metrics-"  # then the web server's pid
 OUTCOMES = ("delivered", "gone", "failed", "retry")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "disabled")
 
 # Counted in the worker process only; `registry=None`: the worker serves no
 # metrics itself, the web server reads the files it writes.
 DELIVERIES = Counter(
     "sunbid_push_deliveries",
     "Push attempts by outcome",
+    ["outcome"],
+    registry=None,
+)
+
+# Likewise for webhooks (push/webhooks/sender.py, in the same process).
+WEBHOOK_DELIVERIES = Counter(
+    "sunbid_webhook_deliveries",
+    "Webhook attempts by outcome",
     ["outcome"],
     registry=None,
 )
@@ -67,14 +76,22 @@ class WorkerMetrics:
 
     def deliveries(self) -> dict[str, float]:
         """Attempts by outcome, summed over every worker this server has run."""
-        counts = dict.fromkeys(OUTCOMES, 0.0)
+        return self._summed("sunbid_push_deliveries_total", OUTCOMES)
+
+    def webhook_deliveries(self) -> dict[str, float]:
+        """Webhook attempts by outcome: delivered (2xx), retry (failed, to be
+        tried again), disabled (failed, and the webhook given up on)."""
+        return self._summed("sunbid_webhook_deliveries_total", WEBHOOK_OUTCOMES)
+
+    def _summed(self, sample_name: str, outcomes: tuple[str, ...]) -> dict[str, float]:
+        counts = dict.fromkeys(outcomes, 0.0)
         if not self.directory.is_dir():
             return counts
         reader = MultiProcessCollector(None, str(self.directory))  # type: ignore[no-untyped-call]
         families: list[Metric] = list(reader.collect())  # type: ignore[no-untyped-call]
         for family in families:
             for sample in family.samples:
-                if sample.name == "sunbid_push_deliveries_total":
+                if sample.name == sample_name:
                     outcome = sample.labels.get("outcome", "")
                     counts[outcome] = counts.get(outcome, 0.0) + sample.value
         return counts

@@ -31,7 +31,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
+from push.channels.contacts import ContactCipher
 from push.channels.senders import dispatch_for
 from push.endpoints import AllowList
 from push.metrics import WorkerMetrics
@@ -39,10 +41,13 @@ from push.policy import PushPolicy
 from push.queue import QUEUE_FILE, PushQueue
 from push.settings import PushSettings
 from push.vapid import VapidSigner, load_or_create_key
+from push.webhooks.schedule import RetrySchedule
+from push.webhooks.sender import WebhookSender
+from push.webhooks.store import WEBHOOKS_FILE, WebhookStore
 from push.worker import PushWorker, RetryPolicy
 from server.core.clock import Clock
 from server.core.logs import configure_logging
-from server.store import open_store
+from server.store import EventStore, open_store
 
 log = logging.getLogger("sunbid.push")
 
@@ -181,10 +186,53 @@ async def _run(settings: PushSettings) -> None:
         )
         await worker.start()
         stack.push_async_callback(worker.close)
-        await _follow_commits(worker)
+        webhooks = await _open_webhooks(settings, store, stack)
+        await _follow_commits(worker, webhooks)
 
 
-async def _follow_commits(worker: PushWorker) -> None:
+async def _open_webhooks(
+    settings: PushSettings, store: EventStore, stack: contextlib.AsyncExitStack
+) -> WebhookSender:
+    """Webhooks are sent from this process too (push/webhooks/sender.py): the
+    same reasons keep their requests off the web server's event loop."""
+    webhook_store = WebhookStore(
+        settings.data_dir / WEBHOOKS_FILE,
+        database_url=settings.database_url,
+        database_schema=settings.database_schema,
+        # A claim must outlast any attempt (and the storing of its outcome).
+        lease=max(settings.push_claim_seconds, 3 * settings.webhook_timeout),
+    )
+    await webhook_store.open()
+    stack.push_async_callback(webhook_store.close)
+    sender = WebhookSender(
+        webhook_store,
+        store,
+        _secrets(settings),
+        AllowList.from_entries(settings.webhook_allowed_hosts),
+        RetrySchedule(settings.webhook_retry_base, settings.webhook_disable_after_days * 86_400),
+        timeout=settings.webhook_timeout,
+        concurrency=settings.webhook_concurrency,
+        records_kept=settings.webhook_records_kept,
+    )
+    await sender.start()
+    stack.push_async_callback(sender.close)
+    return sender
+
+
+def _secrets(settings: PushSettings) -> Callable[[bytes], str]:
+    """Unseal webhook secrets with the data directory's key, read when the first
+    is needed (the web server writes the key when it stores the first webhook)."""
+    ciphers: list[ContactCipher] = []
+
+    def unseal(sealed: bytes) -> str:
+        if not ciphers:
+            ciphers.append(ContactCipher.load_or_create(settings.data_dir))
+        return ciphers[0].open(sealed)
+
+    return unseal
+
+
+async def _follow_commits(worker: PushWorker, webhooks: WebhookSender) -> None:
     """Wake the worker for every byte on stdin; return at end of file, or
     once the web server is gone (adopted by another parent), whichever is seen
     first: a missed end of file must not leave a worker sending on its own."""
@@ -196,6 +244,7 @@ async def _follow_commits(worker: PushWorker) -> None:
     async def read() -> None:
         while await reader.read(4096):
             worker.notify()
+            webhooks.notify()
 
     async def orphaned(parent: int) -> None:
         while os.getppid() == parent:

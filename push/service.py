@@ -155,6 +155,15 @@ class PushService:
         """Attempts by outcome, counted by the worker process(es) this server ran."""
         return {} if self.worker is None else self.worker.metrics.deliveries()
 
+    def webhook_attempts(self) -> dict[str, float]:
+        """Webhook attempts by outcome: sent from the same worker process."""
+        return {} if self.worker is None else self.worker.metrics.webhook_deliveries()
+
+    def wake(self) -> None:
+        """Tell the worker process to look at the log and the webhooks now."""
+        if self.worker is not None:
+            self.worker.notify()
+
     async def close(self) -> None:
         if self.worker is not None:
             await self.worker.close()

@@ -45,6 +45,13 @@ class PushSettings:
     # Finished deliveries are kept so long, then pruned (server/pruning.py)
     delivery_keep_days: int
     log_format: str
+    # Webhooks (push/webhooks/): where they may point, and how they are sent
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 5.0
+    webhook_disable_after_days: float = 3.0
+    webhook_concurrency: int = 256
+    webhook_records_kept: int = 1000
     # The SUNBID_* variables these came from: the worker process is started
     # with them, so it runs with exactly these.
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -66,6 +73,13 @@ class PushSettings:
             AllowList.from_entries(allowed)
         except AllowListError as exc:
             raise SettingsError(f"SUNBID_PUSH_ALLOWED_HOSTS: {exc}") from None
+        webhook_hosts = tuple(
+            h.strip() for h in env.get("SUNBID_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+        )
+        try:
+            AllowList.from_entries(webhook_hosts)
+        except AllowListError as exc:
+            raise SettingsError(f"SUNBID_WEBHOOK_ALLOWED_HOSTS: {exc}") from None
         public_url = env.get("SUNBID_PUBLIC_URL") or None
         if public_url is not None:
             try:
@@ -87,5 +101,11 @@ class PushSettings:
             push_max_attempts=read.whole(env, "SUNBID_PUSH_MAX_ATTEMPTS", 8, 1),
             push_claim_seconds=float(read.whole(env, "SUNBID_PUSH_CLAIM_SECONDS", 60, 1)),
             log_format=read.log_format(env),
+            webhook_allowed_hosts=webhook_hosts,
+            webhook_timeout=read.seconds(env, "SUNBID_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            webhook_retry_base=read.seconds(env, "SUNBID_WEBHOOK_RETRY_BASE_SECONDS", 5.0),
+            webhook_disable_after_days=read.days(env, "SUNBID_WEBHOOK_DISABLE_AFTER_DAYS", 3.0),
+            webhook_concurrency=read.whole(env, "SUNBID_WEBHOOK_CONCURRENCY", 256, 1),
+            webhook_records_kept=read.whole(env, "SUNBID_WEBHOOK_RECORDS_KEPT", 1000, 10),
             environ=read.sunbid_variables(env),
         )

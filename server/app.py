@@ -19,6 +19,7 @@ from push.channels.contacts import ContactCipher
 from push.channels.senders import service_for
 from push.service import PushService
 from push.settings import PushSettings
+from push.webhooks.service import WebhookService
 from server.api import (
     JSONResponse,
     channels,
@@ -32,6 +33,7 @@ from server.api import (
     respond,
     staff,
     stats,
+    webhooks,
 )
 from server.api.headers import ApiHeaders
 from server.api.openapi import openapi
@@ -189,6 +191,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             push.channel_kinds = beside_push.kinds
             state.channels = beside_push
             stack.push_async_callback(beside_push.close)
+            # Sent by the push worker process; stored and listed here.
+            hooks = await WebhookService.open(
+                push_settings, push.wake, lambda warning: hub.warn(warning_frame(warning))
+            )
+            state.webhooks = hooks
+            stack.push_async_callback(hooks.close)
             if settings.background:
                 pruner = Pruner(
                     key_home(state.store),
@@ -274,6 +282,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/api/supervision/warnings", compliance.warnings),
         Route("/api/ocds/releases", ocds.releases),
         Route("/api/ocds/records/{project_id}", ocds.record),
+        Route("/api/webhooks", webhooks.collection, methods=["GET", "POST"]),
+        Route("/api/webhooks/{webhook_id}", webhooks.one, methods=["DELETE"]),
+        Route("/api/webhooks/{webhook_id}/deliveries", webhooks.deliveries),
+        Route("/api/webhooks/{webhook_id}/replay", webhooks.replay, methods=["POST"]),
     ]
     http = Starlette(
         routes=routes,

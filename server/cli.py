@@ -22,6 +22,8 @@ from push.queue import QUEUE_FILE, PushQueue
 from push.record import PushRecord
 from push.settings import PushSettings
 from push.vapid import VapidKeyError, load_or_create_key
+from push.webhooks.record import WebhookRecord
+from push.webhooks.store import WEBHOOKS_FILE, WebhookStore
 from server.app import open_respond
 from server.auth import ROLES, digest, new_token
 from server.backup import BackupError
@@ -258,6 +260,7 @@ def data_files(settings: Settings) -> DataFiles:
         "push": settings.data_dir / QUEUE_FILE,
         "compliance": settings.data_dir / WARNINGS_FILE,
         "respond": settings.data_dir / CASES_FILE,
+        "webhooks": settings.data_dir / WEBHOOKS_FILE,
     }
 
 
@@ -476,16 +479,30 @@ async def open_records(settings: Settings, store: EventStore) -> AsyncIterator[l
         database_url=settings.database_url,
         database_schema=settings.database_schema,
     )
+    webhooks = WebhookStore(
+        settings.data_dir / WEBHOOKS_FILE,
+        database_url=settings.database_url,
+        database_schema=settings.database_schema,
+    )
     await queue.open()
     try:
+        await webhooks.open()
         domain = Domain.load()
         projects = open_projects(store, domain)
         stats = open_stats(store)
         clock = Clock(settings.timezone)
         compliance = ComplianceRecord.load(settings, domain, clock)
         cases = open_respond(settings, domain, clock, lambda warning: None, sealing=False)
-        yield [projects, stats, compliance, PushRecord(queue), RespondRecord(cases)]
+        yield [
+            projects,
+            stats,
+            compliance,
+            PushRecord(queue),
+            RespondRecord(cases),
+            WebhookRecord(webhooks),
+        ]
     finally:
+        await webhooks.close()
         await queue.close()
 
 

@@ -9,7 +9,7 @@ Three kinds of numbers, each gathered where it costs least:
   deliveries, which the fan-out loop keeps as plain integers
   (server/stream/counters.py) because it must not pay a library call per
   delivery;
-- counted by the push worker in its own process and read from the files it
+- counted by the push worker (push and webhooks) in its own process and read from the files it
   writes (push/metrics.py).
 
 Every web process answers for itself and its own push worker: scrape each
@@ -48,14 +48,6 @@ class Metrics:
             "sunbid_publish_duration_seconds",
             "Server time of a POST /api/projects/{id}/events, from the request to its 201",
             buckets=PUBLISH_BUCKETS,
-            registry=self.registry,
-        )
-        # Declared now so dashboards and alerts can be written against it;
-        # nothing sends webhooks yet, so it has no samples.
-        self.webhook_deliveries = Counter(
-            "sunbid_webhook_deliveries",
-            "Webhook attempts by outcome (webhooks are coming: no samples yet)",
-            ["outcome"],
             registry=self.registry,
         )
         ProcessCollector(registry=self.registry)  # memory, CPU, open files
@@ -132,6 +124,14 @@ async def _sidefiles(state: AppState) -> list[Metric]:
     counts = push.attempts() if push else {}
     for outcome, n in counts.items():
         pushes.add_metric([outcome], n)
+    hooks = CounterMetricFamily(
+        "sunbid_webhook_deliveries",
+        "Webhook attempts by outcome: delivered (2xx), retry (failed, to be tried "
+        "again), disabled (failed, and the webhook given up on)",
+        labels=["outcome"],
+    )
+    for outcome, n in (push.webhook_attempts() if push else {}).items():
+        hooks.add_metric([outcome], n)
     depth = GaugeMetricFamily(
         "sunbid_push_queue_depth", "Push deliveries waiting to be sent or retried"
     )
@@ -148,4 +148,4 @@ async def _sidefiles(state: AppState) -> list[Metric]:
             by_level[level] = by_level.get(level, 0) + n
     for level in sorted({*WARNING_LEVELS, *by_level}):
         warnings.add_metric([level], by_level.get(level, 0))
-    return [pushes, depth, warnings]
+    return [pushes, hooks, depth, warnings]

@@ -43,6 +43,7 @@ from tests.sms_service import SmsService
 from tests.test_push_endpoints import b64
 
 CONTRACT_STATUSES = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
+WEBHOOK_ORIGIN = "http://127.0.0.1:9"
 LEAKS = re.compile(
     r"Traceback|File \"|\.py\b|sqlite|SELECT |INSERT |Error:|/work/|/tmp/|"
     r"site-packages|" + re.escape(str(ROOT))
@@ -213,6 +214,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         SUNBID_SUBSCRIBE_BURST="100000",
         SUNBID_ASK_BURST="100000",
         SUNBID_ASK_DEVICE_BURST="100000",
+        # Webhooks may point at a port where nothing listens: attempts fail and retry.
+        SUNBID_WEBHOOK_ALLOWED_HOSTS=WEBHOOK_ORIGIN,
     ).start()
     admin = server.token("fuzz-admin")
     # `Connection: close`: a failed example must not poison the next one's connection.
@@ -555,6 +558,8 @@ def test_publish_with_any_json(target: Target, body: Any, project: str) -> None:
             "/api/projects/FZ-1/events",
             "/api/projects/FZ-1/enquiries",
             "/api/disclosure-requests",
+            "/api/webhooks",
+            "/api/webhooks/wh_0000000000000000/replay",
         ]
     ),
 )
@@ -1875,3 +1880,72 @@ def test_log_is_intact_after_fuzzing(target: Target) -> None:
     target.no_traceback()
     verify = target.server.cli("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+# --- webhooks (admin) -------------------------------------------------------------------
+
+webhook_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {
+            "url": st.sampled_from(
+                [
+                    WEBHOOK_ORIGIN + "/hook",
+                    WEBHOOK_ORIGIN + "/a?b=c",
+                    "https://10.0.0.1/x",
+                    "http://127.0.0.1:8/x",
+                    "https://[::1]/x",
+                    "https://0x7f.1/x",
+                ]
+            )
+            | texts
+            | json_values,
+            "topics": st.sampled_from([["all"], ["project:FZ-1"], ["supervision"], []])
+            | json_values,
+        },
+        optional={
+            "stages": st.sampled_from([["notice"], ["evaluation"], None]) | json_values,
+            "description": texts | json_values,
+        },
+    ),
+)
+webhook_ids = st.sampled_from(["wh_0000000000000000", "../x", "%2e%2e", "a" * 300]) | st.text(
+    alphabet=string.ascii_letters + string.digits + "-_.~%", min_size=1, max_size=40
+)
+
+
+@FUZZ
+@given(body=webhook_bodies)
+def test_add_a_webhook_with_any_json(target: Target, body: Any) -> None:
+    response = target.client.post("/api/webhooks", json=body, headers=target.staff["admin"])
+    check_http(target, response, {201})
+    if response.status_code == 201:
+        created = response.json()
+        assert set(created) == {"id", "secret"} and created["secret"].startswith("whsec_")
+        listed = target.client.get("/api/webhooks", headers=target.staff["admin"]).text
+        assert created["secret"] not in listed
+    target.alive()
+
+
+@FUZZ
+@given(
+    webhook=webhook_ids,
+    body=json_values | st.fixed_dictionaries({"since": number_texts | json_values}),
+    limit=st.none() | number_texts,
+    action=st.sampled_from(["delete", "deliveries", "replay"]),
+    role=st.sampled_from(["admin", "publisher-fz", None]),
+)
+def test_any_webhook_path_body_and_token(
+    target: Target, webhook: str, body: Any, limit: str | None, action: str, role: str | None
+) -> None:
+    headers = target.staff.get(role, {}) if role else {}
+    path = "/api/webhooks/" + quote(webhook, safe="")
+    if action == "delete":
+        response = target.client.delete(path, headers=headers)
+    elif action == "deliveries":
+        params = {} if limit is None else {"limit": limit}
+        response = target.client.get(path + "/deliveries", params=params, headers=headers)
+    else:
+        response = target.client.post(path + "/replay", json=body, headers=headers)
+    check_http(target, response, set())  # no such webhook, or no admin
+    target.alive()

@@ -106,8 +106,8 @@ def test_the_exposition_parses_and_has_every_family_the_contract_names(
     assert value(samples, "sunbid_push_queue_depth") == 0
     for outcome in ("delivered", "gone", "failed", "retry"):
         assert value(samples, "sunbid_push_deliveries_total", outcome=outcome) == 0
-    # Webhooks are coming: the family is declared, with no samples yet.
-    assert families["sunbid_webhook_deliveries"].samples == []
+    for outcome in ("delivered", "retry", "disabled"):
+        assert value(samples, "sunbid_webhook_deliveries_total", outcome=outcome) == 0
 
 
 async def _sse_events(url: str, received: list[dict[str, Any]]) -> None:

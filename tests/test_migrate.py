@@ -66,6 +66,7 @@ def test_every_file_has_one_step_per_version() -> None:
         "push": versions.PUSH,
         "compliance": versions.COMPLIANCE,
         "respond": versions.RESPOND,
+        "webhooks": versions.WEBHOOKS,
     }
 
 

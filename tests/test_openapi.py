@@ -41,6 +41,7 @@ from tests.push_service import PushService
 from tests.sms_service import SmsService
 from tests.standins import in_thread, until
 from tests.test_channels_e2e import WECHAT_TEMPLATE, wechat_env
+from tests.webhook_receiver import WebhookReceiver
 from tests.wechat_service import WeChatService
 
 # --- the document without a server ------------------------------------------------------------
@@ -266,10 +267,17 @@ def wechat() -> Iterator[WeChatService]:
 
 
 @pytest.fixture(scope="module")
+def hooks() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver.in_thread() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def running(
     service: PushService,
     sms: SmsService,
     wechat: WeChatService,
+    hooks: WebhookReceiver,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Staff]:
     """A real server with push on (its push service on loopback), SMS and WeChat
@@ -282,6 +290,7 @@ def running(
         **sms.env(),
         **wechat_env(wechat),
         SUNBID_ASK_DEVICE_BURST="2",  # a device may file twice, then 429
+        SUNBID_WEBHOOK_ALLOWED_HOSTS=f"http://127.0.0.1:{hooks.port}",
     ).start()
     staff = Staff(server, server.token("openapi-admin"))
     yield staff
@@ -313,6 +322,7 @@ def test_every_answer_matches_the_document(
     service: PushService,
     sms: SmsService,
     wechat: WeChatService,
+    hooks: WebhookReceiver,
 ) -> None:
     server, client = running.server, running.client
     anyone = httpx.Client(base_url=server.url, timeout=30, follow_redirects=False)
@@ -564,6 +574,9 @@ def test_every_answer_matches_the_document(
     )
     check_respond(answers, anyone, publisher, supervisor, client)
 
+    # Webhooks (admin): register, list, read deliveries, replay, delete.
+    check_webhooks(answers, anyone, publisher, client, hooks, event)
+
     # The app: the shell on every page, the worker, the manifest and a file.
     for page in ("/", "/p/OA-1", "/follows", "/mine", "/request", "/catalog", "/stats", "/staff"):
         template = "/p/{project_id}" if page.startswith("/p/") else page
@@ -784,3 +797,44 @@ def test_a_changed_answer_is_caught_by_the_answer_check(running: Staff, answers:
     )
     with pytest.raises(AssertionError, match="too long"):
         answers.check(broken, "/api/projects", 200)
+
+
+def check_webhooks(
+    answers: Answers,
+    anyone: httpx.Client,
+    publisher: httpx.Client,
+    admin: httpx.Client,
+    hooks: WebhookReceiver,
+    event: dict[str, Any],
+) -> None:
+    check, collection = answers.check, "/api/webhooks"
+    ask = {"url": hooks.url("openapi"), "topics": ["project:OA-1"], "description": "测试"}
+    assert answers.request_body(collection, "post", ask) == []
+    created = check(admin.post(collection, json=ask), collection, 201)
+    hooks.secret("openapi", created["secret"])
+    check(admin.post(collection, json={**ask, "url": "https://10.0.0.1/x"}), collection, 422)
+    check(anyone.post(collection, json=ask), collection, 401)
+    check(publisher.post(collection, json=ask), collection, 403)
+    check(admin.get(collection), collection, 200)
+    check(anyone.get(collection), collection, 401)
+    replay = f"{collection}/{{webhook_id}}/replay"
+    since = {"since": event["seq"] - 1}
+    assert answers.request_body(replay, "post", since) == []
+    check(admin.post(f"{collection}/{created['id']}/replay", json=since), replay, 200)
+    check(admin.post(f"{collection}/{created['id']}/replay", json={"since": -1}), replay, 422)
+    check(admin.post(f"{collection}/wh_0000000000000000/replay", json=since), replay, 404)
+    until(lambda: hooks.seqs("openapi"))
+    deliveries = f"{collection}/{{webhook_id}}/deliveries"
+    listed = until(
+        lambda: check(admin.get(f"{collection}/{created['id']}/deliveries"), deliveries, 200)[
+            "items"
+        ]
+    )
+    assert listed[-1]["seq"] == event["seq"]
+    check(admin.get(f"{collection}/{created['id']}/deliveries?limit=0"), deliveries, 422)
+    check(admin.get(f"{collection}/wh_0000000000000000/deliveries"), deliveries, 404)
+    check(publisher.get(f"{collection}/{created['id']}/deliveries"), deliveries, 403)
+    one = f"{collection}/{{webhook_id}}"
+    check(publisher.delete(f"{collection}/{created['id']}"), one, 403)
+    check(admin.delete(f"{collection}/{created['id']}"), one, 204)
+    check(admin.delete(f"{collection}/{created['id']}"), one, 404)

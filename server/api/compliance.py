@@ -70,8 +70,8 @@ async def scorecard(request: Request) -> Response:
 
 
 async def warnings(request: Request) -> Response:
-    """Newest first: the watchdog's warnings on stages, and those on the
-    public's cases (server/respond/), merged on (created_at, id)."""
+    """Newest first: the watchdog's warnings on stages, those on the public's
+    cases (server/respond/) and disabled webhooks, merged on (created_at, id)."""
     state = state_of(request)
     token = await state.auth.from_header(request.headers.get("authorization"))
     require_role(token, STAFF_VIEW_ROLES)
@@ -95,6 +95,11 @@ async def warnings(request: Request) -> Response:
         cases = await state.respond.store.list_warnings(filters, chosen_state, after, limit)
         found += [((created_at, warning_id), doc) for created_at, warning_id, doc in cases]
         more = more or len(cases) == limit
+    # A disabled webhook (push/webhooks/): about no project, agency or category.
+    if state.webhooks is not None and level in (None, "breach") and not filters:
+        hooks = await state.webhooks.list_warnings(chosen_state, after, limit)
+        found += [((created_at, warning_id), doc) for created_at, warning_id, doc in hooks]
+        more = more or len(hooks) == limit
     found.sort(key=lambda item: item[0], reverse=True)
     shown = found[:limit]  # what is left of either comes again after the cursor
     next_cursor = None

@@ -26,7 +26,7 @@ from server.api.pages import accepts_gzip
 # The event stream sets its own (server/stream/sse.py): wrapping its `send`
 # would add a coroutine to every event sent to every SSE client.
 STREAM_PATH = "/api/stream"
-STAFF_PATH_PREFIXES = ("/api/supervision/",)
+STAFF_PATH_PREFIXES = ("/api/supervision/", "/api/webhooks")
 STAFF_PATH_SUFFIXES = ("/deliveries",)
 # Below this, gzip's own framing and the CPU buy next to nothing.
 COMPRESS_FROM = 1024

@@ -502,6 +502,14 @@ class ProjectDetail(Project, kw_only=True):
 # --- compliance ------------------------------------------------------------------------------
 
 
+WebhookId = Annotated[str, Meta(pattern="^wh_[0-9a-f]{16}$")]
+
+
+class WebhookRef(Struct):
+    id: WebhookId
+    url: str
+
+
 class ComplianceWarning(Struct):
     """A compliance warning; `due` is null for a rule broken by a publication itself.
     Streamed on the `supervision` topic as `{"op":"warning","warning":…}`, again when
@@ -509,10 +517,12 @@ class ComplianceWarning(Struct):
 
     id: str
     rule: str
-    project: Annotated[str | None, described("Null for a disclosure request's warning.")]
-    agency: str
+    project: Annotated[
+        str | None, described("Null for a disclosure request's or a webhook's warning.")
+    ]
+    agency: Annotated[str | None, described("Null for a webhook's warning.")]
     due: Time | None
-    basis: str
+    basis: Annotated[str | None, described("Null for a webhook's warning: not a legal rule.")]
     level: Level
     message: str
     created_at: Time
@@ -520,7 +530,7 @@ class ComplianceWarning(Struct):
     category: str | UnsetType | None = UNSET
     state: (
         Annotated[
-            Literal["approaching", "overdue", "too_short", "data_incomplete"],
+            Literal["approaching", "overdue", "too_short", "data_incomplete", "disabled"],
             described(
                 "In words: a breach of a time limit is overdue (已超期); of a minimum period, "
                 "too_short (时限不足)."
@@ -541,6 +551,15 @@ class ComplianceWarning(Struct):
         Annotated[
             CaseRef,
             described("A response rule's warning: the public's case it is about (not its text)."),
+        ]
+        | UnsetType
+    ) = UNSET
+    webhook: (
+        Annotated[
+            WebhookRef,
+            described(
+                "rule `webhook_disabled`: the webhook that failed too long and was disabled."
+            ),
         ]
         | UnsetType
     ) = UNSET
@@ -1244,3 +1263,69 @@ class Stats(Struct):
     durations: list[CategoryDurations]
     on_time: list[CategoryOnTime]
     answers: list[AgencyAnswers]
+
+
+# --- webhooks (push/webhooks/) -------------------------------------------------------------
+
+
+class WebhookAdd(Struct):
+    url: Annotated[
+        str,
+        Meta(max_length=2048),
+        described("https on port 443 on a host SUNBID_WEBHOOK_ALLOWED_HOSTS names, public."),
+    ]
+    topics: list[str]
+    stages: list[str] | UnsetType | None = UNSET
+    description: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+
+
+class WebhookCreated(Struct):
+    id: WebhookId
+    secret: Annotated[
+        str,
+        Meta(pattern="^whsec_[A-Za-z0-9+/=]+$"),
+        described("Shown only here: verify each request's webhook-signature with it."),
+    ]
+
+
+class WebhookShown(Struct):
+    id: WebhookId
+    url: str
+    topics: list[str]
+    stages: list[str] | None
+    description: str
+    created_at: Time
+    state: Annotated[
+        Literal["active", "failing", "disabled"],
+        described("failing: the next event is being retried; disabled: given up on."),
+    ]
+    cursor: Annotated[int, described("The last seq delivered or skipped.")]
+    attempts: Annotated[int, described("Failed attempts at the next event.")]
+    next_attempt_at: Annotated[float | None, described("Epoch seconds of the next retry.")]
+    failing_since: Annotated[float | None, described("Epoch seconds of the first failure.")]
+    disabled_at: Time | None
+
+
+class WebhookList(Struct):
+    items: list[WebhookShown]
+
+
+class WebhookDelivery(Struct):
+    seq: int
+    attempt: Annotated[int, Meta(ge=1)]
+    status: Annotated[int | None, described("The receiver's HTTP status, if it answered.")]
+    error: Annotated[
+        Literal["status", "timeout", "connection", "redirect"] | None,
+        described("None: a 2xx. status: any other status; redirect: a 3xx (never followed)."),
+    ]
+    duration_ms: float
+    at: Time
+
+
+class WebhookDeliveries(Struct):
+    id: WebhookId
+    items: list[WebhookDelivery]
+
+
+class WebhookReplay(Struct):
+    since: Annotated[int, Meta(ge=0, le=MAX_SEQ)]

@@ -21,6 +21,7 @@ EVENTS = 1  # sunbid.db (the log, and the records still beside it)
 PUSH = 2  # push.db
 COMPLIANCE = 1  # compliance.db
 RESPOND = 1  # respond.db (the public's cases)
+WEBHOOKS = 1  # webhooks.db
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -113,15 +113,19 @@ COMPLIANCE_STEPS = (Step(1, "schema versions begin (no change)"),)
 
 RESPOND_STEPS = (Step(1, "the public's cases begin (no change)"),)
 
+WEBHOOKS_STEPS = (Step(1, "webhooks begin (no change)"),)
+
 STEPS = {
     "events": EVENTS_STEPS,
     "push": PUSH_STEPS,
     "compliance": COMPLIANCE_STEPS,
     "respond": RESPOND_STEPS,
+    "webhooks": WEBHOOKS_STEPS,
 }
 LATEST = {
     "events": versions.EVENTS,
     "push": versions.PUSH,
     "compliance": versions.COMPLIANCE,
     "respond": versions.RESPOND,
+    "webhooks": versions.WEBHOOKS,
 }
