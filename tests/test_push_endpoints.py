@@ -300,6 +300,21 @@ def test_valid_keys_decode_with_or_without_padding() -> None:
         (b64(point()), 16, "base64url"),
         ("", b64(bytes(16)), "base64url"),
     ],
+    # Named, not shown: the keys are made afresh at each collection, and a
+    # parallel run requires every worker to collect the same tests.
+    ids=[
+        "not-a-point",
+        "compressed-length",
+        "compressed-prefix",
+        "too-long",
+        "auth-15",
+        "auth-17",
+        "not-url-alphabet",
+        "auth-space",
+        "p256dh-none",
+        "auth-int",
+        "p256dh-empty",
+    ],
 )
 def test_bad_keys_are_refused(p256dh: object, auth: object, words: str) -> None:
     with pytest.raises(KeysRejected, match=words):
