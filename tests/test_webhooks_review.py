@@ -1,0 +1,126 @@
+"""Webhooks as an attacker or a strict receiver sees them: the sender in this
+process against a real receiver on loopback (tests/webhook_receiver.py,
+which checks every request with the reference `standardwebhooks`
+verifier), on a real SQLite log and a real webhooks.db."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from push.channels.contacts import ContactCipher
+from push.endpoints import AllowList
+from push.webhooks.schedule import RetrySchedule
+from push.webhooks.sender import WebhookSender
+from push.webhooks.signing import new_secret
+from push.webhooks.store import Attempt, WebhookStore
+from server.core.clock import FrozenClock
+from server.domain import Domain
+from server.projects import open_projects
+from server.projects.changes import registration
+from server.store import open_store
+from tests.webhook_receiver import WebhookReceiver
+
+DOMAIN = Domain.load()
+TZ = ZoneInfo("Asia/Shanghai")
+CLOCK = FrozenClock(TZ, datetime(2026, 12, 1, 9, 30, tzinfo=TZ))
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver.in_thread() as running:
+        yield running
+        assert running.bad == [], "a request failed the standardwebhooks verifier"
+
+
+class Deployment:
+    """A log, webhooks.db and a sender, as the worker process has them."""
+
+    def __init__(self, tmp_path: Path, receiver: WebhookReceiver) -> None:
+        self.receiver = receiver
+        self.log = open_store(f"sqlite:///{tmp_path / 'log.db'}", CLOCK)
+        open_projects(self.log, DOMAIN)
+        self.hooks = WebhookStore(tmp_path / "webhooks.db")
+        self.cipher = ContactCipher.load_or_create(tmp_path)
+        self.allow = AllowList.from_entries([f"http://127.0.0.1:{receiver.port}"])
+
+    async def register(self, name: str, topics: list[str]) -> str:
+        secret = new_secret()
+        self.receiver.secret(name, secret)
+        return await self.hooks.create(
+            self.receiver.url(name),
+            topics,
+            None,
+            "",
+            self.cipher.seal(secret),
+            "2026-12-01T09:30:00+08:00",
+            self.log.head,
+        )
+
+    async def publish(self, project_id: str) -> int:
+        project = DOMAIN.project_input(
+            {"id": project_id, "title": "项目", "category": "construction", "agency": "YW-GGZY"}
+        )
+        return (await self.log.append(registration(project))).event.seq
+
+    @asynccontextmanager
+    async def sending(
+        self,
+        unseal: Callable[[bytes], str] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[WebhookSender]:
+        sender = WebhookSender(
+            self.hooks,
+            self.log,
+            unseal or self.cipher.open,
+            self.allow,
+            RetrySchedule(base=5.0),
+            **options,
+        )
+        await sender.start()
+        try:
+            yield sender
+        finally:
+            await sender.close()
+
+
+@asynccontextmanager
+async def deployment(tmp_path: Path, receiver: WebhookReceiver) -> AsyncIterator[Deployment]:
+    made = Deployment(tmp_path, receiver)
+    await made.log.open()
+    await made.hooks.open()
+    try:
+        yield made
+    finally:
+        await made.hooks.close()
+        await made.log.close()
+
+
+async def eventually(condition: Callable[[], Any], seconds: float = 10.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds} s")
+        await asyncio.sleep(0.02)
+    return value
+
+
+# --- the retry schedule --------------------------------------------------------------------
+
+
+def test_the_retry_delay_stays_at_its_cap_however_many_failures_came_before() -> None:
+    """2.0 ** n overflows past n = 1024: a webhook failing for weeks (a long
+    SUNBID_WEBHOOK_DISABLE_AFTER_DAYS, or a short retry base) must keep its
+    hourly retries, not crash its runner on every attempt."""
+    schedule = RetrySchedule(base=5.0, disable_after=60 * 86_400.0)
+    for failures in (1025, 1100, 10**6):
+        assert 0.75 * schedule.cap <= schedule.delay(failures) <= 1.25 * schedule.cap
+        assert schedule.delay(failures, retry_after=float("inf")) <= 1.25 * schedule.cap
