@@ -124,3 +124,37 @@ def test_the_retry_delay_stays_at_its_cap_however_many_failures_came_before() ->
     for failures in (1025, 1100, 10**6):
         assert 0.75 * schedule.cap <= schedule.delay(failures) <= 1.25 * schedule.cap
         assert schedule.delay(failures, retry_after=float("inf")) <= 1.25 * schedule.cap
+
+
+# --- a runner that fails for a reason of its own -------------------------------------------
+
+
+def test_a_webhook_whose_runner_fails_unexpectedly_is_not_restarted_in_a_tight_loop(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """A secret this process cannot open (a deployment whose processes do not
+    share contacts.key) fails every runner before it sends anything: it
+    must be tried again after a pause, not every scheduling round."""
+    tries: list[str] = []
+
+    async def run() -> None:
+        async with deployment(tmp_path, receiver) as made:
+            locked = await made.hooks.get(await made.register("locked", ["all"]))
+            await made.register("fine", ["all"])
+            assert locked is not None
+
+            def unseal(sealed: bytes) -> str:
+                if sealed == locked.secret:
+                    tries.append(locked.id)
+                    raise ValueError("this process's contacts.key does not open the secret")
+                return made.cipher.open(sealed)
+
+            async with made.sending(unseal=unseal) as sender:
+                seq = await made.publish("L-1")
+                sender.notify()
+                await eventually(lambda: receiver.seqs("fine") == [seq])
+                await asyncio.sleep(1.0)
+        assert 1 <= len(tries) <= 2, f"tried {len(tries)} times in a second"
+        assert receiver.hits.get("locked", 0) == 0
+
+    asyncio.run(run())
