@@ -158,3 +158,31 @@ def test_a_webhook_whose_runner_fails_unexpectedly_is_not_restarted_in_a_tight_l
         assert receiver.hits.get("locked", 0) == 0
 
     asyncio.run(run())
+
+
+# --- Standard Webhooks: the timestamp ----------------------------------------------------
+
+
+def test_the_timestamp_is_that_of_the_request_not_of_its_wait_for_a_slot(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """Receivers refuse a `webhook-timestamp` too far from their clock (the
+    reference verifier: 5 minutes). With every slot of
+    SUNBID_WEBHOOK_CONCURRENCY taken by hanging receivers, a request waits;
+    it must be signed when it goes out, not when it began to wait."""
+
+    async def run() -> None:
+        async with deployment(tmp_path, receiver) as made:
+            await made.register("hang", ["project:H-1"])
+            await made.register("waits", ["project:W-1"])
+            receiver.set_mode("hang", "hang")
+            async with made.sending(concurrency=1, timeout=2.5) as sender:
+                await made.publish("H-1")
+                sender.notify()
+                await eventually(lambda: receiver.hits.get("hang"))
+                await made.publish("W-1")
+                sender.notify()
+                [got] = await eventually(lambda: receiver.got("waits"))
+        assert got.wall - got.timestamp < 1.5, "signed 2.5 s before it was sent"
+
+    asyncio.run(run())

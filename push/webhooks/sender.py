@@ -257,13 +257,14 @@ class WebhookSender:
     async def _post(self, hook: Webhook, event: StoredEvent) -> Attempt:
         assert self._session is not None
         body = event_body(event.json)
-        headers = signed_headers(
-            self._key(hook), message_id(hook.id, event.seq), int(self.clock()), body
-        )
+        key = self._key(hook)
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
         async with self._slots:
+            # Signed once a slot is free: the wait for one (every slot taken by
+            # receivers that hang) must not age the timestamp receivers check.
+            headers = signed_headers(key, message_id(hook.id, event.seq), int(self.clock()), body)
             started = time.perf_counter()
             try:
                 async with self._session.post(
