@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from push.channels.contacts import ContactCipher
@@ -184,5 +185,42 @@ def test_the_timestamp_is_that_of_the_request_not_of_its_wait_for_a_slot(
                 sender.notify()
                 [got] = await eventually(lambda: receiver.got("waits"))
         assert got.wall - got.timestamp < 1.5, "signed 2.5 s before it was sent"
+
+    asyncio.run(run())
+
+
+# --- what a disabled webhook's warning tells supervisors -----------------------------------
+
+
+def test_the_disabled_warning_names_the_receivers_origin_never_its_path_or_query(
+    tmp_path: Path,
+) -> None:
+    """Many receivers' URLs are their own credential (a DingTalk or WeCom
+    robot's `?access_token=`, a chat hook's path). The URL is admin data;
+    the warning goes to supervisors too, live and in
+    /api/supervision/warnings, and is kept: it names the origin only."""
+    url = "https://oapi.dingtalk.com/robot/send?access_token=4f2c9e-receiver-credential"
+
+    async def run() -> None:
+        store = WebhookStore(tmp_path / "webhooks.db")
+        await store.open()
+        try:
+            hook_id = await store.create(
+                url, ["all"], None, "", b"sealed", "2026-12-01T09:30:00+08:00", 0
+            )
+            hook = await store.get(hook_id)
+            assert hook is not None
+            failed = Attempt(1, 500, "status", 1.0, "2026-12-04T09:30:00Z")
+            await store.record(hook, failed, next_attempt_at=0, disable=True, now=1.0)
+            [(_, _, doc)] = await store.list_warnings("open", None, 10)
+            [(_, streamed)] = await store.warnings_changed_after(0)
+        finally:
+            await store.close()
+        for shown in (doc, streamed):
+            assert b"access_token" not in shown and b"4f2c9e" not in shown
+            assert b"/robot/send" not in shown
+        warning = orjson.loads(doc)
+        assert warning["webhook"] == {"id": hook_id, "origin": "https://oapi.dingtalk.com"}
+        assert hook_id in warning["message"] and "https://oapi.dingtalk.com" in warning["message"]
 
     asyncio.run(run())
