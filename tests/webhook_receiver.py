@@ -39,6 +39,8 @@ class Received:
     seq: int
     at: float  # time.monotonic()
     payload: dict[str, Any]
+    timestamp: int = 0  # its webhook-timestamp
+    wall: float = 0.0  # time.time() when it arrived
 
 
 @dataclass
@@ -118,6 +120,14 @@ class WebhookReceiver:
         if mode == "fail":
             return web.Response(status=500)
         seq = int(payload["event"]["seq"])
-        received = Received(name, request.headers["webhook-id"], seq, time.monotonic(), payload)
+        received = Received(
+            name,
+            request.headers["webhook-id"],
+            seq,
+            time.monotonic(),
+            payload,
+            int(request.headers["webhook-timestamp"]),
+            time.time(),
+        )
         self.requests.append(received)
         return web.Response(body=orjson.dumps({"ok": True}), content_type="application/json")

@@ -18,6 +18,10 @@ import random
 from dataclasses import dataclass
 
 CAP_FACTOR = 720  # cap = 720 × base: 1 h with the default 5 s
+# 2.0 ** n overflows a float past n = 1023, and a webhook failing for weeks
+# (a long disable period, a short base) gets there; any base reaches its cap
+# long before 2 ** 60.
+MAX_DOUBLINGS = 60
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class RetrySchedule:
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
         """Seconds to wait after the `failures`-th failed attempt (1, 2, …)."""
-        backoff = min(self.cap, self.base * 2.0 ** max(failures - 1, 0))
+        doublings = min(max(failures - 1, 0), MAX_DOUBLINGS)
+        backoff = min(self.cap, self.base * 2.0**doublings)
         backoff *= random.uniform(0.75, 1.25)
         if retry_after is not None:
             backoff = max(backoff, min(retry_after, self.cap))

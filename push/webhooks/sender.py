@@ -83,6 +83,11 @@ class WebhookSender:
         self._recent: deque[StoredEvent] = deque(maxlen=RECENT)
         self._keys: dict[str, tuple[bytes, bytes]] = {}  # id → (sealed secret, key)
         self._recorded: dict[str, int] = {}
+        # A runner that failed for a reason of this process's own (a secret its
+        # key cannot open, a database error) stored no outcome, so its webhook
+        # is still due: without a pause the next round would start it again
+        # at once, every few milliseconds. id → (failures in a row, rest until).
+        self._resting: dict[str, tuple[int, float]] = {}
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -134,7 +139,7 @@ class WebhookSender:
         now = self.clock()
         wanted = []
         for hook in await self.store.ready(now):
-            if hook.id in self._running:
+            if hook.id in self._running or self._rests(hook.id, now):
                 continue
             idle = self._caught_up.get(hook.id)
             if idle is not None and idle[0] == hook.cursor:
@@ -166,11 +171,21 @@ class WebhookSender:
             if any(wanted.matches(event) for event in fresh):
                 del self._caught_up[hook_id]
 
+    def _rests(self, hook_id: str, now: float) -> bool:
+        resting = self._resting.get(hook_id)
+        return resting is not None and resting[1] > now
+
     async def _sleep_for(self) -> float:
         due = await self.store.next_attempt_at()
         if due is None:
             return POLL_SECONDS
         return min(POLL_SECONDS, max(due - self.clock(), 0.0))
+
+    def _failed_unexpectedly(self, hook_id: str) -> None:
+        """Rest the webhook as a failed attempt would (the same schedule), in
+        this process only: it is this process that could not send."""
+        failures = self._resting.get(hook_id, (0, 0.0))[0] + 1
+        self._resting[hook_id] = (failures, self.clock() + self.schedule.delay(failures))
 
     # --- one webhook's runner ---------------------------------------------------------
 
@@ -191,6 +206,7 @@ class WebhookSender:
                         return
         except Exception:
             log.exception("webhook %s: sending failed unexpectedly", hook.id)
+            self._failed_unexpectedly(hook.id)
         finally:
             del self._running[hook.id]
             with contextlib.suppress(Exception):
@@ -232,6 +248,7 @@ class WebhookSender:
         stored = await self.store.record(
             hook, attempt, next_attempt_at=next_at, disable=disable, now=now
         )
+        self._resting.pop(hook.id, None)  # it works again
         if disable:
             log.warning("webhook %s disabled: failing since %s", hook.id, hook.failing_since)
         await self._count_record(hook.id)
@@ -240,13 +257,14 @@ class WebhookSender:
     async def _post(self, hook: Webhook, event: StoredEvent) -> Attempt:
         assert self._session is not None
         body = event_body(event.json)
-        headers = signed_headers(
-            self._key(hook), message_id(hook.id, event.seq), int(self.clock()), body
-        )
+        key = self._key(hook)
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
         async with self._slots:
+            # Signed once a slot is free: the wait for one (every slot taken by
+            # receivers that hang) must not age the timestamp receivers check.
+            headers = signed_headers(key, message_id(hook.id, event.seq), int(self.clock()), body)
             started = time.perf_counter()
             try:
                 async with self._session.post(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -407,8 +408,14 @@ class WebhookStore(SideFile):
 
 def disabled_warning(hook: Webhook, warning_id: str, attempt: Attempt) -> dict[str, Any]:
     """The warning as supervisors get every other one (CONTRACT.md `supervision`):
-    not a statutory rule, so `advisory` and no project, agency or due time."""
+    not a statutory rule, so `advisory` and no project, agency or due time.
+
+    It names the receiver by its origin only: the path and query of many
+    webhook URLs are the receiver's own credential (a robot's
+    `?access_token=`), admin data that supervisors must not be handed and
+    a warning must not keep. Admins find the whole URL by the id."""
     why = attempt.error if attempt.status is None else f"HTTP {attempt.status}"
+    where = origin(hook.url)
     return {
         "id": warning_id,
         "rule": "webhook_disabled",
@@ -421,14 +428,20 @@ def disabled_warning(hook: Webhook, warning_id: str, attempt: Attempt) -> dict[s
         "level": "breach",
         "state": "disabled",
         "message": (
-            f"Webhook {hook.id} ({hook.url}) was disabled: every delivery failed since"
+            f"Webhook {hook.id} ({where}) was disabled: every delivery failed since"
             f" {_iso(hook.failing_since)}, the last with {why} at event {attempt.seq}."
             " POST /api/webhooks/{id}/replay enables it again."
         ),
         "created_at": attempt.at,
         "resolved_at": None,
-        "webhook": {"id": hook.id, "url": hook.url},
+        "webhook": {"id": hook.id, "origin": where},
     }
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]` of a stored (validated, normalised) URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def replace_place(hook: Webhook, **changes: Any) -> Webhook:

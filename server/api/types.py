@@ -507,7 +507,13 @@ WebhookId = Annotated[str, Meta(pattern="^wh_[0-9a-f]{16}$")]
 
 class WebhookRef(Struct):
     id: WebhookId
-    url: str
+    origin: Annotated[
+        str,
+        described(
+            "`scheme://host[:port]` of its URL, never the path or query (often the "
+            "receiver's credential): admins see the whole URL in GET /api/webhooks."
+        ),
+    ]
 
 
 class ComplianceWarning(Struct):
