@@ -39,7 +39,7 @@ from push.policy import PushPolicy
 from push.queue import QUEUE_FILE, PushQueue
 from push.settings import PushSettings
 from push.vapid import VapidSigner, load_or_create_key
-from push.worker import PushWorker, RetryPolicy
+from push.worker import ATTEMPT_TIMEOUTS, PushWorker, RetryPolicy
 from server.core.clock import Clock
 from server.core.logs import configure_logging
 from server.store import open_store
@@ -152,8 +152,9 @@ async def _run(settings: PushSettings) -> None:
         settings.data_dir / QUEUE_FILE,
         database_url=settings.database_url,
         database_schema=settings.database_schema,
-        # A claim must outlast any attempt: a live worker's rows stay its own.
-        lease=max(settings.push_claim_seconds, 2 * settings.push_timeout),
+        # A claim must outlast any attempt (cut at ATTEMPT_TIMEOUTS push
+        # timeouts) and the storing of its outcome: a live worker's rows stay its own.
+        lease=max(settings.push_claim_seconds, (ATTEMPT_TIMEOUTS + 1) * settings.push_timeout),
     )
     async with contextlib.AsyncExitStack() as stack:
         await store.open()
