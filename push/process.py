@@ -44,7 +44,7 @@ from push.vapid import VapidSigner, load_or_create_key
 from push.webhooks.schedule import RetrySchedule
 from push.webhooks.sender import WebhookSender
 from push.webhooks.store import WEBHOOKS_FILE, WebhookStore
-from push.worker import PushWorker, RetryPolicy
+from push.worker import ATTEMPT_TIMEOUTS, PushWorker, RetryPolicy
 from server.core.clock import Clock
 from server.core.logs import configure_logging
 from server.store import EventStore, open_store
@@ -157,8 +157,9 @@ async def _run(settings: PushSettings) -> None:
         settings.data_dir / QUEUE_FILE,
         database_url=settings.database_url,
         database_schema=settings.database_schema,
-        # A claim must outlast any attempt: a live worker's rows stay its own.
-        lease=max(settings.push_claim_seconds, 2 * settings.push_timeout),
+        # A claim must outlast any attempt (cut at ATTEMPT_TIMEOUTS push
+        # timeouts) and the storing of its outcome: a live worker's rows stay its own.
+        lease=max(settings.push_claim_seconds, (ATTEMPT_TIMEOUTS + 1) * settings.push_timeout),
     )
     async with contextlib.AsyncExitStack() as stack:
         await store.open()

@@ -23,11 +23,11 @@ by exactly one of them:
   rows locked by a concurrent claim and rows whose claim still holds;
 - an outcome is stored only where the row is still claimed by this worker.
 
-The lease (SUNBID_PUSH_CLAIM_SECONDS, 60 s; twice the send timeout if
-longer) outlasts any attempt, and a worker claims no more rows than it has
-free sending slots (push/worker.py), so a live worker's rows are never taken
-from it. A worker killed
-mid-send leaves its claims to expire: another sends those rows after the
+The lease (SUNBID_PUSH_CLAIM_SECONDS, 60 s; three send timeouts if
+longer) outlasts any attempt (cut at two: push/worker.py `attempt_timeout`),
+and a worker claims no more rows than it has free sending slots
+(push/worker.py), so a live worker's rows are never taken from it. A worker
+killed mid-send leaves its claims to expire: another sends those rows after the
 lease, so the attempt that was in flight when it died may reach the push
 service twice (at least once, as for a crash with SQLite; the `Topic` header
 lets the service collapse the repeat). Workers compare the lease with their

@@ -54,6 +54,10 @@ DERIVE_PAGE = 500
 DUE_PAGE = 1000
 FLUSH_SECONDS = 0.01
 DERIVE_DELAY = 0.02
+# An attempt as a whole (waiting for a connection, connecting, sending, the
+# answer) is cut at this many push timeouts: a claim (push/queue.py) must
+# outlast it, so push/process.py makes the lease longer than that.
+ATTEMPT_TIMEOUTS = 2
 CHANNEL_STATES = {
     Result.DELIVERED: State.DELIVERED,
     Result.GONE: State.GONE,
@@ -91,6 +95,14 @@ class _Message:
         if payload is None:
             payload = self.payloads[limit] = self.build(limit)
         return payload
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A push ready to post: its encrypted body, and its headers but `TTL`."""
+
+    body: bytes
+    headers: Mapping[str, str]
 
 
 class PushWorker:
@@ -151,7 +163,7 @@ class PushWorker:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            timeout=attempt_timeout(self._timeout),
             skip_auto_headers=("User-Agent",),
         )
         self._derive_wanted.set()  # catch up with what was published while down
@@ -244,16 +256,59 @@ class PushWorker:
         # Claimed at once: a row read now must not be sent again after its
         # outcome is stored while this loop waits for a free slot.
         self._in_flight.update((d.seq, d.subscription_id) for d in due)
+        batch: list[Due] = []
         for delivery in due:
             await self._slots.acquire()
-            task = asyncio.create_task(self._attempt(delivery))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+            batch.append(delivery)
+            if self._slots.locked():  # no slot left: send these, then wait for one
+                await self._start_batch(batch)
+                batch = []
+        await self._start_batch(batch)
         return len(due)
 
-    async def _attempt(self, due: Due) -> None:
+    async def _start_batch(self, batch: list[Due]) -> None:
+        """Prepare every attempt of `batch` (its slots taken), then start them.
+
+        Encrypting is CPU work on this event loop: done inside each attempt,
+        the first request's timeout ran while the loop encrypted the rest of
+        the page (up to `concurrency` messages), and on a busy machine ran out
+        just as the push service accepted it (see `attempt_timeout`).
+        """
+        prepared = [(due, await self._prepare(due)) for due in batch]
+        for due, request in prepared:
+            task = asyncio.create_task(self._attempt(due, request))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    async def _prepare(self, due: Due) -> _Request | Outcome | None:
+        """A push's request made ready to post; an outcome already known (an
+        expired message); None for a channel (its sender prepares its own)."""
         try:
-            outcome = await self._deliver(due)
+            if self.clock() >= due.expires_at:
+                return Outcome(due.seq, due.subscription_id, State.FAILED, None)
+            if due.kind != "push":
+                return None
+            message = await self._message(due.seq)
+            body = encrypt(message.payload(due.endpoint), due.p256dh, due.auth)
+            headers = {
+                **message.headers,
+                **self.signer.headers_for(due.endpoint),
+                "Content-Encoding": "aes128gcm",
+                "Content-Type": "application/octet-stream",
+            }
+            return _Request(body, headers)
+        except Exception:
+            log.exception("preparing a push failed unexpectedly")
+            return self._retry_or_fail(due, None, None)
+
+    async def _attempt(self, due: Due, request: _Request | Outcome | None) -> None:
+        try:
+            if isinstance(request, Outcome):
+                outcome = request
+            elif request is None:
+                outcome = await self._deliver_by_channel(due, self.clock())
+            else:
+                outcome = await self._post(due, request)
         except Exception:
             log.exception("push attempt failed unexpectedly")
             outcome = self._retry_or_fail(due, None, None)
@@ -263,25 +318,14 @@ class PushWorker:
         self._outcomes.append(outcome)
         self._flush_wanted.set()
 
-    async def _deliver(self, due: Due) -> Outcome:
+    async def _post(self, due: Due, request: _Request) -> Outcome:
         now = self.clock()
-        if now >= due.expires_at:
-            return Outcome(due.seq, due.subscription_id, State.FAILED, None)
-        if due.kind != "push":
-            return await self._deliver_by_channel(due, now)
-        message = await self._message(due.seq)
-        headers = {
-            **message.headers,
-            **self.signer.headers_for(due.endpoint),
-            "TTL": str(max(1, int(due.expires_at - now))),
-            "Content-Encoding": "aes128gcm",
-            "Content-Type": "application/octet-stream",
-        }
-        body = encrypt(message.payload(due.endpoint), due.p256dh, due.auth)
+        # TTL as of the send: a request may have waited for its batch.
+        headers = {**request.headers, "TTL": str(max(1, int(due.expires_at - now)))}
         assert self._session is not None
         try:
             async with self._session.post(
-                due.endpoint, data=body, headers=headers, allow_redirects=False
+                due.endpoint, data=request.body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"), now)
@@ -413,6 +457,25 @@ class PushWorker:
             if outcome.sent is not None:  # stored now: the count is the queue's
                 self._uncount((outcome.subscription_id, outcome.sent[1]))
         self._send_wanted.set()
+
+
+def attempt_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """`seconds` for the push service to connect, and to answer once the request
+    is written; the attempt as a whole is cut at ATTEMPT_TIMEOUTS times that.
+
+    Not one `total` of `seconds` from the call: that clock also runs while the
+    request waits for a pooled connection and while this event loop is busy
+    encrypting the other attempts started with it (a page of up to
+    `concurrency`), which on a loaded machine spent the whole budget before
+    the request was even written. A request written just before its budget
+    ran out was accepted by the push service and then timed out here, and its
+    retry reached the subscriber a second time: a duplicate push without any
+    crash, which the contract rules out. Timed from the write, a timeout means
+    the push service was slow, not that this process was.
+    """
+    return aiohttp.ClientTimeout(
+        total=ATTEMPT_TIMEOUTS * seconds, sock_connect=seconds, sock_read=seconds
+    )
 
 
 def _fitted(

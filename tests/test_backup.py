@@ -136,6 +136,7 @@ def test_a_backup_taken_while_publishing_restores_every_acknowledged_event(
         "push.db": "database",
         "compliance.db": "database",
         "respond.db": "database",
+        "webhooks.db": "database",
         "vapid_private.pem": "file",
         "contacts.key": "file",
     }
@@ -412,6 +413,7 @@ def test_with_postgresql_only_the_data_directory_is_copied(
         "push.db",
         "compliance.db",
         "respond.db",
+        "webhooks.db",
         "contacts.key",
         "vapid_private.pem",
     }

@@ -292,6 +292,40 @@ async def test_two_worker_processes_send_each_delivery_exactly_once(
     assert service.rejections == []
 
 
+async def test_a_request_kept_waiting_by_the_worker_is_not_timed_out_by_the_wait(
+    deployment: Deployment,
+) -> None:
+    """The push timeout is the push service's time to answer a request once
+    written, not time the request spent waiting in the worker (for a pooled
+    connection here; for the event loop, encrypting the rest of its page, on a
+    busy machine). Counted from the call, it ran out on a request the service
+    had accepted, and the retry was a second push with no crash at all."""
+    timeout = 3
+    endpoints = await deployment.subscribers(2)
+    [seq] = await deployment.publish(1)
+    service = deployment.service
+    service.answer(Answer(hang=True))
+    # Two sending slots, so one connection to the service: the second request
+    # waits for the first one's connection.
+    await deployment.start_worker(
+        SUNBID_PUSH_CONCURRENCY="2", SUNBID_PUSH_TIMEOUT_SECONDS=str(timeout)
+    )
+    await service.wait_for(lambda: service.hanging == 1, timeout=15)
+    first_sent = time.monotonic()
+    await asyncio.sleep(timeout / 2)
+    service.release()  # answered in half the timeout; the second is written now
+    await service.wait_for(lambda: len(service.messages) == 1 and service.hanging == 1)
+    # Answered well within the timeout of its write, but after a timeout from
+    # when the worker began with it (no later than the first was written).
+    await asyncio.sleep(max(0.0, first_sent + timeout + 0.5 - time.monotonic()))
+    service.answer(Answer())
+    service.release()
+    await service.wait_for(lambda: len(service.messages) >= 2, timeout=10)
+    await asyncio.sleep(1)  # a retry would arrive meanwhile
+    assert received(service) == {(e.rsplit("/", 1)[1], seq): 1 for e in endpoints}
+    assert len(service.attempts) == 2, "no attempt timed out, none was retried"
+
+
 async def test_a_killed_workers_rows_are_sent_by_another_after_the_lease(
     deployment: Deployment,
 ) -> None:
