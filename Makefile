@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/sunbid serve --host $(HOST) --port $(PORT)
 
+# The suite in two worker processes, each test file kept in one (its module's
+# server is started once): most tests wait on servers, not on the CPU.
+# `make test PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -77,7 +77,9 @@ async def close_clients(opened: list[Any]) -> None:
                 await thing.aclose()
 
 
-SUITE_SCHEMA = "sunbid_suite_"  # schemas of SUNBID_TEST_BACKEND=postgresql runs
+# Schemas of SUNBID_TEST_BACKEND=postgresql runs, named per process: each of a
+# parallel run's workers (and each of two runs at once) drops only its own.
+SUITE_SCHEMA = f"sunbid_suite_{os.getpid()}_"
 
 
 def backend_env(data_dir: Path) -> dict[str, str]:
