@@ -121,6 +121,7 @@ def fold_seconds(log: Path) -> tuple[float, float]:
     import asyncio
 
     from server.core.clock import Clock
+    from server.domain import Domain
     from server.stats import open_stats
     from server.store.sqlite import SQLiteStore
 
@@ -129,7 +130,7 @@ def fold_seconds(log: Path) -> tuple[float, float]:
             copy = Path(work) / "sunbid.db"
             shutil.copy2(log, copy)
             store = SQLiteStore(f"sqlite:///{copy}", Clock("Asia/Shanghai"))
-            table = open_stats(store)
+            table = open_stats(store, Domain.load())
             t0 = time.perf_counter()
             await store.open()
             folded = time.perf_counter() - t0
