@@ -30,6 +30,7 @@ from server.stats.cells import cells_of
 from server.stats.figures import DAY_US, Filters, project_figures
 from server.stats.fold import ProjectFacts, StatsFold
 from server.stats.table import FOLD_VERSION, StatsTable
+from server.store.postgres import PostgresStore
 from server.store.sqlite import SQLiteStore
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -90,12 +91,12 @@ def random_log(rng: random.Random, projects: int, count: int) -> list[StoredEven
 
     for project in homes:
         budget = rng.choice([None, rng.randrange(1, 10**8) / 100, rng.randrange(10**4, 10**9)])
-        data = (
+        given: dict[str, Any] = (
             {}
             if budget is None
             else {"budget": budget, "currency": rng.choice(["CNY"] * 4 + ["USD"])}
         )
-        add(project, "registered", data)
+        add(project, "registered", given)
     awards: dict[str, int] = {}
     for _ in range(count):
         project, stage = rng.choice(list(homes)), rng.choice(STAGES)
@@ -145,7 +146,9 @@ async def write_in_batches(
         at += size
 
 
-def worked_out(records: Sequence[ProjectFacts], filters: Filters) -> dict[str, Any]:
+def worked_out(
+    records: Sequence[ProjectFacts], filters: Filters
+) -> dict[str | None, dict[str, Any]]:
     """The figures from every project, as they were computed before the cells:
     fsum of the amounts, statistics.median of each project's value."""
     span = filters.months()
@@ -187,7 +190,7 @@ def worked_out(records: Sequence[ProjectFacts], filters: Filters) -> dict[str, A
     return found
 
 
-def as_read(store: SQLiteStore) -> Any:
+def as_read(store: SQLiteStore | PostgresStore) -> Any:
     async def read(sql: str, params: Sequence[Any]) -> list[Any]:
         return await store.read(sql, params)
 
