@@ -184,6 +184,7 @@ class StatsTable:
         docs = [orjson.loads(event.json) for event in events]
         records = await _load(conn, list(dict.fromkeys(event.project for event in events)))
         before = {i: contribution(r) for i, r in records.items()}
+        rows = {i: _row(r) for i, r in records.items()}
         changed: set[str] = set()
         for event, doc in zip(events, docs, strict=True):
             key = (month_of(doc["published_at"]), event.category, event.agency)
@@ -191,7 +192,8 @@ class StatsTable:
             if apply_one(records, event, doc, self.lifecycle):
                 changed.add(event.project)
         if changed:
-            await _store(conn, (records[i] for i in changed))
+            await _store(conn, [records[i] for i in changed if i not in rows])
+            await _update(conn, [(rows[i], _row(records[i])) for i in changed if i in rows])
             cells = Cells()
             for project_id in changed:
                 cells.move(before.get(project_id), contribution(records[project_id]))
@@ -317,6 +319,23 @@ async def _store(
     rows = [_row(r) for r in records]
     if rows:
         await conn.executemany(UPSERT, rows)
+
+
+async def _update(
+    conn: aiosqlite.Connection | PgConnection,
+    changes: Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]],
+) -> None:
+    """Rows changed, each written as an UPDATE of its changed columns only:
+    most publications change the stage alone, and an UPDATE that sets no
+    indexed column leaves the six indexes of the medians as they are."""
+    by_columns: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+    for old, new in changes:
+        columns = tuple(i for i in range(1, len(new)) if new[i] != old[i])
+        by_columns.setdefault(columns, []).append((*(new[i] for i in columns), new[0]))
+    names = COLUMNS + DERIVED
+    for columns, params in by_columns.items():
+        assignments = ", ".join(f"{names[i]} = ?" for i in columns)
+        await conn.executemany(f"UPDATE stats_projects SET {assignments} WHERE id = ?", params)
 
 
 async def _add_cells(
