@@ -6,8 +6,9 @@ Target: ≤ 200 ms per answer.
    made by it once and kept; this script makes it the same way if missing).
    It holds no statistics tables: it was written without them.
 2. **First start.** `sunbid serve` on a copy of that log (its own data
-   directory, `SUNBID_DEMO=0`): the statistics tables are made and the whole
-   log folded into them at open, once. Reported: the time to `/healthz`
+   directory, `SUNBID_DEMO=0`; the shared log itself is only read): the
+   statistics tables (facts per project, their cells, events per month) are
+   made and the whole log folded into them at open, once. Reported: the time to `/healthz`
    (also the watchdog's rebuild, which every first start on this log does),
    and, before, the stats fold alone (and its check) in this process. The
    requests wait until the server is idle (its watchdog snapshots the
@@ -18,14 +19,18 @@ Target: ≤ 200 ms per answer.
    is computed afresh (on a live log any publication moves the head, and the
    cache keeps nothing then); then the same with the default cache (5 s),
    as a quiet log gets it. p50/p99 of the client's time to the last byte.
-4. **The simplest alternative**: the same figures aggregated at request time
+4. **What it costs a publication**: appends one at a time (batches of one,
+   the worst case) to a fresh log of 200 projects, with the projects table
+   only and with the statistics tables too, in this process: CPU time per
+   append (the load-independent figure; fsync waits are not CPU).
+5. **The simplest alternative**: the same figures aggregated at request time
    from the log itself (json_extract over the events table, medians in
    Python), timed in this process with sqlite3 on the same file: what one
    writes without a projection.
 
 Every run reports `other util` (CPU used by anything else on the machine).
 
-    .venv/bin/python bench/stats.py [--requests 50] [--repeat 3]
+    .venv/bin/python bench/stats.py [--requests 50] [--repeat 3] [--appends 2000]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from common import (
@@ -121,6 +127,7 @@ def fold_seconds(log: Path) -> tuple[float, float]:
     import asyncio
 
     from server.core.clock import Clock
+    from server.domain import Domain
     from server.stats import open_stats
     from server.store.sqlite import SQLiteStore
 
@@ -128,8 +135,8 @@ def fold_seconds(log: Path) -> tuple[float, float]:
         with tempfile.TemporaryDirectory(prefix="bench-stats-fold-") as work:
             copy = Path(work) / "sunbid.db"
             shutil.copy2(log, copy)
-            store = SQLiteStore(f"sqlite:///{copy}", Clock("Asia/Shanghai"))
-            table = open_stats(store)
+            store = SQLiteStore(f"sqlite:///{copy}", Clock(ZoneInfo("Asia/Shanghai")))
+            table = open_stats(store, Domain.load())
             t0 = time.perf_counter()
             await store.open()
             folded = time.perf_counter() - t0
@@ -142,6 +149,58 @@ def fold_seconds(log: Path) -> tuple[float, float]:
             return folded, checked
 
     return asyncio.run(fold())
+
+
+def append_cpu_ms(appends: int, with_stats: bool) -> float:
+    """CPU ms per append, one at a time, of lifecycle events to 200 projects."""
+    import asyncio
+
+    from server.core.clock import Clock
+    from server.domain import Domain
+    from server.projects import open_projects
+    from server.projects.changes import registration
+    from server.stats import open_stats
+    from server.store import AppendRequest
+    from server.store.sqlite import SQLiteStore
+
+    domain = Domain.load()
+    stages = [
+        ("notice", {"deadline": "2027-01-05T09:30:00+08:00"}),
+        ("clarification", {}),
+        ("bid_opening", {"bidders": 4}),
+        ("award", {"winner": "某公司", "amount": 1_000_000}),
+        ("contract", {"signed_at": "2027-02-05T10:00:00+08:00"}),
+        ("performance", {}),
+        ("performance", {}),
+        ("performance", {}),
+    ]
+
+    async def run() -> float:
+        with tempfile.TemporaryDirectory(prefix="bench-stats-append-") as work:
+            clock = Clock(ZoneInfo("Asia/Shanghai"))
+            store = SQLiteStore(f"sqlite:///{Path(work) / 'sunbid.db'}", clock)
+            open_projects(store, domain)
+            if with_stats:
+                open_stats(store, domain)
+            await store.open()
+            projects = []
+            for n in range(200):
+                project = domain.project_input(
+                    {"id": f"B-{n}", "title": "项目", "category": "construction", "agency": "AG"}
+                )
+                await store.append(registration(project))
+                projects.append(project)
+            t0 = time.process_time()
+            for n in range(appends):
+                stage, data = stages[(n // len(projects)) % len(stages)]
+                body = {"stage": stage, "title": stage, "data": data}
+                draft = domain.event_input(body, "construction", clock.tz)
+                await store.append(AppendRequest(project=projects[n % len(projects)], draft=draft))
+            took = time.process_time() - t0
+            await store.close()
+            return took / appends * 1000
+
+    return asyncio.run(run())
 
 
 def settle(pid: int, limit: float = 180.0) -> float:
@@ -220,7 +279,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--requests", type=int, default=50, help="timed requests per query (50)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the simplest alternative (3)")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs of the simplest alternative and appends (3)"
+    )
+    ap.add_argument("--appends", type=int, default=2000, help="appends timed per run (2000)")
     args = ap.parse_args()
     print_machine()
     log = the_log()
@@ -231,6 +293,13 @@ def main() -> None:
         f"stats fold of the whole log at open: {folded:.1f} s; its check (verify): {checked:.1f} s"
     )
     results["fold_s"], results["check_s"] = folded, checked
+    costs: dict[str, list[float]] = {"projects only": [], "with statistics": []}
+    for _ in range(args.repeat):
+        for name, with_stats in (("projects only", False), ("with statistics", True)):
+            costs[name].append(append_cpu_ms(args.appends, with_stats))
+    for name, each in costs.items():
+        print(f"append, {name}: {statistics.median(each):.3f} ms CPU each (runs {each})")
+    results["append_cpu_ms"] = costs
     for label, cache in (("computed every time", "0.001"), ("default cache (5 s)", "5")):
         proc, url, work, boot = start(log, cache)
         try:

@@ -489,7 +489,7 @@ async def open_records(settings: Settings, store: EventStore) -> AsyncIterator[l
         await webhooks.open()
         domain = Domain.load()
         projects = open_projects(store, domain)
-        stats = open_stats(store)
+        stats = open_stats(store, domain)
         clock = Clock(settings.timezone)
         compliance = ComplianceRecord.load(settings, domain, clock)
         cases = open_respond(settings, domain, clock, lambda warning: None, sealing=False)
@@ -575,8 +575,9 @@ def _log_with_projects(settings: Settings, clock: Clock) -> EventStore:
         synchronous=settings.sqlite_synchronous,
         schema=settings.database_schema,
     )
-    open_projects(store, Domain.load())
-    open_stats(store)
+    domain = Domain.load()
+    open_projects(store, domain)
+    open_stats(store, domain)
     return store
 
 

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from server.core.events import StoredEvent
+from server.domain import Domain
 from server.stats.figures import TABLES
 from server.stats.fold import ProjectFacts, StatsFold, epoch_us, yuan
 from tests.conftest import CLOSED, ServerProcess, Staff
@@ -24,6 +25,7 @@ from tests.services import postgres_url, unique_name
 # --- the fold --------------------------------------------------------------------------
 
 _seqs = itertools.count(1)
+LIFECYCLE = Domain.load().lifecycle_stages
 
 
 def event(
@@ -51,7 +53,7 @@ def test_amounts_as_publishing_accepts_them() -> None:
 
 
 def test_the_fold_of_one_tender() -> None:
-    fold = StatsFold()
+    fold = StatsFold(LIFECYCLE)
     registered = event("p1", "registered", "2026-01-20T10:00:00+08:00")
     notice = event(
         "p1", "notice", "2026-02-01T09:00:00+08:00", deadline="2026-02-21T09:30:00+08:00"
@@ -77,6 +79,9 @@ def test_the_fold_of_one_tender() -> None:
     assert fold.records["p1"] == ProjectFacts(
         id="p1",
         month=202602,
+        category="construction",
+        agency="YW-GGZY",
+        stage="performance",  # the latest lifecycle stage (a correction is none)
         noticed_us=epoch_us("2026-02-01T09:00:00+08:00"),
         award_us=epoch_us("2026-03-03T09:00:00+08:00"),
         award_seq=award.seq,
@@ -84,7 +89,7 @@ def test_the_fold_of_one_tender() -> None:
         bidders=3,  # the award's count, the latest
         bidders_seq=award.seq,
         outcome="awarded",
-        last_seq=other.seq,  # the performance event changes no fact
+        last_seq=late.seq,  # the performance event moved the stage
     )
     assert fold.cursor == late.seq
     assert dict(fold.months) == {
@@ -95,7 +100,7 @@ def test_the_fold_of_one_tender() -> None:
 
 
 def test_failed_unnoticed_and_corrected_bidders() -> None:
-    fold = StatsFold()
+    fold = StatsFold(LIFECYCLE)
     plan = event("p2", "plan", "2025-11-11T09:00:00+08:00")
     failed = event("p2", "failed", "2025-12-01T09:00:00+08:00", bidders=2)
     fix = event(

@@ -1,5 +1,6 @@
-"""The figures of `GET /api/stats`, aggregated in SQL from the statistics'
-facts (stats_projects, stats_months) and the projects table, with the
+"""The figures of `GET /api/stats`, from the statistics' cells (counts and
+sums per month, category, agency and stage: stats/cells.py), their projects'
+values in value order (the medians) and the events per month, with the
 on-time rates of the compliance scorecard and the answers of the respond
 scorecard beside them (docs/stats.md defines each).
 
@@ -10,7 +11,6 @@ middle ones for an even count) of the projects' own values.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +22,7 @@ from server.compliance.calendar import LEGAL_TZ
 from server.compliance.watchdog import Watchdog
 from server.respond import scorecard as response_figures
 from server.respond.cases import CaseStore
+from server.stats import cells
 
 DAY_US = 86_400_000_000
 Read = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
@@ -103,119 +104,128 @@ class Filters:
 
 
 def where(filters: Filters) -> tuple[str, list[Any]]:
-    """The projects the figures count (f: stats_projects, p: projects)."""
+    """The cells (and projects) the figures count: both have these columns."""
     clauses, params = ["TRUE"], []
     if (span := filters.months()) is not None:
-        clauses.append("f.month BETWEEN ? AND ?")
+        clauses.append("month BETWEEN ? AND ?")
         params += list(span)
     for column in ("category", "agency"):
         if (value := getattr(filters, column)) is not None:
-            clauses.append(f"p.{column} = ?")
+            clauses.append(f"{column} = ?")
             params.append(value)
     return " AND ".join(clauses), params
 
 
-# One row per project counted: everything the project tables need, read in one
-# pass (one join) and aggregated here: ten aggregate queries over the same join
-# (one per figure and median) took seven times as long on the 1M-event log.
-ROWS = (
-    "SELECT p.category, p.stage, f.month, CASE WHEN p.currency = 'CNY' THEN p.budget END,"
-    " f.award_amount, f.bidders, f.outcome, f.noticed_us, f.award_us"
-    " FROM stats_projects f JOIN projects p ON p.id = f.id WHERE "
+# The cells asked for, summed over agencies: at most months × categories ×
+# stages rows, whatever the number of projects (stats/cells.py).
+CELLS = (
+    f"SELECT month, category, stage, {', '.join(f'SUM({f})' for f in cells.FIELDS)}"
+    " FROM stats_cells WHERE {where} GROUP BY month, category, stage"
 )
+# The values medians are taken of, and how a stored value reads as the figure's unit.
+MEDIANS = {"budget": ("budget_cny", 1, 2), "award": ("award_amount", 1, 2)}
+DAYS = ("days_us", DAY_US, 1)
 BUCKETS = ("bidders_0", "bidders_1", "bidders_2", "bidders_3_5", "bidders_6_plus")
+_AT = {name: index for index, name in enumerate(cells.FIELDS)}
 
 
 class _Group:
-    """The projects of one category (or all of them), as they are counted."""
+    """The summed cells of one category (or of all of them)."""
 
     def __init__(self) -> None:
-        self.projects = 0
-        self.budgets: list[float] = []
-        self.awards: list[float] = []
-        self.bidders: list[int] = []
-        self.buckets = dict.fromkeys(BUCKETS, 0)
-        self.awarded = self.failed = 0
-        self.days: list[float] = []
+        self.sums = [0.0] * len(cells.FIELDS)
+        self.medians: dict[str, float | None] = {}
 
-    def add(self, budget: Any, award: Any, bidders: Any, outcome: Any, days: float | None) -> None:
-        self.projects += 1
-        if budget is not None:
-            self.budgets.append(float(budget))
-        if award is not None:
-            self.awards.append(float(award))
-        if bidders is not None:
-            self.bidders.append(bidders)
-            self.buckets[_bucket(bidders)] += 1
-        if outcome == "awarded":
-            self.awarded += 1
-            if days is not None:
-                self.days.append(days)
-        elif outcome == "failed":
-            self.failed += 1
+    def add(self, values: Sequence[Any]) -> None:
+        for index, value in enumerate(values):
+            self.sums[index] += float(value or 0)
+
+    def count(self, field: str) -> int:
+        return int(self.sums[_AT[field]])
 
     def rows(self, category: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        concluded = self.awarded + self.failed
+        awarded, failed = self.count("awarded"), self.count("failed")
+        concluded = awarded + failed
+        counted = self.count("counted")
         amounts = {
             "category": category,
-            "projects": self.projects,
-            "budget_count": len(self.budgets),
-            "budget_sum": round(math.fsum(self.budgets), 2),
-            "budget_median": _median(self.budgets, 2),
-            "award_count": len(self.awards),
-            "award_sum": round(math.fsum(self.awards), 2),
-            "award_median": _median(self.awards, 2),
+            "projects": self.count("projects"),
+            "budget_count": self.count("budget_count"),
+            "budget_sum": round(self.sums[_AT["budget_fen"]] / 100, 2),
+            "budget_median": self.medians.get("budget"),
+            "award_count": self.count("award_count"),
+            "award_sum": round(self.sums[_AT["award_fen"]] / 100, 2),
+            "award_median": self.medians.get("award"),
         }
         competition = {
             "category": category,
-            "counted": len(self.bidders),
-            "mean_bidders": round(sum(self.bidders) / len(self.bidders), 2)
-            if self.bidders
-            else None,
-            **self.buckets,
+            "counted": counted,
+            "mean_bidders": round(self.sums[_AT["bidders_sum"]] / counted, 2) if counted else None,
+            **{bucket: self.count(bucket) for bucket in BUCKETS},
         }
         durations = {
             "category": category,
-            "awarded": self.awarded,
-            "failed": self.failed,
-            "failure_rate": None if not concluded else round(self.failed / concluded, 4),
-            "timed": len(self.days),
-            "median_days": _median(self.days, 1),
+            "awarded": awarded,
+            "failed": failed,
+            "failure_rate": None if not concluded else round(failed / concluded, 4),
+            "timed": self.count("timed"),
+            "median_days": self.medians.get("days"),
         }
         return amounts, competition, durations
 
 
-def _bucket(bidders: int) -> str:
-    if bidders <= 2:
-        return BUCKETS[bidders]
-    return "bidders_3_5" if bidders <= 5 else "bidders_6_plus"
-
-
-def _median(values: list[float], digits: int) -> float | None:
-    return round(statistics.median(values), digits) if values else None
+async def median(
+    read: Read,
+    filters: Filters,
+    category: str | None,
+    count: int,
+    value: tuple[str, int, int],
+) -> float | None:
+    """The middle of the `count` values the filters pick (the mean of the two
+    middle ones for an even count): looked up by rank in an index in value
+    order (stats/table.py), which holds the filters' columns, so no project
+    row is read. `count` is the cells' own, read in the same snapshot."""
+    if count == 0:
+        return None
+    column, scale, digits = value
+    cond, params = where(Filters(filters.year, filters.month, category, filters.agency))
+    rows = await read(
+        f"SELECT {column} FROM stats_projects WHERE {column} IS NOT NULL AND {cond}"
+        f" ORDER BY {column} LIMIT ? OFFSET ?",
+        [*params, 2 - count % 2, (count - 1) // 2],
+    )
+    middle = [float(row[0]) / scale for row in rows]
+    return round(statistics.median(middle), digits) if middle else None
 
 
 async def project_figures(read: Read, filters: Filters) -> dict[str, Any]:
-    """The figures of the projects table and the facts: every table but
-    events by month, on time and answers."""
+    """The figures of the statistics' cells: every table but events by
+    month, on time and answers. Counts and sums are the cells' (a few
+    thousand rows at most); each median is one lookup by rank."""
     cond, params = where(filters)
     by_stage: Counter[tuple[str, str]] = Counter()
     by_month: Counter[tuple[int, str]] = Counter()
     groups: dict[str, _Group] = {}
     overall = _Group()
-    for category, stage, month, budget, award, bidders, outcome, noticed, awarded in await read(
-        ROWS + cond, params
-    ):
-        by_stage[(category, stage or "registered")] += 1
-        by_month[(month, category)] += 1
-        days = None
-        if noticed is not None and awarded is not None and awarded >= noticed:
-            days = (awarded - noticed) / DAY_US
+    for month, category, stage, *sums in await read(CELLS.format(where=cond), params):
+        projects = int(sums[0])
+        by_stage[(category, stage)] += projects
+        by_month[(int(month), category)] += projects
         group = groups.get(category)
         if group is None:
             group = groups[category] = _Group()
-        for counted in (group, overall):
-            counted.add(budget, award, bidders, outcome, days)
+        group.add(sums)
+        overall.add(sums)
+    counts = {"budget": "budget_count", "award": "award_count"}
+    for category, group in [*groups.items(), (None, overall)]:
+        if category is None and len(groups) == 1:  # one category: the same medians
+            overall.medians = next(iter(groups.values())).medians
+            break
+        for name, value in MEDIANS.items():
+            group.medians[name] = await median(
+                read, filters, category, group.count(counts[name]), value
+            )
+        group.medians["days"] = await median(read, filters, category, group.count("timed"), DAYS)
     amounts, competition, durations = [], [], []
     for category in sorted(groups):
         a, c, d = groups[category].rows(category)

@@ -2,11 +2,12 @@
 
 Two records, both pure functions of the events in seq order:
 
-- per project, what the figures need and the projects table does not hold
-  (projects/fold.py has its category, agency, stage and budget): when the
-  call for bids was first published (`noticed_us`), the month the project
-  counts in, the award (when, how much), the latest number of bidders, and
-  how the procedure ended (`awarded` or `failed`);
+- per project, everything a figure counts it by: its category and agency
+  (those of its latest event, as the projects table has them), its stage
+  (the latest lifecycle stage), its budget and currency (registered or last
+  amended), when the call for bids was first published (`noticed_us`), the
+  month the project counts in, the award (when, how much), the latest number
+  of bidders, and how the procedure ended (`awarded` or `failed`);
 - per month (Beijing time, as the law counts days), category and agency,
   how many events were published: the disclosure activity by month.
 
@@ -15,7 +16,11 @@ Which stages are which is fixed here (docs/stats.md says why): the first of
 number of bidders is the latest `data.bidders` any event published; a
 correction of the award's `amount` or of the `bidders` it counted replaces
 the value. Amounts are yuan (server/facts.py: a number, or text such as
-"1285万元", read here as 12,850,000).
+"1285万元", read here as 12,850,000). Which stages move a project's stage
+is the vocabulary's (`Domain.lifecycle_stages`), as for the projects table.
+
+stats/cells.py sums these per-project facts into cells; the figures read
+the cells, not the projects.
 """
 
 from __future__ import annotations
@@ -39,7 +44,25 @@ OPENING = frozenset({"prequalification", "notice", "single_source"})
 AWARD = "award"
 FAILED = "failed"
 CORRECTION = "correction"
+REGISTERED = "registered"
+AMENDED = "amended"
 UNITS = {"元": 1, "万元": 10_000, "亿元": 100_000_000}
+# The fields after `id` that are facts (`last_seq` says which event last changed one).
+FACTS = (
+    "month",
+    "category",
+    "agency",
+    "stage",
+    "budget",
+    "currency",
+    "noticed_us",
+    "award_us",
+    "award_seq",
+    "award_amount",
+    "bidders",
+    "bidders_seq",
+    "outcome",
+)
 
 # (month as YYYYMM, category, agency) → events published
 MonthKey = tuple[int, str, str]
@@ -49,6 +72,11 @@ MonthKey = tuple[int, str, str]
 class ProjectFacts:
     id: str
     month: int  # YYYYMM: of the first notice, or of the project's first event until one
+    category: str = ""
+    agency: str = ""
+    stage: str | None = None  # the latest lifecycle stage published
+    budget: float | None = None  # as registered or last amended, in `currency`
+    currency: str | None = None
     noticed_us: int | None = None  # the first notice's occurred_at, epoch µs
     award_us: int | None = None  # the latest award's occurred_at
     award_seq: int | None = None
@@ -57,6 +85,23 @@ class ProjectFacts:
     bidders_seq: int | None = None
     outcome: str | None = None  # "awarded" or "failed": the latest of the two stages
     last_seq: int = 0
+
+    def facts(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in FACTS)
+
+    @property
+    def budget_cny(self) -> float | None:
+        """The budget as the figures add it: yuan only (never converted)."""
+        return self.budget if self.currency == "CNY" else None
+
+    @property
+    def days_us(self) -> int | None:
+        """From the first notice to the latest award, for an awarded project
+        with a notice; None for an award dated before its notice (a data error)."""
+        if self.outcome != "awarded" or self.noticed_us is None or self.award_us is None:
+            return None
+        took = self.award_us - self.noticed_us
+        return took if took >= 0 else None
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +131,13 @@ def yuan(value: object) -> float | None:
     return None
 
 
+def number(value: object) -> float | None:
+    """A budget as the projects table keeps it (a number), as a float."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def whole(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
         return value
@@ -96,6 +148,7 @@ def apply_events(
     records: MutableMapping[str, ProjectFacts],
     months: MutableMapping[MonthKey, int] | None,
     events: Iterable[StoredEvent],
+    lifecycle: frozenset[str],
 ) -> set[str]:
     """Fold `events` (ascending seq) into `records` (and count them in
     `months` unless None); return the ids of the projects changed."""
@@ -105,22 +158,33 @@ def apply_events(
         if months is not None:
             key = (month_of(doc["published_at"]), event.category, event.agency)
             months[key] = months.get(key, 0) + 1
-        if apply_one(records, event, doc):
+        if apply_one(records, event, doc, lifecycle):
             changed.add(event.project)
     return changed
 
 
 def apply_one(
-    records: MutableMapping[str, ProjectFacts], event: StoredEvent, doc: dict[str, Any]
+    records: MutableMapping[str, ProjectFacts],
+    event: StoredEvent,
+    doc: dict[str, Any],
+    lifecycle: frozenset[str],
 ) -> bool:
     """Fold one event into its project's facts; whether they changed."""
     record = records.get(event.project)
     occurred = doc["occurred_at"]
     if record is None:
         record = records[event.project] = ProjectFacts(event.project, month_of(occurred))
-    elif not matters(event.stage, doc["data"]):
-        return False
+        before: tuple[Any, ...] | None = None
+    else:
+        before = record.facts()
     data = doc["data"] if isinstance(doc["data"], dict) else {}
+    record.category, record.agency = event.category, event.agency
+    if event.stage in lifecycle:
+        record.stage = event.stage
+    if event.stage == REGISTERED:
+        _set_budget(record, data)
+    elif event.stage == AMENDED and isinstance(changes := data.get("changes"), dict):
+        _set_budget(record, changes)
     if event.stage in OPENING and record.noticed_us is None:
         record.noticed_us, record.month = epoch_us(occurred), month_of(occurred)
     if event.stage == AWARD:
@@ -137,18 +201,19 @@ def apply_one(
             record.award_amount = yuan(data.get("now"))
         elif field == "bidders" and corrected is not None and corrected == record.bidders_seq:
             record.bidders = whole(data.get("now"))
+    if before is not None and record.facts() == before:
+        return False
     record.last_seq = event.seq
     return True
 
 
-def matters(stage: str, data: object) -> bool:
-    """Whether an event of a project already known can change its facts: the
-    write path skips the others without reading the project's row."""
-    return (
-        stage in OPENING
-        or stage in (AWARD, FAILED, CORRECTION)
-        or (isinstance(data, dict) and "bidders" in data)
-    )
+def _set_budget(record: ProjectFacts, fields: dict[str, Any]) -> None:
+    """What projects/fold.py sets of `budget` and `currency`, where given."""
+    if "budget" in fields:
+        record.budget = number(fields["budget"])
+    if "currency" in fields:
+        currency = fields["currency"]
+        record.currency = currency if isinstance(currency, str) else None
 
 
 class StatsFold:
@@ -156,12 +221,13 @@ class StatsFold:
 
     name = NAME
 
-    def __init__(self) -> None:
+    def __init__(self, lifecycle: frozenset[str]) -> None:
+        self.lifecycle = lifecycle
         self.records: dict[str, ProjectFacts] = {}
         self.months: Counter[MonthKey] = Counter()
         self.cursor = 0
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
-        apply_events(self.records, self.months, events)
+        apply_events(self.records, self.months, events, self.lifecycle)
         if events:
             self.cursor = events[-1].seq

@@ -44,15 +44,17 @@ class Statistics:
         self, filters: Filters, watchdog: Watchdog, cases: CaseStore | None, now_us: int
     ) -> dict[str, Any]:
         """The figures, from the tables as they are now (nothing kept)."""
-        store = self.table.store
-        head = store.head
+        # One snapshot: the medians are looked up by the ranks the cells give.
+        async with self.table.store.snapshot() as conn:
 
-        async def read(sql: str, params: Sequence[Any]) -> list[Any]:
-            return await store.read(sql, params, long=True)
+            async def read(sql: str, params: Sequence[Any]) -> list[Any]:
+                return list(await conn.execute_fetchall(sql, params))
 
-        found = await figures.project_figures(read, filters)
-        amounts, competition, durations = found.pop("_totals")
-        by_month = await figures.events_by_month(read, filters)
+            cursor = await read("SELECT seq FROM cursors WHERE name = ?", [self.table.name])
+            head = int(cursor[0][0]) if cursor else 0  # the log's head, as the tables have it
+            found = await figures.project_figures(read, filters)
+            amounts, competition, durations = found.pop("_totals")
+            by_month = await figures.events_by_month(read, filters)
         on_time = figures.on_time(watchdog, filters, self.categories)
         answers, answered = await figures.answers(cases, now_us, filters)
         due = sum(row["due"] for row in on_time)

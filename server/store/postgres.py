@@ -115,6 +115,16 @@ class PostgresStore(GroupCommitLog):
         ):
             return [await conn.execute_fetchall(sql) for sql in queries]
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[pg.PgConnection]:
+        """A connection holding one snapshot: for reads whose later queries
+        depend on the rows of earlier ones."""
+        async with (
+            self.db.connection() as conn,
+            conn.raw.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield conn
+
     async def write(self, sql: str, params: Sequence[Any]) -> pg.Result:
         """One statement outside the log (tokens): any connection will do."""
         async with self.db.connection() as conn:

@@ -106,6 +106,18 @@ class SQLiteStore(GroupCommitLog):
             finally:
                 await conn.execute("COMMIT")
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A reader holding one snapshot of the file: for reads whose later
+        queries depend on the rows of earlier ones."""
+        assert self._readers is not None, "store is not open"
+        async with self._readers.long() as conn:
+            await conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                await conn.execute("COMMIT")
+
     async def write(self, sql: str, params: Sequence[Any]) -> aiosqlite.Cursor:
         """One statement outside the log, never inside a batch's transaction."""
         async with self._write_lock:
