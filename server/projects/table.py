@@ -43,6 +43,7 @@ from server.projects.fold import (
     apply_events,
     epoch_us,
 )
+from server.store.fold_versions import mark_version, stored_version
 from server.store.postgres import PostgresStore
 from server.store.sqlite import SQLiteStore
 
@@ -119,23 +120,12 @@ class ProjectTable:
             rows = await conn.execute_fetchall("SELECT COUNT(*) FROM projects")
             cursor = head if next(iter(rows))[0] else 0
             await conn.execute("INSERT INTO cursors (name, seq) VALUES (?, ?)", (NAME, cursor))
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS fold_versions"
-            " (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
-        found = list(
-            await conn.execute_fetchall("SELECT version FROM fold_versions WHERE name = ?", (NAME,))
-        )
-        if not found or found[0][0] != FOLD_VERSION:
+        if await stored_version(conn, NAME) != FOLD_VERSION:
             if cursor > 0:  # rows an older fold wrote: fold the whole log again
                 log.info("projects: folding the log again (fold version %d)", FOLD_VERSION)
                 await self._catch_up(conn, 0, fresh=True)
                 cursor = head
-            await conn.execute(
-                "INSERT INTO fold_versions (name, version) VALUES (?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
-                (NAME, FOLD_VERSION),
-            )
+            await mark_version(conn, NAME, FOLD_VERSION)
         if cursor < head:
             log.info("projects: catching up from seq %d to %d", cursor, head)
             await self._catch_up(conn, cursor)

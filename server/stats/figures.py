@@ -104,7 +104,7 @@ class Filters:
 
 
 def where(filters: Filters) -> tuple[str, list[Any]]:
-    """The cells (and projects) the figures count: both have these columns."""
+    """The cells, projects and months the figures count: all have these columns."""
     clauses, params = ["TRUE"], []
     if (span := filters.months()) is not None:
         clauses.append("month BETWEEN ? AND ?")
@@ -248,16 +248,9 @@ async def project_figures(read: Read, filters: Filters) -> dict[str, Any]:
 
 
 async def events_by_month(read: Read, filters: Filters) -> list[dict[str, Any]]:
-    clauses, params = ["TRUE"], []
-    if (span := filters.months()) is not None:
-        clauses.append("month BETWEEN ? AND ?")
-        params += list(span)
-    for column in ("category", "agency"):
-        if (value := getattr(filters, column)) is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    clauses, params = where(filters)  # stats_months has the same columns
     rows = await read(
-        f"SELECT month, SUM(events) FROM stats_months WHERE {' AND '.join(clauses)}"
+        f"SELECT month, SUM(events) FROM stats_months WHERE {clauses}"
         " GROUP BY month ORDER BY month",
         params,
     )

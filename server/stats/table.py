@@ -43,6 +43,7 @@ from server.stats.fold import (
     apply_one,
     month_of,
 )
+from server.store.fold_versions import mark_version, stored_version
 from server.store.postgres import PostgresStore
 from server.store.sqlite import SQLiteStore
 
@@ -156,18 +157,12 @@ class StatsTable:
     async def open(self, conn: aiosqlite.Connection | PgConnection, head: int) -> None:
         """Create the tables if new (anew if an older fold wrote them); fold
         the log into them if behind."""
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS fold_versions"
-            " (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
-        found = list(
-            await conn.execute_fetchall("SELECT version FROM fold_versions WHERE name = ?", (NAME,))
-        )
-        if not found or found[0][0] != FOLD_VERSION:
-            if found:
+        found = await stored_version(conn, NAME)
+        if found != FOLD_VERSION:
+            if found is not None:
                 log.info("stats: folding the log again (fold version %d)", FOLD_VERSION)
             await _drop(conn)
-            await _mark_version(conn)
+            await mark_version(conn, NAME, FOLD_VERSION)
         cursor = await _create(conn)
         if cursor < head:
             log.info("stats: folding the log from seq %d to %d", cursor, head)
@@ -238,7 +233,7 @@ class StatsTable:
         fold = StatsFold(self.lifecycle)
         async with self.store.exclusive() as conn:
             await _drop(conn)
-            await _mark_version(conn)
+            await mark_version(conn, NAME, FOLD_VERSION)
             await _create(conn)
             while events := await log_reader.events_since(fold.cursor, None, PAGE):
                 fold.apply(events)
@@ -275,14 +270,6 @@ async def _create(conn: aiosqlite.Connection | PgConnection) -> int:
         return int(rows[0][0])
     await conn.execute("INSERT INTO cursors (name, seq) VALUES (?, 0)", (NAME,))
     return 0
-
-
-async def _mark_version(conn: aiosqlite.Connection | PgConnection) -> None:
-    await conn.execute(
-        "INSERT INTO fold_versions (name, version) VALUES (?, ?)"
-        " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
-        (NAME, FOLD_VERSION),
-    )
 
 
 async def _write_all(conn: aiosqlite.Connection | PgConnection, fold: StatsFold) -> None:
